@@ -1,0 +1,78 @@
+# vmlaunch: `make run` installs what is missing, builds, and boots configs/demo.conf; `make check` runs every test.
+BUILD ?= build
+CC ?= gcc
+VERSION := $(shell git describe --always --dirty 2>/dev/null || echo 0.1)
+
+# Debian packages: build, run, and test dependencies. `make deps` installs the missing ones.
+DEPS_BUILD := gcc make pkg-config libinih-dev libjson-c-dev liburing-dev librbd-dev libnuma-dev \
+	libgoogle-perftools-dev libcap-ng-dev libcmocka-dev
+DEPS_RUN := qemu-system-x86 qemu-utils busybox-static linux-image-amd64 cpio xz-utils kmod
+DEPS_TEST := python3 python3-pytest
+DEPS := $(DEPS_BUILD) $(DEPS_RUN) $(DEPS_TEST)
+
+PKG_CFLAGS := $(shell pkg-config --cflags inih json-c 2>/dev/null)
+PKG_LIBS := $(shell pkg-config --libs inih json-c 2>/dev/null || echo -linih -ljson-c)
+WARN := -std=gnu11 -Wall -Wextra -Werror
+CPPFLAGS += -Ilauncher -Istorage -DVMLAUNCH_VERSION='"$(VERSION)"'
+CFLAGS ?= -O2 -g
+SAN := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
+
+SRC := $(wildcard launcher/*.c storage/*.c)
+LIB_SRC := $(filter-out launcher/main.c,$(SRC))
+OBJ := $(SRC:%.c=$(BUILD)/obj/%.o)
+SAN_OBJ := $(SRC:%.c=$(BUILD)/san/%.o)
+SAN_LIB_OBJ := $(LIB_SRC:%.c=$(BUILD)/san/%.o)
+UNIT_SRC := $(wildcard tests/unit/test_*.c)
+UNIT_BIN := $(UNIT_SRC:tests/unit/%.c=$(BUILD)/tests/%)
+
+.PHONY: all deps run check unit system clean guest
+all: $(BUILD)/vmlaunch guest
+
+$(BUILD)/obj/%.o: %.c $(wildcard launcher/*.h storage/*.h)
+	@mkdir -p $(dir $@)
+	$(CC) $(WARN) $(CFLAGS) $(CPPFLAGS) $(PKG_CFLAGS) -c $< -o $@
+
+$(BUILD)/san/%.o: %.c $(wildcard launcher/*.h storage/*.h)
+	@mkdir -p $(dir $@)
+	$(CC) $(WARN) -O1 -g $(SAN) $(CPPFLAGS) $(PKG_CFLAGS) -c $< -o $@
+
+$(BUILD)/vmlaunch: $(OBJ)
+	$(CC) $(CFLAGS) -o $@ $^ $(PKG_LIBS)
+
+# The sanitized build the system tests run.
+$(BUILD)/vmlaunch-san: $(SAN_OBJ)
+	$(CC) $(SAN) -o $@ $^ $(PKG_LIBS)
+
+$(BUILD)/tests/%: tests/unit/%.c $(SAN_LIB_OBJ) $(wildcard tests/unit/*.h)
+	@mkdir -p $(dir $@)
+	$(CC) $(WARN) -O1 -g $(SAN) $(CPPFLAGS) $(PKG_CFLAGS) -Itests/unit -o $@ $< $(SAN_LIB_OBJ) $(PKG_LIBS) -lcmocka
+
+include initramfs/initramfs.mk
+guest: $(BUILD)/vmlinux $(BUILD)/initramfs.cpio.gz
+
+# Installs only what is missing (apt-get update once, when something is); prints nothing when all is there.
+deps:
+	@missing=$$(for p in $(DEPS); do dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null | grep -q '^install ok installed$$' || echo $$p; done); \
+	if [ -n "$$missing" ]; then \
+		echo "Installing: $$missing"; \
+		[ "$$(id -u)" = 0 ] || { echo "make deps: run as root to install: $$missing" >&2; exit 1; }; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing; \
+	fi
+
+run: deps
+	$(MAKE) all
+	$(BUILD)/vmlaunch configs/demo.conf
+
+unit: $(UNIT_BIN)
+	@set -e; for t in $(UNIT_BIN); do echo "== $$t"; $$t; done
+
+system: $(BUILD)/vmlaunch-san guest
+	VMLAUNCH=$(abspath $(BUILD)/vmlaunch-san) python3 -m pytest -v tests/system
+
+check: deps
+	$(MAKE) all $(BUILD)/vmlaunch-san $(UNIT_BIN)
+	$(MAKE) unit
+	$(MAKE) system
+
+clean:
+	rm -rf $(BUILD)

@@ -1,0 +1,644 @@
+/* Config file → struct vm_config: libinih does the INI syntax, this file the schema, with a file:line for every error. */
+#define _GNU_SOURCE
+#include "config.h"
+
+#include <ctype.h>
+#include <errno.h>
+#include <ini.h>
+#include <libgen.h>
+#include <limits.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "log.h"
+
+enum section_kind { SEC_VM, SEC_BOOT, SEC_QEMU, SEC_DISK };
+enum value_type { T_STRING, T_PATH, T_SIZE, T_UINT, T_BOOL, T_ENUM, T_WORDS, T_APPEND };
+
+struct key_spec {
+	enum section_kind section;
+	const char *name;
+	enum value_type type;
+	size_t offset;      /* of the value in vm_config or disk_config */
+	size_t line_offset; /* of its `unsigned line` */
+	const char *const *choices; /* T_ENUM: the accepted words, in enum order */
+	unsigned min, max;          /* T_UINT bounds */
+};
+
+static const char *const accel_words[] = { "auto", "kvm", "tcg", NULL };
+static const char *const format_words[] = { "raw", "qcow2", NULL };
+static const char *const cache_words[] = { "auto", "safe", "unsafe", NULL };
+static const char *const backend_words[] = { "file", "tmpfs", NULL };
+
+#define VM(field) offsetof(struct vm_config, field), offsetof(struct vm_config, field##_line)
+#define DISK(field) offsetof(struct disk_config, field), offsetof(struct disk_config, field##_line)
+
+static const struct key_spec keys[] = {
+	{ SEC_VM, "name", T_STRING, VM(name), NULL, 0, 0 },
+	{ SEC_VM, "cpus", T_UINT, VM(cpus), NULL, 1, 255 },
+	{ SEC_VM, "memory", T_SIZE, VM(memory), NULL, 0, 0 },
+	{ SEC_VM, "accel", T_ENUM, VM(accel), accel_words, 0, 0 },
+	{ SEC_VM, "machine", T_STRING, VM(machine), NULL, 0, 0 },
+	{ SEC_VM, "console-log", T_PATH, VM(console_log), NULL, 0, 0 },
+	{ SEC_VM, "shutdown-timeout", T_UINT, VM(shutdown_timeout), NULL, 1, 3600 },
+	{ SEC_BOOT, "kernel", T_PATH, VM(kernel), NULL, 0, 0 },
+	{ SEC_BOOT, "initrd", T_PATH, VM(initrd), NULL, 0, 0 },
+	{ SEC_BOOT, "append", T_APPEND, VM(append), NULL, 0, 0 },
+	{ SEC_QEMU, "binary", T_STRING, VM(qemu_binary), NULL, 0, 0 },
+	{ SEC_QEMU, "extra", T_WORDS, VM(qemu_extra), NULL, 0, 0 },
+	{ SEC_DISK, "backend", T_ENUM, DISK(backend), backend_words, 0, 0 },
+	{ SEC_DISK, "size", T_SIZE, DISK(size), NULL, 0, 0 },
+	{ SEC_DISK, "path", T_PATH, DISK(path), NULL, 0, 0 },
+	{ SEC_DISK, "source", T_PATH, DISK(source), NULL, 0, 0 },
+	{ SEC_DISK, "format", T_ENUM, DISK(format), format_words, 0, 0 },
+	{ SEC_DISK, "ephemeral", T_BOOL, DISK(ephemeral), NULL, 0, 0 },
+	{ SEC_DISK, "readonly", T_BOOL, DISK(readonly), NULL, 0, 0 },
+	{ SEC_DISK, "cache", T_ENUM, DISK(cache), cache_words, 0, 0 },
+};
+
+const char *const config_known_keys[] = {
+	"vm.name", "vm.cpus", "vm.memory", "vm.accel", "vm.machine", "vm.console-log", "vm.shutdown-timeout",
+	"boot.kernel", "boot.initrd", "boot.append", "qemu.binary", "qemu.extra",
+	"disk.backend", "disk.size", "disk.path", "disk.source", "disk.format", "disk.ephemeral", "disk.readonly",
+	"disk.cache", NULL,
+};
+
+static const char *const section_names[] = { [SEC_VM] = "vm", [SEC_BOOT] = "boot", [SEC_QEMU] = "qemu",
+					      [SEC_DISK] = "disk" };
+
+/* Parser state shared by the line reader and the libinih handler. */
+struct parse {
+	struct vm_config *cfg;
+	FILE *f;
+	const char *where; /* "FILE" while reading the file, "--set ARG" afterwards */
+	char *set_where;
+	unsigned line;     /* of the line libinih is working on: the reader counts them */
+	bool key_in_section; /* mirrors libinih's rule for continuation lines */
+	bool failed;
+	char *line_buf;
+	size_t line_cap;
+	/* every section header seen, to catch duplicates and empty sections */
+	struct seen_section {
+		char *name;
+		unsigned line;
+	} *sections;
+	size_t n_sections;
+	/* keys set in the current file, to refuse a key given twice */
+	struct seen_key {
+		char *section, *key;
+		unsigned line;
+	} *seen;
+	size_t n_seen;
+};
+
+static int fail(struct parse *p, unsigned line, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+static int fail(struct parse *p, unsigned line, const char *fmt, ...)
+{
+	char msg[1024];
+	va_list ap;
+
+	if (p->failed)
+		return -EINVAL;
+	p->failed = true;
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	if (line == CONFIG_LINE_SET)
+		return log_error("%s: (from --set) %s", p->where, msg);
+	if (line)
+		return log_error("%s:%u: %s", p->where, line, msg);
+	return log_error("%s: %s", p->where, msg);
+}
+
+int config_parse_size(const char *s, uint64_t *out)
+{
+	static const struct {
+		const char *suffix;
+		unsigned shift;
+	} units[] = {
+		{ "K", 10 }, { "KiB", 10 }, { "M", 20 }, { "MiB", 20 },
+		{ "G", 30 }, { "GiB", 30 }, { "T", 40 }, { "TiB", 40 },
+	};
+	char *end;
+	unsigned long long n;
+
+	if (!isdigit((unsigned char)*s))
+		return -EINVAL;
+	errno = 0;
+	n = strtoull(s, &end, 10);
+	if (errno || end == s)
+		return -EINVAL;
+	for (size_t i = 0; i < sizeof(units) / sizeof(units[0]); i++) {
+		if (strcmp(end, units[i].suffix))
+			continue;
+		if (n == 0 || n > (UINT64_MAX >> units[i].shift))
+			return -EINVAL;
+		*out = (uint64_t)n << units[i].shift;
+		return 0;
+	}
+	return -EINVAL;
+}
+
+static int parse_bool(const char *s, bool *out)
+{
+	static const char *const yes[] = { "yes", "true", "on", "1" }, *const no[] = { "no", "false", "off", "0" };
+
+	for (size_t i = 0; i < 4; i++) {
+		if (!strcasecmp(s, yes[i]))
+			return *out = true, 0;
+		if (!strcasecmp(s, no[i]))
+			return *out = false, 0;
+	}
+	return -EINVAL;
+}
+
+static char *choices_list(const char *const *choices)
+{
+	char buf[256] = "";
+
+	for (size_t i = 0; choices[i]; i++) {
+		if (i)
+			strncat(buf, choices[i + 1] ? ", " : " or ", sizeof(buf) - strlen(buf) - 1);
+		strncat(buf, choices[i], sizeof(buf) - strlen(buf) - 1);
+	}
+	return xstrdup(buf);
+}
+
+static bool valid_name(const char *s, size_t max)
+{
+	size_t n = strlen(s);
+
+	if (n == 0 || n > max || s[0] == '.' || s[0] == '-')
+		return false;
+	for (; *s; s++)
+		if (!isalnum((unsigned char)*s) && !strchr("_.-", *s))
+			return false;
+	return true;
+}
+
+static char *resolve_path(const struct vm_config *cfg, const char *v)
+{
+	if (v[0] == '/')
+		return xstrdup(v);
+	return xasprintf("%s/%s", cfg->dir, v);
+}
+
+/* Section "disk NAME" → the disk, created on first sight. */
+static struct disk_config *disk_for(struct parse *p, const char *name, unsigned line)
+{
+	struct vm_config *cfg = p->cfg;
+	struct disk_config *d;
+
+	for (size_t i = 0; i < cfg->n_disks; i++)
+		if (!strcmp(cfg->disks[i].name, name))
+			return &cfg->disks[i];
+	cfg->disks = xrealloc(cfg->disks, (cfg->n_disks + 1) * sizeof(*cfg->disks));
+	d = &cfg->disks[cfg->n_disks++];
+	memset(d, 0, sizeof(*d));
+	d->name = xstrdup(name);
+	d->line = line;
+	/* Messages about the disk as a whole point at its [disk NAME] header, not at its first key. */
+	for (size_t i = 0; i < p->n_sections; i++) {
+		const char *s = p->sections[i].name;
+
+		if (!strncmp(s, "disk", 4) && (s[4] == ' ' || s[4] == '.') && !strcmp(s + 5, name))
+			d->line = p->sections[i].line;
+	}
+	return d;
+}
+
+/* Splits "disk NAME" into its kind and name; NULL name for the plain sections. */
+static int classify_section(struct parse *p, const char *section, unsigned line, enum section_kind *kind,
+			    const char **disk_name)
+{
+	*disk_name = NULL;
+	for (size_t i = 0; i < sizeof(section_names) / sizeof(section_names[0]); i++) {
+		size_t n = strlen(section_names[i]);
+
+		if (strncmp(section, section_names[i], n))
+			continue;
+		if (i == SEC_DISK) {
+			const char *name = section + n;
+
+			if (*name != ' ' && *name != '.')
+				break;
+			name++;
+			if (!valid_name(name, DISK_NAME_MAX))
+				return fail(p, line,
+					    "section [%s]: disk name \"%s\": expected 1 to %d letters, digits, '_', '.' or '-'",
+					    section, name, DISK_NAME_MAX);
+			*kind = SEC_DISK;
+			*disk_name = name;
+			return 0;
+		}
+		if (section[n])
+			break;
+		*kind = (enum section_kind)i;
+		return 0;
+	}
+	return fail(p, line, "unknown section [%s]: expected [vm], [boot], [qemu] or [disk NAME]", section);
+}
+
+static int set_value(struct parse *p, const struct key_spec *k, void *base, const char *section, const char *value,
+		     unsigned line)
+{
+	void *field = (char *)base + k->offset;
+	const char *what = k->name;
+	char *list;
+
+	*(unsigned *)((char *)base + k->line_offset) = line ? line : CONFIG_LINE_SET;
+	switch (k->type) {
+	case T_STRING:
+		if (!*value)
+			return fail(p, line, "[%s] %s: expected a value", section, what);
+		free(*(char **)field);
+		*(char **)field = xstrdup(value);
+		return 0;
+	case T_PATH:
+		if (!*value)
+			return fail(p, line, "[%s] %s: expected a path", section, what);
+		free(*(char **)field);
+		*(char **)field = resolve_path(p->cfg, value);
+		return 0;
+	case T_SIZE:
+		if (config_parse_size(value, (uint64_t *)field) < 0)
+			return fail(p, line,
+				    "[%s] %s \"%s\": expected a number with K, M, G or T suffix (e.g. 512M, 2G)",
+				    section, what, value);
+		return 0;
+	case T_UINT: {
+		char *end;
+		unsigned long n;
+
+		errno = 0;
+		n = strtoul(value, &end, 10);
+		if (!isdigit((unsigned char)*value) || *end || errno || n < k->min || n > k->max)
+			return fail(p, line, "[%s] %s \"%s\": expected a whole number from %u to %u", section, what,
+				    value, k->min, k->max);
+		*(unsigned *)field = (unsigned)n;
+		return 0;
+	}
+	case T_BOOL:
+		if (parse_bool(value, (bool *)field) < 0)
+			return fail(p, line, "[%s] %s \"%s\": expected yes or no", section, what, value);
+		return 0;
+	case T_ENUM:
+		for (size_t i = 0; k->choices[i]; i++)
+			if (!strcmp(value, k->choices[i])) {
+				*(int *)field = (int)i;
+				return 0;
+			}
+		list = choices_list(k->choices);
+		fail(p, line, "[%s] %s \"%s\": expected %s", section, what, value, list);
+		free(list);
+		return -EINVAL;
+	case T_WORDS: {
+		/* Split on blanks, no quoting: the words go to qemu as separate arguments, never through a shell. */
+		char *copy = xstrdup(value), *save = NULL;
+
+		for (char *w = strtok_r(copy, " \t", &save); w; w = strtok_r(NULL, " \t", &save))
+			strv_push((struct strv *)field, w);
+		free(copy);
+		return 0;
+	}
+	case T_APPEND: {
+		/* Repeated or continued lines add words: long kernel command lines can be split over lines. */
+		char **s = field;
+		char *joined = *s ? xasprintf("%s %s", *s, value) : xstrdup(value);
+
+		free(*s);
+		*s = joined;
+		return 0;
+	}
+	}
+	return -EINVAL;
+}
+
+static const struct key_spec *find_key(enum section_kind kind, const char *name)
+{
+	for (size_t i = 0; i < sizeof(keys) / sizeof(keys[0]); i++)
+		if (keys[i].section == kind && !strcmp(keys[i].name, name))
+			return &keys[i];
+	return NULL;
+}
+
+static char *known_keys_of(enum section_kind kind)
+{
+	char buf[512] = "";
+
+	for (size_t i = 0; i < sizeof(keys) / sizeof(keys[0]); i++) {
+		if (keys[i].section != kind)
+			continue;
+		if (*buf)
+			strncat(buf, ", ", sizeof(buf) - strlen(buf) - 1);
+		strncat(buf, keys[i].name, sizeof(buf) - strlen(buf) - 1);
+	}
+	return xstrdup(buf);
+}
+
+/* One key = value. `from_file` distinguishes the file (duplicates refused) from --set (overrides allowed). */
+static int apply(struct parse *p, const char *section, const char *name, const char *value, unsigned line,
+		 bool from_file)
+{
+	enum section_kind kind;
+	const char *disk_name;
+	const struct key_spec *k;
+	void *base;
+	char *list;
+
+	if (classify_section(p, section, line, &kind, &disk_name) < 0)
+		return -EINVAL;
+	k = find_key(kind, name);
+	if (!k) {
+		list = known_keys_of(kind);
+		fail(p, line, "[%s]: unknown key \"%s\": expected one of %s", section, name, list);
+		free(list);
+		return -EINVAL;
+	}
+	if (from_file && k->type != T_WORDS && k->type != T_APPEND) {
+		for (size_t i = 0; i < p->n_seen; i++)
+			if (!strcmp(p->seen[i].section, section) && !strcmp(p->seen[i].key, name))
+				return fail(p, line, "[%s] %s: set twice (first on line %u); expected it once", section,
+					    name, p->seen[i].line);
+		p->seen = xrealloc(p->seen, (p->n_seen + 1) * sizeof(*p->seen));
+		p->seen[p->n_seen++] = (struct seen_key){ xstrdup(section), xstrdup(name), line };
+	}
+	base = kind == SEC_DISK ? (void *)disk_for(p, disk_name, line) : (void *)p->cfg;
+	return set_value(p, k, base, section, value, line);
+}
+
+static int config_ini_handler(void *user, const char *section, const char *name, const char *value)
+{
+	struct parse *p = user;
+
+	if (p->failed)
+		return 1; /* report only the first error; libinih keeps going */
+	p->key_in_section = true;
+	if (!*section) {
+		fail(p, p->line, "\"%s\" is outside any section: expected a [vm], [boot], [qemu] or [disk NAME] header first",
+		     name);
+		return 0;
+	}
+	return apply(p, section, name, value, p->line, true) < 0 ? 0 : 1;
+}
+
+static void note_section(struct parse *p, const char *line)
+{
+	const char *end = strchr(line, ']');
+	char *name;
+
+	if (!end) {
+		fail(p, p->line, "expected [section], key = value, or a comment (no ']' closes the section name)");
+		return;
+	}
+	name = strndup(line + 1, (size_t)(end - line - 1));
+	if (!name)
+		abort();
+	for (size_t i = 0; i < p->n_sections; i++)
+		if (!strcmp(p->sections[i].name, name)) {
+			fail(p, p->line, "section [%s] appears twice (first on line %u); expected each section once", name,
+			     p->sections[i].line);
+			free(name);
+			return;
+		}
+	{
+		/* Judge the header where it stands, not at its first key. */
+		enum section_kind kind;
+		const char *disk_name;
+
+		classify_section(p, name, p->line, &kind, &disk_name);
+	}
+	p->sections = xrealloc(p->sections, (p->n_sections + 1) * sizeof(*p->sections));
+	p->sections[p->n_sections++] = (struct seen_section){ name, p->line };
+	p->key_in_section = false;
+}
+
+/* libinih's line reader, wrapped to count lines (libinih does not pass them to the handler), to refuse what it would
+ * silently mangle (overlong lines, NUL bytes), and to see section headers even when a section is empty. */
+static char *config_ini_reader(char *str, int num, void *stream)
+{
+	struct parse *p = stream;
+	ssize_t len = getline(&p->line_buf, &p->line_cap, p->f);
+	const char *s;
+
+	if (len < 0)
+		return NULL;
+	p->line++;
+	if ((size_t)len != strlen(p->line_buf))
+		fail(p, p->line, "contains a NUL byte: expected text");
+	else if (len > num - 1)
+		fail(p, p->line, "line is longer than %d characters: split long values over continuation lines",
+		     num - 2);
+	if (p->failed) {
+		str[0] = '\0';
+		return str;
+	}
+	memcpy(str, p->line_buf, (size_t)len + 1);
+	for (s = str; *s == ' ' || *s == '\t'; s++)
+		;
+	if (*s == '[' && (s == str || !p->key_in_section))
+		note_section(p, s);
+	return str;
+}
+
+static int finish_disk(struct parse *p, struct disk_config *d)
+{
+	const char *b;
+
+	if (!d->backend_line)
+		return fail(p, d->line, "[disk %s]: missing key \"backend\": expected backend = %s", d->name,
+			    "file or tmpfs");
+	b = backend_kind_name(d->backend);
+	switch (d->backend) {
+	case BACKEND_FILE:
+		if (!d->path_line)
+			return fail(p, d->line, "[disk %s]: backend file needs path = IMAGE (a raw or qcow2 file)",
+				    d->name);
+		if (d->size_line)
+			return fail(p, d->size_line, "[disk %s] size: not used by backend file (the image has its size)",
+				    d->name);
+		if (d->source_line)
+			return fail(p, d->source_line,
+				    "[disk %s] source: not used by backend file (path = is the image itself)", d->name);
+		break;
+	case BACKEND_TMPFS:
+		if (!d->size_line)
+			return fail(p, d->line, "[disk %s]: backend %s needs size = (e.g. size = 1G)", d->name, b);
+		if (d->path_line)
+			return fail(p, d->path_line,
+				    "[disk %s] path: not used by backend %s (vmlaunch creates the disk; use source = to fill it)",
+				    d->name, b);
+		if (d->ephemeral_line && !d->ephemeral)
+			return fail(p, d->ephemeral_line,
+				    "[disk %s] ephemeral: a %s disk lives in RAM and is always ephemeral; expected yes",
+				    d->name, b);
+		if (d->format_line && d->format != FORMAT_RAW)
+			return fail(p, d->format_line, "[disk %s] format: a %s disk is raw; expected raw", d->name, b);
+		d->ephemeral = true;
+		break;
+	}
+	if (d->readonly && d->ephemeral && d->backend == BACKEND_FILE)
+		return fail(p, d->readonly_line,
+			    "[disk %s] readonly: an ephemeral overlay exists to take writes; expected either readonly or ephemeral",
+			    d->name);
+	return 0;
+}
+
+static int finish(struct parse *p)
+{
+	struct vm_config *cfg = p->cfg;
+
+	/* A section that appeared with no keys still declares something: an empty [disk x] is a mistake, not nothing. */
+	for (size_t i = 0; i < p->n_sections; i++) {
+		enum section_kind kind;
+		const char *disk_name;
+
+		if (classify_section(p, p->sections[i].name, p->sections[i].line, &kind, &disk_name) < 0)
+			return -EINVAL;
+		if (kind == SEC_DISK)
+			disk_for(p, disk_name, p->sections[i].line);
+	}
+	if (!cfg->name) {
+		char *copy = xstrdup(cfg->file), *base = basename(copy), *dot = strrchr(base, '.');
+
+		if (dot && dot != base)
+			*dot = '\0';
+		cfg->name = xstrdup(base);
+		free(copy);
+	}
+	if (!valid_name(cfg->name, VM_NAME_MAX))
+		return fail(p, cfg->name_line,
+			    "[vm] name \"%s\": expected 1 to %d letters, digits, '_', '.' or '-' (it names /run/vmlaunch/NAME)",
+			    cfg->name, VM_NAME_MAX);
+	if (cfg->memory < (16ULL << 20))
+		return fail(p, cfg->memory_line, "[vm] memory: expected at least 16M");
+	if (!cfg->machine)
+		cfg->machine = xstrdup("q35");
+	if (strcmp(cfg->machine, "q35"))
+		return fail(p, cfg->machine_line, "[vm] machine \"%s\": expected q35 (the only machine vmlaunch tunes for)",
+			    cfg->machine);
+	if (cfg->kernel && access(cfg->kernel, R_OK) < 0)
+		return fail(p, cfg->kernel_line, "[boot] kernel %s: %s", cfg->kernel, strerror(errno));
+	if (cfg->initrd && access(cfg->initrd, R_OK) < 0)
+		return fail(p, cfg->initrd_line, "[boot] initrd %s: %s", cfg->initrd, strerror(errno));
+	if (!cfg->kernel && cfg->initrd_line)
+		return fail(p, cfg->initrd_line, "[boot] initrd: needs kernel = as well");
+	if (!cfg->kernel && cfg->append_line)
+		return fail(p, cfg->append_line, "[boot] append: needs kernel = as well (firmware boot has no command line)");
+	if (!cfg->qemu_binary)
+		cfg->qemu_binary = xstrdup("qemu-system-x86_64");
+	for (size_t i = 0; i < cfg->n_disks; i++)
+		if (finish_disk(p, &cfg->disks[i]) < 0)
+			return -EINVAL;
+	return 0;
+}
+
+static int apply_set(struct parse *p, const char *arg)
+{
+	const char *eq = strchr(arg, '='), *dot;
+	char *lhs, *section, *key;
+	int r;
+
+	free(p->set_where);
+	p->set_where = xasprintf("--set %s", arg);
+	p->where = p->set_where;
+	if (!eq)
+		return fail(p, 0, "expected --set SECTION.KEY=VALUE (e.g. --set vm.cpus=4 or --set disk.root.size=2G)");
+	lhs = strndup(arg, (size_t)(eq - arg));
+	if (!lhs)
+		abort();
+	dot = strrchr(lhs, '.');
+	if (!dot || dot == lhs || !dot[1]) {
+		free(lhs);
+		return fail(p, 0, "expected --set SECTION.KEY=VALUE (e.g. --set vm.cpus=4 or --set disk.root.size=2G)");
+	}
+	section = strndup(lhs, (size_t)(dot - lhs));
+	key = xstrdup(dot + 1);
+	if (!section)
+		abort();
+	/* "disk.root" and "disk root" both name [disk root] */
+	if (!strncmp(section, "disk.", 5))
+		section[4] = ' ';
+	r = apply(p, section, key, eq + 1, 0, false);
+	free(section);
+	free(key);
+	free(lhs);
+	return r;
+}
+
+int config_load(const char *file, const struct strv *sets, struct vm_config *cfg)
+{
+	struct parse p = { .cfg = cfg, .where = file };
+	char *copy, *dir;
+	int r;
+
+	memset(cfg, 0, sizeof(*cfg));
+	cfg->file = xstrdup(file);
+	copy = xstrdup(file);
+	/* Absolute, so paths in the config mean the same whatever the caller's working directory. */
+	dir = dirname(copy);
+	cfg->dir = realpath(dir, NULL);
+	if (!cfg->dir)
+		cfg->dir = xstrdup(dir);
+	free(copy);
+	cfg->cpus = 1;
+	cfg->memory = 512ULL << 20;
+	cfg->shutdown_timeout = 60;
+
+	p.f = fopen(file, "re");
+	if (!p.f)
+		return log_errno(errno, "cannot read config %s", file);
+	r = ini_parse_stream(config_ini_reader, &p, config_ini_handler, &p);
+	fclose(p.f);
+	if (r < 0 && !p.failed)
+		fail(&p, 0, "cannot parse: out of memory");
+	else if (r > 0 && !p.failed)
+		fail(&p, (unsigned)r, "expected [section], key = value, or a comment");
+	for (size_t i = 0; !p.failed && sets && i < sets->n; i++)
+		apply_set(&p, sets->v[i]);
+	p.where = file;
+	if (!p.failed)
+		finish(&p);
+
+	free(p.line_buf);
+	free(p.set_where);
+	for (size_t i = 0; i < p.n_sections; i++)
+		free(p.sections[i].name);
+	free(p.sections);
+	for (size_t i = 0; i < p.n_seen; i++) {
+		free(p.seen[i].section);
+		free(p.seen[i].key);
+	}
+	free(p.seen);
+	return p.failed ? -EINVAL : 0;
+}
+
+const char *backend_kind_name(enum backend_kind b)
+{
+	return backend_words[b];
+}
+
+void config_free(struct vm_config *cfg)
+{
+	free(cfg->file);
+	free(cfg->dir);
+	free(cfg->name);
+	free(cfg->machine);
+	free(cfg->console_log);
+	free(cfg->kernel);
+	free(cfg->initrd);
+	free(cfg->append);
+	free(cfg->qemu_binary);
+	strv_free(&cfg->qemu_extra);
+	for (size_t i = 0; i < cfg->n_disks; i++) {
+		free(cfg->disks[i].name);
+		free(cfg->disks[i].path);
+		free(cfg->disks[i].source);
+	}
+	free(cfg->disks);
+	memset(cfg, 0, sizeof(*cfg));
+}

@@ -1,0 +1,101 @@
+/* Probes the host once, read-only: nothing here creates, mounts or reserves anything. */
+#define _GNU_SOURCE
+#include "host.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "command.h"
+#include "log.h"
+#include "strv.h"
+
+char *host_find_program(const char *name)
+{
+	const char *path = getenv("PATH");
+	char *copy, *save = NULL, *found = NULL;
+
+	if (strchr(name, '/')) {
+		char *abs = realpath(name, NULL);
+
+		if (abs && access(abs, X_OK) == 0)
+			return abs;
+		free(abs);
+		return NULL;
+	}
+	copy = xstrdup(path && *path ? path : "/usr/local/bin:/usr/bin:/bin");
+	for (char *dir = strtok_r(copy, ":", &save); dir && !found; dir = strtok_r(NULL, ":", &save)) {
+		char *candidate = xasprintf("%s/%s", *dir ? dir : ".", name);
+		struct stat st;
+
+		if (stat(candidate, &st) == 0 && S_ISREG(st.st_mode) && access(candidate, X_OK) == 0)
+			found = realpath(candidate, NULL);
+		free(candidate);
+	}
+	free(copy);
+	return found;
+}
+
+/* O_TMPFILE leaves nothing behind even if we are killed right here. */
+static bool probe_tmpfs_direct_io(void)
+{
+	int fd = open("/dev/shm", O_TMPFILE | O_RDWR | O_DIRECT, 0600);
+
+	if (fd < 0)
+		return false;
+	close(fd);
+	return true;
+}
+
+static char *state_root(void)
+{
+	const char *xdg = getenv("XDG_RUNTIME_DIR");
+
+	if (geteuid() == 0 || !xdg || !*xdg)
+		return xstrdup("/run/vmlaunch");
+	return xasprintf("%s/vmlaunch", xdg);
+}
+
+int host_probe(const char *qemu_binary, bool want_kvm, struct host_facts *h)
+{
+	char *argv[] = { NULL, "-device", "pvpanic-pci,help", NULL };
+	long n;
+	int r;
+
+	memset(h, 0, sizeof(*h));
+	h->qemu_path = host_find_program(qemu_binary);
+	if (!h->qemu_path)
+		return log_errno(ENOENT, "qemu binary \"%s\" not found (install qemu-system-x86, or set [qemu] binary =)",
+				 qemu_binary);
+	/* Doubles as a check that the binary runs at all. */
+	argv[0] = h->qemu_path;
+	r = command_run(argv, NULL, 1);
+	if (r < 0)
+		return log_errno(r, "cannot run %s", h->qemu_path);
+	h->pvpanic_pci = r == 0;
+
+	if (want_kvm) {
+		/* An internal failure of the probe still fills in KVM_BROKEN with its cause: fall back, don't abort. */
+		kvm_probe("/sys", "/dev/kvm", 50, &h->kvm);
+	} else {
+		h->kvm.verdict = KVM_ABSENT;
+		snprintf(h->kvm.reason, sizeof(h->kvm.reason), "accel = tcg was asked for");
+	}
+	n = sysconf(_SC_NPROCESSORS_ONLN);
+	h->online_cpus = n > 0 ? (unsigned)n : 1;
+	h->tmpfs_direct_io = probe_tmpfs_direct_io();
+	h->stdin_is_tty = isatty(0);
+	h->state_root = state_root();
+	return 0;
+}
+
+void host_facts_free(struct host_facts *h)
+{
+	free(h->qemu_path);
+	free(h->state_root);
+	memset(h, 0, sizeof(*h));
+}

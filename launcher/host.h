@@ -1,0 +1,27 @@
+/* What this host offers, probed once before any decision: qemu, a usable KVM, CPUs, what tmpfs accepts, the terminal. */
+#ifndef VMLAUNCH_HOST_H
+#define VMLAUNCH_HOST_H
+
+#include <stdbool.h>
+
+#include "kvm_probe.h"
+
+struct host_facts {
+	char *qemu_path; /* absolute path of the qemu binary */
+	unsigned qemu_version[3];
+	struct kvm_probe_result kvm;
+	unsigned online_cpus;
+	bool tmpfs_direct_io; /* kernels >= 6.6 accept O_DIRECT on tmpfs, older ones refuse it */
+	bool stdin_is_tty;
+	bool pvpanic_pci; /* this qemu has the pvpanic-pci device */
+	char *state_root; /* /run/vmlaunch, or $XDG_RUNTIME_DIR/vmlaunch when not root */
+};
+
+/* `want_kvm` false skips the KVM probe (accel=tcg). Returns 0 or -errno after logging what is missing. */
+int host_probe(const char *qemu_binary, bool want_kvm, struct host_facts *out);
+void host_facts_free(struct host_facts *h);
+
+/* Looks NAME up in $PATH unless it contains a slash. Returns a malloc'ed absolute path or NULL. */
+char *host_find_program(const char *name);
+
+#endif

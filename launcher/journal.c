@@ -1,0 +1,143 @@
+/* Persistent undo log: what was acquired, in order, so any exit — clean, failed or after a crash — can undo it. */
+#define _GNU_SOURCE
+#include "journal.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mount.h>
+#include <unistd.h>
+
+#include "log.h"
+#include "strv.h"
+
+char *journal_encode(const char *arg)
+{
+	char *out = xmalloc(strlen(arg) * 3 + 1), *o = out;
+
+	for (const unsigned char *s = (const unsigned char *)arg; *s; s++) {
+		if (*s <= ' ' || *s == '%' || *s >= 0x7f)
+			o += sprintf(o, "%%%02X", *s);
+		else
+			*o++ = (char)*s;
+	}
+	*o = '\0';
+	return out;
+}
+
+char *journal_decode(const char *enc)
+{
+	char *out = xmalloc(strlen(enc) + 1), *o = out;
+
+	for (const char *s = enc; *s; s++) {
+		unsigned v;
+
+		if (*s == '%' && sscanf(s + 1, "%2X", &v) == 1 && v) {
+			*o++ = (char)v;
+			s += 2;
+		} else {
+			*o++ = *s;
+		}
+	}
+	*o = '\0';
+	return out;
+}
+
+int journal_create(struct journal *j, const char *state_dir)
+{
+	j->path = xasprintf("%s/journal", state_dir);
+	j->fd = open(j->path, O_WRONLY | O_CREAT | O_EXCL | O_APPEND | O_NOFOLLOW | O_CLOEXEC, 0600);
+	if (j->fd < 0) {
+		int r = log_errno(errno, "cannot create %s", j->path);
+
+		free(j->path);
+		j->path = NULL;
+		return r;
+	}
+	return 0;
+}
+
+int journal_add(struct journal *j, const char *verb, const char *arg)
+{
+	char *enc = journal_encode(arg), *line = xasprintf("%s %s\n", verb, enc);
+	size_t len = strlen(line);
+	ssize_t n = write(j->fd, line, len);
+	int r = 0;
+
+	if (n != (ssize_t)len)
+		r = log_errno(n < 0 ? errno : EIO, "cannot write %s", j->path);
+	else if (fdatasync(j->fd) < 0)
+		r = log_errno(errno, "cannot sync %s", j->path);
+	free(enc);
+	free(line);
+	return r;
+}
+
+static int undo_one(const char *verb, const char *arg)
+{
+	if (!strcmp(verb, UNDO_UNLINK)) {
+		if (unlink(arg) < 0 && errno != ENOENT)
+			return log_errno(errno, "cannot remove %s", arg);
+	} else if (!strcmp(verb, UNDO_RMDIR)) {
+		if (rmdir(arg) < 0 && errno != ENOENT)
+			return log_errno(errno, "cannot remove directory %s", arg);
+	} else if (!strcmp(verb, UNDO_UMOUNT)) {
+		/* Lazy: qemu is gone by now, but a stray open file must not keep the RAM pinned forever. EINVAL means it
+		 * was not mounted (the mount never happened or a replay already undid it). */
+		if (umount2(arg, MNT_DETACH | UMOUNT_NOFOLLOW) < 0 && errno != EINVAL && errno != ENOENT)
+			return log_errno(errno, "cannot unmount %s", arg);
+	} else {
+		return log_error("journal: unknown undo \"%s\" (written by a newer vmlaunch?)", verb);
+	}
+	return 0;
+}
+
+int journal_replay(const char *path)
+{
+	FILE *f = fopen(path, "re");
+	struct strv lines = STRV_INIT;
+	char *line = NULL;
+	size_t cap = 0;
+	ssize_t len;
+	int first_error = 0;
+
+	if (!f)
+		return errno == ENOENT ? 0 : log_errno(errno, "cannot read %s", path);
+	while ((len = getline(&line, &cap, f)) > 0) {
+		if (line[len - 1] != '\n')
+			break; /* torn last write: that step never completed its record, so nothing to undo */
+		line[len - 1] = '\0';
+		strv_push(&lines, line);
+	}
+	free(line);
+	fclose(f);
+	for (size_t i = lines.n; i-- > 0;) {
+		char *sp = strchr(lines.v[i], ' '), *arg;
+		int r;
+
+		if (!sp) {
+			log_error("%s: malformed record \"%s\"", path, lines.v[i]);
+			first_error = first_error ? first_error : -EINVAL;
+			continue;
+		}
+		*sp = '\0';
+		arg = journal_decode(sp + 1);
+		r = undo_one(lines.v[i], arg);
+		free(arg);
+		if (r < 0 && !first_error)
+			first_error = r;
+	}
+	strv_free(&lines);
+	return first_error;
+}
+
+void journal_close(struct journal *j)
+{
+	if (j->fd >= 0)
+		close(j->fd);
+	j->fd = -1;
+	free(j->path);
+	j->path = NULL;
+}

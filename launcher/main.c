@@ -1,0 +1,313 @@
+/* vmlaunch's command line and top-level flow: parse, probe, plan, then acquire → run → undo in journal order. */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/signalfd.h>
+#include <sys/stat.h>
+#include <termios.h>
+#include <unistd.h>
+
+#include "config.h"
+#include "exit_status.h"
+#include "host.h"
+#include "journal.h"
+#include "log.h"
+#include "plan.h"
+#include "qemu_argv.h"
+#include "run.h"
+#include "state_dir.h"
+#include "storage.h"
+#include "strv.h"
+
+#ifndef VMLAUNCH_VERSION
+#define VMLAUNCH_VERSION "0.1"
+#endif
+
+static void usage(FILE *out)
+{
+	fputs("Usage: vmlaunch [OPTIONS] CONFIG [-- COMMAND [ARG...]]\n"
+	      "\n"
+	      "Launch one QEMU virtual machine described by CONFIG: set up its storage, start qemu with a tuned\n"
+	      "command line, supervise it, and undo everything at exit. With -- COMMAND, run COMMAND inside the\n"
+	      "bundled guest and exit with its exit status.\n"
+	      "\n"
+	      "Options:\n"
+	      "  -n, --dry-run            print qemu's argv, one argument per line, and exit; touches nothing\n"
+	      "  -e, --explain            print qemu's argv in groups, each with the reason for it, and exit\n"
+	      "  -s, --set SECTION.KEY=VALUE\n"
+	      "                           override a config key (repeatable), e.g. --set vm.cpus=4,\n"
+	      "                           --set disk.root.size=2G\n"
+	      "  -v, --verbose            say what vmlaunch is doing\n"
+	      "  -h, --help               show this help and exit\n"
+	      "  -V, --version            show the version and exit\n"
+	      "\n"
+	      "Exit status:\n"
+	      "  0        the VM powered off (with -- COMMAND: the command's status, 0-255, exactly)\n"
+	      "  1        vmlaunch or qemu failed; what vmlaunch had set up was undone\n"
+	      "  2        bad command line or config; nothing on the host was touched\n"
+	      "  125      -- COMMAND: the guest panicked or stopped without reporting the command's status\n"
+	      "  128+N    stopped by signal N before the VM finished (a graceful powerdown after SIGINT/SIGTERM\n"
+	      "           without -- COMMAND exits 0)\n"
+	      "With -- COMMAND, statuses 1, 2 and 125 can also be the command's own; vmlaunch then says which on stderr.\n",
+	      out);
+}
+
+struct options {
+	const char *config;
+	struct strv sets;
+	struct strv command;
+	bool dry_run, explain;
+};
+
+static int parse_options(int argc, char **argv, struct options *o)
+{
+	static const struct option longopts[] = {
+		{ "dry-run", no_argument, NULL, 'n' }, { "explain", no_argument, NULL, 'e' },
+		{ "set", required_argument, NULL, 's' }, { "verbose", no_argument, NULL, 'v' },
+		{ "help", no_argument, NULL, 'h' },    { "version", no_argument, NULL, 'V' },
+		{ NULL, 0, NULL, 0 },
+	};
+	int c;
+
+	/* '+': options end at CONFIG, so COMMAND's own options after "--" are never ours. */
+	while ((c = getopt_long(argc, argv, "+nes:vhV", longopts, NULL)) != -1) {
+		switch (c) {
+		case 'n':
+			o->dry_run = true;
+			break;
+		case 'e':
+			o->explain = true;
+			break;
+		case 's':
+			strv_push(&o->sets, optarg);
+			break;
+		case 'v':
+			log_verbose = 1;
+			break;
+		case 'h':
+			usage(stdout);
+			exit(EXIT_VM_OK);
+		case 'V':
+			printf("vmlaunch %s\n", VMLAUNCH_VERSION);
+			exit(EXIT_VM_OK);
+		default:
+			fputs("Try 'vmlaunch --help'.\n", stderr);
+			return -EINVAL;
+		}
+	}
+	if (optind >= argc) {
+		log_error("expected a CONFIG file (vmlaunch [OPTIONS] CONFIG [-- COMMAND...])");
+		return -EINVAL;
+	}
+	o->config = argv[optind++];
+	if (optind < argc) {
+		if (strcmp(argv[optind], "--") != 0 || optind + 1 >= argc) {
+			log_error("unexpected \"%s\" after CONFIG: expected -- COMMAND [ARG...]", argv[optind]);
+			return -EINVAL;
+		}
+		for (optind++; optind < argc; optind++)
+			strv_push(&o->command, argv[optind]);
+	}
+	return 0;
+}
+
+static void print_argv(const struct qemu_cmdline *c)
+{
+	for (size_t i = 0; i < c->argv.n; i++)
+		puts(c->argv.v[i]);
+}
+
+/* Each group's reason, then its arguments, one option with its value per line. */
+static void print_explained(const struct qemu_cmdline *c)
+{
+	for (size_t g = 0; g < c->n_groups; g++) {
+		printf("# %s\n", c->groups[g].why);
+		for (size_t i = c->groups[g].start; i < c->groups[g].end; i++) {
+			const char *a = c->argv.v[i];
+			bool option = a[0] == '-' && i > 0;
+
+			if (i > c->groups[g].start && option)
+				putchar('\n');
+			else if (i > c->groups[g].start)
+				putchar(' ');
+			printf(strpbrk(a, " \t") ? "'%s'" : "%s", a);
+		}
+		putchar('\n');
+	}
+}
+
+/* The fw_cfg file carrying COMMAND's argv: each argument NUL-terminated, no quoting anywhere. */
+static int write_argv_file(const char *path, const struct strv *command)
+{
+	int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+	int r = 0;
+
+	if (fd < 0)
+		return log_errno(errno, "cannot create %s", path);
+	for (size_t i = 0; i < command->n && !r; i++)
+		if (write(fd, command->v[i], strlen(command->v[i]) + 1) != (ssize_t)(strlen(command->v[i]) + 1))
+			r = log_errno(errno, "cannot write %s", path);
+	if (close(fd) < 0 && !r)
+		r = log_errno(errno, "cannot write %s", path);
+	return r;
+}
+
+/* Signals are read through a signalfd from the moment anything is acquired: a Ctrl-C then means "stop the VM and
+ * undo", never "die with a half-made setup". */
+static int block_signals(sigset_t *set)
+{
+	int fd;
+
+	sigemptyset(set);
+	sigaddset(set, SIGINT);
+	sigaddset(set, SIGTERM);
+	sigaddset(set, SIGHUP);
+	sigaddset(set, SIGQUIT);
+	if (sigprocmask(SIG_BLOCK, set, NULL) < 0)
+		return log_errno(errno, "sigprocmask");
+	fd = signalfd(-1, set, SFD_CLOEXEC | SFD_NONBLOCK);
+	if (fd < 0)
+		return log_errno(errno, "signalfd");
+	return fd;
+}
+
+static bool stop_requested(int sigfd)
+{
+	struct signalfd_siginfo si;
+
+	if (read(sigfd, &si, sizeof(si)) != sizeof(si))
+		return false;
+	log_error("interrupted by %s before the VM started", strsignal((int)si.ssi_signo));
+	return true;
+}
+
+/* Acquires, runs and undoes. Returns vmlaunch's exit status. */
+static int launch(const struct vm_config *cfg, struct plan *plan, const struct qemu_cmdline *cmdline,
+		  struct storage_target *targets, const struct strv *command)
+{
+	struct state_dir state = { .lock_fd = -1 };
+	struct journal journal = { .fd = -1 };
+	struct vm_process vm = { .pid = -1, .pidfd = -1, .out_fd = -1, .err_fd = -1, .status_fd = -1 };
+	struct termios saved_tty;
+	bool tty_saved = plan->interactive && tcgetattr(0, &saved_tty) == 0;
+	int status = EXIT_SETUP_FAILED, sigfd, r;
+	sigset_t set;
+
+	(void)cmdline;
+	sigfd = block_signals(&set);
+	if (sigfd < 0)
+		return EXIT_SETUP_FAILED;
+	r = state_dir_acquire(&state, plan->host->state_root, cfg->name);
+	if (r < 0)
+		goto out;
+	r = journal_create(&journal, state.dir);
+	if (r < 0)
+		goto out;
+	for (size_t i = 0; i < cfg->n_disks && r >= 0; i++) {
+		if (stop_requested(sigfd)) {
+			status = 128 + SIGINT;
+			r = -EINTR;
+			break;
+		}
+		log_info("preparing disk \"%s\" (%s)", cfg->disks[i].name, backend_kind_name(cfg->disks[i].backend));
+		r = storage_backend_for(cfg->disks[i].backend)->prepare(cfg, &cfg->disks[i], &targets[i], &journal);
+	}
+	if (r < 0)
+		goto out;
+	if (plan->command_mode) {
+		r = write_argv_file(plan->argv_file, command);
+		if (r < 0)
+			goto out;
+	}
+	if (stop_requested(sigfd)) {
+		status = 128 + SIGINT;
+		goto out;
+	}
+	log_info("starting %s", cmdline->argv.v[0]);
+	r = run_start(plan, cmdline, &vm);
+	if (r < 0)
+		goto out;
+	status = run_supervise(plan, &vm, sigfd);
+out:
+	run_cleanup(&vm);
+	if (tty_saved)
+		tcsetattr(0, TCSANOW, &saved_tty); /* qemu's stdio chardev leaves a raw terminal if it is killed */
+	if (journal.path) {
+		char *path = xstrdup(journal.path);
+
+		journal_close(&journal);
+		if (journal_replay(path) < 0 && status == EXIT_VM_OK)
+			status = EXIT_SETUP_FAILED;
+		free(path);
+	}
+	if (state_dir_release(&state) < 0 && status == EXIT_VM_OK)
+		status = EXIT_SETUP_FAILED;
+	close(sigfd);
+	sigprocmask(SIG_UNBLOCK, &set, NULL);
+	return status;
+}
+
+int main(int argc, char **argv)
+{
+	struct options o = { .sets = STRV_INIT, .command = STRV_INIT };
+	struct vm_config cfg = { 0 };
+	struct host_facts host = { 0 };
+	struct plan plan = { 0 };
+	struct qemu_cmdline cmdline = { 0 };
+	struct storage_target *targets = NULL;
+	int status = EXIT_BAD_INPUT, r;
+
+	signal(SIGPIPE, SIG_IGN); /* a closed stdout must not kill vmlaunch before it has cleaned up */
+	if (parse_options(argc, argv, &o) < 0)
+		goto out;
+	if (config_load(o.config, &o.sets, &cfg) < 0)
+		goto out;
+
+	status = EXIT_SETUP_FAILED;
+	if (host_probe(cfg.qemu_binary, cfg.accel != ACCEL_TCG, &host) < 0)
+		goto out;
+	targets = xcalloc(cfg.n_disks, sizeof(*targets));
+	for (size_t i = 0; i < cfg.n_disks; i++) {
+		char *state_dir = xasprintf("%s/%s", host.state_root, cfg.name);
+
+		r = storage_backend_for(cfg.disks[i].backend)->describe(&cfg, &cfg.disks[i], &host, state_dir, &targets[i]);
+		free(state_dir);
+		if (r < 0) {
+			status = r == -EINVAL ? EXIT_BAD_INPUT : EXIT_SETUP_FAILED;
+			goto out;
+		}
+	}
+	r = plan_build(&cfg, &host, targets, o.command.n > 0, &plan);
+	if (r < 0) {
+		status = r == -EINVAL ? EXIT_BAD_INPUT : EXIT_SETUP_FAILED;
+		goto out;
+	}
+	if (plan.accel_warning)
+		log_warn("%s", plan.accel_why);
+	qemu_argv_build(&plan, &cmdline);
+	if (o.dry_run || o.explain) {
+		if (o.explain)
+			print_explained(&cmdline);
+		else
+			print_argv(&cmdline);
+		status = EXIT_VM_OK;
+		goto out;
+	}
+	status = launch(&cfg, &plan, &cmdline, targets, &o.command);
+out:
+	qemu_cmdline_free(&cmdline);
+	plan_free(&plan);
+	for (size_t i = 0; targets && i < cfg.n_disks; i++)
+		storage_target_free(&targets[i]);
+	free(targets);
+	host_facts_free(&host);
+	config_free(&cfg);
+	strv_free(&o.sets);
+	strv_free(&o.command);
+	return status;
+}

@@ -1,0 +1,194 @@
+/* Builds qemu's command line from a plan, in groups that --explain prints with the reason for each. No I/O. */
+#define _GNU_SOURCE
+#include "qemu_argv.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "guest_protocol.h"
+
+char *qemu_opt_escape(const char *value)
+{
+	size_t n = 0;
+	char *out, *o;
+
+	for (const char *s = value; *s; s++)
+		n += *s == ',' ? 2 : 1;
+	o = out = xmalloc(n + 1);
+	for (const char *s = value; *s; s++) {
+		*o++ = *s;
+		if (*s == ',')
+			*o++ = ',';
+	}
+	*o = '\0';
+	return out;
+}
+
+static void group_begin(struct qemu_cmdline *c, const char *why)
+{
+	struct argv_group *g;
+
+	c->groups = xrealloc(c->groups, (c->n_groups + 1) * sizeof(*c->groups));
+	g = &c->groups[c->n_groups++];
+	g->start = g->end = c->argv.n;
+	g->why = xstrdup(why);
+}
+
+static void group_end(struct qemu_cmdline *c)
+{
+	c->groups[c->n_groups - 1].end = c->argv.n;
+}
+
+static void push_blockdev(struct strv *argv, const struct disk_plan *d)
+{
+	const struct storage_target *t = d->target;
+	char *file = qemu_opt_escape(t->filename);
+	const char *ro = t->readonly ? ",read-only=on" : "";
+	const char *reclaim = d->reclaim ? ",discard=unmap,detect-zeroes=unmap" : "";
+	const char *direct = d->direct ? "on" : "off", *no_flush = d->no_flush ? "on" : "off";
+
+	if (t->format == FORMAT_RAW) {
+		/* The device sits on the protocol node: no raw layer in between (measured 5.5k vs 5.0k IOPS). */
+		strv_pushf(argv, "driver=%s,node-name=%s,filename=%s,cache.direct=%s,cache.no-flush=%s,aio=%s%s%s",
+			   t->driver, d->node, file, direct, no_flush, d->aio, reclaim, ro);
+	} else {
+		strv_pushf(argv, "driver=%s,node-name=%s-file,filename=%s,cache.direct=%s,cache.no-flush=%s,aio=%s%s%s",
+			   t->driver, d->node, file, direct, no_flush, d->aio, d->reclaim ? ",discard=unmap" : "", ro);
+		strv_push(argv, "-blockdev");
+		strv_pushf(argv, "driver=qcow2,node-name=%s,file=%s-file,cache.direct=%s,cache.no-flush=%s%s%s", d->node,
+			   d->node, direct, no_flush, reclaim, ro);
+	}
+	free(file);
+}
+
+void qemu_argv_build(const struct plan *p, struct qemu_cmdline *c)
+{
+	const struct vm_config *cfg = p->cfg;
+	struct strv *a = &c->argv;
+	char *why;
+
+	memset(c, 0, sizeof(*c));
+
+	group_begin(c, "the qemu binary (found in $PATH or [qemu] binary)");
+	strv_push(a, p->host->qemu_path);
+	group_end(c);
+
+	group_begin(c, p->accel_why);
+	/* q35 without the legacy bits nothing here uses: no AHCI, SMBus, USB or vmport to emulate or probe at boot. */
+	strv_push(a, "-machine");
+	strv_pushf(a, "q35,accel=%s,vmport=off,smbus=off,sata=off,usb=off", p->kvm ? "kvm" : "tcg");
+	strv_push_many(a, "-cpu", p->kvm ? "host" : "max", NULL);
+	group_end(c);
+
+	why = xasprintf("%u vCPUs, %llu MiB of RAM; thread names let vmlaunch find and pin vCPU and iothreads", cfg->cpus,
+			(unsigned long long)(cfg->memory >> 20));
+	group_begin(c, why);
+	free(why);
+	strv_push(a, "-name");
+	strv_pushf(a, "%s,debug-threads=on", cfg->name);
+	strv_push(a, "-m");
+	strv_pushf(a, "%lluM", (unsigned long long)(cfg->memory >> 20));
+	strv_push(a, "-smp");
+	strv_pushf(a, "%u", cfg->cpus);
+	group_end(c);
+
+	group_begin(c, "no default devices, host config files or display: no NIC option ROMs or VGA to initialise, "
+		       "a reproducible machine");
+	strv_push_many(a, "-nodefaults", "-no-user-config", "-nographic", NULL);
+	group_end(c);
+
+	group_begin(c, "QMP on a socket vmlaunch holds; -S: the guest starts only after vmlaunch has set up and sent cont");
+	strv_push(a, "-chardev");
+	strv_pushf(a, "socket,id=qmp,fd=%d", QEMU_FD_QMP);
+	strv_push_many(a, "-mon", "chardev=qmp,mode=control", "-S", NULL);
+	group_end(c);
+
+	if (p->console_log) {
+		char *path = qemu_opt_escape(p->console_log);
+
+		why = xasprintf("serial console to %s", p->console_log);
+		group_begin(c, why);
+		free(why);
+		strv_push(a, "-chardev");
+		strv_pushf(a, "file,id=console,path=%s", path);
+		free(path);
+	} else {
+		group_begin(c, p->interactive ? "serial console on this terminal; Ctrl-C goes to the guest"
+					      : "serial console on stdio");
+		strv_push_many(a, "-chardev", "stdio,id=console,signal=off", NULL);
+	}
+	strv_push_many(a, "-serial", "chardev:console", NULL);
+	group_end(c);
+
+	if (cfg->kernel) {
+		group_begin(c, "direct kernel boot ([boot]); an uncompressed vmlinux enters through PVH, skipping the "
+			       "emulated decompression");
+		strv_push_many(a, "-kernel", cfg->kernel, NULL);
+		if (cfg->initrd)
+			strv_push_many(a, "-initrd", cfg->initrd, NULL);
+		strv_push_many(a, "-append", p->cmdline, NULL);
+		group_end(c);
+	}
+
+	if (p->host->pvpanic_pci) {
+		group_begin(c, "a guest kernel panic ends the VM at once with a failure, instead of hanging or rebooting");
+		strv_push_many(a, "-device", "pvpanic-pci", "-action", p->command_mode ? "reboot=shutdown,panic=exit-failure"
+											 : "panic=exit-failure",
+			       NULL);
+		group_end(c);
+	} else if (p->command_mode) {
+		group_begin(c, "a guest reboot (or a panic with panic=-1) ends a throwaway VM");
+		strv_push_many(a, "-action", "reboot=shutdown", NULL);
+		group_end(c);
+	}
+
+	for (size_t i = 0; i < p->n_disks; i++) {
+		const struct disk_plan *d = &p->disks[i];
+
+		group_begin(c, d->why);
+		strv_push(a, "-object");
+		strv_pushf(a, "iothread,id=%s", d->iothread);
+		strv_push(a, "-blockdev");
+		push_blockdev(a, d);
+		strv_push(a, "-device");
+		strv_pushf(a, "virtio-blk-pci,id=vblk-%s,drive=%s,iothread=%s,num-queues=%u,serial=%s,bootindex=%zu",
+			   d->cfg->name, d->node, d->iothread, cfg->cpus, d->cfg->name, i + 1);
+		group_end(c);
+	}
+
+	if (p->command_mode) {
+		char *argv_file = qemu_opt_escape(p->argv_file);
+
+		group_begin(c, "the command's argv over fw_cfg (no shell quoting), its stdout, stderr and exit status over "
+			       "virtio-serial ports vmlaunch reads");
+		strv_push_many(a, "-device", "virtio-serial-pci,id=vmlaunch-serial", NULL);
+		strv_push(a, "-chardev");
+		strv_pushf(a, "socket,id=guest-stdout,fd=%d", QEMU_FD_STDOUT);
+		strv_push_many(a, "-device", "virtserialport,chardev=guest-stdout,name=" GUEST_PORT_STDOUT, NULL);
+		strv_push(a, "-chardev");
+		strv_pushf(a, "socket,id=guest-stderr,fd=%d", QEMU_FD_STDERR);
+		strv_push_many(a, "-device", "virtserialport,chardev=guest-stderr,name=" GUEST_PORT_STDERR, NULL);
+		strv_push(a, "-chardev");
+		strv_pushf(a, "socket,id=guest-status,fd=%d", QEMU_FD_STATUS);
+		strv_push_many(a, "-device", "virtserialport,chardev=guest-status,name=" GUEST_PORT_STATUS, NULL);
+		strv_push(a, "-fw_cfg");
+		strv_pushf(a, "name=" GUEST_FWCFG_ARGV ",file=%s", argv_file);
+		free(argv_file);
+		group_end(c);
+	}
+
+	if (cfg->qemu_extra.n) {
+		group_begin(c, "[qemu] extra from the config, passed through as given");
+		strv_extend(a, &cfg->qemu_extra);
+		group_end(c);
+	}
+}
+
+void qemu_cmdline_free(struct qemu_cmdline *c)
+{
+	strv_free(&c->argv);
+	for (size_t i = 0; i < c->n_groups; i++)
+		free(c->groups[i].why);
+	free(c->groups);
+	memset(c, 0, sizeof(*c));
+}

@@ -1,0 +1,433 @@
+/* Spawns qemu and supervises it in one poll loop: signalfd + pidfd + QMP + the guest command's channels. */
+#define _GNU_SOURCE
+#include "run.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/signalfd.h>
+#include <sys/socket.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <termios.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "exit_status.h"
+#include "log.h"
+#include "strv.h"
+
+extern char **environ;
+
+#define QMP_TIMEOUT_MS 30000
+#define QUIT_GRACE_MS 5000
+
+static long long now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static int pidfd_open_(pid_t pid)
+{
+	return (int)syscall(SYS_pidfd_open, pid, 0);
+}
+
+/* In the child between fork and exec: only async-signal-safe calls. */
+static void child_exec(const struct plan *p, const struct qemu_cmdline *c, const int src[4], int errpipe,
+		       pid_t parent)
+{
+	static const int target[4] = { QEMU_FD_QMP, QEMU_FD_STDOUT, QEMU_FD_STDERR, QEMU_FD_STATUS };
+	struct sigaction dfl = { .sa_handler = SIG_DFL };
+	sigset_t none;
+	int moved[4];
+	int e;
+
+	if (prctl(PR_SET_PDEATHSIG, SIGKILL) < 0 || getppid() != parent)
+		goto fail; /* the parent died before we could tie ourselves to it */
+	if (!p->interactive)
+		setpgid(0, 0);
+	for (int s = 1; s < NSIG; s++)
+		sigaction(s, &dfl, NULL);
+	sigemptyset(&none);
+	sigprocmask(SIG_SETMASK, &none, NULL);
+	if (p->command_mode) {
+		int null = open("/dev/null", O_RDONLY);
+
+		if (null < 0 || dup2(null, 0) < 0)
+			goto fail;
+		if (null != 0)
+			close(null);
+	}
+	/* Move the channels out of the way first so no dup2 overwrites a source still to be moved. */
+	for (int i = 0; i < 4; i++) {
+		moved[i] = src[i] < 0 ? -1 : fcntl(src[i], F_DUPFD_CLOEXEC, 64);
+		if (src[i] >= 0 && moved[i] < 0)
+			goto fail;
+	}
+	for (int i = 0; i < 4; i++)
+		if (moved[i] >= 0 && dup2(moved[i], target[i]) < 0)
+			goto fail;
+	/* Everything else vmlaunch holds (locks, journal, signalfd) stays out of qemu. */
+	syscall(SYS_close_range, QEMU_FD_STATUS + 1, ~0U, 4 /* CLOSE_RANGE_CLOEXEC */);
+	execve(c->argv.v[0], c->argv.v, environ);
+fail:
+	e = errno;
+	if (write(errpipe, &e, sizeof(e)) < 0)
+		_exit(127);
+	_exit(127);
+}
+
+int run_start(const struct plan *p, const struct qemu_cmdline *c, struct vm_process *vm)
+{
+	int pairs[4][2], child_ends[4], errpipe[2], child_errno = 0, r;
+	pid_t parent = getpid();
+	ssize_t n;
+
+	memset(vm, 0, sizeof(*vm));
+	vm->pid = -1;
+	vm->pidfd = vm->qmp.fd = vm->out_fd = vm->err_fd = vm->status_fd = -1;
+	for (int i = 0; i < 4; i++)
+		pairs[i][0] = pairs[i][1] = -1;
+	for (int i = 0; i < (p->command_mode ? 4 : 1); i++)
+		if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, pairs[i]) < 0) {
+			r = log_errno(errno, "socketpair");
+			goto fail;
+		}
+	if (pipe2(errpipe, O_CLOEXEC) < 0) {
+		r = log_errno(errno, "pipe");
+		goto fail;
+	}
+	for (int i = 0; i < 4; i++)
+		child_ends[i] = pairs[i][1];
+
+	vm->pid = fork();
+	if (vm->pid < 0) {
+		r = log_errno(errno, "cannot fork");
+		close(errpipe[0]);
+		close(errpipe[1]);
+		goto fail;
+	}
+	if (vm->pid == 0)
+		child_exec(p, c, child_ends, errpipe[1], parent);
+
+	close(errpipe[1]);
+	do
+		n = read(errpipe[0], &child_errno, sizeof(child_errno));
+	while (n < 0 && errno == EINTR);
+	close(errpipe[0]);
+	if (n > 0) {
+		waitpid(vm->pid, NULL, 0);
+		vm->pid = -1;
+		r = log_errno(child_errno, "cannot start %s", c->argv.v[0]);
+		goto fail;
+	}
+	for (int i = 0; i < 4; i++)
+		if (pairs[i][1] >= 0) {
+			close(pairs[i][1]);
+			pairs[i][1] = -1;
+		}
+	vm->pidfd = pidfd_open_(vm->pid);
+	if (vm->pidfd < 0) {
+		r = log_errno(errno, "pidfd_open");
+		goto fail;
+	}
+	vm->out_fd = pairs[1][0];
+	vm->err_fd = pairs[2][0];
+	vm->status_fd = pairs[3][0];
+	pairs[1][0] = pairs[2][0] = pairs[3][0] = -1;
+	r = qmp_connect(&vm->qmp, pairs[0][0], NULL, NULL, QMP_TIMEOUT_MS);
+	pairs[0][0] = -1; /* owned by vm->qmp now */
+	if (r < 0)
+		goto fail;
+	return 0;
+
+fail:
+	for (int i = 0; i < 4; i++)
+		for (int k = 0; k < 2; k++)
+			if (pairs[i][k] >= 0)
+				close(pairs[i][k]);
+	if (vm->pid > 0) {
+		int status;
+
+		/* qemu that started but did not talk QMP: its own message is already on stderr. */
+		kill(vm->pid, SIGKILL);
+		waitpid(vm->pid, &status, 0);
+		vm->pid = -1;
+	}
+	run_cleanup(vm);
+	return r;
+}
+
+struct supervisor {
+	const struct plan *p;
+	struct vm_process *vm;
+	int stop_signal;     /* the first SIGINT/SIGTERM/SIGHUP received, 0 if none */
+	int stop_requests;   /* how many of them */
+	int phase;           /* 0 running, 1 powerdown sent, 2 quit sent, 3 SIGKILL sent */
+	long long deadline;  /* when to escalate to the next phase */
+	bool panicked;
+	char *shutdown_reason;
+	char status[64];
+	size_t status_len;
+};
+
+static void on_event(void *user, const char *event, struct json_object *data)
+{
+	struct supervisor *s = user;
+	struct json_object *reason;
+
+	log_info("QMP event %s", event);
+	if (!strcmp(event, "GUEST_PANICKED")) {
+		s->panicked = true;
+	} else if (!strcmp(event, "SHUTDOWN") && data && json_object_object_get_ex(data, "reason", &reason)) {
+		free(s->shutdown_reason);
+		s->shutdown_reason = xstrdup(json_object_get_string(reason));
+	}
+}
+
+static void escalate(struct supervisor *s)
+{
+	struct vm_process *vm = s->vm;
+
+	switch (s->phase) {
+	case 0:
+		log_info("asking the guest to power off (ACPI power button)");
+		qmp_send(&vm->qmp, "system_powerdown", NULL);
+		s->phase = 1;
+		s->deadline = now_ms() + (long long)s->p->cfg->shutdown_timeout * 1000;
+		break;
+	case 1:
+		log_warn("the guest did not power off; stopping qemu");
+		if (vm->qmp.fd >= 0)
+			qmp_send(&vm->qmp, "quit", NULL);
+		s->phase = 2;
+		s->deadline = now_ms() + QUIT_GRACE_MS;
+		break;
+	default:
+		log_warn("qemu did not quit; killing it");
+		kill(vm->pid, SIGKILL);
+		s->phase = 3;
+		s->deadline = 0;
+		break;
+	}
+}
+
+static int write_all(int fd, const char *buf, size_t len)
+{
+	while (len) {
+		ssize_t n = write(fd, buf, len);
+
+		if (n < 0) {
+			if (errno == EINTR)
+				continue;
+			if (errno == EAGAIN) {
+				struct pollfd p = { fd, POLLOUT, 0 };
+
+				poll(&p, 1, -1);
+				continue;
+			}
+			return -errno;
+		}
+		buf += n;
+		len -= (size_t)n;
+	}
+	return 0;
+}
+
+/* Moves what a guest channel has to `to` (or into the status buffer when to < 0). Closes *fd at EOF. */
+static void relay(struct supervisor *s, int *fd, int to)
+{
+	char buf[65536];
+	ssize_t n = read(*fd, buf, sizeof(buf));
+
+	if (n < 0 && (errno == EINTR || errno == EAGAIN))
+		return;
+	if (n <= 0) {
+		close(*fd);
+		*fd = -1;
+		return;
+	}
+	if (to >= 0) {
+		/* A closed stdout (vmlaunch ... | head) must not stop supervision: drop what cannot be written. */
+		write_all(to, buf, (size_t)n);
+		return;
+	}
+	n = n < (ssize_t)(sizeof(s->status) - 1 - s->status_len) ? n
+								   : (ssize_t)(sizeof(s->status) - 1 - s->status_len);
+	memcpy(s->status + s->status_len, buf, (size_t)n);
+	s->status_len += (size_t)n;
+	s->status[s->status_len] = '\0';
+}
+
+static void drain(struct supervisor *s)
+{
+	struct vm_process *vm = s->vm;
+	int *fds[3] = { &vm->out_fd, &vm->err_fd, &vm->status_fd }, to[3] = { 1, 2, -1 };
+
+	for (int i = 0; i < 3; i++) {
+		if (*fds[i] < 0)
+			continue;
+		fcntl(*fds[i], F_SETFL, fcntl(*fds[i], F_GETFL) | O_NONBLOCK);
+		while (*fds[i] >= 0) {
+			struct pollfd p = { *fds[i], POLLIN, 0 };
+
+			/* qemu has exited, so EOF is near: whatever is left is in our socket buffer. */
+			if (poll(&p, 1, 1000) <= 0)
+				break;
+			relay(s, fds[i], to[i]);
+		}
+	}
+}
+
+static void print_console_tail(const char *path)
+{
+	char line[512], ring[20][512];
+	FILE *f = fopen(path, "re");
+	unsigned n = 0;
+
+	if (!f)
+		return;
+	while (fgets(line, sizeof(line), f))
+		snprintf(ring[n++ % 20], sizeof(ring[0]), "%s", line);
+	fclose(f);
+	fprintf(stderr, "vmlaunch: the guest console's last lines (%s):\n", path);
+	for (unsigned i = n > 20 ? n - 20 : 0; i < n; i++)
+		fprintf(stderr, "  | %s", ring[i % 20]);
+}
+
+static int exit_status(struct supervisor *s, int wstatus)
+{
+	const struct plan *p = s->p;
+	int qemu_status = WIFEXITED(wstatus) ? WEXITSTATUS(wstatus) : -1;
+	int forced = s->phase >= 2;
+
+	if (WIFSIGNALED(wstatus) && s->phase < 3)
+		log_error("qemu was killed by signal %d (%s)", WTERMSIG(wstatus), strsignal(WTERMSIG(wstatus)));
+	if (s->panicked) {
+		log_error("the guest kernel panicked");
+		if (p->console_log)
+			print_console_tail(p->console_log);
+		return EXIT_NO_STATUS;
+	}
+	if (p->command_mode) {
+		unsigned code;
+
+		if (sscanf(s->status, "exit=%u", &code) == 1 && code <= 255)
+			return (int)code;
+		if (s->stop_signal)
+			return 128 + s->stop_signal;
+		log_error("the guest stopped without reporting the command's exit status%s%s",
+			  s->shutdown_reason ? " (shutdown reason: " : "", s->shutdown_reason ? s->shutdown_reason : "");
+		if (s->shutdown_reason)
+			fputs(")\n", stderr);
+		print_console_tail(p->console_log);
+		return EXIT_NO_STATUS;
+	}
+	if (s->stop_signal)
+		return forced || qemu_status != 0 ? 128 + s->stop_signal : EXIT_VM_OK;
+	if (qemu_status < 0)
+		return 128 + WTERMSIG(wstatus);
+	if (qemu_status != 0)
+		log_error("qemu exited with status %d", qemu_status);
+	return qemu_status;
+}
+
+int run_supervise(const struct plan *p, struct vm_process *vm, int sigfd)
+{
+	struct supervisor s = { .p = p, .vm = vm };
+	int wstatus = 0, r;
+	bool exited = false;
+
+	vm->qmp.on_event = on_event;
+	vm->qmp.user = &s;
+	r = qmp_execute(&vm->qmp, "cont", NULL, NULL, QMP_TIMEOUT_MS);
+	if (r < 0)
+		escalate(&s), escalate(&s); /* could not start the guest: quit qemu */
+
+	while (!exited) {
+		struct pollfd fds[6] = {
+			{ sigfd, POLLIN, 0 },	      { vm->pidfd, POLLIN, 0 },    { vm->qmp.fd, POLLIN, 0 },
+			{ vm->out_fd, POLLIN, 0 },    { vm->err_fd, POLLIN, 0 },   { vm->status_fd, POLLIN, 0 },
+		};
+		int timeout = -1;
+
+		if (s.deadline) {
+			long long left = s.deadline - now_ms();
+
+			timeout = left > 0 ? (int)left : 0;
+		}
+		if (poll(fds, 6, timeout) < 0) {
+			if (errno == EINTR)
+				continue;
+			r = log_errno(errno, "poll");
+			break;
+		}
+		if (s.deadline && now_ms() >= s.deadline)
+			escalate(&s);
+		if (fds[0].revents) {
+			struct signalfd_siginfo si;
+
+			if (read(sigfd, &si, sizeof(si)) == sizeof(si)) {
+				if (!s.stop_signal)
+					s.stop_signal = (int)si.ssi_signo;
+				s.stop_requests++;
+				log_info("received %s", strsignal((int)si.ssi_signo));
+				escalate(&s);
+			}
+		}
+		if (fds[2].revents && qmp_dispatch(&vm->qmp) < 0) {
+			close(vm->qmp.fd);
+			vm->qmp.fd = -1; /* qemu closed QMP: it is exiting; the pidfd tells when */
+		}
+		if (fds[3].revents)
+			relay(&s, &vm->out_fd, 1);
+		if (fds[4].revents)
+			relay(&s, &vm->err_fd, 2);
+		if (fds[5].revents)
+			relay(&s, &vm->status_fd, -1);
+		if (fds[1].revents) {
+			while (waitpid(vm->pid, &wstatus, 0) < 0 && errno == EINTR)
+				;
+			vm->pid = -1;
+			exited = true;
+		}
+	}
+	if (!exited) {
+		kill(vm->pid, SIGKILL);
+		waitpid(vm->pid, &wstatus, 0);
+		vm->pid = -1;
+	}
+	if (vm->qmp.fd >= 0)
+		qmp_dispatch(&vm->qmp); /* a last SHUTDOWN or GUEST_PANICKED event */
+	drain(&s);
+	r = exit_status(&s, wstatus);
+	free(s.shutdown_reason);
+	return r;
+}
+
+void run_cleanup(struct vm_process *vm)
+{
+	if (vm->pid > 0) {
+		kill(vm->pid, SIGKILL);
+		waitpid(vm->pid, NULL, 0);
+		vm->pid = -1;
+	}
+	qmp_close(&vm->qmp);
+	if (vm->pidfd >= 0)
+		close(vm->pidfd);
+	if (vm->out_fd >= 0)
+		close(vm->out_fd);
+	if (vm->err_fd >= 0)
+		close(vm->err_fd);
+	if (vm->status_fd >= 0)
+		close(vm->status_fd);
+	vm->pidfd = vm->out_fd = vm->err_fd = vm->status_fd = -1;
+}

@@ -1,0 +1,30 @@
+/* Starting qemu and supervising it: QMP, signals, the guest command's output, and the VM's exit status. */
+#ifndef VMLAUNCH_RUN_H
+#define VMLAUNCH_RUN_H
+
+#include <stdbool.h>
+#include <sys/types.h>
+
+#include "plan.h"
+#include "qemu_argv.h"
+#include "qmp.h"
+
+struct vm_process {
+	pid_t pid;
+	int pidfd;
+	struct qmp qmp;
+	int out_fd, err_fd, status_fd; /* command mode: our ends of the guest's stdout/stderr/status channels */
+};
+
+/* fork+exec qemu (never through a shell) with its channels on the fds qemu_argv.c named; qemu dies with vmlaunch
+ * (PR_SET_PDEATHSIG) and, unless it owns the terminal, sits in its own process group so a Ctrl-C reaches vmlaunch
+ * only, which turns it into a graceful powerdown. Connects QMP. Returns 0 or -errno (qemu is reaped on failure). */
+int run_start(const struct plan *p, const struct qemu_cmdline *c, struct vm_process *vm);
+
+/* Lets the guest run (`cont`), relays its output, turns SIGINT/SIGTERM/SIGHUP (read from sigfd) into
+ * system_powerdown → quit → SIGKILL, and returns vmlaunch's exit status once qemu has exited. */
+int run_supervise(const struct plan *p, struct vm_process *vm, int sigfd);
+
+void run_cleanup(struct vm_process *vm);
+
+#endif

@@ -1,0 +1,174 @@
+/* Creating, locking and removing the per-VM state dir; recovers a dir left behind by a run that was killed. */
+#define _GNU_SOURCE
+#include "state_dir.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "journal.h"
+#include "log.h"
+#include "strv.h"
+
+static int mkdir_p(const char *path, mode_t mode)
+{
+	char *copy = xstrdup(path);
+	int r = 0;
+
+	for (char *p = copy + 1; *p; p++) {
+		if (*p != '/')
+			continue;
+		*p = '\0';
+		if (mkdir(copy, 0755) < 0 && errno != EEXIST)
+			r = -errno;
+		*p = '/';
+	}
+	if (!r && mkdir(copy, mode) < 0 && errno != EEXIST)
+		r = -errno;
+	free(copy);
+	return r ? log_errno(r, "cannot create %s", path) : 0;
+}
+
+/* Empties `dir` one level deep without following symlinks or entering mounts, then removes it. */
+static int remove_dir(const char *dir)
+{
+	DIR *d = opendir(dir);
+	struct dirent *e;
+	struct stat top;
+	int r = 0;
+
+	if (!d)
+		return errno == ENOENT ? 0 : log_errno(errno, "cannot open %s", dir);
+	if (fstat(dirfd(d), &top) < 0)
+		top.st_dev = 0;
+	while ((e = readdir(d))) {
+		struct stat st;
+
+		if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, ".."))
+			continue;
+		if (fstatat(dirfd(d), e->d_name, &st, AT_SYMLINK_NOFOLLOW) < 0)
+			continue;
+		if (S_ISDIR(st.st_mode)) {
+			if (st.st_dev != top.st_dev || unlinkat(dirfd(d), e->d_name, AT_REMOVEDIR) < 0)
+				r = log_errno(st.st_dev != top.st_dev ? EBUSY : errno, "cannot remove %s/%s", dir,
+					      e->d_name);
+		} else if (unlinkat(dirfd(d), e->d_name, 0) < 0) {
+			r = log_errno(errno, "cannot remove %s/%s", dir, e->d_name);
+		}
+	}
+	closedir(d);
+	if (!r && rmdir(dir) < 0 && errno != ENOENT)
+		r = log_errno(errno, "cannot remove %s", dir);
+	return r;
+}
+
+static int read_pid(const char *dir)
+{
+	char *path = xasprintf("%s/pid", dir);
+	FILE *f = fopen(path, "re");
+	int pid = 0;
+
+	free(path);
+	if (f) {
+		if (fscanf(f, "%d", &pid) != 1)
+			pid = 0;
+		fclose(f);
+	}
+	return pid;
+}
+
+/* flock()ed lock files can be unlinked by their holder at exit; a waiter that opened the old inode must notice. */
+static int lock(struct state_dir *s, const char *name)
+{
+	for (;;) {
+		struct stat a, b;
+
+		s->lock_fd = open(s->lock_path, O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0600);
+		if (s->lock_fd < 0)
+			return log_errno(errno, "cannot open %s", s->lock_path);
+		if (flock(s->lock_fd, LOCK_EX | LOCK_NB) < 0) {
+			int r = errno, pid;
+
+			close(s->lock_fd);
+			s->lock_fd = -1;
+			if (r != EWOULDBLOCK)
+				return log_errno(r, "cannot lock %s", s->lock_path);
+			pid = read_pid(s->dir);
+			if (pid > 0)
+				log_error("VM \"%s\" is already running (vmlaunch pid %d); stop it or choose another [vm] name",
+					  name, pid);
+			else
+				log_error("VM \"%s\" is already running; stop it or choose another [vm] name", name);
+			return -EBUSY;
+		}
+		if (fstat(s->lock_fd, &a) == 0 && stat(s->lock_path, &b) == 0 && a.st_ino == b.st_ino &&
+		    a.st_dev == b.st_dev)
+			return 0;
+		close(s->lock_fd);
+		s->lock_fd = -1;
+	}
+}
+
+int state_dir_acquire(struct state_dir *s, const char *root, const char *name)
+{
+	struct stat st;
+	char *path;
+	FILE *f;
+	int r;
+
+	s->dir = xasprintf("%s/%s", root, name);
+	s->lock_path = xasprintf("%s/%s.lock", root, name);
+	s->lock_fd = -1;
+	r = mkdir_p(root, 0755);
+	if (r < 0)
+		return r;
+	r = lock(s, name);
+	if (r < 0)
+		return r;
+	if (lstat(s->dir, &st) == 0) {
+		/* We hold the lock, so whoever made this dir is gone without cleaning up. */
+		char *journal = xasprintf("%s/journal", s->dir);
+
+		log_warn("cleaning up after an earlier run of \"%s\" that did not finish", name);
+		journal_replay(journal);
+		free(journal);
+		r = remove_dir(s->dir);
+		if (r < 0)
+			return r;
+	}
+	if (mkdir(s->dir, 0700) < 0)
+		return log_errno(errno, "cannot create %s", s->dir);
+	path = xasprintf("%s/pid", s->dir);
+	f = fopen(path, "wxe");
+	free(path);
+	if (!f)
+		return log_errno(errno, "cannot write the pid file in %s", s->dir);
+	fprintf(f, "%d\n", (int)getpid());
+	if (fclose(f) != 0)
+		return log_errno(errno, "cannot write the pid file in %s", s->dir);
+	return 0;
+}
+
+int state_dir_release(struct state_dir *s)
+{
+	int r = 0;
+
+	if (s->dir && s->lock_fd >= 0) {
+		r = remove_dir(s->dir);
+		if (!r)
+			unlink(s->lock_path);
+	}
+	if (s->lock_fd >= 0)
+		close(s->lock_fd);
+	s->lock_fd = -1;
+	free(s->dir);
+	free(s->lock_path);
+	s->dir = s->lock_path = NULL;
+	return r;
+}

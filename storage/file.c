@@ -1,0 +1,124 @@
+/* Backend "file": an existing raw or qcow2 image (or block device); ephemeral = yes writes to a qcow2 overlay instead. */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "command.h"
+#include "host.h"
+#include "journal.h"
+#include "log.h"
+#include "storage.h"
+#include "strv.h"
+
+static const unsigned char qcow2_magic[4] = { 'Q', 'F', 'I', 0xfb };
+
+/* O_TMPFILE leaves nothing behind: the probe creates no visible file even if we die right here. */
+static bool dir_takes_direct_io(const char *dir)
+{
+	int fd = open(dir, O_TMPFILE | O_RDWR | O_DIRECT | O_CLOEXEC, 0600);
+
+	if (fd < 0)
+		return false;
+	close(fd);
+	return true;
+}
+
+static int file_describe(const struct vm_config *cfg, const struct disk_config *d, const struct host_facts *host,
+			 const char *state_dir, struct storage_target *t)
+{
+	unsigned char head[4] = { 0 };
+	struct stat st;
+	bool is_qcow2;
+	int fd;
+
+	(void)host;
+	if (stat(d->path, &st) < 0)
+		return log_error("%s:%u: [disk %s] path %s: %s", cfg->file, d->path_line, d->name, d->path,
+				 strerror(errno));
+	if (!S_ISREG(st.st_mode) && !S_ISBLK(st.st_mode))
+		return log_error("%s:%u: [disk %s] path %s: expected a disk image file or a block device", cfg->file,
+				 d->path_line, d->name, d->path);
+	fd = open(d->path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return log_error("%s:%u: [disk %s] path %s: %s", cfg->file, d->path_line, d->name, d->path,
+				 strerror(errno));
+	if (pread(fd, head, sizeof(head), 0) < 0)
+		head[0] = 0;
+	close(fd);
+	is_qcow2 = !memcmp(head, qcow2_magic, sizeof(head));
+	/* Never guess a format from the contents: a guest can write a qcow2 header onto its raw disk. Only refuse the
+	 * combination that is certainly a mistake. */
+	if (is_qcow2 && d->format == FORMAT_RAW)
+		return log_error("%s:%u: [disk %s] path %s starts with a qcow2 header; expected format = qcow2 (vmlaunch "
+				 "never guesses formats)",
+				 cfg->file, d->format_line ? d->format_line : d->line, d->name, d->path);
+	if (!is_qcow2 && d->format == FORMAT_QCOW2)
+		return log_error("%s:%u: [disk %s] format = qcow2, but %s is not a qcow2 image", cfg->file,
+				 d->format_line, d->name, d->path);
+	if (!d->readonly && !d->ephemeral && access(d->path, W_OK) < 0)
+		return log_error("%s:%u: [disk %s] path %s is not writable; expected readonly = yes or ephemeral = yes",
+				 cfg->file, d->path_line, d->name, d->path);
+
+	t->driver = S_ISBLK(st.st_mode) ? "host_device" : "file";
+	t->readonly = d->readonly;
+	t->ephemeral = d->ephemeral;
+	fd = open(d->path, O_RDONLY | O_DIRECT | O_CLOEXEC);
+	t->direct_ok = fd >= 0;
+	if (fd >= 0)
+		close(fd);
+	if (d->ephemeral) {
+		/* The image is never written: a qcow2 overlay in the state dir takes the writes and vanishes at exit. The
+		 * overlay's backing file is opened with the overlay's cache mode, so both must take O_DIRECT. */
+		char *parent = xstrdup(state_dir), *slash = strrchr(parent, '/');
+
+		if (slash && slash != parent)
+			*slash = '\0';
+		while (access(parent, F_OK) < 0 && (slash = strrchr(parent, '/')) && slash != parent)
+			*slash = '\0';
+		t->direct_ok = t->direct_ok && dir_takes_direct_io(parent);
+		free(parent);
+		t->driver = "file";
+		t->filename = xasprintf("%s/%s.overlay.qcow2", state_dir, d->name);
+		t->format = FORMAT_QCOW2;
+		t->overlay_base = xstrdup(d->path);
+		t->overlay_base_format = d->format;
+		t->ram_backed = false;
+	} else {
+		t->filename = xstrdup(d->path);
+		t->format = d->format;
+	}
+	return 0;
+}
+
+static int file_prepare(const struct vm_config *cfg, const struct disk_config *d, struct storage_target *t,
+			struct journal *j)
+{
+	char *argv[] = { "qemu-img", "create", "-q", "-f", "qcow2", "-F", NULL, "-b", NULL, NULL, NULL };
+	int r;
+
+	(void)cfg;
+	if (!t->overlay_base)
+		return 0;
+	/* Recorded first: removing an overlay that was never created is a no-op. */
+	r = journal_add(j, UNDO_UNLINK, t->filename);
+	if (r < 0)
+		return r;
+	argv[6] = t->overlay_base_format == FORMAT_QCOW2 ? "qcow2" : "raw";
+	argv[8] = t->overlay_base;
+	argv[9] = t->filename;
+	r = command_run(argv, NULL, 0);
+	if (r != 0)
+		return log_errno(r < 0 ? r : EIO, "disk \"%s\": cannot create the overlay %s", d->name, t->filename);
+	return 0;
+}
+
+const struct storage_backend storage_file = {
+	.name = "file",
+	.describe = file_describe,
+	.prepare = file_prepare,
+};

@@ -1,0 +1,217 @@
+/* Config parsing: values, defaults, --set, and every class of error message with its file:line. */
+#include <errno.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include "test_helpers.h"
+
+#define BOOT "[boot]\nkernel = vmlinux\ninitrd = initrd\n"
+
+static void expect_error(const char *text, const char *const *sets, const char *message)
+{
+	struct vm_config cfg;
+	char *err;
+	int r = load_text(text, sets, &cfg, &err);
+
+	if (!strstr(err, message))
+		fail_msg("expected a message containing\n  %s\ngot\n  %s", message, err);
+	assert_int_equal(r, -EINVAL);
+	/* one line, prefixed like every vmlaunch message */
+	assert_true(!strncmp(err, "vmlaunch: ", 10));
+	assert_ptr_equal(strchr(err, '\n'), err + strlen(err) - 1);
+	config_free(&cfg);
+	free(err);
+}
+
+static void test_full_config(void **state)
+{
+	struct vm_config cfg;
+	char *err;
+	(void)state;
+
+	assert_int_equal(load_text("# comment\n[vm]\nname = web-1\ncpus = 4\nmemory = 2G\naccel = tcg\n" BOOT
+				   "append = quiet\n  console=ttyS0\n"
+				   "[qemu]\nextra = -device  virtio-rng-pci\nextra = -msg timestamp=on\n"
+				   "[disk root]\nbackend = tmpfs\nsize = 1G\ncache = safe\n"
+				   "[disk data]\nbackend = file\npath = vmlinux\nreadonly = yes\n",
+				   NULL, &cfg, &err),
+			 0);
+	assert_string_equal(err, "");
+	assert_string_equal(cfg.name, "web-1");
+	assert_int_equal(cfg.cpus, 4);
+	assert_int_equal(cfg.memory, 2ULL << 30);
+	assert_int_equal(cfg.accel, ACCEL_TCG);
+	assert_string_equal(cfg.machine, "q35");
+	assert_true(cfg.kernel[0] == '/');
+	assert_non_null(strstr(cfg.kernel, "/vmlinux"));
+	/* a continuation line adds words to append */
+	assert_string_equal(cfg.append, "quiet console=ttyS0");
+	assert_int_equal(cfg.qemu_extra.n, 4);
+	assert_string_equal(cfg.qemu_extra.v[1], "virtio-rng-pci");
+	assert_string_equal(cfg.qemu_extra.v[3], "timestamp=on");
+	assert_int_equal(cfg.n_disks, 2);
+	assert_string_equal(cfg.disks[0].name, "root");
+	assert_int_equal(cfg.disks[0].backend, BACKEND_TMPFS);
+	assert_int_equal(cfg.disks[0].size, 1ULL << 30);
+	assert_true(cfg.disks[0].ephemeral); /* tmpfs is always ephemeral */
+	assert_int_equal(cfg.disks[0].cache, CACHE_SAFE);
+	assert_int_equal(cfg.disks[0].line, 15);
+	assert_int_equal(cfg.disks[1].backend, BACKEND_FILE);
+	assert_true(cfg.disks[1].readonly);
+	assert_false(cfg.disks[1].ephemeral);
+	config_free(&cfg);
+	free(err);
+}
+
+static void test_defaults(void **state)
+{
+	struct vm_config cfg;
+	char *err;
+	(void)state;
+
+	assert_int_equal(load_text(BOOT, NULL, &cfg, &err), 0);
+	assert_string_equal(cfg.name, "test"); /* from test.conf */
+	assert_int_equal(cfg.cpus, 1);
+	assert_int_equal(cfg.memory, 512ULL << 20);
+	assert_int_equal(cfg.accel, ACCEL_AUTO);
+	assert_string_equal(cfg.qemu_binary, "qemu-system-x86_64");
+	assert_int_equal(cfg.shutdown_timeout, 60);
+	assert_int_equal(cfg.n_disks, 0);
+	config_free(&cfg);
+	free(err);
+}
+
+static void test_set_overrides(void **state)
+{
+	const char *sets[] = { "vm.cpus=8", "disk.root.size=2G", "disk new.backend=tmpfs", "disk.new.size=64M", NULL };
+	struct vm_config cfg;
+	char *err;
+	(void)state;
+
+	assert_int_equal(load_text("[vm]\ncpus = 2\n" BOOT "[disk root]\nbackend = tmpfs\nsize = 1G\n", sets, &cfg, &err),
+			 0);
+	assert_int_equal(cfg.cpus, 8);
+	assert_int_equal(cfg.disks[0].size, 2ULL << 30);
+	assert_int_equal(cfg.n_disks, 2);
+	assert_string_equal(cfg.disks[1].name, "new");
+	assert_int_equal(cfg.disks[1].size, 64ULL << 20);
+	config_free(&cfg);
+	free(err);
+}
+
+static void test_sizes(void **state)
+{
+	uint64_t v;
+	(void)state;
+
+	assert_int_equal(config_parse_size("512M", &v), 0);
+	assert_int_equal(v, 512ULL << 20);
+	assert_int_equal(config_parse_size("3GiB", &v), 0);
+	assert_int_equal(v, 3ULL << 30);
+	assert_int_equal(config_parse_size("1T", &v), 0);
+	assert_int_equal(v, 1ULL << 40);
+	assert_int_equal(config_parse_size("64K", &v), 0);
+	assert_int_equal(v, 64ULL << 10);
+	const char *bad[] = { "", "20X", "512", "M", "-1G", "1.5G", "0G", "99999999999999T", " 1G", "1G ", "1g", NULL };
+	for (const char **b = bad; *b; b++)
+		if (config_parse_size(*b, &v) != -EINVAL)
+			fail_msg("size \"%s\" was accepted", *b);
+}
+
+static void test_error_messages(void **state)
+{
+	(void)state;
+	expect_error("[vm]\ncpu = 2\n", NULL,
+		     "test.conf:2: [vm]: unknown key \"cpu\": expected one of name, cpus, memory, accel");
+	expect_error("[vm]\nname = a\n[vmm]\nx = 1\n", NULL,
+		     "test.conf:3: unknown section [vmm]: expected [vm], [boot], [qemu] or [disk NAME]");
+	expect_error(BOOT "[disk root]\nbackend = tmpfs\nsize = 20X\n", NULL,
+		     "test.conf:6: [disk root] size \"20X\": expected a number with K, M, G or T suffix");
+	expect_error(BOOT "\n[disk root]\nsize = 1G\n", NULL,
+		     "test.conf:5: [disk root]: missing key \"backend\": expected backend = file or tmpfs");
+	expect_error(BOOT "[disk root]\n", NULL, "test.conf:4: [disk root]: missing key \"backend\"");
+	expect_error(BOOT "[disk a]\nbackend = tmpfs\nsize = 1G\n[disk a]\nsize = 2G\n", NULL,
+		     "test.conf:7: section [disk a] appears twice (first on line 4)");
+	expect_error("[vm]\ncpus = 2\ncpus = 3\n", NULL, "test.conf:3: [vm] cpus: set twice (first on line 2)");
+	expect_error("cpus = 2\n", NULL, "test.conf:1: \"cpus\" is outside any section");
+	expect_error("[vm]\ncpus 2\n", NULL, "test.conf:2: expected [section], key = value, or a comment");
+	expect_error("[vm\ncpus = 2\n", NULL, "test.conf:1: expected [section], key = value, or a comment");
+	expect_error("[vm]\ncpus = 0\n", NULL, "test.conf:2: [vm] cpus \"0\": expected a whole number from 1 to 255");
+	expect_error("[vm]\ncpus = 2x\n", NULL, "[vm] cpus \"2x\": expected a whole number from 1 to 255");
+	expect_error("[vm]\naccel = xen\n", NULL, "test.conf:2: [vm] accel \"xen\": expected auto, kvm or tcg");
+	expect_error(BOOT "[disk d]\nbackend = nfs\n", NULL, "[disk d] backend \"nfs\": expected file or tmpfs");
+	expect_error(BOOT "[disk d]\nbackend = file\npath = vmlinux\nreadonly = maybe\n", NULL,
+		     "test.conf:7: [disk d] readonly \"maybe\": expected yes or no");
+	expect_error(BOOT "[disk d]\nbackend = tmpfs\n", NULL,
+		     "test.conf:4: [disk d]: backend tmpfs needs size = (e.g. size = 1G)");
+	expect_error(BOOT "[disk d]\nbackend = tmpfs\nsize = 1G\npath = x\n", NULL,
+		     "test.conf:7: [disk d] path: not used by backend tmpfs");
+	expect_error(BOOT "[disk d]\nbackend = tmpfs\nsize = 1G\nephemeral = no\n", NULL,
+		     "test.conf:7: [disk d] ephemeral: a tmpfs disk lives in RAM and is always ephemeral");
+	expect_error(BOOT "[disk d]\nbackend = file\n", NULL, "test.conf:4: [disk d]: backend file needs path = IMAGE");
+	expect_error(BOOT "[disk d]\nbackend = file\npath = vmlinux\nsize = 1G\n", NULL,
+		     "test.conf:7: [disk d] size: not used by backend file");
+	expect_error(BOOT "[disk d]\nbackend = file\npath = vmlinux\nreadonly = yes\nephemeral = yes\n", NULL,
+		     "test.conf:7: [disk d] readonly: an ephemeral overlay exists to take writes");
+	expect_error("[boot]\nkernel = missing-vmlinux\n", NULL,
+		     "/missing-vmlinux: No such file or directory");
+	expect_error("[boot]\nkernel = missing-vmlinux\n", NULL, "test.conf:2: [boot] kernel /");
+	expect_error("[boot]\ninitrd = initrd\n", NULL, "test.conf:2: [boot] initrd: needs kernel = as well");
+	expect_error("[vm]\nname = ../etc\n", NULL, "test.conf:2: [vm] name \"../etc\": expected 1 to 64 letters");
+	expect_error(BOOT "[disk this-name-is-too-long-for-serial]\nbackend = tmpfs\n", NULL,
+		     "test.conf:4: section [disk this-name-is-too-long-for-serial]: disk name");
+	expect_error("[vm]\nmemory = 8M\n", NULL, "test.conf:2: [vm] memory: expected at least 16M");
+	expect_error("[vm]\nmachine = pc\n", NULL, "test.conf:2: [vm] machine \"pc\": expected q35");
+	expect_error("[vm]\nname =\n", NULL, "test.conf:2: [vm] name: expected a value");
+}
+
+static void test_hostile_lines(void **state)
+{
+	char long_line[400];
+	char *text;
+	(void)state;
+
+	memset(long_line, 'a', sizeof(long_line) - 1);
+	long_line[sizeof(long_line) - 1] = '\0';
+	text = xasprintf("[boot]\nappend = %s\n", long_line);
+	expect_error(text, NULL, "test.conf:2: line is longer than");
+	free(text);
+	{
+		static const char nul[] = "[vm]\nname = a\0b\n";
+		struct vm_config cfg;
+		char *err;
+
+		assert_int_equal(load_bytes(nul, sizeof(nul) - 1, NULL, &cfg, &err), -EINVAL);
+		assert_non_null(strstr(err, "test.conf:2: contains a NUL byte: expected text"));
+		config_free(&cfg);
+		free(err);
+	}
+}
+
+static void test_set_errors(void **state)
+{
+	(void)state;
+	expect_error(BOOT, (const char *const[]){ "vm.cpus", NULL },
+		     "--set vm.cpus: expected --set SECTION.KEY=VALUE");
+	expect_error(BOOT, (const char *const[]){ "cpus=2", NULL }, "--set cpus=2: expected --set SECTION.KEY=VALUE");
+	expect_error(BOOT, (const char *const[]){ "vm.cpu=2", NULL }, "--set vm.cpu=2: [vm]: unknown key \"cpu\"");
+	expect_error(BOOT, (const char *const[]){ "vm.cpus=many", NULL },
+		     "--set vm.cpus=many: [vm] cpus \"many\": expected a whole number");
+	/* a cross-key problem created by --set names --set as its origin */
+	expect_error(BOOT "[disk d]\nbackend = tmpfs\nsize = 1G\n", (const char *const[]){ "disk.d.path=x", NULL },
+		     "test.conf: (from --set) [disk d] path: not used by backend tmpfs");
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_full_config), cmocka_unit_test(test_defaults),
+		cmocka_unit_test(test_set_overrides), cmocka_unit_test(test_sizes),
+		cmocka_unit_test(test_error_messages), cmocka_unit_test(test_hostile_lines),
+		cmocka_unit_test(test_set_errors),
+	};
+	return cmocka_run_group_tests_name("config", tests, NULL, NULL);
+}
