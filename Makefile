@@ -67,7 +67,7 @@ unit: $(UNIT_BIN)
 	@set -e; for t in $(UNIT_BIN); do echo "== $$t"; $$t; done
 
 system: $(BUILD)/vmlaunch-san guest
-	VMLAUNCH=$(abspath $(BUILD)/vmlaunch-san) python3 -m pytest -v tests/system
+	VMLAUNCH=$(abspath $(BUILD)/vmlaunch-san) /usr/bin/python3 -m pytest -v tests/system
 
 check: deps
 	$(MAKE) all $(BUILD)/vmlaunch-san $(UNIT_BIN)

@@ -182,9 +182,14 @@ static bool valid_name(const char *s, size_t max)
 
 static char *resolve_path(const struct vm_config *cfg, const char *v)
 {
-	if (v[0] == '/')
-		return xstrdup(v);
-	return xasprintf("%s/%s", cfg->dir, v);
+	char *joined = v[0] == '/' ? xstrdup(v) : xasprintf("%s/%s", cfg->dir, v);
+	char *canonical = realpath(joined, NULL);
+
+	/* Canonical where the file exists (messages and argv read cleanly); as written where it does not yet. */
+	if (!canonical)
+		return joined;
+	free(joined);
+	return canonical;
 }
 
 /* Section "disk NAME" → the disk, created on first sight. */

@@ -65,7 +65,7 @@ void qemu_argv_build(const struct plan *p, struct qemu_cmdline *c)
 {
 	const struct vm_config *cfg = p->cfg;
 	struct strv *a = &c->argv;
-	char *why;
+	char *why, *qmp_path, *escaped;
 
 	memset(c, 0, sizeof(*c));
 
@@ -97,10 +97,18 @@ void qemu_argv_build(const struct plan *p, struct qemu_cmdline *c)
 	strv_push_many(a, "-nodefaults", "-no-user-config", "-nographic", NULL);
 	group_end(c);
 
-	group_begin(c, "QMP on a socket vmlaunch holds; -S: the guest starts only after vmlaunch has set up and sent cont");
+	group_begin(c, "QMP on a socket vmlaunch holds, and qmp.sock in the state dir for other tools; -S: the guest starts "
+		       "only after vmlaunch has set up and sent cont");
 	strv_push(a, "-chardev");
 	strv_pushf(a, "socket,id=qmp,fd=%d", QEMU_FD_QMP);
-	strv_push_many(a, "-mon", "chardev=qmp,mode=control", "-S", NULL);
+	strv_push_many(a, "-mon", "chardev=qmp,mode=control", NULL);
+	qmp_path = xasprintf("%s/qmp.sock", p->state_dir);
+	escaped = qemu_opt_escape(qmp_path);
+	strv_push(a, "-chardev");
+	strv_pushf(a, "socket,id=qmp-ext,path=%s,server=on,wait=off", escaped);
+	free(escaped);
+	free(qmp_path);
+	strv_push_many(a, "-mon", "chardev=qmp-ext,mode=control", "-S", NULL);
 	group_end(c);
 
 	if (p->console_log) {

@@ -1,0 +1,171 @@
+"""The walking skeleton end to end: boot the demo, run commands in throwaway VMs, ask qemu over QMP, stop with signals."""
+import os
+import pty
+import signal
+import subprocess
+import time
+
+from conftest import DEMO, GUEST, QMP, STATE_ROOT, VMLAUNCH, mounts, read_until, start, vmlaunch
+
+
+def test_demo_boots_and_verifies_its_disk():
+    r = vmlaunch(DEMO)
+    assert r.returncode == 0, r.stderr
+    out = r.stdout
+    assert "vmlaunch-demo: kernel " in out
+    assert "vmlaunch-demo: cpus 2" in out
+    # the tmpfs disk, named by its serial
+    assert "/dev/vda" in out and "serial=scratch" in out
+    assert "vmlaunch-demo: pattern verified on /dev/vda" in out
+    # under TCG here, said once
+    assert r.stderr.count("using TCG") <= 1
+    assert not (STATE_ROOT / "demo").exists()
+    assert "/run/vmlaunch/demo" not in mounts()
+
+
+def test_command_exit_status_and_output(config):
+    conf = config("[vm]\nname = exit7\n" + GUEST)
+    r = vmlaunch(conf, "--", "sh", "-c", "echo to-stdout; echo to-stderr >&2; exit 7")
+    assert r.returncode == 7, r.stderr
+    assert r.stdout == "to-stdout\n"
+    assert "to-stderr\n" in r.stderr
+    assert not (STATE_ROOT / "exit7").exists()
+
+
+def test_command_arguments_arrive_unquoted(config):
+    """argv goes over fw_cfg, NUL-separated: spaces, quotes and $ reach the guest exactly."""
+    conf = config("[vm]\nname = argv\n" + GUEST)
+    tricky = ["a b", "it's", '"q"', "$HOME", "", "*"]
+    r = vmlaunch(conf, "--", "printf", "[%s]\\n", *tricky)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout == "".join(f"[{t}]\n" for t in tricky)
+
+
+def test_command_not_found_is_127(config):
+    conf = config("[vm]\nname = nf\n" + GUEST)
+    r = vmlaunch(conf, "--", "no-such-command")
+    assert r.returncode == 127, r.stderr
+
+
+def test_large_output_arrives_complete(config):
+    conf = config("[vm]\nname = big\n" + GUEST)
+    r = vmlaunch(conf, "--", "seq", "1", "100000")
+    assert r.returncode == 0, r.stderr
+    lines = r.stdout.splitlines()
+    assert len(lines) == 100000 and lines[-1] == "100000"
+
+
+def test_qmp_shows_virtio_blk_on_own_iothreads_then_sigterm(config, tmp_path):
+    conf = config("[vm]\nname = qmpcheck\ncpus = 2\n" + GUEST +
+                  "[disk one]\nbackend = tmpfs\nsize = 64M\n[disk two]\nbackend = tmpfs\nsize = 32M\n")
+    p = start(conf, "--", "sh", "-c", "echo ready; exec sleep 600")
+    try:
+        read_until(p.stdout, "ready")
+        # a second launch of a running name is refused, and the first is untouched
+        again = vmlaunch(conf, "--", "true")
+        assert again.returncode == 1
+        assert 'VM "qmpcheck" is already running' in again.stderr
+        assert p.poll() is None
+
+        q = QMP(STATE_ROOT / "qmpcheck" / "qmp.sock")
+        threads = {t["id"] for t in q.execute("query-iothreads")}
+        assert threads == {"io-one", "io-two"}
+        blocks = {b["qdev"]: b for b in q.execute("query-block")}
+        for disk in ("one", "two"):
+            dev = f"/machine/peripheral/vblk-{disk}/virtio-backend"
+            assert dev in blocks, blocks.keys()
+            assert q.execute("qom-get", path=f"/machine/peripheral/vblk-{disk}", property="iothread") == f"/objects/io-{disk}"
+            assert q.execute("qom-get", path=f"/machine/peripheral/vblk-{disk}", property="num-queues") == 2
+            assert q.execute("qom-get", path=f"/machine/peripheral/vblk-{disk}", property="type") == "virtio-blk-pci"
+            inserted = blocks[dev]["inserted"]
+            assert inserted["cache"]["no-flush"] is True  # ephemeral RAM disk
+            assert inserted["file"].endswith(f"/tmpfs-{disk}/disk.raw")
+        q.close()
+        assert f"/run/vmlaunch/qmpcheck/tmpfs-one" in mounts()
+
+        p.send_signal(signal.SIGTERM)
+        rc = p.wait(timeout=120)
+        # the command did not finish: 128 + SIGTERM, and everything is gone
+        assert rc == 128 + signal.SIGTERM, p.stderr.read()
+    finally:
+        if p.poll() is None:
+            p.kill()
+            p.wait()
+    assert not (STATE_ROOT / "qmpcheck").exists()
+    assert not (STATE_ROOT / "qmpcheck.lock").exists()
+    assert "/run/vmlaunch/qmpcheck" not in mounts()
+
+
+def test_sigterm_powers_off_interactive_demo_gracefully():
+    """With a terminal, the demo guest waits in a shell; SIGTERM presses the ACPI power button and vmlaunch exits 0."""
+    pid, fd = pty.fork()
+    if pid == 0:
+        os.execv(VMLAUNCH, [VMLAUNCH, str(DEMO)])
+    out = b""
+    deadline = time.monotonic() + 120
+    while b"pattern verified" not in out and time.monotonic() < deadline:
+        try:
+            out += os.read(fd, 4096)
+        except OSError:
+            break
+    assert b"pattern verified" in out, out.decode(errors="replace")
+    time.sleep(1)  # let the guest reach its shell
+    os.kill(pid, signal.SIGTERM)
+    deadline = time.monotonic() + 90
+    status = None
+    while time.monotonic() < deadline:
+        try:
+            out += os.read(fd, 4096)
+        except OSError:
+            pass
+        done, status = os.waitpid(pid, os.WNOHANG)
+        if done:
+            break
+        time.sleep(0.1)
+    else:
+        os.kill(pid, signal.SIGKILL)
+        os.waitpid(pid, 0)
+        raise AssertionError("vmlaunch did not exit after SIGTERM:\n" + out.decode(errors="replace"))
+    os.close(fd)
+    assert os.WIFEXITED(status) and os.WEXITSTATUS(status) == 0, out.decode(errors="replace")
+    assert not (STATE_ROOT / "demo").exists()
+
+
+def test_config_error_is_status_2_with_file_line_and_touches_nothing(config):
+    conf = config("[vm]\nname = bad\n" + GUEST + "[disk root]\nbackend = tmpfs\nsize = 20X\n")
+    before = mounts()
+    r = vmlaunch(conf)
+    assert r.returncode == 2
+    assert r.stderr == f'vmlaunch: {conf}:10: [disk root] size "20X": expected a number with K, M, G or T suffix ' \
+                       "(e.g. 512M, 2G)\n"
+    assert not (STATE_ROOT / "bad").exists() and not (STATE_ROOT / "bad.lock").exists()
+    assert mounts() == before
+
+
+def test_usage_errors_are_status_2():
+    assert vmlaunch().returncode == 2
+    assert vmlaunch("--bogus", DEMO).returncode == 2
+    r = vmlaunch(DEMO, "extra")
+    assert r.returncode == 2 and "expected -- COMMAND" in r.stderr
+    r = vmlaunch("/nonexistent.conf")
+    assert r.returncode == 2 and "/nonexistent.conf" in r.stderr
+
+
+def test_dry_run_prints_argv_and_touches_nothing():
+    r = vmlaunch("--dry-run", DEMO)
+    assert r.returncode == 0, r.stderr
+    argv = r.stdout.splitlines()
+    assert argv[0].endswith("qemu-system-x86_64")
+    assert "-nodefaults" in argv and "-S" in argv
+    assert any(a.startswith("virtio-blk-pci,") and "iothread=io-scratch" in a for a in argv)
+    assert not (STATE_ROOT / "demo").exists()
+    r = vmlaunch("--explain", DEMO)
+    assert r.returncode == 0
+    assert "# disk \"scratch\"" in r.stdout and "-blockdev driver=file" in r.stdout
+
+
+def test_help_and_version():
+    r = vmlaunch("--help")
+    assert r.returncode == 0 and "Exit status:" in r.stdout and "--dry-run" in r.stdout
+    r = vmlaunch("--version")
+    assert r.returncode == 0 and r.stdout.startswith("vmlaunch ")

@@ -1,0 +1,145 @@
+/* Plan decisions on synthetic hosts and targets: accel choice, per-disk cache/aio, console and command mode. */
+#include <errno.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include "plan.h"
+#include "test_helpers.h"
+
+static struct host_facts host_with(enum kvm_verdict v, bool tty)
+{
+	struct host_facts h = { 0 };
+
+	h.qemu_path = "/usr/bin/qemu-system-x86_64";
+	h.kvm.verdict = v;
+	snprintf(h.kvm.reason, sizeof(h.kvm.reason), "%s",
+		 v == KVM_PVM ? "/dev/kvm belongs to kvm_pvm (nested PVM): stock guest kernels hang; using TCG" : "ok");
+	h.online_cpus = 4;
+	h.tmpfs_direct_io = true;
+	h.stdin_is_tty = tty;
+	h.pvpanic_pci = true;
+	h.state_root = "/run/vmlaunch";
+	return h;
+}
+
+static void load(const char *text, struct vm_config *cfg)
+{
+	char *err;
+
+	if (load_text(text, NULL, cfg, &err) != 0)
+		fail_msg("config did not load: %s", err);
+	free(err);
+}
+
+#define BOOT "[boot]\nkernel = vmlinux\ninitrd = initrd\n"
+
+static void test_accel(void **state)
+{
+	struct vm_config cfg;
+	struct plan p;
+	struct host_facts pvm = host_with(KVM_PVM, false), good = host_with(KVM_USABLE, false);
+	(void)state;
+
+	load(BOOT, &cfg);
+	assert_int_equal(plan_build(&cfg, &good, NULL, false, &p), 0);
+	assert_true(p.kvm);
+	assert_false(p.accel_warning);
+	plan_free(&p);
+
+	assert_int_equal(plan_build(&cfg, &pvm, NULL, false, &p), 0);
+	assert_false(p.kvm);
+	assert_true(p.accel_warning); /* auto on an unusable KVM: one clear warning */
+	assert_non_null(strstr(p.accel_why, "kvm_pvm"));
+	plan_free(&p);
+	config_free(&cfg);
+
+	load("[vm]\naccel = kvm\n" BOOT, &cfg);
+	assert_int_equal(plan_build(&cfg, &pvm, NULL, false, &p), -ENODEV); /* an error, not a hang */
+	plan_free(&p);
+	config_free(&cfg);
+
+	load("[vm]\naccel = tcg\n" BOOT, &cfg);
+	assert_int_equal(plan_build(&cfg, &good, NULL, false, &p), 0);
+	assert_false(p.kvm);
+	assert_false(p.accel_warning);
+	plan_free(&p);
+	config_free(&cfg);
+}
+
+static void test_disk_io(void **state)
+{
+	struct disk_config d = { .name = "d" };
+	struct storage_target ram = { .driver = "file", .filename = "/x", .direct_ok = true, .ephemeral = true,
+				      .ram_backed = true };
+	struct storage_target persistent = { .driver = "file", .filename = "/img", .direct_ok = true };
+	struct disk_plan out = { 0 };
+	(void)state;
+
+	plan_disk_io(&d, &ram, &out);
+	assert_true(out.direct);
+	assert_string_equal(out.aio, "native");
+	assert_true(out.no_flush);
+	assert_true(out.reclaim);
+
+	ram.direct_ok = false; /* a kernel before 6.6 refuses O_DIRECT on tmpfs */
+	plan_disk_io(&d, &ram, &out);
+	assert_false(out.direct);
+	assert_string_equal(out.aio, "io_uring"); /* native needs O_DIRECT */
+
+	d.cache = CACHE_SAFE;
+	plan_disk_io(&d, &ram, &out);
+	assert_false(out.no_flush);
+	assert_non_null(strstr(out.why, "cache = safe"));
+
+	d.cache = CACHE_AUTO;
+	plan_disk_io(&d, &persistent, &out);
+	assert_true(out.direct);
+	assert_false(out.no_flush); /* data that outlives the VM gets its flushes */
+	assert_false(out.reclaim);
+
+	d.cache = CACHE_UNSAFE;
+	plan_disk_io(&d, &persistent, &out);
+	assert_true(out.no_flush);
+	free(out.why);
+}
+
+static void test_console_and_command_mode(void **state)
+{
+	struct vm_config cfg;
+	struct plan p;
+	struct host_facts tty = host_with(KVM_PVM, true);
+	(void)state;
+
+	load("[vm]\nname = t\n" BOOT "append = quiet\n", &cfg);
+	assert_int_equal(plan_build(&cfg, &tty, NULL, false, &p), 0);
+	assert_true(p.interactive);
+	assert_null(p.console_log);
+	assert_string_equal(p.cmdline, "console=ttyS0 panic=-1 vmlaunch.interactive=1 quiet");
+	plan_free(&p);
+
+	assert_int_equal(plan_build(&cfg, &tty, NULL, true, &p), 0);
+	assert_false(p.interactive); /* the command's output owns stdout */
+	assert_string_equal(p.console_log, "/run/vmlaunch/t/console.log");
+	assert_string_equal(p.argv_file, "/run/vmlaunch/t/argv");
+	assert_string_equal(p.cmdline, "console=ttyS0 panic=-1 quiet");
+	plan_free(&p);
+	config_free(&cfg);
+
+	load("[vm]\nname = t\n", &cfg);
+	assert_int_equal(plan_build(&cfg, &tty, NULL, true, &p), -EINVAL); /* -- COMMAND needs the bundled guest */
+	plan_free(&p);
+	config_free(&cfg);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_accel),
+		cmocka_unit_test(test_disk_io),
+		cmocka_unit_test(test_console_and_command_mode),
+	};
+	return cmocka_run_group_tests_name("plan", tests, NULL, NULL);
+}
