@@ -10,8 +10,8 @@ DEPS_RUN := qemu-system-x86 qemu-utils busybox-static linux-image-amd64 cpio xz-
 DEPS_TEST := python3 python3-pytest
 DEPS := $(DEPS_BUILD) $(DEPS_RUN) $(DEPS_TEST)
 
-PKG_CFLAGS := $(shell pkg-config --cflags inih json-c 2>/dev/null)
-PKG_LIBS := $(shell pkg-config --libs inih json-c 2>/dev/null || echo -linih -ljson-c)
+PKG_CFLAGS := $(shell pkg-config --cflags inih json-c liburing 2>/dev/null)
+PKG_LIBS := $(shell pkg-config --libs inih json-c liburing 2>/dev/null || echo -linih -ljson-c -luring)
 WARN := -std=gnu11 -Wall -Wextra -Werror
 CPPFLAGS += -Ilauncher -Istorage -DVMLAUNCH_VERSION='"$(VERSION)"'
 CFLAGS ?= -O2 -g
@@ -48,6 +48,7 @@ $(BUILD)/tests/%: tests/unit/%.c $(SAN_LIB_OBJ) $(wildcard tests/unit/*.h)
 	$(CC) $(WARN) -O1 -g $(SAN) $(CPPFLAGS) $(PKG_CFLAGS) -Itests/unit -o $@ $< $(SAN_LIB_OBJ) $(PKG_LIBS) -lcmocka
 
 include initramfs/initramfs.mk
+-include tests/bench/bench.mk
 guest: $(BUILD)/vmlinux $(BUILD)/initramfs.cpio.gz
 
 # Installs only what is missing (apt-get update once, when something is); prints nothing when all is there.
