@@ -27,44 +27,57 @@ struct key_spec {
 	size_t line_offset; /* of its `unsigned line` */
 	const char *const *choices; /* T_ENUM: the accepted words, in enum order */
 	unsigned min, max;          /* T_UINT bounds */
+	unsigned backends;          /* [disk] keys: the backends that use it (B_ALL: every one) */
 };
+
+#define B(kind) (1u << (kind))
+#define B_ALL (~0u)
+#define B_BLOCK (B(BACKEND_ZRAM) | B(BACKEND_BRD) | B(BACKEND_LVM))
+#define B_CREATED (B(BACKEND_TMPFS) | B_BLOCK) /* vmlaunch creates the disk: it has a size and can be filled */
 
 static const char *const accel_words[] = { "auto", "kvm", "tcg", NULL };
 static const char *const format_words[] = { "raw", "qcow2", NULL };
 static const char *const cache_words[] = { "auto", "safe", "unsafe", NULL };
-static const char *const backend_words[] = { "file", "tmpfs", NULL };
+static const char *const backend_words[] = { "file", "tmpfs", "zram", "brd", "lvm", NULL };
 
 #define VM(field) offsetof(struct vm_config, field), offsetof(struct vm_config, field##_line)
 #define DISK(field) offsetof(struct disk_config, field), offsetof(struct disk_config, field##_line)
 
 static const struct key_spec keys[] = {
-	{ SEC_VM, "name", T_STRING, VM(name), NULL, 0, 0 },
-	{ SEC_VM, "cpus", T_UINT, VM(cpus), NULL, 1, 255 },
-	{ SEC_VM, "memory", T_SIZE, VM(memory), NULL, 0, 0 },
-	{ SEC_VM, "accel", T_ENUM, VM(accel), accel_words, 0, 0 },
-	{ SEC_VM, "machine", T_STRING, VM(machine), NULL, 0, 0 },
-	{ SEC_VM, "console-log", T_PATH, VM(console_log), NULL, 0, 0 },
-	{ SEC_VM, "shutdown-timeout", T_UINT, VM(shutdown_timeout), NULL, 1, 3600 },
-	{ SEC_BOOT, "kernel", T_PATH, VM(kernel), NULL, 0, 0 },
-	{ SEC_BOOT, "initrd", T_PATH, VM(initrd), NULL, 0, 0 },
-	{ SEC_BOOT, "append", T_APPEND, VM(append), NULL, 0, 0 },
-	{ SEC_QEMU, "binary", T_STRING, VM(qemu_binary), NULL, 0, 0 },
-	{ SEC_QEMU, "extra", T_WORDS, VM(qemu_extra), NULL, 0, 0 },
-	{ SEC_DISK, "backend", T_ENUM, DISK(backend), backend_words, 0, 0 },
-	{ SEC_DISK, "size", T_SIZE, DISK(size), NULL, 0, 0 },
-	{ SEC_DISK, "path", T_PATH, DISK(path), NULL, 0, 0 },
-	{ SEC_DISK, "source", T_PATH, DISK(source), NULL, 0, 0 },
-	{ SEC_DISK, "format", T_ENUM, DISK(format), format_words, 0, 0 },
-	{ SEC_DISK, "ephemeral", T_BOOL, DISK(ephemeral), NULL, 0, 0 },
-	{ SEC_DISK, "readonly", T_BOOL, DISK(readonly), NULL, 0, 0 },
-	{ SEC_DISK, "cache", T_ENUM, DISK(cache), cache_words, 0, 0 },
+	{ SEC_VM, "name", T_STRING, VM(name), NULL, 0, 0, 0 },
+	{ SEC_VM, "cpus", T_UINT, VM(cpus), NULL, 1, 255, 0 },
+	{ SEC_VM, "memory", T_SIZE, VM(memory), NULL, 0, 0, 0 },
+	{ SEC_VM, "accel", T_ENUM, VM(accel), accel_words, 0, 0, 0 },
+	{ SEC_VM, "machine", T_STRING, VM(machine), NULL, 0, 0, 0 },
+	{ SEC_VM, "console-log", T_PATH, VM(console_log), NULL, 0, 0, 0 },
+	{ SEC_VM, "shutdown-timeout", T_UINT, VM(shutdown_timeout), NULL, 1, 3600, 0 },
+	{ SEC_BOOT, "kernel", T_PATH, VM(kernel), NULL, 0, 0, 0 },
+	{ SEC_BOOT, "initrd", T_PATH, VM(initrd), NULL, 0, 0, 0 },
+	{ SEC_BOOT, "append", T_APPEND, VM(append), NULL, 0, 0, 0 },
+	{ SEC_QEMU, "binary", T_STRING, VM(qemu_binary), NULL, 0, 0, 0 },
+	{ SEC_QEMU, "extra", T_WORDS, VM(qemu_extra), NULL, 0, 0, 0 },
+	{ SEC_DISK, "backend", T_ENUM, DISK(backend), backend_words, 0, 0, B_ALL },
+	{ SEC_DISK, "size", T_SIZE, DISK(size), NULL, 0, 0, B_CREATED },
+	{ SEC_DISK, "path", T_PATH, DISK(path), NULL, 0, 0, B(BACKEND_FILE) },
+	{ SEC_DISK, "source", T_PATH, DISK(source), NULL, 0, 0, B_CREATED },
+	{ SEC_DISK, "source-format", T_STRING, DISK(source_format), NULL, 0, 0, B_CREATED },
+	{ SEC_DISK, "format", T_ENUM, DISK(format), format_words, 0, 0, B(BACKEND_FILE) },
+	{ SEC_DISK, "ephemeral", T_BOOL, DISK(ephemeral), NULL, 0, 0, B_ALL },
+	{ SEC_DISK, "readonly", T_BOOL, DISK(readonly), NULL, 0, 0, B_ALL },
+	{ SEC_DISK, "cache", T_ENUM, DISK(cache), cache_words, 0, 0, B_ALL },
+	{ SEC_DISK, "comp-algorithm", T_STRING, DISK(comp_algorithm), NULL, 0, 0, B(BACKEND_ZRAM) },
+	{ SEC_DISK, "vg", T_STRING, DISK(vg), NULL, 0, 0, B(BACKEND_LVM) },
+	{ SEC_DISK, "lv", T_STRING, DISK(lv), NULL, 0, 0, B(BACKEND_LVM) },
+	{ SEC_DISK, "thin-pool", T_STRING, DISK(thin_pool), NULL, 0, 0, B(BACKEND_LVM) },
+	{ SEC_DISK, "thin-pool-size", T_SIZE, DISK(thin_pool_size), NULL, 0, 0, B(BACKEND_LVM) },
 };
 
 const char *const config_known_keys[] = {
 	"vm.name", "vm.cpus", "vm.memory", "vm.accel", "vm.machine", "vm.console-log", "vm.shutdown-timeout",
 	"boot.kernel", "boot.initrd", "boot.append", "qemu.binary", "qemu.extra",
-	"disk.backend", "disk.size", "disk.path", "disk.source", "disk.format", "disk.ephemeral", "disk.readonly",
-	"disk.cache", NULL,
+	"disk.backend", "disk.size", "disk.path", "disk.source", "disk.source-format", "disk.format", "disk.ephemeral",
+	"disk.readonly", "disk.cache", "disk.comp-algorithm", "disk.vg", "disk.lv", "disk.thin-pool", "disk.thin-pool-size",
+	NULL,
 };
 
 static const char *const section_names[] = { [SEC_VM] = "vm", [SEC_BOOT] = "boot", [SEC_QEMU] = "qemu",
@@ -450,42 +463,60 @@ static char *config_ini_reader(char *str, int num, void *stream)
 	return str;
 }
 
+static const char *unused_key_hint(const char *key, enum backend_kind b)
+{
+	if (b == BACKEND_FILE && !strcmp(key, "size"))
+		return " (the image has its size)";
+	if (b == BACKEND_FILE && !strcmp(key, "source"))
+		return " (path = is the image itself)";
+	if (b != BACKEND_FILE && !strcmp(key, "path"))
+		return " (vmlaunch creates the disk; use source = to fill it)";
+	if (b != BACKEND_FILE && !strcmp(key, "format"))
+		return " (the disk vmlaunch creates is raw; source-format = describes the source image)";
+	return "";
+}
+
 static int finish_disk(struct parse *p, struct disk_config *d)
 {
+	bool in_ram = d->backend == BACKEND_TMPFS || d->backend == BACKEND_ZRAM || d->backend == BACKEND_BRD;
 	const char *b;
+	char *list;
 
-	if (!d->backend_line)
-		return fail(p, d->line, "[disk %s]: missing key \"backend\": expected backend = %s", d->name,
-			    "file or tmpfs");
+	if (!d->backend_line) {
+		list = choices_list(backend_words);
+		fail(p, d->line, "[disk %s]: missing key \"backend\": expected backend = %s", d->name, list);
+		free(list);
+		return -EINVAL;
+	}
 	b = backend_kind_name(d->backend);
-	switch (d->backend) {
-	case BACKEND_FILE:
-		if (!d->path_line)
-			return fail(p, d->line, "[disk %s]: backend file needs path = IMAGE (a raw or qcow2 file)",
-				    d->name);
-		if (d->size_line)
-			return fail(p, d->size_line, "[disk %s] size: not used by backend file (the image has its size)",
-				    d->name);
-		if (d->source_line)
-			return fail(p, d->source_line,
-				    "[disk %s] source: not used by backend file (path = is the image itself)", d->name);
-		break;
-	case BACKEND_TMPFS:
-		if (!d->size_line)
-			return fail(p, d->line, "[disk %s]: backend %s needs size = (e.g. size = 1G)", d->name, b);
-		if (d->path_line)
-			return fail(p, d->path_line,
-				    "[disk %s] path: not used by backend %s (vmlaunch creates the disk; use source = to fill it)",
-				    d->name, b);
+	for (size_t i = 0; i < sizeof(keys) / sizeof(keys[0]); i++) {
+		const struct key_spec *k = &keys[i];
+		unsigned line;
+
+		if (k->section != SEC_DISK)
+			continue;
+		line = *(const unsigned *)((const char *)d + k->line_offset);
+		if (line && !(k->backends & B(d->backend)))
+			return fail(p, line, "[disk %s] %s: not used by backend %s%s", d->name, k->name, b,
+				    unused_key_hint(k->name, d->backend));
+	}
+	if (d->backend == BACKEND_FILE && !d->path_line)
+		return fail(p, d->line, "[disk %s]: backend file needs path = IMAGE (a raw or qcow2 file)", d->name);
+	if (in_ram && !d->size_line)
+		return fail(p, d->line, "[disk %s]: backend %s needs size = (e.g. size = 1G)", d->name, b);
+	if (d->backend == BACKEND_LVM && !d->vg_line)
+		return fail(p, d->line, "[disk %s]: backend lvm needs vg = VOLUME_GROUP", d->name);
+	if (d->thin_pool_size_line && !d->thin_pool_line)
+		return fail(p, d->thin_pool_size_line, "[disk %s] thin-pool-size: needs thin-pool = NAME as well", d->name);
+	if (in_ram) {
 		if (d->ephemeral_line && !d->ephemeral)
 			return fail(p, d->ephemeral_line,
 				    "[disk %s] ephemeral: a %s disk lives in RAM and is always ephemeral; expected yes",
 				    d->name, b);
-		if (d->format_line && d->format != FORMAT_RAW)
-			return fail(p, d->format_line, "[disk %s] format: a %s disk is raw; expected raw", d->name, b);
 		d->ephemeral = true;
-		break;
 	}
+	if (d->source_format_line && !d->source_line)
+		return fail(p, d->source_format_line, "[disk %s] source-format: needs source = IMAGE as well", d->name);
 	if (d->readonly && d->ephemeral && d->backend == BACKEND_FILE)
 		return fail(p, d->readonly_line,
 			    "[disk %s] readonly: an ephemeral overlay exists to take writes; expected either readonly or ephemeral",
@@ -643,6 +674,11 @@ void config_free(struct vm_config *cfg)
 		free(cfg->disks[i].name);
 		free(cfg->disks[i].path);
 		free(cfg->disks[i].source);
+		free(cfg->disks[i].source_format);
+		free(cfg->disks[i].comp_algorithm);
+		free(cfg->disks[i].vg);
+		free(cfg->disks[i].lv);
+		free(cfg->disks[i].thin_pool);
 	}
 	free(cfg->disks);
 	memset(cfg, 0, sizeof(*cfg));

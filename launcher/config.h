@@ -12,7 +12,7 @@ enum accel_choice { ACCEL_AUTO, ACCEL_KVM, ACCEL_TCG };
 enum disk_format { FORMAT_RAW, FORMAT_QCOW2 };
 /* auto: the backend's fastest correct default; safe: flushes always honoured; unsafe: flushes ignored. */
 enum cache_choice { CACHE_AUTO, CACHE_SAFE, CACHE_UNSAFE };
-enum backend_kind { BACKEND_FILE, BACKEND_TMPFS };
+enum backend_kind { BACKEND_FILE, BACKEND_TMPFS, BACKEND_ZRAM, BACKEND_BRD, BACKEND_LVM, BACKEND_COUNT };
 
 #define DISK_NAME_MAX 20 /* the disk name is the virtio serial, which holds 20 bytes */
 #define VM_NAME_MAX 64
@@ -31,6 +31,18 @@ struct disk_config {
 	unsigned path_line;
 	char *source; /* populate from this image before boot */
 	unsigned source_line;
+	char *source_format; /* NULL: detected by qemu-img */
+	unsigned source_format_line;
+	char *comp_algorithm; /* zram */
+	unsigned comp_algorithm_line;
+	char *vg; /* lvm: the volume group */
+	unsigned vg_line;
+	char *lv; /* lvm: the logical volume (default vmlaunch-VMNAME-DISK) */
+	unsigned lv_line;
+	char *thin_pool; /* lvm: a thin pool in vg; created (chunk 4M, no zeroing) when missing */
+	unsigned thin_pool_line;
+	uint64_t thin_pool_size;
+	unsigned thin_pool_size_line;
 	enum disk_format format;
 	unsigned format_line;
 	bool ephemeral;

@@ -7,6 +7,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <liburing.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -51,6 +53,33 @@ static bool probe_tmpfs_direct_io(void)
 	return true;
 }
 
+/* qemu offers aio=io_uring only when built with liburing, which then is one of its DT_NEEDED libraries: its name
+ * sits in the binary's dynamic string table. The kernel side is a real ring setup. */
+static bool probe_io_uring(const char *qemu_path)
+{
+	struct io_uring ring;
+	struct stat st;
+	bool linked = false;
+	void *map;
+	int fd;
+
+	if (io_uring_queue_init(2, &ring, 0) < 0)
+		return false;
+	io_uring_queue_exit(&ring);
+	fd = open(qemu_path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return false;
+	if (fstat(fd, &st) == 0 && st.st_size > 0) {
+		map = mmap(NULL, (size_t)st.st_size, PROT_READ, MAP_PRIVATE, fd, 0);
+		if (map != MAP_FAILED) {
+			linked = memmem(map, (size_t)st.st_size, "liburing.so", 11) != NULL;
+			munmap(map, (size_t)st.st_size);
+		}
+	}
+	close(fd);
+	return linked;
+}
+
 static char *state_root(void)
 {
 	const char *xdg = getenv("XDG_RUNTIME_DIR");
@@ -88,6 +117,7 @@ int host_probe(const char *qemu_binary, bool want_kvm, struct host_facts *h)
 	n = sysconf(_SC_NPROCESSORS_ONLN);
 	h->online_cpus = n > 0 ? (unsigned)n : 1;
 	h->tmpfs_direct_io = probe_tmpfs_direct_io();
+	h->io_uring = probe_io_uring(h->qemu_path);
 	h->stdin_is_tty = isatty(0);
 	h->state_root = state_root();
 	return 0;

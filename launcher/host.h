@@ -14,6 +14,7 @@ struct host_facts {
 	bool tmpfs_direct_io; /* kernels >= 6.6 accept O_DIRECT on tmpfs, older ones refuse it */
 	bool stdin_is_tty;
 	bool pvpanic_pci; /* this qemu has the pvpanic-pci device */
+	bool io_uring;    /* the kernel runs io_uring and this qemu is linked with liburing: aio=io_uring works */
 	char *state_root; /* /run/vmlaunch, or $XDG_RUNTIME_DIR/vmlaunch when not root */
 };
 

@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include "log.h"
+#include "storage.h"
 #include "strv.h"
 
 char *journal_encode(const char *arg)
@@ -75,8 +76,20 @@ int journal_add(struct journal *j, const char *verb, const char *arg)
 	return r;
 }
 
+static const struct {
+	const char *verb;
+	int (*undo)(const char *arg);
+} backend_undos[] = {
+	{ UNDO_ZRAM_REMOVE, zram_remove },   { UNDO_BRD_UNLOAD, brd_unload },
+	{ UNDO_BRD_DISCARD, brd_discard_undo }, { UNDO_LVM_REMOVE, lvm_remove },
+	{ UNDO_LVM_DEACTIVATE, lvm_deactivate },
+};
+
 static int undo_one(const char *verb, const char *arg)
 {
+	for (size_t i = 0; i < sizeof(backend_undos) / sizeof(backend_undos[0]); i++)
+		if (!strcmp(verb, backend_undos[i].verb))
+			return backend_undos[i].undo(arg);
 	if (!strcmp(verb, UNDO_UNLINK)) {
 		if (unlink(arg) < 0 && errno != ENOENT)
 			return log_errno(errno, "cannot remove %s", arg);

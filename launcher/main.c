@@ -187,9 +187,10 @@ static bool stop_requested(int sigfd)
 }
 
 /* Acquires, runs and undoes. Returns vmlaunch's exit status. */
-static int launch(const struct vm_config *cfg, struct plan *plan, const struct qemu_cmdline *cmdline,
-		  struct storage_target *targets, const struct strv *command)
+static int launch(const struct vm_config *cfg, struct plan *plan, struct storage_target *targets,
+		  const struct strv *command)
 {
+	struct qemu_cmdline cmdline = { 0 };
 	struct state_dir state = { .lock_fd = -1 };
 	struct journal journal = { .fd = -1 };
 	struct vm_process vm = { .pid = -1, .pidfd = -1, .out_fd = -1, .err_fd = -1, .status_fd = -1 };
@@ -198,7 +199,6 @@ static int launch(const struct vm_config *cfg, struct plan *plan, const struct q
 	int status = EXIT_SETUP_FAILED, sigfd, r;
 	sigset_t set;
 
-	(void)cmdline;
 	sigfd = block_signals(&set);
 	if (sigfd < 0)
 		return EXIT_SETUP_FAILED;
@@ -215,7 +215,7 @@ static int launch(const struct vm_config *cfg, struct plan *plan, const struct q
 			break;
 		}
 		log_info("preparing disk \"%s\" (%s)", cfg->disks[i].name, backend_kind_name(cfg->disks[i].backend));
-		r = storage_backend_for(cfg->disks[i].backend)->prepare(cfg, &cfg->disks[i], &targets[i], &journal);
+		r = storage_prepare(cfg, &cfg->disks[i], &targets[i], &journal);
 	}
 	if (r < 0)
 		goto out;
@@ -228,13 +228,17 @@ static int launch(const struct vm_config *cfg, struct plan *plan, const struct q
 		status = 128 + SIGINT;
 		goto out;
 	}
-	log_info("starting %s", cmdline->argv.v[0]);
-	r = run_start(plan, cmdline, &vm);
+	/* Again, now that the disks exist: some learn their device only when made (/dev/zramN). */
+	plan_refresh_disks(plan);
+	qemu_argv_build(plan, &cmdline);
+	log_info("starting %s", cmdline.argv.v[0]);
+	r = run_start(plan, &cmdline, &vm);
 	if (r < 0)
 		goto out;
 	status = run_supervise(plan, &vm, sigfd);
 out:
 	run_cleanup(&vm);
+	qemu_cmdline_free(&cmdline);
 	if (tty_saved)
 		tcsetattr(0, TCSANOW, &saved_tty); /* qemu's stdio chardev leaves a raw terminal if it is killed */
 	if (journal.path) {
@@ -275,7 +279,7 @@ int main(int argc, char **argv)
 	for (size_t i = 0; i < cfg.n_disks; i++) {
 		char *state_dir = xasprintf("%s/%s", host.state_root, cfg.name);
 
-		r = storage_backend_for(cfg.disks[i].backend)->describe(&cfg, &cfg.disks[i], &host, state_dir, &targets[i]);
+		r = storage_describe(&cfg, &cfg.disks[i], &host, state_dir, &targets[i]);
 		free(state_dir);
 		if (r < 0) {
 			status = r == -EINVAL ? EXIT_BAD_INPUT : EXIT_SETUP_FAILED;
@@ -289,8 +293,9 @@ int main(int argc, char **argv)
 	}
 	if (plan.accel_warning)
 		log_warn("%s", plan.accel_why);
-	qemu_argv_build(&plan, &cmdline);
 	if (o.dry_run || o.explain) {
+		/* Devices that exist only once made (/dev/zramN) show as "?": the real name is known at launch. */
+		qemu_argv_build(&plan, &cmdline);
 		if (o.explain)
 			print_explained(&cmdline);
 		else
@@ -298,7 +303,7 @@ int main(int argc, char **argv)
 		status = EXIT_VM_OK;
 		goto out;
 	}
-	status = launch(&cfg, &plan, &cmdline, targets, &o.command);
+	status = launch(&cfg, &plan, targets, &o.command);
 out:
 	qemu_cmdline_free(&cmdline);
 	plan_free(&plan);

@@ -11,8 +11,11 @@
 #include "log.h"
 #include "strv.h"
 
-void plan_disk_io(const struct disk_config *d, const struct storage_target *t, struct disk_plan *out)
+void plan_disk_io(const struct disk_config *d, const struct storage_target *t, const struct host_facts *host,
+		  struct disk_plan *out)
 {
+	bool block = !strcmp(t->driver, "host_device");
+
 	const char *flush_why;
 
 	/* O_DIRECT skips the host page cache: for a RAM-backed target that cache would hold a second copy of the data,
@@ -20,7 +23,12 @@ void plan_disk_io(const struct disk_config *d, const struct storage_target *t, s
 	 * fastest here (5.6k vs 5.0k IOPS for io_uring, guest-boot-and-io.md); without O_DIRECT io_uring beats the
 	 * thread pool. */
 	out->direct = t->direct_ok;
-	out->aio = out->direct ? "native" : "io_uring";
+	if (block && host->io_uring)
+		out->aio = "io_uring"; /* block devices: the submission path without the AIO context's limits */
+	else if (out->direct)
+		out->aio = "native";
+	else
+		out->aio = host->io_uring ? "io_uring" : "threads";
 	/* Flushes protect data that outlives the VM; an ephemeral disk is thrown away, so flushing only costs time. */
 	out->no_flush = t->ephemeral && d->cache != CACHE_SAFE;
 	if (d->cache == CACHE_UNSAFE)
@@ -114,9 +122,15 @@ int plan_build(const struct vm_config *cfg, const struct host_facts *host, const
 		d->target = &targets[i];
 		snprintf(d->node, sizeof(d->node), "disk-%s", cfg->disks[i].name);
 		snprintf(d->iothread, sizeof(d->iothread), "io-%s", cfg->disks[i].name);
-		plan_disk_io(d->cfg, d->target, d);
+		plan_disk_io(d->cfg, d->target, host, d);
 	}
 	return 0;
+}
+
+void plan_refresh_disks(struct plan *p)
+{
+	for (size_t i = 0; i < p->n_disks; i++)
+		plan_disk_io(p->disks[i].cfg, p->disks[i].target, p->host, &p->disks[i]);
 }
 
 void plan_free(struct plan *p)

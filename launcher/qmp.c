@@ -117,7 +117,7 @@ static int wait_readable(struct qmp *q, long long deadline)
 	return r == 0 ? -ETIMEDOUT : 0;
 }
 
-int qmp_connect(struct qmp *q, int fd, qmp_event_fn on_event, void *user, int timeout_ms)
+int qmp_connect(struct qmp *q, int fd, qmp_event_fn on_event, void *user, int timeout_ms, bool quiet_eof)
 {
 	long long deadline = now_ms() + timeout_ms;
 	struct json_object *o;
@@ -133,6 +133,8 @@ int qmp_connect(struct qmp *q, int fd, qmp_event_fn on_event, void *user, int ti
 		r = wait_readable(q, deadline);
 		if (r == 0)
 			r = fill(q);
+		if (r == -EPIPE && quiet_eof)
+			return r;
 		if (r < 0)
 			return log_errno(r, "qemu did not greet on QMP");
 	}

@@ -17,8 +17,9 @@ struct qmp {
 	struct json_object *greeting;
 };
 
-/* Reads the greeting and negotiates capabilities. The fd becomes non-blocking. */
-int qmp_connect(struct qmp *q, int fd, qmp_event_fn on_event, void *user, int timeout_ms);
+/* Reads the greeting and negotiates capabilities. The fd becomes non-blocking. `quiet_eof`: a peer that closes
+ * instead of greeting (qemu refused its command line and said why itself) is not reported again. */
+int qmp_connect(struct qmp *q, int fd, qmp_event_fn on_event, void *user, int timeout_ms, bool quiet_eof);
 /* Runs CMD (args may be NULL; ownership taken) and waits for its answer, dispatching events meanwhile.
  * On success *ret (if non-NULL) holds the "return" value (caller puts it). QMP errors are logged: -EIO. */
 int qmp_execute(struct qmp *q, const char *cmd, struct json_object *args, struct json_object **ret, int timeout_ms);

@@ -143,7 +143,7 @@ int run_start(const struct plan *p, const struct qemu_cmdline *c, struct vm_proc
 	vm->err_fd = pairs[2][0];
 	vm->status_fd = pairs[3][0];
 	pairs[1][0] = pairs[2][0] = pairs[3][0] = -1;
-	r = qmp_connect(&vm->qmp, pairs[0][0], NULL, NULL, QMP_TIMEOUT_MS);
+	r = qmp_connect(&vm->qmp, pairs[0][0], NULL, NULL, QMP_TIMEOUT_MS, true);
 	pairs[0][0] = -1; /* owned by vm->qmp now */
 	if (r < 0)
 		goto fail;
@@ -161,6 +161,9 @@ fail:
 		kill(vm->pid, SIGKILL);
 		waitpid(vm->pid, &status, 0);
 		vm->pid = -1;
+		if (WIFEXITED(status))
+			log_error("qemu exited with status %d before the VM started (its message is above)",
+				  WEXITSTATUS(status));
 	}
 	run_cleanup(vm);
 	return r;

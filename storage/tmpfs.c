@@ -33,6 +33,7 @@ static int tmpfs_describe(const struct vm_config *cfg, const struct disk_config 
 	t->ephemeral = true;
 	t->ram_backed = true;
 	t->readonly = d->readonly;
+	t->zeroed = true; /* a new sparse file */
 	free(mnt);
 	return 0;
 }

@@ -131,7 +131,7 @@ static void test_error_messages(void **state)
 	expect_error(BOOT "[disk root]\nbackend = tmpfs\nsize = 20X\n", NULL,
 		     "test.conf:6: [disk root] size \"20X\": expected a number with K, M, G or T suffix");
 	expect_error(BOOT "\n[disk root]\nsize = 1G\n", NULL,
-		     "test.conf:5: [disk root]: missing key \"backend\": expected backend = file or tmpfs");
+		     "test.conf:5: [disk root]: missing key \"backend\": expected backend = file, tmpfs, zram, brd or lvm");
 	expect_error(BOOT "[disk root]\n", NULL, "test.conf:4: [disk root]: missing key \"backend\"");
 	expect_error(BOOT "[disk a]\nbackend = tmpfs\nsize = 1G\n[disk a]\nsize = 2G\n", NULL,
 		     "test.conf:7: section [disk a] appears twice (first on line 4)");
@@ -142,7 +142,7 @@ static void test_error_messages(void **state)
 	expect_error("[vm]\ncpus = 0\n", NULL, "test.conf:2: [vm] cpus \"0\": expected a whole number from 1 to 255");
 	expect_error("[vm]\ncpus = 2x\n", NULL, "[vm] cpus \"2x\": expected a whole number from 1 to 255");
 	expect_error("[vm]\naccel = xen\n", NULL, "test.conf:2: [vm] accel \"xen\": expected auto, kvm or tcg");
-	expect_error(BOOT "[disk d]\nbackend = nfs\n", NULL, "[disk d] backend \"nfs\": expected file or tmpfs");
+	expect_error(BOOT "[disk d]\nbackend = nfs\n", NULL, "[disk d] backend \"nfs\": expected file, tmpfs, zram, brd or lvm");
 	expect_error(BOOT "[disk d]\nbackend = file\npath = vmlinux\nreadonly = maybe\n", NULL,
 		     "test.conf:7: [disk d] readonly \"maybe\": expected yes or no");
 	expect_error(BOOT "[disk d]\nbackend = tmpfs\n", NULL,
@@ -166,6 +166,16 @@ static void test_error_messages(void **state)
 	expect_error("[vm]\nmemory = 8M\n", NULL, "test.conf:2: [vm] memory: expected at least 16M");
 	expect_error("[vm]\nmachine = pc\n", NULL, "test.conf:2: [vm] machine \"pc\": expected q35");
 	expect_error("[vm]\nname =\n", NULL, "test.conf:2: [vm] name: expected a value");
+	expect_error(BOOT "[disk d]\nbackend = zram\nsize = 1G\nvg = x\n", NULL,
+		     "test.conf:7: [disk d] vg: not used by backend zram");
+	expect_error(BOOT "[disk d]\nbackend = lvm\nsize = 1G\n", NULL, "test.conf:4: [disk d]: backend lvm needs vg =");
+	expect_error(BOOT "[disk d]\nbackend = brd\n", NULL, "test.conf:4: [disk d]: backend brd needs size =");
+	expect_error(BOOT "[disk d]\nbackend = zram\nsize = 1G\nformat = qcow2\n", NULL,
+		     "test.conf:7: [disk d] format: not used by backend zram (the disk vmlaunch creates is raw");
+	expect_error(BOOT "[disk d]\nbackend = zram\nsize = 1G\nsource-format = qcow2\n", NULL,
+		     "test.conf:7: [disk d] source-format: needs source = IMAGE as well");
+	expect_error(BOOT "[disk d]\nbackend = lvm\nvg = v\nthin-pool-size = 1G\n", NULL,
+		     "test.conf:7: [disk d] thin-pool-size: needs thin-pool = NAME as well");
 }
 
 static void test_hostile_lines(void **state)

@@ -75,34 +75,51 @@ static void test_disk_io(void **state)
 	struct storage_target ram = { .driver = "file", .filename = "/x", .direct_ok = true, .ephemeral = true,
 				      .ram_backed = true };
 	struct storage_target persistent = { .driver = "file", .filename = "/img", .direct_ok = true };
+	struct storage_target zram = { .driver = "host_device", .filename = "/dev/zram0", .direct_ok = true,
+				       .ephemeral = true, .ram_backed = true };
+	struct host_facts host = host_with(KVM_PVM, false), old = host;
 	struct disk_plan out = { 0 };
 	(void)state;
 
-	plan_disk_io(&d, &ram, &out);
+	host.io_uring = true;
+	old.io_uring = false;
+
+	plan_disk_io(&d, &ram, &host, &out);
 	assert_true(out.direct);
 	assert_string_equal(out.aio, "native");
 	assert_true(out.no_flush);
 	assert_true(out.reclaim);
 
 	ram.direct_ok = false; /* a kernel before 6.6 refuses O_DIRECT on tmpfs */
-	plan_disk_io(&d, &ram, &out);
+	plan_disk_io(&d, &ram, &host, &out);
 	assert_false(out.direct);
 	assert_string_equal(out.aio, "io_uring"); /* native needs O_DIRECT */
 
 	d.cache = CACHE_SAFE;
-	plan_disk_io(&d, &ram, &out);
+	plan_disk_io(&d, &ram, &host, &out);
 	assert_false(out.no_flush);
 	assert_non_null(strstr(out.why, "cache = safe"));
 
 	d.cache = CACHE_AUTO;
-	plan_disk_io(&d, &persistent, &out);
+	plan_disk_io(&d, &persistent, &host, &out);
 	assert_true(out.direct);
 	assert_false(out.no_flush); /* data that outlives the VM gets its flushes */
 	assert_false(out.reclaim);
 
 	d.cache = CACHE_UNSAFE;
-	plan_disk_io(&d, &persistent, &out);
+	plan_disk_io(&d, &persistent, &host, &out);
 	assert_true(out.no_flush);
+
+	/* block backends: io_uring where this kernel and qemu offer it, native AIO (needs O_DIRECT) where not */
+	d.cache = CACHE_AUTO;
+	plan_disk_io(&d, &zram, &host, &out);
+	assert_true(out.direct);
+	assert_string_equal(out.aio, "io_uring");
+	plan_disk_io(&d, &zram, &old, &out);
+	assert_string_equal(out.aio, "native");
+	ram.direct_ok = false;
+	plan_disk_io(&d, &ram, &old, &out);
+	assert_string_equal(out.aio, "threads");
 	free(out.why);
 }
 

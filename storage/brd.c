@@ -1,0 +1,189 @@
+/* Backend "brd": /dev/ramN from the brd module, loaded by vmlaunch with the sizes it needs and unloaded at exit. */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <linux/fs.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "command.h"
+#include "host.h"
+#include "journal.h"
+#include "log.h"
+#include "storage.h"
+#include "strv.h"
+
+/*
+ * brd's devices all have one size, fixed when the module loads, and keep their data while nobody holds them open, so
+ * a brd that someone else loaded may hold their data in a device that looks free. vmlaunch therefore only uses brd
+ * when it loads the module itself (rd_nr = the VM's brd disks, rd_size = the largest), and unloads it at exit. A
+ * brd built into the kernel cannot be reloaded: it is used only when its fixed size is large enough, each device is
+ * claimed with O_EXCL, zeroed before use and discarded (its RAM freed) at exit.
+ */
+
+struct brd_state {
+	bool loaded_by_us;
+	bool builtin;
+	unsigned next; /* the next /dev/ramN to hand out */
+};
+static struct brd_state brd;
+
+static bool brd_builtin(void)
+{
+	/* A built-in module has a /sys/module entry but no initstate. */
+	return access("/sys/module/brd", F_OK) == 0 && access("/sys/module/brd/initstate", F_OK) < 0;
+}
+
+static unsigned long long brd_builtin_bytes(void)
+{
+	FILE *f = fopen("/sys/module/brd/parameters/rd_size", "re");
+	unsigned long long kib = 0;
+
+	if (f) {
+		if (fscanf(f, "%llu", &kib) != 1)
+			kib = 0;
+		fclose(f);
+	}
+	return kib * 1024;
+}
+
+/* The modprobe vector, pure, exposed for unit tests: rd_size is in KiB; max_part=0: the VM partitions its disk. */
+void brd_modprobe_argv(unsigned count, unsigned long long max_bytes, struct strv *out)
+{
+	strv_push_many(out, "modprobe", "brd", NULL);
+	strv_pushf(out, "rd_nr=%u", count);
+	strv_pushf(out, "rd_size=%llu", (max_bytes + 1023) / 1024);
+	strv_push(out, "max_part=0");
+}
+
+int brd_unload(const char *unused)
+{
+	char *argv[] = { "rmmod", "brd", NULL };
+	int r;
+
+	(void)unused;
+	if (access("/sys/module/brd", F_OK) < 0)
+		return 0; /* already unloaded (a replay) */
+	r = command_run(argv, NULL, 0);
+	return r == 0 ? 0 : log_errno(EBUSY, "cannot unload brd: its RAM stays allocated until `rmmod brd` succeeds");
+}
+
+/* Discard frees brd's RAM where the kernel's brd supports it; where it does not, `zero` falls back to writing zeros
+ * so an earlier user's data is never visible. */
+static int brd_discard(const char *dev, bool zero)
+{
+	int fd = open(dev, O_WRONLY | O_CLOEXEC);
+	uint64_t range[2] = { 0, 0 };
+	int r = 0;
+
+	if (fd < 0)
+		return errno == ENOENT ? 0 : log_errno(errno, "cannot open %s", dev);
+	if (ioctl(fd, BLKGETSIZE64, &range[1]) < 0)
+		r = log_errno(errno, "cannot size %s", dev);
+	else if (ioctl(fd, BLKDISCARD, range) < 0 && (!zero || ioctl(fd, BLKZEROOUT, range) < 0))
+		r = zero ? log_errno(errno, "cannot zero %s", dev) : 0;
+	close(fd);
+	return r;
+}
+
+int brd_discard_undo(const char *dev)
+{
+	return brd_discard(dev, false);
+}
+
+static int brd_describe(const struct vm_config *cfg, const struct disk_config *d, const struct host_facts *host,
+			const char *state_dir, struct storage_target *t)
+{
+	unsigned index = 0;
+
+	(void)host;
+	(void)state_dir;
+	for (size_t i = 0; i < cfg->n_disks && &cfg->disks[i] != d; i++)
+		index += cfg->disks[i].backend == BACKEND_BRD;
+	if (brd_builtin()) {
+		if (brd_builtin_bytes() < d->size)
+			return log_errno(ENOSPC,
+					 "%s:%u: [disk %s] brd is built into this kernel with %llu-byte devices, smaller "
+					 "than size = %llu; expected a smaller size, or backend = zram",
+					 cfg->file, d->size_line, d->name, brd_builtin_bytes(), (unsigned long long)d->size);
+	} else if (access("/sys/module/brd", F_OK) == 0) {
+		return log_errno(EBUSY,
+				 "%s:%u: [disk %s] brd is already loaded by someone else; vmlaunch uses brd only when it "
+				 "loads it (rmmod brd, or use backend = zram)",
+				 cfg->file, d->backend_line, d->name);
+	}
+	t->driver = "host_device";
+	t->filename = xasprintf("/dev/ram%u", index);
+	t->format = FORMAT_RAW;
+	t->direct_ok = true;
+	t->ephemeral = true;
+	t->ram_backed = true;
+	t->readonly = d->readonly;
+	t->zeroed = !brd_builtin();
+	return 0;
+}
+
+static int load_module(const struct vm_config *cfg, struct journal *j)
+{
+	struct strv argv = STRV_INIT;
+	unsigned long long max = 0;
+	unsigned count = 0;
+	int r;
+
+	for (size_t i = 0; i < cfg->n_disks; i++)
+		if (cfg->disks[i].backend == BACKEND_BRD) {
+			count++;
+			if (cfg->disks[i].size > max)
+				max = cfg->disks[i].size;
+		}
+	brd_modprobe_argv(count, max, &argv);
+	r = command_run(argv.v, NULL, 0);
+	strv_free(&argv);
+	if (r != 0)
+		return log_errno(r < 0 ? r : ENODEV, "brd is not available on this kernel (modprobe brd failed); use "
+						     "backend = zram");
+	brd.loaded_by_us = true;
+	return journal_add(j, UNDO_BRD_UNLOAD, "brd");
+}
+
+static int brd_prepare(const struct vm_config *cfg, const struct disk_config *d, struct storage_target *t,
+		       struct journal *j)
+{
+	int r, fd;
+
+	if (!brd.loaded_by_us && !brd_builtin()) {
+		r = load_module(cfg, j);
+		if (r < 0)
+			return r;
+	}
+	for (int i = 0; i < 200 && access(t->filename, F_OK) < 0; i++)
+		nanosleep(&(struct timespec){ 0, 10 * 1000 * 1000 }, NULL);
+	/* O_EXCL on a block device claims it: fails with EBUSY if anything else holds it. */
+	fd = open(t->filename, O_RDWR | O_EXCL | O_CLOEXEC);
+	if (fd < 0)
+		return log_errno(errno, "disk \"%s\": cannot claim %s", d->name, t->filename);
+	close(fd);
+	if (brd_builtin()) {
+		/* Someone's old data may be there: discard it now (brd reads discarded sectors as zeros), and again at exit
+		 * so the RAM goes back. */
+		r = journal_add(j, UNDO_BRD_DISCARD, t->filename);
+		if (r < 0)
+			return r;
+		r = brd_discard(t->filename, true);
+		if (r < 0)
+			return r;
+		t->zeroed = true;
+	}
+	return 0;
+}
+
+const struct storage_backend storage_brd = {
+	.name = "brd",
+	.describe = brd_describe,
+	.prepare = brd_prepare,
+};

@@ -1,0 +1,48 @@
+/* Disk population: fills a freshly prepared RAM/LVM/file disk from a base image before the guest boots. */
+#ifndef VMLAUNCH_POPULATE_H
+#define VMLAUNCH_POPULATE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+struct populate_source {
+	char *path;
+	char *format;          /* "raw", "qcow2", ... as qemu-img names it */
+	uint64_t virtual_size; /* bytes the guest sees */
+};
+
+/* Read-only: `qemu-img info --output=json` gives format and virtual size. `format` NULL means detect; otherwise it
+ * must match what qemu-img finds (a qcow2 asked as raw, or a raw file asked as qcow2, is refused with a message that
+ * names the path and both formats). Returns 0 or negative errno after logging. */
+int populate_probe(const char *path, const char *format, struct populate_source *out);
+void populate_source_free(struct populate_source *s);
+
+struct populate_target {
+	const char *path; /* a regular file (e.g. on tmpfs) or a block device (zram, brd, LVM LV) */
+	uint64_t size;    /* the disk's size */
+	bool zeroed;      /* freshly created and reads as zeros (tmpfs file, new zram/brd): holes can be skipped.
+	                     false (e.g. a new LV that may hold an old volume's data): holes and the tail beyond the
+	                     source are zeroed, so no other volume's data stays visible to the guest */
+};
+
+/* Copies source -> target. Refuses (clear error, nothing written) when the source's virtual size exceeds the target,
+ * when the target is neither a regular file nor a block device, or when it is the source itself. A block device is
+ * opened O_EXCL, so a mounted or otherwise claimed device is refused rather than overwritten.
+ * raw: io_uring copy of the source's data extents only (SEEK_DATA/SEEK_HOLE), O_DIRECT writes where the target takes
+ *      them, fdatasync at the end.
+ * other formats: `qemu-img convert -n -O raw -W -m 8`; --target-is-zero only when the target is zeroed.
+ * progress: when true (callers pass isatty(2)), one progress line on stderr, updated at most 10 times a second. */
+int populate_copy(const struct populate_source *src, const struct populate_target *dst, bool progress);
+
+/* How the raw copy runs. The defaults were chosen with tests/bench/populate_bench (see tests/bench/README.md); the
+ * benchmark changes them to compare, nothing else should. */
+struct populate_tuning {
+	unsigned queue_depth; /* buffers in flight */
+	size_t buffer_size;   /* bytes per buffer: a multiple of 4096 */
+	bool direct;          /* try O_DIRECT on the target */
+	bool uring;           /* false: plain pread/pwrite, the path taken when io_uring is unavailable */
+};
+extern struct populate_tuning populate_tuning;
+
+#endif

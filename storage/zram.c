@@ -1,0 +1,142 @@
+/* Backend "zram": a compressed RAM block device made with /sys/class/zram-control/hot_add, removed with hot_remove. */
+#define _GNU_SOURCE
+#include <ctype.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "host.h"
+#include "journal.h"
+#include "log.h"
+#include "storage.h"
+#include "strv.h"
+
+#define ZRAM_CONTROL "/sys/class/zram-control"
+
+static int write_sysfs(const char *path, const char *value)
+{
+	int fd = open(path, O_WRONLY | O_CLOEXEC), r = 0;
+	ssize_t n;
+
+	if (fd < 0)
+		return -errno;
+	n = write(fd, value, strlen(value));
+	if (n < 0)
+		r = -errno;
+	else if ((size_t)n != strlen(value))
+		r = -EIO;
+	close(fd);
+	return r;
+}
+
+int zram_remove(const char *id)
+{
+	int r = write_sysfs(ZRAM_CONTROL "/hot_remove", id);
+
+	/* ENODEV: already gone (a replay after the device was removed). */
+	if (r < 0 && r != -ENODEV && r != -ENOENT)
+		return log_errno(r, "cannot remove /dev/zram%s", id);
+	return 0;
+}
+
+static int zram_describe(const struct vm_config *cfg, const struct disk_config *d, const struct host_facts *host,
+			 const char *state_dir, struct storage_target *t)
+{
+	(void)host;
+	(void)state_dir;
+	if (access(ZRAM_CONTROL "/hot_add", R_OK) < 0)
+		return log_errno(ENODEV, "%s:%u: [disk %s] backend zram: %s is missing (load the zram module: modprobe zram)",
+				 cfg->file, d->backend_line, d->name, ZRAM_CONTROL);
+	if (d->comp_algorithm)
+		for (const char *c = d->comp_algorithm; *c; c++)
+			if (!isalnum((unsigned char)*c) && *c != '-')
+				return log_error("%s:%u: [disk %s] comp-algorithm \"%s\": expected a name such as lz4, zstd or lzo-rle",
+						 cfg->file, d->comp_algorithm_line, d->name, d->comp_algorithm);
+	/* The device number is known only once hot_add has answered. */
+	t->driver = "host_device";
+	t->filename = xstrdup("/dev/zram?");
+	t->format = FORMAT_RAW;
+	t->direct_ok = true;
+	t->ephemeral = true;
+	t->ram_backed = true;
+	t->readonly = d->readonly;
+	t->zeroed = true;
+	return 0;
+}
+
+static int wait_for_node(const char *path)
+{
+	/* devtmpfs creates the node as the disk is added; give a slow udev a moment to settle permissions. */
+	for (int i = 0; i < 200; i++) {
+		struct stat st;
+
+		if (stat(path, &st) == 0 && S_ISBLK(st.st_mode))
+			return 0;
+		nanosleep(&(struct timespec){ 0, 10 * 1000 * 1000 }, NULL);
+	}
+	return -ENOENT;
+}
+
+static int zram_prepare(const struct vm_config *cfg, const struct disk_config *d, struct storage_target *t,
+			struct journal *j)
+{
+	char id[32] = "", *path;
+	ssize_t n;
+	int fd, r;
+
+	(void)cfg;
+	fd = open(ZRAM_CONTROL "/hot_add", O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return log_errno(errno, "disk \"%s\": cannot open %s/hot_add", d->name, ZRAM_CONTROL);
+	n = read(fd, id, sizeof(id) - 1);
+	r = n < 0 ? -errno : 0;
+	close(fd);
+	if (r < 0)
+		return log_errno(r, "disk \"%s\": zram hot_add failed", d->name);
+	id[n > 0 ? n : 0] = '\0';
+	id[strcspn(id, "\n")] = '\0';
+	if (!*id || strspn(id, "0123456789") != strlen(id))
+		return log_errno(EIO, "disk \"%s\": zram hot_add answered \"%s\"", d->name, id);
+	r = journal_add(j, UNDO_ZRAM_REMOVE, id);
+	if (r < 0) {
+		zram_remove(id);
+		return r;
+	}
+	free(t->filename);
+	t->filename = xasprintf("/dev/zram%s", id);
+
+	if (d->comp_algorithm) {
+		path = xasprintf("/sys/block/zram%s/comp_algorithm", id);
+		r = write_sysfs(path, d->comp_algorithm);
+		free(path);
+		if (r < 0)
+			return log_errno(r, "disk \"%s\": zram does not offer comp-algorithm \"%s\" (see "
+					    "/sys/block/zram%s/comp_algorithm)",
+					 d->name, d->comp_algorithm, id);
+	}
+	path = xasprintf("/sys/block/zram%s/disksize", id);
+	{
+		char size[32];
+
+		snprintf(size, sizeof(size), "%llu", (unsigned long long)d->size);
+		r = write_sysfs(path, size);
+	}
+	free(path);
+	if (r < 0)
+		return log_errno(r, "disk \"%s\": cannot size /dev/zram%s", d->name, id);
+	r = wait_for_node(t->filename);
+	if (r < 0)
+		return log_errno(r, "disk \"%s\": %s did not appear", d->name, t->filename);
+	return 0;
+}
+
+const struct storage_backend storage_zram = {
+	.name = "zram",
+	.describe = zram_describe,
+	.prepare = zram_prepare,
+};
