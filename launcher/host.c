@@ -80,7 +80,7 @@ static bool probe_io_uring(const char *qemu_path)
 	return linked;
 }
 
-static char *state_root(void)
+char *host_state_root(void)
 {
 	const char *xdg = getenv("XDG_RUNTIME_DIR");
 
@@ -119,7 +119,7 @@ int host_probe(const char *qemu_binary, bool want_kvm, struct host_facts *h)
 	h->tmpfs_direct_io = probe_tmpfs_direct_io();
 	h->io_uring = probe_io_uring(h->qemu_path);
 	h->stdin_is_tty = isatty(0);
-	h->state_root = state_root();
+	h->state_root = host_state_root();
 	return 0;
 }
 

@@ -22,6 +22,9 @@ struct host_facts {
 int host_probe(const char *qemu_binary, bool want_kvm, struct host_facts *out);
 void host_facts_free(struct host_facts *h);
 
+/* /run/vmlaunch, or $XDG_RUNTIME_DIR/vmlaunch when not root. */
+char *host_state_root(void);
+
 /* Looks NAME up in $PATH unless it contains a slash. Returns a malloc'ed absolute path or NULL. */
 char *host_find_program(const char *name);
 

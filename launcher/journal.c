@@ -11,6 +11,8 @@
 #include <unistd.h>
 
 #include "log.h"
+#include "process.h"
+#include "test_hook.h"
 #include "storage.h"
 #include "strv.h"
 
@@ -90,6 +92,8 @@ static int undo_one(const char *verb, const char *arg)
 	for (size_t i = 0; i < sizeof(backend_undos) / sizeof(backend_undos[0]); i++)
 		if (!strcmp(verb, backend_undos[i].verb))
 			return backend_undos[i].undo(arg);
+	if (!strcmp(verb, UNDO_KILL))
+		return process_kill_identity(arg, 10000);
 	if (!strcmp(verb, UNDO_UNLINK)) {
 		if (unlink(arg) < 0 && errno != ENOENT)
 			return log_errno(errno, "cannot remove %s", arg);
@@ -139,6 +143,8 @@ int journal_replay(const char *path)
 		arg = journal_decode(sp + 1);
 		r = undo_one(lines.v[i], arg);
 		free(arg);
+		if (i == lines.n - 1)
+			test_hook_stop_at("teardown");
 		if (r < 0 && !first_error)
 			first_error = r;
 	}

@@ -13,6 +13,7 @@ struct journal {
 #define UNDO_UNLINK "unlink" /* PATH */
 #define UNDO_RMDIR "rmdir"   /* PATH */
 #define UNDO_UMOUNT "umount" /* PATH: lazy unmount of a mount vmlaunch made */
+#define UNDO_KILL "kill"       /* PID:STARTTIME: qemu, killed and waited for if still that process */
 #define UNDO_ZRAM_REMOVE "zram-remove"   /* N: hot_remove /dev/zramN */
 #define UNDO_BRD_UNLOAD "brd-unload"     /* brd: rmmod brd (recorded only when vmlaunch loaded it) */
 #define UNDO_BRD_DISCARD "brd-discard"   /* /dev/ramN of a built-in brd: give its RAM back */

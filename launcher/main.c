@@ -14,6 +14,7 @@
 
 #include "config.h"
 #include "exit_status.h"
+#include "guardian.h"
 #include "host.h"
 #include "journal.h"
 #include "log.h"
@@ -23,6 +24,7 @@
 #include "state_dir.h"
 #include "storage.h"
 #include "strv.h"
+#include "test_hook.h"
 
 #ifndef VMLAUNCH_VERSION
 #define VMLAUNCH_VERSION "0.1"
@@ -42,6 +44,9 @@ static void usage(FILE *out)
 	      "  -s, --set SECTION.KEY=VALUE\n"
 	      "                           override a config key (repeatable), e.g. --set vm.cpus=4,\n"
 	      "                           --set disk.root.size=2G\n"
+	      "      --cleanup [NAME]     undo what a killed run of NAME (default: every VM) left behind; waits for a\n"
+	      "                           running vmlaunch to finish first (up to --wait seconds, default 30)\n"
+	      "      --wait SECONDS       how long --cleanup waits for a running VM\n"
 	      "  -v, --verbose            say what vmlaunch is doing\n"
 	      "  -h, --help               show this help and exit\n"
 	      "  -V, --version            show the version and exit\n"
@@ -61,7 +66,8 @@ struct options {
 	const char *config;
 	struct strv sets;
 	struct strv command;
-	bool dry_run, explain;
+	bool dry_run, explain, cleanup;
+	int wait_seconds;
 };
 
 static int parse_options(int argc, char **argv, struct options *o)
@@ -70,6 +76,7 @@ static int parse_options(int argc, char **argv, struct options *o)
 		{ "dry-run", no_argument, NULL, 'n' }, { "explain", no_argument, NULL, 'e' },
 		{ "set", required_argument, NULL, 's' }, { "verbose", no_argument, NULL, 'v' },
 		{ "help", no_argument, NULL, 'h' },    { "version", no_argument, NULL, 'V' },
+		{ "cleanup", no_argument, NULL, 'C' }, { "wait", required_argument, NULL, 'W' },
 		{ NULL, 0, NULL, 0 },
 	};
 	int c;
@@ -89,6 +96,20 @@ static int parse_options(int argc, char **argv, struct options *o)
 		case 'v':
 			log_verbose = 1;
 			break;
+		case 'C':
+			o->cleanup = true;
+			break;
+		case 'W': {
+			char *end;
+			long v = strtol(optarg, &end, 10);
+
+			if (*end || end == optarg || v < 0 || v > 3600) {
+				log_error("--wait %s: expected seconds from 0 to 3600", optarg);
+				return -EINVAL;
+			}
+			o->wait_seconds = (int)v;
+			break;
+		}
 		case 'h':
 			usage(stdout);
 			exit(EXIT_VM_OK);
@@ -99,6 +120,14 @@ static int parse_options(int argc, char **argv, struct options *o)
 			fputs("Try 'vmlaunch --help'.\n", stderr);
 			return -EINVAL;
 		}
+	}
+	if (o->cleanup) {
+		if (optind + 1 < argc) {
+			log_error("--cleanup takes at most one NAME");
+			return -EINVAL;
+		}
+		o->config = optind < argc ? argv[optind] : NULL; /* here: the VM's name */
+		return 0;
 	}
 	if (optind >= argc) {
 		log_error("expected a CONFIG file (vmlaunch [OPTIONS] CONFIG [-- COMMAND...])");
@@ -193,6 +222,7 @@ static int launch(const struct vm_config *cfg, struct plan *plan, struct storage
 	struct qemu_cmdline cmdline = { 0 };
 	struct state_dir state = { .lock_fd = -1 };
 	struct journal journal = { .fd = -1 };
+	struct guardian guardian = { .pid = -1, .pidfd = -1, .pipe_fd = -1 };
 	struct vm_process vm = { .pid = -1, .pidfd = -1, .out_fd = -1, .err_fd = -1, .status_fd = -1 };
 	struct termios saved_tty;
 	bool tty_saved = plan->interactive && tcgetattr(0, &saved_tty) == 0;
@@ -208,6 +238,11 @@ static int launch(const struct vm_config *cfg, struct plan *plan, struct storage
 	r = journal_create(&journal, state.dir);
 	if (r < 0)
 		goto out;
+	/* From here on, if vmlaunch is killed, the guardian undoes the journal. */
+	r = guardian_start(&guardian, &state);
+	if (r < 0)
+		goto out;
+	test_hook_stop_at("state");
 	for (size_t i = 0; i < cfg->n_disks && r >= 0; i++) {
 		if (stop_requested(sigfd)) {
 			status = 128 + SIGINT;
@@ -232,10 +267,11 @@ static int launch(const struct vm_config *cfg, struct plan *plan, struct storage
 	plan_refresh_disks(plan);
 	qemu_argv_build(plan, &cmdline);
 	log_info("starting %s", cmdline.argv.v[0]);
-	r = run_start(plan, &cmdline, &vm);
+	r = run_start(plan, &cmdline, &journal, &vm);
 	if (r < 0)
 		goto out;
-	status = run_supervise(plan, &vm, sigfd);
+	test_hook_stop_at("qemu");
+	status = run_supervise(plan, &vm, sigfd, &guardian);
 out:
 	run_cleanup(&vm);
 	qemu_cmdline_free(&cmdline);
@@ -251,6 +287,7 @@ out:
 	}
 	if (state_dir_release(&state) < 0 && status == EXIT_VM_OK)
 		status = EXIT_SETUP_FAILED;
+	guardian_dismiss(&guardian);
 	close(sigfd);
 	sigprocmask(SIG_UNBLOCK, &set, NULL);
 	return status;
@@ -258,7 +295,7 @@ out:
 
 int main(int argc, char **argv)
 {
-	struct options o = { .sets = STRV_INIT, .command = STRV_INIT };
+	struct options o = { .sets = STRV_INIT, .command = STRV_INIT, .wait_seconds = 30 };
 	struct vm_config cfg = { 0 };
 	struct host_facts host = { 0 };
 	struct plan plan = { 0 };
@@ -269,6 +306,18 @@ int main(int argc, char **argv)
 	signal(SIGPIPE, SIG_IGN); /* a closed stdout must not kill vmlaunch before it has cleaned up */
 	if (parse_options(argc, argv, &o) < 0)
 		goto out;
+	if (o.cleanup) {
+		char *root = host_state_root();
+
+		if (o.config && !strchr(o.config, '/') && o.config[0] != '.')
+			status = state_dir_cleanup(root, o.config, o.wait_seconds * 1000) < 0 ? EXIT_SETUP_FAILED : EXIT_VM_OK;
+		else if (o.config)
+			log_error("--cleanup %s: expected a VM name (the [vm] name), not a path", o.config);
+		else
+			status = state_dir_cleanup(root, NULL, o.wait_seconds * 1000) < 0 ? EXIT_SETUP_FAILED : EXIT_VM_OK;
+		free(root);
+		goto out;
+	}
 	if (config_load(o.config, &o.sets, &cfg) < 0)
 		goto out;
 

@@ -19,6 +19,10 @@
 #include <unistd.h>
 
 #include "exit_status.h"
+#include "guardian.h"
+#include "journal.h"
+#include "process.h"
+#include "test_hook.h"
 #include "log.h"
 #include "strv.h"
 
@@ -85,7 +89,7 @@ fail:
 	_exit(127);
 }
 
-int run_start(const struct plan *p, const struct qemu_cmdline *c, struct vm_process *vm)
+int run_start(const struct plan *p, const struct qemu_cmdline *c, struct journal *journal, struct vm_process *vm)
 {
 	int pairs[4][2], child_ends[4], errpipe[2], child_errno = 0, r;
 	pid_t parent = getpid();
@@ -119,6 +123,18 @@ int run_start(const struct plan *p, const struct qemu_cmdline *c, struct vm_proc
 		child_exec(p, c, child_ends, errpipe[1], parent);
 
 	close(errpipe[1]);
+	{
+		/* Recorded before anything else: if vmlaunch dies from here on, the replay kills this qemu (pid + start
+		 * time, never a reused pid) and waits for it to let go of the disks before removing them. */
+		char *identity = process_identity(vm->pid);
+
+		r = journal_add(journal, UNDO_KILL, identity);
+		free(identity);
+		if (r < 0) {
+			close(errpipe[0]);
+			goto fail;
+		}
+	}
 	do
 		n = read(errpipe[0], &child_errno, sizeof(child_errno));
 	while (n < 0 && errno == EINTR);
@@ -172,6 +188,7 @@ fail:
 struct supervisor {
 	const struct plan *p;
 	struct vm_process *vm;
+	struct guardian *guardian;
 	int stop_signal;     /* the first SIGINT/SIGTERM/SIGHUP received, 0 if none */
 	int stop_requests;   /* how many of them */
 	int phase;           /* 0 running, 1 powerdown sent, 2 quit sent, 3 SIGKILL sent */
@@ -343,9 +360,9 @@ static int exit_status(struct supervisor *s, int wstatus)
 	return qemu_status;
 }
 
-int run_supervise(const struct plan *p, struct vm_process *vm, int sigfd)
+int run_supervise(const struct plan *p, struct vm_process *vm, int sigfd, struct guardian *guardian)
 {
-	struct supervisor s = { .p = p, .vm = vm };
+	struct supervisor s = { .p = p, .vm = vm, .guardian = guardian };
 	int wstatus = 0, r;
 	bool exited = false;
 
@@ -354,11 +371,14 @@ int run_supervise(const struct plan *p, struct vm_process *vm, int sigfd)
 	r = qmp_execute(&vm->qmp, "cont", NULL, NULL, QMP_TIMEOUT_MS);
 	if (r < 0)
 		escalate(&s), escalate(&s); /* could not start the guest: quit qemu */
+	else
+		test_hook_stop_at("running");
 
 	while (!exited) {
-		struct pollfd fds[6] = {
+		struct pollfd fds[7] = {
 			{ sigfd, POLLIN, 0 },	      { vm->pidfd, POLLIN, 0 },    { vm->qmp.fd, POLLIN, 0 },
 			{ vm->out_fd, POLLIN, 0 },    { vm->err_fd, POLLIN, 0 },   { vm->status_fd, POLLIN, 0 },
+			{ guardian->pidfd, POLLIN, 0 },
 		};
 		int timeout = -1;
 
@@ -367,7 +387,7 @@ int run_supervise(const struct plan *p, struct vm_process *vm, int sigfd)
 
 			timeout = left > 0 ? (int)left : 0;
 		}
-		if (poll(fds, 6, timeout) < 0) {
+		if (poll(fds, 7, timeout) < 0) {
 			if (errno == EINTR)
 				continue;
 			r = log_errno(errno, "poll");
@@ -396,6 +416,9 @@ int run_supervise(const struct plan *p, struct vm_process *vm, int sigfd)
 			relay(&s, &vm->err_fd, 2);
 		if (fds[5].revents)
 			relay(&s, &vm->status_fd, -1);
+		if (fds[6].revents && guardian_restart(guardian) < 0)
+			log_warn("running without a guardian: if vmlaunch is killed now, run vmlaunch --cleanup %s",
+				 p->cfg->name);
 		if (fds[1].revents) {
 			while (waitpid(vm->pid, &wstatus, 0) < 0 && errno == EINTR)
 				;

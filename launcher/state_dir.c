@@ -83,8 +83,9 @@ static int read_pid(const char *dir)
 	return pid;
 }
 
-/* flock()ed lock files can be unlinked by their holder at exit; a waiter that opened the old inode must notice. */
-static int lock(struct state_dir *s, const char *name)
+/* flock()ed lock files can be unlinked by their holder at exit; a waiter that opened the old inode must notice.
+ * Waits up to wait_ms for a holder to finish. */
+static int lock(struct state_dir *s, const char *name, int wait_ms)
 {
 	for (;;) {
 		struct stat a, b;
@@ -99,6 +100,11 @@ static int lock(struct state_dir *s, const char *name)
 			s->lock_fd = -1;
 			if (r != EWOULDBLOCK)
 				return log_errno(r, "cannot lock %s", s->lock_path);
+			if (wait_ms > 0) {
+				usleep(50 * 1000);
+				wait_ms -= 50;
+				continue;
+			}
 			pid = read_pid(s->dir);
 			if (pid > 0)
 				log_error("VM \"%s\" is already running (vmlaunch pid %d); stop it or choose another [vm] name",
@@ -128,7 +134,7 @@ int state_dir_acquire(struct state_dir *s, const char *root, const char *name)
 	r = mkdir_p(root, 0755);
 	if (r < 0)
 		return r;
-	r = lock(s, name);
+	r = lock(s, name, 0);
 	if (r < 0)
 		return r;
 	if (lstat(s->dir, &st) == 0) {
@@ -155,20 +161,85 @@ int state_dir_acquire(struct state_dir *s, const char *root, const char *name)
 	return 0;
 }
 
+int state_dir_remove(const struct state_dir *s)
+{
+	int r = remove_dir(s->dir);
+
+	if (!r)
+		unlink(s->lock_path);
+	return r;
+}
+
 int state_dir_release(struct state_dir *s)
 {
 	int r = 0;
 
-	if (s->dir && s->lock_fd >= 0) {
-		r = remove_dir(s->dir);
-		if (!r)
-			unlink(s->lock_path);
-	}
+	if (s->dir && s->lock_fd >= 0)
+		r = state_dir_remove(s);
 	if (s->lock_fd >= 0)
 		close(s->lock_fd);
 	s->lock_fd = -1;
 	free(s->dir);
 	free(s->lock_path);
 	s->dir = s->lock_path = NULL;
+	return r;
+}
+
+static int cleanup_one(const char *root, const char *name, int wait_ms)
+{
+	struct state_dir s = { .lock_fd = -1 };
+	struct stat st;
+	int r;
+
+	s.dir = xasprintf("%s/%s", root, name);
+	s.lock_path = xasprintf("%s/%s.lock", root, name);
+	r = lock(&s, name, wait_ms);
+	if (r == 0 && lstat(s.dir, &st) == 0) {
+		char *journal = xasprintf("%s/journal", s.dir);
+
+		log_warn("cleaning up after \"%s\", which did not finish", name);
+		journal_replay(journal);
+		free(journal);
+	}
+	if (r == 0)
+		r = state_dir_release(&s);
+	else
+		state_dir_release(&s);
+	return r;
+}
+
+int state_dir_cleanup(const char *root, const char *name, int wait_ms)
+{
+	DIR *d;
+	struct dirent *e;
+	int r = 0;
+
+	if (name)
+		return cleanup_one(root, name, wait_ms);
+	d = opendir(root);
+	if (!d)
+		return errno == ENOENT ? 0 : log_errno(errno, "cannot open %s", root);
+	while ((e = readdir(d))) {
+		size_t n = strlen(e->d_name);
+		char *vm;
+		int one;
+
+		/* every VM leaves NAME.lock while running; a dir without one is a leftover too */
+		if (e->d_name[0] == '.')
+			continue;
+		if (n > 5 && !strcmp(e->d_name + n - 5, ".lock"))
+			vm = strndup(e->d_name, n - 5);
+		else if (e->d_type == DT_DIR)
+			vm = strdup(e->d_name);
+		else
+			continue;
+		if (!vm)
+			abort();
+		one = cleanup_one(root, vm, wait_ms);
+		if (one < 0 && !r)
+			r = one;
+		free(vm);
+	}
+	closedir(d);
 	return r;
 }

@@ -7,6 +7,7 @@
 #include "log.h"
 #include "populate.h"
 #include "strv.h"
+#include "test_hook.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -61,8 +62,11 @@ int storage_prepare(const struct vm_config *cfg, const struct disk_config *d, st
 	struct populate_target dst;
 	int r = storage_backend_for(d->backend)->prepare(cfg, d, t, j);
 
-	if (r < 0 || !t->source || t->keep_contents)
+	if (r < 0)
 		return r;
+	test_hook_stop_at("disk");
+	if (!t->source || t->keep_contents)
+		return 0;
 	dst = (struct populate_target){ .path = t->filename, .size = d->size, .zeroed = t->zeroed };
 	log_info("disk \"%s\": filling %s from %s (%s)", d->name, t->filename, t->source->path, t->source->format);
 	return populate_copy(t->source, &dst, isatty(2));

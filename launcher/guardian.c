@@ -1,0 +1,122 @@
+/* Guarantees teardown when vmlaunch itself is killed: a forked watcher replays the journal when vmlaunch's pipe closes. */
+#define _GNU_SOURCE
+#include "guardian.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "journal.h"
+#include "log.h"
+#include "strv.h"
+#include "test_hook.h"
+
+#define GUARDIAN_DONE 'D'
+
+static void guardian_main(const struct state_dir *state, int pipe_fd, pid_t owner)
+{
+	struct sigaction ign = { .sa_handler = SIG_IGN }, dfl = { .sa_handler = SIG_DFL };
+	sigset_t none;
+	char *journal;
+	char c;
+	ssize_t n;
+	int null;
+
+	setsid(); /* out of vmlaunch's process group: a Ctrl-C or a kill of the group does not reach it */
+	test_hook_disable();
+	for (int s = 1; s < NSIG; s++)
+		sigaction(s, &dfl, NULL);
+	sigaction(SIGHUP, &ign, NULL);
+	sigaction(SIGINT, &ign, NULL);
+	sigaction(SIGPIPE, &ign, NULL);
+	sigemptyset(&none);
+	sigprocmask(SIG_SETMASK, &none, NULL);
+	null = open("/dev/null", O_RDWR);
+	if (null >= 0) {
+		dup2(null, 0);
+		dup2(null, 1);
+	}
+	/* Keep only stderr (to say what happened), the pipe and the lock. */
+	for (int fd = 3; fd < 1024; fd++)
+		if (fd != pipe_fd && fd != state->lock_fd)
+			close(fd);
+
+	do
+		n = read(pipe_fd, &c, 1);
+	while (n < 0 && errno == EINTR);
+	if (n == 1 && c == GUARDIAN_DONE)
+		_exit(0);
+
+	log_warn("vmlaunch (pid %d) ended without cleaning up; undoing what it set up for %s", (int)owner, state->dir);
+	journal = xasprintf("%s/journal", state->dir);
+	journal_replay(journal);
+	free(journal);
+	state_dir_remove(state);
+	_exit(0);
+}
+
+int guardian_start(struct guardian *g, const struct state_dir *state)
+{
+	int fds[2];
+	pid_t owner = getpid();
+
+	g->state = state;
+	g->pid = -1;
+	g->pidfd = g->pipe_fd = -1;
+	if (pipe2(fds, O_CLOEXEC) < 0)
+		return log_errno(errno, "pipe");
+	fflush(stderr);
+	g->pid = fork();
+	if (g->pid < 0) {
+		close(fds[0]);
+		close(fds[1]);
+		return log_errno(errno, "cannot fork the guardian");
+	}
+	if (g->pid == 0) {
+		close(fds[1]);
+		guardian_main(state, fds[0], owner);
+	}
+	close(fds[0]);
+	g->pipe_fd = fds[1];
+	g->pidfd = (int)syscall(SYS_pidfd_open, g->pid, 0);
+	if (g->pidfd < 0)
+		return log_errno(errno, "pidfd_open");
+	fcntl(g->pidfd, F_SETFD, FD_CLOEXEC);
+	return 0;
+}
+
+void guardian_dismiss(struct guardian *g)
+{
+	char c = GUARDIAN_DONE;
+
+	if (g->pipe_fd >= 0) {
+		if (write(g->pipe_fd, &c, 1) != 1)
+			log_warn("cannot dismiss the guardian: %s", strerror(errno));
+		close(g->pipe_fd);
+		g->pipe_fd = -1;
+	}
+	if (g->pid > 0)
+		while (waitpid(g->pid, NULL, 0) < 0 && errno == EINTR)
+			;
+	if (g->pidfd >= 0)
+		close(g->pidfd);
+	g->pid = g->pidfd = -1;
+}
+
+int guardian_restart(struct guardian *g)
+{
+	if (g->pid > 0)
+		waitpid(g->pid, NULL, 0);
+	if (g->pidfd >= 0)
+		close(g->pidfd);
+	if (g->pipe_fd >= 0)
+		close(g->pipe_fd);
+	log_warn("the guardian (pid %d) died; starting another", (int)g->pid);
+	return guardian_start(g, g->state);
+}

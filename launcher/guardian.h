@@ -1,0 +1,24 @@
+/* The guardian: a small process in its own session that undoes the journal if vmlaunch dies without doing so. */
+#ifndef VMLAUNCH_GUARDIAN_H
+#define VMLAUNCH_GUARDIAN_H
+
+#include <sys/types.h>
+
+#include "state_dir.h"
+
+struct guardian {
+	pid_t pid;
+	int pidfd;   /* readable when the guardian died: vmlaunch starts another */
+	int pipe_fd; /* our end; EOF on the guardian's end without the "done" byte means vmlaunch died */
+	const struct state_dir *state;
+};
+
+/* Forks the guardian. It shares the state dir's lock (the same open file description), so no other vmlaunch can take
+ * the name while it cleans up. Returns 0 or -errno. */
+int guardian_start(struct guardian *g, const struct state_dir *state);
+/* vmlaunch finished its own teardown: the guardian exits without acting. */
+void guardian_dismiss(struct guardian *g);
+/* Reaps a guardian that died (its pidfd was readable) and starts a new one. */
+int guardian_restart(struct guardian *g);
+
+#endif

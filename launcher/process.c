@@ -1,0 +1,87 @@
+/* Process identity (pid + start time) and killing by identity: a pid alone may have been reused since it was recorded. */
+#define _GNU_SOURCE
+#include "process.h"
+
+#include <errno.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/syscall.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "log.h"
+#include "strv.h"
+
+int process_start_time(pid_t pid, unsigned long long *out)
+{
+	char path[64], buf[1024], *p;
+	FILE *f;
+	size_t n;
+
+	snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
+	f = fopen(path, "re");
+	if (!f)
+		return -ESRCH;
+	n = fread(buf, 1, sizeof(buf) - 1, f);
+	fclose(f);
+	buf[n] = '\0';
+	/* comm (field 2) may hold spaces and parentheses: fields after it start after the last ')' */
+	p = strrchr(buf, ')');
+	if (!p)
+		return -EIO;
+	p++;
+	for (int field = 3; field < 22; field++) {
+		p = strchr(p + 1, ' ');
+		if (!p)
+			return -EIO;
+	}
+	return sscanf(p, " %llu", out) == 1 ? 0 : -EIO;
+}
+
+char *process_identity(pid_t pid)
+{
+	unsigned long long start = 0;
+
+	process_start_time(pid, &start);
+	return xasprintf("%d:%llu", (int)pid, start);
+}
+
+static int wait_gone(pid_t pid, unsigned long long start, int timeout_ms)
+{
+	int fd = (int)syscall(SYS_pidfd_open, pid, 0);
+	unsigned long long now_start;
+
+	if (fd >= 0) {
+		struct pollfd p = { fd, POLLIN, 0 };
+		int r = poll(&p, 1, timeout_ms);
+
+		close(fd);
+		/* A zombie is gone enough: it holds no files. Our own child is reaped by its waitpid elsewhere. */
+		return r > 0 ? 0 : -ETIMEDOUT;
+	}
+	for (int waited = 0; waited < timeout_ms; waited += 10) {
+		if (process_start_time(pid, &now_start) < 0 || now_start != start)
+			return 0;
+		nanosleep(&(struct timespec){ 0, 10 * 1000 * 1000 }, NULL);
+	}
+	return -ETIMEDOUT;
+}
+
+int process_kill_identity(const char *identity, int timeout_ms)
+{
+	unsigned long long start, now_start;
+	int pid;
+
+	if (sscanf(identity, "%d:%llu", &pid, &start) != 2 || pid <= 0)
+		return log_error("journal: malformed process identity \"%s\"", identity);
+	if (process_start_time(pid, &now_start) < 0 || now_start != start)
+		return 0; /* gone, or the pid now belongs to someone else */
+	if (kill(pid, SIGKILL) < 0 && errno != ESRCH)
+		return log_errno(errno, "cannot kill qemu (pid %d)", pid);
+	if (wait_gone(pid, start, timeout_ms) < 0)
+		return log_errno(ETIMEDOUT, "qemu (pid %d) did not exit after SIGKILL", pid);
+	return 0;
+}

@@ -1,0 +1,15 @@
+/* Identifying and ending a process safely by pid + start time, so a reused pid is never killed by mistake. */
+#ifndef VMLAUNCH_PROCESS_H
+#define VMLAUNCH_PROCESS_H
+
+#include <sys/types.h>
+
+/* Field 22 of /proc/PID/stat (clock ticks since boot). -ESRCH when there is no such process. */
+int process_start_time(pid_t pid, unsigned long long *out);
+/* "PID:STARTTIME" for the journal. */
+char *process_identity(pid_t pid);
+/* SIGKILLs the process named by "PID:STARTTIME" if it is still that process, and waits (up to timeout_ms) until it
+ * is gone, so what it held open (a zram device, a tmpfs file) is free. 0 when it is gone or was never there. */
+int process_kill_identity(const char *identity, int timeout_ms);
+
+#endif

@@ -1,0 +1,25 @@
+/* VMLAUNCH_STOP_AT: lets the kill tests freeze vmlaunch at a named phase (documented in vmlaunch(1) as test-only). */
+#include "test_hook.h"
+
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "log.h"
+
+static int disabled;
+
+void test_hook_disable(void)
+{
+	disabled = 1;
+}
+
+void test_hook_stop_at(const char *phase)
+{
+	const char *want = getenv("VMLAUNCH_STOP_AT");
+
+	if (disabled || !want || strcmp(want, phase))
+		return;
+	log_warn("VMLAUNCH_STOP_AT=%s: stopping (SIGCONT resumes)", phase);
+	raise(SIGSTOP);
+}

@@ -1,0 +1,12 @@
+/* A test-only pause point: VMLAUNCH_STOP_AT=PHASE makes vmlaunch stop itself (SIGSTOP) at that phase, so the kill
+ * tests can SIGKILL any process at a known point of the lifecycle instead of guessing with sleeps. */
+#ifndef VMLAUNCH_TEST_HOOK_H
+#define VMLAUNCH_TEST_HOOK_H
+
+/* Phases: "state" (state dir, journal and guardian exist), "disk" (a disk was made, before it is filled),
+ * "qemu" (qemu started, guest not yet running), "running" (after cont), "teardown" (after the first undo). */
+void test_hook_stop_at(const char *phase);
+/* The guardian, a fork of vmlaunch, must never stop itself. */
+void test_hook_disable(void);
+
+#endif
