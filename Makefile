@@ -25,7 +25,7 @@ SAN_LIB_OBJ := $(LIB_SRC:%.c=$(BUILD)/san/%.o)
 UNIT_SRC := $(wildcard tests/unit/test_*.c)
 UNIT_BIN := $(UNIT_SRC:tests/unit/%.c=$(BUILD)/tests/%)
 
-.PHONY: all deps run check unit system clean guest
+.PHONY: all deps run check unit system stress clean guest
 all: $(BUILD)/vmlaunch guest
 
 $(BUILD)/obj/%.o: %.c $(wildcard launcher/*.h storage/*.h)
@@ -69,6 +69,11 @@ unit: $(UNIT_BIN)
 
 system: $(BUILD)/vmlaunch-san guest
 	VMLAUNCH=$(abspath $(BUILD)/vmlaunch-san) /usr/bin/python3 -m pytest -v tests/system
+
+# The full randomized kill matrix (not part of check): ITERATIONS=200 by default; prints the number of leaks.
+stress: deps
+	$(MAKE) $(BUILD)/vmlaunch-san guest
+	VMLAUNCH=$(abspath $(BUILD)/vmlaunch-san) /usr/bin/python3 tests/stress/kill_matrix.py
 
 check: deps
 	$(MAKE) all $(BUILD)/vmlaunch-san $(UNIT_BIN)

@@ -1,0 +1,155 @@
+"""The kill matrix: SIGKILL a process at a known lifecycle phase, then check nothing of the VM remains.
+
+Used by tests/system/test_kill.py (a fixed sample in `make check`) and tests/stress/kill_matrix.py (randomized, many
+iterations). vmlaunch is frozen at the phase with VMLAUNCH_STOP_AT (a test-only pause point), so the kill lands
+exactly there instead of after a guessed sleep.
+"""
+import os
+import signal
+import subprocess
+import time
+from pathlib import Path
+
+from conftest import GUEST, ROOT, STATE_ROOT, VMLAUNCH
+
+PHASES = ["state", "disk", "qemu", "running", "teardown"]
+VICTIMS = ["vmlaunch", "qemu", "guardian", "group", "all"]
+
+
+def zram_devices():
+    return sorted(p.name for p in Path("/sys/block").glob("zram*"))
+
+
+def our_mounts(name):
+    return [line for line in Path("/proc/self/mounts").read_text().splitlines() if f"/run/vmlaunch/{name}/" in line]
+
+
+def processes_of(name):
+    """PIDs whose command line belongs to VM `name`: its qemu (-name NAME,...) or a vmlaunch running its config."""
+    found = []
+    for p in Path("/proc").iterdir():
+        if not p.name.isdigit():
+            continue
+        try:
+            argv = (p / "cmdline").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        if f"{name},debug-threads=on".encode() in argv or any(a.endswith(f"/{name}.conf".encode()) for a in argv):
+            found.append(int(p.name))
+    return found
+
+
+def leftovers(name, zram_before):
+    left = []
+    if (STATE_ROOT / name).exists():
+        left.append(f"state dir {STATE_ROOT / name}")
+    if (STATE_ROOT / f"{name}.lock").exists():
+        left.append(f"lock {STATE_ROOT / name}.lock")
+    left += [f"mount {m}" for m in our_mounts(name)]
+    extra = set(zram_devices()) - set(zram_before)
+    left += [f"zram {z}" for z in sorted(extra)]
+    left += [f"process {pid}" for pid in processes_of(name)]
+    return left
+
+
+def state_of(pid):
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    return stat.rsplit(")", 1)[1].split()[0]
+
+
+def children(pid):
+    kids = []
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        try:
+            kids += [int(c) for c in (task / "children").read_text().split()]
+        except OSError:
+            pass
+    return kids
+
+
+def exe(pid):
+    try:
+        return os.readlink(f"/proc/{pid}/exe")
+    except OSError:
+        return ""
+
+
+def write_config(directory, name, source):
+    conf = Path(directory) / f"{name}.conf"
+    conf.write_text(f"[vm]\nname = {name}\nmemory = 256M\n" + GUEST.replace("@BUILD@", str(ROOT / "build")) +
+                    f"[disk a]\nbackend = tmpfs\nsize = 32M\nsource = {source}\n"
+                    "[disk b]\nbackend = zram\nsize = 32M\n")
+    return conf
+
+
+def make_source(directory):
+    src = Path(directory) / "source.raw"
+    if not src.exists():
+        with open(src, "wb") as f:
+            f.truncate(16 << 20)
+            f.seek(1 << 20)
+            f.write(os.urandom(1 << 20))
+    return src
+
+
+def run_case(directory, name, phase, victim, timeout=60):
+    """Returns a list of what was left behind (empty when the host is clean) and a description of what happened."""
+    zram_before = zram_devices()
+    conf = write_config(directory, name, make_source(directory))
+    command = ["true"] if phase == "teardown" else ["sh", "-c", "sleep 3"]
+    env = dict(os.environ, VMLAUNCH_STOP_AT=phase)
+    p = subprocess.Popen([VMLAUNCH, str(conf), "--", *command], env=env, stdin=subprocess.DEVNULL,
+                         stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True)
+    deadline = time.monotonic() + timeout
+    while state_of(p.pid) != "T":
+        if p.poll() is not None:
+            raise AssertionError(f"vmlaunch exited ({p.returncode}) before phase {phase}: {p.stderr.read().decode()}")
+        if time.monotonic() > deadline:
+            p.kill()
+            raise AssertionError(f"vmlaunch never reached phase {phase}")
+        time.sleep(0.02)
+
+    kids = children(p.pid)
+    qemu = [k for k in kids if "qemu-system" in exe(k)]
+    guardian = [k for k in kids if exe(k) == exe(p.pid)]
+    what = f"{phase}/{victim}"
+    if victim == "vmlaunch":
+        os.kill(p.pid, signal.SIGKILL)
+    elif victim == "qemu":
+        if not qemu:
+            os.kill(p.pid, signal.SIGCONT)  # no qemu yet at this phase: let the run finish normally
+            what += " (no qemu yet: ran to the end)"
+        for q in qemu:
+            os.kill(q, signal.SIGKILL)
+        os.kill(p.pid, signal.SIGCONT)
+    elif victim == "guardian":
+        for g in guardian:
+            os.kill(g, signal.SIGKILL)
+        os.kill(p.pid, signal.SIGCONT)
+    elif victim == "group":
+        os.killpg(p.pid, signal.SIGKILL)
+    elif victim == "all":
+        for pid in [p.pid, *qemu, *guardian]:
+            os.kill(pid, signal.SIGKILL)
+    try:
+        p.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        p.kill()
+        p.wait()
+        return [f"vmlaunch did not exit after {what}"], what
+    if victim == "all":
+        # nothing survived to clean up: that is what --cleanup (ExecStopPost) is for
+        r = subprocess.run([VMLAUNCH, "--cleanup", name], capture_output=True, text=True, timeout=timeout)
+        if r.returncode != 0:
+            return [f"--cleanup failed ({r.returncode}): {r.stderr}"], what
+    # the guardian works asynchronously: give it a few seconds
+    deadline = time.monotonic() + 15
+    left = leftovers(name, zram_before)
+    while left and time.monotonic() < deadline:
+        time.sleep(0.1)
+        left = leftovers(name, zram_before)
+    p.stderr.close()
+    return left, what

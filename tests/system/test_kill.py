@@ -1,0 +1,64 @@
+"""Nothing left behind: SIGKILL at known phases (a fixed sample of the kill matrix), concurrency, same-name refusal."""
+import subprocess
+import threading
+
+import pytest
+
+import killmatrix
+from conftest import GUEST, STATE_ROOT, vmlaunch
+
+SAMPLE = [
+    ("state", "vmlaunch"),
+    ("disk", "group"),
+    ("qemu", "qemu"),
+    ("running", "vmlaunch"),
+    ("running", "guardian"),
+    ("running", "all"),
+    ("teardown", "vmlaunch"),
+]
+
+
+@pytest.mark.parametrize("phase,victim", SAMPLE)
+def test_kill_leaves_nothing(tmp_path, phase, victim):
+    left, what = killmatrix.run_case(tmp_path, f"kill-{phase}-{victim}", phase, victim)
+    assert left == [], f"{what} left: {left}"
+
+
+def test_eight_throwaway_vms_at_once(config):
+    zram_before = killmatrix.zram_devices()
+    results = {}
+
+    def run(i):
+        conf = config(f"[vm]\nname = par{i}\nmemory = 128M\n" + GUEST + "[disk d]\nbackend = zram\nsize = 16M\n",
+                      name=f"par{i}.conf")
+        results[i] = vmlaunch(conf, "--", "sh", "-c", f"echo vm{i}; exit {i}", timeout=600)
+
+    threads = [threading.Thread(target=run, args=(i,)) for i in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    for i in range(8):
+        assert results[i].returncode == i, results[i].stderr
+        assert results[i].stdout == f"vm{i}\n"
+        assert killmatrix.leftovers(f"par{i}", zram_before) == []
+
+
+def test_same_name_twice_refused_and_first_untouched(config):
+    conf = config("[vm]\nname = twice\n" + GUEST)
+    first = subprocess.Popen([killmatrix.VMLAUNCH, str(conf), "--", "sh", "-c", "echo up; sleep 5; echo done"],
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        assert first.stdout.readline() == "up\n"
+        second = vmlaunch(conf, "--", "true")
+        assert second.returncode == 1
+        assert 'VM "twice" is already running' in second.stderr
+        assert (STATE_ROOT / "twice").exists()
+        out, err = first.communicate(timeout=120)
+        assert first.returncode == 0, err
+        assert out == "done\n"
+    finally:
+        if first.poll() is None:
+            first.kill()
+            first.wait()
+    assert not (STATE_ROOT / "twice").exists()
