@@ -12,6 +12,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "log.h"
@@ -606,6 +607,18 @@ static int apply_set(struct parse *p, const char *arg)
 	return r;
 }
 
+/* As root, a config anyone else can change is a way to run anything as root (extra =, kernel =). */
+static bool config_trusted(int fd)
+{
+	struct stat st;
+
+	if (geteuid() != 0)
+		return true;
+	if (fstat(fd, &st) < 0)
+		return false;
+	return st.st_uid == 0 && !(st.st_mode & S_IWOTH) && (!(st.st_mode & S_IWGRP) || st.st_gid == 0);
+}
+
 int config_load(const char *file, const struct strv *sets, struct vm_config *cfg)
 {
 	struct parse p = { .cfg = cfg, .where = file };
@@ -628,6 +641,12 @@ int config_load(const char *file, const struct strv *sets, struct vm_config *cfg
 	p.f = fopen(file, "re");
 	if (!p.f)
 		return log_errno(errno, "cannot read config %s", file);
+	if (!config_trusted(fileno(p.f))) {
+		fclose(p.f);
+		return fail(&p, 0,
+			    "writable by a user other than root: vmlaunch runs as root and does what the config says; expected "
+			    "owner root and no group/other write permission (chown root; chmod go-w)");
+	}
 	r = ini_parse_stream(config_ini_reader, &p, config_ini_handler, &p);
 	fclose(p.f);
 	if (r < 0 && !p.failed)
