@@ -11,7 +11,7 @@ DEPS_TEST := python3 python3-pytest
 DEPS := $(DEPS_BUILD) $(DEPS_RUN) $(DEPS_TEST)
 
 PKG_CFLAGS := $(shell pkg-config --cflags inih json-c liburing 2>/dev/null)
-PKG_LIBS := $(shell pkg-config --libs inih json-c liburing 2>/dev/null || echo -linih -ljson-c -luring)
+PKG_LIBS := $(shell pkg-config --libs inih json-c liburing 2>/dev/null || echo -linih -ljson-c -luring) -lrbd -lrados -lnuma -lcap-ng
 WARN := -std=gnu11 -Wall -Wextra -Werror
 CPPFLAGS += -Ilauncher -Istorage -DVMLAUNCH_VERSION='"$(VERSION)"'
 CFLAGS ?= -O2 -g
@@ -30,11 +30,13 @@ all: $(BUILD)/vmlaunch guest
 
 $(BUILD)/obj/%.o: %.c $(wildcard launcher/*.h storage/*.h)
 	@mkdir -p $(dir $@)
-	$(CC) $(WARN) $(CFLAGS) $(CPPFLAGS) $(PKG_CFLAGS) -c $< -o $@
+	@echo "  CC      $<"
+	@$(CC) $(WARN) $(CFLAGS) $(CPPFLAGS) $(PKG_CFLAGS) -c $< -o $@
 
 $(BUILD)/san/%.o: %.c $(wildcard launcher/*.h storage/*.h)
 	@mkdir -p $(dir $@)
-	$(CC) $(WARN) -O1 -g $(SAN) $(CPPFLAGS) $(PKG_CFLAGS) -c $< -o $@
+	@echo "  CC/SAN  $<"
+	@$(CC) $(WARN) -O1 -g $(SAN) $(CPPFLAGS) $(PKG_CFLAGS) -c $< -o $@
 
 $(BUILD)/vmlaunch: $(OBJ)
 	$(CC) $(CFLAGS) -o $@ $^ $(PKG_LIBS)
@@ -45,7 +47,8 @@ $(BUILD)/vmlaunch-san: $(SAN_OBJ)
 
 $(BUILD)/tests/%: tests/unit/%.c $(SAN_LIB_OBJ) $(wildcard tests/unit/*.h)
 	@mkdir -p $(dir $@)
-	$(CC) $(WARN) -O1 -g $(SAN) $(CPPFLAGS) $(PKG_CFLAGS) -Itests/unit -o $@ $< $(SAN_LIB_OBJ) $(PKG_LIBS) -lcmocka
+	@echo "  TEST    $@"
+	@$(CC) $(WARN) -O1 -g $(SAN) $(CPPFLAGS) $(PKG_CFLAGS) -Itests/unit -o $@ $< $(SAN_LIB_OBJ) $(PKG_LIBS) -lcmocka
 
 include initramfs/initramfs.mk
 -include tests/bench/bench.mk

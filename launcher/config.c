@@ -9,15 +9,17 @@
 #include <limits.h>
 #include <stdarg.h>
 #include <stddef.h>
+#include <pwd.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "cpulist.h"
 #include "log.h"
 
-enum section_kind { SEC_VM, SEC_BOOT, SEC_QEMU, SEC_DISK };
+enum section_kind { SEC_VM, SEC_BOOT, SEC_QEMU, SEC_DISK, SEC_MEMORY, SEC_CPU, SEC_TIER };
 enum value_type { T_STRING, T_PATH, T_SIZE, T_UINT, T_BOOL, T_ENUM, T_WORDS, T_APPEND };
 
 struct key_spec {
@@ -39,10 +41,15 @@ struct key_spec {
 static const char *const accel_words[] = { "auto", "kvm", "tcg", NULL };
 static const char *const format_words[] = { "raw", "qcow2", NULL };
 static const char *const cache_words[] = { "auto", "safe", "unsafe", NULL };
-static const char *const backend_words[] = { "file", "tmpfs", "zram", "brd", "lvm", NULL };
+static const char *const backend_words[] = { "file", "tmpfs", "zram", "brd", "lvm", "rbd", NULL };
+static const char *const hugepages_words[] = { "off", "2M", "1G", NULL };
+static const char *const allocator_words[] = { "tcmalloc", "system", NULL };
+static const char *const tier_words[] = { "dram", "file", NULL };
+static const char *const ms_mode_words[] = { "default", "crc", "secure", NULL };
 
 #define VM(field) offsetof(struct vm_config, field), offsetof(struct vm_config, field##_line)
 #define DISK(field) offsetof(struct disk_config, field), offsetof(struct disk_config, field##_line)
+#define TIER(field) offsetof(struct tier_config, field), offsetof(struct tier_config, field##_line)
 
 static const struct key_spec keys[] = {
 	{ SEC_VM, "name", T_STRING, VM(name), NULL, 0, 0, 0 },
@@ -57,8 +64,19 @@ static const struct key_spec keys[] = {
 	{ SEC_BOOT, "append", T_APPEND, VM(append), NULL, 0, 0, 0 },
 	{ SEC_QEMU, "binary", T_STRING, VM(qemu_binary), NULL, 0, 0, 0 },
 	{ SEC_QEMU, "extra", T_WORDS, VM(qemu_extra), NULL, 0, 0, 0 },
+	{ SEC_QEMU, "allocator", T_ENUM, VM(allocator), allocator_words, 0, 0, 0 },
+	{ SEC_QEMU, "user", T_STRING, VM(qemu_user), NULL, 0, 0, 0 },
+	{ SEC_MEMORY, "hugepages", T_ENUM, VM(hugepages), hugepages_words, 0, 0, 0 },
+	{ SEC_MEMORY, "host-node", T_STRING, VM(host_node), NULL, 0, 0, 0 },
+	{ SEC_CPU, "pin", T_STRING, VM(pin), NULL, 0, 0, 0 },
+	{ SEC_CPU, "iothreads", T_STRING, VM(pin_iothreads), NULL, 0, 0, 0 },
+	{ SEC_CPU, "emulator", T_STRING, VM(pin_emulator), NULL, 0, 0, 0 },
+	{ SEC_TIER, "backend", T_ENUM, TIER(backend), tier_words, 0, 0, 0 },
+	{ SEC_TIER, "path", T_PATH, TIER(path), NULL, 0, 0, 0 },
+	{ SEC_TIER, "size", T_SIZE, TIER(size), NULL, 0, 0, 0 },
+	{ SEC_TIER, "host-node", T_UINT, TIER(host_node), NULL, 0, 1023, 0 },
 	{ SEC_DISK, "backend", T_ENUM, DISK(backend), backend_words, 0, 0, B_ALL },
-	{ SEC_DISK, "size", T_SIZE, DISK(size), NULL, 0, 0, B_CREATED },
+	{ SEC_DISK, "size", T_SIZE, DISK(size), NULL, 0, 0, B_CREATED | B(BACKEND_RBD) },
 	{ SEC_DISK, "path", T_PATH, DISK(path), NULL, 0, 0, B(BACKEND_FILE) },
 	{ SEC_DISK, "source", T_PATH, DISK(source), NULL, 0, 0, B_CREATED },
 	{ SEC_DISK, "source-format", T_STRING, DISK(source_format), NULL, 0, 0, B_CREATED },
@@ -71,18 +89,32 @@ static const struct key_spec keys[] = {
 	{ SEC_DISK, "lv", T_STRING, DISK(lv), NULL, 0, 0, B(BACKEND_LVM) },
 	{ SEC_DISK, "thin-pool", T_STRING, DISK(thin_pool), NULL, 0, 0, B(BACKEND_LVM) },
 	{ SEC_DISK, "thin-pool-size", T_SIZE, DISK(thin_pool_size), NULL, 0, 0, B(BACKEND_LVM) },
+	{ SEC_DISK, "pool", T_STRING, DISK(pool), NULL, 0, 0, B(BACKEND_RBD) },
+	{ SEC_DISK, "image", T_STRING, DISK(image), NULL, 0, 0, B(BACKEND_RBD) },
+	{ SEC_DISK, "namespace", T_STRING, DISK(rbd_namespace), NULL, 0, 0, B(BACKEND_RBD) },
+	{ SEC_DISK, "conf", T_PATH, DISK(ceph_conf), NULL, 0, 0, B(BACKEND_RBD) },
+	{ SEC_DISK, "user", T_STRING, DISK(ceph_user), NULL, 0, 0, B(BACKEND_RBD) },
+	{ SEC_DISK, "keyring", T_PATH, DISK(keyring), NULL, 0, 0, B(BACKEND_RBD) },
+	{ SEC_DISK, "create", T_BOOL, DISK(create), NULL, 0, 0, B(BACKEND_RBD) },
+	{ SEC_DISK, "clone-from", T_STRING, DISK(clone_from), NULL, 0, 0, B(BACKEND_RBD) },
+	{ SEC_DISK, "ms-mode", T_ENUM, DISK(ms_mode), ms_mode_words, 0, 0, B(BACKEND_RBD) },
 };
 
 const char *const config_known_keys[] = {
 	"vm.name", "vm.cpus", "vm.memory", "vm.accel", "vm.machine", "vm.console-log", "vm.shutdown-timeout",
-	"boot.kernel", "boot.initrd", "boot.append", "qemu.binary", "qemu.extra",
+	"boot.kernel", "boot.initrd", "boot.append", "qemu.binary", "qemu.extra", "qemu.allocator", "qemu.user",
+	"memory.hugepages", "memory.host-node", "cpu.pin", "cpu.iothreads", "cpu.emulator", "memory tier.backend",
+	"memory tier.path", "memory tier.size", "memory tier.host-node",
 	"disk.backend", "disk.size", "disk.path", "disk.source", "disk.source-format", "disk.format", "disk.ephemeral",
 	"disk.readonly", "disk.cache", "disk.comp-algorithm", "disk.vg", "disk.lv", "disk.thin-pool", "disk.thin-pool-size",
-	NULL,
+	"disk.pool", "disk.image", "disk.namespace", "disk.conf", "disk.user", "disk.keyring", "disk.create",
+	"disk.clone-from", "disk.ms-mode", NULL,
 };
 
-static const char *const section_names[] = { [SEC_VM] = "vm", [SEC_BOOT] = "boot", [SEC_QEMU] = "qemu",
-					      [SEC_DISK] = "disk" };
+static const char *const section_names[] = { [SEC_VM] = "vm",	    [SEC_BOOT] = "boot",
+					      [SEC_QEMU] = "qemu",  [SEC_DISK] = "disk",
+					      [SEC_MEMORY] = "memory", [SEC_CPU] = "cpu",
+					      [SEC_TIER] = "memory tier" };
 
 /* Parser state shared by the line reader and the libinih handler. */
 struct parse {
@@ -231,35 +263,54 @@ static struct disk_config *disk_for(struct parse *p, const char *name, unsigned 
 }
 
 /* Splits "disk NAME" into its kind and name; NULL name for the plain sections. */
+/* Splits "disk NAME" / "memory tier NAME" into kind and name; NULL name for the plain sections. */
 static int classify_section(struct parse *p, const char *section, unsigned line, enum section_kind *kind,
 			    const char **disk_name)
 {
+	static const enum section_kind named[] = { SEC_TIER, SEC_DISK };
+
 	*disk_name = NULL;
-	for (size_t i = 0; i < sizeof(section_names) / sizeof(section_names[0]); i++) {
-		size_t n = strlen(section_names[i]);
+	for (size_t i = 0; i < sizeof(named) / sizeof(named[0]); i++) {
+		const char *prefix = section_names[named[i]], *name;
+		size_t n = strlen(prefix);
 
-		if (strncmp(section, section_names[i], n))
+		if (strncmp(section, prefix, n) || (section[n] != ' ' && section[n] != '.'))
 			continue;
-		if (i == SEC_DISK) {
-			const char *name = section + n;
-
-			if (*name != ' ' && *name != '.')
-				break;
-			name++;
-			if (!valid_name(name, DISK_NAME_MAX))
-				return fail(p, line,
-					    "section [%s]: disk name \"%s\": expected 1 to %d letters, digits, '_', '.' or '-'",
-					    section, name, DISK_NAME_MAX);
-			*kind = SEC_DISK;
-			*disk_name = name;
-			return 0;
-		}
-		if (section[n])
-			break;
-		*kind = (enum section_kind)i;
+		name = section + n + 1;
+		if (!valid_name(name, DISK_NAME_MAX))
+			return fail(p, line, "section [%s]: name \"%s\": expected 1 to %d letters, digits, '_', '.' or '-'",
+				    section, name, DISK_NAME_MAX);
+		*kind = named[i];
+		*disk_name = name;
 		return 0;
 	}
-	return fail(p, line, "unknown section [%s]: expected [vm], [boot], [qemu] or [disk NAME]", section);
+	for (size_t i = 0; i < sizeof(section_names) / sizeof(section_names[0]); i++)
+		if (i != SEC_DISK && i != SEC_TIER && !strcmp(section, section_names[i])) {
+			*kind = (enum section_kind)i;
+			return 0;
+		}
+	return fail(p, line,
+		    "unknown section [%s]: expected [vm], [boot], [memory], [cpu], [qemu], [disk NAME] or [memory tier NAME]",
+		    section);
+}
+
+static struct tier_config *tier_for(struct parse *p, const char *name, unsigned line)
+{
+	struct vm_config *cfg = p->cfg;
+	struct tier_config *t;
+
+	for (size_t i = 0; i < cfg->n_tiers; i++)
+		if (!strcmp(cfg->tiers[i].name, name))
+			return &cfg->tiers[i];
+	cfg->tiers = xrealloc(cfg->tiers, (cfg->n_tiers + 1) * sizeof(*cfg->tiers));
+	t = &cfg->tiers[cfg->n_tiers++];
+	memset(t, 0, sizeof(*t));
+	t->name = xstrdup(name);
+	t->line = line;
+	for (size_t i = 0; i < p->n_sections; i++)
+		if (!strncmp(p->sections[i].name, "memory tier ", 12) && !strcmp(p->sections[i].name + 12, name))
+			t->line = p->sections[i].line;
+	return t;
 }
 
 static int set_value(struct parse *p, const struct key_spec *k, void *base, const char *section, const char *value,
@@ -386,7 +437,12 @@ static int apply(struct parse *p, const char *section, const char *name, const c
 		p->seen = xrealloc(p->seen, (p->n_seen + 1) * sizeof(*p->seen));
 		p->seen[p->n_seen++] = (struct seen_key){ xstrdup(section), xstrdup(name), line };
 	}
-	base = kind == SEC_DISK ? (void *)disk_for(p, disk_name, line) : (void *)p->cfg;
+	if (kind == SEC_DISK)
+		base = disk_for(p, disk_name, line);
+	else if (kind == SEC_TIER)
+		base = tier_for(p, disk_name, line);
+	else
+		base = p->cfg;
 	return set_value(p, k, base, section, value, line);
 }
 
@@ -398,7 +454,7 @@ static int config_ini_handler(void *user, const char *section, const char *name,
 		return 1; /* report only the first error; libinih keeps going */
 	p->key_in_section = true;
 	if (!*section) {
-		fail(p, p->line, "\"%s\" is outside any section: expected a [vm], [boot], [qemu] or [disk NAME] header first",
+		fail(p, p->line, "\"%s\" is outside any section: expected a section header such as [vm] first",
 		     name);
 		return 0;
 	}
@@ -505,6 +561,14 @@ static int finish_disk(struct parse *p, struct disk_config *d)
 		return fail(p, d->line, "[disk %s]: backend file needs path = IMAGE (a raw or qcow2 file)", d->name);
 	if (in_ram && !d->size_line)
 		return fail(p, d->line, "[disk %s]: backend %s needs size = (e.g. size = 1G)", d->name, b);
+	if (d->backend == BACKEND_RBD && !d->pool_line)
+		return fail(p, d->line, "[disk %s]: backend rbd needs pool = POOL", d->name);
+	if (d->create_line && d->create && d->clone_from_line)
+		return fail(p, d->clone_from_line, "[disk %s] clone-from: expected either create = yes or clone-from =, not both",
+			    d->name);
+	if (d->clone_from && (!strchr(d->clone_from, '/') || !strchr(d->clone_from, '@')))
+		return fail(p, d->clone_from_line, "[disk %s] clone-from \"%s\": expected POOL/IMAGE@SNAPSHOT", d->name,
+			    d->clone_from);
 	if (d->backend == BACKEND_LVM && !d->vg_line)
 		return fail(p, d->line, "[disk %s]: backend lvm needs vg = VOLUME_GROUP", d->name);
 	if (d->thin_pool_size_line && !d->thin_pool_line)
@@ -525,6 +589,64 @@ static int finish_disk(struct parse *p, struct disk_config *d)
 	return 0;
 }
 
+static int check_cpulist(struct parse *p, const char *key, const char *value, unsigned line)
+{
+	struct cpulist l;
+
+	if (cpulist_parse(value, &l) < 0)
+		return fail(p, line, "[cpu] %s \"%s\": expected host CPUs like 2-5 or 2,3,4,5", key, value);
+	cpulist_free(&l);
+	return 0;
+}
+
+static int finish_tuning(struct parse *p)
+{
+	struct vm_config *cfg = p->cfg;
+
+	if (!cfg->pin)
+		cfg->pin = xstrdup("auto");
+	if (strcmp(cfg->pin, "auto") && strcmp(cfg->pin, "off")) {
+		struct cpulist l;
+
+		if (cpulist_parse(cfg->pin, &l) < 0)
+			return fail(p, cfg->pin_line, "[cpu] pin \"%s\": expected auto, off, or host CPUs like 2-5", cfg->pin);
+		size_t named = l.n;
+
+		cpulist_free(&l);
+		if (named != cfg->cpus)
+			return fail(p, cfg->pin_line, "[cpu] pin \"%s\": names %zu host CPUs; expected one per vCPU (%u)",
+				    cfg->pin, named, cfg->cpus);
+	} else if (cfg->pin_iothreads_line || cfg->pin_emulator_line) {
+		return fail(p, cfg->pin_iothreads_line ? cfg->pin_iothreads_line : cfg->pin_emulator_line,
+			    "[cpu] iothreads and emulator go with pin = LIST; expected pin = host CPUs for the vCPUs");
+	}
+	if (cfg->pin_iothreads && check_cpulist(p, "iothreads", cfg->pin_iothreads, cfg->pin_iothreads_line) < 0)
+		return -EINVAL;
+	if (cfg->pin_emulator && check_cpulist(p, "emulator", cfg->pin_emulator, cfg->pin_emulator_line) < 0)
+		return -EINVAL;
+	if (cfg->host_node && strcmp(cfg->host_node, "auto") && strspn(cfg->host_node, "0123456789") != strlen(cfg->host_node))
+		return fail(p, cfg->host_node_line, "[memory] host-node \"%s\": expected auto or a node number", cfg->host_node);
+	if (cfg->qemu_user && !getpwnam(cfg->qemu_user))
+		return fail(p, cfg->qemu_user_line, "[qemu] user \"%s\": no such user", cfg->qemu_user);
+	for (size_t i = 0; i < cfg->n_tiers; i++) {
+		struct tier_config *t = &cfg->tiers[i];
+
+		if (!t->backend_line)
+			return fail(p, t->line, "[memory tier %s]: missing key \"backend\": expected backend = dram or file",
+				    t->name);
+		if (!t->size_line)
+			return fail(p, t->line, "[memory tier %s]: missing key \"size\" (e.g. size = 1G)", t->name);
+		if (t->size % (2ULL << 20))
+			return fail(p, t->size_line, "[memory tier %s] size: expected a multiple of 2M", t->name);
+		if (t->backend == TIER_FILE && !t->path_line)
+			return fail(p, t->line, "[memory tier %s]: backend file needs path = (a DAX device, file or directory)",
+				    t->name);
+		if (t->backend == TIER_DRAM && t->path_line)
+			return fail(p, t->path_line, "[memory tier %s] path: not used by backend dram", t->name);
+	}
+	return 0;
+}
+
 static int finish(struct parse *p)
 {
 	struct vm_config *cfg = p->cfg;
@@ -538,6 +660,8 @@ static int finish(struct parse *p)
 			return -EINVAL;
 		if (kind == SEC_DISK)
 			disk_for(p, disk_name, p->sections[i].line);
+		else if (kind == SEC_TIER)
+			tier_for(p, disk_name, p->sections[i].line);
 	}
 	if (!cfg->name) {
 		char *copy = xstrdup(cfg->file), *base = basename(copy), *dot = strrchr(base, '.');
@@ -571,7 +695,7 @@ static int finish(struct parse *p)
 	for (size_t i = 0; i < cfg->n_disks; i++)
 		if (finish_disk(p, &cfg->disks[i]) < 0)
 			return -EINVAL;
-	return 0;
+	return finish_tuning(p);
 }
 
 static int apply_set(struct parse *p, const char *arg)
@@ -698,7 +822,24 @@ void config_free(struct vm_config *cfg)
 		free(cfg->disks[i].vg);
 		free(cfg->disks[i].lv);
 		free(cfg->disks[i].thin_pool);
+		free(cfg->disks[i].pool);
+		free(cfg->disks[i].image);
+		free(cfg->disks[i].rbd_namespace);
+		free(cfg->disks[i].ceph_conf);
+		free(cfg->disks[i].ceph_user);
+		free(cfg->disks[i].keyring);
+		free(cfg->disks[i].clone_from);
 	}
 	free(cfg->disks);
+	for (size_t i = 0; i < cfg->n_tiers; i++) {
+		free(cfg->tiers[i].name);
+		free(cfg->tiers[i].path);
+	}
+	free(cfg->tiers);
+	free(cfg->host_node);
+	free(cfg->pin);
+	free(cfg->pin_iothreads);
+	free(cfg->pin_emulator);
+	free(cfg->qemu_user);
 	memset(cfg, 0, sizeof(*cfg));
 }

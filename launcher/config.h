@@ -12,7 +12,8 @@ enum accel_choice { ACCEL_AUTO, ACCEL_KVM, ACCEL_TCG };
 enum disk_format { FORMAT_RAW, FORMAT_QCOW2 };
 /* auto: the backend's fastest correct default; safe: flushes always honoured; unsafe: flushes ignored. */
 enum cache_choice { CACHE_AUTO, CACHE_SAFE, CACHE_UNSAFE };
-enum backend_kind { BACKEND_FILE, BACKEND_TMPFS, BACKEND_ZRAM, BACKEND_BRD, BACKEND_LVM, BACKEND_COUNT };
+enum backend_kind { BACKEND_FILE, BACKEND_TMPFS, BACKEND_ZRAM, BACKEND_BRD, BACKEND_LVM, BACKEND_RBD, BACKEND_COUNT };
+enum ms_mode { MS_MODE_DEFAULT, MS_MODE_CRC, MS_MODE_SECURE };
 
 #define DISK_NAME_MAX 20 /* the disk name is the virtio serial, which holds 20 bytes */
 #define VM_NAME_MAX 64
@@ -43,6 +44,24 @@ struct disk_config {
 	unsigned thin_pool_line;
 	uint64_t thin_pool_size;
 	unsigned thin_pool_size_line;
+	char *pool; /* rbd */
+	unsigned pool_line;
+	char *image; /* rbd: the image in pool (default vmlaunch-VMNAME-DISK) */
+	unsigned image_line;
+	char *rbd_namespace; /* rbd: optional namespace in pool */
+	unsigned rbd_namespace_line;
+	char *ceph_conf; /* rbd: default /etc/ceph/ceph.conf */
+	unsigned ceph_conf_line;
+	char *ceph_user; /* rbd: the cephx id (client.ID), default admin */
+	unsigned ceph_user_line;
+	char *keyring; /* rbd: default: what the ceph conf says */
+	unsigned keyring_line;
+	bool create; /* rbd: create the image when missing */
+	unsigned create_line;
+	char *clone_from; /* rbd: POOL/IMAGE@SNAP, a protected snapshot to clone */
+	unsigned clone_from_line;
+	enum ms_mode ms_mode; /* rbd: msgr v2 mode of the connection */
+	unsigned ms_mode_line;
 	enum disk_format format;
 	unsigned format_line;
 	bool ephemeral;
@@ -51,6 +70,24 @@ struct disk_config {
 	unsigned readonly_line;
 	enum cache_choice cache;
 	unsigned cache_line;
+};
+
+enum hugepages_choice { HUGEPAGES_OFF, HUGEPAGES_2M, HUGEPAGES_1G };
+enum allocator_choice { ALLOCATOR_TCMALLOC, ALLOCATOR_SYSTEM };
+enum tier_backend { TIER_DRAM, TIER_FILE };
+
+/* [memory tier NAME] (seed 002): one more guest NUMA node, backed by another memory tier of the host. */
+struct tier_config {
+	char *name;
+	unsigned line;
+	enum tier_backend backend;
+	unsigned backend_line;
+	char *path; /* file: a DAX device, a file, or a directory (qemu then makes and unlinks a file there) */
+	unsigned path_line;
+	uint64_t size;
+	unsigned size_line;
+	unsigned host_node;
+	unsigned host_node_line; /* 0: any node */
 };
 
 struct vm_config {
@@ -84,8 +121,25 @@ struct vm_config {
 	struct strv qemu_extra;
 	unsigned qemu_extra_line;
 
+	enum hugepages_choice hugepages;
+	unsigned hugepages_line;
+	char *host_node; /* "auto" or a node number */
+	unsigned host_node_line;
+	char *pin; /* "auto", "off" or the host CPUs of the vCPUs, in order ("2-5" or "2,3,4,5") */
+	unsigned pin_line;
+	char *pin_iothreads; /* host CPUs for the iothreads (with pin = LIST) */
+	unsigned pin_iothreads_line;
+	char *pin_emulator; /* host CPUs for the rest of qemu (with pin = LIST) */
+	unsigned pin_emulator_line;
+	enum allocator_choice allocator;
+	unsigned allocator_line;
+	char *qemu_user; /* run qemu as this user */
+	unsigned qemu_user_line;
+
 	struct disk_config *disks;
 	size_t n_disks;
+	struct tier_config *tiers;
+	size_t n_tiers;
 };
 
 /* Parses and validates FILE, then applies each "section.key=value" of `sets` (--set) on top.

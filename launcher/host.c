@@ -80,6 +80,37 @@ static bool probe_io_uring(const char *qemu_path)
 	return linked;
 }
 
+/* The dynamic loader's own search result (its cache, `ldconfig -p`), not a hard-coded path. The minimal build is
+ * the same allocator without the heap profiler's hooks. */
+static char *find_tcmalloc(void)
+{
+	static const char *const names[] = { "libtcmalloc_minimal.so.4 ", "libtcmalloc.so.4 " };
+	char *argv[] = { "/sbin/ldconfig", "-p", NULL }, *out = NULL, *found = NULL;
+
+	if (access(argv[0], X_OK) < 0)
+		argv[0] = "ldconfig";
+	if (command_run(argv, &out, 1) != 0) {
+		free(out);
+		return NULL;
+	}
+	size_t best = 2;
+
+	for (char *save = NULL, *line = strtok_r(out, "\n", &save); line; line = strtok_r(NULL, "\n", &save)) {
+		char *arrow = strstr(line, "=> ");
+
+		while (*line == ' ' || *line == '\t')
+			line++;
+		for (size_t i = 0; i < best; i++)
+			if (!strncmp(line, names[i], strlen(names[i])) && strstr(line, "x86-64") && arrow) {
+				free(found);
+				found = xstrdup(arrow + 3);
+				best = i;
+			}
+	}
+	free(out);
+	return found;
+}
+
 char *host_state_root(void)
 {
 	const char *xdg = getenv("XDG_RUNTIME_DIR");
@@ -89,7 +120,7 @@ char *host_state_root(void)
 	return xasprintf("%s/vmlaunch", xdg);
 }
 
-int host_probe(const char *qemu_binary, bool want_kvm, struct host_facts *h)
+int host_probe(const char *qemu_binary, bool want_kvm, bool want_tcmalloc, struct host_facts *h)
 {
 	char *argv[] = { NULL, "-device", "pvpanic-pci,help", NULL };
 	long n;
@@ -120,12 +151,15 @@ int host_probe(const char *qemu_binary, bool want_kvm, struct host_facts *h)
 	h->io_uring = probe_io_uring(h->qemu_path);
 	h->stdin_is_tty = isatty(0);
 	h->state_root = host_state_root();
-	return 0;
+	h->tcmalloc_path = want_tcmalloc ? find_tcmalloc() : NULL;
+	return topology_probe(&h->topo);
 }
 
 void host_facts_free(struct host_facts *h)
 {
 	free(h->qemu_path);
 	free(h->state_root);
+	free(h->tcmalloc_path);
+	topology_free(&h->topo);
 	memset(h, 0, sizeof(*h));
 }

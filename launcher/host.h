@@ -5,6 +5,7 @@
 #include <stdbool.h>
 
 #include "kvm_probe.h"
+#include "topology.h"
 
 struct host_facts {
 	char *qemu_path; /* absolute path of the qemu binary */
@@ -16,10 +17,12 @@ struct host_facts {
 	bool pvpanic_pci; /* this qemu has the pvpanic-pci device */
 	bool io_uring;    /* the kernel runs io_uring and this qemu is linked with liburing: aio=io_uring works */
 	char *state_root; /* /run/vmlaunch, or $XDG_RUNTIME_DIR/vmlaunch when not root */
+	struct topology topo;
+	char *tcmalloc_path; /* libtcmalloc_minimal.so.4 (or libtcmalloc.so.4) from the dynamic loader's cache, or NULL */
 };
 
 /* `want_kvm` false skips the KVM probe (accel=tcg). Returns 0 or -errno after logging what is missing. */
-int host_probe(const char *qemu_binary, bool want_kvm, struct host_facts *out);
+int host_probe(const char *qemu_binary, bool want_kvm, bool want_tcmalloc, struct host_facts *out);
 void host_facts_free(struct host_facts *h);
 
 /* /run/vmlaunch, or $XDG_RUNTIME_DIR/vmlaunch when not root. */

@@ -10,6 +10,7 @@
 #include <sys/mount.h>
 #include <unistd.h>
 
+#include "hugepages.h"
 #include "log.h"
 #include "process.h"
 #include "test_hook.h"
@@ -82,9 +83,9 @@ static const struct {
 	const char *verb;
 	int (*undo)(const char *arg);
 } backend_undos[] = {
-	{ UNDO_ZRAM_REMOVE, zram_remove },   { UNDO_BRD_UNLOAD, brd_unload },
+	{ UNDO_HUGEPAGES, hugepages_release_undo }, { UNDO_ZRAM_REMOVE, zram_remove },   { UNDO_BRD_UNLOAD, brd_unload },
 	{ UNDO_BRD_DISCARD, brd_discard_undo }, { UNDO_LVM_REMOVE, lvm_remove },
-	{ UNDO_LVM_DEACTIVATE, lvm_deactivate },
+	{ UNDO_LVM_DEACTIVATE, lvm_deactivate }, { UNDO_RBD_REMOVE, rbd_remove_undo },
 };
 
 static int undo_one(const char *verb, const char *arg)

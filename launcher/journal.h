@@ -14,10 +14,12 @@ struct journal {
 #define UNDO_RMDIR "rmdir"   /* PATH */
 #define UNDO_UMOUNT "umount" /* PATH: lazy unmount of a mount vmlaunch made */
 #define UNDO_KILL "kill"       /* PID:STARTTIME: qemu, killed and waited for if still that process */
+#define UNDO_HUGEPAGES "hugepages" /* numa|global:NODE:KIB:COUNT: the pool shrinks by what vmlaunch added */
 #define UNDO_ZRAM_REMOVE "zram-remove"   /* N: hot_remove /dev/zramN */
 #define UNDO_BRD_UNLOAD "brd-unload"     /* brd: rmmod brd (recorded only when vmlaunch loaded it) */
 #define UNDO_BRD_DISCARD "brd-discard"   /* /dev/ramN of a built-in brd: give its RAM back */
 #define UNDO_LVM_REMOVE "lvm-remove"     /* VG/LV: lvremove (recorded only for volumes vmlaunch created) */
+#define UNDO_RBD_REMOVE "rbd-remove"     /* an image vmlaunch created or cloned for an ephemeral disk (storage/rbd.c) */
 #define UNDO_LVM_DEACTIVATE "lvm-deactivate" /* VG/LV: lvchange -an (a volume vmlaunch activated) */
 
 /* Creates STATE_DIR/journal (0600, refusing to follow a symlink). */

@@ -15,6 +15,9 @@
 #include "config.h"
 #include "exit_status.h"
 #include "guardian.h"
+#include "hugepages.h"
+#include "pin.h"
+#include "privileges.h"
 #include "host.h"
 #include "journal.h"
 #include "log.h"
@@ -215,6 +218,47 @@ static bool stop_requested(int sigfd)
 	return true;
 }
 
+/* With [qemu] user, qemu opens its disks, logs and files as that user: hand them over. The state dir becomes
+ * searchable (0711) but not listable, and the journal stays root's. */
+static int hand_over(const struct plan *plan, const struct storage_target *targets, const struct state_dir *state)
+{
+	const struct privileges *pv = plan->privileges;
+	int r = 0;
+
+	if (!pv->switch_user)
+		return 0;
+	if (chmod(state->dir, 0711) < 0)
+		return log_errno(errno, "cannot open %s to user %s", state->dir, pv->user);
+	if (plan->console_log) {
+		int fd = open(plan->console_log, O_WRONLY | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0600);
+
+		if (fd < 0)
+			return log_errno(errno, "cannot create %s", plan->console_log);
+		close(fd);
+		r = privileges_give(pv, plan->console_log);
+	}
+	if (!r && plan->argv_file)
+		r = privileges_give(pv, plan->argv_file);
+	for (size_t i = 0; !r && i < plan->n_disks; i++) {
+		const struct storage_target *t = &targets[i];
+		char *dir;
+
+		if (!strcmp(t->driver, "rbd")) {
+			r = privileges_give(pv, t->rbd_key_file);
+			continue;
+		}
+		r = privileges_give(pv, t->filename);
+		if (!r && t->ram_backed && !strcmp(t->driver, "file")) {
+			/* the tmpfs mount point, 0700 */
+			dir = xstrdup(t->filename);
+			*strrchr(dir, '/') = '\0';
+			r = privileges_give(pv, dir);
+			free(dir);
+		}
+	}
+	return r;
+}
+
 /* Acquires, runs and undoes. Returns vmlaunch's exit status. */
 static int launch(const struct vm_config *cfg, struct plan *plan, struct storage_target *targets,
 		  const struct strv *command)
@@ -243,6 +287,13 @@ static int launch(const struct vm_config *cfg, struct plan *plan, struct storage
 	if (r < 0)
 		goto out;
 	test_hook_stop_at("state");
+	if (plan->hugepages >= 0) {
+		r = hugepages_reserve(plan->host->topo.numa, plan->memory_node, plan->hugepages, plan->hugepages_count,
+				      &journal);
+		if (r < 0)
+			goto out;
+		test_hook_stop_at("hugepages");
+	}
 	for (size_t i = 0; i < cfg->n_disks && r >= 0; i++) {
 		if (stop_requested(sigfd)) {
 			status = 128 + SIGINT;
@@ -259,6 +310,9 @@ static int launch(const struct vm_config *cfg, struct plan *plan, struct storage
 		if (r < 0)
 			goto out;
 	}
+	r = hand_over(plan, targets, &state);
+	if (r < 0)
+		goto out;
 	if (stop_requested(sigfd)) {
 		status = 128 + SIGINT;
 		goto out;
@@ -268,6 +322,9 @@ static int launch(const struct vm_config *cfg, struct plan *plan, struct storage
 	qemu_argv_build(plan, &cmdline);
 	log_info("starting %s", cmdline.argv.v[0]);
 	r = run_start(plan, &cmdline, &journal, &vm);
+	if (r < 0)
+		goto out;
+	r = pin_threads(&vm.qmp, vm.pid, plan);
 	if (r < 0)
 		goto out;
 	test_hook_stop_at("qemu");
@@ -301,6 +358,7 @@ int main(int argc, char **argv)
 	struct plan plan = { 0 };
 	struct qemu_cmdline cmdline = { 0 };
 	struct storage_target *targets = NULL;
+	struct privileges privileges = { 0 };
 	int status = EXIT_BAD_INPUT, r;
 
 	signal(SIGPIPE, SIG_IGN); /* a closed stdout must not kill vmlaunch before it has cleaned up */
@@ -322,8 +380,12 @@ int main(int argc, char **argv)
 		goto out;
 
 	status = EXIT_SETUP_FAILED;
-	if (host_probe(cfg.qemu_binary, cfg.accel != ACCEL_TCG, &host) < 0)
+	if (host_probe(cfg.qemu_binary, cfg.accel != ACCEL_TCG, cfg.allocator == ALLOCATOR_TCMALLOC, &host) < 0)
 		goto out;
+	if (privileges_resolve(cfg.qemu_user, &privileges) < 0) {
+		status = EXIT_BAD_INPUT;
+		goto out;
+	}
 	targets = xcalloc(cfg.n_disks, sizeof(*targets));
 	for (size_t i = 0; i < cfg.n_disks; i++) {
 		char *state_dir = xasprintf("%s/%s", host.state_root, cfg.name);
@@ -335,13 +397,16 @@ int main(int argc, char **argv)
 			goto out;
 		}
 	}
-	r = plan_build(&cfg, &host, targets, o.command.n > 0, &plan);
+	r = plan_build(&cfg, &host, targets, &privileges, o.command.n > 0, &plan);
 	if (r < 0) {
 		status = r == -EINVAL ? EXIT_BAD_INPUT : EXIT_SETUP_FAILED;
 		goto out;
 	}
 	if (plan.accel_warning)
 		log_warn("%s", plan.accel_why);
+	if (cfg.allocator == ALLOCATOR_TCMALLOC && !plan.tcmalloc)
+		log_warn("tcmalloc not found in the dynamic loader's cache (install libgoogle-perftools4); qemu uses glibc "
+			 "malloc");
 	if (o.dry_run || o.explain) {
 		/* Devices that exist only once made (/dev/zramN) show as "?": the real name is known at launch. */
 		qemu_argv_build(&plan, &cmdline);
@@ -360,6 +425,7 @@ out:
 		storage_target_free(&targets[i]);
 	free(targets);
 	host_facts_free(&host);
+	privileges_free(&privileges);
 	config_free(&cfg);
 	strv_free(&o.sets);
 	strv_free(&o.command);

@@ -8,6 +8,8 @@
 
 #include "config.h"
 #include "host.h"
+#include "plan_cpus.h"
+#include "privileges.h"
 #include "storage.h"
 
 /* The fds the qemu child finds its channels on (run.c puts them there before exec). */
@@ -16,6 +18,8 @@ enum {
 	QEMU_FD_STDOUT = 4, /* command mode: the guest command's stdout */
 	QEMU_FD_STDERR = 5,
 	QEMU_FD_STATUS = 6,
+	QEMU_FD_QMP_EXT = 7, /* a listening socket vmlaunch bound at STATE_DIR/qmp.sock, for other tools */
+	QEMU_FD_COUNT = 5,
 };
 
 struct disk_plan {
@@ -44,11 +48,22 @@ struct plan {
 	char *argv_file;    /* command mode: the fw_cfg file with the command's argv */
 	struct disk_plan *disks;
 	size_t n_disks;
+
+	struct cpu_plan cpus;
+	int hugepages;            /* -1: off; else HP_2M or HP_1G */
+	uint64_t hugepages_count; /* pages of guest RAM */
+	unsigned memory_node;     /* where guest RAM (and its hugepages) lives, when bind_memory */
+	bool bind_memory;
+	uint64_t total_memory;    /* [vm] memory plus every tier */
+	char *memory_why;
+	const char *tcmalloc;     /* LD_PRELOAD for qemu, or NULL */
+	char *allocator_why;
+	const struct privileges *privileges;
 };
 
 /* Pure: no I/O. Returns 0, or a negative errno after logging why the config cannot run on this host. */
 int plan_build(const struct vm_config *cfg, const struct host_facts *host, const struct storage_target *targets,
-	       bool command_mode, struct plan *out);
+	       const struct privileges *privileges, bool command_mode, struct plan *out);
 /* Re-decides the disks after storage was prepared (a target may have learnt its device name). Pure. */
 void plan_refresh_disks(struct plan *p);
 void plan_free(struct plan *p);

@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "guest_protocol.h"
+#include "topology.h"
 
 char *qemu_opt_escape(const char *value)
 {
@@ -47,7 +48,22 @@ static void push_blockdev(struct strv *argv, const struct disk_plan *d)
 	const char *reclaim = d->reclaim ? ",discard=unmap,detect-zeroes=unmap" : "";
 	const char *direct = d->direct ? "on" : "off", *no_flush = d->no_flush ? "on" : "off";
 
-	if (t->format == FORMAT_RAW) {
+	if (!strcmp(t->driver, "rbd")) {
+		char *pool = qemu_opt_escape(t->rbd_pool), *image = qemu_opt_escape(t->rbd_image);
+		char *conf = qemu_opt_escape(t->rbd_conf), *user = qemu_opt_escape(t->rbd_user);
+		char *ns = t->rbd_namespace ? qemu_opt_escape(t->rbd_namespace) : NULL;
+
+		strv_pushf(argv, "driver=rbd,node-name=%s,pool=%s,%s%s%simage=%s,conf=%s,user=%s%s%s,cache.direct=on,"
+				 "cache.no-flush=%s%s%s",
+			   d->node, pool, ns ? "namespace=" : "", ns ? ns : "", ns ? "," : "", image, conf, user,
+			   t->rbd_key_file ? ",key-secret=secret-" : "", t->rbd_key_file ? d->cfg->name : "", no_flush,
+			   d->reclaim ? ",discard=unmap" : "", ro);
+		free(pool);
+		free(image);
+		free(conf);
+		free(user);
+		free(ns);
+	} else if (t->format == FORMAT_RAW) {
 		/* The device sits on the protocol node: no raw layer in between (measured 5.5k vs 5.0k IOPS). */
 		strv_pushf(argv, "driver=%s,node-name=%s,filename=%s,cache.direct=%s,cache.no-flush=%s,aio=%s%s%s",
 			   t->driver, d->node, file, direct, no_flush, d->aio, reclaim, ro);
@@ -61,11 +77,62 @@ static void push_blockdev(struct strv *argv, const struct disk_plan *d)
 	free(file);
 }
 
+static bool uses_memory_backend(const struct plan *p)
+{
+	return p->hugepages >= 0 || p->bind_memory || p->cfg->n_tiers;
+}
+
+static char *host_nodes(bool bind, unsigned node)
+{
+	return bind ? xasprintf(",host-nodes=%u,policy=bind", node) : xstrdup("");
+}
+
+/* Guest RAM as an explicit backend: hugepages from an anonymous memfd, bound to a node; tiers as extra NUMA nodes. */
+static void push_memory(struct qemu_cmdline *c, const struct plan *p)
+{
+	const struct vm_config *cfg = p->cfg;
+	struct strv *a = &c->argv;
+	char *bind = host_nodes(p->bind_memory, p->memory_node);
+
+	strv_push(a, "-object");
+	if (p->hugepages >= 0)
+		strv_pushf(a, "memory-backend-memfd,id=ram0,size=%lluM,hugetlb=on,hugetlbsize=%s,prealloc=on%s",
+			   (unsigned long long)(cfg->memory >> 20), hugepage_size_name(p->hugepages), bind);
+	else
+		strv_pushf(a, "memory-backend-ram,id=ram0,size=%lluM%s", (unsigned long long)(cfg->memory >> 20), bind);
+	free(bind);
+	if (!cfg->n_tiers)
+		return;
+	strv_push(a, "-numa");
+	strv_pushf(a, "node,nodeid=0,cpus=0-%u,memdev=ram0", cfg->cpus - 1);
+	for (size_t i = 0; i < cfg->n_tiers; i++) {
+		const struct tier_config *t = &cfg->tiers[i];
+		char *tbind = host_nodes(t->host_node_line != 0, t->host_node);
+
+		strv_push(a, "-object");
+		if (t->backend == TIER_DRAM) {
+			strv_pushf(a, "memory-backend-ram,id=tier-%s,size=%lluM%s", t->name,
+				   (unsigned long long)(t->size >> 20), tbind);
+		} else {
+			char *path = qemu_opt_escape(t->path);
+
+			/* a directory: qemu makes its file there and unlinks it at once, so nothing is left behind */
+			strv_pushf(a, "memory-backend-file,id=tier-%s,size=%lluM,mem-path=%s,share=on%s%s", t->name,
+				   (unsigned long long)(t->size >> 20), path,
+				   !strncmp(t->path, "/dev/dax", 8) ? ",align=2M" : "", tbind);
+			free(path);
+		}
+		free(tbind);
+		strv_push(a, "-numa");
+		strv_pushf(a, "node,nodeid=%zu,memdev=tier-%s", i + 1, t->name);
+	}
+}
+
 void qemu_argv_build(const struct plan *p, struct qemu_cmdline *c)
 {
 	const struct vm_config *cfg = p->cfg;
 	struct strv *a = &c->argv;
-	char *why, *qmp_path, *escaped;
+	char *why;
 
 	memset(c, 0, sizeof(*c));
 
@@ -76,20 +143,41 @@ void qemu_argv_build(const struct plan *p, struct qemu_cmdline *c)
 	group_begin(c, p->accel_why);
 	/* q35 without the legacy bits nothing here uses: no AHCI, SMBus, USB or vmport to emulate or probe at boot. */
 	strv_push(a, "-machine");
-	strv_pushf(a, "q35,accel=%s,vmport=off,smbus=off,sata=off,usb=off", p->kvm ? "kvm" : "tcg");
+	strv_pushf(a, "q35,accel=%s,vmport=off,smbus=off,sata=off,usb=off%s", p->kvm ? "kvm" : "tcg",
+		   uses_memory_backend(p) && !cfg->n_tiers ? ",memory-backend=ram0" : "");
 	strv_push_many(a, "-cpu", p->kvm ? "host" : "max", NULL);
 	group_end(c);
 
 	why = xasprintf("%u vCPUs, %llu MiB of RAM; thread names let vmlaunch find and pin vCPU and iothreads", cfg->cpus,
-			(unsigned long long)(cfg->memory >> 20));
+			(unsigned long long)(p->total_memory >> 20));
 	group_begin(c, why);
 	free(why);
 	strv_push(a, "-name");
 	strv_pushf(a, "%s,debug-threads=on", cfg->name);
 	strv_push(a, "-m");
-	strv_pushf(a, "%lluM", (unsigned long long)(cfg->memory >> 20));
+	strv_pushf(a, "%lluM", (unsigned long long)(p->total_memory >> 20));
 	strv_push(a, "-smp");
 	strv_pushf(a, "%u", cfg->cpus);
+	group_end(c);
+
+	if (uses_memory_backend(p)) {
+		group_begin(c, p->memory_why);
+		push_memory(c, p);
+		group_end(c);
+	}
+	/* No arguments for these: pinning happens through QMP before cont, the rest in the child before exec. */
+	if (p->cpus.why) {
+		group_begin(c, p->cpus.why);
+		group_end(c);
+	}
+	group_begin(c, p->allocator_why);
+	group_end(c);
+	why = xasprintf("qemu runs with every capability set empty (bounding set too) and no-new-privileges%s%s: it "
+			"needs none of the root powers vmlaunch uses for mounts, modules and sysfs",
+			p->privileges && p->privileges->switch_user ? ", as user " : "",
+			p->privileges && p->privileges->switch_user ? p->privileges->user : "");
+	group_begin(c, why);
+	free(why);
 	group_end(c);
 
 	group_begin(c, "no default devices, host config files or display: no NIC option ROMs or VGA to initialise, "
@@ -97,17 +185,13 @@ void qemu_argv_build(const struct plan *p, struct qemu_cmdline *c)
 	strv_push_many(a, "-nodefaults", "-no-user-config", "-nographic", NULL);
 	group_end(c);
 
-	group_begin(c, "QMP on a socket vmlaunch holds, and qmp.sock in the state dir for other tools; -S: the guest starts "
-		       "only after vmlaunch has set up and sent cont");
+	group_begin(c, "QMP on a socket vmlaunch holds, and on qmp.sock in the state dir (bound by vmlaunch, fd 7) for other "
+		       "tools; -S: the guest starts only after vmlaunch has set up, pinned threads and sent cont");
 	strv_push(a, "-chardev");
 	strv_pushf(a, "socket,id=qmp,fd=%d", QEMU_FD_QMP);
 	strv_push_many(a, "-mon", "chardev=qmp,mode=control", NULL);
-	qmp_path = xasprintf("%s/qmp.sock", p->state_dir);
-	escaped = qemu_opt_escape(qmp_path);
 	strv_push(a, "-chardev");
-	strv_pushf(a, "socket,id=qmp-ext,path=%s,server=on,wait=off", escaped);
-	free(escaped);
-	free(qmp_path);
+	strv_pushf(a, "socket,id=qmp-ext,fd=%d,server=on,wait=off", QEMU_FD_QMP_EXT);
 	strv_push_many(a, "-mon", "chardev=qmp-ext,mode=control", "-S", NULL);
 	group_end(c);
 
@@ -154,6 +238,14 @@ void qemu_argv_build(const struct plan *p, struct qemu_cmdline *c)
 		const struct disk_plan *d = &p->disks[i];
 
 		group_begin(c, d->why);
+		if (d->target->rbd_key_file) {
+			/* the cephx key by file: never on qemu's command line, never in /proc/PID/cmdline */
+			char *key = qemu_opt_escape(d->target->rbd_key_file);
+
+			strv_push(a, "-object");
+			strv_pushf(a, "secret,id=secret-%s,file=%s,format=base64", d->cfg->name, key);
+			free(key);
+		}
 		strv_push(a, "-object");
 		strv_pushf(a, "iothread,id=%s", d->iothread);
 		strv_push(a, "-blockdev");

@@ -12,6 +12,7 @@
 #include <sys/prctl.h>
 #include <sys/signalfd.h>
 #include <sys/socket.h>
+#include <sys/un.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <termios.h>
@@ -21,6 +22,7 @@
 #include "exit_status.h"
 #include "guardian.h"
 #include "journal.h"
+#include "privileges.h"
 #include "process.h"
 #include "test_hook.h"
 #include "log.h"
@@ -45,13 +47,14 @@ static int pidfd_open_(pid_t pid)
 }
 
 /* In the child between fork and exec: only async-signal-safe calls. */
-static void child_exec(const struct plan *p, const struct qemu_cmdline *c, const int src[4], int errpipe,
+static void child_exec(const struct plan *p, const struct qemu_cmdline *c, char **envp, const int src[QEMU_FD_COUNT], int errpipe,
 		       pid_t parent)
 {
-	static const int target[4] = { QEMU_FD_QMP, QEMU_FD_STDOUT, QEMU_FD_STDERR, QEMU_FD_STATUS };
+	static const int target[QEMU_FD_COUNT] = { QEMU_FD_QMP, QEMU_FD_STDOUT, QEMU_FD_STDERR, QEMU_FD_STATUS,
+						  QEMU_FD_QMP_EXT };
 	struct sigaction dfl = { .sa_handler = SIG_DFL };
 	sigset_t none;
-	int moved[4];
+	int moved[QEMU_FD_COUNT];
 	int e;
 
 	if (prctl(PR_SET_PDEATHSIG, SIGKILL) < 0 || getppid() != parent)
@@ -71,17 +74,19 @@ static void child_exec(const struct plan *p, const struct qemu_cmdline *c, const
 			close(null);
 	}
 	/* Move the channels out of the way first so no dup2 overwrites a source still to be moved. */
-	for (int i = 0; i < 4; i++) {
+	for (int i = 0; i < QEMU_FD_COUNT; i++) {
 		moved[i] = src[i] < 0 ? -1 : fcntl(src[i], F_DUPFD_CLOEXEC, 64);
 		if (src[i] >= 0 && moved[i] < 0)
 			goto fail;
 	}
-	for (int i = 0; i < 4; i++)
+	for (int i = 0; i < QEMU_FD_COUNT; i++)
 		if (moved[i] >= 0 && dup2(moved[i], target[i]) < 0)
 			goto fail;
 	/* Everything else vmlaunch holds (locks, journal, signalfd) stays out of qemu. */
-	syscall(SYS_close_range, QEMU_FD_STATUS + 1, ~0U, 4 /* CLOSE_RANGE_CLOEXEC */);
-	execve(c->argv.v[0], c->argv.v, environ);
+	syscall(SYS_close_range, QEMU_FD_QMP_EXT + 1, ~0U, 4 /* CLOSE_RANGE_CLOEXEC */);
+	if (p->privileges && privileges_drop(p->privileges) < 0)
+		goto fail;
+	execve(c->argv.v[0], c->argv.v, envp);
 fail:
 	e = errno;
 	if (write(errpipe, &e, sizeof(e)) < 0)
@@ -89,9 +94,49 @@ fail:
 	_exit(127);
 }
 
+/* STATE_DIR/qmp.sock, bound by vmlaunch so qemu needs no write access to the state dir (it may run as another
+ * user); qemu accepts on it. Removed with the state dir. */
+static int listen_qmp(const struct plan *p)
+{
+	struct sockaddr_un addr = { .sun_family = AF_UNIX };
+	int fd;
+
+	if ((size_t)snprintf(addr.sun_path, sizeof(addr.sun_path), "%s/qmp.sock", p->state_dir) >= sizeof(addr.sun_path))
+		return log_errno(ENAMETOOLONG, "%s/qmp.sock", p->state_dir);
+	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		return log_errno(errno, "socket");
+	if (bind(fd, (struct sockaddr *)&addr, sizeof(addr)) < 0 || listen(fd, 4) < 0) {
+		int r = log_errno(errno, "cannot listen on %s", addr.sun_path);
+
+		close(fd);
+		return r;
+	}
+	if (p->privileges && p->privileges->switch_user && privileges_give(p->privileges, addr.sun_path) < 0) {
+		close(fd);
+		return -EPERM;
+	}
+	return fd;
+}
+
+/* vmlaunch's environment, plus tcmalloc preloaded into qemu alone (seed 004), never into vmlaunch's other children. */
+static void qemu_environment(const struct plan *p, struct strv *env)
+{
+	const char *old = getenv("LD_PRELOAD");
+
+	for (char **e = environ; *e; e++)
+		if (strncmp(*e, "LD_PRELOAD=", 11))
+			strv_push(env, *e);
+	if (p->tcmalloc)
+		strv_pushf(env, "LD_PRELOAD=%s%s%s", p->tcmalloc, old && *old ? " " : "", old && *old ? old : "");
+	else if (old)
+		strv_pushf(env, "LD_PRELOAD=%s", old);
+}
+
 int run_start(const struct plan *p, const struct qemu_cmdline *c, struct journal *journal, struct vm_process *vm)
 {
-	int pairs[4][2], child_ends[4], errpipe[2], child_errno = 0, r;
+	struct strv env = STRV_INIT;
+	int pairs[4][2], child_ends[QEMU_FD_COUNT], errpipe[2], child_errno = 0, listen_fd = -1, r;
 	pid_t parent = getpid();
 	ssize_t n;
 
@@ -109,9 +154,18 @@ int run_start(const struct plan *p, const struct qemu_cmdline *c, struct journal
 		r = log_errno(errno, "pipe");
 		goto fail;
 	}
+	listen_fd = listen_qmp(p);
+	if (listen_fd < 0) {
+		r = listen_fd;
+		close(errpipe[0]);
+		close(errpipe[1]);
+		goto fail;
+	}
 	for (int i = 0; i < 4; i++)
 		child_ends[i] = pairs[i][1];
+	child_ends[4] = listen_fd;
 
+	qemu_environment(p, &env);
 	vm->pid = fork();
 	if (vm->pid < 0) {
 		r = log_errno(errno, "cannot fork");
@@ -120,7 +174,8 @@ int run_start(const struct plan *p, const struct qemu_cmdline *c, struct journal
 		goto fail;
 	}
 	if (vm->pid == 0)
-		child_exec(p, c, child_ends, errpipe[1], parent);
+		child_exec(p, c, env.v, child_ends, errpipe[1], parent);
+	strv_free(&env);
 
 	close(errpipe[1]);
 	{
@@ -150,6 +205,8 @@ int run_start(const struct plan *p, const struct qemu_cmdline *c, struct journal
 			close(pairs[i][1]);
 			pairs[i][1] = -1;
 		}
+	close(listen_fd);
+	listen_fd = -1;
 	vm->pidfd = pidfd_open_(vm->pid);
 	if (vm->pidfd < 0) {
 		r = log_errno(errno, "pidfd_open");
@@ -166,6 +223,9 @@ int run_start(const struct plan *p, const struct qemu_cmdline *c, struct journal
 	return 0;
 
 fail:
+	strv_free(&env);
+	if (listen_fd >= 0)
+		close(listen_fd);
 	for (int i = 0; i < 4; i++)
 		for (int k = 0; k < 2; k++)
 			if (pairs[i][k] >= 0)

@@ -25,6 +25,8 @@ const struct storage_backend *storage_backend_for(enum backend_kind kind)
 		return &storage_brd;
 	case BACKEND_LVM:
 		return &storage_lvm;
+	case BACKEND_RBD:
+		return &storage_rbd;
 	case BACKEND_COUNT:
 		break;
 	}
@@ -81,5 +83,11 @@ void storage_target_free(struct storage_target *t)
 	free(t->filename);
 	free(t->overlay_base);
 	free(t->volume);
+	free(t->rbd_pool);
+	free(t->rbd_image);
+	free(t->rbd_namespace);
+	free(t->rbd_conf);
+	free(t->rbd_user);
+	free(t->rbd_key_file);
 	memset(t, 0, sizeof(*t));
 }

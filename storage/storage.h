@@ -30,6 +30,9 @@ struct storage_target {
 	bool create_pool;        /* lvm: ... and its thin pool */
 	bool activate;           /* lvm: an existing, inactive volume to activate (and deactivate at exit) */
 	struct populate_source *source; /* source = IMAGE, probed before anything is touched */
+	/* rbd: qemu's rbd driver opens the image itself (no raw layer); the cephx key reaches qemu only through
+	 * rbd_key_file (0600, in the state dir) as -object secret, never on its command line */
+	char *rbd_pool, *rbd_image, *rbd_namespace, *rbd_conf, *rbd_user, *rbd_key_file;
 };
 
 struct storage_backend {
@@ -53,7 +56,7 @@ int storage_prepare(const struct vm_config *cfg, const struct disk_config *disk,
 		    struct journal *journal);
 void storage_target_free(struct storage_target *t);
 
-extern const struct storage_backend storage_file, storage_tmpfs, storage_zram, storage_brd, storage_lvm;
+extern const struct storage_backend storage_file, storage_tmpfs, storage_zram, storage_brd, storage_lvm, storage_rbd;
 
 /* Undo actions the journal replays (journal.c dispatches to them). */
 int zram_remove(const char *id);
@@ -62,6 +65,8 @@ int brd_discard_undo(const char *dev);
 void brd_modprobe_argv(unsigned count, unsigned long long max_bytes, struct strv *out);
 int lvm_remove(const char *vg_slash_lv);
 int lvm_deactivate(const char *vg_slash_lv);
+/* POOL/IMAGE or POOL/NAMESPACE/IMAGE plus the cluster to reach it: see storage/rbd.c. */
+int rbd_remove_undo(const char *spec);
 
 /* LVM command vectors, pure, exposed for unit tests. */
 char *lvm_default_lv_name(const char *vm, const char *disk);

@@ -127,11 +127,11 @@ static void test_error_messages(void **state)
 	expect_error("[vm]\ncpu = 2\n", NULL,
 		     "test.conf:2: [vm]: unknown key \"cpu\": expected one of name, cpus, memory, accel");
 	expect_error("[vm]\nname = a\n[vmm]\nx = 1\n", NULL,
-		     "test.conf:3: unknown section [vmm]: expected [vm], [boot], [qemu] or [disk NAME]");
+		     "test.conf:3: unknown section [vmm]: expected [vm], [boot], [memory], [cpu], [qemu], [disk NAME] or [memory tier NAME]");
 	expect_error(BOOT "[disk root]\nbackend = tmpfs\nsize = 20X\n", NULL,
 		     "test.conf:6: [disk root] size \"20X\": expected a number with K, M, G or T suffix");
 	expect_error(BOOT "\n[disk root]\nsize = 1G\n", NULL,
-		     "test.conf:5: [disk root]: missing key \"backend\": expected backend = file, tmpfs, zram, brd or lvm");
+		     "test.conf:5: [disk root]: missing key \"backend\": expected backend = file, tmpfs, zram, brd, lvm or rbd");
 	expect_error(BOOT "[disk root]\n", NULL, "test.conf:4: [disk root]: missing key \"backend\"");
 	expect_error(BOOT "[disk a]\nbackend = tmpfs\nsize = 1G\n[disk a]\nsize = 2G\n", NULL,
 		     "test.conf:7: section [disk a] appears twice (first on line 4)");
@@ -142,7 +142,7 @@ static void test_error_messages(void **state)
 	expect_error("[vm]\ncpus = 0\n", NULL, "test.conf:2: [vm] cpus \"0\": expected a whole number from 1 to 255");
 	expect_error("[vm]\ncpus = 2x\n", NULL, "[vm] cpus \"2x\": expected a whole number from 1 to 255");
 	expect_error("[vm]\naccel = xen\n", NULL, "test.conf:2: [vm] accel \"xen\": expected auto, kvm or tcg");
-	expect_error(BOOT "[disk d]\nbackend = nfs\n", NULL, "[disk d] backend \"nfs\": expected file, tmpfs, zram, brd or lvm");
+	expect_error(BOOT "[disk d]\nbackend = nfs\n", NULL, "[disk d] backend \"nfs\": expected file, tmpfs, zram, brd, lvm or rbd");
 	expect_error(BOOT "[disk d]\nbackend = file\npath = vmlinux\nreadonly = maybe\n", NULL,
 		     "test.conf:7: [disk d] readonly \"maybe\": expected yes or no");
 	expect_error(BOOT "[disk d]\nbackend = tmpfs\n", NULL,
@@ -162,7 +162,7 @@ static void test_error_messages(void **state)
 	expect_error("[boot]\ninitrd = initrd\n", NULL, "test.conf:2: [boot] initrd: needs kernel = as well");
 	expect_error("[vm]\nname = ../etc\n", NULL, "test.conf:2: [vm] name \"../etc\": expected 1 to 64 letters");
 	expect_error(BOOT "[disk this-name-is-too-long-for-serial]\nbackend = tmpfs\n", NULL,
-		     "test.conf:4: section [disk this-name-is-too-long-for-serial]: disk name");
+		     "test.conf:4: section [disk this-name-is-too-long-for-serial]: name \"this-name-is-too-long-for-serial\": expected 1 to 20");
 	expect_error("[vm]\nmemory = 8M\n", NULL, "test.conf:2: [vm] memory: expected at least 16M");
 	expect_error("[vm]\nmachine = pc\n", NULL, "test.conf:2: [vm] machine \"pc\": expected q35");
 	expect_error("[vm]\nname =\n", NULL, "test.conf:2: [vm] name: expected a value");
@@ -174,6 +174,20 @@ static void test_error_messages(void **state)
 		     "test.conf:7: [disk d] format: not used by backend zram (the disk vmlaunch creates is raw");
 	expect_error(BOOT "[disk d]\nbackend = zram\nsize = 1G\nsource-format = qcow2\n", NULL,
 		     "test.conf:7: [disk d] source-format: needs source = IMAGE as well");
+	expect_error("[cpu]\npin = 1-\n", NULL, "test.conf:2: [cpu] pin \"1-\": expected auto, off, or host CPUs like 2-5");
+	expect_error("[vm]\ncpus = 2\n[cpu]\npin = 3\n", NULL,
+		     "test.conf:4: [cpu] pin \"3\": names 1 host CPUs; expected one per vCPU (2)");
+	expect_error("[cpu]\niothreads = 1\n", NULL, "test.conf:2: [cpu] iothreads and emulator go with pin = LIST");
+	expect_error("[memory]\nhugepages = 4M\n", NULL, "test.conf:2: [memory] hugepages \"4M\": expected off, 2M or 1G");
+	expect_error("[memory tier slow]\nsize = 1G\n", NULL, "test.conf:1: [memory tier slow]: missing key \"backend\"");
+	expect_error("[memory tier slow]\nbackend = file\nsize = 1G\n", NULL,
+		     "test.conf:1: [memory tier slow]: backend file needs path =");
+	expect_error("[memory tier slow]\nbackend = dram\nsize = 3M\n", NULL,
+		     "test.conf:3: [memory tier slow] size: expected a multiple of 2M");
+	expect_error("[qemu]\nuser = no-such-user-here\n", NULL, "test.conf:2: [qemu] user \"no-such-user-here\": no such user");
+	expect_error(BOOT "[disk d]\nbackend = rbd\n", NULL, "test.conf:4: [disk d]: backend rbd needs pool = POOL");
+	expect_error(BOOT "[disk d]\nbackend = rbd\npool = p\nclone-from = img\n", NULL,
+		     "test.conf:7: [disk d] clone-from \"img\": expected POOL/IMAGE@SNAPSHOT");
 	expect_error(BOOT "[disk d]\nbackend = lvm\nvg = v\nthin-pool-size = 1G\n", NULL,
 		     "test.conf:7: [disk d] thin-pool-size: needs thin-pool = NAME as well");
 }

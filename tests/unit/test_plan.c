@@ -9,6 +9,8 @@
 #include "plan.h"
 #include "test_helpers.h"
 
+static const struct privileges nopriv;
+
 static struct host_facts host_with(enum kvm_verdict v, bool tty)
 {
 	struct host_facts h = { 0 };
@@ -44,12 +46,12 @@ static void test_accel(void **state)
 	(void)state;
 
 	load(BOOT, &cfg);
-	assert_int_equal(plan_build(&cfg, &good, NULL, false, &p), 0);
+	assert_int_equal(plan_build(&cfg, &good, NULL, &nopriv, false, &p), 0);
 	assert_true(p.kvm);
 	assert_false(p.accel_warning);
 	plan_free(&p);
 
-	assert_int_equal(plan_build(&cfg, &pvm, NULL, false, &p), 0);
+	assert_int_equal(plan_build(&cfg, &pvm, NULL, &nopriv, false, &p), 0);
 	assert_false(p.kvm);
 	assert_true(p.accel_warning); /* auto on an unusable KVM: one clear warning */
 	assert_non_null(strstr(p.accel_why, "kvm_pvm"));
@@ -57,12 +59,12 @@ static void test_accel(void **state)
 	config_free(&cfg);
 
 	load("[vm]\naccel = kvm\n" BOOT, &cfg);
-	assert_int_equal(plan_build(&cfg, &pvm, NULL, false, &p), -ENODEV); /* an error, not a hang */
+	assert_int_equal(plan_build(&cfg, &pvm, NULL, &nopriv, false, &p), -ENODEV); /* an error, not a hang */
 	plan_free(&p);
 	config_free(&cfg);
 
 	load("[vm]\naccel = tcg\n" BOOT, &cfg);
-	assert_int_equal(plan_build(&cfg, &good, NULL, false, &p), 0);
+	assert_int_equal(plan_build(&cfg, &good, NULL, &nopriv, false, &p), 0);
 	assert_false(p.kvm);
 	assert_false(p.accel_warning);
 	plan_free(&p);
@@ -131,13 +133,13 @@ static void test_console_and_command_mode(void **state)
 	(void)state;
 
 	load("[vm]\nname = t\n" BOOT "append = quiet\n", &cfg);
-	assert_int_equal(plan_build(&cfg, &tty, NULL, false, &p), 0);
+	assert_int_equal(plan_build(&cfg, &tty, NULL, &nopriv, false, &p), 0);
 	assert_true(p.interactive);
 	assert_null(p.console_log);
 	assert_string_equal(p.cmdline, "console=ttyS0 panic=-1 vmlaunch.interactive=1 quiet");
 	plan_free(&p);
 
-	assert_int_equal(plan_build(&cfg, &tty, NULL, true, &p), 0);
+	assert_int_equal(plan_build(&cfg, &tty, NULL, &nopriv, true, &p), 0);
 	assert_false(p.interactive); /* the command's output owns stdout */
 	assert_string_equal(p.console_log, "/run/vmlaunch/t/console.log");
 	assert_string_equal(p.argv_file, "/run/vmlaunch/t/argv");
@@ -146,7 +148,7 @@ static void test_console_and_command_mode(void **state)
 	config_free(&cfg);
 
 	load("[vm]\nname = t\n", &cfg);
-	assert_int_equal(plan_build(&cfg, &tty, NULL, true, &p), -EINVAL); /* -- COMMAND needs the bundled guest */
+	assert_int_equal(plan_build(&cfg, &tty, NULL, &nopriv, true, &p), -EINVAL); /* -- COMMAND needs the bundled guest */
 	plan_free(&p);
 	config_free(&cfg);
 }

@@ -404,23 +404,24 @@ static void check_sparse_raw_copy(struct fixture *f)
 	populate_source_free(&src);
 }
 
+/* The defaults: into a tmpfs file that is pread/pwrite (also the path for hosts without io_uring). */
 static void test_raw_sparse_into_fresh_file(void **state)
 {
 	check_sparse_raw_copy(*state);
 }
 
-/* The fallback for hosts without io_uring, and small buffers so extents span many chunks. */
-static void test_raw_sparse_without_io_uring(void **state)
+static void test_raw_sparse_io_uring(void **state)
 {
-	populate_tuning.uring = false;
+	populate_tuning.engine = POPULATE_ENGINE_URING;
 	check_sparse_raw_copy(*state);
 }
 
-static void test_raw_sparse_small_buffers_buffered(void **state)
+/* Small buffers and an odd queue depth: extents span many chunks, and chunks complete out of order. */
+static void test_raw_sparse_io_uring_small_buffers(void **state)
 {
+	populate_tuning.engine = POPULATE_ENGINE_URING;
 	populate_tuning.queue_depth = 3;
 	populate_tuning.buffer_size = 64 << 10;
-	populate_tuning.direct = false;
 	check_sparse_raw_copy(*state);
 }
 
@@ -457,6 +458,8 @@ static void check_not_zeroed(struct fixture *f, const char *image)
 static void test_raw_into_dirty_file(void **state)
 {
 	check_not_zeroed(*state, raw_image);
+	populate_tuning.engine = POPULATE_ENGINE_URING;
+	check_not_zeroed(*state, raw_image);
 }
 
 static void test_qcow2_into_dirty_file(void **state)
@@ -486,12 +489,15 @@ static void test_unaligned_sizes(void **state)
 	pwrite_all(fd, buf, image_size, 0);
 	assert_int_equal(fallocate(fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, MIB, 2 * MIB), 0);
 	close(fd);
-	make_file(f->target, disk_size, 0xaa);
 	assert_int_equal(populate_probe(image, "raw", &src), 0);
 	assert_int_equal(src.virtual_size, 5 * MIB + 1024); /* rounded up to 512 by qemu-img */
-	assert_int_equal(populate_copy(&src, &dst, false), 0);
-	assert_same_contents(image, f->target, image_size);
-	assert_zeros(f->target, image_size, disk_size - image_size);
+	for (int engine = POPULATE_ENGINE_URING; engine <= POPULATE_ENGINE_SYNC; engine++) {
+		populate_tuning.engine = engine;
+		make_file(f->target, disk_size, 0xaa);
+		assert_int_equal(populate_copy(&src, &dst, false), 0);
+		assert_same_contents(image, f->target, image_size);
+		assert_zeros(f->target, image_size, disk_size - image_size);
+	}
 	populate_source_free(&src);
 	unlink(image);
 	free(image);
@@ -630,8 +636,8 @@ int main(void)
 		cmocka_unit_test(test_probe_missing_file_names_the_path),
 		cmocka_unit_test(test_probe_refuses_qcow2_declared_raw),
 		cmocka_unit_test_setup_teardown(test_raw_sparse_into_fresh_file, fixture_setup, fixture_teardown),
-		cmocka_unit_test_setup_teardown(test_raw_sparse_without_io_uring, fixture_setup, fixture_teardown),
-		cmocka_unit_test_setup_teardown(test_raw_sparse_small_buffers_buffered, fixture_setup, fixture_teardown),
+		cmocka_unit_test_setup_teardown(test_raw_sparse_io_uring, fixture_setup, fixture_teardown),
+		cmocka_unit_test_setup_teardown(test_raw_sparse_io_uring_small_buffers, fixture_setup, fixture_teardown),
 		cmocka_unit_test_setup_teardown(test_qcow2_into_fresh_file, fixture_setup, fixture_teardown),
 		cmocka_unit_test_setup_teardown(test_raw_into_dirty_file, fixture_setup, fixture_teardown),
 		cmocka_unit_test_setup_teardown(test_qcow2_into_dirty_file, fixture_setup, fixture_teardown),

@@ -1,0 +1,120 @@
+/* Hugepage pools in sysfs: grow a node's pool by what the VM lacks, shrink it by the same amount at exit. */
+#define _GNU_SOURCE
+#include "hugepages.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "journal.h"
+#include "log.h"
+#include "strv.h"
+#include "topology.h"
+
+static char *pool_file(bool numa, unsigned node, unsigned long kib, const char *file)
+{
+	if (numa)
+		return xasprintf("/sys/devices/system/node/node%u/hugepages/hugepages-%lukB/%s", node, kib, file);
+	return xasprintf("/sys/kernel/mm/hugepages/hugepages-%lukB/%s", kib, file);
+}
+
+static int read_count(const char *path, uint64_t *out)
+{
+	unsigned long long v;
+	FILE *f = fopen(path, "re");
+	int r = 0;
+
+	if (!f)
+		return log_errno(errno, "cannot read %s", path);
+	if (fscanf(f, "%llu", &v) != 1)
+		r = log_errno(EIO, "cannot parse %s", path);
+	fclose(f);
+	*out = v;
+	return r;
+}
+
+static int write_count(const char *path, uint64_t v)
+{
+	char buf[32];
+	int fd = open(path, O_WRONLY | O_CLOEXEC), r = 0;
+
+	if (fd < 0)
+		return log_errno(errno, "cannot open %s", path);
+	snprintf(buf, sizeof(buf), "%llu", (unsigned long long)v);
+	if (write(fd, buf, strlen(buf)) < 0)
+		r = log_errno(errno, "cannot write %s", path);
+	close(fd);
+	return r;
+}
+
+int hugepages_reserve(bool numa, unsigned node, int size, uint64_t pages, struct journal *j)
+{
+	unsigned long kib = hugepage_size_kib(size);
+	char *nr_path = pool_file(numa, node, kib, "nr_hugepages"), *free_path = pool_file(numa, node, kib, "free_hugepages");
+	uint64_t free_pages, before, after, add;
+	char *record = NULL;
+	int r;
+
+	r = read_count(free_path, &free_pages);
+	if (r < 0)
+		goto out;
+	if (free_pages >= pages) {
+		log_info("hugepages: %llu free %s pages on node %u already cover %llu", (unsigned long long)free_pages,
+			 hugepage_size_name(size), node, (unsigned long long)pages);
+		goto out;
+	}
+	add = pages - free_pages;
+	r = read_count(nr_path, &before);
+	if (r < 0)
+		goto out;
+	r = write_count(nr_path, before + add);
+	if (r < 0)
+		goto out;
+	r = read_count(nr_path, &after);
+	if (r < 0 || after < before + add) {
+		/* The kernel found fewer contiguous pages than asked: give back what it did find. */
+		write_count(nr_path, before);
+		if (r == 0)
+			r = log_errno(ENOMEM,
+				      "hugepages: node %u could reserve only %llu of the %llu more %s pages guest RAM needs; "
+				      "nothing stays reserved (free memory, reserve at boot, or hugepages = off)",
+				      node, (unsigned long long)(after > before ? after - before : 0),
+				      (unsigned long long)add, hugepage_size_name(size));
+		goto out;
+	}
+	record = xasprintf("%s:%u:%lu:%llu", numa ? "numa" : "global", node, kib, (unsigned long long)add);
+	r = journal_add(j, UNDO_HUGEPAGES, record);
+	if (r < 0)
+		write_count(nr_path, before);
+	else
+		log_info("hugepages: reserved %llu %s pages on node %u", (unsigned long long)add, hugepage_size_name(size),
+			 node);
+out:
+	free(record);
+	free(nr_path);
+	free(free_path);
+	return r;
+}
+
+int hugepages_release_undo(const char *arg)
+{
+	char scope[16];
+	unsigned node;
+	unsigned long kib;
+	unsigned long long count;
+	uint64_t now;
+	char *path;
+	int r;
+
+	if (sscanf(arg, "%15[a-z]:%u:%lu:%llu", scope, &node, &kib, &count) != 4)
+		return log_error("journal: malformed hugepages record \"%s\"", arg);
+	path = pool_file(!strcmp(scope, "numa"), node, kib, "nr_hugepages");
+	r = read_count(path, &now);
+	if (r == 0)
+		r = write_count(path, now > count ? now - count : 0);
+	free(path);
+	return r;
+}

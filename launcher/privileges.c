@@ -1,0 +1,70 @@
+/* Dropping qemu's privileges with libcap-ng: vmlaunch needs root for mounts, modules and sysfs; qemu needs none of it. */
+#define _GNU_SOURCE
+#include "privileges.h"
+
+#include <cap-ng.h>
+#include <errno.h>
+#include <grp.h>
+#include <pwd.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <unistd.h>
+
+#include "log.h"
+#include "strv.h"
+
+int privileges_resolve(const char *user, struct privileges *out)
+{
+	struct passwd *pw;
+
+	memset(out, 0, sizeof(*out));
+	if (!user)
+		return 0;
+	pw = getpwnam(user);
+	if (!pw)
+		return log_errno(ENOENT, "[qemu] user \"%s\": no such user", user);
+	out->switch_user = true;
+	out->uid = pw->pw_uid;
+	out->gid = pw->pw_gid;
+	out->user = xstrdup(user);
+	return 0;
+}
+
+int privileges_give(const struct privileges *pv, const char *path)
+{
+	if (!pv->switch_user || !path)
+		return 0;
+	if (chown(path, pv->uid, pv->gid) < 0)
+		return log_errno(errno, "cannot hand %s to user %s", path, pv->user);
+	return 0;
+}
+
+int privileges_drop(const struct privileges *pv)
+{
+	/* vmlaunch is single-threaded when it forks, so libcap-ng's and initgroups' allocations are safe here. */
+	if (pv->switch_user) {
+		/* The bounding set needs CAP_SETPCAP to shrink: do it while still root. Then the user's own groups (kvm
+		 * for /dev/kvm) and ids; leaving uid 0 empties the permitted and effective sets by itself. */
+		capng_clear(CAPNG_SELECT_BOUNDS);
+		if (capng_apply(CAPNG_SELECT_BOUNDS) < 0)
+			return -EPERM;
+		if (initgroups(pv->user, pv->gid) < 0 || setresgid(pv->gid, pv->gid, pv->gid) < 0 ||
+		    setresuid(pv->uid, pv->uid, pv->uid) < 0)
+			return -errno;
+	}
+	capng_clear(CAPNG_SELECT_ALL);
+	if (capng_apply(pv->switch_user ? CAPNG_SELECT_BOTH : CAPNG_SELECT_ALL) < 0)
+		return -EPERM;
+	if (prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0) < 0 && errno != EINVAL)
+		return -errno;
+	if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0)
+		return -errno;
+	return 0;
+}
+
+void privileges_free(struct privileges *pv)
+{
+	free(pv->user);
+	memset(pv, 0, sizeof(*pv));
+}

@@ -1,0 +1,129 @@
+/* Reads the host's CPU and memory topology through libnuma and sysfs; read-only. */
+#define _GNU_SOURCE
+#include "topology.h"
+
+#include <errno.h>
+#include <numa.h>
+#include <sched.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "log.h"
+#include "strv.h"
+
+const char *hugepage_size_name(int size)
+{
+	return size == HP_1G ? "1G" : "2M";
+}
+
+unsigned long hugepage_size_kib(int size)
+{
+	return size == HP_1G ? 1048576UL : 2048UL;
+}
+
+static uint64_t read_u64(const char *path)
+{
+	unsigned long long v = 0;
+	FILE *f = fopen(path, "re");
+
+	if (f) {
+		if (fscanf(f, "%llu", &v) != 1)
+			v = 0;
+		fclose(f);
+	}
+	return v;
+}
+
+static void read_hugepages(struct topology_node *n, bool numa)
+{
+	for (int s = 0; s < HP_SIZES; s++) {
+		char *base = numa ? xasprintf("/sys/devices/system/node/node%u/hugepages/hugepages-%lukB", n->id,
+					       hugepage_size_kib(s))
+				  : xasprintf("/sys/kernel/mm/hugepages/hugepages-%lukB", hugepage_size_kib(s));
+		char *total = xasprintf("%s/nr_hugepages", base), *free_ = xasprintf("%s/free_hugepages", base);
+
+		n->hp_total[s] = read_u64(total);
+		n->hp_free[s] = read_u64(free_);
+		free(base);
+		free(total);
+		free(free_);
+	}
+}
+
+static unsigned sibling_core(unsigned cpu)
+{
+	char *path = xasprintf("/sys/devices/system/cpu/cpu%u/topology/thread_siblings_list", cpu);
+	char buf[256] = "";
+	FILE *f = fopen(path, "re");
+	struct cpulist l;
+	unsigned core = cpu;
+
+	free(path);
+	if (f) {
+		if (fgets(buf, sizeof(buf), f) && cpulist_parse(buf, &l) == 0) {
+			for (size_t i = 0; i < l.n; i++)
+				if (l.cpu[i] < core)
+					core = l.cpu[i];
+			cpulist_free(&l);
+		}
+		fclose(f);
+	}
+	return core;
+}
+
+int topology_probe(struct topology *t)
+{
+	cpu_set_t allowed;
+	long ncpu = sysconf(_SC_NPROCESSORS_CONF);
+	int max_node;
+
+	memset(t, 0, sizeof(*t));
+	if (sched_getaffinity(0, sizeof(allowed), &allowed) < 0)
+		return log_errno(errno, "sched_getaffinity");
+	t->max_cpu = ncpu > 0 ? (unsigned)ncpu - 1 : 0;
+	t->core_of = xcalloc(t->max_cpu + 1, sizeof(*t->core_of));
+	for (unsigned c = 0; c <= t->max_cpu; c++)
+		t->core_of[c] = sibling_core(c);
+
+	t->numa = numa_available() >= 0;
+	max_node = t->numa ? numa_max_node() : 0;
+	t->nodes = xcalloc((size_t)max_node + 1, sizeof(*t->nodes));
+	for (int node = 0; node <= max_node; node++) {
+		struct topology_node *n = &t->nodes[t->n_nodes];
+		struct bitmask *mask = t->numa ? numa_allocate_cpumask() : NULL;
+		long long free_bytes = 0;
+
+		n->id = (unsigned)node;
+		if (t->numa && (numa_node_to_cpus(node, mask) < 0 || numa_node_size64(node, &free_bytes) < 0)) {
+			numa_free_cpumask(mask);
+			continue; /* a hole in the node numbering */
+		}
+		n->mem_free = free_bytes > 0 ? (uint64_t)free_bytes : 0;
+		if (!t->numa) {
+			long pages = sysconf(_SC_AVPHYS_PAGES), size = sysconf(_SC_PAGESIZE);
+
+			n->mem_free = pages > 0 && size > 0 ? (uint64_t)pages * (uint64_t)size : 0;
+		}
+		for (unsigned c = 0; c <= t->max_cpu && c < CPU_SETSIZE; c++)
+			if (CPU_ISSET(c, &allowed) && (!mask || numa_bitmask_isbitset(mask, c))) {
+				n->cpus.cpu = xrealloc(n->cpus.cpu, (n->cpus.n + 1) * sizeof(unsigned));
+				n->cpus.cpu[n->cpus.n++] = c;
+			}
+		if (mask)
+			numa_free_cpumask(mask);
+		read_hugepages(n, t->numa);
+		t->n_nodes++;
+	}
+	return 0;
+}
+
+void topology_free(struct topology *t)
+{
+	for (size_t i = 0; i < t->n_nodes; i++)
+		cpulist_free(&t->nodes[i].cpus);
+	free(t->nodes);
+	free(t->core_of);
+	memset(t, 0, sizeof(*t));
+}

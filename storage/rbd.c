@@ -1,0 +1,905 @@
+/* Backend "rbd": a Ceph RBD image, checked, created, cloned, grown and removed through librados/librbd. */
+#define _GNU_SOURCE
+#include <ctype.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <rados/librados.h>
+#include <rbd/librbd.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "journal.h"
+#include "log.h"
+#include "storage.h"
+#include "strv.h"
+
+/*
+ * Seed 004: qemu opens the image with its own rbd driver (no raw layer) and cache.direct=on, which is what turns
+ * librbd's cache off. vmlaunch talks to the cluster only to check, create, clone, grow and remove images; qemu
+ * authenticates with the cephx key read from a 0600 file (-object secret), so the key is on no command line.
+ * vmlaunch removes only the images it created or cloned for an ephemeral disk, and never shrinks an image.
+ */
+
+#define RBD_DEFAULT_CONF "/etc/ceph/ceph.conf"
+#define RBD_DEFAULT_USER "admin"
+/* librados waits 300 s for the monitors and forever for an OSD by default: a dead cluster must fail in seconds. Only
+ * vmlaunch's own connection has these limits; qemu's keeps Ceph's defaults (an I/O stall beats an I/O error). */
+#define RBD_MOUNT_TIMEOUT "10"
+#define RBD_OP_TIMEOUT "30"
+/* The watch of a client that died without closing the image lasts osd_client_watch_timeout (30 s). */
+#define RBD_REMOVE_BUSY_SECONDS 45
+#define RBD_FEATURES \
+	(RBD_FEATURE_LAYERING | RBD_FEATURE_EXCLUSIVE_LOCK | RBD_FEATURE_OBJECT_MAP | RBD_FEATURE_FAST_DIFF | \
+	 RBD_FEATURE_DEEP_FLATTEN)
+
+/* Everything needed to reach one image; what the rbd-remove undo carries in its one journal argument. */
+struct rbd_spec {
+	char *conf, *user;
+	char *keyring; /* NULL: what the conf says */
+	enum ms_mode ms_mode;
+	char *pool;
+	char *ns; /* NULL: the pool's default namespace */
+	char *image;
+};
+
+static void rbd_spec_free(struct rbd_spec *s)
+{
+	free(s->conf);
+	free(s->user);
+	free(s->keyring);
+	free(s->pool);
+	free(s->ns);
+	free(s->image);
+	memset(s, 0, sizeof(*s));
+}
+
+static const char *ms_mode_word(enum ms_mode m)
+{
+	return m == MS_MODE_SECURE ? "secure" : m == MS_MODE_CRC ? "crc" : "default";
+}
+
+static char *image_name(const char *pool, const char *ns, const char *image)
+{
+	return ns ? xasprintf("%s/%s/%s", pool, ns, image) : xasprintf("%s/%s", pool, image);
+}
+
+/* One "key=value" line each; config values cannot hold a newline (the INI parser is line based). */
+static char *rbd_spec_encode(const struct rbd_spec *s)
+{
+	return xasprintf("pool=%s\n%s%s%simage=%s\nconf=%s\nuser=%s\n%s%s%sms-mode=%s", s->pool, s->ns ? "namespace=" : "",
+			 s->ns ? s->ns : "", s->ns ? "\n" : "", s->image, s->conf, s->user, s->keyring ? "keyring=" : "",
+			 s->keyring ? s->keyring : "", s->keyring ? "\n" : "", ms_mode_word(s->ms_mode));
+}
+
+static int rbd_spec_decode(const char *text, struct rbd_spec *s)
+{
+	char *copy = xstrdup(text), *save = NULL;
+
+	memset(s, 0, sizeof(*s));
+	for (char *line = strtok_r(copy, "\n", &save); line; line = strtok_r(NULL, "\n", &save)) {
+		char *eq = strchr(line, '='), **field = NULL;
+
+		if (!eq)
+			continue;
+		*eq = '\0';
+		if (!strcmp(line, "pool"))
+			field = &s->pool;
+		else if (!strcmp(line, "namespace"))
+			field = &s->ns;
+		else if (!strcmp(line, "image"))
+			field = &s->image;
+		else if (!strcmp(line, "conf"))
+			field = &s->conf;
+		else if (!strcmp(line, "user"))
+			field = &s->user;
+		else if (!strcmp(line, "keyring"))
+			field = &s->keyring;
+		else if (!strcmp(line, "ms-mode"))
+			s->ms_mode = !strcmp(eq + 1, "secure") ? MS_MODE_SECURE
+				     : !strcmp(eq + 1, "crc")  ? MS_MODE_CRC
+							       : MS_MODE_DEFAULT;
+		if (field) {
+			free(*field);
+			*field = xstrdup(eq + 1);
+		}
+	}
+	free(copy);
+	if (!s->pool || !s->image || !s->conf || !s->user) {
+		rbd_spec_free(s);
+		return -EINVAL;
+	}
+	return 0;
+}
+
+/* A librados handle for the spec's user and conf, configured but not connected. On failure, *what names the step. */
+static int cluster_configure(const struct rbd_spec *s, rados_t *out, const char **what)
+{
+	char *name = xasprintf("client.%s", s->user);
+	int r;
+
+	*out = NULL;
+	r = rados_create2(out, "ceph", name, 0);
+	free(name);
+	if (r < 0) {
+		*out = NULL;
+		*what = "cannot set up a librados client";
+		return r;
+	}
+	r = rados_conf_read_file(*out, s->conf);
+	if (r < 0) {
+		*what = "cannot read the Ceph configuration";
+		goto fail;
+	}
+	*what = "cannot apply vmlaunch's client settings";
+	/* vmlaunch's messages say what failed, once; librados's own lines would repeat it in other words */
+	if ((r = rados_conf_set(*out, "log_to_stderr", "false")) < 0 ||
+	    (r = rados_conf_set(*out, "err_to_stderr", "false")) < 0 ||
+	    /* a short-lived control connection: no admin socket to collide with qemu's */
+	    (r = rados_conf_set(*out, "admin_socket", "")) < 0 ||
+	    (r = rados_conf_set(*out, "client_mount_timeout", RBD_MOUNT_TIMEOUT)) < 0 ||
+	    (r = rados_conf_set(*out, "rados_mon_op_timeout", RBD_MOUNT_TIMEOUT)) < 0 ||
+	    (r = rados_conf_set(*out, "rados_osd_op_timeout", RBD_OP_TIMEOUT)) < 0)
+		goto fail;
+	if (s->keyring && (r = rados_conf_set(*out, "keyring", s->keyring)) < 0) {
+		*what = "cannot use the keyring";
+		goto fail;
+	}
+	/* There is no "ms_mode" in librados (that is krbd's map option): these two pick msgr2's mode per connection. */
+	if (s->ms_mode != MS_MODE_DEFAULT &&
+	    ((r = rados_conf_set(*out, "ms_client_mode", ms_mode_word(s->ms_mode))) < 0 ||
+	     (r = rados_conf_set(*out, "ms_mon_client_mode", ms_mode_word(s->ms_mode))) < 0)) {
+		*what = "cannot set the msgr2 mode";
+		goto fail;
+	}
+	return 0;
+fail:
+	rados_shutdown(*out);
+	*out = NULL;
+	return r;
+}
+
+static bool valid_base64(const char *s)
+{
+	size_t n = strlen(s);
+
+	if (!n || n % 4)
+		return false;
+	for (; *s; s++)
+		if (!isalnum((unsigned char)*s) && *s != '+' && *s != '/' && *s != '=')
+			return false;
+	return true;
+}
+
+static char *trim(char *s)
+{
+	char *end;
+
+	while (isspace((unsigned char)*s))
+		s++;
+	end = s + strlen(s);
+	while (end > s && isspace((unsigned char)end[-1]))
+		*--end = '\0';
+	return s;
+}
+
+/* The "key = ..." of section [ENTITY] in a keyring file. 0 and *key, -ENOKEY when the file has no key for it. */
+static int keyring_read(const char *path, const char *entity, char **key)
+{
+	FILE *f = fopen(path, "re");
+	char *line = NULL, *section = NULL;
+	size_t cap = 0;
+	int r = -ENOKEY;
+
+	*key = NULL;
+	if (!f)
+		return -errno;
+	while (getline(&line, &cap, f) > 0) {
+		char *s = trim(line), *eq;
+
+		if (*s == '[') {
+			char *close = strchr(s, ']');
+
+			free(section);
+			section = close ? strndup(s + 1, (size_t)(close - s - 1)) : NULL;
+			continue;
+		}
+		eq = strchr(s, '=');
+		if (!section || strcmp(section, entity) || !eq)
+			continue;
+		*eq = '\0';
+		if (strcmp(trim(s), "key"))
+			continue;
+		s = trim(eq + 1);
+		if (*s == '"' && strlen(s) >= 2 && s[strlen(s) - 1] == '"') {
+			s[strlen(s) - 1] = '\0';
+			s++;
+		}
+		free(*key);
+		*key = xstrdup(s);
+		r = 0;
+	}
+	free(line);
+	free(section);
+	fclose(f);
+	return r;
+}
+
+static int conf_get(rados_t c, const char *option, char *buf, size_t len)
+{
+	int r = rados_conf_get(c, option, buf, len);
+
+	if (r < 0)
+		buf[0] = '\0';
+	return r;
+}
+
+/*
+ * The cephx key librados would use for client.USER, found the way librados finds it: the `key` option, then
+ * `keyfile`, then the first file of the `keyring` list that exists. *key is NULL when the cluster does not ask
+ * clients for cephx. On failure returns -errno and *why says what was looked at.
+ */
+static int find_key(rados_t c, const char *user, char **key, char **why)
+{
+	char value[4096], *entity = xasprintf("client.%s", user), *list, *save = NULL;
+	int r = -ENOENT;
+
+	*key = NULL;
+	*why = NULL;
+	conf_get(c, "auth_client_required", value, sizeof(value));
+	if (!strstr(value, "cephx")) {
+		free(entity);
+		return 0;
+	}
+	conf_get(c, "key", value, sizeof(value));
+	if (*trim(value)) {
+		*key = xstrdup(trim(value));
+		goto check;
+	}
+	conf_get(c, "keyfile", value, sizeof(value));
+	if (*trim(value)) {
+		FILE *f = fopen(trim(value), "re");
+		char buf[512] = "";
+
+		if (!f || !fgets(buf, sizeof(buf), f)) {
+			r = f ? -EIO : -errno;
+			*why = xasprintf("cannot read keyfile %s", trim(value));
+			if (f)
+				fclose(f);
+			free(entity);
+			return r;
+		}
+		fclose(f);
+		*key = xstrdup(trim(buf));
+		goto check;
+	}
+	if (conf_get(c, "keyring", value, sizeof(value)) < 0) {
+		free(entity);
+		*why = xstrdup("cannot read the keyring option");
+		return -EINVAL;
+	}
+	list = xstrdup(value);
+	for (char *path = strtok_r(list, ",; \t", &save); path; path = strtok_r(NULL, ",; \t", &save)) {
+		if (access(path, F_OK) < 0)
+			continue;
+		r = keyring_read(path, entity, key);
+		if (r == -ENOKEY)
+			*why = xasprintf("keyring %s has no key for %s", path, entity);
+		else if (r < 0)
+			*why = xasprintf("cannot read keyring %s", path);
+		break;
+	}
+	free(list);
+	if (r == -ENOENT && !*why)
+		*why = xasprintf("no keyring for %s (looked for %s; expected keyring = PATH)", entity, value);
+	if (r < 0) {
+		free(entity);
+		return r;
+	}
+check:
+	free(entity);
+	if (!valid_base64(*key)) {
+		free(*key);
+		*key = NULL;
+		*why = xstrdup("the cephx key is not base64");
+		return -EINVAL;
+	}
+	return 0;
+}
+
+/* Connects with vmlaunch's bounded timeouts. On failure *what names the step; the handle is shut down. */
+static int cluster_connect(const struct rbd_spec *s, rados_t *out, const char **what)
+{
+	int r = cluster_configure(s, out, what);
+
+	if (r < 0)
+		return r;
+	r = rados_connect(*out);
+	if (r < 0) {
+		*what = "cannot connect to the Ceph cluster";
+		rados_shutdown(*out);
+		*out = NULL;
+	}
+	return r;
+}
+
+static int open_pool(rados_t c, const char *pool, const char *ns, rados_ioctx_t *io)
+{
+	int r = rados_ioctx_create(c, pool, io);
+
+	if (r < 0)
+		return r;
+	if (ns)
+		rados_ioctx_set_namespace(*io, ns);
+	return 0;
+}
+
+/* clone-from = POOL/IMAGE@SNAP or POOL/NAMESPACE/IMAGE@SNAP. */
+struct rbd_parent {
+	char *pool, *ns, *image, *snap;
+};
+
+static void rbd_parent_free(struct rbd_parent *p)
+{
+	free(p->pool);
+	free(p->ns);
+	free(p->image);
+	free(p->snap);
+	memset(p, 0, sizeof(*p));
+}
+
+static int rbd_parent_parse(const char *text, struct rbd_parent *p)
+{
+	char *copy = xstrdup(text), *at = strrchr(copy, '@'), *slash1 = strchr(copy, '/'), *slash2;
+
+	memset(p, 0, sizeof(*p));
+	if (!at || !slash1 || slash1 > at || !at[1] || slash1 == copy) {
+		free(copy);
+		return -EINVAL;
+	}
+	*at = '\0';
+	*slash1 = '\0';
+	slash2 = strchr(slash1 + 1, '/');
+	if (slash2)
+		*slash2 = '\0';
+	p->pool = xstrdup(copy);
+	p->ns = slash2 ? xstrdup(slash1 + 1) : NULL;
+	p->image = xstrdup(slash2 ? slash2 + 1 : slash1 + 1);
+	p->snap = xstrdup(at + 1);
+	free(copy);
+	if (!*p->image || (p->ns && !*p->ns) || strchr(p->image, '/')) {
+		rbd_parent_free(p);
+		return -EINVAL;
+	}
+	return 0;
+}
+
+static bool valid_rbd_name(const char *s)
+{
+	return *s && !strpbrk(s, "/@") && strlen(s) < 256;
+}
+
+static void spec_from_config(const struct vm_config *cfg, const struct disk_config *d, struct rbd_spec *s)
+{
+	memset(s, 0, sizeof(*s));
+	s->conf = xstrdup(d->ceph_conf ? d->ceph_conf : RBD_DEFAULT_CONF);
+	s->user = xstrdup(d->ceph_user ? d->ceph_user : RBD_DEFAULT_USER);
+	s->keyring = d->keyring ? xstrdup(d->keyring) : NULL;
+	s->ms_mode = d->ms_mode;
+	s->pool = xstrdup(d->pool);
+	s->ns = d->rbd_namespace && *d->rbd_namespace ? xstrdup(d->rbd_namespace) : NULL;
+	s->image = d->image ? xstrdup(d->image) : xasprintf("vmlaunch-%s-%s", cfg->name, d->name);
+}
+
+/* The config's own contradictions, refused before the cluster is asked anything. */
+static int check_config(const struct vm_config *cfg, const struct disk_config *d, const struct rbd_spec *s)
+{
+	struct rbd_parent parent;
+
+	if (!valid_rbd_name(s->pool))
+		return log_error("%s:%u: [disk %s] pool \"%s\": expected a pool name (no / or @)", cfg->file, d->pool_line,
+				 d->name, s->pool);
+	if (!valid_rbd_name(s->image))
+		return log_error("%s:%u: [disk %s] image \"%s\": expected an image name (no / or @)", cfg->file,
+				 d->image_line ? d->image_line : d->line, d->name, s->image);
+	if (s->ns && !valid_rbd_name(s->ns))
+		return log_error("%s:%u: [disk %s] namespace \"%s\": expected a namespace name (no / or @)", cfg->file,
+				 d->rbd_namespace_line, d->name, s->ns);
+	if (!strncmp(s->user, "client.", 7) || !*s->user || strpbrk(s->user, " \t"))
+		return log_error("%s:%u: [disk %s] user \"%s\": expected the cephx id without \"client.\" (user = %s)",
+				 cfg->file, d->ceph_user_line, d->name, s->user,
+				 strncmp(s->user, "client.", 7) ? "ID" : s->user + 7);
+	if (d->create && !d->size)
+		return log_error("%s:%u: [disk %s]: create = yes needs size = (e.g. size = 10G) for a new image", cfg->file,
+				 d->create_line, d->name);
+	if (d->clone_from && rbd_parent_parse(d->clone_from, &parent) < 0)
+		return log_error("%s:%u: [disk %s] clone-from \"%s\": expected POOL/IMAGE@SNAPSHOT or "
+				 "POOL/NAMESPACE/IMAGE@SNAPSHOT",
+				 cfg->file, d->clone_from_line, d->name, d->clone_from);
+	if (d->clone_from)
+		rbd_parent_free(&parent);
+	if (d->ephemeral && !d->create && !d->clone_from)
+		return log_error("%s:%u: [disk %s]: an ephemeral rbd disk is an image vmlaunch creates and removes at exit; "
+				 "expected create = yes or clone-from = (vmlaunch never removes an image it did not create)",
+				 cfg->file, d->ephemeral_line, d->name);
+	return 0;
+}
+
+/* The parent snapshot of clone-from =: it must exist and be protected. Returns its size in *bytes. */
+static int check_parent(const struct vm_config *cfg, const struct disk_config *d, rados_t c, uint64_t *bytes)
+{
+	struct rbd_parent p;
+	rados_ioctx_t io = NULL;
+	rbd_image_t img = NULL;
+	char *name;
+	int prot = 0, r;
+
+	rbd_parent_parse(d->clone_from, &p); /* checked by check_config */
+	name = image_name(p.pool, p.ns, p.image);
+	r = open_pool(c, p.pool, p.ns, &io);
+	if (r < 0) {
+		r = log_errno(r, "%s:%u: [disk %s] clone-from: cannot open pool \"%s\"", cfg->file, d->clone_from_line,
+			      d->name, p.pool);
+		goto out;
+	}
+	r = rbd_open_read_only(io, p.image, &img, NULL);
+	if (r < 0) {
+		r = log_errno(r, "%s:%u: [disk %s] clone-from: cannot open image %s", cfg->file, d->clone_from_line,
+			      d->name, name);
+		goto out;
+	}
+	r = rbd_snap_is_protected(img, p.snap, &prot);
+	if (r < 0) {
+		r = log_errno(r, "%s:%u: [disk %s] clone-from: no snapshot \"%s\" of %s", cfg->file, d->clone_from_line,
+			      d->name, p.snap, name);
+		goto out;
+	}
+	if (!prot) {
+		r = log_error("%s:%u: [disk %s] clone-from: snapshot %s@%s is not protected; a clone needs its parent to "
+			      "stay (rbd snap protect %s@%s)",
+			      cfg->file, d->clone_from_line, d->name, name, p.snap, name, p.snap);
+		goto out;
+	}
+	r = rbd_snap_set(img, p.snap);
+	if (r >= 0)
+		r = rbd_get_size(img, bytes);
+	if (r < 0)
+		r = log_errno(r, "%s:%u: [disk %s] clone-from: cannot read the size of %s@%s", cfg->file,
+			      d->clone_from_line, d->name, name, p.snap);
+out:
+	if (img)
+		rbd_close(img);
+	if (io)
+		rados_ioctx_destroy(io);
+	free(name);
+	rbd_parent_free(&p);
+	return r;
+}
+
+/* Whether `image` exists (1, with its size and how many clients have it open), is missing (0), or -errno. */
+static int probe_image(rados_ioctx_t io, const char *image, uint64_t *bytes, size_t *watchers)
+{
+	rbd_image_watcher_t list[8];
+	size_t n = sizeof(list) / sizeof(list[0]);
+	rbd_image_t img;
+	int r = rbd_open_read_only(io, image, &img, NULL);
+
+	if (r == -ENOENT)
+		return 0;
+	if (r < 0)
+		return r;
+	r = rbd_get_size(img, bytes);
+	/* a read-only open registers no watch: every watcher is another client */
+	*watchers = 0;
+	if (r >= 0) {
+		int w = rbd_watchers_list(img, list, &n);
+
+		if (w >= 0) {
+			*watchers = n;
+			rbd_watchers_list_cleanup(list, n);
+		} else if (w == -ERANGE) {
+			*watchers = n;
+		}
+	}
+	rbd_close(img);
+	return r < 0 ? r : 1;
+}
+
+static int rbd_describe(const struct vm_config *cfg, const struct disk_config *d, const struct host_facts *host,
+			const char *state_dir, struct storage_target *t)
+{
+	unsigned conf_line = d->ceph_conf_line ? d->ceph_conf_line : d->line;
+	struct rbd_spec s;
+	rados_t c = NULL;
+	rados_ioctx_t io = NULL;
+	uint64_t bytes = 0, parent_bytes = 0;
+	size_t watchers = 0;
+	const char *what;
+	char *key = NULL, *why = NULL, *name;
+	int r;
+
+	(void)host;
+	spec_from_config(cfg, d, &s);
+	name = image_name(s.pool, s.ns, s.image);
+	t->driver = "rbd";
+	t->filename = xasprintf("rbd:%s", name);
+	t->format = FORMAT_RAW;
+	t->direct_ok = true; /* cache.direct=on is what turns librbd's cache off */
+	t->ephemeral = d->ephemeral;
+	t->readonly = d->readonly;
+	t->rbd_pool = xstrdup(s.pool);
+	t->rbd_image = xstrdup(s.image);
+	t->rbd_namespace = s.ns ? xstrdup(s.ns) : NULL;
+	t->rbd_user = xstrdup(s.user);
+	/* qemu's -blockdev rbd has no option for the msgr2 mode: it reads it from a copy of the conf that says it */
+	t->rbd_conf = s.ms_mode != MS_MODE_DEFAULT ? xasprintf("%s/%s.ceph.conf", state_dir, d->name) : xstrdup(s.conf);
+	r = check_config(cfg, d, &s);
+	if (r < 0)
+		goto out;
+
+	r = cluster_configure(&s, &c, &what);
+	if (r < 0) {
+		r = log_errno(r, "%s:%u: [disk %s] conf %s: %s", cfg->file, conf_line, d->name, s.conf, what);
+		goto out;
+	}
+	r = find_key(c, s.user, &key, &why);
+	if (r < 0) {
+		r = log_errno(r, "%s:%u: [disk %s]: no cephx key for client.%s: %s", cfg->file,
+			      d->keyring_line ? d->keyring_line : conf_line, d->name, s.user, why);
+		goto out;
+	}
+	if (key)
+		t->rbd_key_file = xasprintf("%s/%s.rbd-key", state_dir, d->name);
+	r = rados_connect(c);
+	if (r < 0) {
+		/* EACCES: the cluster refused the key; point at where the key came from when the config says */
+		unsigned line = r == -EACCES && d->keyring_line ? d->keyring_line
+				: d->ceph_user_line			? d->ceph_user_line
+									: conf_line;
+
+		r = log_errno(r, "%s:%u: [disk %s]: cannot connect to the Ceph cluster in %s as client.%s%s%s", cfg->file,
+			      line, d->name, s.conf, s.user,
+			      s.ms_mode != MS_MODE_DEFAULT ? " with ms-mode = " : "",
+			      s.ms_mode != MS_MODE_DEFAULT ? ms_mode_word(s.ms_mode) : "");
+		goto out;
+	}
+	r = open_pool(c, s.pool, s.ns, &io);
+	if (r < 0) {
+		r = log_errno(r, "%s:%u: [disk %s] pool \"%s\": cannot open the pool in the Ceph cluster of %s", cfg->file,
+			      d->pool_line, d->name, s.pool, s.conf);
+		goto out;
+	}
+	r = probe_image(io, s.image, &bytes, &watchers);
+	if (r < 0) {
+		r = log_errno(r, "%s:%u: [disk %s]: cannot open image %s as client.%s", cfg->file,
+			      d->image_line ? d->image_line : d->line, d->name, name, s.user);
+		goto out;
+	}
+	if (r == 1) {
+		if (d->ephemeral) {
+			r = log_error("%s:%u: [disk %s]: image %s exists; an ephemeral disk is created fresh and removed at "
+				      "exit, and vmlaunch never removes an image it did not create (expected ephemeral = no "
+				      "to use it, or another image =)",
+				      cfg->file, d->ephemeral_line, d->name, name);
+			goto out;
+		}
+		if (watchers && !d->readonly) {
+			r = log_errno(EBUSY, "%s:%u: [disk %s]: image %s is open by %zu other client(s) (rbd status %s); two "
+					     "writers would corrupt it",
+				      cfg->file, d->image_line ? d->image_line : d->line, d->name, name, watchers, name);
+			goto out;
+		}
+		if (d->size > bytes && d->readonly) {
+			r = log_error("%s:%u: [disk %s]: image %s is %llu bytes, smaller than size = %llu, and readonly = yes "
+				      "forbids growing it",
+				      cfg->file, d->size_line, d->name, name, (unsigned long long)bytes,
+				      (unsigned long long)d->size);
+			goto out;
+		}
+		if (d->size && d->size < bytes)
+			log_warn("%s:%u: [disk %s]: image %s is %llu bytes, larger than size = %llu; vmlaunch never shrinks "
+				 "an image (the guest's data would be cut off), so it stays at %llu bytes",
+				 cfg->file, d->size_line, d->name, name, (unsigned long long)bytes,
+				 (unsigned long long)d->size, (unsigned long long)bytes);
+		t->keep_contents = true;
+		log_info("disk \"%s\": using %s (%llu bytes%s)", d->name, t->filename, (unsigned long long)bytes,
+			 d->size > bytes ? ", grown to size = at launch" : "");
+		r = 0;
+		goto out;
+	}
+	if (d->clone_from) {
+		r = check_parent(cfg, d, c, &parent_bytes);
+		if (r < 0)
+			goto out;
+		if (d->size && d->size < parent_bytes)
+			log_warn("%s:%u: [disk %s]: the parent %s is %llu bytes, larger than size = %llu; a clone is never "
+				 "smaller than its parent, so it stays at %llu bytes",
+				 cfg->file, d->size_line, d->name, d->clone_from, (unsigned long long)parent_bytes,
+				 (unsigned long long)d->size, (unsigned long long)parent_bytes);
+	} else if (!d->create) {
+		r = log_errno(ENOENT, "%s:%u: [disk %s]: no image %s in the Ceph cluster of %s (expected create = yes with "
+				      "size =, or clone-from =)",
+			      cfg->file, d->image_line ? d->image_line : d->line, d->name, name, s.conf);
+		goto out;
+	}
+	t->create = true;
+	t->zeroed = !d->clone_from;
+	log_info("disk \"%s\": %s %s at launch", d->name, d->clone_from ? "cloning" : "creating", t->filename);
+	r = 0;
+out:
+	if (io)
+		rados_ioctx_destroy(io);
+	if (c)
+		rados_shutdown(c);
+	if (key) {
+		explicit_bzero(key, strlen(key));
+		free(key);
+	}
+	free(why);
+	free(name);
+	rbd_spec_free(&s);
+	return r;
+}
+
+/* Creates PATH (0600, never through a symlink or over an existing file) holding `len` bytes of `data`. */
+static int write_private_file(const char *path, const char *data, size_t len)
+{
+	int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600), r = 0;
+
+	if (fd < 0)
+		return -errno;
+	while (len && !r) {
+		ssize_t n = write(fd, data, len);
+
+		if (n < 0 && errno != EINTR)
+			r = -errno;
+		if (n > 0) {
+			data += n;
+			len -= (size_t)n;
+		}
+	}
+	if (close(fd) < 0 && !r)
+		r = -errno;
+	return r;
+}
+
+/* The user's conf, then a [client.USER] section with the msgr2 mode. Ceph merges a section given twice, the later
+ * line winning, and [client.USER] outranks [client] and [global]: the mode holds whatever the user's conf says. */
+static int write_qemu_conf(const struct rbd_spec *s, const char *path)
+{
+	FILE *f = fopen(s->conf, "re");
+	char *text = NULL, *out;
+	size_t len = 0;
+	int r;
+
+	if (!f)
+		return -errno;
+	{
+		FILE *m = open_memstream(&text, &len);
+		char buf[8192];
+		size_t n;
+
+		while ((n = fread(buf, 1, sizeof(buf), f)) > 0)
+			fwrite(buf, 1, n, m);
+		r = ferror(f) ? -EIO : 0;
+		fclose(m);
+	}
+	fclose(f);
+	if (r < 0) {
+		free(text);
+		return r;
+	}
+	out = xasprintf("%s%s\n# vmlaunch: ms-mode = %s for this disk (qemu's -blockdev rbd has no option for it)\n"
+			"[client.%s]\nms_client_mode = %s\nms_mon_client_mode = %s\n",
+			text, len && text[len - 1] != '\n' ? "\n" : "", ms_mode_word(s->ms_mode), s->user,
+			ms_mode_word(s->ms_mode), ms_mode_word(s->ms_mode));
+	r = write_private_file(path, out, strlen(out));
+	free(out);
+	free(text);
+	return r;
+}
+
+/* Creates or clones the image; records its removal right after when the disk is ephemeral. */
+static int create_image(const struct disk_config *d, const struct rbd_spec *s, rados_t c, rados_ioctx_t io,
+			struct journal *j)
+{
+	rbd_image_options_t opts;
+	char *name = image_name(s->pool, s->ns, s->image), *undo;
+	int r;
+
+	rbd_image_options_create(&opts);
+	rbd_image_options_set_uint64(opts, RBD_IMAGE_OPTION_FEATURES, RBD_FEATURES);
+	if (d->clone_from) {
+		struct rbd_parent p;
+		rados_ioctx_t pio;
+
+		rbd_parent_parse(d->clone_from, &p);
+		r = open_pool(c, p.pool, p.ns, &pio);
+		if (r >= 0) {
+			r = rbd_clone3(pio, p.image, p.snap, io, s->image, opts);
+			rados_ioctx_destroy(pio);
+		}
+		rbd_parent_free(&p);
+		if (r < 0)
+			r = log_errno(r, "disk \"%s\": cannot clone %s into %s", d->name, d->clone_from, name);
+	} else {
+		r = rbd_create4(io, s->image, d->size, opts);
+		if (r < 0)
+			r = log_errno(r, "disk \"%s\": cannot create image %s (%llu bytes)", d->name, name,
+				      (unsigned long long)d->size);
+	}
+	rbd_image_options_destroy(opts);
+	if (r < 0 || !d->ephemeral) {
+		free(name);
+		return r;
+	}
+	undo = rbd_spec_encode(s);
+	r = journal_add(j, UNDO_RBD_REMOVE, undo);
+	free(undo);
+	if (r < 0 && rbd_remove(io, s->image) < 0)
+		log_warn("disk \"%s\": image %s is left in the cluster (rbd rm %s)", d->name, name, name);
+	free(name);
+	return r;
+}
+
+/* Grows the image to `bytes` when it is smaller; never shrinks it. */
+static int grow_image(const struct disk_config *d, const struct rbd_spec *s, rados_ioctx_t io, uint64_t bytes)
+{
+	char *name = image_name(s->pool, s->ns, s->image);
+	uint64_t now = 0;
+	rbd_image_t img;
+	int r = rbd_open_read_only(io, s->image, &img, NULL);
+
+	if (r >= 0) {
+		r = rbd_get_size(img, &now);
+		rbd_close(img);
+	}
+	if (r >= 0 && now < bytes) {
+		log_info("disk \"%s\": growing %s from %llu to %llu bytes", d->name, name, (unsigned long long)now,
+			 (unsigned long long)bytes);
+		r = rbd_open(io, s->image, &img, NULL);
+		if (r >= 0) {
+			r = rbd_resize2(img, bytes, false, NULL, NULL);
+			rbd_close(img);
+		}
+	}
+	if (r < 0)
+		r = log_errno(r, "disk \"%s\": cannot grow image %s to %llu bytes", d->name, name, (unsigned long long)bytes);
+	free(name);
+	return r;
+}
+
+static int rbd_prepare(const struct vm_config *cfg, const struct disk_config *d, struct storage_target *t,
+		       struct journal *j)
+{
+	struct rbd_spec s;
+	rados_t c = NULL;
+	rados_ioctx_t io = NULL;
+	const char *what;
+	char *key = NULL, *why = NULL;
+	int r;
+
+	spec_from_config(cfg, d, &s);
+	if (t->rbd_key_file) {
+		/* Found again rather than kept since describe: the key lives in vmlaunch's memory only this long. */
+		r = cluster_configure(&s, &c, &what);
+		if (r < 0) {
+			r = log_errno(r, "disk \"%s\": %s %s", d->name, what, s.conf);
+			goto out;
+		}
+		r = find_key(c, s.user, &key, &why);
+		rados_shutdown(c);
+		c = NULL;
+		if (r < 0 || !key) {
+			r = log_errno(r < 0 ? r : ENOKEY, "disk \"%s\": no cephx key for client.%s: %s", d->name, s.user,
+				      why ? why : "the cluster no longer asks for one");
+			goto out;
+		}
+		/* Recorded first: removing a file that was never written is a no-op. */
+		r = journal_add(j, UNDO_UNLINK, t->rbd_key_file);
+		if (r < 0)
+			goto out;
+		r = write_private_file(t->rbd_key_file, key, strlen(key));
+		if (r < 0) {
+			r = log_errno(r, "disk \"%s\": cannot write the cephx key to %s", d->name, t->rbd_key_file);
+			goto out;
+		}
+	}
+	if (s.ms_mode != MS_MODE_DEFAULT) {
+		r = journal_add(j, UNDO_UNLINK, t->rbd_conf);
+		if (r < 0)
+			goto out;
+		r = write_qemu_conf(&s, t->rbd_conf);
+		if (r < 0) {
+			r = log_errno(r, "disk \"%s\": cannot write %s (the Ceph configuration of %s with ms-mode = %s)",
+				      d->name, t->rbd_conf, s.conf, ms_mode_word(s.ms_mode));
+			goto out;
+		}
+	}
+	if (!t->create && !d->size) {
+		r = 0; /* an existing image, used as it is: qemu needs nothing more */
+		goto out;
+	}
+	r = cluster_connect(&s, &c, &what);
+	if (r < 0) {
+		r = log_errno(r, "disk \"%s\": %s in %s as client.%s", d->name, what, s.conf, s.user);
+		goto out;
+	}
+	r = open_pool(c, s.pool, s.ns, &io);
+	if (r < 0) {
+		r = log_errno(r, "disk \"%s\": cannot open pool \"%s\"", d->name, s.pool);
+		goto out;
+	}
+	if (t->create) {
+		r = create_image(d, &s, c, io, j);
+		if (r < 0)
+			goto out;
+	}
+	if (d->size)
+		r = grow_image(d, &s, io, d->size);
+out:
+	if (io)
+		rados_ioctx_destroy(io);
+	if (c)
+		rados_shutdown(c);
+	if (key) {
+		explicit_bzero(key, strlen(key));
+		free(key);
+	}
+	free(why);
+	rbd_spec_free(&s);
+	return r;
+}
+
+int rbd_remove_undo(const char *text)
+{
+	struct rbd_spec s;
+	rados_t c = NULL;
+	rados_ioctx_t io = NULL;
+	const char *what;
+	char *name;
+	int r;
+
+	if (rbd_spec_decode(text, &s) < 0)
+		return log_error("journal: rbd-remove \"%s\": expected pool=, image=, conf= and user= lines", text);
+	name = image_name(s.pool, s.ns, s.image);
+	r = cluster_connect(&s, &c, &what);
+	if (r < 0) {
+		r = log_errno(r, "cannot remove RBD image %s: %s in %s as client.%s", name, what, s.conf, s.user);
+		goto out;
+	}
+	r = open_pool(c, s.pool, s.ns, &io);
+	if (r == -ENOENT) {
+		r = 0; /* the pool is gone, and the image with it */
+		goto out;
+	}
+	for (time_t deadline = time(NULL) + RBD_REMOVE_BUSY_SECONDS; r >= 0;) {
+		r = rbd_remove(io, s.image);
+		if (r == -ENOENT)
+			r = 0; /* already gone: a replay */
+		/* still watched: a qemu that was killed keeps its watch until the OSD times it out */
+		if (r != -EBUSY || time(NULL) >= deadline)
+			break;
+		nanosleep(&(struct timespec){ 1, 0 }, NULL);
+		r = 0;
+	}
+	if (r < 0)
+		r = log_errno(r, "cannot remove RBD image %s", name);
+out:
+	if (io)
+		rados_ioctx_destroy(io);
+	if (c)
+		rados_shutdown(c);
+	free(name);
+	rbd_spec_free(&s);
+	return r;
+}
+
+const struct storage_backend storage_rbd = {
+	.name = "rbd",
+	.describe = rbd_describe,
+	.prepare = rbd_prepare,
+};

@@ -1,0 +1,145 @@
+"""Host tuning read back from /proc while the guest runs: pinning, tcmalloc, capabilities, hugepages, memory tiers."""
+import os
+import pwd
+import re
+import signal
+from pathlib import Path
+
+from conftest import GUEST, STATE_ROOT, read_until, start, vmlaunch
+
+
+def meminfo(key):
+    return int(re.search(rf"^{key}:\s+(\d+)", Path("/proc/meminfo").read_text(), re.M).group(1))
+
+
+def qemu_pid(name):
+    for p in Path("/proc").iterdir():
+        if p.name.isdigit():
+            try:
+                if f"{name},debug-threads=on".encode() in (p / "cmdline").read_bytes().split(b"\0"):
+                    return int(p.name)
+            except OSError:
+                pass
+    raise AssertionError(f"no qemu for {name}")
+
+
+def threads(pid):
+    """{thread name: Cpus_allowed_list} for every thread of qemu."""
+    out = {}
+    for t in Path(f"/proc/{pid}/task").iterdir():
+        comm = (t / "comm").read_text().strip()
+        allowed = re.search(r"^Cpus_allowed_list:\s+(\S+)", (t / "status").read_text(), re.M).group(1)
+        out.setdefault(comm, set()).add(allowed)
+    return out
+
+
+def status_field(pid, field):
+    return re.search(rf"^{field}:\s+(.*)$", Path(f"/proc/{pid}/status").read_text(), re.M).group(1)
+
+
+def online_cpus():
+    return os.sched_getaffinity(0)
+
+
+def test_pinning_tcmalloc_caps_and_hugepages(config):
+    assert len(online_cpus()) >= 2, "needs two CPUs"
+    hp_before = meminfo("HugePages_Total")
+    conf = config("[vm]\nname = tuned\ncpus = 1\nmemory = 128M\n[memory]\nhugepages = 2M\n" + GUEST +
+                  "[disk d]\nbackend = tmpfs\nsize = 16M\n")
+    p = start(conf, "--", "sh", "-c", "echo up; exec sleep 600")
+    try:
+        read_until(p.stdout, "up")
+        pid = qemu_pid("tuned")
+        names = threads(pid)
+        cpus = sorted(online_cpus())
+        # pin = auto on one node: vCPU 0 on the first CPU, the iothread on the next, the rest of qemu with it
+        assert names["CPU 0/TCG"] == {str(cpus[0])}, names
+        assert names["IO io-d"] == {str(cpus[1])}, names
+        assert names["qemu-system-x86"] == {str(cpus[1])}, names
+        # tcmalloc preloaded into qemu, not into vmlaunch
+        maps = Path(f"/proc/{pid}/maps").read_text()
+        assert "libtcmalloc" in maps
+        assert "libtcmalloc" not in Path(f"/proc/{p.pid}/maps").read_text()
+        # no capabilities at all, no way to gain them
+        for field in ("CapEff", "CapPrm", "CapBnd", "CapInh", "CapAmb"):
+            assert int(status_field(pid, field), 16) == 0, field
+        assert status_field(pid, "NoNewPrivs") == "1"
+        # 128 MiB of 2 MiB pages, reserved exactly
+        assert meminfo("HugePages_Total") == hp_before + 64
+    finally:
+        p.send_signal(signal.SIGTERM)
+        p.wait(timeout=120)
+    assert meminfo("HugePages_Total") == hp_before
+    assert not (STATE_ROOT / "tuned").exists()
+
+
+def test_hugepages_given_back_after_failed_start(config):
+    hp_before = meminfo("HugePages_Total")
+    conf = config("[vm]\nname = hpfail\nmemory = 64M\n[memory]\nhugepages = 2M\n" + GUEST +
+                  "[qemu]\nextra = -no-such-option\n")
+    r = vmlaunch(conf, "--", "true")
+    assert r.returncode == 1
+    assert meminfo("HugePages_Total") == hp_before
+
+
+def test_hugepages_too_many_is_refused_and_nothing_reserved(config):
+    hp_before = meminfo("HugePages_Total")
+    total_kib = meminfo("MemTotal")
+    too_much = (total_kib // 1024 // 1024 + 8)  # GiB beyond the machine's RAM
+    conf = config(f"[vm]\nname = hpbig\nmemory = {too_much}G\n[memory]\nhugepages = 2M\n[cpu]\npin = off\n" + GUEST)
+    r = vmlaunch(conf, "--", "true")
+    assert r.returncode == 1
+    assert "hugepages: node 0 could reserve only" in r.stderr
+    assert meminfo("HugePages_Total") == hp_before
+
+
+def test_explicit_pin_list(config):
+    cpus = sorted(online_cpus())
+    conf = config(f"[vm]\nname = pinned\ncpus = 1\n[cpu]\npin = {cpus[-1]}\niothreads = {cpus[0]}\n"
+                  f"emulator = {cpus[0]}\n" + GUEST + "[disk d]\nbackend = tmpfs\nsize = 16M\n")
+    p = start(conf, "--", "sh", "-c", "echo up; exec sleep 600")
+    try:
+        read_until(p.stdout, "up")
+        names = threads(qemu_pid("pinned"))
+        assert names["CPU 0/TCG"] == {str(cpus[-1])}
+        assert names["IO io-d"] == {str(cpus[0])}
+    finally:
+        p.send_signal(signal.SIGTERM)
+        p.wait(timeout=120)
+
+
+def test_pin_list_beyond_host_is_config_error(config):
+    conf = config("[vm]\nname = badpin\ncpus = 1\n[cpu]\npin = 4000\n" + GUEST)
+    r = vmlaunch(conf, "--", "true")
+    assert r.returncode == 2
+    assert f"{conf}:5: [cpu] pin: host CPU 4000 is not online or not allowed to vmlaunch" in r.stderr
+
+
+def test_runs_as_user_with_no_caps(config):
+    nobody = pwd.getpwnam("nobody")
+    conf = config("[vm]\nname = asuser\n[qemu]\nuser = nobody\n" + GUEST + "[disk d]\nbackend = zram\nsize = 16M\n")
+    p = start(conf, "--", "sh", "-c", "dd if=/dev/vda of=/dev/null bs=64k count=4 2>/dev/null && echo up; "
+                                      "exec sleep 600")
+    try:
+        read_until(p.stdout, "up")
+        pid = qemu_pid("asuser")
+        assert status_field(pid, "Uid").split()[0] == str(nobody.pw_uid)
+        assert int(status_field(pid, "CapEff"), 16) == 0 and int(status_field(pid, "CapBnd"), 16) == 0
+    finally:
+        p.send_signal(signal.SIGTERM)
+        p.wait(timeout=120)
+    assert not (STATE_ROOT / "asuser").exists()
+
+
+def test_memory_tier_is_a_guest_numa_node(config, tmp_path):
+    tier_dir = tmp_path / "tier"
+    tier_dir.mkdir()
+    conf = config("[vm]\nname = tiered\nmemory = 256M\n" + GUEST +
+                  f"[memory tier slow]\nbackend = file\npath = {tier_dir}\nsize = 64M\n")
+    r = vmlaunch(conf, "--", "sh", "-c", "cat /sys/devices/system/node/node1/meminfo; ls /sys/devices/system/node")
+    assert r.returncode == 0, r.stderr
+    total = int(re.search(r"Node 1 MemTotal:\s+(\d+) kB", r.stdout).group(1))
+    assert 60 * 1024 <= total <= 64 * 1024, r.stdout  # the kernel keeps a little for itself
+    assert "node0" in r.stdout and "node1" in r.stdout
+    # qemu made its backing file in the directory and unlinked it: nothing left behind
+    assert list(tier_dir.iterdir()) == []
