@@ -21,5 +21,6 @@ void test_hook_stop_at(const char *phase)
 	if (disabled || !want || strcmp(want, phase))
 		return;
 	log_warn("VMLAUNCH_STOP_AT=%s: stopping (SIGCONT resumes)", phase);
+	disabled = 1; /* once: a phase met again (the next disk) must not stop the run a second time */
 	raise(SIGSTOP);
 }

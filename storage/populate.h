@@ -29,19 +29,25 @@ struct populate_target {
 /* Copies source -> target. Refuses (clear error, nothing written) when the source's virtual size exceeds the target,
  * when the target is neither a regular file nor a block device, or when it is the source itself. A block device is
  * opened O_EXCL, so a mounted or otherwise claimed device is refused rather than overwritten.
- * raw: io_uring copy of the source's data extents only (SEEK_DATA/SEEK_HOLE), O_DIRECT writes where the target takes
- *      them, fdatasync at the end.
+ * raw: copies the source's data extents only (SEEK_DATA/SEEK_HOLE): through io_uring with O_DIRECT writes where the
+ *      target takes them, with pread/pwrite into tmpfs (see populate_tuning); fdatasync at the end.
  * other formats: `qemu-img convert -n -O raw -W -m 8`; --target-is-zero only when the target is zeroed.
  * progress: when true (callers pass isatty(2)), one progress line on stderr, updated at most 10 times a second. */
 int populate_copy(const struct populate_source *src, const struct populate_target *dst, bool progress);
 
-/* How the raw copy runs. The defaults were chosen with tests/bench/populate_bench (see tests/bench/README.md); the
- * benchmark changes them to compare, nothing else should. */
+/* How the raw copy runs. The defaults were chosen with tests/bench/populate_bench (numbers in tests/bench/README.md);
+ * the benchmark and the tests change them, nothing else should. */
+enum populate_engine {
+	POPULATE_ENGINE_AUTO,  /* pread/pwrite into tmpfs files, io_uring everywhere else */
+	POPULATE_ENGINE_URING, /* io_uring for every target */
+	POPULATE_ENGINE_SYNC,  /* pread/pwrite, the path also taken when io_uring is unavailable */
+};
+
 struct populate_tuning {
-	unsigned queue_depth; /* buffers in flight */
+	enum populate_engine engine;
+	unsigned queue_depth; /* io_uring: buffers in flight */
 	size_t buffer_size;   /* bytes per buffer: a multiple of 4096 */
-	bool direct;          /* try O_DIRECT on the target */
-	bool uring;           /* false: plain pread/pwrite, the path taken when io_uring is unavailable */
+	bool direct;          /* try O_DIRECT on block devices and on files outside tmpfs */
 };
 extern struct populate_tuning populate_tuning;
 

@@ -23,7 +23,7 @@
 static const char *source_dir = "/var/tmp"; /* where base images live: a disk file system, page-cached */
 static char *dir;                           /* the tmpfs side, under /dev/shm: removed at exit */
 static char *source_tmp;                    /* our directory under source_dir: removed at exit */
-static char *loop_device, *zram_id;         /* --sweep's devices: removed at exit */
+static char *loop_devices[2], *zram_id;     /* --sweep's devices: removed at exit */
 static uint64_t image_size = 2 * GIB;
 
 static double now_seconds(void)
@@ -252,9 +252,10 @@ static double memcpy_gib_per_s(void)
 
 static void cleanup(void)
 {
-	/* The devices first: the loop device holds its backing file in `dir`. */
-	if (loop_device)
-		command_run((char *[]){ "losetup", "-d", loop_device, NULL }, NULL, 0);
+	/* The devices first: the loop devices hold their backing files in our directories. */
+	for (int i = 0; i < 2; i++)
+		if (loop_devices[i])
+			command_run((char *[]){ "losetup", "-d", loop_devices[i], NULL }, NULL, 0);
 	if (zram_id) {
 		char *reset = xasprintf("/sys/block/zram%s/reset", zram_id);
 		int fd = open(reset, O_WRONLY | O_CLOEXEC);
@@ -320,21 +321,25 @@ static void compare_methods(void)
 	}
 }
 
-/* --sweep targets. The tmpfs file is preallocated (every page already there), so the column shows what the copy
- * engine costs rather than the host's page allocation; the loop device (over a tmpfs file) and zram are RAM block
- * devices, where O_DIRECT decides whether the page cache holds a second copy. */
-enum sweep_target { SWEEP_FILE, SWEEP_LOOP, SWEEP_ZRAM, N_SWEEP_TARGETS };
+/* --sweep targets. The tmpfs file is preallocated (every page already there), so its column shows what the copy
+ * engine costs rather than the host's page allocation. The loop device over a tmpfs file and zram are RAM block
+ * devices, where O_DIRECT decides whether the page cache holds a second copy; the loop device over a file on disk
+ * (with direct-io, so the disk sees our requests) is a stand-in for an LV, where the queue depth matters. */
+enum sweep_target { SWEEP_FILE, SWEEP_LOOP_TMPFS, SWEEP_ZRAM, SWEEP_LOOP_DISK, N_SWEEP_TARGETS };
 
-static char *attach_loop(const char *backing)
+static char *attach_loop(const char *backing, bool direct_io, int slot)
 {
-	if (command_run((char *[]){ "losetup", "--find", "--show", (char *)backing, NULL }, &loop_device, 1) != 0) {
-		free(loop_device);
-		loop_device = NULL;
-		fprintf(stderr, "populate_bench: no loop device (not root?); no loop column\n");
+	char *argv[] = { "losetup", "--find", "--show", direct_io ? "--direct-io=on" : "--direct-io=off",
+			 (char *)backing, NULL };
+
+	if (command_run(argv, &loop_devices[slot], 1) != 0) {
+		free(loop_devices[slot]);
+		loop_devices[slot] = NULL;
+		fprintf(stderr, "populate_bench: cannot attach a loop device to %s (not root?)\n", backing);
 		return NULL;
 	}
-	loop_device[strcspn(loop_device, "\n")] = '\0';
-	return loop_device;
+	loop_devices[slot][strcspn(loop_devices[slot], "\n")] = '\0';
+	return xstrdup(loop_devices[slot]);
 }
 
 static bool write_sysfs(const char *path, const char *value)
@@ -353,11 +358,12 @@ static char *add_zram(void)
 	char id[32] = "", *path, size[32];
 	int fd = open("/sys/class/zram-control/hot_add", O_RDONLY | O_CLOEXEC);
 	ssize_t n = fd >= 0 ? read(fd, id, sizeof(id) - 1) : -1;
+	bool ok;
 
 	if (fd >= 0)
 		close(fd);
 	if (n <= 0) {
-		fprintf(stderr, "populate_bench: no zram (not root, or no zram module); no zram column\n");
+		fprintf(stderr, "populate_bench: no zram (not root, or no zram module)\n");
 		return NULL;
 	}
 	id[strcspn(id, "\n")] = '\0';
@@ -367,44 +373,44 @@ static char *add_zram(void)
 	free(path);
 	path = xasprintf("/sys/block/zram%s/disksize", id);
 	snprintf(size, sizeof(size), "%" PRIu64, image_size);
-	if (!write_sysfs(path, size)) {
-		fprintf(stderr, "populate_bench: cannot size zram%s; no zram column\n", id);
-		free(path);
+	ok = write_sysfs(path, size);
+	free(path);
+	if (!ok) {
+		fprintf(stderr, "populate_bench: cannot size zram%s\n", id);
 		return NULL;
 	}
-	free(path);
 	return xasprintf("/dev/zram%s", id);
 }
 
 static void sweep(void)
 {
 	static const struct {
+		enum populate_engine engine;
 		unsigned depth;
 		size_t buffer;
-		bool direct, uring;
+		bool direct;
 	} configs[] = {
-		{ 1, 1 << 20, true, true },   { 4, 1 << 20, true, true },   { 8, 1 << 20, true, true },
-		{ 16, 1 << 20, true, true },  { 8, 256 << 10, true, true }, { 4, 4 << 20, true, true },
-		{ 8, 1 << 20, false, true },  { 1, 1 << 20, true, false },  { 1, 1 << 20, false, false },
+		{ POPULATE_ENGINE_URING, 1, 1 << 20, true },	{ POPULATE_ENGINE_URING, 4, 1 << 20, true },
+		{ POPULATE_ENGINE_URING, 8, 1 << 20, true },	{ POPULATE_ENGINE_URING, 16, 1 << 20, true },
+		{ POPULATE_ENGINE_URING, 8, 256 << 10, true },	{ POPULATE_ENGINE_URING, 4, 4 << 20, true },
+		{ POPULATE_ENGINE_URING, 8, 1 << 20, false },	{ POPULATE_ENGINE_SYNC, 1, 1 << 20, true },
+		{ POPULATE_ENGINE_SYNC, 1, 1 << 20, false },
 	};
 	enum { N = sizeof(configs) / sizeof(configs[0]) };
-	const char *column[N_SWEEP_TARGETS] = { "tmpfs file", "loop on tmpfs", "zram (lz4)" };
-	char *image = make_image(source_tmp, "dense.raw", 100), *backing = xasprintf("%s/backing.raw", dir);
+	const char *column[N_SWEEP_TARGETS] = { "tmpfs file", "loop on tmpfs", "zram (lz4)", "loop on disk" };
+	char *image = make_image(source_tmp, "dense.raw", 100);
+	char *tmpfs_backing = xasprintf("%s/backing.raw", dir), *disk_backing = xasprintf("%s/backing.raw", source_tmp);
 	char *targets[N_SWEEP_TARGETS];
 	struct measurement m[N_SWEEP_TARGETS][N][RUNS];
 	struct populate_tuning saved = populate_tuning;
-	int fd;
 
-	fd = open(backing, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-	if (fd < 0 || ftruncate(fd, (off_t)image_size) < 0)
-		die(backing);
-	close(fd);
 	targets[SWEEP_FILE] = xasprintf("%s/target.raw", dir);
 	fill_file(targets[SWEEP_FILE], image_size);
-	targets[SWEEP_LOOP] = attach_loop(backing);
-	if (targets[SWEEP_LOOP])
-		targets[SWEEP_LOOP] = xstrdup(targets[SWEEP_LOOP]);
+	fill_file(tmpfs_backing, image_size);
+	fill_file(disk_backing, image_size);
+	targets[SWEEP_LOOP_TMPFS] = attach_loop(tmpfs_backing, false, 0);
 	targets[SWEEP_ZRAM] = add_zram();
+	targets[SWEEP_LOOP_DISK] = attach_loop(disk_backing, true, 1);
 	for (int run = 0; run < RUNS; run++)
 		for (size_t c = 0; c < N; c++)
 			for (int k = 0; k < N_SWEEP_TARGETS; k++) {
@@ -414,17 +420,17 @@ static void sweep(void)
 
 				if (!targets[k])
 					continue;
-				populate_tuning = (struct populate_tuning){ configs[c].depth, configs[c].buffer,
-									    configs[c].direct, configs[c].uring };
+				populate_tuning = (struct populate_tuning){ configs[c].engine, configs[c].depth,
+									    configs[c].buffer, configs[c].direct };
 				start = measure_start();
 				if (populate_copy(&src, &dst, false) < 0)
 					exit(1);
 				m[k][c][run] = measure_since(&start);
 			}
 	populate_tuning = saved;
-	printf("GiB/s (median of %d) and CPU seconds of a %.2f GiB dense image copied from %s\n\n", RUNS,
-	       (double)image_size / GIB, source_dir);
-	printf("| engine | queue depth | buffer | O_DIRECT |");
+	printf("%.2f GiB dense raw image in %s (page-cached); GiB/s and CPU seconds, median of %d interleaved runs\n\n",
+	       (double)image_size / GIB, source_dir, RUNS);
+	printf("| engine | queue | buffer | O_DIRECT |");
 	for (int k = 0; k < N_SWEEP_TARGETS; k++)
 		printf(" %s GiB/s | CPU s |", column[k]);
 	printf("\n|---|---:|---:|---|");
@@ -432,9 +438,10 @@ static void sweep(void)
 		printf("---:|---:|");
 	printf("\n");
 	for (size_t c = 0; c < N; c++) {
-		printf("| %s | %u | %zu KiB | %s |", configs[c].uring ? "io_uring" : "pread/pwrite",
-		       configs[c].uring ? configs[c].depth : 1, configs[c].buffer >> 10,
-		       configs[c].direct ? "tried" : "off");
+		bool uring = configs[c].engine == POPULATE_ENGINE_URING;
+
+		printf("| %s | %u | %zu KiB | %s |", uring ? "io_uring" : "pread/pwrite", uring ? configs[c].depth : 1,
+		       configs[c].buffer >> 10, configs[c].direct ? "tried" : "off");
 		for (int k = 0; k < N_SWEEP_TARGETS; k++) {
 			struct measurement med;
 
@@ -449,9 +456,9 @@ static void sweep(void)
 	}
 	for (int k = 0; k < N_SWEEP_TARGETS; k++)
 		free(targets[k]);
-	unlink(backing);
+	free(tmpfs_backing);
+	free(disk_backing);
 	unlink(image);
-	free(backing);
 	free(image);
 }
 

@@ -21,7 +21,7 @@ t0=$(date +%s.%N)
 here=$(cd "$(dirname "$0")" && pwd)
 die() { echo "start.sh: error: $*" >&2; exit 1; }
 
-[ $# -eq 1 ] && [ -n "$1" ] || { echo "usage: $0 DIR" >&2; exit 2; }
+if [ $# -ne 1 ] || [ -z "$1" ]; then echo "usage: $0 DIR" >&2; exit 2; fi
 v2port=${CEPH_MON_V2_PORT:-13300}
 v1port=${CEPH_MON_V1_PORT:-16789}
 pmin=${CEPH_PORT_MIN:-16800}

@@ -52,7 +52,7 @@ stop_phase() { # PIDFILE... : TERM them all, wait up to 10 s, then KILL the ones
 	done
 	for pid in "${pids[@]}"; do
 		if is_ceph "$pid"; then
-			echo "stop.sh: pid $pid ($(cat /proc/$pid/comm 2>/dev/null)) ignored TERM for 10 s; sending KILL" >&2
+			echo "stop.sh: pid $pid ($(cat "/proc/$pid/comm" 2>/dev/null)) ignored TERM for 10 s; sending KILL" >&2
 			kill -KILL "$pid" 2>/dev/null
 		fi
 	done
