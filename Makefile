@@ -25,7 +25,7 @@ SAN_LIB_OBJ := $(LIB_SRC:%.c=$(BUILD)/san/%.o)
 UNIT_SRC := $(wildcard tests/unit/test_*.c)
 UNIT_BIN := $(UNIT_SRC:tests/unit/%.c=$(BUILD)/tests/%)
 
-.PHONY: all deps run check unit system stress clean guest
+.PHONY: all deps run check unit system stress clean guest install uninstall
 all: $(BUILD)/vmlaunch guest
 
 $(BUILD)/obj/%.o: %.c $(wildcard launcher/*.h storage/*.h)
@@ -82,6 +82,34 @@ check: deps
 	$(MAKE) all $(BUILD)/vmlaunch-san $(UNIT_BIN)
 	$(MAKE) unit
 	$(MAKE) system
+
+PREFIX ?= /usr/local
+DESTDIR ?=
+BINDIR := $(PREFIX)/bin
+SHAREDIR := $(PREFIX)/share/vmlaunch
+EXAMPLES := $(PREFIX)/share/doc/vmlaunch/examples
+UNITDIR ?= $(PREFIX)/lib/systemd/system
+INSTALLED := $(BINDIR)/vmlaunch $(SHAREDIR)/vmlinux $(SHAREDIR)/initramfs.cpio.gz \
+	$(PREFIX)/share/man/man1/vmlaunch.1 $(PREFIX)/share/man/man5/vmlaunch.conf.5 $(UNITDIR)/vmlaunch@.service \
+	$(PREFIX)/share/bash-completion/completions/vmlaunch $(patsubst configs/%,$(EXAMPLES)/%,$(wildcard configs/*.conf))
+
+# Example configs point at the installed bundled guest instead of ../build.
+install: all
+	install -D -m 0755 $(BUILD)/vmlaunch $(DESTDIR)$(BINDIR)/vmlaunch
+	install -D -m 0644 $(BUILD)/vmlinux $(DESTDIR)$(SHAREDIR)/vmlinux
+	install -D -m 0644 $(BUILD)/initramfs.cpio.gz $(DESTDIR)$(SHAREDIR)/initramfs.cpio.gz
+	install -D -m 0644 launcher/man/vmlaunch.1 $(DESTDIR)$(PREFIX)/share/man/man1/vmlaunch.1
+	install -D -m 0644 launcher/man/vmlaunch.conf.5 $(DESTDIR)$(PREFIX)/share/man/man5/vmlaunch.conf.5
+	install -D -m 0644 launcher/vmlaunch.bash $(DESTDIR)$(PREFIX)/share/bash-completion/completions/vmlaunch
+	install -d $(DESTDIR)$(UNITDIR) $(DESTDIR)$(EXAMPLES)
+	sed 's|@BINDIR@|$(BINDIR)|g' launcher/vmlaunch@.service > $(DESTDIR)$(UNITDIR)/vmlaunch@.service
+	for c in configs/*.conf; do \
+		sed 's|\.\./build/|$(SHAREDIR)/|' $$c > $(DESTDIR)$(EXAMPLES)/$$(basename $$c); \
+	done
+
+uninstall:
+	rm -f $(addprefix $(DESTDIR),$(INSTALLED))
+	-rmdir $(DESTDIR)$(SHAREDIR) $(DESTDIR)$(EXAMPLES) $(DESTDIR)$(PREFIX)/share/doc/vmlaunch 2>/dev/null
 
 clean:
 	rm -rf $(BUILD)

@@ -23,7 +23,9 @@
 #include "log.h"
 #include "plan.h"
 #include "qemu_argv.h"
+#include "notify.h"
 #include "run.h"
+#include "status.h"
 #include "state_dir.h"
 #include "storage.h"
 #include "strv.h"
@@ -50,6 +52,8 @@ static void usage(FILE *out)
 	      "      --cleanup [NAME]     undo what a killed run of NAME (default: every VM) left behind; waits for a\n"
 	      "                           running vmlaunch to finish first (up to --wait seconds, default 30)\n"
 	      "      --wait SECONDS       how long --cleanup waits for a running VM\n"
+	      "  -l, --list               list running VMs (name, pid, uptime, CPUs, memory, disks)\n"
+	      "      --status NAME        ask NAME's qemu over QMP: run state, vCPUs, disks\n"
 	      "  -v, --verbose            say what vmlaunch is doing\n"
 	      "  -h, --help               show this help and exit\n"
 	      "  -V, --version            show the version and exit\n"
@@ -69,7 +73,8 @@ struct options {
 	const char *config;
 	struct strv sets;
 	struct strv command;
-	bool dry_run, explain, cleanup;
+	bool dry_run, explain, cleanup, list;
+	const char *status_name;
 	int wait_seconds;
 };
 
@@ -80,12 +85,17 @@ static int parse_options(int argc, char **argv, struct options *o)
 		{ "set", required_argument, NULL, 's' }, { "verbose", no_argument, NULL, 'v' },
 		{ "help", no_argument, NULL, 'h' },    { "version", no_argument, NULL, 'V' },
 		{ "cleanup", no_argument, NULL, 'C' }, { "wait", required_argument, NULL, 'W' },
+		{ "list", no_argument, NULL, 'l' },    { "status", required_argument, NULL, 'S' },
 		{ NULL, 0, NULL, 0 },
 	};
-	int c;
+	int c, dashdash = 1, all = argc;
 
-	/* '+': options end at CONFIG, so COMMAND's own options after "--" are never ours. */
-	while ((c = getopt_long(argc, argv, "+nes:vhV", longopts, NULL)) != -1) {
+	/* Options may come before or after CONFIG; the first "--" ends them, and getopt never sees what follows it, so
+	 * COMMAND's own options are never ours. */
+	while (dashdash < argc && strcmp(argv[dashdash], "--"))
+		dashdash++;
+	argc = dashdash;
+	while ((c = getopt_long(argc, argv, "nes:vhVl", longopts, NULL)) != -1) {
 		switch (c) {
 		case 'n':
 			o->dry_run = true;
@@ -101,6 +111,12 @@ static int parse_options(int argc, char **argv, struct options *o)
 			break;
 		case 'C':
 			o->cleanup = true;
+			break;
+		case 'l':
+			o->list = true;
+			break;
+		case 'S':
+			o->status_name = optarg;
 			break;
 		case 'W': {
 			char *end;
@@ -124,6 +140,13 @@ static int parse_options(int argc, char **argv, struct options *o)
 			return -EINVAL;
 		}
 	}
+	if (o->list || o->status_name) {
+		if (optind < argc) {
+			log_error("unexpected \"%s\": --list and --status take no CONFIG", argv[optind]);
+			return -EINVAL;
+		}
+		return 0;
+	}
 	if (o->cleanup) {
 		if (optind + 1 < argc) {
 			log_error("--cleanup takes at most one NAME");
@@ -138,13 +161,15 @@ static int parse_options(int argc, char **argv, struct options *o)
 	}
 	o->config = argv[optind++];
 	if (optind < argc) {
-		if (strcmp(argv[optind], "--") != 0 || optind + 1 >= argc) {
-			log_error("unexpected \"%s\" after CONFIG: expected -- COMMAND [ARG...]", argv[optind]);
-			return -EINVAL;
-		}
-		for (optind++; optind < argc; optind++)
-			strv_push(&o->command, argv[optind]);
+		log_error("unexpected \"%s\" after CONFIG: expected -- COMMAND [ARG...]", argv[optind]);
+		return -EINVAL;
 	}
+	if (dashdash < all && dashdash + 1 >= all) {
+		log_error("expected a COMMAND after --");
+		return -EINVAL;
+	}
+	for (int i = dashdash + 1; i < all; i++)
+		strv_push(&o->command, argv[i]);
 	return 0;
 }
 
@@ -247,6 +272,9 @@ static int hand_over(const struct plan *plan, const struct storage_target *targe
 			r = privileges_give(pv, t->rbd_key_file);
 			continue;
 		}
+		/* a persistent image is the user's data: its owner decides who may open it, vmlaunch does not chown it */
+		if (!strcmp(t->driver, "file") && !t->ephemeral && !t->ram_backed)
+			continue;
 		r = privileges_give(pv, t->filename);
 		if (!r && t->ram_backed && !strcmp(t->driver, "file")) {
 			/* the tmpfs mount point, 0700 */
@@ -327,6 +355,9 @@ static int launch(const struct vm_config *cfg, struct plan *plan, struct storage
 	r = pin_threads(&vm.qmp, vm.pid, plan);
 	if (r < 0)
 		goto out;
+	r = status_write_info(plan, state.dir);
+	if (r < 0)
+		goto out;
 	test_hook_stop_at("qemu");
 	status = run_supervise(plan, &vm, sigfd, &guardian);
 out:
@@ -345,6 +376,7 @@ out:
 	if (state_dir_release(&state) < 0 && status == EXIT_VM_OK)
 		status = EXIT_SETUP_FAILED;
 	guardian_dismiss(&guardian);
+	notify_systemd("STATUS=stopped");
 	close(sigfd);
 	sigprocmask(SIG_UNBLOCK, &set, NULL);
 	return status;
@@ -364,6 +396,16 @@ int main(int argc, char **argv)
 	signal(SIGPIPE, SIG_IGN); /* a closed stdout must not kill vmlaunch before it has cleaned up */
 	if (parse_options(argc, argv, &o) < 0)
 		goto out;
+	if (o.list || o.status_name) {
+		char *root = host_state_root();
+
+		if (o.list)
+			status = status_list(root) < 0 ? EXIT_SETUP_FAILED : EXIT_VM_OK;
+		else
+			status = status_show(root, o.status_name) < 0 ? EXIT_SETUP_FAILED : EXIT_VM_OK;
+		free(root);
+		goto out;
+	}
 	if (o.cleanup) {
 		char *root = host_state_root();
 

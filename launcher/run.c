@@ -26,6 +26,7 @@
 #include "process.h"
 #include "test_hook.h"
 #include "log.h"
+#include "notify.h"
 #include "strv.h"
 
 extern char **environ;
@@ -280,6 +281,7 @@ static void escalate(struct supervisor *s)
 	switch (s->phase) {
 	case 0:
 		log_info("asking the guest to power off (ACPI power button)");
+		notify_systemd("STOPPING=1\nSTATUS=asking the guest to power off");
 		qmp_send(&vm->qmp, "system_powerdown", NULL);
 		s->phase = 1;
 		s->deadline = now_ms() + (long long)s->p->cfg->shutdown_timeout * 1000;
@@ -431,8 +433,13 @@ int run_supervise(const struct plan *p, struct vm_process *vm, int sigfd, struct
 	r = qmp_execute(&vm->qmp, "cont", NULL, NULL, QMP_TIMEOUT_MS);
 	if (r < 0)
 		escalate(&s), escalate(&s); /* could not start the guest: quit qemu */
-	else
+	else {
+		char *st = xasprintf("READY=1\nSTATUS=running %s (qemu pid %d)", p->cfg->name, (int)vm->pid);
+
+		notify_systemd(st);
+		free(st);
 		test_hook_stop_at("running");
+	}
 
 	while (!exited) {
 		struct pollfd fds[7] = {

@@ -1,0 +1,181 @@
+/* --list and --status: running VMs from their state dirs (pid, info file) and their qemu's QMP socket. */
+#define _GNU_SOURCE
+#include "status.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "log.h"
+#include "plan.h"
+#include "process.h"
+#include "qmp.h"
+#include "strv.h"
+
+int status_write_info(const struct plan *p, const char *state_dir)
+{
+	char *path = xasprintf("%s/info", state_dir);
+	int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0644);
+	FILE *f;
+
+	if (fd < 0) {
+		int r = log_errno(errno, "cannot create %s", path);
+
+		free(path);
+		return r;
+	}
+	free(path);
+	f = fdopen(fd, "w");
+	if (!f) {
+		close(fd);
+		return -errno;
+	}
+	fprintf(f, "memory %llu\ncpus %u\naccel %s\n", (unsigned long long)p->total_memory, p->cfg->cpus,
+		p->kvm ? "kvm" : "tcg");
+	for (size_t i = 0; i < p->n_disks; i++)
+		fprintf(f, "disk %s %s %s\n", p->disks[i].cfg->name, backend_kind_name(p->disks[i].cfg->backend),
+			p->disks[i].target->filename);
+	return fclose(f) == 0 ? 0 : -errno;
+}
+
+/* A VM runs while its lock is held (by vmlaunch or, while it cleans up, its guardian). */
+static bool running(const char *root, const char *name)
+{
+	char *lock = xasprintf("%s/%s.lock", root, name);
+	int fd = open(lock, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+	bool held = false;
+
+	free(lock);
+	if (fd < 0)
+		return false;
+	if (flock(fd, LOCK_SH | LOCK_NB) < 0)
+		held = errno == EWOULDBLOCK;
+	close(fd);
+	return held;
+}
+
+static double uptime_of(int pid)
+{
+	unsigned long long start;
+	double now = 0;
+	FILE *f;
+
+	if (process_start_time(pid, &start) < 0)
+		return 0;
+	f = fopen("/proc/uptime", "re");
+	if (f) {
+		if (fscanf(f, "%lf", &now) != 1)
+			now = 0;
+		fclose(f);
+	}
+	return now - (double)start / (double)sysconf(_SC_CLK_TCK);
+}
+
+int status_list(const char *root)
+{
+	DIR *d = opendir(root);
+	struct dirent *e;
+	bool any = false;
+
+	if (!d && errno != ENOENT)
+		return log_errno(errno, "cannot open %s", root);
+	printf("%-20s %8s %9s %5s %8s  %s\n", "NAME", "PID", "UPTIME", "CPUS", "MEMORY", "DISKS");
+	while (d && (e = readdir(d))) {
+		char *pidfile, *infofile, line[512], disks[1024] = "";
+		unsigned long long memory = 0;
+		unsigned cpus = 0;
+		int pid = 0;
+		FILE *f;
+
+		if (e->d_name[0] == '.' || e->d_type != DT_DIR || !running(root, e->d_name))
+			continue;
+		pidfile = xasprintf("%s/%s/pid", root, e->d_name);
+		infofile = xasprintf("%s/%s/info", root, e->d_name);
+		if ((f = fopen(pidfile, "re"))) {
+			if (fscanf(f, "%d", &pid) != 1)
+				pid = 0;
+			fclose(f);
+		}
+		if ((f = fopen(infofile, "re"))) {
+			while (fgets(line, sizeof(line), f)) {
+				char name[64], backend[16];
+
+				if (sscanf(line, "memory %llu", &memory) == 1 || sscanf(line, "cpus %u", &cpus) == 1)
+					continue;
+				if (sscanf(line, "disk %63s %15s", name, backend) == 2) {
+					size_t n = strlen(disks);
+
+					snprintf(disks + n, sizeof(disks) - n, "%s%s:%s", n ? " " : "", name, backend);
+				}
+			}
+			fclose(f);
+		}
+		printf("%-20s %8d %8.0fs %5u %7lluM  %s\n", e->d_name, pid, pid ? uptime_of(pid) : 0.0, cpus,
+		       memory >> 20, *disks ? disks : "-");
+		any = true;
+		free(pidfile);
+		free(infofile);
+	}
+	if (d)
+		closedir(d);
+	if (!any)
+		printf("(no VM running)\n");
+	return 0;
+}
+
+int status_show(const char *root, const char *name)
+{
+	struct sockaddr_un addr = { .sun_family = AF_UNIX };
+	struct json_object *st = NULL, *cpus = NULL, *blocks = NULL, *v;
+	struct qmp q;
+	int fd, r;
+
+	if (!running(root, name))
+		return log_errno(ENOENT, "VM \"%s\" is not running", name);
+	snprintf(addr.sun_path, sizeof(addr.sun_path), "%s/%s/qmp.sock", root, name);
+	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		return log_errno(errno, "socket");
+	if (connect(fd, (struct sockaddr *)&addr, sizeof(addr)) < 0) {
+		r = log_errno(errno, "cannot reach %s (another client may hold it)", addr.sun_path);
+		close(fd);
+		return r;
+	}
+	r = qmp_connect(&q, fd, NULL, NULL, 5000, false);
+	if (r == 0)
+		r = qmp_execute(&q, "query-status", NULL, &st, 5000);
+	if (r == 0)
+		r = qmp_execute(&q, "query-cpus-fast", NULL, &cpus, 5000);
+	if (r == 0)
+		r = qmp_execute(&q, "query-block", NULL, &blocks, 5000);
+	if (r == 0) {
+		printf("name:    %s\n", name);
+		printf("status:  %s\n",
+		       json_object_object_get_ex(st, "status", &v) ? json_object_get_string(v) : "unknown");
+		printf("vcpus:   %zu\n", json_object_array_length(cpus));
+		for (size_t i = 0; i < json_object_array_length(blocks); i++) {
+			struct json_object *b = json_object_array_get_idx(blocks, i), *ins, *dev, *file, *drv;
+
+			if (!json_object_object_get_ex(b, "inserted", &ins))
+				continue;
+			json_object_object_get_ex(b, "qdev", &dev);
+			json_object_object_get_ex(ins, "file", &file);
+			json_object_object_get_ex(ins, "drv", &drv);
+			printf("disk:    %s %s %s\n", dev ? json_object_get_string(dev) : "?",
+			       drv ? json_object_get_string(drv) : "?", file ? json_object_get_string(file) : "?");
+		}
+	}
+	json_object_put(st);
+	json_object_put(cpus);
+	json_object_put(blocks);
+	qmp_close(&q);
+	return r;
+}

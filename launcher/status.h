@@ -1,0 +1,14 @@
+/* vmlaunch --list and --status NAME: what runs, from the state dirs and from qemu itself over QMP. */
+#ifndef VMLAUNCH_STATUS_H
+#define VMLAUNCH_STATUS_H
+
+struct plan;
+
+/* Written once qemu runs: STATE_DIR/info, "key value" lines that --list shows. */
+int status_write_info(const struct plan *p, const char *state_dir);
+/* Prints one line per running VM. Returns 0. */
+int status_list(const char *root);
+/* Asks NAME's qemu over qmp.sock: run state, vCPUs, disks. -ENOENT when NAME is not running. */
+int status_show(const char *root, const char *name);
+
+#endif
