@@ -269,7 +269,12 @@ static int hand_over(const struct plan *plan, const struct storage_target *targe
 		char *dir;
 
 		if (!strcmp(t->driver, "rbd")) {
+			size_t n = strlen(state->dir);
+
 			r = privileges_give(pv, t->rbd_key_file);
+			/* the conf vmlaunch generated (for ms-mode) in the state dir, never the user's own */
+			if (!r && t->rbd_conf && !strncmp(t->rbd_conf, state->dir, n) && t->rbd_conf[n] == '/')
+				r = privileges_give(pv, t->rbd_conf);
 			continue;
 		}
 		/* a persistent image is the user's data: its owner decides who may open it, vmlaunch does not chown it */

@@ -68,6 +68,20 @@ static int remove_dir(const char *dir)
 	return r;
 }
 
+/* A directory vmlaunch reads journals from and creates files in: ours, not a symlink, not writable by others. */
+static int check_trusted_dir(const char *path)
+{
+	struct stat st;
+
+	if (lstat(path, &st) < 0)
+		return log_errno(errno, "cannot check %s", path);
+	if (!S_ISDIR(st.st_mode) || st.st_uid != geteuid() || (st.st_mode & (S_IWGRP | S_IWOTH)))
+		return log_errno(EPERM, "%s is not a directory of this user's that only it can write (a symlink, or "
+					"changed by someone else?); refusing to use it",
+				 path);
+	return 0;
+}
+
 static int read_pid(const char *dir)
 {
 	char *path = xasprintf("%s/pid", dir);
@@ -134,11 +148,18 @@ int state_dir_acquire(struct state_dir *s, const char *root, const char *name)
 	r = mkdir_p(root, 0755);
 	if (r < 0)
 		return r;
+	r = check_trusted_dir(root);
+	if (r < 0)
+		return r;
 	r = lock(s, name, 0);
 	if (r < 0)
 		return r;
 	if (lstat(s->dir, &st) == 0) {
-		/* We hold the lock, so whoever made this dir is gone without cleaning up. */
+		/* We hold the lock, so whoever made this dir is gone without cleaning up. Its journal is replayed as root:
+		 * only a real directory of ours is trusted (never a symlink planted there). */
+		r = check_trusted_dir(s->dir);
+		if (r < 0)
+			return r;
 		char *journal = xasprintf("%s/journal", s->dir);
 
 		log_warn("cleaning up after an earlier run of \"%s\" that did not finish", name);
@@ -150,6 +171,7 @@ int state_dir_acquire(struct state_dir *s, const char *root, const char *name)
 	}
 	if (mkdir(s->dir, 0700) < 0)
 		return log_errno(errno, "cannot create %s", s->dir);
+	s->owned = true;
 	path = xasprintf("%s/pid", s->dir);
 	f = fopen(path, "wxe");
 	free(path);
@@ -174,8 +196,10 @@ int state_dir_release(struct state_dir *s)
 {
 	int r = 0;
 
-	if (s->dir && s->lock_fd >= 0)
+	if (s->dir && s->lock_fd >= 0 && s->owned)
 		r = state_dir_remove(s);
+	else if (s->lock_fd >= 0)
+		unlink(s->lock_path); /* we hold it, and made nothing under it */
 	if (s->lock_fd >= 0)
 		close(s->lock_fd);
 	s->lock_fd = -1;
@@ -195,7 +219,15 @@ static int cleanup_one(const char *root, const char *name, int wait_ms)
 	s.lock_path = xasprintf("%s/%s.lock", root, name);
 	r = lock(&s, name, wait_ms);
 	if (r == 0 && lstat(s.dir, &st) == 0) {
-		char *journal = xasprintf("%s/journal", s.dir);
+		char *journal;
+
+		r = check_trusted_dir(s.dir);
+		if (r < 0) {
+			state_dir_release(&s);
+			return r;
+		}
+		s.owned = true;
+		journal = xasprintf("%s/journal", s.dir);
 
 		log_warn("cleaning up after \"%s\", which did not finish", name);
 		journal_replay(journal);

@@ -2,10 +2,13 @@
 #ifndef VMLAUNCH_STATE_DIR_H
 #define VMLAUNCH_STATE_DIR_H
 
+#include <stdbool.h>
+
 struct state_dir {
 	char *dir;
 	char *lock_path;
 	int lock_fd;
+	bool owned; /* the dir is ours to remove: we made it, or took it over from a dead run */
 };
 
 /* Takes the lock, cleans up after an earlier run that died without doing so (replaying its journal), creates the

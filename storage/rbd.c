@@ -548,7 +548,10 @@ static int rbd_describe(const struct vm_config *cfg, const struct disk_config *d
 	r = find_key(c, s.user, &key, &why);
 	if (r < 0) {
 		r = log_errno(r, "%s:%u: [disk %s]: no cephx key for client.%s: %s", cfg->file,
-			      d->keyring_line ? d->keyring_line : conf_line, d->name, s.user, why);
+			      d->keyring_line	 ? d->keyring_line
+			      : d->ceph_user_line ? d->ceph_user_line
+						  : conf_line,
+			      d->name, s.user, why);
 		goto out;
 	}
 	if (key)
@@ -580,10 +583,18 @@ static int rbd_describe(const struct vm_config *cfg, const struct disk_config *d
 	}
 	if (r == 1) {
 		if (d->ephemeral) {
+			/* describe runs before the state dir's leftovers are undone: say how to undo them */
+			char *journal = xasprintf("%s/journal", state_dir);
+			bool leftover = access(journal, F_OK) == 0;
+
+			free(journal);
 			r = log_error("%s:%u: [disk %s]: image %s exists; an ephemeral disk is created fresh and removed at "
 				      "exit, and vmlaunch never removes an image it did not create (expected ephemeral = no "
-				      "to use it, or another image =)",
-				      cfg->file, d->ephemeral_line, d->name, name);
+				      "to use it, or another image =%s%s)",
+				      cfg->file, d->ephemeral_line, d->name, name,
+				      leftover ? "; a run of this VM that did not finish may have left it: vmlaunch --cleanup "
+						 : "",
+				      leftover ? cfg->name : "");
 			goto out;
 		}
 		if (watchers && !d->readonly) {

@@ -65,7 +65,8 @@ int brd_discard_undo(const char *dev);
 void brd_modprobe_argv(unsigned count, unsigned long long max_bytes, struct strv *out);
 int lvm_remove(const char *vg_slash_lv);
 int lvm_deactivate(const char *vg_slash_lv);
-/* POOL/IMAGE or POOL/NAMESPACE/IMAGE plus the cluster to reach it: see storage/rbd.c. */
+/* key=value lines (pool, namespace, image, conf, user, keyring, ms-mode): everything needed to reconnect and remove
+ * an image vmlaunch created or cloned; see storage/rbd.c. */
 int rbd_remove_undo(const char *spec);
 
 /* LVM command vectors, pure, exposed for unit tests. */

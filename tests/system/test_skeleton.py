@@ -169,3 +169,31 @@ def test_help_and_version():
     assert r.returncode == 0 and "Exit status:" in r.stdout and "--dry-run" in r.stdout
     r = vmlaunch("--version")
     assert r.returncode == 0 and r.stdout.startswith("vmlaunch ")
+
+
+def test_guest_panic_is_status_125(config):
+    conf = config("[vm]\nname = panic\n" + GUEST)
+    r = vmlaunch(conf, "--", "sh", "-c", "echo c > /proc/sysrq-trigger; sleep 60")
+    assert r.returncode == 125, r.stderr
+    assert "the guest kernel panicked" in r.stderr
+    assert not (STATE_ROOT / "panic").exists()
+
+
+def test_guest_that_never_reports_is_status_125(config):
+    conf = config("[vm]\nname = silent\n" + GUEST)
+    r = vmlaunch(conf, "--", "poweroff", "-f")
+    assert r.returncode == 125, r.stderr
+    assert "the guest stopped without reporting the command's exit status" in r.stderr
+    assert "console's last lines" in r.stderr
+
+
+def test_ephemeral_file_disk_never_writes_the_image(config, tmp_path):
+    img = tmp_path / "base.raw"
+    img.write_bytes(b"original" + b"\0" * ((8 << 20) - 8))
+    before = img.read_bytes()
+    conf = config("[vm]\nname = overlay\n" + GUEST + f"[disk d]\nbackend = file\npath = {img}\nephemeral = yes\n")
+    r = vmlaunch(conf, "--", "sh", "-c", "printf changed | dd of=/dev/vda conv=fsync 2>/dev/null; head -c 7 /dev/vda")
+    assert r.returncode == 0, r.stderr
+    assert r.stdout == "changed"  # the guest saw its write (in the overlay)
+    assert img.read_bytes() == before  # the image did not
+    assert not (STATE_ROOT / "overlay").exists()  # nor does the overlay remain
