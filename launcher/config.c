@@ -513,8 +513,12 @@ static char *config_ini_reader(char *str, int num, void *stream)
 		return str;
 	}
 	memcpy(str, p->line_buf, (size_t)len + 1);
-	for (s = str; *s == ' ' || *s == '\t'; s++)
-		;
+	/* Skip what libinih skips before a header (a BOM on line 1, any isspace()), or "\f[disk x]" escapes every check. */
+	s = str;
+	if (p->line == 1 && !strncmp(s, "\xef\xbb\xbf", 3))
+		s += 3;
+	while (isspace((unsigned char)*s))
+		s++;
 	if (*s == '[' && (s == str || !p->key_in_section))
 		note_section(p, s);
 	return str;

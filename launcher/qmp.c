@@ -11,38 +11,9 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "fdio.h"
 #include "log.h"
 #include "strv.h"
-
-static long long now_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-static int write_all(int fd, const char *s, size_t len)
-{
-	while (len) {
-		ssize_t n = write(fd, s, len);
-
-		if (n < 0) {
-			if (errno == EINTR)
-				continue;
-			if (errno == EAGAIN) {
-				struct pollfd p = { fd, POLLOUT, 0 };
-
-				poll(&p, 1, 1000);
-				continue;
-			}
-			return -errno;
-		}
-		s += n;
-		len -= (size_t)n;
-	}
-	return 0;
-}
 
 /* Appends what the socket has; 0 when something was read or nothing is ready, -EPIPE at EOF. */
 static int fill(struct qmp *q)
@@ -106,7 +77,7 @@ static struct json_object *handle(struct qmp *q, struct json_object *o)
 static int wait_readable(struct qmp *q, long long deadline)
 {
 	struct pollfd p = { q->fd, POLLIN, 0 };
-	long long left = deadline - now_ms();
+	long long left = deadline - monotonic_ms();
 	int r;
 
 	if (left <= 0)
@@ -119,7 +90,7 @@ static int wait_readable(struct qmp *q, long long deadline)
 
 int qmp_connect(struct qmp *q, int fd, qmp_event_fn on_event, void *user, int timeout_ms, bool quiet_eof)
 {
-	long long deadline = now_ms() + timeout_ms;
+	long long deadline = monotonic_ms() + timeout_ms;
 	struct json_object *o;
 	int r;
 
@@ -155,7 +126,7 @@ int qmp_send(struct qmp *q, const char *cmd, struct json_object *args)
 	json_object_object_add(msg, "id", json_object_new_int((int)q->next_id++));
 	s = json_object_to_json_string_ext(msg, JSON_C_TO_STRING_PLAIN);
 	line = xasprintf("%s\n", s);
-	r = write_all(q->fd, line, strlen(line));
+	r = fd_write_all(q->fd, line, strlen(line));
 	free(line);
 	json_object_put(msg);
 	if (r < 0)
@@ -165,7 +136,7 @@ int qmp_send(struct qmp *q, const char *cmd, struct json_object *args)
 
 int qmp_execute(struct qmp *q, const char *cmd, struct json_object *args, struct json_object **ret, int timeout_ms)
 {
-	long long deadline = now_ms() + timeout_ms;
+	long long deadline = monotonic_ms() + timeout_ms;
 	unsigned id = q->next_id;
 	int r;
 

@@ -25,6 +25,7 @@
 #include "privileges.h"
 #include "process.h"
 #include "test_hook.h"
+#include "fdio.h"
 #include "log.h"
 #include "notify.h"
 #include "strv.h"
@@ -33,14 +34,6 @@ extern char **environ;
 
 #define QMP_TIMEOUT_MS 30000
 #define QUIT_GRACE_MS 5000
-
-static long long now_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 static int pidfd_open_(pid_t pid)
 {
@@ -284,14 +277,14 @@ static void escalate(struct supervisor *s)
 		notify_systemd("STOPPING=1\nSTATUS=asking the guest to power off");
 		qmp_send(&vm->qmp, "system_powerdown", NULL);
 		s->phase = 1;
-		s->deadline = now_ms() + (long long)s->p->cfg->shutdown_timeout * 1000;
+		s->deadline = monotonic_ms() + (long long)s->p->cfg->shutdown_timeout * 1000;
 		break;
 	case 1:
 		log_warn("the guest did not power off; stopping qemu");
 		if (vm->qmp.fd >= 0)
 			qmp_send(&vm->qmp, "quit", NULL);
 		s->phase = 2;
-		s->deadline = now_ms() + QUIT_GRACE_MS;
+		s->deadline = monotonic_ms() + QUIT_GRACE_MS;
 		break;
 	default:
 		log_warn("qemu did not quit; killing it");
@@ -300,28 +293,6 @@ static void escalate(struct supervisor *s)
 		s->deadline = 0;
 		break;
 	}
-}
-
-static int write_all(int fd, const char *buf, size_t len)
-{
-	while (len) {
-		ssize_t n = write(fd, buf, len);
-
-		if (n < 0) {
-			if (errno == EINTR)
-				continue;
-			if (errno == EAGAIN) {
-				struct pollfd p = { fd, POLLOUT, 0 };
-
-				poll(&p, 1, -1);
-				continue;
-			}
-			return -errno;
-		}
-		buf += n;
-		len -= (size_t)n;
-	}
-	return 0;
 }
 
 /* Moves what a guest channel has to `to` (or into the status buffer when to < 0). Closes *fd at EOF. */
@@ -339,7 +310,7 @@ static void relay(struct supervisor *s, int *fd, int to)
 	}
 	if (to >= 0) {
 		/* A closed stdout (vmlaunch ... | head) must not stop supervision: drop what cannot be written. */
-		write_all(to, buf, (size_t)n);
+		fd_write_all(to, buf, (size_t)n);
 		return;
 	}
 	n = n < (ssize_t)(sizeof(s->status) - 1 - s->status_len) ? n
@@ -450,7 +421,7 @@ int run_supervise(const struct plan *p, struct vm_process *vm, int sigfd, struct
 		int timeout = -1;
 
 		if (s.deadline) {
-			long long left = s.deadline - now_ms();
+			long long left = s.deadline - monotonic_ms();
 
 			timeout = left > 0 ? (int)left : 0;
 		}
@@ -460,7 +431,7 @@ int run_supervise(const struct plan *p, struct vm_process *vm, int sigfd, struct
 			r = log_errno(errno, "poll");
 			break;
 		}
-		if (s.deadline && now_ms() >= s.deadline)
+		if (s.deadline && monotonic_ms() >= s.deadline)
 			escalate(&s);
 		if (fds[0].revents) {
 			struct signalfd_siginfo si;
