@@ -251,6 +251,13 @@ struct supervisor {
 	char *shutdown_reason;
 	char status[64];
 	size_t status_len;
+	/* The guest's stdout/stderr, read as soon as qemu passes them on and written out as fd 1/2 can take them:
+	 * qemu drops what it still holds when the guest powers off, so vmlaunch must never stop reading because its
+	 * own stdout is slow (a pipe to a slow consumer). */
+	struct outbuf {
+		char *data;
+		size_t len, cap;
+	} out[2];
 };
 
 static void on_event(void *user, const char *event, struct json_object *data)
@@ -296,11 +303,17 @@ static void escalate(struct supervisor *s)
 }
 
 /* Moves what a guest channel has to `to` (or into the status buffer when to < 0). Closes *fd at EOF. */
-static void relay(struct supervisor *s, int *fd, int to)
+#define OUTBUF_MAX (256u << 20) /* past this, stop reading and let qemu hold the rest (back-pressure) */
+
+/* Moves what a guest channel has into its buffer (stdout/stderr: `which` 0/1) or the status (-1). EOF closes *fd. */
+static void relay(struct supervisor *s, int *fd, int which)
 {
 	char buf[65536];
-	ssize_t n = read(*fd, buf, sizeof(buf));
+	ssize_t n;
 
+	if (which >= 0 && s->out[which].len >= OUTBUF_MAX)
+		return;
+	n = read(*fd, buf, sizeof(buf));
 	if (n < 0 && (errno == EINTR || errno == EAGAIN))
 		return;
 	if (n <= 0) {
@@ -308,9 +321,15 @@ static void relay(struct supervisor *s, int *fd, int to)
 		*fd = -1;
 		return;
 	}
-	if (to >= 0) {
-		/* A closed stdout (vmlaunch ... | head) must not stop supervision: drop what cannot be written. */
-		fd_write_all(to, buf, (size_t)n);
+	if (which >= 0) {
+		struct outbuf *o = &s->out[which];
+
+		if (o->len + (size_t)n > o->cap) {
+			o->cap = (o->len + (size_t)n) * 2;
+			o->data = xrealloc(o->data, o->cap);
+		}
+		memcpy(o->data + o->len, buf, (size_t)n);
+		o->len += (size_t)n;
 		return;
 	}
 	n = n < (ssize_t)(sizeof(s->status) - 1 - s->status_len) ? n
@@ -320,10 +339,28 @@ static void relay(struct supervisor *s, int *fd, int to)
 	s->status[s->status_len] = '\0';
 }
 
+/* One write of what fd 1+which can take now (called on POLLOUT; PIPE_BUF keeps a pipe write from blocking). A
+ * closed stdout (vmlaunch ... | head) drops the rest instead of stopping supervision. */
+static void flush_some(struct supervisor *s, int which)
+{
+	struct outbuf *o = &s->out[which];
+	ssize_t n = write(1 + which, o->data, o->len < 4096 ? o->len : 4096);
+
+	if (n < 0 && (errno == EINTR || errno == EAGAIN))
+		return;
+	if (n <= 0) {
+		o->len = 0;
+		return;
+	}
+	memmove(o->data, o->data + n, o->len - (size_t)n);
+	o->len -= (size_t)n;
+}
+
+/* After qemu exited: everything left in the sockets, then everything buffered, blocking as long as it takes. */
 static void drain(struct supervisor *s)
 {
 	struct vm_process *vm = s->vm;
-	int *fds[3] = { &vm->out_fd, &vm->err_fd, &vm->status_fd }, to[3] = { 1, 2, -1 };
+	int *fds[3] = { &vm->out_fd, &vm->err_fd, &vm->status_fd }, which[3] = { 0, 1, -1 };
 
 	for (int i = 0; i < 3; i++) {
 		if (*fds[i] < 0)
@@ -335,8 +372,19 @@ static void drain(struct supervisor *s)
 			/* qemu has exited, so EOF is near: whatever is left is in our socket buffer. */
 			if (poll(&p, 1, 1000) <= 0)
 				break;
-			relay(s, fds[i], to[i]);
+			if (which[i] >= 0 && s->out[which[i]].len >= OUTBUF_MAX) {
+				fd_write_all(1 + which[i], s->out[which[i]].data, s->out[which[i]].len);
+				s->out[which[i]].len = 0;
+			}
+			relay(s, fds[i], which[i]);
 		}
+	}
+	for (int i = 0; i < 2; i++) {
+		if (s->out[i].len)
+			fd_write_all(1 + i, s->out[i].data, s->out[i].len);
+		free(s->out[i].data);
+		s->out[i].data = NULL;
+		s->out[i].len = 0;
 	}
 }
 
@@ -413,10 +461,11 @@ int run_supervise(const struct plan *p, struct vm_process *vm, int sigfd, struct
 	}
 
 	while (!exited) {
-		struct pollfd fds[7] = {
+		struct pollfd fds[9] = {
 			{ sigfd, POLLIN, 0 },	      { vm->pidfd, POLLIN, 0 },    { vm->qmp.fd, POLLIN, 0 },
 			{ vm->out_fd, POLLIN, 0 },    { vm->err_fd, POLLIN, 0 },   { vm->status_fd, POLLIN, 0 },
 			{ guardian->pidfd, POLLIN, 0 },
+			{ s.out[0].len ? 1 : -1, POLLOUT, 0 }, { s.out[1].len ? 2 : -1, POLLOUT, 0 },
 		};
 		int timeout = -1;
 
@@ -425,7 +474,7 @@ int run_supervise(const struct plan *p, struct vm_process *vm, int sigfd, struct
 
 			timeout = left > 0 ? (int)left : 0;
 		}
-		if (poll(fds, 7, timeout) < 0) {
+		if (poll(fds, 9, timeout) < 0) {
 			if (errno == EINTR)
 				continue;
 			r = log_errno(errno, "poll");
@@ -449,9 +498,13 @@ int run_supervise(const struct plan *p, struct vm_process *vm, int sigfd, struct
 			vm->qmp.fd = -1; /* qemu closed QMP: it is exiting; the pidfd tells when */
 		}
 		if (fds[3].revents)
-			relay(&s, &vm->out_fd, 1);
+			relay(&s, &vm->out_fd, 0);
 		if (fds[4].revents)
-			relay(&s, &vm->err_fd, 2);
+			relay(&s, &vm->err_fd, 1);
+		if (fds[7].revents)
+			flush_some(&s, 0);
+		if (fds[8].revents)
+			flush_some(&s, 1);
 		if (fds[5].revents)
 			relay(&s, &vm->status_fd, -1);
 		if (fds[6].revents && guardian_restart(guardian) < 0)

@@ -196,3 +196,21 @@ def test_ephemeral_file_disk_never_writes_the_image(config, tmp_path):
     assert r.stdout == "changed"  # the guest saw its write (in the overlay)
     assert img.read_bytes() == before  # the image did not
     assert not (STATE_ROOT / "overlay").exists()  # nor does the overlay remain
+
+
+def test_slow_reader_still_gets_all_output(config):
+    """qemu drops what it holds when the guest powers off: vmlaunch reads eagerly even when its stdout is slow."""
+    import time
+    conf = config("[vm]\nname = slowread\n" + GUEST)
+    p = start(conf, "--", "sh", "-c", "seq 1 200000; printf tail")
+    time.sleep(3)  # let the guest fill every buffer between it and us
+    got = bytearray()
+    while True:
+        chunk = p.stdout.buffer.read1(2000) if hasattr(p.stdout, "buffer") else p.stdout.read(2000)
+        if not chunk:
+            break
+        got += chunk
+        time.sleep(0.005)
+    assert p.wait(timeout=120) == 0
+    lines = bytes(got).split(b"\n")
+    assert len(lines) == 200001 and lines[-2] == b"200000" and lines[-1] == b"tail"
