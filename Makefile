@@ -52,6 +52,7 @@ $(BUILD)/tests/%: tests/unit/%.c $(SAN_LIB_OBJ) $(wildcard tests/unit/*.h)
 
 include initramfs/initramfs.mk
 -include tests/bench/bench.mk
+-include tests/fuzz/fuzz.mk
 guest: $(BUILD)/vmlinux $(BUILD)/initramfs.cpio.gz
 
 # Installs only what is missing (apt-get update once, when something is); prints nothing when all is there.
@@ -81,6 +82,7 @@ stress: deps
 check: deps
 	$(MAKE) all $(BUILD)/vmlaunch-san $(UNIT_BIN)
 	$(MAKE) unit
+	$(MAKE) fuzz-regress
 	$(MAKE) system
 
 PREFIX ?= /usr/local

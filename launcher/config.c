@@ -263,6 +263,18 @@ static struct disk_config *disk_for(struct parse *p, const char *name, unsigned 
 }
 
 /* Splits "disk NAME" into its kind and name; NULL name for the plain sections. */
+/* "disk.a" and "disk a" name the same section: one spelling for duplicate checks. */
+static char *canonical_section(const char *section)
+{
+	char *c = xstrdup(section);
+
+	if (!strncmp(c, "disk.", 5))
+		c[4] = ' ';
+	else if (!strncmp(c, "memory tier.", 12))
+		c[11] = ' ';
+	return c;
+}
+
 /* Splits "disk NAME" / "memory tier NAME" into kind and name; NULL name for the plain sections. */
 static int classify_section(struct parse *p, const char *section, unsigned line, enum section_kind *kind,
 			    const char **disk_name)
@@ -430,12 +442,16 @@ static int apply(struct parse *p, const char *section, const char *name, const c
 		return -EINVAL;
 	}
 	if (from_file && k->type != T_WORDS && k->type != T_APPEND) {
+		char *canonical = canonical_section(section);
+
 		for (size_t i = 0; i < p->n_seen; i++)
-			if (!strcmp(p->seen[i].section, section) && !strcmp(p->seen[i].key, name))
+			if (!strcmp(p->seen[i].section, canonical) && !strcmp(p->seen[i].key, name)) {
+				free(canonical);
 				return fail(p, line, "[%s] %s: set twice (first on line %u); expected it once", section,
 					    name, p->seen[i].line);
+			}
 		p->seen = xrealloc(p->seen, (p->n_seen + 1) * sizeof(*p->seen));
-		p->seen[p->n_seen++] = (struct seen_key){ xstrdup(section), xstrdup(name), line };
+		p->seen[p->n_seen++] = (struct seen_key){ canonical, xstrdup(name), line };
 	}
 	if (kind == SEC_DISK)
 		base = disk_for(p, disk_name, line);
@@ -470,9 +486,14 @@ static void note_section(struct parse *p, const char *line)
 		fail(p, p->line, "expected [section], key = value, or a comment (no ']' closes the section name)");
 		return;
 	}
-	name = strndup(line + 1, (size_t)(end - line - 1));
-	if (!name)
-		abort();
+	{
+		char *raw = strndup(line + 1, (size_t)(end - line - 1));
+
+		if (!raw)
+			abort();
+		name = canonical_section(raw);
+		free(raw);
+	}
 	for (size_t i = 0; i < p->n_sections; i++)
 		if (!strcmp(p->sections[i].name, name)) {
 			fail(p, p->line, "section [%s] appears twice (first on line %u); expected each section once", name,
@@ -628,8 +649,11 @@ static int finish_tuning(struct parse *p)
 		return -EINVAL;
 	if (cfg->pin_emulator && check_cpulist(p, "emulator", cfg->pin_emulator, cfg->pin_emulator_line) < 0)
 		return -EINVAL;
-	if (cfg->host_node && strcmp(cfg->host_node, "auto") && strspn(cfg->host_node, "0123456789") != strlen(cfg->host_node))
-		return fail(p, cfg->host_node_line, "[memory] host-node \"%s\": expected auto or a node number", cfg->host_node);
+	if (cfg->host_node && strcmp(cfg->host_node, "auto") &&
+	    (!*cfg->host_node || strspn(cfg->host_node, "0123456789") != strlen(cfg->host_node) ||
+	     strlen(cfg->host_node) > 4 || atoi(cfg->host_node) > 1023))
+		return fail(p, cfg->host_node_line, "[memory] host-node \"%s\": expected auto or a node number from 0 to 1023",
+			    cfg->host_node);
 	if (cfg->qemu_user && !getpwnam(cfg->qemu_user))
 		return fail(p, cfg->qemu_user_line, "[qemu] user \"%s\": no such user", cfg->qemu_user);
 	for (size_t i = 0; i < cfg->n_tiers; i++) {

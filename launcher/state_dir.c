@@ -140,7 +140,7 @@ int state_dir_acquire(struct state_dir *s, const char *root, const char *name)
 	struct stat st;
 	char *path;
 	FILE *f;
-	int r;
+	int r, fd;
 
 	s->dir = xasprintf("%s/%s", root, name);
 	s->lock_path = xasprintf("%s/%s.lock", root, name);
@@ -173,10 +173,14 @@ int state_dir_acquire(struct state_dir *s, const char *root, const char *name)
 		return log_errno(errno, "cannot create %s", s->dir);
 	s->owned = true;
 	path = xasprintf("%s/pid", s->dir);
-	f = fopen(path, "wxe");
+	fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
 	free(path);
-	if (!f)
+	f = fd >= 0 ? fdopen(fd, "w") : NULL;
+	if (!f) {
+		if (fd >= 0)
+			close(fd);
 		return log_errno(errno, "cannot write the pid file in %s", s->dir);
+	}
 	fprintf(f, "%d\n", (int)getpid());
 	if (fclose(f) != 0)
 		return log_errno(errno, "cannot write the pid file in %s", s->dir);

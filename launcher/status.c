@@ -23,7 +23,7 @@
 int status_write_info(const struct plan *p, const char *state_dir)
 {
 	char *path = xasprintf("%s/info", state_dir);
-	int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0644);
+	int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
 	FILE *f;
 
 	if (fd < 0) {

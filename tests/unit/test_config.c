@@ -174,6 +174,10 @@ static void test_error_messages(void **state)
 		     "test.conf:7: [disk d] format: not used by backend zram (the disk vmlaunch creates is raw");
 	expect_error(BOOT "[disk d]\nbackend = zram\nsize = 1G\nsource-format = qcow2\n", NULL,
 		     "test.conf:7: [disk d] source-format: needs source = IMAGE as well");
+	expect_error(BOOT "[disk a]\nbackend = tmpfs\nsize = 1G\n[disk.a]\nsize = 2G\n", NULL,
+		     "test.conf:7: section [disk a] appears twice (first on line 4)");
+	expect_error("[memory]\nhost-node = 4294967296\n", NULL,
+		     "test.conf:2: [memory] host-node \"4294967296\": expected auto or a node number from 0 to 1023");
 	expect_error("[cpu]\npin = 1-\n", NULL, "test.conf:2: [cpu] pin \"1-\": expected auto, off, or host CPUs like 2-5");
 	expect_error("[vm]\ncpus = 2\n[cpu]\npin = 3\n", NULL,
 		     "test.conf:4: [cpu] pin \"3\": names 1 host CPUs; expected one per vCPU (2)");
