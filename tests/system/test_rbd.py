@@ -404,3 +404,26 @@ def test_remove_undo_is_idempotent(ceph):
     assert r.stderr == 'vmlaunch: warning: cleaning up after "rbdreplay", which did not finish\n'
     assert "rbdreplay" not in ceph.images()
     assert not state.exists()
+
+
+def test_shipped_rbd_conf_boots_an_ephemeral_clone(ceph):
+    """configs/rbd.conf as shipped, pointed at the test cluster: a clone of rbd/base@golden, gone after exit."""
+    c, io = ceph.connect()
+    try:
+        rbd.RBD().create(io, "base", 64 << 20, old_format=False, features=rbd.RBD_FEATURE_LAYERING)
+        with rbd.Image(io, "base") as img:
+            img.write(b"golden-base", 0)
+            img.create_snap("golden")
+            img.protect_snap("golden")
+    finally:
+        io.close()
+        c.shutdown()
+    try:
+        before = ceph.images()
+        r = vmlaunch(ROOT / "configs" / "rbd.conf", "--set", f"disk.root.conf={ceph.conf}", "--",
+                     "head", "-c", "11", "/dev/vda")
+        assert r.returncode == 0, r.stderr
+        assert r.stdout == "golden-base"
+        assert ceph.images() == before  # the clone is gone, the base stays
+    finally:
+        ceph.remove("base")

@@ -521,6 +521,38 @@ static void test_refuses_image_larger_than_disk(void **state)
 	populate_source_free(&src);
 }
 
+/* A disk that fills up half-way (here a 1 MiB tmpfs under a sparse file as large as the image): a clear error with
+ * the target's name and the kernel's reason, never a silent short copy. */
+static void test_disk_full_while_populating(void **state)
+{
+	struct fixture *f = *state;
+	struct populate_source src;
+	struct populate_target dst;
+	char *err, *target;
+	int r;
+
+	f->ramfs = path_in_dir("full");
+	assert_int_equal(mkdir(f->ramfs, 0700), 0);
+	if (mount("vmlaunch-test", f->ramfs, "tmpfs", 0, "size=1M") < 0) {
+		rmdir(f->ramfs);
+		free(f->ramfs);
+		f->ramfs = NULL;
+		skip(); /* not root: cannot mount */
+	}
+	target = xasprintf("%s/disk.raw", f->ramfs);
+	make_file(target, SOURCE_SIZE, 0);
+	dst = (struct populate_target){ .path = target, .size = SOURCE_SIZE, .zeroed = true };
+	probe_ok(raw_image, NULL, &src);
+	r = copy_capturing(&src, &dst, &err);
+	assert_int_equal(r, -ENOSPC);
+	assert_contains(err, target);
+	assert_contains(err, "No space left on device");
+	unlink(target);
+	free(target);
+	free(err);
+	populate_source_free(&src);
+}
+
 static void test_refuses_copy_onto_itself(void **state)
 {
 	struct populate_source src;
@@ -644,6 +676,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_unaligned_sizes, fixture_setup, fixture_teardown),
 		cmocka_unit_test_setup_teardown(test_refuses_image_larger_than_disk, fixture_setup, fixture_teardown),
 		cmocka_unit_test_setup_teardown(test_refuses_copy_onto_itself, fixture_setup, fixture_teardown),
+		cmocka_unit_test_setup_teardown(test_disk_full_while_populating, fixture_setup, fixture_teardown),
 		cmocka_unit_test_setup_teardown(test_loop_device_with_write_zeroes, fixture_setup, fixture_teardown),
 		cmocka_unit_test_setup_teardown(test_loop_device_without_write_zeroes, fixture_setup, fixture_teardown),
 	};
