@@ -12,7 +12,7 @@ from pathlib import Path
 
 from conftest import GUEST, ROOT, STATE_ROOT, VMLAUNCH
 
-PHASES = ["state", "disk", "qemu", "running", "teardown"]
+PHASES = ["state", "hugepages", "disk", "qemu", "running", "teardown"]
 VICTIMS = ["vmlaunch", "qemu", "guardian", "group", "all"]
 
 
@@ -39,8 +39,17 @@ def processes_of(name):
     return found
 
 
-def leftovers(name, zram_before):
+def hugepages_total():
+    for line in Path("/proc/meminfo").read_text().splitlines():
+        if line.startswith("HugePages_Total:"):
+            return int(line.split()[1])
+    return 0
+
+
+def leftovers(name, zram_before, hugepages_before=None):
     left = []
+    if hugepages_before is not None and hugepages_total() != hugepages_before:
+        left.append(f"hugepages: {hugepages_total()} reserved, {hugepages_before} before")
     if (STATE_ROOT / name).exists():
         left.append(f"state dir {STATE_ROOT / name}")
     if (STATE_ROOT / f"{name}.lock").exists():
@@ -79,7 +88,8 @@ def exe(pid):
 
 def write_config(directory, name, source):
     conf = Path(directory) / f"{name}.conf"
-    conf.write_text(f"[vm]\nname = {name}\nmemory = 256M\n" + GUEST.replace("@BUILD@", str(ROOT / "build")) +
+    conf.write_text(f"[vm]\nname = {name}\nmemory = 256M\n[memory]\nhugepages = 2M\n" +
+                    GUEST.replace("@BUILD@", str(ROOT / "build")) +
                     f"[disk a]\nbackend = tmpfs\nsize = 32M\nsource = {source}\n"
                     "[disk b]\nbackend = zram\nsize = 32M\n")
     return conf
@@ -97,7 +107,7 @@ def make_source(directory):
 
 def run_case(directory, name, phase, victim, timeout=60):
     """Returns a list of what was left behind (empty when the host is clean) and a description of what happened."""
-    zram_before = zram_devices()
+    zram_before, hugepages_before = zram_devices(), hugepages_total()
     conf = write_config(directory, name, make_source(directory))
     command = ["true"] if phase == "teardown" else ["sh", "-c", "sleep 3"]
     env = dict(os.environ, VMLAUNCH_STOP_AT=phase)
@@ -147,9 +157,9 @@ def run_case(directory, name, phase, victim, timeout=60):
             return [f"--cleanup failed ({r.returncode}): {r.stderr}"], what
     # the guardian works asynchronously: give it a few seconds
     deadline = time.monotonic() + 15
-    left = leftovers(name, zram_before)
+    left = leftovers(name, zram_before, hugepages_before)
     while left and time.monotonic() < deadline:
         time.sleep(0.1)
-        left = leftovers(name, zram_before)
+        left = leftovers(name, zram_before, hugepages_before)
     p.stderr.close()
     return left, what

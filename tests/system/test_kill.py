@@ -9,6 +9,7 @@ from conftest import GUEST, STATE_ROOT, vmlaunch
 
 SAMPLE = [
     ("state", "vmlaunch"),
+    ("hugepages", "all"),
     ("disk", "group"),
     ("qemu", "qemu"),
     ("running", "vmlaunch"),
