@@ -31,6 +31,7 @@ struct disk_plan {
 	bool no_flush;     /* cache.no-flush */
 	const char *aio;   /* "native", "io_uring" or "threads" */
 	bool reclaim;      /* discard=unmap + detect-zeroes=unmap: space the guest frees goes back to the host */
+	bool poll;         /* the iothread busy-polls (qemu's default); off when it has no CPU of its own */
 	char *why;
 };
 
@@ -44,6 +45,7 @@ struct plan {
 	bool interactive;   /* a terminal on stdin and the console on stdio: the demo guest offers a shell */
 	char *console_log;  /* NULL: serial console on stdio */
 	char *cmdline;      /* kernel command line */
+	char *cmdline_why;
 	char *state_dir;
 	char *argv_file;    /* command mode: the fw_cfg file with the command's argv */
 	struct disk_plan *disks;

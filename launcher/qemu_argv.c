@@ -213,8 +213,7 @@ void qemu_argv_build(const struct plan *p, struct qemu_cmdline *c)
 	group_end(c);
 
 	if (cfg->kernel) {
-		group_begin(c, "direct kernel boot ([boot]); an uncompressed vmlinux enters through PVH, skipping the "
-			       "emulated decompression");
+		group_begin(c, p->cmdline_why);
 		strv_push_many(a, "-kernel", cfg->kernel, NULL);
 		if (cfg->initrd)
 			strv_push_many(a, "-initrd", cfg->initrd, NULL);
@@ -247,11 +246,11 @@ void qemu_argv_build(const struct plan *p, struct qemu_cmdline *c)
 			free(key);
 		}
 		strv_push(a, "-object");
-		strv_pushf(a, "iothread,id=%s", d->iothread);
+		strv_pushf(a, "iothread,id=%s%s", d->iothread, d->poll ? "" : ",poll-max-ns=0");
 		strv_push(a, "-blockdev");
 		push_blockdev(a, d);
 		strv_push(a, "-device");
-		strv_pushf(a, "virtio-blk-pci,id=vblk-%s,drive=%s,iothread=%s,num-queues=%u,serial=%s,bootindex=%zu",
+		strv_pushf(a, "virtio-blk-pci,id=vblk-%s,drive=%s,iothread=%s,num-queues=%u,packed=on,serial=%s,bootindex=%zu",
 			   d->cfg->name, d->node, d->iothread, cfg->cpus, d->cfg->name, i + 1);
 		group_end(c);
 	}

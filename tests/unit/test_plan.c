@@ -136,15 +136,25 @@ static void test_console_and_command_mode(void **state)
 	assert_int_equal(plan_build(&cfg, &tty, NULL, &nopriv, false, &p), 0);
 	assert_true(p.interactive);
 	assert_null(p.console_log);
-	assert_string_equal(p.cmdline, "console=ttyS0 panic=-1 vmlaunch.interactive=1 quiet");
+	/* TCG here (PVM): it executes nothing speculatively, so mitigations=off; the user's words come last */
+	assert_string_equal(p.cmdline, "console=ttyS0 panic=-1 mitigations=off vmlaunch.interactive=1 quiet");
 	plan_free(&p);
 
 	assert_int_equal(plan_build(&cfg, &tty, NULL, &nopriv, true, &p), 0);
 	assert_false(p.interactive); /* the command's output owns stdout */
 	assert_string_equal(p.console_log, "/run/vmlaunch/t/console.log");
 	assert_string_equal(p.argv_file, "/run/vmlaunch/t/argv");
-	assert_string_equal(p.cmdline, "console=ttyS0 panic=-1 quiet");
+	assert_string_equal(p.cmdline, "console=ttyS0 panic=-1 mitigations=off quiet");
 	plan_free(&p);
+
+	{
+		struct host_facts kvm = host_with(KVM_USABLE, false);
+
+		/* on KVM the guest's mitigations matter: left alone */
+		assert_int_equal(plan_build(&cfg, &kvm, NULL, &nopriv, false, &p), 0);
+		assert_string_equal(p.cmdline, "console=ttyS0 panic=-1 quiet");
+		plan_free(&p);
+	}
 	config_free(&cfg);
 
 	load("[vm]\nname = t\n", &cfg);
@@ -153,12 +163,45 @@ static void test_console_and_command_mode(void **state)
 	config_free(&cfg);
 }
 
+static void test_iothread_polls_only_on_its_own_cpu(void **state)
+{
+	struct host_facts h = host_with(KVM_USABLE, false);
+	struct storage_target t = { .driver = "file", .filename = "/x", .direct_ok = true, .ephemeral = true };
+	struct vm_config cfg;
+	struct plan p;
+	(void)state;
+
+	h.topo.n_nodes = 1;
+	h.topo.nodes = xcalloc(1, sizeof(*h.topo.nodes));
+	h.topo.nodes[0].mem_free = 8ULL << 30;
+	h.topo.max_cpu = 3;
+	h.topo.core_of = xcalloc(4, sizeof(unsigned));
+	for (unsigned c = 0; c < 4; c++)
+		h.topo.core_of[c] = c;
+	assert_int_equal(cpulist_parse("0-3", &h.topo.nodes[0].cpus), 0);
+
+	load("[vm]\ncpus = 1\n" BOOT "[disk d]\nbackend = tmpfs\nsize = 1G\n", &cfg);
+	assert_int_equal(plan_build(&cfg, &h, &t, &nopriv, false, &p), 0);
+	assert_true(p.disks[0].poll); /* vCPU on 0, the iothread alone on 1 */
+	plan_free(&p);
+	config_free(&cfg);
+
+	load("[vm]\ncpus = 4\n" BOOT "[disk d]\nbackend = tmpfs\nsize = 1G\n", &cfg);
+	assert_int_equal(plan_build(&cfg, &h, &t, &nopriv, false, &p), 0);
+	assert_false(p.disks[0].poll); /* every CPU runs a vCPU: polling would steal from them */
+	assert_non_null(strstr(p.disks[0].why, "poll-max-ns=0"));
+	plan_free(&p);
+	config_free(&cfg);
+	topology_free(&h.topo);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_accel),
 		cmocka_unit_test(test_disk_io),
 		cmocka_unit_test(test_console_and_command_mode),
+		cmocka_unit_test(test_iothread_polls_only_on_its_own_cpu),
 	};
 	return cmocka_run_group_tests_name("plan", tests, NULL, NULL);
 }
