@@ -50,6 +50,18 @@ static int write_count(const char *path, uint64_t v)
 	return r;
 }
 
+static bool compact_memory(void)
+{
+	int fd = open("/proc/sys/vm/compact_memory", O_WRONLY | O_CLOEXEC);
+	bool ok;
+
+	if (fd < 0)
+		return false;
+	ok = write(fd, "1", 1) == 1;
+	close(fd);
+	return ok;
+}
+
 int hugepages_reserve(bool numa, unsigned node, int size, uint64_t pages, struct journal *j)
 {
 	unsigned long kib = hugepage_size_kib(size);
@@ -74,6 +86,12 @@ int hugepages_reserve(bool numa, unsigned node, int size, uint64_t pages, struct
 	if (r < 0)
 		goto out;
 	r = read_count(nr_path, &after);
+	if (r == 0 && after < before + add && compact_memory()) {
+		/* Fragmented memory: let the kernel compact it once and ask again before giving up. */
+		r = write_count(nr_path, before + add);
+		if (r == 0)
+			r = read_count(nr_path, &after);
+	}
 	if (r < 0 || after < before + add) {
 		/* The kernel found fewer contiguous pages than asked: give back what it did find. */
 		write_count(nr_path, before);

@@ -86,9 +86,9 @@ def exe(pid):
         return ""
 
 
-def write_config(directory, name, source):
+def write_config(directory, name, source, hugepages):
     conf = Path(directory) / f"{name}.conf"
-    conf.write_text(f"[vm]\nname = {name}\nmemory = 256M\n[memory]\nhugepages = 2M\n" +
+    conf.write_text(f"[vm]\nname = {name}\nmemory = 256M\n" + ("[memory]\nhugepages = 2M\n" if hugepages else "") +
                     GUEST.replace("@BUILD@", str(ROOT / "build")) +
                     f"[disk a]\nbackend = tmpfs\nsize = 32M\nsource = {source}\n"
                     "[disk b]\nbackend = zram\nsize = 32M\n")
@@ -108,7 +108,7 @@ def make_source(directory):
 def run_case(directory, name, phase, victim, timeout=60):
     """Returns a list of what was left behind (empty when the host is clean) and a description of what happened."""
     zram_before, hugepages_before = zram_devices(), hugepages_total()
-    conf = write_config(directory, name, make_source(directory))
+    conf = write_config(directory, name, make_source(directory), hugepages=phase == "hugepages")
     command = ["true"] if phase == "teardown" else ["sh", "-c", "sleep 3"]
     env = dict(os.environ, VMLAUNCH_STOP_AT=phase)
     p = subprocess.Popen([VMLAUNCH, str(conf), "--", *command], env=env, stdin=subprocess.DEVNULL,
