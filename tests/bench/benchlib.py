@@ -1,0 +1,444 @@
+"""Shared helpers for vmlaunch's VM benchmarks (guest_io.py, launch.py, libvirt_bench.py, report.py).
+
+Benchmarks, not tests: they pass or fail nothing; they record raw numbers as JSON under tests/bench/results/ and
+report.py renders tests/bench/results.md from whatever JSON is there.
+"""
+import contextlib
+import datetime
+import json
+import os
+import platform
+import re
+import shlex
+import shutil
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.abspath(os.path.join(HERE, "..", ".."))
+BUILD = os.path.abspath(os.environ.get("BUILD", os.path.join(ROOT, "build")))
+RESULTS_DIR = os.path.join(HERE, "results")
+VMLAUNCH = os.environ.get("VMLAUNCH", os.path.join(BUILD, "vmlaunch"))
+QEMU = os.environ.get("QEMU", "qemu-system-x86_64")
+VMLINUX = os.path.join(BUILD, "vmlinux")
+INITRAMFS = os.path.join(BUILD, "initramfs.cpio.gz")
+INITRAMFS_FIO = os.path.join(BUILD, "bench", "initramfs-fio.cpio")
+# The kernel command line vmlaunch builds for the bundled guest (vmlaunch adds console=ttyS0 panic=-1 itself).
+GUEST_APPEND = "quiet cryptomgr.notests"
+QUIET_LOAD = 1.5
+
+
+def _terminate(signum, frame):
+    raise SystemExit(128 + signum)  # so that `finally:` blocks remove images, zram devices, daemons
+
+
+signal.signal(signal.SIGTERM, _terminate)
+signal.signal(signal.SIGHUP, _terminate)
+
+
+def log(*args):
+    print("[%s load %s]" % (time.strftime("%H:%M:%S"), loadavg()), *args, file=sys.stderr, flush=True)
+
+
+def loadavg():
+    with open("/proc/loadavg") as f:
+        return " ".join(f.read().split()[:3])
+
+
+def load1():
+    with open("/proc/loadavg") as f:
+        return float(f.read().split()[0])
+
+
+def before_round(n, total):
+    """Called before each round: records the load; waits up to BENCH_QUIET_WAIT seconds (default 0) for the
+    1-minute load to drop below 1.5, then runs anyway (the load is recorded next to the round's numbers)."""
+    deadline = time.time() + float(os.environ.get("BENCH_QUIET_WAIT", "0"))
+    while load1() >= QUIET_LOAD and time.time() < deadline:
+        time.sleep(10)
+    la = loadavg()
+    log("round %d/%d: load average %s%s" % (n, total, la, "" if load1() < QUIET_LOAD else " (busy: others use the CPUs)"))
+    return la
+
+
+def median(xs):
+    xs = [x for x in xs if x is not None]
+    return statistics.median(xs) if xs else None
+
+
+def minmax(xs):
+    xs = [x for x in xs if x is not None]
+    return (min(xs), max(xs)) if xs else (None, None)
+
+
+def run(argv, check=True, **kw):
+    kw.setdefault("stdout", subprocess.PIPE)
+    kw.setdefault("stderr", subprocess.PIPE)
+    kw.setdefault("text", True)
+    p = subprocess.run(argv, **kw)
+    if check and p.returncode != 0:
+        raise RuntimeError("%s: exit %d\n%s" % (" ".join(map(shlex.quote, argv)), p.returncode, p.stderr))
+    return p
+
+
+def first_line(argv):
+    try:
+        return run(argv, check=False).stdout.strip().splitlines()[0]
+    except (OSError, IndexError):
+        return "?"
+
+
+def host_info():
+    """The host, qemu, kernel and fio versions, for the results' header."""
+    cpu = "?"
+    with open("/proc/cpuinfo") as f:
+        for line in f:
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    mem_kb = 0
+    with open("/proc/meminfo") as f:
+        for line in f:
+            if line.startswith("MemTotal:"):
+                mem_kb = int(line.split()[1])
+    guest_kver = "?"
+    with contextlib.suppress(OSError):
+        guest_kver = run([os.path.join(ROOT, "initramfs", "build.sh"), "default-kver"], check=False).stdout.strip()
+    kvm = "KVM usable"
+    if os.path.exists("/sys/module/kvm_pvm"):
+        kvm = "KVM is nested PVM (/sys/module/kvm_pvm): unusable, every guest runs under TCG"
+    elif not os.path.exists("/dev/kvm"):
+        kvm = "no /dev/kvm: TCG"
+    return {
+        "date": datetime.datetime.now().astimezone().strftime("%Y-%m-%d %H:%M %Z"),
+        "host_kernel": platform.release(),
+        "cpu": cpu,
+        "cpus": os.cpu_count(),
+        "mem_gib": round(mem_kb / 2**20, 1),
+        "qemu": first_line([QEMU, "--version"]),
+        "fio": first_line(["fio", "--version"]),
+        "guest_kernel": guest_kver,
+        "vmlaunch": first_line([VMLAUNCH, "--version"]),
+        "accel": kvm,
+        "os": first_line(["sh", "-c", ". /etc/os-release && echo $PRETTY_NAME"]),
+    }
+
+
+def save_json(name, data):
+    os.makedirs(RESULTS_DIR, exist_ok=True)
+    path = os.path.join(RESULTS_DIR, name)
+    with open(path + ".tmp", "w") as f:
+        json.dump(data, f, indent=1, sort_keys=True)
+        f.write("\n")
+    os.replace(path + ".tmp", path)
+    log("wrote", os.path.relpath(path, ROOT))
+
+
+def load_json(name):
+    path = os.path.join(RESULTS_DIR, name)
+    if not os.path.exists(path):
+        return None
+    with open(path) as f:
+        return json.load(f)
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# fio
+
+WORKLOADS = [  # (key, rw, iodepth); run in this order in one fio invocation, each after the previous (stonewall)
+    ("randread-qd32", "randread", 32),
+    ("randread-qd1", "randread", 1),
+    ("randwrite-qd32", "randwrite", 32),
+    ("randwrite-qd1", "randwrite", 1),
+]
+
+
+def ramp_seconds(seconds):
+    return 1 if seconds < 10 else 2
+
+
+def fio_args(seconds, workloads, engine, filename=None, extra=()):
+    """fio's argv after the program name: global options, then one job per workload, each waiting for the previous."""
+    a = ["--output-format=json", "--thread", "--ioengine=" + engine, "--direct=1", "--bs=16k", "--time_based",
+         "--runtime=%d" % seconds, "--ramp_time=%d" % ramp_seconds(seconds), "--norandommap", "--randrepeat=0",
+         "--lat_percentiles=1", "--stonewall"]
+    if filename:
+        a.append("--filename=" + filename)
+    a += list(extra)
+    for key, rw, depth in workloads:
+        a += ["--name=" + key, "--rw=" + rw, "--iodepth=%d" % depth]
+    return a
+
+
+def guest_fio_argv(device, seconds, workloads):
+    """The guest command: wait for the disk to appear (AHCI probes asynchronously), then fio with libaio on it."""
+    script = ('d=$1; shift; i=0; while [ ! -b "$d" ]; do i=$((i+1)); '
+              'if [ $i -gt 600 ]; then echo "no block device $d" >&2; ls /dev >&2; exit 3; fi; sleep 0.05; done; '
+              'exec fio --filename="$d" "$@"')
+    return ["sh", "-c", script, "sh", device] + fio_args(seconds, workloads, "libaio")
+
+
+def parse_fio(text):
+    """fio's JSON (possibly after other output) -> {workload: {iops, lat_mean_us, lat_p99_us}}."""
+    i = text.find("{")
+    if i < 0:
+        raise ValueError("no fio JSON in output: %r" % text[-2000:])
+    doc = json.JSONDecoder().raw_decode(text[i:])[0]
+    out = {}
+    for job in doc["jobs"]:
+        if job.get("error"):
+            raise ValueError("fio job %s: error %s" % (job["jobname"], job["error"]))
+        d = job["write"] if job["write"]["io_bytes"] > job["read"]["io_bytes"] else job["read"]
+        lat = d.get("lat_ns") or d["clat_ns"]
+        pct = lat.get("percentile") or d["clat_ns"].get("percentile") or {}
+        p99 = pct.get("99.000000")
+        out[job["jobname"]] = {"iops": d["iops"], "lat_mean_us": lat["mean"] / 1000.0,
+                               "lat_p99_us": p99 / 1000.0 if p99 is not None else None}
+    return out
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Hand-written qemu command lines running the bundled guest in command mode
+
+def base_qemu_argv(*, initrd=INITRAMFS_FIO, cpus=2, memory="1G", cpu="max", accel="tcg", machine="q35",
+                   append_extra=""):
+    """What every hand-written variant shares: the same guest, vCPUs, RAM and kernel command line as the vmlaunch
+    runs; -nodefaults so that only the disk arguments differ between variants (the disk is added by the caller)."""
+    return [QEMU, "-machine", machine, "-accel", accel, "-cpu", cpu, "-m", memory, "-smp", str(cpus),
+            "-nodefaults", "-no-user-config", "-nographic", "-no-reboot",
+            "-kernel", VMLINUX, "-initrd", initrd,
+            "-append", ("console=ttyS0 panic=-1 " + GUEST_APPEND + " " + append_extra).strip(),
+            "-device", "pvpanic-pci", "-action", "panic=exit-failure"]
+
+
+def command_mode_args(workdir, guest_argv):
+    """The guest agent's channels as the initramfs README describes them: file-backed virtio-serial ports (qemu
+    writes everything before the guest powers off), the argv over fw_cfg, the console to a file."""
+    with open(os.path.join(workdir, "argv"), "wb") as f:
+        for a in guest_argv:
+            f.write(a.encode() + b"\0")
+    for n in ("stdout", "stderr", "status", "console"):
+        open(os.path.join(workdir, n), "w").close()
+    a = ["-serial", "file:" + os.path.join(workdir, "console"), "-device", "virtio-serial-pci"]
+    for n in ("stdout", "stderr", "status"):
+        a += ["-chardev", "file,id=%s,path=%s" % (n, os.path.join(workdir, n)),
+              "-device", "virtserialport,chardev=%s,name=org.vmlaunch.%s" % (n, n)]
+    a += ["-fw_cfg", "name=opt/org.vmlaunch/argv,file=" + os.path.join(workdir, "argv")]
+    return a
+
+
+def read(path):
+    with open(path, errors="replace") as f:
+        return f.read()
+
+
+def tail(text, n=15):
+    return "\n".join(text.rstrip().splitlines()[-n:])
+
+
+def run_qemu_command(argv, guest_argv, timeout, workdir=None, env=None):
+    """Runs a hand-written qemu command line with the guest in command mode. Returns (stdout, wall seconds)."""
+    own = workdir is None
+    workdir = workdir or tempfile.mkdtemp(prefix="vmbench-q-", dir="/dev/shm")
+    try:
+        full = argv + command_mode_args(workdir, guest_argv)
+        t0 = time.monotonic()
+        p = subprocess.Popen(full, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                             text=True, env=env, start_new_session=True)
+        try:
+            out, err = p.communicate(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            os.killpg(p.pid, signal.SIGKILL)
+            p.communicate()
+            raise RuntimeError("qemu timed out after %d s; console:\n%s" % (timeout, tail(read(os.path.join(workdir, "console")))))
+        wall = time.monotonic() - t0
+        status = read(os.path.join(workdir, "status")).strip()
+        if p.returncode != 0 or status != "exit=0":
+            raise RuntimeError("qemu exit %d, guest %r\nqemu stderr: %s\nguest stderr: %s\nconsole:\n%s" % (
+                p.returncode, status, tail(err), tail(read(os.path.join(workdir, "stderr"))),
+                tail(read(os.path.join(workdir, "console")))))
+        return read(os.path.join(workdir, "stdout")), wall
+    finally:
+        if own:
+            shutil.rmtree(workdir, ignore_errors=True)
+
+
+def write_conf(path, name, disk_lines, *, initrd=INITRAMFS_FIO, cpus=2, memory="1G", extra=(), more=""):
+    with open(path, "w") as f:
+        f.write("[vm]\nname = %s\ncpus = %d\nmemory = %s\n\n[boot]\nkernel = %s\ninitrd = %s\nappend = %s\n\n" % (
+            name, cpus, memory, VMLINUX, initrd, GUEST_APPEND))
+        if extra:
+            f.write("[qemu]\nextra = %s\n\n" % " ".join(extra))
+        if more:
+            f.write(more + "\n\n")
+        f.write("[disk d]\n" + "\n".join(disk_lines) + "\n")
+    return path
+
+
+def run_vmlaunch_command(conf, guest_argv, timeout, sets=(), vmlaunch=VMLAUNCH):
+    """`vmlaunch CONF -- COMMAND`: returns (stdout, wall seconds)."""
+    argv = [vmlaunch]
+    for s in sets:
+        argv += ["--set", s]
+    argv += [conf, "--"] + guest_argv
+    t0 = time.monotonic()
+    p = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                         start_new_session=True)
+    try:
+        out, err = p.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        p.send_signal(signal.SIGTERM)  # vmlaunch powers the guest off and undoes its setup
+        try:
+            p.communicate(timeout=90)
+        except subprocess.TimeoutExpired:
+            p.kill()
+            p.communicate()
+        raise RuntimeError("vmlaunch timed out after %d s" % timeout)
+    wall = time.monotonic() - t0
+    if p.returncode != 0:
+        raise RuntimeError("vmlaunch exit %d\nstderr: %s" % (p.returncode, tail(err, 30)))
+    return out, wall
+
+
+def dry_run(conf, guest_argv=None, sets=()):
+    argv = [VMLAUNCH, "--dry-run"]
+    for s in sets:
+        argv += ["--set", s]
+    argv.append(conf)
+    if guest_argv:
+        argv += ["--"] + guest_argv
+    return run(argv).stdout.splitlines()
+
+
+def disk_args_of(argv):
+    """The arguments of a vmlaunch argv that describe its disk (iothread object, blockdev, virtio-blk device)."""
+    out = []
+    for i, a in enumerate(argv[:-1]):
+        nxt = argv[i + 1]
+        if a in ("-object", "-blockdev") and ("iothread" in nxt or "node-name=disk-" in nxt):
+            out += [a, nxt]
+        elif a == "-device" and nxt.startswith("virtio-blk"):
+            out += [a, nxt]
+    return out
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Markdown
+
+def fmt_num(x, digits=0):
+    if x is None:
+        return "–"
+    if digits == 0:
+        return "{:,.0f}".format(x)
+    return "{:,.{d}f}".format(x, d=digits)
+
+
+def fmt_range(lo, hi, digits=0):
+    if lo is None:
+        return "–"
+    return "%s–%s" % (fmt_num(lo, digits), fmt_num(hi, digits))
+
+
+def md_table(header, rows, align=None):
+    align = align or ["---"] * len(header)
+    lines = ["| " + " | ".join(header) + " |", "|" + "|".join(align) + "|"]
+    for r in rows:
+        lines.append("| " + " | ".join(str(c) for c in r) + " |")
+    return "\n".join(lines)
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Efficiency: guest requests completed per host CPU-second of qemu, which the neighbours' load moves far less
+# than IOPS (a CPU-bound TCG guest does fewer requests per second when it gets less CPU, not fewer per CPU-second).
+
+def find_pid(marker):
+    """The pid of a process whose NUL-separated cmdline contains `marker` (bytes)."""
+    for p in os.listdir("/proc"):
+        if not p.isdigit():
+            continue
+        try:
+            with open("/proc/%s/cmdline" % p, "rb") as f:
+                if marker in f.read():
+                    return int(p)
+        except OSError:
+            pass
+    return None
+
+
+def cpu_ticks(pid):
+    with open("/proc/%d/stat" % pid) as f:
+        st = f.read().rsplit(")", 1)[1].split()
+    return int(st[11]) + int(st[12])  # utime + stime, all threads
+
+
+class QemuSampler:
+    """Samples qemu's CPU time and its disks' completed requests (QMP query-blockstats) every `period` seconds
+    while a run goes on, then sums both over the intervals where only reads, or only writes, were completing."""
+
+    def __init__(self, marker, qmp_path, period=0.5):
+        self.marker, self.qmp_path, self.period = marker, qmp_path, period
+        self.samples = []
+        self.stop = threading.Event()
+        self.thread = threading.Thread(target=self._run, daemon=True)
+
+    def __enter__(self):
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self.stop.set()
+        self.thread.join(timeout=5)
+
+    def _run(self):
+        pid = sock = None
+        hz = os.sysconf("SC_CLK_TCK")
+        while not self.stop.is_set():
+            try:
+                if pid is None:
+                    pid = find_pid(self.marker)
+                if pid is not None and sock is None and os.path.exists(self.qmp_path):
+                    sock = socket.socket(socket.AF_UNIX)
+                    sock.settimeout(5)
+                    sock.connect(self.qmp_path)
+                    f = sock.makefile("rw")
+                    f.readline()
+                    f.write('{"execute":"qmp_capabilities"}\n')
+                    f.flush()
+                    f.readline()
+                if sock is not None:
+                    f.write('{"execute":"query-blockstats"}\n')
+                    f.flush()
+                    while True:
+                        msg = json.loads(f.readline())
+                        if "return" in msg or "error" in msg:
+                            break
+                    rd = sum(d["stats"]["rd_operations"] for d in msg.get("return", []))
+                    wr = sum(d["stats"]["wr_operations"] for d in msg.get("return", []))
+                    self.samples.append((time.monotonic(), cpu_ticks(pid) / hz, rd, wr))
+            except (OSError, ValueError):
+                if sock is not None:
+                    sock.close()
+                sock = None
+                if pid is not None and not os.path.exists("/proc/%d" % pid):
+                    return
+            self.stop.wait(self.period)
+
+    def per_cpu_second(self):
+        """{"read": ops per qemu CPU-second, "write": ...} over the intervals with only that kind of request
+        completing, leaving out the first and last such interval (partial)."""
+        out = {}
+        iv = [(b[1] - a[1], b[2] - a[2], b[3] - a[3]) for a, b in zip(self.samples, self.samples[1:])]
+        for kind, idx, other in (("read", 1, 2), ("write", 2, 1)):
+            sel = [x for x in iv if x[idx] > 0 and x[other] == 0]
+            sel = sel[1:-1]
+            cpu = sum(x[0] for x in sel)
+            if len(sel) >= 3 and cpu > 0:
+                out[kind] = sum(x[idx] for x in sel) / cpu
+                out[kind + "_cpu_util"] = cpu / (len(sel) * self.period)  # qemu's CPUs busy, of the 2 host CPUs
+        return out

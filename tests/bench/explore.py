@@ -1,0 +1,280 @@
+#!/usr/bin/python3
+"""Which flags beat vmlaunch's current default? fio 16K randread and randwrite at iodepth 32 in the bundled guest
+(tmpfs-backed raw image, as in guest_io.py), interleaved rounds, for:
+
+  vmlaunch             vmlaunch itself, `backend = tmpfs` (`source = IMG`): the current default
+  vmlaunch-pin-off     the same with `--set cpu.pin=off`
+  hand                 vmlaunch's argv for that disk (from --dry-run: machine options, -cpu, append, iothread,
+                       blockdev, virtio-blk device), written by hand on IMG itself: no pinning, no tcmalloc, no
+                       privilege dropping. Every other variant is `hand` with one change, so its ratio to `hand`
+                       is that change's gain.
+  qemu-defaults, virtio-defaults   as in guest_io.py, for the target ratios
+  and one variant per knob (--list shows them).
+
+  Each knob is a change from vmlaunch's current default: a flag vmlaunch already sets (packed=on, poll-max-ns=0,
+  mitigations=off in the guest under TCG) is tested by taking it away, and `old-default` (the id lists the knobs)
+  takes all of them away: vmlaunch's command line before they became defaults.
+
+    tests/bench/explore.py [--seconds 10] [--rounds 5] [--only ID,ID] [--combo ID+ID ...] [--list]
+
+--combo id1+id2 adds a variant applying several changes at once. Environment: BENCH_EXPLORE_SECONDS (default 10),
+BENCH_EXPLORE_ROUNDS (default BENCH_ROUNDS, else 5), BENCH_DISK_MB, BENCH_EXPLORE_COMBOS (space-separated, like
+--combo).
+Writes tests/bench/results/explore.json, then regenerates results.md (report.py).
+"""
+import argparse
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import benchlib as B  # noqa: E402
+
+WORKLOADS = [w for w in B.WORKLOADS if w[0] in ("randread-qd32", "randwrite-qd32")]
+
+
+def set_prop(args, starts, key, value):
+    """In the argument that starts with `starts`, set key=value (replacing it; value None removes it)."""
+    out = []
+    for a in args:
+        if a.startswith(starts):
+            parts = [p for p in a.split(",") if not p.startswith(key + "=")]
+            if value is not None:
+                parts.append("%s=%s" % (key, value))
+            a = ",".join(parts)
+        out.append(a)
+    return out
+
+
+def drop_iothread(args):
+    out = []
+    skip = False
+    for a in args:
+        if skip:
+            skip = False
+            continue
+        if a == "-object":
+            skip = True  # the iothread object's value follows
+            continue
+        out.append(a)
+    return set_prop(out, "virtio-blk", "iothread", None)
+
+
+# id -> (what changes, function(spec) -> spec); spec: dict(machine, accel, cpu, append, disk)
+def knob(field, fn):
+    def apply(s):
+        s = dict(s)
+        s[field] = fn(s[field])
+        return s
+    return apply
+
+
+def drop_word(text, word):
+    return " ".join(w for w in text.split() if w != word)
+
+
+KNOBS = {
+    "cpu-qemu64": ("`-cpu qemu64` instead of `-cpu max`", knob("cpu", lambda c: "qemu64")),
+    "cpu-EPYC": ("`-cpu EPYC` instead of `-cpu max`", knob("cpu", lambda c: "EPYC")),
+    "cpu-Skylake-Client": ("`-cpu Skylake-Client` (an Intel model: the guest turns on PTI)", knob("cpu", lambda c: "Skylake-Client")),
+    "cpu-max-pcid-off": ("`-cpu max,pcid=off,invpcid=off`", knob("cpu", lambda c: c + ",pcid=off,invpcid=off")),
+    "mitigations-off": ("guest kernel `mitigations=off` (no retpolines, RSB filling, … in the guest)",
+                        knob("append", lambda a: a + " mitigations=off")),
+    "mitigations-on": ("without the guest kernel's `mitigations=off` (the guest's default Spectre mitigations)",
+                       knob("append", lambda a: drop_word(a, "mitigations=off"))),
+    "nohz-off": ("guest kernel `nohz=off` (a periodic tick instead of reprogramming the LAPIC timer at every idle "
+                 "entry and exit)", knob("append", lambda a: a + " nohz=off")),
+    "idle-poll": ("guest kernel `idle=poll` (idle vCPUs spin instead of halting: no halt/wake-up per request, but "
+                  "they burn host CPU)", knob("append", lambda a: a + " idle=poll")),
+    "spectre-v2-off": ("guest kernel `spectre_v2=off` (no retpolines and RSB filling; the other mitigations stay)",
+                       knob("append", lambda a: a + " spectre_v2=off")),
+    "tcg-single": ("`-accel tcg,thread=single` (one thread for all vCPUs)", knob("accel", lambda a: a + ",thread=single")),
+    "tcg-tb-256": ("`-accel tcg,tb-size=256` (MiB; default 1 GiB)", knob("accel", lambda a: a + ",tb-size=256")),
+    "poll-0": ("iothread `poll-max-ns=0` (no busy polling; qemu's default 32768)",
+               knob("disk", lambda d: set_prop(d, "iothread,", "poll-max-ns", "0"))),
+    "poll-32k": ("iothread busy-polling at qemu's default (`poll-max-ns` unset: adaptive up to 32768 ns)",
+                 knob("disk", lambda d: set_prop(d, "iothread,", "poll-max-ns", None))),
+    "poll-200k": ("iothread `poll-max-ns=200000`", knob("disk", lambda d: set_prop(d, "iothread,", "poll-max-ns", "200000"))),
+    "no-iothread": ("no iothread (virtio-blk served by the main loop)", knob("disk", drop_iothread)),
+    "num-queues-1": ("virtio-blk `num-queues=1` (default: one per vCPU)",
+                     knob("disk", lambda d: set_prop(d, "virtio-blk", "num-queues", "1"))),
+    "queue-size-1024": ("virtio-blk `queue-size=1024` (default 256)",
+                        knob("disk", lambda d: set_prop(d, "virtio-blk", "queue-size", "1024"))),
+    "packed": ("virtio-blk `packed=on` (packed virtqueue)", knob("disk", lambda d: set_prop(d, "virtio-blk", "packed", "on"))),
+    "packed-off": ("virtio-blk without `packed=on` (split virtqueue, qemu's default)",
+                   knob("disk", lambda d: set_prop(d, "virtio-blk", "packed", None))),
+    "ioeventfd-off": ("no iothread and virtio-blk `ioeventfd=off` (requests handled in the vCPU thread that "
+                      "notifies; an iothread needs ioeventfd)",
+                      knob("disk", lambda d: set_prop(drop_iothread(d), "virtio-blk", "ioeventfd", "off"))),
+    "aio-native": ("blockdev `aio=native`", knob("disk", lambda d: set_prop(d, "driver=file", "aio", "native"))),
+    "aio-io_uring": ("blockdev `aio=io_uring`", knob("disk", lambda d: set_prop(d, "driver=file", "aio", "io_uring"))),
+    "aio-threads": ("blockdev `aio=threads`", knob("disk", lambda d: set_prop(d, "driver=file", "aio", "threads"))),
+    "cache-direct-off": ("blockdev `cache.direct=off,aio=threads` (through the host page cache)",
+                         knob("disk", lambda d: set_prop(set_prop(d, "driver=file", "cache.direct", "off"),
+                                                         "driver=file", "aio", "threads"))),
+}
+
+
+def has(spec, text):
+    return any(text in a for a in spec["disk"]) or text in spec["append"]
+
+
+def default_knobs(base):
+    """Each knob once, as a change from vmlaunch's current default (so a default vmlaunch already has is tested by
+    taking it away), and `old-default`: the disk and kernel flags before the packed/poll/mitigations defaults."""
+    k = ["cpu-qemu64", "cpu-EPYC", "cpu-Skylake-Client",
+         "mitigations-on" if has(base, "mitigations=off") else "mitigations-off",
+         "poll-32k" if has(base, "poll-max-ns=0") else "poll-0",
+         "packed-off" if has(base, "packed=on") else "packed",
+         "nohz-off", "idle-poll", "tcg-single", "no-iothread", "num-queues-1", "ioeventfd-off"]
+    aio = re.search(r"aio=(\w+)", " ".join(base["disk"]))
+    k += ["aio-" + a for a in ("native", "io_uring", "threads") if not aio or aio.group(1) != a]
+    return k
+
+
+def default_combos(base):
+    undo = [k for k, t in (("mitigations-on", "mitigations=off"), ("poll-32k", "poll-max-ns=0"),
+                           ("packed-off", "packed=on")) if has(base, t)]
+    return ["+".join(undo)] if len(undo) > 1 else []
+
+
+def vmlaunch_spec(conf, raw):
+    """vmlaunch's choices for this disk, as a spec a hand-written command line is built from."""
+    argv = B.dry_run(conf)
+    val = {argv[i]: argv[i + 1] for i in range(len(argv) - 1) if argv[i].startswith("-")}
+    machine = ",".join(p for p in val["-machine"].split(",") if not p.startswith("accel="))
+    accel = re.search(r"accel=(\w+)", val["-machine"]).group(1)
+    append = val["-append"].replace("console=ttyS0 panic=-1", "").strip()
+    disk = [re.sub(r"filename=[^,]+", "filename=" + raw, a) for a in B.disk_args_of(argv)]
+    return {"machine": machine, "accel": accel, "cpu": val["-cpu"], "append": append, "disk": disk,
+            "smp": val["-smp"], "memory": val["-m"]}
+
+
+def spec_argv(s):
+    a = B.base_qemu_argv(machine=s["machine"], accel=s["accel"], cpu=s["cpu"])
+    i = a.index("-append")
+    a[i + 1] = "console=ttyS0 panic=-1 " + s["append"]
+    return a + s["disk"]
+
+
+def describe_spec(s):
+    return "`-machine %s -accel %s -cpu %s` append `%s`, `%s`" % (s["machine"], s["accel"], s["cpu"], s["append"],
+                                                                 " ".join(s["disk"]))
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--seconds", type=int, default=int(os.environ.get("BENCH_EXPLORE_SECONDS", "10")))
+    ap.add_argument("--rounds", type=int, default=int(os.environ.get("BENCH_EXPLORE_ROUNDS",
+                                                                     os.environ.get("BENCH_ROUNDS", "5"))))
+    ap.add_argument("--disk-mb", type=int, default=int(os.environ.get("BENCH_DISK_MB", "512")))
+    ap.add_argument("--only", default=os.environ.get("BENCH_EXPLORE_ONLY", ""))
+    ap.add_argument("--combo", action="append", help="KNOB+KNOB...: several changes at once (default: taking "
+                    "away all of packed=on, poll-max-ns=0 and mitigations=off that the current default has)")
+    ap.add_argument("--list", action="store_true")
+    ap.add_argument("--json", default="explore.json", help="results file under tests/bench/results/ (report.py reads "
+                    "explore.json)")
+    args = ap.parse_args()
+    if args.list:
+        for k, (what, _) in KNOBS.items():
+            print("%-20s %s" % (k, what))
+        return
+    for f in (B.VMLAUNCH, B.VMLINUX, B.INITRAMFS_FIO):
+        if not os.path.exists(f):
+            sys.exit("explore.py: %s is missing (make bench-guest)" % f)
+
+    d = tempfile.mkdtemp(prefix="vmbench-explore-", dir="/dev/shm")
+    raw = os.path.join(d, "disk.raw")
+    try:
+        B.run(["dd", "if=/dev/urandom", "of=" + raw, "bs=1M", "count=%d" % args.disk_mb, "status=none"])
+        conf = B.write_conf(os.path.join(d, "explore.conf"), "bench-explore",
+                            ["backend = tmpfs", "size = %dM" % args.disk_mb, "source = " + raw, "source-format = raw"])
+        base = vmlaunch_spec(conf, raw)
+        variants = [("vmlaunch", "vmlaunch itself (`backend = tmpfs`): the current default", "vmlaunch", ()),
+                    ("vmlaunch-pin-off", "vmlaunch `--set cpu.pin=off`", "vmlaunch", ("cpu.pin=off",)),
+                    ("hand", "vmlaunch's argv written by hand on IMG (baseline of the knobs below)", "spec", base),
+                    ("qemu-defaults", "qemu defaults: `-drive file=IMG,format=raw` (AHCI)", "qemu",
+                     ["-drive", "file=%s,format=raw" % raw]),
+                    ("virtio-defaults", "virtio defaults: `-drive file=IMG,if=virtio,format=raw`", "qemu",
+                     ["-drive", "file=%s,format=raw,if=virtio" % raw])]
+        if has(base, "mitigations=off"):
+            # the same guest kernel command line as vmlaunch's: the ratio to these is the qemu flags' alone
+            variants += [("qemu-defaults-mitigations-off", "qemu defaults, guest `mitigations=off` as vmlaunch's",
+                          "qemu-mo", ["-drive", "file=%s,format=raw" % raw]),
+                         ("virtio-defaults-mitigations-off", "virtio defaults, guest `mitigations=off` as vmlaunch's",
+                          "qemu-mo", ["-drive", "file=%s,format=raw,if=virtio" % raw])]
+        knobs = args.only.split(",") if args.only else default_knobs(base)
+        for k in knobs:
+            if k in KNOBS:
+                variants.append((k, KNOBS[k][0], "spec", KNOBS[k][1](base)))
+        if args.combo is None:
+            args.combo = os.environ.get("BENCH_EXPLORE_COMBOS", " ".join(default_combos(base))).split()
+        for combo in [c for c in args.combo if c]:
+            s = base
+            for k in combo.split("+"):
+                s = KNOBS[k][1](s)
+            what = " + ".join(KNOBS[k][0] for k in combo.split("+"))
+            if combo == "+".join(default_combos(base)):
+                what = "vmlaunch's default before packed=on, poll-max-ns=0 and mitigations=off: " + what
+            variants.append((combo, what, "spec", s))
+        if args.only:
+            keep = set(args.only.split(",")) | {"vmlaunch", "hand"} | set(c for c in args.combo if c)
+            variants = [v for v in variants if v[0] in keep]
+
+        data = {"host": B.host_info(), "seconds": args.seconds, "rounds": args.rounds, "disk_mb": args.disk_mb,
+                "workloads": [w[0] for w in WORKLOADS], "base": describe_spec(base).replace(raw, "IMG"),
+                "started": time.strftime("%Y-%m-%d %H:%M:%S"), "round_loads": [], "order": [], "variants": {}}
+        for vid, what, kind, x in variants:
+            data["order"].append(vid)
+            data["variants"][vid] = {"what": what, "kind": kind, "runs": [],
+                                     "args": describe_spec(x).replace(raw, "IMG") if kind == "spec" else (" ".join(x).replace(raw, "IMG") if kind.startswith("qemu") else
+                                                                                    " ".join("--set " + s for s in x))}
+        tmo = 300 + 3 * len(WORKLOADS) * (args.seconds + B.ramp_seconds(args.seconds))
+        for r in range(1, args.rounds + 1):
+            data["round_loads"].append(B.before_round(r, args.rounds))
+            for vid, what, kind, x in variants:
+                run = {"round": r, "load_before": B.loadavg()}
+                B.log("round %d: %s" % (r, vid))
+                dev = "/dev/sda" if vid.startswith("qemu-defaults") else "/dev/vda"
+                gargv = B.guest_fio_argv(dev, args.seconds, WORKLOADS)
+                if kind == "vmlaunch":
+                    qmp = "/run/vmlaunch/bench-explore/qmp.sock"
+                    marker = b"-name\0bench-explore,"
+                else:
+                    qmp = os.path.join(d, "qmp-%s.sock" % vid)
+                    marker = qmp.encode()
+                    qmp_args = ["-qmp", "unix:%s,server=on,wait=off" % qmp]
+                try:
+                    with B.QemuSampler(marker, qmp) as sampler:
+                        if kind == "vmlaunch":
+                            out, wall = B.run_vmlaunch_command(conf, gargv, tmo, sets=x)
+                        elif kind == "qemu":
+                            out, wall = B.run_qemu_command(B.base_qemu_argv() + x + qmp_args, gargv, tmo)
+                        elif kind == "qemu-mo":
+                            out, wall = B.run_qemu_command(B.base_qemu_argv(append_extra="mitigations=off") + x +
+                                                           qmp_args, gargv, tmo)
+                        else:
+                            out, wall = B.run_qemu_command(spec_argv(x) + qmp_args, gargv, tmo)
+                    run.update(results=B.parse_fio(out), wall=round(wall, 1), per_cpu_s=sampler.per_cpu_second())
+                    B.log("  " + ", ".join("%s %.0f IOPS" % (k, v["iops"]) for k, v in run["results"].items()) +
+                          "; per qemu CPU-second: " + ", ".join("%s %.0f" % (k, v) for k, v in run["per_cpu_s"].items()
+                                                                if "util" not in k))
+                except Exception as e:  # noqa: BLE001
+                    run["error"] = str(e)[-3000:]
+                    B.log("  FAILED:", str(e)[-1500:])
+                run["load_after"] = B.loadavg()
+                data["variants"][vid]["runs"].append(run)
+            data["finished"] = time.strftime("%Y-%m-%d %H:%M:%S")
+            B.save_json(args.json, data)
+    finally:
+        shutil.rmtree(d, ignore_errors=True)
+    import report
+    report.main()
+
+
+if __name__ == "__main__":
+    main()
