@@ -74,8 +74,9 @@ $(BENCH_INITRD): $(GUEST_INITRAMFS) $(BENCH_OVERLAY)
 bench-guest: bench-deps
 	$(MAKE) $(BUILD)/vmlaunch guest $(BENCH_INITRD)
 
+# BENCH_IO_ARGS=--resume continues an interrupted run from its last complete round.
 bench-io: bench-guest
-	$(BENCH_ENV) $(BENCH_PY) tests/bench/guest_io.py
+	$(BENCH_ENV) $(BENCH_PY) tests/bench/guest_io.py $(BENCH_IO_ARGS)
 
 bench-explore: bench-guest
 	$(BENCH_ENV) $(BENCH_PY) tests/bench/explore.py

@@ -191,6 +191,8 @@ def main():
     ap.add_argument("--disk-mb", type=int, default=int(os.environ.get("BENCH_DISK_MB", "512")))
     ap.add_argument("--only", default=os.environ.get("BENCH_ONLY", ""), help="comma-separated variant ids")
     ap.add_argument("--list", action="store_true")
+    ap.add_argument("--resume", action="store_true", help="continue an interrupted run: keep the complete rounds "
+                    "in the results file (same seconds, image size and variants) and run the missing ones")
     ap.add_argument("--json", default="io.json", help="results file under tests/bench/results/ (report.py reads io.json)")
     args = ap.parse_args()
 
@@ -227,8 +229,23 @@ def main():
                 data["order"].append(v.id)
                 data["variants"][v.id] = {"label": v.label, "group": v.group, "kind": v.kind, "ref": v.ref,
                                           "args": describe(v, ctx, confdir), "runs": []}
+            first = 1
+            old = B.load_json(args.json) if args.resume else None
+            if old and old["seconds"] == args.seconds and old["disk_mb"] == args.disk_mb and old["order"] == data["order"]:
+                done = len(old["round_loads"])
+                for vid in data["order"]:
+                    data["variants"][vid]["runs"] = [r for r in old["variants"][vid]["runs"] if r["round"] <= done]
+                data["round_loads"] = old["round_loads"][:done]
+                data["started"] = old["started"]
+                data["resumed"] = old.get("resumed", []) + [
+                    "after round %d at %s (the first run was killed; the images were made anew)" % (
+                        done, time.strftime("%Y-%m-%d %H:%M:%S"))]
+                first = done + 1
+                B.log("resuming %s after round %d" % (args.json, done))
+            elif args.resume:
+                B.log("nothing to resume in %s (missing, or other settings): starting afresh" % args.json)
             B.log("variants:", ", ".join(v.id for v in vs), "; %d s per workload, %d rounds" % (args.seconds, args.rounds))
-            for r in range(1, args.rounds + 1):
+            for r in range(first, args.rounds + 1):
                 la = B.before_round(r, args.rounds)
                 data["round_loads"].append(la)
                 for v in vs:

@@ -289,6 +289,38 @@ def run_minimal(d):
         shutil.rmtree(wd, ignore_errors=True)
 
 
+def library_cost(d, rounds):
+    """What linking librbd and librados costs every vmlaunch exec, VM with RBD disks or not: two empty programs,
+    one linked with vmlaunch's other libraries, one with librbd and librados as well (--no-as-needed, as vmlaunch
+    needs them), exec'd 50 times each per round, interleaved; ms per exec and max RSS."""
+    src = os.path.join(d, "empty.c")
+    with open(src, "w") as f:
+        f.write("int main(void) { return 0; }\n")
+    base = B.run(["pkg-config", "--libs", "inih", "json-c", "liburing"], check=False).stdout.split() or \
+        ["-linih", "-ljson-c", "-luring"]
+    bins = {}
+    for name, libs in (("without", base + ["-lnuma", "-lcap-ng"]),
+                       ("with", base + ["-lrbd", "-lrados", "-lnuma", "-lcap-ng"])):
+        out = os.path.join(d, "empty-" + name)
+        p = B.run(["gcc", "-O2", "-o", out, src, "-Wl,--no-as-needed"] + libs, check=False)
+        if p.returncode != 0:
+            return {"error": "cannot build the test programs: " + p.stderr[-300:]}
+        bins[name] = out
+    res = {k: {"ms": [], "rss_kb": None} for k in bins}
+    for _ in range(rounds):
+        for k, b in bins.items():
+            t = time.perf_counter()
+            for _ in range(50):
+                subprocess.run([b])
+            res[k]["ms"].append((time.perf_counter() - t) / 50 * 1000)
+    for k, b in bins.items():
+        p = B.run(["/usr/bin/time", "-f", "%M", b], check=False)
+        res[k]["rss_kb"] = int(p.stderr.strip().splitlines()[-1]) if p.stderr.strip() else None
+        res[k]["ms_median"] = B.median(res[k]["ms"])
+    res["load"] = B.loadavg()
+    return res
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--rounds", type=int, default=int(os.environ.get("BENCH_ROUNDS", "3")))
@@ -318,6 +350,10 @@ def main():
                     B.log("round %d %s FAILED: %s" % (r, kind, str(e)[-1000:]))
                 data["runs"][kind].append(run)
             data["finished"] = time.strftime("%Y-%m-%d %H:%M:%S")
+            B.save_json("launch.json", data)
+        if shutil.which("gcc"):
+            data["library_cost"] = library_cost(d, args.rounds)
+            B.log("library cost:", data["library_cost"])
             B.save_json("launch.json", data)
     finally:
         shutil.rmtree(d, ignore_errors=True)

@@ -72,6 +72,8 @@ def io_section(io):
              "a %d MiB image of random data. Load average before each round: %s." % (
                  io["started"], io.get("finished", "?"), io["rounds"], io["seconds"], io["ramp_seconds"],
                  io["disk_mb"], loads(io)))
+    if io.get("resumed"):
+        L.append("Resumed " + "; ".join(io["resumed"]) + ".")
     L.append("")
     L.append("In the guest: `fio %s` (one job per workload, one after the other, in one boot; IOPS, mean and p99 "
              "of the total latency from fio's JSON). On the host: the same jobs with `--ioengine=io_uring` (RBD: fio's "
@@ -279,6 +281,17 @@ def launch_section(la):
     ]
     L.append(B.md_table(["measure", "median", "min–max", "how"], rows, ["---", "---:", "---:", "---"]))
     L.append("")
+    lc = la.get("library_cost")
+    if lc and "with" in lc:
+        L.append("**What librbd and librados cost every launch** (linked into vmlaunch whether or not a disk uses RBD): "
+                 "an empty program linked with vmlaunch's other libraries takes %s ms per exec and %s MiB max RSS; "
+                 "the same linked with librbd and librados too, %s ms and %s MiB (%d×50 execs each, interleaved, "
+                 "medians; load %s). Their static initialisers and relocations are most of vmlaunch's own start-up "
+                 "and most of its RSS (RssFile above)." % (
+                     B.fmt_num(lc["without"]["ms_median"], 1), B.fmt_num((lc["without"]["rss_kb"] or 0) / 1024, 1),
+                     B.fmt_num(lc["with"]["ms_median"], 1), B.fmt_num((lc["with"]["rss_kb"] or 0) / 1024, 1),
+                     len(lc["with"]["ms"]), lc["load"]))
+        L.append("")
     helpers = sorted({h for r in R["strace"] for h in r.get("helpers", [])})
     if helpers:
         L.append("Programs vmlaunch executes per launch (from the trace): %s." % ", ".join("`%s`" % h for h in helpers))
