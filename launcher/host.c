@@ -53,6 +53,20 @@ static bool probe_tmpfs_direct_io(void)
 	return true;
 }
 
+/* The host kernel switches away from the TSC when it finds it unstable or out of sync between CPUs. */
+static bool probe_tsc_clocksource(void)
+{
+	char buf[32] = "";
+	FILE *f = fopen("/sys/devices/system/clocksource/clocksource0/current_clocksource", "re");
+
+	if (!f)
+		return false;
+	if (!fgets(buf, sizeof(buf), f))
+		buf[0] = 0;
+	fclose(f);
+	return !strcmp(buf, "tsc\n");
+}
+
 /* qemu offers aio=io_uring only when built with liburing, which then is one of its DT_NEEDED libraries: its name
  * sits in the binary's dynamic string table. The kernel side is a real ring setup. */
 static bool probe_io_uring(const char *qemu_path)
@@ -149,6 +163,7 @@ int host_probe(const char *qemu_binary, bool want_kvm, bool want_tcmalloc, struc
 	h->online_cpus = n > 0 ? (unsigned)n : 1;
 	h->tmpfs_direct_io = probe_tmpfs_direct_io();
 	h->io_uring = probe_io_uring(h->qemu_path);
+	h->tsc_clocksource = probe_tsc_clocksource();
 	h->stdin_is_tty = isatty(0);
 	h->state_root = host_state_root();
 	h->tcmalloc_path = want_tcmalloc ? find_tcmalloc() : NULL;

@@ -16,6 +16,7 @@ struct host_facts {
 	bool stdin_is_tty;
 	bool pvpanic_pci; /* this qemu has the pvpanic-pci device */
 	bool io_uring;    /* the kernel runs io_uring and this qemu is linked with liburing: aio=io_uring works */
+	bool tsc_clocksource; /* the host kernel keeps time with the TSC: it found the TSC invariant and in sync */
 	char *state_root; /* /run/vmlaunch, or $XDG_RUNTIME_DIR/vmlaunch when not root */
 	struct topology topo;
 	char *tcmalloc_path; /* libtcmalloc_minimal.so.4 (or libtcmalloc.so.4) from the dynamic loader's cache, or NULL */

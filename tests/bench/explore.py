@@ -82,12 +82,20 @@ KNOBS = {
     "cpu-EPYC": ("`-cpu EPYC` instead of `-cpu max`", knob("cpu", lambda c: "EPYC")),
     "cpu-Skylake-Client": ("`-cpu Skylake-Client` (an Intel model: the guest turns on PTI)", knob("cpu", lambda c: "Skylake-Client")),
     "cpu-max-pcid-off": ("`-cpu max,pcid=off,invpcid=off`", knob("cpu", lambda c: c + ",pcid=off,invpcid=off")),
+    "tsc-reliable": ("guest kernel `tsc=reliable` (TSC clocksource instead of HPET)", knob("append", lambda a: a + " tsc=reliable")),
+    "cpu-max-pku-off": ("`-cpu max,pku=off`", knob("cpu", lambda c: c + ",pku=off")),
+    "cpu-max-monitor-off": ("`-cpu max,monitor=off`", knob("cpu", lambda c: c + ",monitor=off")),
+    "cpu-max-intel": ("`-cpu max,vendor=GenuineIntel`", knob("cpu", lambda c: c + ",vendor=GenuineIntel")),
     "mitigations-off": ("guest kernel `mitigations=off` (no retpolines, RSB filling, … in the guest)",
                         knob("append", lambda a: a + " mitigations=off")),
     "mitigations-on": ("without the guest kernel's `mitigations=off` (the guest's default Spectre mitigations)",
                        knob("append", lambda a: drop_word(a, "mitigations=off"))),
     "nohz-off": ("guest kernel `nohz=off` (a periodic tick instead of reprogramming the LAPIC timer at every idle "
                  "entry and exit)", knob("append", lambda a: a + " nohz=off")),
+    "highres-off": ("guest kernel `highres=off nohz=off` (a periodic LAPIC tick, never reprogrammed: fewer qemu "
+                    "timer updates)", knob("append", lambda a: a + " highres=off nohz=off")),
+    "tsc-unreliable": ("without the guest kernel's `tsc=reliable` (the guest falls back to the HPET clocksource)",
+                       knob("append", lambda a: drop_word(a, "tsc=reliable"))),
     "idle-poll": ("guest kernel `idle=poll` (idle vCPUs spin instead of halting: no halt/wake-up per request, but "
                   "they burn host CPU)", knob("append", lambda a: a + " idle=poll")),
     "spectre-v2-off": ("guest kernel `spectre_v2=off` (no retpolines and RSB filling; the other mitigations stay)",

@@ -420,6 +420,16 @@ def summary(io, ex, la, lv):
         L.append("")
         L.append(B.md_table(["workload"] + [names[c] for c in cols], rows, ["---"] + ["---:"] * len(cols)))
         L.append("")
+        ref = stat(vs["vmlaunch-tmpfs"], "randread-qd32", "iops")[0] if "vmlaunch-tmpfs" in vs else None
+        got = []
+        for c, want, name in (("qemu-defaults", 3.0, "qemu defaults"), ("virtio-defaults", 1.8, "virtio defaults")):
+            med = stat(vs[c], "randread-qd32", "iops")[0] if c in vs else None
+            if ref and med:
+                got.append("%.2f× %s (target ≥ %.1f×: %s)" % (ref / med, name, want,
+                                                               "met" if ref / med >= want else "**not met**"))
+        if got:
+            L.append("Targets on this machine, 16 KiB randread iodepth 32, vmlaunch on tmpfs: " + "; ".join(got) + ".")
+            L.append("")
     rows = []
     if la:
         R = la["runs"]

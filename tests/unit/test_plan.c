@@ -157,6 +157,34 @@ static void test_console_and_command_mode(void **state)
 	}
 	config_free(&cfg);
 
+	{
+		struct host_facts tsc = host_with(KVM_PVM, false), kvm = host_with(KVM_USABLE, false);
+
+		/* TCG on a host that keeps time with its TSC: the guest is told its TSC is reliable, not the HPET */
+		tsc.tsc_clocksource = kvm.tsc_clocksource = true;
+		load("[vm]\nname = t\n" BOOT "append = quiet\n", &cfg);
+		assert_int_equal(plan_build(&cfg, &tsc, NULL, &nopriv, true, &p), 0);
+		assert_string_equal(p.cmdline, "console=ttyS0 panic=-1 mitigations=off tsc=reliable quiet");
+		assert_non_null(strstr(p.cmdline_why, "tsc=reliable"));
+		plan_free(&p);
+		/* KVM gives the guest kvmclock: left alone */
+		assert_int_equal(plan_build(&cfg, &kvm, NULL, &nopriv, true, &p), 0);
+		assert_string_equal(p.cmdline, "console=ttyS0 panic=-1 quiet");
+		plan_free(&p);
+		config_free(&cfg);
+		/* the user's own clock choice wins */
+		load("[vm]\nname = t\n" BOOT "append = quiet clocksource=hpet\n", &cfg);
+		assert_int_equal(plan_build(&cfg, &tsc, NULL, &nopriv, true, &p), 0);
+		assert_string_equal(p.cmdline, "console=ttyS0 panic=-1 mitigations=off quiet clocksource=hpet");
+		plan_free(&p);
+		config_free(&cfg);
+		load("[vm]\nname = t\n" BOOT "append = tsc=unstable\n", &cfg);
+		assert_int_equal(plan_build(&cfg, &tsc, NULL, &nopriv, true, &p), 0);
+		assert_string_equal(p.cmdline, "console=ttyS0 panic=-1 mitigations=off tsc=unstable");
+		plan_free(&p);
+	}
+	config_free(&cfg);
+
 	load("[vm]\nname = t\n", &cfg);
 	assert_int_equal(plan_build(&cfg, &tty, NULL, &nopriv, true, &p), -EINVAL); /* -- COMMAND needs the bundled guest */
 	plan_free(&p);
