@@ -38,6 +38,13 @@ $(BUILD)/san/%.o: %.c $(wildcard launcher/*.h storage/*.h)
 	@echo "  CC/SAN  $<"
 	@$(CC) $(WARN) -O1 -g $(SAN) $(CPPFLAGS) $(PKG_CFLAGS) -c $< -o $@
 
+# main.c prints the version: rebuild it whenever `git describe` changes, not only when main.c does.
+$(BUILD)/version: FORCE
+	@mkdir -p $(BUILD); echo '$(VERSION)' | cmp -s - $@ || echo '$(VERSION)' > $@
+$(BUILD)/obj/launcher/main.o $(BUILD)/san/launcher/main.o: $(BUILD)/version
+.PHONY: FORCE
+FORCE:
+
 $(BUILD)/vmlaunch: $(OBJ)
 	$(CC) $(CFLAGS) -o $@ $^ $(PKG_LIBS)
 
