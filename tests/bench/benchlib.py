@@ -217,12 +217,16 @@ def base_qemu_argv(*, initrd=INITRAMFS_FIO, cpus=2, memory="1G", cpu="max", acce
             "-device", "pvpanic-pci", "-action", "panic=exit-failure"]
 
 
+def write_argv_file(path, guest_argv):
+    """The guest command as the guest agent reads it over fw_cfg: each word NUL-terminated."""
+    with open(path, "wb") as f:
+        f.write(b"".join(a.encode() + b"\0" for a in guest_argv))
+
+
 def command_mode_args(workdir, guest_argv):
     """The guest agent's channels as the initramfs README describes them: file-backed virtio-serial ports (qemu
     writes everything before the guest powers off), the argv over fw_cfg, the console to a file."""
-    with open(os.path.join(workdir, "argv"), "wb") as f:
-        for a in guest_argv:
-            f.write(a.encode() + b"\0")
+    write_argv_file(os.path.join(workdir, "argv"), guest_argv)
     for n in ("stdout", "stderr", "status", "console"):
         open(os.path.join(workdir, n), "w").close()
     a = ["-serial", "file:" + os.path.join(workdir, "console"), "-device", "virtio-serial-pci"]

@@ -203,8 +203,7 @@ def run_bare(conf, d):
     os.makedirs(os.path.dirname(disk), exist_ok=True)
     with open(disk, "wb") as f:
         f.truncate(DISK_MB << 20)
-    with open(os.path.join(wd, "argv"), "wb") as f:
-        f.write(b"true\0")
+    B.write_argv_file(os.path.join(wd, "argv"), ["true"])
     qmp_p, qmp_c = socket.socketpair()
     ports = [socket.socketpair() for _ in range(3)]  # stdout, stderr, status
     ext = socket.socket(socket.AF_UNIX)

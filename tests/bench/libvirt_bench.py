@@ -146,15 +146,20 @@ def domain_exists():
     return virsh("domstate", DOMAIN, check=False).returncode == 0
 
 
-def run_libvirt_true(lv, d):
+def write_domain(d, name, guest_argv):
+    """Empty port files (libvirt opens them for appending), the guest's argv file, and the domain XML; its path."""
     for n in ("console", "stdout", "stderr", "status"):
-        open(os.path.join(d, n), "w").close()  # libvirt opens them for appending
-    argv_file = os.path.join(d, "argv-true")
-    with open(argv_file, "wb") as f:
-        f.write(b"true\0")
-    xml = os.path.join(d, "true.xml")
+        open(os.path.join(d, n), "w").close()
+    argv_file = os.path.join(d, "argv-" + name)
+    B.write_argv_file(argv_file, guest_argv)
+    xml = os.path.join(d, name + ".xml")
     with open(xml, "w") as f:
         f.write(domain_xml(d, argv_file))
+    return xml
+
+
+def run_libvirt_true(lv, d):
+    xml = write_domain(d, "true", ["true"])
     n_before = len(lv.qemu_execs())
     t0 = time.time()
     virsh("create", xml)
@@ -178,14 +183,7 @@ def run_libvirt_true(lv, d):
 
 
 def run_libvirt_destroy(lv, d):
-    for n in ("console", "stdout", "stderr", "status"):
-        open(os.path.join(d, n), "w").close()
-    argv_file = os.path.join(d, "argv-sleep")
-    with open(argv_file, "wb") as f:
-        f.write(b"sleep\x00600\x00")
-    xml = os.path.join(d, "sleep.xml")
-    with open(xml, "w") as f:
-        f.write(domain_xml(d, argv_file))
+    xml = write_domain(d, "sleep", ["sleep", "600"])
     virsh("create", xml)
     time.sleep(2)
     t0 = time.time()

@@ -53,6 +53,28 @@ def errors_of(v):
     return [r for r in v["runs"] if "error" in r]
 
 
+def spread(xs):
+    """(median, (min, max)) of the values that are there."""
+    return B.median(xs), B.minmax(xs)
+
+
+def col(runs, kind, key, scale=1.0):
+    """spread() of one measure over the runs of one kind (launch.json, libvirt.json)."""
+    return spread([r[key] * scale for r in runs.get(kind, []) if r.get(key) is not None])
+
+
+def phase(runs, key):
+    """spread() of one phase time over vmlaunch's own runs."""
+    return spread([r["phases"].get(key) for r in runs.get("vmlaunch", []) if "phases" in r])
+
+
+def failures(runs):
+    """One line per failed run of any kind, then a blank line; nothing when none failed."""
+    L = ["- failed: %s, round %d: `%s`" % (k, r["round"], r["error"].strip().splitlines()[0][:300])
+         for k in runs for r in runs[k] if "error" in r]
+    return L + [""] if L else []
+
+
 def header(host):
     return "\n".join([
         "Host: %s, %s CPUs (shared with other jobs), %s GiB RAM, %s, kernel %s." % (
@@ -249,35 +271,27 @@ def launch_section(la):
     L.append("")
     R = la["runs"]
 
-    def col(kind, key, scale=1.0):
-        xs = [r[key] * scale for r in R[kind] if key in r and r[key] is not None]
-        return B.median(xs), B.minmax(xs)
-
-    def phase(key):
-        xs = [r["phases"][key] for r in R["vmlaunch"] if "phases" in r and key in r["phases"]]
-        return B.median(xs), B.minmax(xs)
-
     def row(name, m, how, digits=0, unit=""):
         med, (lo, hi) = m
         return [name, (B.fmt_num(med, digits) + unit) if med is not None else "–",
                 B.fmt_range(lo, hi, digits) if lo is not None else "–", how]
 
     rows = [
-        row("vmlaunch start → qemu's execve", col("strace", "launch_ms"), "`strace -f --seccomp-bpf -ttt -e trace=execve,exit_group`", 1, " ms"),
-        row("… of which the `qemu -device pvpanic-pci,help` probe", col("strace", "probe_ms"), "its execve → its exit, same trace", 1, " ms"),
-        row("qemu's exit → vmlaunch's exit (teardown)", col("strace", "teardown_ms"), "same trace", 1, " ms"),
-        row("vmlaunch VmRSS while supervising", col("vmlaunch", "rss_kb", 1 / 1024), "/proc/PID/status, every 20 ms, median", 1, " MiB"),
-        row("… RssAnon (its own heap and stacks)", col("vmlaunch", "rss_anon_kb", 1 / 1024), "same", 2, " MiB"),
-        row("… RssFile (mapped libraries: librbd, librados, libstdc++, …)", col("vmlaunch", "rss_file_kb", 1 / 1024), "same", 1, " MiB"),
-        row("vmlaunch VmHWM (peak)", col("vmlaunch", "hwm_kb", 1 / 1024), "/proc/PID/status", 1, " MiB"),
-        row("vmlaunch's guardian VmRSS", col("vmlaunch", "guardian_rss_kb", 1 / 1024), "its forked watcher (`-v`)", 1, " MiB"),
-        row("qemu VmRSS (for scale)", col("vmlaunch", "qemu_rss_kb", 1 / 1024), "max seen", 0, " MiB"),
-        row("`-v`: start → \"starting qemu\"", phase("qemu_started_s"), "stderr lines timestamped on arrival", 2, " s"),
-        row("`-v`: start → guest running (QMP RESUME)", phase("running_s"), "after QMP setup, pinning, `cont`", 2, " s"),
-        row("`-v`: start → guest powered off (SHUTDOWN)", phase("shutdown_s"), "", 2, " s"),
-        row("**`vmlaunch CONF -- true`** round trip", col("vmlaunch", "wall_s"), "wall, untraced", 2, " s"),
-        row("**bare qemu**, vmlaunch's argv, fds supplied", col("bare", "wall_s"), "see below", 2, " s"),
-        row("**minimal hand-written qemu** command line", col("minimal", "wall_s"), "see below", 2, " s"),
+        row("vmlaunch start → qemu's execve", col(R, "strace", "launch_ms"), "`strace -f --seccomp-bpf -ttt -e trace=execve,exit_group`", 1, " ms"),
+        row("… of which the `qemu -device pvpanic-pci,help` probe", col(R, "strace", "probe_ms"), "its execve → its exit, same trace", 1, " ms"),
+        row("qemu's exit → vmlaunch's exit (teardown)", col(R, "strace", "teardown_ms"), "same trace", 1, " ms"),
+        row("vmlaunch VmRSS while supervising", col(R, "vmlaunch", "rss_kb", 1 / 1024), "/proc/PID/status, every 20 ms, median", 1, " MiB"),
+        row("… RssAnon (its own heap and stacks)", col(R, "vmlaunch", "rss_anon_kb", 1 / 1024), "same", 2, " MiB"),
+        row("… RssFile (mapped libraries: librbd, librados, libstdc++, …)", col(R, "vmlaunch", "rss_file_kb", 1 / 1024), "same", 1, " MiB"),
+        row("vmlaunch VmHWM (peak)", col(R, "vmlaunch", "hwm_kb", 1 / 1024), "/proc/PID/status", 1, " MiB"),
+        row("vmlaunch's guardian VmRSS", col(R, "vmlaunch", "guardian_rss_kb", 1 / 1024), "its forked watcher (`-v`)", 1, " MiB"),
+        row("qemu VmRSS (for scale)", col(R, "vmlaunch", "qemu_rss_kb", 1 / 1024), "max seen", 0, " MiB"),
+        row("`-v`: start → \"starting qemu\"", phase(R, "qemu_started_s"), "stderr lines timestamped on arrival", 2, " s"),
+        row("`-v`: start → guest running (QMP RESUME)", phase(R, "running_s"), "after QMP setup, pinning, `cont`", 2, " s"),
+        row("`-v`: start → guest powered off (SHUTDOWN)", phase(R, "shutdown_s"), "", 2, " s"),
+        row("**`vmlaunch CONF -- true`** round trip", col(R, "vmlaunch", "wall_s"), "wall, untraced", 2, " s"),
+        row("**bare qemu**, vmlaunch's argv, fds supplied", col(R, "bare", "wall_s"), "see below", 2, " s"),
+        row("**minimal hand-written qemu** command line", col(R, "minimal", "wall_s"), "see below", 2, " s"),
     ]
     L.append(B.md_table(["measure", "median", "min–max", "how"], rows, ["---", "---:", "---:", "---"]))
     L.append("")
@@ -296,7 +310,7 @@ def launch_section(la):
     if helpers:
         L.append("Programs vmlaunch executes per launch (from the trace): %s." % ", ".join("`%s`" % h for h in helpers))
         L.append("")
-    vm, bare, mini = col("vmlaunch", "wall_s")[0], col("bare", "wall_s")[0], col("minimal", "wall_s")[0]
+    vm, bare, mini = col(R, "vmlaunch", "wall_s")[0], col(R, "bare", "wall_s")[0], col(R, "minimal", "wall_s")[0]
     if vm and bare:
         L.append("vmlaunch's round trip is %.2f s (%+.0f%%) against the bare run of its own argv%s." % (
             vm - bare, 100 * (vm / bare - 1), " and %.2f s against the minimal command line" % (vm - mini) if mini else ""))
@@ -313,11 +327,7 @@ def launch_section(la):
     L.append("**The minimal command line** (what one would type, initramfs/README.md): `%s` plus file-backed "
              "virtio-serial ports and `-fw_cfg` for the argv; no QMP, no `-S`." % " ".join(la["minimal_argv"]))
     L.append("")
-    errs = [(k, r) for k in R for r in R[k] if "error" in r]
-    for k, r in errs:
-        L.append("- failed: %s, round %d: `%s`" % (k, r["round"], r["error"].strip().splitlines()[0][:300]))
-    if errs:
-        L.append("")
+    L += failures(R)
     return L
 
 
@@ -342,37 +352,27 @@ def libvirt_section(lv, la):
     L.append("")
     R = lv["runs"]
 
-    def col(kind, key, scale=1.0):
-        xs = [r[key] * scale for r in R.get(kind, []) if r.get(key) is not None]
-        return B.median(xs), B.minmax(xs)
-
     def cell(m, digits, unit):
         med, (lo, hi) = m
         return "–" if med is None else "%s%s (%s)" % (B.fmt_num(med, digits), unit, B.fmt_range(lo, hi, digits))
 
     idle = lv.get("libvirtd_idle_rss_kb", {})
     rows = [
-        ["start → qemu's execve", cell(col("vmlaunch_strace", "launch_ms"), 1, " ms"), cell(col("libvirt", "launch_ms"), 1, " ms")],
-        ["start → guest running", cell(([r["phases"].get("running_s") for r in R["vmlaunch"] if "phases" in r] and
-                                        (B.median([r["phases"].get("running_s") for r in R["vmlaunch"] if "phases" in r]),
-                                         B.minmax([r["phases"].get("running_s") for r in R["vmlaunch"] if "phases" in r]))) or (None, (None, None)), 2, " s") + " (QMP RESUME)",
-         cell(col("libvirt", "create_s"), 2, " s") + " (`virsh create` returns)"],
-        ["`true` round trip", cell(col("vmlaunch", "wall_s"), 2, " s"), cell(col("libvirt", "wall_s"), 2, " s") + " (until the domain is gone, polled every 50 ms)"],
-        ["stop", cell(col("vmlaunch_strace", "teardown_ms"), 1, " ms") + " (qemu exit → vmlaunch exit)",
-         cell(col("destroy", "destroy_s"), 2, " s") + " (`virsh destroy` of a running guest)"],
-        ["supervisor RSS", cell(col("vmlaunch", "rss_kb", 1 / 1024), 1, " MiB") + " vmlaunch + " +
-         cell(col("vmlaunch", "guardian_rss_kb", 1 / 1024), 1, " MiB") + " guardian",
-         cell(col("libvirt", "libvirtd_rss_kb", 1 / 1024), 1, " MiB") + " libvirtd + " +
-         cell(col("libvirt", "virtlogd_rss_kb", 1 / 1024), 1, " MiB") + " virtlogd (idle before any domain: %s MiB libvirtd)" % (
+        ["start → qemu's execve", cell(col(R, "vmlaunch_strace", "launch_ms"), 1, " ms"), cell(col(R, "libvirt", "launch_ms"), 1, " ms")],
+        ["start → guest running", cell(phase(R, "running_s"), 2, " s") + " (QMP RESUME)",
+         cell(col(R, "libvirt", "create_s"), 2, " s") + " (`virsh create` returns)"],
+        ["`true` round trip", cell(col(R, "vmlaunch", "wall_s"), 2, " s"), cell(col(R, "libvirt", "wall_s"), 2, " s") + " (until the domain is gone, polled every 50 ms)"],
+        ["stop", cell(col(R, "vmlaunch_strace", "teardown_ms"), 1, " ms") + " (qemu exit → vmlaunch exit)",
+         cell(col(R, "destroy", "destroy_s"), 2, " s") + " (`virsh destroy` of a running guest)"],
+        ["supervisor RSS", cell(col(R, "vmlaunch", "rss_kb", 1 / 1024), 1, " MiB") + " vmlaunch + " +
+         cell(col(R, "vmlaunch", "guardian_rss_kb", 1 / 1024), 1, " MiB") + " guardian",
+         cell(col(R, "libvirt", "libvirtd_rss_kb", 1 / 1024), 1, " MiB") + " libvirtd + " +
+         cell(col(R, "libvirt", "virtlogd_rss_kb", 1 / 1024), 1, " MiB") + " virtlogd (idle before any domain: %s MiB libvirtd)" % (
              B.fmt_num((idle.get("libvirtd") or 0) / 1024, 1))],
     ]
     L.append(B.md_table(["measure: median (min–max)", "vmlaunch", "libvirt"], rows))
     L.append("")
-    errs = [(k, r) for k in R for r in R[k] if "error" in r]
-    for k, r in errs:
-        L.append("- failed: %s, round %d: `%s`" % (k, r["round"], r["error"].strip().splitlines()[0][:300]))
-    if errs:
-        L.append("")
+    L += failures(R)
     return L
 
 
@@ -433,19 +433,17 @@ def summary(io, ex, la, lv):
     rows = []
     if la:
         R = la["runs"]
-        med = lambda kind, key: B.median([r[key] for r in R[kind] if r.get(key) is not None])  # noqa: E731
-        rows += [["vmlaunch start → qemu exec", B.fmt_num(med("strace", "launch_ms"), 1) + " ms"],
-                 ["teardown after qemu exits", B.fmt_num(med("strace", "teardown_ms"), 1) + " ms"],
-                 ["vmlaunch's RSS while supervising", B.fmt_num((med("vmlaunch", "rss_kb") or 0) / 1024, 1) + " MiB"],
+        rows += [["vmlaunch start → qemu exec", B.fmt_num(col(R, "strace", "launch_ms")[0], 1) + " ms"],
+                 ["teardown after qemu exits", B.fmt_num(col(R, "strace", "teardown_ms")[0], 1) + " ms"],
+                 ["vmlaunch's RSS while supervising", B.fmt_num((col(R, "vmlaunch", "rss_kb")[0] or 0) / 1024, 1) + " MiB"],
                  ["`vmlaunch CONF -- true` vs bare qemu (same argv)", "%s s vs %s s" % (
-                     B.fmt_num(med("vmlaunch", "wall_s"), 2), B.fmt_num(med("bare", "wall_s"), 2))]]
+                     B.fmt_num(col(R, "vmlaunch", "wall_s")[0], 2), B.fmt_num(col(R, "bare", "wall_s")[0], 2))]]
     if lv and lv["runs"].get("libvirt"):
         R = lv["runs"]
-        med = lambda kind, key: B.median([r[key] for r in R[kind] if r.get(key) is not None])  # noqa: E731
-        rows += [["libvirt: `virsh create` start → qemu exec", B.fmt_num(med("libvirt", "launch_ms"), 1) + " ms"],
+        rows += [["libvirt: `virsh create` start → qemu exec", B.fmt_num(col(R, "libvirt", "launch_ms")[0], 1) + " ms"],
                  ["libvirtd's RSS (+ virtlogd)", "%s MiB (+ %s MiB)" % (
-                     B.fmt_num((med("libvirt", "libvirtd_rss_kb") or 0) / 1024, 1),
-                     B.fmt_num((med("libvirt", "virtlogd_rss_kb") or 0) / 1024, 1))]]
+                     B.fmt_num((col(R, "libvirt", "libvirtd_rss_kb")[0] or 0) / 1024, 1),
+                     B.fmt_num((col(R, "libvirt", "virtlogd_rss_kb")[0] or 0) / 1024, 1))]]
     if rows:
         L.append("Launch cost (medians; load averages in sections 2 and 4):")
         L.append("")
