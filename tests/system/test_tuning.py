@@ -147,25 +147,28 @@ def test_memory_tier_is_a_guest_numa_node(config, tmp_path):
     assert list(tier_dir.iterdir()) == []
 
 
+CLOCKSOURCE = "/sys/devices/system/clocksource/clocksource0/current_clocksource"  # the host's and the guest's
+
+
 def host_clocksource():
-    return Path("/sys/devices/system/clocksource/clocksource0/current_clocksource").read_text().strip()
+    return Path(CLOCKSOURCE).read_text().strip()
 
 
 def test_tcg_guest_keeps_time_with_the_tsc_unless_told_otherwise(config):
-    """Under TCG a guest with 2+ vCPUs would distrust its TSC (no invariant-TSC bit) and read the emulated HPET at every clock
-    read; vmlaunch tells it the TSC is reliable when the host itself keeps time with the TSC. A clocksource= of the
-    user's own wins."""
-    probe = vmlaunch("--dry-run", config("[vm]\nname = clk\ncpus = 2\n" + GUEST), "--", "true")
+    """Under TCG a guest with 2+ vCPUs would distrust its TSC (no invariant-TSC bit) and read the emulated HPET at
+    every clock read; vmlaunch tells it the TSC is reliable when the host itself keeps time with the TSC. A
+    clocksource= of the user's own wins."""
+    vm = "[vm]\nname = clk\ncpus = 2\n" + GUEST
+    probe = vmlaunch("--dry-run", config(vm), "--", "true")
     assert probe.returncode == 0, probe.stderr
     if "accel=kvm" in probe.stdout:
         pytest.skip("KVM works here: the guest gets kvmclock, and vmlaunch leaves its clock alone")
     if host_clocksource() != "tsc":
         pytest.skip(f"the host keeps time with {host_clocksource()}, not the TSC: vmlaunch must not add tsc=reliable")
-    src = "/sys/devices/system/clocksource/clocksource0/current_clocksource"
-    r = vmlaunch(config("[vm]\nname = clk\ncpus = 2\n" + GUEST), "--", "sh", "-c", f"cat {src} /proc/cmdline")
+    r = vmlaunch(config(vm), "--", "sh", "-c", f"cat {CLOCKSOURCE} /proc/cmdline")
     assert r.returncode == 0, r.stderr
     assert r.stdout.splitlines()[0] == "tsc", r.stdout
     assert " tsc=reliable" in r.stdout.splitlines()[1]
-    r = vmlaunch(config("[vm]\nname = clk\ncpus = 2\n" + GUEST + "append = clocksource=hpet\n"), "--", "cat", src)
+    r = vmlaunch(config(vm + "append = clocksource=hpet\n"), "--", "cat", CLOCKSOURCE)
     assert r.returncode == 0, r.stderr
     assert r.stdout.strip() == "hpet"
