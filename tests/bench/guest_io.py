@@ -15,7 +15,6 @@ import argparse
 import contextlib
 import os
 import shutil
-import subprocess
 import sys
 import tempfile
 import time
@@ -215,13 +214,16 @@ def main():
                             "127.0.0.1) ran through all rounds, idle during the other groups")
     else:
         data["rbd_note"] = "RBD: the cluster in CEPH_DIR=%s" % os.environ["CEPH_DIR"]
+    if args.list:  # the variants by name: no images made, no cluster started
+        ctx = Ctx()
+        ctx.raw, ctx.qcow2, ctx.disk_file, ctx.rbd_image = "IMG", "IMG.qcow2", "FILE", "IMG"
+        ctx.ceph_conf = "CEPH_CONF" if want_rbd else None
+        for v in variants(ctx):
+            print("%-24s %-7s %s" % (v.id, v.group, v.label))
+        return
     try:
         with backing(args.disk_mb, want_rbd) as ctx:
             vs = variants(ctx)
-            if args.list:
-                for v in vs:
-                    print("%-24s %-7s %s" % (v.id, v.group, v.label))
-                return
             if args.only:
                 keep = set(args.only.split(","))
                 vs = [v for v in vs if v.id in keep]
