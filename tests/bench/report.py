@@ -68,11 +68,15 @@ def phase(runs, key):
     return spread([r["phases"].get(key) for r in runs.get("vmlaunch", []) if "phases" in r])
 
 
+def failure_lines(pairs, prefix="", title=None):
+    """One line per (name, failed run), under `title` if given, then a blank line; nothing when none failed."""
+    L = ["- %s%s, round %d: `%s`" % (prefix, k, r["round"], r["error"].strip().splitlines()[0][:300]) for k, r in pairs]
+    return ([title, ""] if title and L else []) + L + ([""] if L else [])
+
+
 def failures(runs):
-    """One line per failed run of any kind, then a blank line; nothing when none failed."""
-    L = ["- failed: %s, round %d: `%s`" % (k, r["round"], r["error"].strip().splitlines()[0][:300])
-         for k in runs for r in runs[k] if "error" in r]
-    return L + [""] if L else []
+    """failure_lines() for every failed run of any kind (launch.json, libvirt.json)."""
+    return failure_lines([(k, r) for k in runs for r in runs[k] if "error" in r], prefix="failed: ")
 
 
 def header(host):
@@ -134,13 +138,7 @@ def io_section(io):
     if io.get("rbd_note"):
         L.append(io["rbd_note"] + ".")
         L.append("")
-    errs = [(vid, r) for vid in order for r in errors_of(vs[vid])]
-    if errs:
-        L.append("Failed runs:")
-        L.append("")
-        for vid, r in errs:
-            L.append("- %s, round %d: `%s`" % (vid, r["round"], r["error"].strip().splitlines()[0][:300]))
-        L.append("")
+    L += failure_lines([(vid, r) for vid in order for r in errors_of(vs[vid])], title="Failed runs:")
     L.append("![guest I/O ratios](guest-io.png)")
     L.append("")
     return L, io
@@ -250,13 +248,7 @@ def explore_section(ex):
     al += ["---:"] * (len(hdr) - len(al))
     L.append(B.md_table(hdr, rows, al))
     L.append("")
-    errs = [(vid, r) for vid in ex["order"] for r in errors_of(vs[vid])]
-    if errs:
-        L.append("Failed runs:")
-        L.append("")
-        for vid, r in errs:
-            L.append("- %s, round %d: `%s`" % (vid, r["round"], r["error"].strip().splitlines()[0][:300]))
-        L.append("")
+    L += failure_lines([(vid, r) for vid in ex["order"] for r in errors_of(vs[vid])], title="Failed runs:")
     return L
 
 
