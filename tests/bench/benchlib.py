@@ -205,13 +205,20 @@ def parse_fio(text):
 # ---------------------------------------------------------------------------------------------------------------
 # Hand-written qemu command lines running the bundled guest in command mode
 
+def guest_bzimage():
+    """The guest kernel as Debian ships it (a bzImage: its decompressor runs in the guest, and sets up 5-level
+    paging when the CPU has LA57, which the PVH entry of the extracted vmlinux never does)."""
+    kver = run([os.path.join(ROOT, "initramfs", "build.sh"), "default-kver"]).stdout.strip()
+    return "/boot/vmlinuz-" + kver
+
+
 def base_qemu_argv(*, initrd=INITRAMFS_FIO, cpus=2, memory="1G", cpu="max", accel="tcg", machine="q35",
-                   append_extra=""):
+                   append_extra="", kernel=VMLINUX):
     """What every hand-written variant shares: the same guest, vCPUs, RAM and kernel command line as the vmlaunch
     runs; -nodefaults so that only the disk arguments differ between variants (the disk is added by the caller)."""
     return [QEMU, "-machine", machine, "-accel", accel, "-cpu", cpu, "-m", memory, "-smp", str(cpus),
             "-nodefaults", "-no-user-config", "-nographic", "-no-reboot",
-            "-kernel", VMLINUX, "-initrd", initrd,
+            "-kernel", kernel, "-initrd", initrd,
             "-append", ("console=ttyS0 panic=-1 " + GUEST_APPEND + " " + append_extra).strip(),
             "-device", "pvpanic-pci", "-action", "panic=exit-failure"]
 
@@ -239,6 +246,13 @@ def command_mode_args(workdir, guest_argv):
 def read(path):
     with open(path, errors="replace") as f:
         return f.read()
+
+
+def read_if_there(path):
+    try:
+        return read(path)
+    except FileNotFoundError:
+        return ""
 
 
 def tail(text, n=15):
@@ -272,10 +286,16 @@ def run_qemu_command(argv, guest_argv, timeout, workdir=None, env=None):
             shutil.rmtree(workdir, ignore_errors=True)
 
 
+def console_of(conf):
+    """Where the VM of a write_conf() config logs its console (kept after the run, for a failed run's report)."""
+    return conf + ".console"
+
+
 def write_conf(path, name, disk_lines, *, initrd=INITRAMFS_FIO, cpus=2, memory="1G", extra=(), more=""):
     with open(path, "w") as f:
-        f.write("[vm]\nname = %s\ncpus = %d\nmemory = %s\n\n[boot]\nkernel = %s\ninitrd = %s\nappend = %s\n\n" % (
-            name, cpus, memory, VMLINUX, initrd, GUEST_APPEND))
+        f.write("[vm]\nname = %s\ncpus = %d\nmemory = %s\nconsole-log = %s\n\n"
+                "[boot]\nkernel = %s\ninitrd = %s\nappend = %s\n\n" % (
+                    name, cpus, memory, console_of(path), VMLINUX, initrd, GUEST_APPEND))
         if extra:
             f.write("[qemu]\nextra = %s\n\n" % " ".join(extra))
         if more:
@@ -298,14 +318,16 @@ def run_vmlaunch_command(conf, guest_argv, timeout, sets=(), vmlaunch=VMLAUNCH):
     except subprocess.TimeoutExpired:
         p.send_signal(signal.SIGTERM)  # vmlaunch powers the guest off and undoes its setup
         try:
-            p.communicate(timeout=90)
+            out, err = p.communicate(timeout=90)
         except subprocess.TimeoutExpired:
             p.kill()
-            p.communicate()
-        raise RuntimeError("vmlaunch timed out after %d s" % timeout)
+            out, err = p.communicate()
+        raise RuntimeError("vmlaunch timed out after %d s\nguest stdout: %s\nstderr: %s\nconsole:\n%s" % (
+            timeout, tail(out or ""), tail(err or "", 30), tail(read_if_there(console_of(conf)), 30)))
     wall = time.monotonic() - t0
     if p.returncode != 0:
-        raise RuntimeError("vmlaunch exit %d\nstderr: %s" % (p.returncode, tail(err, 30)))
+        raise RuntimeError("vmlaunch exit %d\nstderr: %s\nconsole:\n%s" % (p.returncode, tail(err, 30),
+                                                                        tail(read_if_there(console_of(conf)), 30)))
     return out, wall
 
 
@@ -380,6 +402,20 @@ def cpu_ticks(pid):
     return int(st[11]) + int(st[12])  # utime + stime, all threads
 
 
+def host_cpu_ticks():
+    """(steal, total) jiffies of all host CPUs from /proc/stat: steal is the time the hypervisor under this host ran
+    someone else while this host had work."""
+    with open("/proc/stat") as f:
+        t = [int(x) for x in f.readline().split()[1:9]]  # user nice system idle iowait irq softirq steal
+    return t[7], sum(t)
+
+
+def steal_fraction(before, after):
+    """The fraction of the host's CPU time stolen between two host_cpu_ticks() readings (None if none passed)."""
+    total = after[1] - before[1]
+    return (after[0] - before[0]) / total if total > 0 else None
+
+
 class QemuSampler:
     """Samples qemu's CPU time and its disks' completed requests (QMP query-blockstats) every `period` seconds
     while a run goes on, then sums both over the intervals where only reads, or only writes, were completing."""
@@ -391,12 +427,14 @@ class QemuSampler:
         self.thread = threading.Thread(target=self._run, daemon=True)
 
     def __enter__(self):
+        self.host_before = host_cpu_ticks()
         self.thread.start()
         return self
 
     def __exit__(self, *exc):
         self.stop.set()
         self.thread.join(timeout=5)
+        self.steal = steal_fraction(self.host_before, host_cpu_ticks())
 
     def _run(self):
         pid = sock = None

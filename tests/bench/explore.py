@@ -84,6 +84,16 @@ KNOBS = {
     "tsc-reliable": ("guest kernel `tsc=reliable` (TSC clocksource instead of HPET)", knob("append", lambda a: a + " tsc=reliable")),
     "cpu-max-pku-off": ("`-cpu max,pku=off`", knob("cpu", lambda c: c + ",pku=off")),
     "cpu-max-monitor-off": ("`-cpu max,monitor=off`", knob("cpu", lambda c: c + ",monitor=off")),
+    "cpu-max-la57-off": ("`-cpu max,la57=off` (no LA57: a guest kernel booted through its decompressor sets up 4-level "
+                         "page tables, not 5; the vmlinux booted through PVH uses 4 levels either way)",
+                         knob("cpu", lambda c: c + ",la57=off")),
+    "cpu-la57-on": ("without `la57=off` (`-cpu max` with LA57: 5-level page tables for a guest kernel booted "
+                    "through its decompressor)",
+                    knob("cpu", lambda c: ",".join(p for p in c.split(",") if p != "la57=off"))),
+    "bzimage": ("the guest kernel booted as Debian's bzImage (/boot/vmlinuz-*, through its decompressor) instead of "
+                "the extracted vmlinux through PVH: as a guest booted from its disk", knob("kernel", lambda k: B.guest_bzimage())),
+    "cpu-max-smap-off": ("`-cpu max,smap=off` (no stac/clac around every guest kernel access to user memory)",
+                         knob("cpu", lambda c: c + ",smap=off")),
     "cpu-max-intel": ("`-cpu max,vendor=GenuineIntel`", knob("cpu", lambda c: c + ",vendor=GenuineIntel")),
     "mitigations-off": ("guest kernel `mitigations=off` (no retpolines, RSB filling, … in the guest)",
                         knob("append", lambda a: a + " mitigations=off")),
@@ -99,6 +109,10 @@ KNOBS = {
                   "they burn host CPU)", knob("append", lambda a: a + " idle=poll")),
     "spectre-v2-off": ("guest kernel `spectre_v2=off` (no retpolines and RSB filling; the other mitigations stay)",
                        knob("append", lambda a: a + " spectre_v2=off")),
+    "init-on-alloc-off": ("guest kernel `init_on_alloc=0` (Debian's kernel zeroes every page and slab allocation by "
+                          "default; under TCG the zeroing is emulated)", knob("append", lambda a: a + " init_on_alloc=0")),
+    "preempt-none": ("guest kernel `preempt=none` (Debian's default is voluntary)",
+                     knob("append", lambda a: a + " preempt=none")),
     "tcg-single": ("`-accel tcg,thread=single` (one thread for all vCPUs)", knob("accel", lambda a: a + ",thread=single")),
     "tcg-tb-256": ("`-accel tcg,tb-size=256` (MiB; default 1 GiB)", knob("accel", lambda a: a + ",tb-size=256")),
     "poll-0": ("iothread `poll-max-ns=0` (no busy polling; qemu's default 32768)",
@@ -137,6 +151,7 @@ def default_knobs(base):
          "mitigations-on" if has(base, "mitigations=off") else "mitigations-off",
          "poll-32k" if has(base, "poll-max-ns=0") else "poll-0",
          "packed-off" if has(base, "packed=on") else "packed",
+         "cpu-la57-on" if "la57=off" in base["cpu"] else "cpu-max-la57-off",
          "nohz-off", "idle-poll", "tcg-single", "no-iothread", "num-queues-1", "ioeventfd-off"]
     aio = re.search(r"aio=(\w+)", " ".join(base["disk"]))
     k += ["aio-" + a for a in ("native", "io_uring", "threads") if not aio or aio.group(1) != a]
@@ -157,20 +172,21 @@ def vmlaunch_spec(conf, raw):
     accel = re.search(r"accel=(\w+)", val["-machine"]).group(1)
     append = val["-append"].replace("console=ttyS0 panic=-1", "").strip()
     disk = [re.sub(r"filename=[^,]+", "filename=" + raw, a) for a in B.disk_args_of(argv)]
-    return {"machine": machine, "accel": accel, "cpu": val["-cpu"], "append": append, "disk": disk,
+    return {"machine": machine, "accel": accel, "cpu": val["-cpu"], "kernel": B.VMLINUX, "append": append, "disk": disk,
             "smp": val["-smp"], "memory": val["-m"]}
 
 
 def spec_argv(s):
-    a = B.base_qemu_argv(machine=s["machine"], accel=s["accel"], cpu=s["cpu"])
+    a = B.base_qemu_argv(machine=s["machine"], accel=s["accel"], cpu=s["cpu"], kernel=s["kernel"])
     i = a.index("-append")
     a[i + 1] = "console=ttyS0 panic=-1 " + s["append"]
     return a + s["disk"]
 
 
 def describe_spec(s):
-    return "`-machine %s -accel %s -cpu %s` append `%s`, `%s`" % (s["machine"], s["accel"], s["cpu"], s["append"],
-                                                                 " ".join(s["disk"]))
+    kernel = "" if s["kernel"] == B.VMLINUX else " -kernel %s" % s["kernel"]
+    return "`-machine %s -accel %s -cpu %s%s` append `%s`, `%s`" % (s["machine"], s["accel"], s["cpu"], kernel,
+                                                                   s["append"], " ".join(s["disk"]))
 
 
 def main():
@@ -266,10 +282,12 @@ def main():
                                                            qmp_args, gargv, tmo)
                         else:
                             out, wall = B.run_qemu_command(spec_argv(x) + qmp_args, gargv, tmo)
-                    run.update(results=B.parse_fio(out), wall=round(wall, 1), per_cpu_s=sampler.per_cpu_second())
+                    run.update(results=B.parse_fio(out), wall=round(wall, 1), per_cpu_s=sampler.per_cpu_second(),
+                               steal=sampler.steal)
                     B.log("  " + ", ".join("%s %.0f IOPS" % (k, v["iops"]) for k, v in run["results"].items()) +
                           "; per qemu CPU-second: " + ", ".join("%s %.0f" % (k, v) for k, v in run["per_cpu_s"].items()
-                                                                if "util" not in k))
+                                                                if "util" not in k) +
+                          "; host CPU stolen %.0f%%" % (100 * (run["steal"] or 0)))
                 except Exception as e:  # noqa: BLE001
                     run["error"] = str(e)[-3000:]
                     B.log("  FAILED:", str(e)[-1500:])

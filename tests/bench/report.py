@@ -3,6 +3,7 @@
 tests/bench/results/: io.json (guest_io.py), explore.json (explore.py), launch.json (launch.py), libvirt.json
 (libvirt_bench.py) and populate.md (`make bench-populate`'s output). A section whose data is missing says so."""
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -35,6 +36,16 @@ def stat(v, wl, key):
 
 def loads(data):
     return "; ".join("round %d: %s" % (i + 1, la) for i, la in enumerate(data.get("round_loads", [])))
+
+
+def steal(data):
+    """A sentence on the host CPU time its hypervisor gave to others during the runs, when the runs measured it."""
+    xs = [r["steal"] * 100 for v in data["variants"].values() for r in runs_ok(v) if r.get("steal") is not None]
+    if not xs:
+        return ""
+    m, (lo, hi) = spread(xs)
+    return (" This host is itself a virtual machine: its hypervisor ran others for %.0f%% of the host's CPU time "
+            "during a run (median over runs, %.0f–%.0f%%; `steal` in /proc/stat), time no variant got." % (m, lo, hi))
 
 
 def ms(us):
@@ -95,9 +106,9 @@ def io_section(io):
         return ["## 1. Guest disk I/O", "", "Not run yet: `make bench-io`.", ""], None
     L = ["## 1. Guest disk I/O (`make bench-io`)", ""]
     L.append("Run %s – %s; %d round(s), variants interleaved in the order listed; %d s per workload after a %d s ramp; "
-             "a %d MiB image of random data. Load average before each round: %s." % (
+             "a %d MiB image of random data. Load average before each round: %s.%s" % (
                  io["started"], io.get("finished", "?"), io["rounds"], io["seconds"], io["ramp_seconds"],
-                 io["disk_mb"], loads(io)))
+                 io["disk_mb"], loads(io), steal(io)))
     if io.get("resumed"):
         L.append("Resumed " + "; ".join(io["resumed"]) + ".")
     L.append("")
@@ -188,19 +199,42 @@ def eff(v, kind):
     return B.median([r.get("per_cpu_s", {}).get(kind) for r in runs_ok(v)])
 
 
-def explore_section(ex):
+def rerun_command(ex, name):
+    """The explore.py command line that reruns a longer check stored in results/NAME."""
+    knobs = [v for v in ex["order"] if v not in ("vmlaunch", "hand") and "+" not in v]
+    combos = [v for v in ex["order"] if "+" in v]
+    return "tests/bench/explore.py --rounds %d --seconds %d --only %s --combo \"%s\" --json %s" % (
+        ex["rounds"], ex["seconds"], ",".join(knobs), " ".join(combos), name)
+
+
+def explore_section(ex, title="## 1b. Flags explored", how="`make bench-explore`", brief=False):
+    """brief: a later, longer check of a few knobs; the columns are explained once, in section 1b."""
     if not ex:
-        return ["## 1b. Flags explored", "", "Not run yet: `make bench-explore`.", ""]
-    L = ["## 1b. Flags explored (`make bench-explore`)", ""]
+        return [title, "", "Not run yet: %s." % how, ""]
+    vs = ex["variants"]
+    targets = "qemu-defaults" in vs or "virtio-defaults" in vs
+    L = ["%s (%s)" % (title, how), ""]
     L.append("Run %s – %s; %d round(s) interleaved, %d s per workload, %d MiB tmpfs image. Load average before each "
-             "round: %s. `hand` is vmlaunch's own choice for a tmpfs disk, written by hand: %s. Every knob row is "
+             "round: %s.%s `hand` is vmlaunch's own choice for a tmpfs disk, written by hand: %s. Every knob row is "
              "`hand` with that one change; \"÷ hand\" is its IOPS over `hand`'s (> 1: the change beats the current "
-             "default). \"vs qemu / virtio defaults\" are the target ratios (≥ 3× and ≥ 1.8× for randread qd32); "
-             "\"+ mitigations=off\": against the defaults booted with the same guest kernel command line as "
-             "vmlaunch's, i.e. the qemu flags alone." % (
+             "default).%s" % (
                  ex["started"], ex.get("finished", "?"), ex["rounds"], ex["seconds"], ex["disk_mb"], loads(ex),
-                 ex["base"]))
+                 steal(ex), ex["base"],
+                 " \"vs qemu / virtio defaults\" are the target ratios (≥ 3× and ≥ 1.8× for randread qd32); "
+                 "\"+ mitigations=off\": against the defaults booted with the same guest kernel command line as "
+                 "vmlaunch's, i.e. the qemu flags alone." if targets else ""))
     L.append("")
+    if brief:
+        L.append("Columns as in section 1b.")
+        L.append("")
+    else:
+        L += explore_notes()
+    L += explore_table(ex)
+    return L
+
+
+def explore_notes():
+    L = []
     L.append("\"per qemu CPU-s\": requests completed (QMP `query-blockstats`) per CPU-second of the whole qemu "
              "process (/proc/PID/stat), sampled every 0.5 s over the intervals where only reads (the qd32 read job) "
              "or only writes (the write job) completed. When the neighbours take CPU away, a TCG guest completes fewer "
@@ -209,6 +243,11 @@ def explore_section(ex):
     L.append("")
     L.append(TCG_NOTE)
     L.append("")
+    return L
+
+
+def explore_table(ex):
+    L = []
     vs = ex["variants"]
     hand = vs.get("hand")
     qd = vs.get("qemu-defaults")
@@ -226,8 +265,9 @@ def explore_section(ex):
             med = eff(v, kind)
             row += [B.fmt_num(med), fmt_ratio(ratio(med, eff(hand, kind) if hand else None))]
         rr = stat(v, "randread-qd32", "iops")[0]
-        row += [fmt_ratio(ratio(rr, stat(qd, "randread-qd32", "iops")[0] if qd else None)),
-                fmt_ratio(ratio(rr, stat(vd, "randread-qd32", "iops")[0] if vd else None))]
+        if qd or vd:
+            row += [fmt_ratio(ratio(rr, stat(qd, "randread-qd32", "iops")[0] if qd else None)),
+                    fmt_ratio(ratio(rr, stat(vd, "randread-qd32", "iops")[0] if vd else None))]
         if qd2 or vd2:
             row += [fmt_ratio(ratio(rr, stat(qd2, "randread-qd32", "iops")[0] if qd2 else None)),
                     fmt_ratio(ratio(rr, stat(vd2, "randread-qd32", "iops")[0] if vd2 else None))]
@@ -240,8 +280,9 @@ def explore_section(ex):
         short = wl.replace("randread-qd", "read qd").replace("randwrite-qd", "write qd")
         hdr += [short + " IOPS", "min–max", "÷ hand"]
         al += ["---:", "---:", "---:"]
-    hdr += ["reads per qemu CPU-s", "÷ hand", "writes per qemu CPU-s", "÷ hand",
-            "read qd32 vs qemu defaults", "vs virtio defaults"]
+    hdr += ["reads per qemu CPU-s", "÷ hand", "writes per qemu CPU-s", "÷ hand"]
+    if qd or vd:
+        hdr += ["read qd32 vs qemu defaults", "vs virtio defaults"]
     if qd2 or vd2:
         hdr += ["vs qemu defaults + mitigations=off", "vs virtio defaults + mitigations=off"]
     hdr += ["runs ok"]
@@ -470,6 +511,11 @@ def main():
     if note:
         L += [note, ""]
     L += explore_section(ex)
+    longer = [(B.load_json(f), f) for f in os.listdir(B.RESULTS_DIR) if re.fullmatch(r"explore-long-.*\.json", f)]
+    for i, (long, name) in enumerate(sorted(longer, key=lambda x: x[0]["started"])):
+        L += explore_section(long, title="## 1%s. Longer check: %s" % (
+            chr(ord("c") + i), ", ".join("`%s`" % v for v in long["order"] if v not in ("vmlaunch", "hand"))),
+            how="`%s`" % rerun_command(long, name), brief=True)
     L += launch_section(la)
     L += populate_section()
     L += libvirt_section(lv, la)
