@@ -101,10 +101,26 @@ def header(host):
 
 # ---------------------------------------------------------------------------------------------------------------
 
-def io_section(io):
+def target_lines(io):
+    """The issue's targets (16K randread qd32, vmlaunch on tmpfs against qemu's and virtio's defaults), met or not."""
+    vs = io["variants"]
+    ref = stat(vs["vmlaunch-tmpfs"], "randread-qd32", "iops")[0] if "vmlaunch-tmpfs" in vs else None
+    got = []
+    for c, want, name in (("qemu-defaults", 3.0, "qemu defaults"), ("virtio-defaults", 1.8, "virtio defaults")):
+        med = stat(vs[c], "randread-qd32", "iops")[0] if c in vs else None
+        if ref and med:
+            got.append("%.2f× %s (target ≥ %.1f×: %s)" % (ref / med, name, want,
+                                                           "met" if ref / med >= want else "**not met**"))
+    if not got:
+        return []
+    return ["Targets on this machine, 16 KiB randread iodepth 32, vmlaunch on tmpfs: " + "; ".join(got) + ".", ""]
+
+
+def io_section(io, title="## 1. Guest disk I/O", how="`make bench-io`", brief=False):
+    """brief: a later, longer run of some variants; fio's jobs, the columns and the arguments are section 1's."""
     if not io:
-        return ["## 1. Guest disk I/O", "", "Not run yet: `make bench-io`.", ""], None
-    L = ["## 1. Guest disk I/O (`make bench-io`)", ""]
+        return [title, "", "Not run yet: %s." % how, ""], None
+    L = ["%s (%s)" % (title, how), ""]
     L.append("Run %s – %s; %d round(s), variants interleaved in the order listed; %d s per workload after a %d s ramp; "
              "a %d MiB image of random data. Load average before each round: %s.%s" % (
                  io["started"], io.get("finished", "?"), io["rounds"], io["seconds"], io["ramp_seconds"],
@@ -112,6 +128,18 @@ def io_section(io):
     if io.get("resumed"):
         L.append("Resumed " + "; ".join(io["resumed"]) + ".")
     L.append("")
+    if brief:
+        L.append("fio's jobs, the columns and each variant's arguments as in section 1.")
+        L.append("")
+        L += target_lines(io)
+    else:
+        L += io_notes(io)
+    L += io_tables(io, brief)
+    return L, io
+
+
+def io_notes(io):
+    L = []
     L.append("In the guest: `fio %s` (one job per workload, one after the other, in one boot; IOPS, mean and p99 "
              "of the total latency from fio's JSON). On the host: the same jobs with `--ioengine=io_uring` (RBD: fio's "
              "`rbd` engine). The ratio is IOPS ÷ the IOPS of vmlaunch on the same backing (latencies are not "
@@ -119,6 +147,11 @@ def io_section(io):
     L.append("")
     L.append(TCG_NOTE)
     L.append("")
+    return L
+
+
+def io_tables(io, brief):
+    L = []
     vs = io["variants"]
     order = io["order"]
     for wl in io["workloads"]:
@@ -140,6 +173,8 @@ def io_section(io):
                              "÷ vmlaunch", "runs ok"], rows,
                             ["---", "---", "---:", "---:", "---:", "---:", "---:", "---:"]))
         L.append("")
+    if brief:
+        return L + failure_lines([(vid, r) for vid in order for r in errors_of(vs[vid])], title="Failed runs:")
     L.append("Exact disk arguments of each variant (vmlaunch's from `vmlaunch --dry-run`; IMG, FILE are the images "
              "named in the backing column):")
     L.append("")
@@ -152,7 +187,7 @@ def io_section(io):
     L += failure_lines([(vid, r) for vid in order for r in errors_of(vs[vid])], title="Failed runs:")
     L.append("![guest I/O ratios](guest-io.png)")
     L.append("")
-    return L, io
+    return L
 
 
 def chart(io):
@@ -453,16 +488,7 @@ def summary(io, ex, la, lv):
         L.append("")
         L.append(B.md_table(["workload"] + [names[c] for c in cols], rows, ["---"] + ["---:"] * len(cols)))
         L.append("")
-        ref = stat(vs["vmlaunch-tmpfs"], "randread-qd32", "iops")[0] if "vmlaunch-tmpfs" in vs else None
-        got = []
-        for c, want, name in (("qemu-defaults", 3.0, "qemu defaults"), ("virtio-defaults", 1.8, "virtio defaults")):
-            med = stat(vs[c], "randread-qd32", "iops")[0] if c in vs else None
-            if ref and med:
-                got.append("%.2f× %s (target ≥ %.1f×: %s)" % (ref / med, name, want,
-                                                               "met" if ref / med >= want else "**not met**"))
-        if got:
-            L.append("Targets on this machine, 16 KiB randread iodepth 32, vmlaunch on tmpfs: " + "; ".join(got) + ".")
-            L.append("")
+        L += target_lines(io)
     rows = []
     if la:
         R = la["runs"]
@@ -516,6 +542,12 @@ def main():
         L += explore_section(long, title="## 1%s. Longer check: %s" % (
             chr(ord("c") + i), ", ".join("`%s`" % v for v in long["order"] if v not in ("vmlaunch", "hand"))),
             how="`%s`" % rerun_command(long, name), brief=True)
+    n = len(longer)
+    for i, name in enumerate(sorted(f for f in os.listdir(B.RESULTS_DIR) if re.fullmatch(r"io-long-.*\.json", f))):
+        long = B.load_json(name)
+        L += io_section(long, title="## 1%s. Longer run: %s" % (chr(ord("c") + n + i), ", ".join(long["order"])),
+                        how="`tests/bench/guest_io.py --only %s --rounds %d --seconds %d --json %s`" % (
+                            ",".join(long["order"]), long["rounds"], long["seconds"], name), brief=True)[0]
     L += launch_section(la)
     L += populate_section()
     L += libvirt_section(lv, la)
