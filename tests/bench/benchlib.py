@@ -311,6 +311,10 @@ def run_vmlaunch_command(conf, guest_argv, timeout, sets=(), vmlaunch=VMLAUNCH):
         argv += ["--set", s]
     argv += [conf, "--"] + guest_argv
     t0 = time.monotonic()
+
+    def last_words(err):
+        return "stderr: %s\nconsole:\n%s" % (tail(err or "", 30), tail(read_if_there(console_of(conf)), 30))
+
     p = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                          start_new_session=True)
     try:
@@ -322,12 +326,11 @@ def run_vmlaunch_command(conf, guest_argv, timeout, sets=(), vmlaunch=VMLAUNCH):
         except subprocess.TimeoutExpired:
             p.kill()
             out, err = p.communicate()
-        raise RuntimeError("vmlaunch timed out after %d s\nguest stdout: %s\nstderr: %s\nconsole:\n%s" % (
-            timeout, tail(out or ""), tail(err or "", 30), tail(read_if_there(console_of(conf)), 30)))
+        raise RuntimeError("vmlaunch timed out after %d s\nguest stdout: %s\n%s" % (timeout, tail(out or ""),
+                                                                                  last_words(err)))
     wall = time.monotonic() - t0
     if p.returncode != 0:
-        raise RuntimeError("vmlaunch exit %d\nstderr: %s\nconsole:\n%s" % (p.returncode, tail(err, 30),
-                                                                        tail(read_if_there(console_of(conf)), 30)))
+        raise RuntimeError("vmlaunch exit %d\n%s" % (p.returncode, last_words(err)))
     return out, wall
 
 
@@ -410,10 +413,20 @@ def host_cpu_ticks():
     return t[7], sum(t)
 
 
-def steal_fraction(before, after):
-    """The fraction of the host's CPU time stolen between two host_cpu_ticks() readings (None if none passed)."""
-    total = after[1] - before[1]
-    return (after[0] - before[0]) / total if total > 0 else None
+class HostSteal:
+    """`with HostSteal() as s:` — afterwards s.fraction is the share of the host's CPU time that its hypervisor gave to
+    others meanwhile (None if no time passed); str(s) says it for the log."""
+
+    def __enter__(self):
+        self.before, self.fraction = host_cpu_ticks(), None
+        return self
+
+    def __exit__(self, *exc):
+        steal, total = (a - b for a, b in zip(host_cpu_ticks(), self.before))
+        self.fraction = steal / total if total > 0 else None
+
+    def __str__(self):
+        return "host CPU stolen %.0f%%" % (100 * (self.fraction or 0))
 
 
 class QemuSampler:
@@ -427,14 +440,12 @@ class QemuSampler:
         self.thread = threading.Thread(target=self._run, daemon=True)
 
     def __enter__(self):
-        self.host_before = host_cpu_ticks()
         self.thread.start()
         return self
 
     def __exit__(self, *exc):
         self.stop.set()
         self.thread.join(timeout=5)
-        self.steal = steal_fraction(self.host_before, host_cpu_ticks())
 
     def _run(self):
         pid = sock = None

@@ -151,7 +151,6 @@ def default_knobs(base):
          "mitigations-on" if has(base, "mitigations=off") else "mitigations-off",
          "poll-32k" if has(base, "poll-max-ns=0") else "poll-0",
          "packed-off" if has(base, "packed=on") else "packed",
-         "cpu-la57-on" if "la57=off" in base["cpu"] else "cpu-max-la57-off",
          "nohz-off", "idle-poll", "tcg-single", "no-iothread", "num-queues-1", "ioeventfd-off"]
     aio = re.search(r"aio=(\w+)", " ".join(base["disk"]))
     k += ["aio-" + a for a in ("native", "io_uring", "threads") if not aio or aio.group(1) != a]
@@ -272,7 +271,7 @@ def main():
                     marker = qmp.encode()
                     qmp_args = ["-qmp", "unix:%s,server=on,wait=off" % qmp]
                 try:
-                    with B.QemuSampler(marker, qmp) as sampler:
+                    with B.HostSteal() as steal, B.QemuSampler(marker, qmp) as sampler:
                         if kind == "vmlaunch":
                             out, wall = B.run_vmlaunch_command(conf, gargv, tmo, sets=x)
                         elif kind == "qemu":
@@ -283,11 +282,11 @@ def main():
                         else:
                             out, wall = B.run_qemu_command(spec_argv(x) + qmp_args, gargv, tmo)
                     run.update(results=B.parse_fio(out), wall=round(wall, 1), per_cpu_s=sampler.per_cpu_second(),
-                               steal=sampler.steal)
+                               steal=steal.fraction)
                     B.log("  " + ", ".join("%s %.0f IOPS" % (k, v["iops"]) for k, v in run["results"].items()) +
                           "; per qemu CPU-second: " + ", ".join("%s %.0f" % (k, v) for k, v in run["per_cpu_s"].items()
                                                                 if "util" not in k) +
-                          "; host CPU stolen %.0f%%" % (100 * (run["steal"] or 0)))
+                          "; %s" % steal)
                 except Exception as e:  # noqa: BLE001
                     run["error"] = str(e)[-3000:]
                     B.log("  FAILED:", str(e)[-1500:])

@@ -254,12 +254,10 @@ def main():
                     B.log("round %d: %s" % (r, v.id))
                     run = {"round": r, "load_before": B.loadavg()}
                     try:
-                        host_before = B.host_cpu_ticks()
-                        res, wall = run_variant(v, ctx, args.seconds, workloads, confdir)
-                        run.update(results=res, wall=round(wall, 1),
-                                   steal=B.steal_fraction(host_before, B.host_cpu_ticks()))
-                        B.log("  " + ", ".join("%s %.0f IOPS" % (k, x["iops"]) for k, x in res.items()) +
-                              "; host CPU stolen %.0f%%" % (100 * (run["steal"] or 0)))
+                        with B.HostSteal() as steal:
+                            res, wall = run_variant(v, ctx, args.seconds, workloads, confdir)
+                        run.update(results=res, wall=round(wall, 1), steal=steal.fraction)
+                        B.log("  " + ", ".join("%s %.0f IOPS" % (k, x["iops"]) for k, x in res.items()) + "; %s" % steal)
                     except Exception as e:  # noqa: BLE001 — a failed variant is recorded, the others go on
                         run["error"] = str(e)[-3000:]
                         B.log("  FAILED:", str(e)[-1500:])

@@ -119,7 +119,7 @@ def target_lines(io):
 def io_section(io, title="## 1. Guest disk I/O", how="`make bench-io`", brief=False):
     """brief: a later, longer run of some variants; fio's jobs, the columns and the arguments are section 1's."""
     if not io:
-        return [title, "", "Not run yet: %s." % how, ""], None
+        return [title, "", "Not run yet: %s." % how, ""]
     L = ["%s (%s)" % (title, how), ""]
     L.append("Run %s – %s; %d round(s), variants interleaved in the order listed; %d s per workload after a %d s ramp; "
              "a %d MiB image of random data. Load average before each round: %s.%s" % (
@@ -134,8 +134,7 @@ def io_section(io, title="## 1. Guest disk I/O", how="`make bench-io`", brief=Fa
         L += target_lines(io)
     else:
         L += io_notes(io)
-    L += io_tables(io, brief)
-    return L, io
+    return L + io_tables(io, brief)
 
 
 def io_notes(io):
@@ -325,6 +324,28 @@ def explore_table(ex):
     L.append(B.md_table(hdr, rows, al))
     L.append("")
     L += failure_lines([(vid, r) for vid in ex["order"] for r in errors_of(vs[vid])], title="Failed runs:")
+    return L
+
+
+def longer_runs(prefix):
+    """(data, file name) of every results/PREFIX-*.json, in the order they ran."""
+    runs = [(B.load_json(f), f) for f in os.listdir(B.RESULTS_DIR) if re.fullmatch(prefix + r"-.*\.json", f)]
+    return sorted(runs, key=lambda x: x[0]["started"])
+
+
+def longer_sections():
+    """Sections 1c, 1d, …: the longer explore.py checks, then the longer guest_io.py runs, each with its command."""
+    L = []
+    letters = iter("cdefghijklmnopqrstuvwxyz")
+    for ex, name in longer_runs("explore-long"):
+        knobs = ", ".join("`%s`" % v for v in ex["order"] if v not in ("vmlaunch", "hand"))
+        L += explore_section(ex, title="## 1%s. Longer check: %s" % (next(letters), knobs),
+                             how="`%s`" % rerun_command(ex, name), brief=True)
+    for io, name in longer_runs("io-long"):
+        how = "`tests/bench/guest_io.py --only %s --rounds %d --seconds %d --json %s`" % (
+            ",".join(io["order"]), io["rounds"], io["seconds"], name)
+        L += io_section(io, title="## 1%s. Longer run: %s" % (next(letters), ", ".join(io["order"])), how=how,
+                        brief=True)
     return L
 
 
@@ -531,23 +552,12 @@ def main():
     L.append(TCG_NOTE)
     L.append("")
     L += summary(io, ex, la, lv)
-    io_lines, _ = io_section(io)
-    L += io_lines
+    L += io_section(io)
     note = chart(io)
     if note:
         L += [note, ""]
     L += explore_section(ex)
-    longer = [(B.load_json(f), f) for f in os.listdir(B.RESULTS_DIR) if re.fullmatch(r"explore-long-.*\.json", f)]
-    for i, (long, name) in enumerate(sorted(longer, key=lambda x: x[0]["started"])):
-        L += explore_section(long, title="## 1%s. Longer check: %s" % (
-            chr(ord("c") + i), ", ".join("`%s`" % v for v in long["order"] if v not in ("vmlaunch", "hand"))),
-            how="`%s`" % rerun_command(long, name), brief=True)
-    n = len(longer)
-    for i, name in enumerate(sorted(f for f in os.listdir(B.RESULTS_DIR) if re.fullmatch(r"io-long-.*\.json", f))):
-        long = B.load_json(name)
-        L += io_section(long, title="## 1%s. Longer run: %s" % (chr(ord("c") + n + i), ", ".join(long["order"])),
-                        how="`tests/bench/guest_io.py --only %s --rounds %d --seconds %d --json %s`" % (
-                            ",".join(long["order"]), long["rounds"], long["seconds"], name), brief=True)[0]
+    L += longer_sections()
     L += launch_section(la)
     L += populate_section()
     L += libvirt_section(lv, la)
