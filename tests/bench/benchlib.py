@@ -405,6 +405,24 @@ def cpu_ticks(pid):
     return int(st[11]) + int(st[12])  # utime + stime, all threads
 
 
+def thread_ticks(pid):
+    """{tid: utime + stime} of every thread qemu has now."""
+    out = {}
+    for t in os.listdir("/proc/%d/task" % pid):
+        try:
+            with open("/proc/%d/task/%s/stat" % (pid, t)) as f:
+                st = f.read().rsplit(")", 1)[1].split()
+            out[int(t)] = int(st[11]) + int(st[12])
+        except (OSError, ValueError, IndexError):
+            pass  # a thread that ended meanwhile
+    return out
+
+
+# Where qemu's CPU time goes, by thread role: the vCPUs (guest code under TCG), the main loop (the BQL, device
+# emulation outside iothreads, and — without KVM's irqfd — every interrupt an iothread raises), the iothreads, rest.
+ROLES = ("vcpu", "main", "iothread", "other")
+
+
 def host_cpu_ticks():
     """(steal, total) jiffies of all host CPUs from /proc/stat: steal is the time the hypervisor under this host ran
     someone else while this host had work."""
@@ -430,11 +448,13 @@ class HostSteal:
 
 
 class QemuSampler:
-    """Samples qemu's CPU time and its disks' completed requests (QMP query-blockstats) every `period` seconds
-    while a run goes on, then sums both over the intervals where only reads, or only writes, were completing."""
+    """Samples qemu's CPU time (per thread) and its disks' completed requests (QMP query-blockstats) every `period`
+    seconds while a run goes on, then sums both over the intervals where only reads, or only writes, were completing.
+    With `io_nice`, it also sets that nice value on qemu's main loop thread and iothreads as soon as it knows them
+    (explore.py's io-nice knob): the one QMP connection a hand-written command line offers is the sampler's."""
 
-    def __init__(self, marker, qmp_path, period=0.5):
-        self.marker, self.qmp_path, self.period = marker, qmp_path, period
+    def __init__(self, marker, qmp_path, period=0.5, io_nice=None):
+        self.marker, self.qmp_path, self.period, self.io_nice = marker, qmp_path, period, io_nice
         self.samples = []
         self.stop = threading.Event()
         self.thread = threading.Thread(target=self._run, daemon=True)
@@ -463,16 +483,26 @@ class QemuSampler:
                     f.write('{"execute":"qmp_capabilities"}\n')
                     f.flush()
                     f.readline()
+                    roles = {pid: "main"}
+                    for cmd, role in (("query-cpus-fast", "vcpu"), ("query-iothreads", "iothread")):
+                        f.write('{"execute":"%s"}\n' % cmd)
+                        f.flush()
+                        msg = self._answer(f)
+                        roles.update({t["thread-id"]: role for t in msg.get("return", [])})
+                    if self.io_nice is not None:
+                        for t in (t for t, role in roles.items() if role in ("main", "iothread")):
+                            try:
+                                os.setpriority(os.PRIO_PROCESS, t, self.io_nice)
+                            except OSError as e:
+                                log("cannot set nice %d on qemu thread %d: %s" % (self.io_nice, t, e))
                 if sock is not None:
                     f.write('{"execute":"query-blockstats"}\n')
                     f.flush()
-                    while True:
-                        msg = json.loads(f.readline())
-                        if "return" in msg or "error" in msg:
-                            break
+                    msg = self._answer(f)
                     rd = sum(d["stats"]["rd_operations"] for d in msg.get("return", []))
                     wr = sum(d["stats"]["wr_operations"] for d in msg.get("return", []))
-                    self.samples.append((time.monotonic(), cpu_ticks(pid) / hz, rd, wr))
+                    self.samples.append((time.monotonic(), cpu_ticks(pid) / hz, rd, wr,
+                                         {t: (roles.get(t, "other"), n / hz) for t, n in thread_ticks(pid).items()}))
             except (OSError, ValueError):
                 if sock is not None:
                     sock.close()
@@ -481,16 +511,35 @@ class QemuSampler:
                     return
             self.stop.wait(self.period)
 
+    @staticmethod
+    def _answer(f):
+        while True:  # skip QMP events
+            msg = json.loads(f.readline())
+            if "return" in msg or "error" in msg:
+                return msg
+
+    @staticmethod
+    def _by_role(a, b):
+        """CPU seconds per thread role between two samples (threads alive in both)."""
+        out = dict.fromkeys(ROLES, 0.0)
+        for t, (role, sec) in b[4].items():
+            if t in a[4]:
+                out[role] += sec - a[4][t][1]
+        return out
+
     def per_cpu_second(self):
         """{"read": ops per qemu CPU-second, "write": ...} over the intervals with only that kind of request
-        completing, leaving out the first and last such interval (partial)."""
+        completing, leaving out the first and last such interval (partial); "read_us": {role: µs of host CPU per
+        request} for each thread role in ROLES, likewise for writes."""
         out = {}
-        iv = [(b[1] - a[1], b[2] - a[2], b[3] - a[3]) for a, b in zip(self.samples, self.samples[1:])]
+        iv = [(b[1] - a[1], b[2] - a[2], b[3] - a[3], self._by_role(a, b)) for a, b in zip(self.samples, self.samples[1:])]
         for kind, idx, other in (("read", 1, 2), ("write", 2, 1)):
             sel = [x for x in iv if x[idx] > 0 and x[other] == 0]
             sel = sel[1:-1]
             cpu = sum(x[0] for x in sel)
+            ops = sum(x[idx] for x in sel)
             if len(sel) >= 3 and cpu > 0:
-                out[kind] = sum(x[idx] for x in sel) / cpu
+                out[kind] = ops / cpu
                 out[kind + "_cpu_util"] = cpu / (len(sel) * self.period)  # qemu's CPUs busy, of the 2 host CPUs
+                out[kind + "_us"] = {r: 1e6 * sum(x[3][r] for x in sel) / ops for r in ROLES}
         return out

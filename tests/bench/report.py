@@ -264,7 +264,31 @@ def explore_section(ex, title="## 1b. Flags explored", how="`make bench-explore`
     else:
         L += explore_notes()
     L += explore_table(ex)
+    L += thread_table(ex)
     return L
+
+
+def thread_table(ex):
+    """Host CPU per request by qemu thread role, for the variants whose runs sampled it (older JSON has no split)."""
+    vs = ex["variants"]
+
+    def us(v, kind, role):
+        return B.median([r.get("per_cpu_s", {}).get(kind + "_us", {}).get(role) for r in runs_ok(v)])
+
+    rows = []
+    for vid in ex["order"]:
+        cells = [us(vs[vid], kind, role) for kind in ("read", "write") for role in B.ROLES]
+        if any(c is not None for c in cells):
+            rows.append(["`%s`" % vid] + [B.fmt_num(c) if c is not None else "–" for c in cells])
+    if not rows:
+        return []
+    names = {"vcpu": "vCPUs", "main": "main loop", "iothread": "iothreads", "other": "other"}
+    hdr = ["variant"] + ["%s: %s" % (kind, names[r]) for kind in ("read", "write") for r in B.ROLES]
+    return ["Where qemu's CPU goes: µs of host CPU per request (medians over the rounds, same intervals as \"per "
+            "qemu CPU-s\"), by thread — the vCPU threads (the guest's own code, emulated), the main loop (the BQL; "
+            "without KVM's irqfd also every completion interrupt an iothread raises: iothread → eventfd → main loop → "
+            "MSI → vCPU), the iothreads (virtio-blk and the I/O), and qemu's other threads (thread-pool workers for "
+            "aio=threads, RCU, the monitor):", "", B.md_table(hdr, rows, ["---"] + ["---:"] * (len(hdr) - 1)), ""]
 
 
 def explore_notes():
@@ -334,12 +358,12 @@ def longer_runs(prefix):
 
 
 def longer_sections():
-    """Sections 1c, 1d, …: the longer explore.py checks, then the longer guest_io.py runs, each with its command."""
+    """Sections 1c, 1d, …: the further explore.py checks, then the longer guest_io.py runs, each with its command."""
     L = []
     letters = iter("cdefghijklmnopqrstuvwxyz")
     for ex, name in longer_runs("explore-long"):
         knobs = ", ".join("`%s`" % v for v in ex["order"] if v not in ("vmlaunch", "hand"))
-        L += explore_section(ex, title="## 1%s. Longer check: %s" % (next(letters), knobs),
+        L += explore_section(ex, title="## 1%s. Check of %s, %d rounds" % (next(letters), knobs, ex["rounds"]),
                              how="`%s`" % rerun_command(ex, name), brief=True)
     for io, name in longer_runs("io-long"):
         how = "`tests/bench/guest_io.py --only %s --rounds %d --seconds %d --json %s`" % (
