@@ -399,10 +399,15 @@ def find_pid(marker):
     return None
 
 
-def cpu_ticks(pid):
-    with open("/proc/%d/stat" % pid) as f:
+def stat_ticks(path):
+    """utime + stime from a /proc/PID/stat or /proc/PID/task/TID/stat file (the comm field may hold spaces)."""
+    with open(path) as f:
         st = f.read().rsplit(")", 1)[1].split()
-    return int(st[11]) + int(st[12])  # utime + stime, all threads
+    return int(st[11]) + int(st[12])
+
+
+def cpu_ticks(pid):
+    return stat_ticks("/proc/%d/stat" % pid)  # all threads, those that ended included
 
 
 def thread_ticks(pid):
@@ -410,9 +415,7 @@ def thread_ticks(pid):
     out = {}
     for t in os.listdir("/proc/%d/task" % pid):
         try:
-            with open("/proc/%d/task/%s/stat" % (pid, t)) as f:
-                st = f.read().rsplit(")", 1)[1].split()
-            out[int(t)] = int(st[11]) + int(st[12])
+            out[int(t)] = stat_ticks("/proc/%d/task/%s/stat" % (pid, t))
         except (OSError, ValueError, IndexError):
             pass  # a thread that ended meanwhile
     return out

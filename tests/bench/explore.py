@@ -126,7 +126,7 @@ KNOBS = {
     "smp-cores": ("`-smp N,sockets=1,cores=N` (the vCPUs as cores of one socket, sharing its L3, instead of qemu's "
                   "one socket per vCPU: the guest's block layer completes a request on the vCPU the interrupt came to, "
                   "without an IPI to the submitting one)",
-                  knob("smp", lambda n: "%s,sockets=1,cores=%s" % (n.split(",")[0], n.split(",")[0]))),
+                  knob("smp", lambda n: "{0},sockets=1,cores={0}".format(n.split(",")[0]))),
     "io-nice-10": ("qemu's main loop thread and iothread at nice -10 (the vCPU threads stay at 0): the threads that "
                    "relay each request and its completion win the CPU they share with a busy vCPU at once",
                    knob("io_nice", lambda n: -10)),
