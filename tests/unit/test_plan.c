@@ -223,6 +223,42 @@ static void test_iothread_polls_only_on_its_own_cpu(void **state)
 	topology_free(&h.topo);
 }
 
+static void test_poll_queue_under_tcg(void **state)
+{
+	struct host_facts tcg = host_with(KVM_PVM, false), kvm = host_with(KVM_USABLE, false);
+	struct storage_target t = { .driver = "file", .filename = "/x", .direct_ok = true, .ephemeral = true };
+	struct vm_config cfg;
+	struct plan p;
+	(void)state;
+
+	/* TCG, 2 vCPUs, a disk: one poll queue per virtio-blk disk, before the user's words */
+	load("[vm]\ncpus = 2\n" BOOT "append = quiet\n[disk d]\nbackend = tmpfs\nsize = 1G\n", &cfg);
+	assert_int_equal(plan_build(&cfg, &tcg, &t, &nopriv, true, &p), 0);
+	assert_string_equal(p.cmdline, "console=ttyS0 panic=-1 mitigations=off virtio_blk.poll_queues=1 quiet");
+	assert_non_null(strstr(p.cmdline_why, "virtio_blk.poll_queues=1: "));
+	plan_free(&p);
+	/* KVM: interrupts are cheap there; left alone */
+	assert_int_equal(plan_build(&cfg, &kvm, &t, &nopriv, true, &p), 0);
+	assert_string_equal(p.cmdline, "console=ttyS0 panic=-1 quiet");
+	assert_null(strstr(p.cmdline_why, "poll_queues"));
+	plan_free(&p);
+	config_free(&cfg);
+
+	/* one vCPU: the guest caps its queues at its CPU count, a poll queue would leave no interrupt queue */
+	load("[vm]\ncpus = 1\n" BOOT "append = quiet\n[disk d]\nbackend = tmpfs\nsize = 1G\n", &cfg);
+	assert_int_equal(plan_build(&cfg, &tcg, &t, &nopriv, true, &p), 0);
+	assert_string_equal(p.cmdline, "console=ttyS0 panic=-1 mitigations=off quiet");
+	plan_free(&p);
+	config_free(&cfg);
+
+	/* the user's own poll_queues wins, and is not doubled */
+	load("[vm]\ncpus = 2\n" BOOT "append = virtio_blk.poll_queues=0\n[disk d]\nbackend = tmpfs\nsize = 1G\n", &cfg);
+	assert_int_equal(plan_build(&cfg, &tcg, &t, &nopriv, true, &p), 0);
+	assert_string_equal(p.cmdline, "console=ttyS0 panic=-1 mitigations=off virtio_blk.poll_queues=0");
+	plan_free(&p);
+	config_free(&cfg);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -230,6 +266,7 @@ int main(void)
 		cmocka_unit_test(test_disk_io),
 		cmocka_unit_test(test_console_and_command_mode),
 		cmocka_unit_test(test_iothread_polls_only_on_its_own_cpu),
+		cmocka_unit_test(test_poll_queue_under_tcg),
 	};
 	return cmocka_run_group_tests_name("plan", tests, NULL, NULL);
 }
