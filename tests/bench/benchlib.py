@@ -150,11 +150,18 @@ def load_json(name):
 # ---------------------------------------------------------------------------------------------------------------
 # fio
 
-WORKLOADS = [  # (key, rw, iodepth); run in this order in one fio invocation, each after the previous (stonewall)
+WORKLOADS = [  # (key, rw, iodepth[, fio options of this job]); run in this order in one fio invocation, each after
+    # the previous (stonewall)
     ("randread-qd32", "randread", 32),
     ("randread-qd1", "randread", 1),
     ("randwrite-qd32", "randwrite", 32),
     ("randwrite-qd1", "randwrite", 1),
+]
+# Polled I/O: io_uring with IORING_SETUP_IOPOLL. It completes without an interrupt on a device with poll queues
+# (virtio_blk.poll_queues=N in the guest); elsewhere the kernel completes it by interrupt as usual.
+POLLED_WORKLOADS = [
+    ("randread-qd32-polled", "randread", 32, ("--ioengine=io_uring", "--hipri")),
+    ("randwrite-qd32-polled", "randwrite", 32, ("--ioengine=io_uring", "--hipri")),
 ]
 
 
@@ -170,8 +177,8 @@ def fio_args(seconds, workloads, engine, filename=None, extra=()):
     if filename:
         a.append("--filename=" + filename)
     a += list(extra)
-    for key, rw, depth in workloads:
-        a += ["--name=" + key, "--rw=" + rw, "--iodepth=%d" % depth]
+    for key, rw, depth, *job in workloads:
+        a += ["--name=" + key, "--rw=" + rw, "--iodepth=%d" % depth] + list(job[0] if job else ())
     return a
 
 

@@ -8,14 +8,17 @@
                        blockdev, virtio-blk device), written by hand on IMG itself: no pinning, no tcmalloc, no
                        privilege dropping. Every other variant is `hand` with one change, so its ratio to `hand`
                        is that change's gain.
-  qemu-defaults, virtio-defaults   as in guest_io.py, for the target ratios
+  qemu-defaults, virtio-defaults   as in guest_io.py, for the target ratios; and the same booted with the guest
+                       kernel words vmlaunch adds under TCG (`-guest-words`): the ratio to these is the qemu flags'
   and one variant per knob (--list shows them).
 
   Each knob is a change from vmlaunch's current default: a flag vmlaunch already sets (packed=on, poll-max-ns=0,
   mitigations=off in the guest under TCG) is tested by taking it away, and `old-default` (the id lists the knobs)
   takes all of them away: vmlaunch's command line before they became defaults.
 
-    tests/bench/explore.py [--seconds 10] [--rounds 5] [--only ID,ID] [--combo ID+ID ...] [--list]
+    tests/bench/explore.py [--seconds 10] [--rounds 5] [--only ID,ID] [--combo ID+ID ...] [--polled] [--list]
+
+--polled adds polled I/O (io_uring with --hipri, randread and randwrite at iodepth 32) to the libaio workloads.
 
 --combo id1+id2 adds a variant applying several changes at once. Environment: BENCH_EXPLORE_SECONDS (default 10),
 BENCH_EXPLORE_ROUNDS (default BENCH_ROUNDS, else 5), BENCH_DISK_MB, BENCH_EXPLORE_COMBOS (space-separated, like
@@ -34,6 +37,8 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import benchlib as B  # noqa: E402
 
 WORKLOADS = [w for w in B.WORKLOADS if w[0] in ("randread-qd32", "randwrite-qd32")]
+# Words vmlaunch adds to the guest kernel's command line itself (under TCG), as opposed to the config's append.
+GUEST_WORDS = ("mitigations=off", "tsc=reliable", "virtio_blk.poll_queues=1")
 
 
 def set_prop(args, starts, key, value):
@@ -99,6 +104,10 @@ KNOBS = {
                         knob("append", lambda a: a + " mitigations=off")),
     "mitigations-on": ("without the guest kernel's `mitigations=off` (the guest's default Spectre mitigations)",
                        knob("append", lambda a: drop_word(a, "mitigations=off"))),
+    "poll-queues-0": ("without the guest kernel's `virtio_blk.poll_queues=1` (two interrupt queues, no poll queue)",
+                      knob("append", lambda a: drop_word(a, "virtio_blk.poll_queues=1"))),
+    "poll-queues-1": ("guest kernel `virtio_blk.poll_queues=1` (one poll queue, one interrupt queue)",
+                      knob("append", lambda a: a + " virtio_blk.poll_queues=1")),
     "nohz-off": ("guest kernel `nohz=off` (a periodic tick instead of reprogramming the LAPIC timer at every idle "
                  "entry and exit)", knob("append", lambda a: a + " nohz=off")),
     "highres-off": ("guest kernel `highres=off nohz=off` (a periodic LAPIC tick, never reprogrammed: fewer qemu "
@@ -158,6 +167,7 @@ def default_knobs(base):
          "mitigations-on" if has(base, "mitigations=off") else "mitigations-off",
          "poll-32k" if has(base, "poll-max-ns=0") else "poll-0",
          "packed-off" if has(base, "packed=on") else "packed",
+         "poll-queues-0" if has(base, "virtio_blk.poll_queues=1") else "poll-queues-1",
          "nohz-off", "idle-poll", "tcg-single", "no-iothread", "num-queues-1", "ioeventfd-off"]
     aio = re.search(r"aio=(\w+)", " ".join(base["disk"]))
     k += ["aio-" + a for a in ("native", "io_uring", "threads") if not aio or aio.group(1) != a]
@@ -207,6 +217,7 @@ def main():
     ap.add_argument("--only", default=os.environ.get("BENCH_EXPLORE_ONLY", ""))
     ap.add_argument("--combo", action="append", help="KNOB+KNOB...: several changes at once (default: taking "
                     "away all of packed=on, poll-max-ns=0 and mitigations=off that the current default has)")
+    ap.add_argument("--polled", action="store_true", help="also polled I/O (io_uring --hipri)")
     ap.add_argument("--list", action="store_true")
     ap.add_argument("--json", default="explore.json", help="results file under tests/bench/results/ (report.py reads "
                     "explore.json)")
@@ -219,6 +230,7 @@ def main():
         if not os.path.exists(f):
             sys.exit("explore.py: %s is missing (make bench-guest)" % f)
 
+    workloads = WORKLOADS + (B.POLLED_WORKLOADS if args.polled else [])
     d = tempfile.mkdtemp(prefix="vmbench-explore-", dir="/dev/shm")
     raw = os.path.join(d, "disk.raw")
     try:
@@ -233,12 +245,13 @@ def main():
                      ["-drive", "file=%s,format=raw" % raw]),
                     ("virtio-defaults", "virtio defaults: `-drive file=IMG,if=virtio,format=raw`", "qemu",
                      ["-drive", "file=%s,format=raw,if=virtio" % raw])]
-        if has(base, "mitigations=off"):
+        words = " ".join(w for w in base["append"].split() if w in GUEST_WORDS)
+        if words:
             # the same guest kernel command line as vmlaunch's: the ratio to these is the qemu flags' alone
-            variants += [("qemu-defaults-mitigations-off", "qemu defaults, guest `mitigations=off` as vmlaunch's",
+            variants += [("qemu-defaults-guest-words", "qemu defaults, booted with vmlaunch's guest words `%s`" % words,
                           "qemu-mo", ["-drive", "file=%s,format=raw" % raw]),
-                         ("virtio-defaults-mitigations-off", "virtio defaults, guest `mitigations=off` as vmlaunch's",
-                          "qemu-mo", ["-drive", "file=%s,format=raw,if=virtio" % raw])]
+                         ("virtio-defaults-guest-words", "virtio defaults, booted with vmlaunch's guest words `%s`" %
+                          words, "qemu-mo", ["-drive", "file=%s,format=raw,if=virtio" % raw])]
         knobs = args.only.split(",") if args.only else default_knobs(base)
         for k in knobs:
             if k in KNOBS:
@@ -258,21 +271,21 @@ def main():
             variants = [v for v in variants if v[0] in keep]
 
         data = {"host": B.host_info(), "seconds": args.seconds, "rounds": args.rounds, "disk_mb": args.disk_mb,
-                "workloads": [w[0] for w in WORKLOADS], "base": describe_spec(base).replace(raw, "IMG"),
+                "workloads": [w[0] for w in workloads], "base": describe_spec(base).replace(raw, "IMG"),
                 "started": time.strftime("%Y-%m-%d %H:%M:%S"), "round_loads": [], "order": [], "variants": {}}
         for vid, what, kind, x in variants:
             data["order"].append(vid)
             data["variants"][vid] = {"what": what, "kind": kind, "runs": [],
                                      "args": describe_spec(x).replace(raw, "IMG") if kind == "spec" else (" ".join(x).replace(raw, "IMG") if kind.startswith("qemu") else
                                                                                     " ".join("--set " + s for s in x))}
-        tmo = 300 + 3 * len(WORKLOADS) * (args.seconds + B.ramp_seconds(args.seconds))
+        tmo = 300 + 3 * len(workloads) * (args.seconds + B.ramp_seconds(args.seconds))
         for r in range(1, args.rounds + 1):
             data["round_loads"].append(B.before_round(r, args.rounds))
             for vid, what, kind, x in variants:
                 run = {"round": r, "load_before": B.loadavg()}
                 B.log("round %d: %s" % (r, vid))
                 dev = "/dev/sda" if vid.startswith("qemu-defaults") else "/dev/vda"
-                gargv = B.guest_fio_argv(dev, args.seconds, WORKLOADS)
+                gargv = B.guest_fio_argv(dev, args.seconds, workloads)
                 if kind == "vmlaunch":
                     qmp = "/run/vmlaunch/bench-explore/qmp.sock"
                     marker = b"-name\0bench-explore,"
@@ -288,8 +301,8 @@ def main():
                         elif kind == "qemu":
                             out, wall = B.run_qemu_command(B.base_qemu_argv() + x + qmp_args, gargv, tmo)
                         elif kind == "qemu-mo":
-                            out, wall = B.run_qemu_command(B.base_qemu_argv(append_extra="mitigations=off") + x +
-                                                           qmp_args, gargv, tmo)
+                            out, wall = B.run_qemu_command(B.base_qemu_argv(append_extra=words) + x + qmp_args, gargv,
+                                                           tmo)
                         else:
                             out, wall = B.run_qemu_command(spec_argv(x) + qmp_args, gargv, tmo)
                     run.update(results=B.parse_fio(out), wall=round(wall, 1), per_cpu_s=sampler.per_cpu_second(),

@@ -237,8 +237,9 @@ def rerun_command(ex, name):
     """The explore.py command line that reruns a longer check stored in results/NAME."""
     knobs = [v for v in ex["order"] if v not in ("vmlaunch", "hand") and "+" not in v]
     combos = [v for v in ex["order"] if "+" in v]
-    return "tests/bench/explore.py --rounds %d --seconds %d --only %s --combo \"%s\" --json %s" % (
-        ex["rounds"], ex["seconds"], ",".join(knobs), " ".join(combos), name)
+    polled = " --polled" if any(w.endswith("-polled") for w in ex["workloads"]) else ""
+    return "tests/bench/explore.py --rounds %d --seconds %d --only %s --combo \"%s\"%s --json %s" % (
+        ex["rounds"], ex["seconds"], ",".join(knobs), " ".join(combos), polled, name)
 
 
 def explore_section(ex, title="## 1b. Flags explored", how="`make bench-explore`", brief=False):
@@ -255,8 +256,8 @@ def explore_section(ex, title="## 1b. Flags explored", how="`make bench-explore`
                  ex["started"], ex.get("finished", "?"), ex["rounds"], ex["seconds"], ex["disk_mb"], loads(ex),
                  steal(ex), ex["base"],
                  " \"vs qemu / virtio defaults\" are the target ratios (≥ 3× and ≥ 1.8× for randread qd32); "
-                 "\"+ mitigations=off\": against the defaults booted with the same guest kernel command line as "
-                 "vmlaunch's, i.e. the qemu flags alone." if targets else ""))
+                 "\"+ mitigations=off\" or \"+ vmlaunch's guest words\": against the defaults booted with the "
+                 "same guest kernel command line as vmlaunch's, i.e. the qemu flags alone." if targets else ""))
     L.append("")
     if brief:
         L.append("Columns as in section 1b.")
@@ -310,8 +311,11 @@ def explore_table(ex):
     hand = vs.get("hand")
     qd = vs.get("qemu-defaults")
     vd = vs.get("virtio-defaults")
-    qd2 = vs.get("qemu-defaults-mitigations-off")
-    vd2 = vs.get("virtio-defaults-mitigations-off")
+    # the defaults booted with vmlaunch's own guest kernel words (older runs: mitigations=off only)
+    words = "guest-words" if "qemu-defaults-guest-words" in vs or "virtio-defaults-guest-words" in vs else \
+        "mitigations-off"
+    qd2 = vs.get("qemu-defaults-" + words)
+    vd2 = vs.get("virtio-defaults-" + words)
     rows = []
     for vid in ex["order"]:
         v = vs[vid]
@@ -342,7 +346,8 @@ def explore_table(ex):
     if qd or vd:
         hdr += ["read qd32 vs qemu defaults", "vs virtio defaults"]
     if qd2 or vd2:
-        hdr += ["vs qemu defaults + mitigations=off", "vs virtio defaults + mitigations=off"]
+        label = "vmlaunch's guest words" if words == "guest-words" else "mitigations=off"
+        hdr += ["vs qemu defaults + " + label, "vs virtio defaults + " + label]
     hdr += ["runs ok"]
     al += ["---:"] * (len(hdr) - len(al))
     L.append(B.md_table(hdr, rows, al))
