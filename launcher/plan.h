@@ -31,7 +31,6 @@ struct disk_plan {
 	bool no_flush;     /* cache.no-flush */
 	const char *aio;   /* "native", "io_uring" or "threads" */
 	bool reclaim;      /* discard=unmap + detect-zeroes=unmap: space the guest frees goes back to the host */
-	bool poll;         /* the iothread busy-polls (qemu's default); off when it has no CPU of its own */
 	char *why;
 };
 

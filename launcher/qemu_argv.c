@@ -246,7 +246,7 @@ void qemu_argv_build(const struct plan *p, struct qemu_cmdline *c)
 			free(key);
 		}
 		strv_push(a, "-object");
-		strv_pushf(a, "iothread,id=%s%s", d->iothread, d->poll ? "" : ",poll-max-ns=0");
+		strv_pushf(a, "iothread,id=%s", d->iothread);
 		strv_push(a, "-blockdev");
 		push_blockdev(a, d);
 		strv_push(a, "-device");

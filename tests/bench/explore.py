@@ -12,9 +12,10 @@
                        kernel words vmlaunch adds under TCG (`-guest-words`): the ratio to these is the qemu flags'
   and one variant per knob (--list shows them).
 
-  Each knob is a change from vmlaunch's current default: a flag vmlaunch already sets (packed=on, poll-max-ns=0,
-  mitigations=off in the guest under TCG) is tested by taking it away, and `old-default` (the id lists the knobs)
-  takes all of them away: vmlaunch's command line before they became defaults.
+  Each knob is a change from vmlaunch's current default: a flag vmlaunch already sets (packed=on, mitigations=off
+  in the guest under TCG; the iothread's busy polling, qemu's default, by `poll-0`) is tested by taking it away, and
+  `old-default` (the id lists the knobs) takes all of them away: vmlaunch's command line before they became
+  defaults.
 
     tests/bench/explore.py [--seconds 10] [--rounds 5] [--only ID,ID] [--combo ID+ID ...] [--polled] [--list]
 

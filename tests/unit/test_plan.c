@@ -191,7 +191,7 @@ static void test_console_and_command_mode(void **state)
 	config_free(&cfg);
 }
 
-static void test_iothread_polls_only_on_its_own_cpu(void **state)
+static void test_iothread_polls_on_any_cpu(void **state)
 {
 	struct host_facts h = host_with(KVM_USABLE, false);
 	struct storage_target t = { .driver = "file", .filename = "/x", .direct_ok = true, .ephemeral = true };
@@ -210,14 +210,16 @@ static void test_iothread_polls_only_on_its_own_cpu(void **state)
 
 	load("[vm]\ncpus = 1\n" BOOT "[disk d]\nbackend = tmpfs\nsize = 1G\n", &cfg);
 	assert_int_equal(plan_build(&cfg, &h, &t, &nopriv, false, &p), 0);
-	assert_true(p.disks[0].poll); /* vCPU on 0, the iothread alone on 1 */
+	/* vCPU on 0, the iothread alone on 1 */
+	assert_non_null(strstr(p.disks[0].why, "the iothread busy-polls"));
 	plan_free(&p);
 	config_free(&cfg);
 
 	load("[vm]\ncpus = 4\n" BOOT "[disk d]\nbackend = tmpfs\nsize = 1G\n", &cfg);
 	assert_int_equal(plan_build(&cfg, &h, &t, &nopriv, false, &p), 0);
-	assert_false(p.disks[0].poll); /* every CPU runs a vCPU: polling would steal from them */
-	assert_non_null(strstr(p.disks[0].why, "poll-max-ns=0"));
+	/* every CPU runs a vCPU: qemu's adaptive polling still pays (measured 1.3-1.5x under TCG on 2 shared CPUs) */
+	assert_non_null(strstr(p.disks[0].why, "the iothread busy-polls"));
+	assert_null(strstr(p.disks[0].why, "poll-max-ns=0"));
 	plan_free(&p);
 	config_free(&cfg);
 	topology_free(&h.topo);
@@ -265,7 +267,7 @@ int main(void)
 		cmocka_unit_test(test_accel),
 		cmocka_unit_test(test_disk_io),
 		cmocka_unit_test(test_console_and_command_mode),
-		cmocka_unit_test(test_iothread_polls_only_on_its_own_cpu),
+		cmocka_unit_test(test_iothread_polls_on_any_cpu),
 		cmocka_unit_test(test_poll_queue_under_tcg),
 	};
 	return cmocka_run_group_tests_name("plan", tests, NULL, NULL);
