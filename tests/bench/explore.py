@@ -163,10 +163,10 @@ def has(spec, text):
 
 def default_knobs(base):
     """Each knob once, as a change from vmlaunch's current default (so a default vmlaunch already has is tested by
-    taking it away), and `old-default`: the disk and kernel flags before the packed/poll/mitigations defaults."""
+    taking it away), and `old-default`: the disk and kernel flags before the packed/mitigations defaults."""
     k = ["cpu-qemu64", "cpu-EPYC", "cpu-Skylake-Client",
          "mitigations-on" if has(base, "mitigations=off") else "mitigations-off",
-         "poll-32k" if has(base, "poll-max-ns=0") else "poll-0",
+         "poll-0",
          "packed-off" if has(base, "packed=on") else "packed",
          "poll-queues-0" if has(base, "virtio_blk.poll_queues=1") else "poll-queues-1",
          "nohz-off", "idle-poll", "tcg-single", "no-iothread", "num-queues-1", "ioeventfd-off"]
@@ -176,8 +176,7 @@ def default_knobs(base):
 
 
 def default_combos(base):
-    undo = [k for k, t in (("mitigations-on", "mitigations=off"), ("poll-32k", "poll-max-ns=0"),
-                           ("packed-off", "packed=on")) if has(base, t)]
+    undo = [k for k, t in (("mitigations-on", "mitigations=off"), ("packed-off", "packed=on")) if has(base, t)]
     return ["+".join(undo)] if len(undo) > 1 else []
 
 
@@ -217,7 +216,7 @@ def main():
     ap.add_argument("--disk-mb", type=int, default=int(os.environ.get("BENCH_DISK_MB", "512")))
     ap.add_argument("--only", default=os.environ.get("BENCH_EXPLORE_ONLY", ""))
     ap.add_argument("--combo", action="append", help="KNOB+KNOB...: several changes at once (default: taking "
-                    "away all of packed=on, poll-max-ns=0 and mitigations=off that the current default has)")
+                    "away all of packed=on and mitigations=off that the current default has)")
     ap.add_argument("--polled", action="store_true", help="also polled I/O (io_uring --hipri)")
     ap.add_argument("--list", action="store_true")
     ap.add_argument("--json", default="explore.json", help="results file under tests/bench/results/ (report.py reads "
@@ -265,7 +264,7 @@ def main():
                 s = KNOBS[k][1](s)
             what = " + ".join(KNOBS[k][0] for k in combo.split("+"))
             if combo == "+".join(default_combos(base)):
-                what = "vmlaunch's default before packed=on, poll-max-ns=0 and mitigations=off: " + what
+                what = "vmlaunch's default before packed=on and mitigations=off: " + what
             variants.append((combo, what, "spec", s))
         if args.only:
             keep = set(args.only.split(",")) | {"vmlaunch", "hand"} | set(c for c in args.combo if c)

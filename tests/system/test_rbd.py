@@ -17,8 +17,8 @@ from conftest import GUEST, QMP, ROOT, STATE_ROOT, read_until, start, vmlaunch
 
 # python3-rados and python3-rbd check the cluster from the test; `make check` installs them (DEPS_TEST), so a missing
 # one is an error here, never a silently skipped backend.
-import rados  # noqa: E402
-import rbd  # noqa: E402
+import rados
+import rbd
 
 CEPH = ROOT / "tests" / "ceph"
 PATTERN = b"vmlaunch-pattern"
