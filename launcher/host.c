@@ -67,6 +67,44 @@ static bool probe_tsc_clocksource(void)
 	return !strcmp(buf, "tsc\n");
 }
 
+static bool has_word(const char *list, const char *word)
+{
+	size_t n = strlen(word);
+
+	for (const char *p = list; (p = strstr(p, word)); p += n)
+		if ((p == list || p[-1] == ' ' || p[-1] == '\t') && (p[n] == ' ' || p[n] == '\n' || p[n] == 0))
+			return true;
+	return false;
+}
+
+bool host_cpuinfo_tsc_invariant(FILE *cpuinfo)
+{
+	char *line = NULL;
+	size_t cap = 0;
+	bool invariant = false;
+
+	while (getline(&line, &cap, cpuinfo) > 0) {
+		if (strncmp(line, "flags", 5) != 0 || !strchr(line, ':'))
+			continue;
+		invariant = has_word(line, "constant_tsc") && has_word(line, "nonstop_tsc");
+		break; /* every CPU lists the same flags */
+	}
+	free(line);
+	return invariant;
+}
+
+static bool probe_tsc_invariant(void)
+{
+	FILE *f = fopen("/proc/cpuinfo", "re");
+	bool r;
+
+	if (!f)
+		return false;
+	r = host_cpuinfo_tsc_invariant(f);
+	fclose(f);
+	return r;
+}
+
 /* qemu offers aio=io_uring only when built with liburing, which then is one of its DT_NEEDED libraries: its name
  * sits in the binary's dynamic string table. The kernel side is a real ring setup. */
 static bool probe_io_uring(const char *qemu_path)
@@ -164,6 +202,7 @@ int host_probe(const char *qemu_binary, bool want_kvm, bool want_tcmalloc, struc
 	h->tmpfs_direct_io = probe_tmpfs_direct_io();
 	h->io_uring = probe_io_uring(h->qemu_path);
 	h->tsc_clocksource = probe_tsc_clocksource();
+	h->tsc_invariant = probe_tsc_invariant();
 	h->stdin_is_tty = isatty(0);
 	h->state_root = host_state_root();
 	h->tcmalloc_path = want_tcmalloc ? find_tcmalloc() : NULL;

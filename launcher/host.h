@@ -3,6 +3,7 @@
 #define VMLAUNCH_HOST_H
 
 #include <stdbool.h>
+#include <stdio.h>
 
 #include "kvm_probe.h"
 #include "topology.h"
@@ -17,6 +18,9 @@ struct host_facts {
 	bool pvpanic_pci; /* this qemu has the pvpanic-pci device */
 	bool io_uring;    /* the kernel runs io_uring and this qemu is linked with liburing: aio=io_uring works */
 	bool tsc_clocksource; /* the host kernel keeps time with the TSC: it found the TSC invariant and in sync */
+	bool tsc_invariant;   /* the CPU says its TSC ticks at one rate through P- and C-states (constant_tsc and
+			       * nonstop_tsc in /proc/cpuinfo); QEMU/KVM shows that to a guest only with a fixed TSC
+			       * frequency or with migration blocked */
 	char *state_root; /* /run/vmlaunch, or $XDG_RUNTIME_DIR/vmlaunch when not root */
 	struct topology topo;
 	char *tcmalloc_path; /* libtcmalloc_minimal.so.4 (or libtcmalloc.so.4) from the dynamic loader's cache, or NULL */
@@ -25,6 +29,9 @@ struct host_facts {
 /* `want_kvm` false skips the KVM probe (accel=tcg). Returns 0 or -errno after logging what is missing. */
 int host_probe(const char *qemu_binary, bool want_kvm, bool want_tcmalloc, struct host_facts *out);
 void host_facts_free(struct host_facts *h);
+
+/* Whether the first "flags" line of a /proc/cpuinfo stream names both constant_tsc and nonstop_tsc. */
+bool host_cpuinfo_tsc_invariant(FILE *cpuinfo);
 
 /* /run/vmlaunch, or $XDG_RUNTIME_DIR/vmlaunch when not root. */
 char *host_state_root(void);

@@ -171,6 +171,19 @@ static void test_console_and_command_mode(void **state)
 		assert_int_equal(plan_build(&cfg, &kvm, NULL, &nopriv, true, &p), 0);
 		assert_string_equal(p.cmdline, "console=ttyS0 panic=-1 quiet");
 		plan_free(&p);
+		/* a host keeping time with something else (kvm-clock in a VM) whose CPU says its TSC is invariant: the
+		 * guest's TSC (the host's, never going back) ticks at one rate, so it is trusted too */
+		tsc.tsc_clocksource = false;
+		tsc.tsc_invariant = true;
+		assert_int_equal(plan_build(&cfg, &tsc, NULL, &nopriv, true, &p), 0);
+		assert_string_equal(p.cmdline, "console=ttyS0 panic=-1 mitigations=off tsc=reliable quiet");
+		plan_free(&p);
+		/* neither: the guest keeps its own judgement (the HPET) */
+		tsc.tsc_invariant = false;
+		assert_int_equal(plan_build(&cfg, &tsc, NULL, &nopriv, true, &p), 0);
+		assert_string_equal(p.cmdline, "console=ttyS0 panic=-1 mitigations=off quiet");
+		plan_free(&p);
+		tsc.tsc_clocksource = true;
 		config_free(&cfg);
 		/* the user's own clock choice wins */
 		load("[vm]\nname = t\n" BOOT "append = quiet clocksource=hpet\n", &cfg);
