@@ -195,8 +195,8 @@ int plan_build(const struct vm_config *cfg, const struct host_facts *host, const
 	if (cfg->kernel) {
 		/* TCG executes nothing speculatively, so the guest's Spectre/Meltdown mitigations protect nothing and cost
 		 * 35-50% of its I/O rate (measured); the user's own append comes after and can say otherwise. */
-		bool tsc = !p->kvm && (host->tsc_clocksource || host->tsc_invariant) && !append_has_word(cfg->append, "tsc=") &&
-			   !append_has_word(cfg->append, "clocksource=");
+		bool tsc = !p->kvm && (host->tsc_clocksource || host->tsc_invariant) &&
+			   !append_has_word(cfg->append, "tsc=") && !append_has_word(cfg->append, "clocksource=");
 		/* Under TCG a completion interrupt is relayed iothread -> main loop -> MSI, and a vCPU spends itself
 		 * taking it: one poll queue lets polled I/O skip it and leaves one interrupt queue (see cmdline_why). */
 		bool poll_queue = !p->kvm && cfg->cpus >= 2 && cfg->n_disks > 0 &&
