@@ -8,6 +8,7 @@ import datetime
 import json
 import os
 import platform
+import re
 import shlex
 import shutil
 import signal
@@ -349,6 +350,13 @@ def dry_run(conf, guest_argv=None, sets=()):
     if guest_argv:
         argv += ["--"] + guest_argv
     return run(argv).stdout.splitlines()
+
+
+def accel_and_cpu(argv):
+    """The accelerator and `-cpu` of a vmlaunch --dry-run argv: what the hand-written variants take over, so that on
+    a host where vmlaunch picks KVM they run under KVM too (and `-cpu host`), not TCG against vmlaunch's KVM."""
+    val = {argv[i]: argv[i + 1] for i in range(len(argv) - 1) if argv[i].startswith("-")}
+    return re.search(r"(?:^|,)accel=(\w+)", val["-machine"]).group(1), val["-cpu"]
 
 
 def disk_args_of(argv):

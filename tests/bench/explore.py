@@ -298,11 +298,10 @@ def main():
                     with B.HostSteal() as steal, B.QemuSampler(marker, qmp, io_nice=nice) as sampler:
                         if kind == "vmlaunch":
                             out, wall = B.run_vmlaunch_command(conf, gargv, tmo, sets=x)
-                        elif kind == "qemu":
-                            out, wall = B.run_qemu_command(B.base_qemu_argv() + x + qmp_args, gargv, tmo)
-                        elif kind == "qemu-mo":
-                            out, wall = B.run_qemu_command(B.base_qemu_argv(append_extra=words) + x + qmp_args, gargv,
-                                                           tmo)
+                        elif kind in ("qemu", "qemu-mo"):  # under vmlaunch's accelerator and CPU model
+                            ref = B.base_qemu_argv(accel=base["accel"], cpu=base["cpu"],
+                                                   append_extra=words if kind == "qemu-mo" else "")
+                            out, wall = B.run_qemu_command(ref + x + qmp_args, gargv, tmo)
                         else:
                             out, wall = B.run_qemu_command(spec_argv(x) + qmp_args, gargv, tmo)
                     run.update(results=B.parse_fio(out), wall=round(wall, 1), per_cpu_s=sampler.per_cpu_second(),

@@ -152,7 +152,7 @@ def run_variant(v, ctx, seconds, workloads, confdir):
     """One run of one variant: {workload: {iops, lat_mean_us, lat_p99_us}}, plus wall seconds."""
     tmo = timeout_for(seconds, len(workloads))
     if v.kind == "qemu":
-        argv = B.base_qemu_argv() + v.disk(ctx)
+        argv = B.base_qemu_argv(accel=ctx.accel, cpu=ctx.cpu) + v.disk(ctx)
         out, wall = B.run_qemu_command(argv, B.guest_fio_argv(v.device, seconds, workloads), tmo)
         return B.parse_fio(out), wall
     if v.kind == "vmlaunch":
@@ -223,6 +223,11 @@ def main():
         return
     try:
         with backing(args.disk_mb, want_rbd) as ctx:
+            # the hand-written variants run under the accelerator and CPU model vmlaunch picks here
+            probe = B.write_conf(os.path.join(confdir, "accel.conf"), "bench-io-accel", ["backend = tmpfs", "size = 16M"])
+            ctx.accel, ctx.cpu = B.accel_and_cpu(B.dry_run(probe))
+            data["accel"], data["cpu"] = ctx.accel, ctx.cpu
+            B.log("hand-written variants: -accel %s -cpu %s (vmlaunch's choice on this host)" % (ctx.accel, ctx.cpu))
             vs = variants(ctx)
             if args.only:
                 keep = set(args.only.split(","))
