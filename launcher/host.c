@@ -67,16 +67,6 @@ static bool probe_tsc_clocksource(void)
 	return !strcmp(buf, "tsc\n");
 }
 
-static bool has_word(const char *list, const char *word)
-{
-	size_t n = strlen(word);
-
-	for (const char *p = list; (p = strstr(p, word)); p += n)
-		if ((p == list || p[-1] == ' ' || p[-1] == '\t') && (p[n] == ' ' || p[n] == '\n' || p[n] == 0))
-			return true;
-	return false;
-}
-
 bool host_cpuinfo_tsc_invariant(FILE *cpuinfo)
 {
 	char *line = NULL;
@@ -86,7 +76,7 @@ bool host_cpuinfo_tsc_invariant(FILE *cpuinfo)
 	while (getline(&line, &cap, cpuinfo) > 0) {
 		if (strncmp(line, "flags", 5) != 0 || !strchr(line, ':'))
 			continue;
-		invariant = has_word(line, "constant_tsc") && has_word(line, "nonstop_tsc");
+		invariant = words_have(line, "constant_tsc", false) && words_have(line, "nonstop_tsc", false);
 		break; /* every CPU lists the same flags */
 	}
 	free(line);

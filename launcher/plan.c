@@ -142,20 +142,6 @@ static void plan_allocator(const struct vm_config *cfg, const struct host_facts 
 	}
 }
 
-/* Whether the kernel command line `append` (NULL: none) has a word starting with `prefix`, like "tsc=". */
-static bool append_has_word(const char *append, const char *prefix)
-{
-	size_t n = strlen(prefix);
-
-	for (const char *w = append; w && *w;) {
-		w += strspn(w, " \t");
-		if (!strncmp(w, prefix, n))
-			return true;
-		w += strcspn(w, " \t");
-	}
-	return false;
-}
-
 int plan_build(const struct vm_config *cfg, const struct host_facts *host, const struct storage_target *targets,
 	       const struct privileges *privileges, bool command_mode, struct plan *p)
 {
@@ -196,11 +182,11 @@ int plan_build(const struct vm_config *cfg, const struct host_facts *host, const
 		/* TCG executes nothing speculatively, so the guest's Spectre/Meltdown mitigations protect nothing and cost
 		 * 35-50% of its I/O rate (measured); the user's own append comes after and can say otherwise. */
 		bool tsc = !p->kvm && (host->tsc_clocksource || host->tsc_invariant) &&
-			   !append_has_word(cfg->append, "tsc=") && !append_has_word(cfg->append, "clocksource=");
+			   !words_have(cfg->append, "tsc=", true) && !words_have(cfg->append, "clocksource=", true);
 		/* Under TCG a completion interrupt is relayed iothread -> main loop -> MSI, and a vCPU spends itself
 		 * taking it: one poll queue lets polled I/O skip it and leaves one interrupt queue (see cmdline_why). */
 		bool poll_queue = !p->kvm && cfg->cpus >= 2 && cfg->n_disks > 0 &&
-				  !append_has_word(cfg->append, "virtio_blk.poll_queues=");
+				  !words_have(cfg->append, "virtio_blk.poll_queues=", true);
 
 		p->cmdline = xasprintf("console=ttyS0 panic=-1%s%s%s%s%s%s", p->kvm ? "" : " mitigations=off",
 				       tsc ? " tsc=reliable" : "", poll_queue ? " virtio_blk.poll_queues=1" : "",

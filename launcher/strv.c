@@ -109,3 +109,17 @@ void strv_free(struct strv *s)
 	s->v = NULL;
 	s->n = s->cap = 0;
 }
+
+bool words_have(const char *list, const char *word, bool prefix)
+{
+	static const char blanks[] = " \t\n";
+	size_t n = strlen(word), len;
+
+	for (const char *w = list; w && *w; w += len) {
+		w += strspn(w, blanks);
+		len = strcspn(w, blanks);
+		if (len >= n && !strncmp(w, word, n) && (prefix || len == n))
+			return true;
+	}
+	return false;
+}

@@ -2,6 +2,7 @@
 #ifndef VMLAUNCH_STRV_H
 #define VMLAUNCH_STRV_H
 
+#include <stdbool.h>
 #include <stddef.h>
 
 struct strv {
@@ -20,6 +21,10 @@ void strv_extend(struct strv *s, const struct strv *other);
 void strv_free(struct strv *s);
 
 /* xmalloc-style helpers shared by the whole program. */
+/* Whether the blank-separated words of `list` (NULL: none) include `word` itself, or with `prefix` one starting with
+ * it: a kernel command line's "tsc=...", a /proc/cpuinfo flags line's "constant_tsc". */
+bool words_have(const char *list, const char *word, bool prefix);
+
 void *xmalloc(size_t n);
 void *xcalloc(size_t n, size_t size);
 void *xrealloc(void *p, size_t n);
