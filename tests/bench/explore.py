@@ -185,10 +185,10 @@ def vmlaunch_spec(conf, raw):
     argv = B.dry_run(conf)
     val = {argv[i]: argv[i + 1] for i in range(len(argv) - 1) if argv[i].startswith("-")}
     machine = ",".join(p for p in val["-machine"].split(",") if not p.startswith("accel="))
-    accel = re.search(r"accel=(\w+)", val["-machine"]).group(1)
+    accel, cpu = B.accel_and_cpu(argv)
     append = val["-append"].replace("console=ttyS0 panic=-1", "").strip()
     disk = [re.sub(r"filename=[^,]+", "filename=" + raw, a) for a in B.disk_args_of(argv)]
-    return {"machine": machine, "accel": accel, "cpu": val["-cpu"], "kernel": B.VMLINUX, "append": append, "disk": disk,
+    return {"machine": machine, "accel": accel, "cpu": cpu, "kernel": B.VMLINUX, "append": append, "disk": disk,
             "smp": val["-smp"], "memory": val["-m"], "io_nice": None}
 
 

@@ -269,23 +269,23 @@ def fcntl_dup_high(fd):
     return h
 
 
-def minimal_argv(d, conf):
+def minimal_argv(d, vmlaunch_argv):
     """The bare qemu command: the bundled guest with one blank virtio disk, nothing tuned, under the accelerator and
-    CPU model vmlaunch picks for `conf` on this host."""
+    CPU model of `vmlaunch_argv` (vmlaunch's --dry-run on this host)."""
     disk = os.path.join(d, "minimal.raw")
     with open(disk, "wb") as f:
         f.truncate(DISK_MB << 20)
-    accel, cpu = B.accel_and_cpu(B.dry_run(conf, ["true"]))
+    accel, cpu = B.accel_and_cpu(vmlaunch_argv)
     return [B.QEMU, "-M", "q35,accel=" + accel, "-cpu", cpu, "-nodefaults", "-no-user-config", "-nographic",
             "-no-reboot", "-m", "512M", "-smp", "2", "-kernel", B.VMLINUX, "-initrd", B.INITRAMFS,
             "-append", "console=ttyS0 panic=-1 " + B.GUEST_APPEND,
             "-blockdev", "driver=file,filename=%s,node-name=d0" % disk, "-device", "virtio-blk-pci,drive=d0,serial=scratch"]
 
 
-def run_minimal(d, conf):
+def run_minimal(d, vmlaunch_argv):
     wd = tempfile.mkdtemp(dir=d)
     try:
-        _, wall = B.run_qemu_command(minimal_argv(d, conf), ["true"], 600, workdir=wd)
+        _, wall = B.run_qemu_command(minimal_argv(d, vmlaunch_argv), ["true"], 600, workdir=wd)
         return {"wall_s": wall}
     finally:
         shutil.rmtree(wd, ignore_errors=True)
@@ -334,14 +334,15 @@ def main():
         sys.exit("launch.py: strace is missing (apt-get install strace)")
     d = tempfile.mkdtemp(prefix="vmbench-launch-", dir="/dev/shm")
     conf = make_conf(d)
+    argv = B.dry_run(conf, ["true"])
     data = {"host": B.host_info(), "rounds": args.rounds, "started": time.strftime("%Y-%m-%d %H:%M:%S"),
-            "argv": B.dry_run(conf, ["true"]), "minimal_argv": [a.replace(d, "$TMP") for a in minimal_argv(d, conf)], "disk_mb": DISK_MB,
+            "argv": argv, "minimal_argv": [a.replace(d, "$TMP") for a in minimal_argv(d, argv)], "disk_mb": DISK_MB,
             "round_loads": [], "runs": {"strace": [], "vmlaunch": [], "bare": [], "minimal": []}}
     try:
         for r in range(1, args.rounds + 1):
             data["round_loads"].append(B.before_round(r, args.rounds))
             for kind, fn in (("strace", lambda: run_strace(conf, d)), ("vmlaunch", lambda: run_vmlaunch(conf)),
-                             ("bare", lambda: run_bare(conf, d)), ("minimal", lambda: run_minimal(d, conf))):
+                             ("bare", lambda: run_bare(conf, d)), ("minimal", lambda: run_minimal(d, argv))):
                 run = {"round": r, "load": B.loadavg()}
                 try:
                     run.update(fn())
