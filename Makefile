@@ -28,15 +28,18 @@ UNIT_BIN := $(UNIT_SRC:tests/unit/%.c=$(BUILD)/tests/%)
 .PHONY: all deps run check unit system stress clean guest install uninstall
 all: $(BUILD)/vmlaunch guest
 
-$(BUILD)/obj/%.o: %.c $(wildcard launcher/*.h storage/*.h)
+# -MMD -MP: each object depends on the headers it really includes (build/**/*.d), not on every header.
+$(BUILD)/obj/%.o: %.c
 	@mkdir -p $(dir $@)
 	@echo "  CC      $<"
-	@$(CC) $(WARN) $(CFLAGS) $(CPPFLAGS) $(PKG_CFLAGS) -c $< -o $@
+	@$(CC) $(WARN) $(CFLAGS) $(CPPFLAGS) $(PKG_CFLAGS) -MMD -MP -c $< -o $@
 
-$(BUILD)/san/%.o: %.c $(wildcard launcher/*.h storage/*.h)
+$(BUILD)/san/%.o: %.c
 	@mkdir -p $(dir $@)
 	@echo "  CC/SAN  $<"
-	@$(CC) $(WARN) -O1 -g $(SAN) $(CPPFLAGS) $(PKG_CFLAGS) -c $< -o $@
+	@$(CC) $(WARN) -O1 -g $(SAN) $(CPPFLAGS) $(PKG_CFLAGS) -MMD -MP -c $< -o $@
+
+-include $(OBJ:.o=.d) $(SAN_OBJ:.o=.d)
 
 # main.c prints the version: rebuild it whenever `git describe` changes, not only when main.c does.
 $(BUILD)/version: FORCE

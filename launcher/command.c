@@ -6,16 +6,14 @@
 #include <fcntl.h>
 #include <poll.h>
 #include <signal.h>
-#include <spawn.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include "log.h"
 #include "strv.h"
-
-extern char **environ;
 
 /* Reads both pipes until EOF without deadlocking on either. */
 static void collect(int out_fd, int err_fd, char **out, char **err)
@@ -55,45 +53,67 @@ static void collect(int out_fd, int err_fd, char **out, char **err)
 	*err = buf[1] ? buf[1] : xstrdup("");
 }
 
-int command_run(char *const argv[], char **out, int quiet)
+/* In the child: only async-signal-safe calls. The helper dies with vmlaunch (a kill mid-`qemu-img convert` must not
+ * leave it writing into a disk the guardian is about to remove). */
+static void child_exec(char *const argv[], int out_fd, int err_fd, int exec_fd, pid_t parent)
 {
-	posix_spawn_file_actions_t fa;
-	posix_spawnattr_t attr;
-	sigset_t none, all;
-	int out_pipe[2], err_pipe[2], status, r;
+	struct sigaction dfl = { .sa_handler = SIG_DFL };
+	sigset_t none;
+	int null = open("/dev/null", O_RDONLY | O_CLOEXEC);
+
+	if (prctl(PR_SET_PDEATHSIG, SIGKILL) < 0 || getppid() != parent)
+		_exit(127);
+	/* vmlaunch blocks the signals it reads through signalfd; children must start with a clean slate. */
+	for (int s = 1; s < NSIG; s++)
+		sigaction(s, &dfl, NULL);
+	sigemptyset(&none);
+	sigprocmask(SIG_SETMASK, &none, NULL);
+	if (null < 0 || dup2(null, 0) < 0 || dup2(out_fd, 1) < 0 || dup2(err_fd, 2) < 0)
+		_exit(127);
+	execvp(argv[0], argv);
+	{
+		int e = errno;
+
+		if (write(exec_fd, &e, sizeof(e)) < 0)
+			_exit(127);
+	}
+	_exit(127);
+}
+
+int command_run(char *const argv[], char **out, const char *what)
+{
+	int out_pipe[2], err_pipe[2], exec_pipe[2], status, r, exec_errno = 0;
 	char *captured_out, *captured_err;
-	pid_t pid;
+	pid_t pid, parent = getpid();
 
 	if (pipe2(out_pipe, O_CLOEXEC) < 0)
 		return log_errno(errno, "pipe");
-	if (pipe2(err_pipe, O_CLOEXEC) < 0) {
+	if (pipe2(err_pipe, O_CLOEXEC) < 0 || pipe2(exec_pipe, O_CLOEXEC) < 0) {
 		r = log_errno(errno, "pipe");
 		close(out_pipe[0]);
 		close(out_pipe[1]);
 		return r;
 	}
-	posix_spawn_file_actions_init(&fa);
-	posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0);
-	posix_spawn_file_actions_adddup2(&fa, out_pipe[1], 1);
-	posix_spawn_file_actions_adddup2(&fa, err_pipe[1], 2);
-	/* vmlaunch blocks the signals it reads through signalfd; children must start with a clean slate. */
-	sigemptyset(&none);
-	sigfillset(&all);
-	posix_spawnattr_init(&attr);
-	posix_spawnattr_setsigmask(&attr, &none);
-	posix_spawnattr_setsigdefault(&attr, &all);
-	posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF);
-	r = posix_spawnp(&pid, argv[0], &fa, &attr, argv, environ);
-	posix_spawnattr_destroy(&attr);
-	posix_spawn_file_actions_destroy(&fa);
+	pid = fork();
+	if (pid == 0)
+		child_exec(argv, out_pipe[1], err_pipe[1], exec_pipe[1], parent);
+	r = pid < 0 ? errno : 0;
 	close(out_pipe[1]);
 	close(err_pipe[1]);
+	close(exec_pipe[1]);
+	/* EOF at exec, or the child's errno when exec failed */
+	if (!r && read(exec_pipe[0], &exec_errno, sizeof(exec_errno)) == sizeof(exec_errno))
+		r = exec_errno;
+	close(exec_pipe[0]);
 	if (r) {
+		if (pid > 0)
+			while (waitpid(pid, NULL, 0) < 0 && errno == EINTR)
+				;
 		close(out_pipe[0]);
 		close(err_pipe[0]);
-		if (quiet)
+		if (!what)
 			return -r;
-		return log_errno(r, "cannot run %s", argv[0]);
+		return log_errno(r, "%s: cannot run %s", what, argv[0]);
 	}
 	collect(out_pipe[0], err_pipe[0], &captured_out, &captured_err);
 	close(out_pipe[0]);
@@ -104,12 +124,12 @@ int command_run(char *const argv[], char **out, int quiet)
 			break;
 		}
 	r = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
-	if (r && !quiet) {
+	if (r && what) {
 		size_t n = strlen(captured_err);
 
 		while (n && (captured_err[n - 1] == '\n' || captured_err[n - 1] == ' '))
 			captured_err[--n] = '\0';
-		log_error("%s failed (status %d)%s%s", argv[0], r, n ? ": " : "", captured_err);
+		log_error("%s: %s failed (status %d)%s%s", what, argv[0], r, n ? ": " : "", captured_err);
 	}
 	free(captured_err);
 	if (out)
@@ -117,4 +137,11 @@ int command_run(char *const argv[], char **out, int quiet)
 	else
 		free(captured_out);
 	return r;
+}
+
+int command_must(char *const argv[], const char *what)
+{
+	int r = command_run(argv, NULL, what);
+
+	return r > 0 ? -EIO : r;
 }

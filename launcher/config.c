@@ -20,7 +20,7 @@
 #include "log.h"
 
 enum section_kind { SEC_VM, SEC_BOOT, SEC_QEMU, SEC_DISK, SEC_MEMORY, SEC_CPU, SEC_TIER };
-enum value_type { T_STRING, T_PATH, T_SIZE, T_UINT, T_BOOL, T_ENUM, T_WORDS, T_APPEND };
+enum value_type { T_STRING, T_PATH, T_SIZE, T_UINT, T_BOOL, T_ENUM, T_WORDS, T_APPEND, T_CPULIST, T_PIN, T_NODE };
 
 struct key_spec {
 	enum section_kind section;
@@ -67,10 +67,10 @@ static const struct key_spec keys[] = {
 	{ SEC_QEMU, "allocator", T_ENUM, VM(allocator), allocator_words, 0, 0, 0 },
 	{ SEC_QEMU, "user", T_STRING, VM(qemu_user), NULL, 0, 0, 0 },
 	{ SEC_MEMORY, "hugepages", T_ENUM, VM(hugepages), hugepages_words, 0, 0, 0 },
-	{ SEC_MEMORY, "host-node", T_STRING, VM(host_node), NULL, 0, 0, 0 },
-	{ SEC_CPU, "pin", T_STRING, VM(pin), NULL, 0, 0, 0 },
-	{ SEC_CPU, "iothreads", T_STRING, VM(pin_iothreads), NULL, 0, 0, 0 },
-	{ SEC_CPU, "emulator", T_STRING, VM(pin_emulator), NULL, 0, 0, 0 },
+	{ SEC_MEMORY, "host-node", T_NODE, VM(host_node), NULL, 0, 1023, 0 },
+	{ SEC_CPU, "pin", T_PIN, VM(pin), NULL, 0, 0, 0 },
+	{ SEC_CPU, "iothreads", T_CPULIST, VM(pin_iothreads), NULL, 0, 0, 0 },
+	{ SEC_CPU, "emulator", T_CPULIST, VM(pin_emulator), NULL, 0, 0, 0 },
 	{ SEC_TIER, "backend", T_ENUM, TIER(backend), tier_words, 0, 0, 0 },
 	{ SEC_TIER, "path", T_PATH, TIER(path), NULL, 0, 0, 0 },
 	{ SEC_TIER, "size", T_SIZE, TIER(size), NULL, 0, 0, 0 },
@@ -333,6 +333,12 @@ static int set_value(struct parse *p, const struct key_spec *k, void *base, cons
 	char *list;
 
 	*(unsigned *)((char *)base + k->line_offset) = line ? line : CONFIG_LINE_SET;
+	/* Values reach file names, journal records and qemu's arguments: no line breaks or other control characters
+	 * (--set can carry them; the file cannot). */
+	for (const char *c = value; *c; c++)
+		if ((unsigned char)*c < ' ' && *c != '\t')
+			return fail(p, line, "[%s] %s: contains a control character (0x%02x); expected text", section, what,
+				    (unsigned char)*c);
 	switch (k->type) {
 	case T_STRING:
 		if (!*value)
@@ -385,6 +391,45 @@ static int set_value(struct parse *p, const struct key_spec *k, void *base, cons
 		for (char *w = strtok_r(copy, " \t", &save); w; w = strtok_r(NULL, " \t", &save))
 			strv_push((struct strv *)field, w);
 		free(copy);
+		return 0;
+	}
+	case T_CPULIST:
+	case T_PIN: {
+		struct cpulist *l = k->type == T_PIN ? &p->cfg->pin_cpus : field;
+
+		if (k->type == T_PIN && (!strcmp(value, "auto") || !strcmp(value, "off"))) {
+			*(enum pin_choice *)field = !strcmp(value, "auto") ? PIN_AUTO : PIN_OFF;
+			cpulist_free(l);
+			return 0;
+		}
+		cpulist_free(l);
+		if (cpulist_parse(value, l) < 0)
+			return fail(p, line, "[%s] %s \"%s\": expected %shost CPUs like 2-5 or 2,3,4,5", section, what, value,
+				    k->type == T_PIN ? "auto, off, or " : "");
+		if (k->type == T_PIN)
+			*(enum pin_choice *)field = PIN_LIST;
+		for (size_t i = 0; k->type == T_PIN && i < l->n; i++)
+			for (size_t j = 0; j < i; j++)
+				if (l->cpu[i] == l->cpu[j])
+					return fail(p, line, "[%s] %s \"%s\": names host CPU %u twice; expected one CPU per "
+							     "vCPU (vCPUs sharing a CPU stall each other)",
+						    section, what, value, l->cpu[i]);
+		return 0;
+	}
+	case T_NODE: {
+		char *end;
+		unsigned long n;
+
+		if (!strcmp(value, "auto")) {
+			*(int *)field = HOST_NODE_AUTO;
+			return 0;
+		}
+		errno = 0;
+		n = strtoul(value, &end, 10);
+		if (!isdigit((unsigned char)*value) || *end || errno || n > k->max)
+			return fail(p, line, "[%s] %s \"%s\": expected auto or a node number from 0 to %u", section, what,
+				    value, k->max);
+		*(int *)field = (int)n;
 		return 0;
 	}
 	case T_APPEND: {
@@ -614,46 +659,21 @@ static int finish_disk(struct parse *p, struct disk_config *d)
 	return 0;
 }
 
-static int check_cpulist(struct parse *p, const char *key, const char *value, unsigned line)
-{
-	struct cpulist l;
-
-	if (cpulist_parse(value, &l) < 0)
-		return fail(p, line, "[cpu] %s \"%s\": expected host CPUs like 2-5 or 2,3,4,5", key, value);
-	cpulist_free(&l);
-	return 0;
-}
-
 static int finish_tuning(struct parse *p)
 {
 	struct vm_config *cfg = p->cfg;
 
-	if (!cfg->pin)
-		cfg->pin = xstrdup("auto");
-	if (strcmp(cfg->pin, "auto") && strcmp(cfg->pin, "off")) {
-		struct cpulist l;
+	if (cfg->pin == PIN_LIST && cfg->pin_cpus.n != cfg->cpus) {
+		char *l = cpulist_format(cfg->pin_cpus.cpu, cfg->pin_cpus.n);
 
-		if (cpulist_parse(cfg->pin, &l) < 0)
-			return fail(p, cfg->pin_line, "[cpu] pin \"%s\": expected auto, off, or host CPUs like 2-5", cfg->pin);
-		size_t named = l.n;
-
-		cpulist_free(&l);
-		if (named != cfg->cpus)
-			return fail(p, cfg->pin_line, "[cpu] pin \"%s\": names %zu host CPUs; expected one per vCPU (%u)",
-				    cfg->pin, named, cfg->cpus);
-	} else if (cfg->pin_iothreads_line || cfg->pin_emulator_line) {
+		fail(p, cfg->pin_line, "[cpu] pin \"%s\": names %zu host CPUs; expected one per vCPU (%u)", l,
+		     cfg->pin_cpus.n, cfg->cpus);
+		free(l);
+		return -EINVAL;
+	}
+	if (cfg->pin != PIN_LIST && (cfg->pin_iothreads_line || cfg->pin_emulator_line))
 		return fail(p, cfg->pin_iothreads_line ? cfg->pin_iothreads_line : cfg->pin_emulator_line,
 			    "[cpu] iothreads and emulator go with pin = LIST; expected pin = host CPUs for the vCPUs");
-	}
-	if (cfg->pin_iothreads && check_cpulist(p, "iothreads", cfg->pin_iothreads, cfg->pin_iothreads_line) < 0)
-		return -EINVAL;
-	if (cfg->pin_emulator && check_cpulist(p, "emulator", cfg->pin_emulator, cfg->pin_emulator_line) < 0)
-		return -EINVAL;
-	if (cfg->host_node && strcmp(cfg->host_node, "auto") &&
-	    (!*cfg->host_node || strspn(cfg->host_node, "0123456789") != strlen(cfg->host_node) ||
-	     strlen(cfg->host_node) > 4 || atoi(cfg->host_node) > 1023))
-		return fail(p, cfg->host_node_line, "[memory] host-node \"%s\": expected auto or a node number from 0 to 1023",
-			    cfg->host_node);
 	if (cfg->qemu_user && !getpwnam(cfg->qemu_user))
 		return fail(p, cfg->qemu_user_line, "[qemu] user \"%s\": no such user", cfg->qemu_user);
 	for (size_t i = 0; i < cfg->n_tiers; i++) {
@@ -788,6 +808,7 @@ int config_load(const char *file, const struct strv *sets, struct vm_config *cfg
 	free(copy);
 	cfg->cpus = 1;
 	cfg->memory = 512ULL << 20;
+	cfg->host_node = HOST_NODE_AUTO;
 	cfg->shutdown_timeout = 60;
 
 	p.f = fopen(file, "re");
@@ -864,10 +885,9 @@ void config_free(struct vm_config *cfg)
 		free(cfg->tiers[i].path);
 	}
 	free(cfg->tiers);
-	free(cfg->host_node);
-	free(cfg->pin);
-	free(cfg->pin_iothreads);
-	free(cfg->pin_emulator);
+	cpulist_free(&cfg->pin_cpus);
+	cpulist_free(&cfg->pin_iothreads);
+	cpulist_free(&cfg->pin_emulator);
 	free(cfg->qemu_user);
 	memset(cfg, 0, sizeof(*cfg));
 }

@@ -6,6 +6,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "cpulist.h"
 #include "strv.h"
 
 enum accel_choice { ACCEL_AUTO, ACCEL_KVM, ACCEL_TCG };
@@ -73,6 +74,8 @@ struct disk_config {
 };
 
 enum hugepages_choice { HUGEPAGES_OFF, HUGEPAGES_2M, HUGEPAGES_1G };
+enum pin_choice { PIN_AUTO, PIN_OFF, PIN_LIST };
+#define HOST_NODE_AUTO (-1)
 enum allocator_choice { ALLOCATOR_TCMALLOC, ALLOCATOR_SYSTEM };
 enum tier_backend { TIER_DRAM, TIER_FILE };
 
@@ -123,13 +126,14 @@ struct vm_config {
 
 	enum hugepages_choice hugepages;
 	unsigned hugepages_line;
-	char *host_node; /* "auto" or a node number */
+	int host_node; /* HOST_NODE_AUTO or a node number */
 	unsigned host_node_line;
-	char *pin; /* "auto", "off" or the host CPUs of the vCPUs, in order ("2-5" or "2,3,4,5") */
+	enum pin_choice pin;
 	unsigned pin_line;
-	char *pin_iothreads; /* host CPUs for the iothreads (with pin = LIST) */
+	struct cpulist pin_cpus; /* pin = LIST: the host CPU of each vCPU, in order ("2-5" or "2,3,4,5"), no repeats */
+	struct cpulist pin_iothreads; /* host CPUs for the iothreads (with pin = LIST); empty: not given */
 	unsigned pin_iothreads_line;
-	char *pin_emulator; /* host CPUs for the rest of qemu (with pin = LIST) */
+	struct cpulist pin_emulator; /* host CPUs for the rest of qemu (with pin = LIST); empty: not given */
 	unsigned pin_emulator_line;
 	enum allocator_choice allocator;
 	unsigned allocator_line;

@@ -23,7 +23,6 @@ static void guardian_main(const struct state_dir *state, int pipe_fd, pid_t owne
 {
 	struct sigaction ign = { .sa_handler = SIG_IGN }, dfl = { .sa_handler = SIG_DFL };
 	sigset_t none;
-	char *journal;
 	char c;
 	ssize_t n;
 	int null;
@@ -54,9 +53,7 @@ static void guardian_main(const struct state_dir *state, int pipe_fd, pid_t owne
 		_exit(0);
 
 	log_warn("vmlaunch (pid %d) ended without cleaning up; undoing what it set up for %s", (int)owner, state->dir);
-	journal = xasprintf("%s/journal", state->dir);
-	journal_replay(journal);
-	free(journal);
+	journal_replay(state->dir);
 	state_dir_remove(state);
 	_exit(0);
 }

@@ -42,17 +42,6 @@ char *host_find_program(const char *name)
 	return found;
 }
 
-/* O_TMPFILE leaves nothing behind even if we are killed right here. */
-static bool probe_tmpfs_direct_io(void)
-{
-	int fd = open("/dev/shm", O_TMPFILE | O_RDWR | O_DIRECT, 0600);
-
-	if (fd < 0)
-		return false;
-	close(fd);
-	return true;
-}
-
 /* The host kernel switches away from the TSC when it finds it unstable or out of sync between CPUs. */
 static bool probe_tsc_clocksource(void)
 {
@@ -131,7 +120,7 @@ static char *find_tcmalloc(void)
 
 	if (access(argv[0], X_OK) < 0)
 		argv[0] = "ldconfig";
-	if (command_run(argv, &out, 1) != 0) {
+	if (command_run(argv, &out, NULL) != 0) {
 		free(out);
 		return NULL;
 	}
@@ -165,7 +154,6 @@ char *host_state_root(void)
 int host_probe(const char *qemu_binary, bool want_kvm, bool want_tcmalloc, struct host_facts *h)
 {
 	char *argv[] = { NULL, "-device", "pvpanic-pci,help", NULL };
-	long n;
 	int r;
 
 	memset(h, 0, sizeof(*h));
@@ -175,7 +163,7 @@ int host_probe(const char *qemu_binary, bool want_kvm, bool want_tcmalloc, struc
 				 qemu_binary);
 	/* Doubles as a check that the binary runs at all. */
 	argv[0] = h->qemu_path;
-	r = command_run(argv, NULL, 1);
+	r = command_run(argv, NULL, NULL);
 	if (r < 0)
 		return log_errno(r, "cannot run %s", h->qemu_path);
 	h->pvpanic_pci = r == 0;
@@ -187,9 +175,6 @@ int host_probe(const char *qemu_binary, bool want_kvm, bool want_tcmalloc, struc
 		h->kvm.verdict = KVM_ABSENT;
 		snprintf(h->kvm.reason, sizeof(h->kvm.reason), "accel = tcg was asked for");
 	}
-	n = sysconf(_SC_NPROCESSORS_ONLN);
-	h->online_cpus = n > 0 ? (unsigned)n : 1;
-	h->tmpfs_direct_io = probe_tmpfs_direct_io();
 	h->io_uring = probe_io_uring(h->qemu_path);
 	h->tsc_clocksource = probe_tsc_clocksource();
 	h->tsc_invariant = probe_tsc_invariant();

@@ -10,10 +10,7 @@
 
 struct host_facts {
 	char *qemu_path; /* absolute path of the qemu binary */
-	unsigned qemu_version[3];
 	struct kvm_probe_result kvm;
-	unsigned online_cpus;
-	bool tmpfs_direct_io; /* kernels >= 6.6 accept O_DIRECT on tmpfs, older ones refuse it */
 	bool stdin_is_tty;
 	bool pvpanic_pci; /* this qemu has the pvpanic-pci device */
 	bool io_uring;    /* the kernel runs io_uring and this qemu is linked with liburing: aio=io_uring works */

@@ -82,6 +82,12 @@ int hugepages_reserve(bool numa, unsigned node, int size, uint64_t pages, struct
 	r = read_count(nr_path, &before);
 	if (r < 0)
 		goto out;
+	/* The intent first: its undo never takes the pool below `before`, so it is harmless if the write never happens. */
+	record = xasprintf("%s:%u:%lu:%llu:%llu", numa ? "numa" : "global", node, kib, (unsigned long long)before,
+			   (unsigned long long)add);
+	r = journal_add(j, "hugepages", record);
+	if (r < 0)
+		goto out;
 	r = write_count(nr_path, before + add);
 	if (r < 0)
 		goto out;
@@ -92,22 +98,15 @@ int hugepages_reserve(bool numa, unsigned node, int size, uint64_t pages, struct
 		if (r == 0)
 			r = read_count(nr_path, &after);
 	}
-	if (r < 0 || after < before + add) {
-		/* The kernel found fewer contiguous pages than asked: give back what it did find. */
-		write_count(nr_path, before);
-		if (r == 0)
-			r = log_errno(ENOMEM,
-				      "hugepages: node %u could reserve only %llu of the %llu more %s pages guest RAM needs; "
-				      "nothing stays reserved (free memory, reserve at boot, or hugepages = off)",
-				      node, (unsigned long long)(after > before ? after - before : 0),
-				      (unsigned long long)add, hugepage_size_name(size));
-		goto out;
-	}
-	record = xasprintf("%s:%u:%lu:%llu", numa ? "numa" : "global", node, kib, (unsigned long long)add);
-	r = journal_add(j, UNDO_HUGEPAGES, record);
-	if (r < 0)
-		write_count(nr_path, before);
-	else
+	if (r < 0 || after < before + add)
+		write_count(nr_path, before); /* give back what the kernel did find */
+	if (r == 0 && after < before + add)
+		r = log_errno(ENOMEM,
+			      "hugepages: node %u could reserve only %llu of the %llu more %s pages guest RAM needs; nothing "
+			      "stays reserved (free memory, reserve at boot, or hugepages = off)",
+			      node, (unsigned long long)(after > before ? after - before : 0), (unsigned long long)add,
+			      hugepage_size_name(size));
+	else if (r == 0)
 		log_info("hugepages: reserved %llu %s pages on node %u", (unsigned long long)add, hugepage_size_name(size),
 			 node);
 out:
@@ -117,22 +116,26 @@ out:
 	return r;
 }
 
-int hugepages_release_undo(const char *arg)
+/* "numa|global:NODE:KIB:BEFORE:ADD": the pool shrinks by ADD, never below BEFORE (what it had before vmlaunch). */
+static int hugepages_release_undo(const char *arg, const char *state_dir)
 {
 	char scope[16];
 	unsigned node;
 	unsigned long kib;
-	unsigned long long count;
+	unsigned long long before, add;
 	uint64_t now;
 	char *path;
 	int r;
 
-	if (sscanf(arg, "%15[a-z]:%u:%lu:%llu", scope, &node, &kib, &count) != 4)
-		return log_error("journal: malformed hugepages record \"%s\"", arg);
+	(void)state_dir;
+	if (sscanf(arg, "%15[a-z]:%u:%lu:%llu:%llu", scope, &node, &kib, &before, &add) != 5 ||
+	    (strcmp(scope, "numa") && strcmp(scope, "global")) || (kib != 2048 && kib != 1048576))
+		return log_errno(EBADMSG, "journal: malformed hugepages record \"%s\"", arg);
 	path = pool_file(!strcmp(scope, "numa"), node, kib, "nr_hugepages");
 	r = read_count(path, &now);
-	if (r == 0)
-		r = write_count(path, now > count ? now - count : 0);
+	if (r == 0 && now > before)
+		r = write_count(path, now - add > before && now > add ? now - add : before);
 	free(path);
 	return r;
 }
+JOURNAL_UNDO(hugepages, "hugepages", hugepages_release_undo)

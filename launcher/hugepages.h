@@ -8,9 +8,7 @@
 struct journal;
 
 /* Makes at least `pages` pages of `size` (HP_2M/HP_1G) free on `node` (the global pool when !numa), counting pages
- * already free; records what it added in the journal. Not enough memory: an error, and nothing stays reserved. */
+ * already free; records its intent in the journal before it writes. Not enough memory: an error, and nothing stays reserved. */
 int hugepages_reserve(bool numa, unsigned node, int size, uint64_t pages, struct journal *j);
-/* The undo: "numa|global:NODE:KIB:COUNT" → the pool shrinks by COUNT. */
-int hugepages_release_undo(const char *arg);
 
 #endif

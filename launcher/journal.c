@@ -7,15 +7,21 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/mount.h>
 #include <unistd.h>
 
-#include "hugepages.h"
 #include "log.h"
-#include "process.h"
-#include "test_hook.h"
-#include "storage.h"
 #include "strv.h"
+#include "test_hook.h"
+
+#define JOURNAL_FILE "journal"
+
+static struct journal_undo *undos;
+
+void journal_register(struct journal_undo *u)
+{
+	u->next = undos;
+	undos = u;
+}
 
 char *journal_encode(const char *arg)
 {
@@ -51,7 +57,7 @@ char *journal_decode(const char *enc)
 
 int journal_create(struct journal *j, const char *state_dir)
 {
-	j->path = xasprintf("%s/journal", state_dir);
+	j->path = xasprintf("%s/" JOURNAL_FILE, state_dir);
 	j->fd = open(j->path, O_WRONLY | O_CREAT | O_EXCL | O_APPEND | O_NOFOLLOW | O_CLOEXEC, 0600);
 	if (j->fd < 0) {
 		int r = log_errno(errno, "cannot create %s", j->path);
@@ -79,41 +85,17 @@ int journal_add(struct journal *j, const char *verb, const char *arg)
 	return r;
 }
 
-static const struct {
-	const char *verb;
-	int (*undo)(const char *arg);
-} backend_undos[] = {
-	{ UNDO_HUGEPAGES, hugepages_release_undo }, { UNDO_ZRAM_REMOVE, zram_remove },   { UNDO_BRD_UNLOAD, brd_unload },
-	{ UNDO_BRD_DISCARD, brd_discard_undo }, { UNDO_LVM_REMOVE, lvm_remove },
-	{ UNDO_LVM_DEACTIVATE, lvm_deactivate }, { UNDO_RBD_REMOVE, rbd_remove_undo },
-};
-
-static int undo_one(const char *verb, const char *arg)
+static int undo_one(const char *verb, const char *arg, const char *state_dir)
 {
-	for (size_t i = 0; i < sizeof(backend_undos) / sizeof(backend_undos[0]); i++)
-		if (!strcmp(verb, backend_undos[i].verb))
-			return backend_undos[i].undo(arg);
-	if (!strcmp(verb, UNDO_KILL))
-		return process_kill_identity(arg, 10000);
-	if (!strcmp(verb, UNDO_UNLINK)) {
-		if (unlink(arg) < 0 && errno != ENOENT)
-			return log_errno(errno, "cannot remove %s", arg);
-	} else if (!strcmp(verb, UNDO_RMDIR)) {
-		if (rmdir(arg) < 0 && errno != ENOENT)
-			return log_errno(errno, "cannot remove directory %s", arg);
-	} else if (!strcmp(verb, UNDO_UMOUNT)) {
-		/* Lazy: qemu is gone by now, but a stray open file must not keep the RAM pinned forever. EINVAL means it
-		 * was not mounted (the mount never happened or a replay already undid it). */
-		if (umount2(arg, MNT_DETACH | UMOUNT_NOFOLLOW) < 0 && errno != EINVAL && errno != ENOENT)
-			return log_errno(errno, "cannot unmount %s", arg);
-	} else {
-		return log_error("journal: unknown undo \"%s\" (written by a newer vmlaunch?)", verb);
-	}
-	return 0;
+	for (const struct journal_undo *u = undos; u; u = u->next)
+		if (!strcmp(verb, u->verb))
+			return u->undo(arg, state_dir);
+	return log_errno(EBADMSG, "journal: unknown undo \"%s\" (written by a newer vmlaunch?)", verb);
 }
 
-int journal_replay(const char *path)
+int journal_replay(const char *state_dir)
 {
+	char *path = xasprintf("%s/" JOURNAL_FILE, state_dir);
 	FILE *f = fopen(path, "re");
 	struct strv lines = STRV_INIT;
 	char *line = NULL;
@@ -121,8 +103,11 @@ int journal_replay(const char *path)
 	ssize_t len;
 	int first_error = 0;
 
-	if (!f)
-		return errno == ENOENT ? 0 : log_errno(errno, "cannot read %s", path);
+	if (!f) {
+		first_error = errno == ENOENT ? 0 : log_errno(errno, "cannot read %s", path);
+		free(path);
+		return first_error;
+	}
 	while ((len = getline(&line, &cap, f)) > 0) {
 		if (line[len - 1] != '\n')
 			break; /* torn last write: that step never completed its record, so nothing to undo */
@@ -136,20 +121,20 @@ int journal_replay(const char *path)
 		int r;
 
 		if (!sp) {
-			log_error("%s: malformed record \"%s\"", path, lines.v[i]);
-			first_error = first_error ? first_error : -EINVAL;
-			continue;
+			r = log_errno(EBADMSG, "%s: malformed record \"%s\"", path, lines.v[i]);
+		} else {
+			*sp = '\0';
+			arg = journal_decode(sp + 1);
+			r = undo_one(lines.v[i], arg, state_dir);
+			free(arg);
 		}
-		*sp = '\0';
-		arg = journal_decode(sp + 1);
-		r = undo_one(lines.v[i], arg);
-		free(arg);
 		if (i == lines.n - 1)
 			test_hook_stop_at("teardown");
 		if (r < 0 && !first_error)
 			first_error = r;
 	}
 	strv_free(&lines);
+	free(path);
 	return first_error;
 }
 
@@ -160,4 +145,13 @@ void journal_close(struct journal *j)
 	j->fd = -1;
 	free(j->path);
 	j->path = NULL;
+}
+
+bool journal_exists(const char *state_dir)
+{
+	char *path = xasprintf("%s/" JOURNAL_FILE, state_dir);
+	bool r = access(path, F_OK) == 0;
+
+	free(path);
+	return r;
 }

@@ -264,31 +264,9 @@ static int hand_over(const struct plan *plan, const struct storage_target *targe
 	}
 	if (!r && plan->argv_file)
 		r = privileges_give(pv, plan->argv_file);
-	for (size_t i = 0; !r && i < plan->n_disks; i++) {
-		const struct storage_target *t = &targets[i];
-		char *dir;
-
-		if (!strcmp(t->driver, "rbd")) {
-			size_t n = strlen(state->dir);
-
-			r = privileges_give(pv, t->rbd_key_file);
-			/* the conf vmlaunch generated (for ms-mode) in the state dir, never the user's own */
-			if (!r && t->rbd_conf && !strncmp(t->rbd_conf, state->dir, n) && t->rbd_conf[n] == '/')
-				r = privileges_give(pv, t->rbd_conf);
-			continue;
-		}
-		/* a persistent image is the user's data: its owner decides who may open it, vmlaunch does not chown it */
-		if (!strcmp(t->driver, "file") && !t->ephemeral && !t->ram_backed)
-			continue;
-		r = privileges_give(pv, t->filename);
-		if (!r && t->ram_backed && !strcmp(t->driver, "file")) {
-			/* the tmpfs mount point, 0700 */
-			dir = xstrdup(t->filename);
-			*strrchr(dir, '/') = '\0';
-			r = privileges_give(pv, dir);
-			free(dir);
-		}
-	}
+	for (size_t i = 0; !r && i < plan->n_disks; i++)
+		for (size_t k = 0; !r && k < targets[i].qemu_opens.n; k++)
+			r = privileges_give(pv, targets[i].qemu_opens.v[k]);
 	return r;
 }
 
@@ -334,7 +312,7 @@ static int launch(const struct vm_config *cfg, struct plan *plan, struct storage
 			break;
 		}
 		log_info("preparing disk \"%s\" (%s)", cfg->disks[i].name, backend_kind_name(cfg->disks[i].backend));
-		r = storage_prepare(cfg, &cfg->disks[i], &targets[i], &journal);
+		r = storage_prepare(&(struct storage_context){ cfg, state.dir }, &cfg->disks[i], &targets[i], &journal);
 	}
 	if (r < 0)
 		goto out;
@@ -350,8 +328,7 @@ static int launch(const struct vm_config *cfg, struct plan *plan, struct storage
 		status = 128 + SIGINT;
 		goto out;
 	}
-	/* Again, now that the disks exist: some learn their device only when made (/dev/zramN). */
-	plan_refresh_disks(plan);
+	/* Built now that the disks exist: some learn their device only when made (/dev/zramN). */
 	qemu_argv_build(plan, &cmdline);
 	log_info("starting %s", cmdline.argv.v[0]);
 	r = run_start(plan, &cmdline, &journal, &vm);
@@ -371,12 +348,9 @@ out:
 	if (tty_saved)
 		tcsetattr(0, TCSANOW, &saved_tty); /* qemu's stdio chardev leaves a raw terminal if it is killed */
 	if (journal.path) {
-		char *path = xstrdup(journal.path);
-
 		journal_close(&journal);
-		if (journal_replay(path) < 0 && status == EXIT_VM_OK)
+		if (journal_replay(state.dir) < 0 && status == EXIT_VM_OK)
 			status = EXIT_SETUP_FAILED;
-		free(path);
 	}
 	if (state_dir_release(&state) < 0 && status == EXIT_VM_OK)
 		status = EXIT_SETUP_FAILED;
@@ -396,6 +370,7 @@ int main(int argc, char **argv)
 	struct qemu_cmdline cmdline = { 0 };
 	struct storage_target *targets = NULL;
 	struct privileges privileges = { 0 };
+	char *state_dir = NULL;
 	int status = EXIT_BAD_INPUT, r;
 
 	signal(SIGPIPE, SIG_IGN); /* a closed stdout must not kill vmlaunch before it has cleaned up */
@@ -434,11 +409,9 @@ int main(int argc, char **argv)
 		goto out;
 	}
 	targets = xcalloc(cfg.n_disks, sizeof(*targets));
+	state_dir = state_dir_path(host.state_root, cfg.name);
 	for (size_t i = 0; i < cfg.n_disks; i++) {
-		char *state_dir = xasprintf("%s/%s", host.state_root, cfg.name);
-
-		r = storage_describe(&cfg, &cfg.disks[i], &host, state_dir, &targets[i]);
-		free(state_dir);
+		r = storage_describe(&(struct storage_context){ &cfg, state_dir }, &cfg.disks[i], &targets[i]);
 		if (r < 0) {
 			status = r == -EINVAL ? EXIT_BAD_INPUT : EXIT_SETUP_FAILED;
 			goto out;
@@ -471,6 +444,7 @@ out:
 	for (size_t i = 0; targets && i < cfg.n_disks; i++)
 		storage_target_free(&targets[i]);
 	free(targets);
+	free(state_dir);
 	host_facts_free(&host);
 	privileges_free(&privileges);
 	config_free(&cfg);

@@ -9,24 +9,21 @@
 
 #include "guest_protocol.h"
 #include "log.h"
+#include "state_dir.h"
 #include "strv.h"
 
 void plan_disk_io(const struct disk_config *d, const struct storage_target *t, const struct host_facts *host,
 		  struct disk_plan *out)
 {
-	bool block = !strcmp(t->driver, "host_device");
-
+	bool block = t->driver == DRIVER_HOST_DEVICE, rbd = t->driver == DRIVER_RBD;
 	const char *flush_why;
 
 	/* O_DIRECT skips the host page cache: for a RAM-backed target that cache would hold a second copy of the data,
-	 * for a persistent one it would hide flushes' cost until writeback. aio=native needs O_DIRECT and measured
-	 * fastest here (5.6k vs 5.0k IOPS for io_uring, guest-boot-and-io.md); without O_DIRECT io_uring beats the
-	 * thread pool. */
-	bool rbd = !strcmp(t->driver, "rbd");
-
+	 * for a persistent one it would hide flushes' cost until writeback. aio=native needs O_DIRECT and is the fastest
+	 * with it on files (tests/bench); without O_DIRECT io_uring beats the thread pool. */
 	out->direct = t->direct_ok;
 	if (rbd)
-		out->aio = NULL; /* librbd does its own I/O; cache.direct=on is what turns librbd's cache off (seed 004) */
+		out->aio = NULL; /* librbd does its own I/O; cache.direct=on is what turns librbd's cache off */
 	else if (block && host->io_uring)
 		out->aio = "io_uring"; /* block devices: the submission path without the AIO context's limits */
 	else if (out->direct)
@@ -47,21 +44,16 @@ void plan_disk_io(const struct disk_config *d, const struct storage_target *t, c
 		flush_why = "flushes honoured: the data outlives the VM";
 	/* Where freed blocks return memory or space to the host, let the guest's discards and zero writes do so. */
 	out->reclaim = (t->ram_backed || t->ephemeral) && !t->readonly;
-	/* Every iothread busy-polls at qemu's adaptive default (up to 32 us after each event; the window grows while work
-	 * arrives within it and drops to nothing when it does not). While it polls, the guest's notifications are off: a
-	 * request needs no kick (an exit, an eventfd write and a thread wake-up) and a completion no eventfd round. Measured
-	 * under TCG on 2 host CPUs shared with 2 vCPUs (tests/bench/results.md, two 5-round checks, with and without the
-	 * guest's poll queue): 16K randread qd32 1.46x both times, randwrite 1.29x and 1.16x against poll-max-ns=0, which
-	 * vmlaunch used to set where the iothread shares its CPUs, on a 3-round check that did not hold up. */
+	/* Every iothread busy-polls at qemu's adaptive default (the window grows while work arrives within it and drops to
+	 * nothing when it does not): while it polls, a request needs no guest kick (tests/bench/README.md). */
 	free(out->why);
 	out->why = xasprintf("disk \"%s\": %s%s %s on %s; %s; aio=%s; %s%s; own iothread, virtio-blk-pci; packed virtqueue "
-			     "(fewer guest cycles per request: +20%% IOPS measured); the iothread busy-polls (qemu's adaptive "
-			     "default, up to 32 us after each event): no guest kick while it polls (16K randread at iodepth 32 "
-			     "1.46x, randwrite 1.16-1.29x measured)", d->name,
+			     "(fewer guest cycles per request); the iothread busy-polls (qemu's adaptive default, up to 32 us "
+			     "after each event): no guest kick while it polls", d->name,
 			     t->ephemeral ? "ephemeral" : "persistent", t->format == FORMAT_QCOW2 ? " qcow2" : "",
-			     t->driver, t->filename,
+			     storage_driver_name(t->driver), t->filename,
 			     rbd ? "cache.direct=on: turns librbd's own cache off, which qemu would otherwise enable whatever "
-				   "the cluster says (seed 004: 2x IOPS); the device sits on the rbd node, no raw layer"
+				   "the cluster says; the device sits on the rbd node, no raw layer"
 			     : out->direct ? "cache.direct=on (O_DIRECT works there: no second copy in the host page cache)"
 					   : "cache.direct=off (the target refuses O_DIRECT)",
 			     out->aio ? out->aio : "librbd's", flush_why,
@@ -97,7 +89,7 @@ static int plan_accel(const struct vm_config *cfg, const struct host_facts *host
 	return -EINVAL;
 }
 
-/* Guest RAM: hugepages (seed 001), its node, the guest NUMA nodes for memory tiers (seed 002). */
+/* Guest RAM: hugepages, its node, the guest NUMA nodes for memory tiers. */
 static int plan_memory(const struct vm_config *cfg, const struct host_facts *host, struct plan *p)
 {
 	uint64_t page;
@@ -121,7 +113,7 @@ static int plan_memory(const struct vm_config *cfg, const struct host_facts *hos
 		return log_error("%s:%u: [memory] hugepages = %s: [vm] memory must be a multiple of %s", cfg->file,
 				 cfg->hugepages_line, hugepage_size_name(p->hugepages), hugepage_size_name(p->hugepages));
 	p->hugepages_count = cfg->memory / page;
-	p->memory_why = xasprintf("guest RAM on %llu %s hugepages (fewer TLB misses; seed 001) from an anonymous memfd "
+	p->memory_why = xasprintf("guest RAM on %llu %s hugepages (fewer TLB misses) from an anonymous memfd "
 				  "(nothing on a hugetlbfs a crash could leave behind), preallocated%s",
 				  (unsigned long long)p->hugepages_count, hugepage_size_name(p->hugepages),
 				  p->bind_memory ? " and bound to the vCPUs' host node" : "");
@@ -134,9 +126,14 @@ static void plan_allocator(const struct vm_config *cfg, const struct host_facts 
 		p->allocator_why = xstrdup("glibc malloc in qemu ([qemu] allocator = system)");
 	} else if (host->tcmalloc_path) {
 		p->tcmalloc = host->tcmalloc_path;
-		p->allocator_why = xasprintf("LD_PRELOAD=%s for qemu only: librbd's many small allocations run much "
-					     "faster on tcmalloc (seed 004: 53k -> 80k IOPS)",
-					     host->tcmalloc_path);
+		bool rbd = false;
+
+		for (size_t i = 0; i < cfg->n_disks; i++)
+			rbd |= cfg->disks[i].backend == BACKEND_RBD;
+		p->allocator_why = xasprintf("LD_PRELOAD=%s for qemu only: %s", host->tcmalloc_path,
+					     rbd ? "librbd's many small allocations run much faster on tcmalloc"
+						 : "tcmalloc's per-thread caches for qemu's allocations (librbd's above all; "
+						   "[qemu] allocator = system turns it off)");
 	} else {
 		p->allocator_why = xstrdup("glibc malloc in qemu: tcmalloc is not installed (libgoogle-perftools4)");
 	}
@@ -169,18 +166,18 @@ int plan_build(const struct vm_config *cfg, const struct host_facts *host, const
 	if (cfg->memory % (1ULL << 20))
 		return log_error("%s:%u: [vm] memory: expected a multiple of 1M", cfg->file, cfg->memory_line);
 
-	p->state_dir = xasprintf("%s/%s", host->state_root, cfg->name);
+	p->state_dir = state_dir_path(host->state_root, cfg->name);
 	if (cfg->console_log)
 		p->console_log = xstrdup(cfg->console_log);
 	else if (command_mode)
 		/* The command's own output owns stdout; the kernel's goes to a log shown if the guest fails. */
-		p->console_log = xasprintf("%s/console.log", p->state_dir);
+		p->console_log = state_file(p->state_dir, STATE_CONSOLE);
 	p->interactive = host->stdin_is_tty && !p->console_log;
 	if (command_mode)
-		p->argv_file = xasprintf("%s/argv", p->state_dir);
+		p->argv_file = state_file(p->state_dir, STATE_ARGV);
 	if (cfg->kernel) {
 		/* TCG executes nothing speculatively, so the guest's Spectre/Meltdown mitigations protect nothing and cost
-		 * 35-50% of its I/O rate (measured); the user's own append comes after and can say otherwise. */
+		 * much of its I/O rate; the user's own append comes after and can say otherwise. */
 		bool tsc = !p->kvm && (host->tsc_clocksource || host->tsc_invariant) &&
 			   !words_have(cfg->append, "tsc=", true) && !words_have(cfg->append, "clocksource=", true);
 		/* Under TCG a completion interrupt is relayed iothread -> main loop -> MSI, and a vCPU spends itself
@@ -198,19 +195,18 @@ int plan_build(const struct vm_config *cfg, const struct host_facts *host, const
 				 "decompression"
 			       : "direct kernel boot ([boot]) through PVH for an uncompressed vmlinux; mitigations=off: TCG "
 				 "executes nothing speculatively, so the guest's Spectre/Meltdown mitigations protect nothing "
-				 "and cost ~35-50% of its I/O rate",
+				 "and cost much of its I/O rate",
 			tsc ? "; tsc=reliable: under TCG the guest's TSC is qemu's tick counter, the host's TSC plus an "
 			      "offset, never going back across vCPUs, and ticking at one rate where the host's TSC does "
 			      "(invariant: constant_tsc and nonstop_tsc, or the host keeps time with it); without an "
 			      "invariant-TSC CPUID bit the guest kernel would distrust it and read the emulated HPET, where "
-			      "each clock read is an MMIO exit under qemu's big lock: fio's null engine 160k vs 49k ops/s; "
-			      "16K randwrite qd32 1.87x, randread 1.29x round by round (5 interleaved rounds)"
+			      "each clock read is an MMIO exit under qemu's big lock"
 			    : "",
 			poll_queue ? "; virtio_blk.poll_queues=1: one virtqueue of each disk serves polled I/O (io_uring "
 				     "IOPOLL, fio --hipri), which completes with no interrupt, where under TCG each one is "
-				     "relayed iothread -> main loop -> MSI and taken by an emulated vCPU (16K randread qd32 "
-				     "about 2x); the other I/O shares one interrupt queue whose vCPU is often not the "
-				     "submitter's, so the two vCPUs split the work (libaio +35%)"
+				     "relayed iothread -> main loop -> MSI and taken by an emulated vCPU; the other I/O shares "
+				     "one interrupt queue whose vCPU is often not the submitter's, so the two vCPUs split the "
+				     "work"
 				   : "");
 	}
 
@@ -226,12 +222,6 @@ int plan_build(const struct vm_config *cfg, const struct host_facts *host, const
 		plan_disk_io(d->cfg, d->target, host, d);
 	}
 	return 0;
-}
-
-void plan_refresh_disks(struct plan *p)
-{
-	for (size_t i = 0; i < p->n_disks; i++)
-		plan_disk_io(p->disks[i].cfg, p->disks[i].target, p->host, &p->disks[i]);
 }
 
 void plan_free(struct plan *p)

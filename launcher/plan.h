@@ -65,8 +65,6 @@ struct plan {
 /* Pure: no I/O. Returns 0, or a negative errno after logging why the config cannot run on this host. */
 int plan_build(const struct vm_config *cfg, const struct host_facts *host, const struct storage_target *targets,
 	       const struct privileges *privileges, bool command_mode, struct plan *out);
-/* Re-decides the disks after storage was prepared (a target may have learnt its device name). Pure. */
-void plan_refresh_disks(struct plan *p);
 void plan_free(struct plan *p);
 
 /* The per-disk cache/aio decision alone, exposed for unit tests. */

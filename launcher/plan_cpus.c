@@ -22,14 +22,13 @@ static void list_copy(struct cpulist *dst, const unsigned *cpus, size_t n)
 	dst->n = n;
 }
 
-static const struct topology *sort_topo;
-
 /* One thread of every core first, SMT siblings after: vCPUs get whole cores while there are enough. */
-static int by_core_then_cpu(const void *a, const void *b)
+static int by_core_then_cpu(const void *a, const void *b, void *topology)
 {
+	const struct topology *t = topology;
 	unsigned x = *(const unsigned *)a, y = *(const unsigned *)b;
-	bool xs = x <= sort_topo->max_cpu && sort_topo->core_of[x] != x;
-	bool ys = y <= sort_topo->max_cpu && sort_topo->core_of[y] != y;
+	bool xs = x <= t->max_cpu && t->core_of[x] != x;
+	bool ys = y <= t->max_cpu && t->core_of[y] != y;
 
 	if (xs != ys)
 		return xs ? 1 : -1;
@@ -97,10 +96,8 @@ static int plan_auto(const struct vm_config *cfg, const struct topology *t, stru
 	uint64_t need = cfg->memory;
 	unsigned *order;
 	size_t n, rest;
-	int forced = -1;
+	int forced = cfg->host_node;
 
-	if (cfg->host_node && strcmp(cfg->host_node, "auto"))
-		forced = atoi(cfg->host_node);
 	for (size_t i = 0; i < t->n_nodes; i++) {
 		const struct topology_node *n = &t->nodes[i];
 
@@ -124,8 +121,7 @@ static int plan_auto(const struct vm_config *cfg, const struct topology *t, stru
 	n = best->cpus.n;
 	order = xmalloc(n * sizeof(*order));
 	memcpy(order, best->cpus.cpu, n * sizeof(*order));
-	sort_topo = t;
-	qsort(order, n, sizeof(*order), by_core_then_cpu);
+	qsort_r(order, n, sizeof(*order), by_core_then_cpu, (void *)t);
 	list_copy(&p->vcpu, order, cfg->cpus);
 	rest = n - cfg->cpus;
 	for (size_t i = 0; i < p->n_iothreads; i++) {
@@ -162,12 +158,12 @@ static int plan_list(const struct vm_config *cfg, const struct topology *t, stru
 	struct cpulist io = { 0 }, all = { 0 };
 	int r;
 
-	cpulist_parse(cfg->pin, &p->vcpu); /* validated by config.c */
+	list_copy(&p->vcpu, cfg->pin_cpus.cpu, cfg->pin_cpus.n);
 	r = check_cpus(cfg, t, "pin", cfg->pin_line, &p->vcpu);
 	if (r < 0)
 		return r;
-	if (cfg->pin_emulator) {
-		cpulist_parse(cfg->pin_emulator, &p->emulator);
+	if (cfg->pin_emulator.n) {
+		list_copy(&p->emulator, cfg->pin_emulator.cpu, cfg->pin_emulator.n);
 		r = check_cpus(cfg, t, "emulator", cfg->pin_emulator_line, &p->emulator);
 		if (r < 0)
 			return r;
@@ -186,8 +182,8 @@ static int plan_list(const struct vm_config *cfg, const struct topology *t, stru
 			list_copy(&p->emulator, all.cpu, all.n);
 		cpulist_free(&all);
 	}
-	if (cfg->pin_iothreads) {
-		cpulist_parse(cfg->pin_iothreads, &io);
+	if (cfg->pin_iothreads.n) {
+		list_copy(&io, cfg->pin_iothreads.cpu, cfg->pin_iothreads.n);
 		r = check_cpus(cfg, t, "iothreads", cfg->pin_iothreads_line, &io);
 		if (r == 0 && io.n != 1 && io.n != p->n_iothreads)
 			r = log_error("%s:%u: [cpu] iothreads: names %zu CPUs; expected 1 (shared) or one per disk (%zu)",
@@ -203,12 +199,8 @@ static int plan_list(const struct vm_config *cfg, const struct topology *t, stru
 	}
 	p->pinned = true;
 	p->node = (int)node_of_cpu(t, p->vcpu.cpu[0])->id;
-	if (cfg->host_node && strcmp(cfg->host_node, "auto")) {
-		p->node = atoi(cfg->host_node);
-		if (!find_node(t, (unsigned)p->node))
-			return log_error("%s:%u: [memory] host-node %d: no such node on this host", cfg->file,
-					 cfg->host_node_line, p->node);
-	}
+	if (cfg->host_node != HOST_NODE_AUTO)
+		p->node = cfg->host_node;
 	p->why = describe(p, "pin = list from the config");
 	return 0;
 }
@@ -219,16 +211,15 @@ int plan_cpus(const struct vm_config *cfg, const struct topology *t, size_t n_io
 	p->node = -1;
 	p->n_iothreads = n_iothreads;
 	p->iothread = xcalloc(n_iothreads ? n_iothreads : 1, sizeof(*p->iothread));
-	if (cfg->host_node && strcmp(cfg->host_node, "auto") && !find_node(t, (unsigned)atoi(cfg->host_node)))
-		return log_error("%s:%u: [memory] host-node %s: no such node on this host", cfg->file, cfg->host_node_line,
+	if (cfg->host_node != HOST_NODE_AUTO && !find_node(t, (unsigned)cfg->host_node))
+		return log_error("%s:%u: [memory] host-node %d: no such node on this host", cfg->file, cfg->host_node_line,
 				 cfg->host_node);
-	if (!strcmp(cfg->pin, "off")) {
-		if (cfg->host_node && strcmp(cfg->host_node, "auto"))
-			p->node = atoi(cfg->host_node);
+	if (cfg->pin == PIN_OFF) {
+		p->node = cfg->host_node;
 		p->why = xstrdup("pin = off: qemu's threads run where the scheduler puts them");
 		return 0;
 	}
-	if (!strcmp(cfg->pin, "auto"))
+	if (cfg->pin == PIN_AUTO)
 		return plan_auto(cfg, t, p);
 	return plan_list(cfg, t, p);
 }

@@ -20,8 +20,8 @@ struct cpu_plan {
 	char *why;
 };
 
-/* `mem_needed`: bytes of guest RAM the chosen node should have free (or as free hugepages when hugepages are on).
- * Returns 0, or -EINVAL after logging a config error (file:line) for an explicit list the host cannot honour. */
+/* pin = auto picks a node with the CPUs and the free memory (or free hugepages) for guest RAM. Returns 0, or -EINVAL
+ * after logging a config error (file:line) for an explicit list the host cannot honour. */
 int plan_cpus(const struct vm_config *cfg, const struct topology *topo, size_t n_iothreads, struct cpu_plan *out);
 void cpu_plan_free(struct cpu_plan *p);
 

@@ -12,6 +12,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "journal.h"
 #include "log.h"
 #include "strv.h"
 
@@ -76,12 +77,28 @@ int process_kill_identity(const char *identity, int timeout_ms)
 	int pid;
 
 	if (sscanf(identity, "%d:%llu", &pid, &start) != 2 || pid <= 0)
-		return log_error("journal: malformed process identity \"%s\"", identity);
+		return log_errno(EBADMSG, "journal: malformed process identity \"%s\"", identity);
 	if (process_start_time(pid, &now_start) < 0 || now_start != start)
 		return 0; /* gone, or the pid now belongs to someone else */
 	if (kill(pid, SIGKILL) < 0 && errno != ESRCH)
-		return log_errno(errno, "cannot kill qemu (pid %d)", pid);
+		return log_errno(errno, "cannot kill process %d", pid);
 	if (wait_gone(pid, start, timeout_ms) < 0)
-		return log_errno(ETIMEDOUT, "qemu (pid %d) did not exit after SIGKILL", pid);
+		return log_errno(ETIMEDOUT, "process %d did not exit after SIGKILL", pid);
 	return 0;
+}
+
+static int undo_kill(const char *identity, const char *state_dir)
+{
+	(void)state_dir;
+	return process_kill_identity(identity, 10000);
+}
+JOURNAL_UNDO(kill, "kill", undo_kill)
+
+int process_journal_kill(struct journal *j, pid_t pid)
+{
+	char *identity = process_identity(pid);
+	int r = journal_add(j, "kill", identity);
+
+	free(identity);
+	return r;
 }

@@ -11,5 +11,8 @@ char *process_identity(pid_t pid);
 /* SIGKILLs the process named by "PID:STARTTIME" if it is still that process, and waits (up to timeout_ms) until it
  * is gone, so what it held open (a zram device, a tmpfs file) is free. 0 when it is gone or was never there. */
 int process_kill_identity(const char *identity, int timeout_ms);
+/* Records that `pid` (a child vmlaunch just forked: qemu, a helper daemon) is to be killed at teardown, by identity. */
+struct journal;
+int process_journal_kill(struct journal *j, pid_t pid);
 
 #endif

@@ -40,36 +40,44 @@ static void group_end(struct qemu_cmdline *c)
 	c->groups[c->n_groups - 1].end = c->argv.n;
 }
 
+/* ",KEY=VALUE" for each pair the backend gave, values escaped. */
+static char *driver_opts(const struct strv *opts)
+{
+	char *out = xstrdup(""), *tmp, *value;
+
+	for (size_t i = 0; i + 1 < opts->n; i += 2) {
+		value = qemu_opt_escape(opts->v[i + 1]);
+		tmp = xasprintf("%s,%s=%s", out, opts->v[i], value);
+		free(value);
+		free(out);
+		out = tmp;
+	}
+	return out;
+}
+
 static void push_blockdev(struct strv *argv, const struct disk_plan *d)
 {
 	const struct storage_target *t = d->target;
+	const char *driver = storage_driver_name(t->driver);
 	char *file = qemu_opt_escape(t->filename);
 	const char *ro = t->readonly ? ",read-only=on" : "";
 	const char *reclaim = d->reclaim ? ",discard=unmap,detect-zeroes=unmap" : "";
 	const char *direct = d->direct ? "on" : "off", *no_flush = d->no_flush ? "on" : "off";
 
-	if (!strcmp(t->driver, "rbd")) {
-		char *pool = qemu_opt_escape(t->rbd_pool), *image = qemu_opt_escape(t->rbd_image);
-		char *conf = qemu_opt_escape(t->rbd_conf), *user = qemu_opt_escape(t->rbd_user);
-		char *ns = t->rbd_namespace ? qemu_opt_escape(t->rbd_namespace) : NULL;
+	if (t->driver == DRIVER_RBD) {
+		char *opts = driver_opts(&t->driver_opts);
 
-		strv_pushf(argv, "driver=rbd,node-name=%s,pool=%s,%s%s%simage=%s,conf=%s,user=%s%s%s,cache.direct=on,"
-				 "cache.no-flush=%s%s%s",
-			   d->node, pool, ns ? "namespace=" : "", ns ? ns : "", ns ? "," : "", image, conf, user,
-			   t->rbd_key_file ? ",key-secret=secret-" : "", t->rbd_key_file ? d->cfg->name : "", no_flush,
+		strv_pushf(argv, "driver=rbd,node-name=%s%s%s%s,cache.direct=on,cache.no-flush=%s%s%s", d->node, opts,
+			   t->secret_file ? ",key-secret=secret-" : "", t->secret_file ? d->cfg->name : "", no_flush,
 			   d->reclaim ? ",discard=unmap" : "", ro);
-		free(pool);
-		free(image);
-		free(conf);
-		free(user);
-		free(ns);
+		free(opts);
 	} else if (t->format == FORMAT_RAW) {
-		/* The device sits on the protocol node: no raw layer in between (measured 5.5k vs 5.0k IOPS). */
-		strv_pushf(argv, "driver=%s,node-name=%s,filename=%s,cache.direct=%s,cache.no-flush=%s,aio=%s%s%s",
-			   t->driver, d->node, file, direct, no_flush, d->aio, reclaim, ro);
+		/* The device sits on the protocol node: no raw layer in between. */
+		strv_pushf(argv, "driver=%s,node-name=%s,filename=%s,cache.direct=%s,cache.no-flush=%s,aio=%s%s%s", driver,
+			   d->node, file, direct, no_flush, d->aio, reclaim, ro);
 	} else {
 		strv_pushf(argv, "driver=%s,node-name=%s-file,filename=%s,cache.direct=%s,cache.no-flush=%s,aio=%s%s%s",
-			   t->driver, d->node, file, direct, no_flush, d->aio, d->reclaim ? ",discard=unmap" : "", ro);
+			   driver, d->node, file, direct, no_flush, d->aio, d->reclaim ? ",discard=unmap" : "", ro);
 		strv_push(argv, "-blockdev");
 		strv_pushf(argv, "driver=qcow2,node-name=%s,file=%s-file,cache.direct=%s,cache.no-flush=%s%s%s", d->node,
 			   d->node, direct, no_flush, reclaim, ro);
@@ -128,13 +136,12 @@ static void push_memory(struct qemu_cmdline *c, const struct plan *p)
 	}
 }
 
-void qemu_argv_build(const struct plan *p, struct qemu_cmdline *c)
+/* The binary, machine, accelerator and size. */
+static void push_machine(struct qemu_cmdline *c, const struct plan *p)
 {
 	const struct vm_config *cfg = p->cfg;
 	struct strv *a = &c->argv;
 	char *why;
-
-	memset(c, 0, sizeof(*c));
 
 	group_begin(c, "the qemu binary (found in $PATH or [qemu] binary)");
 	strv_push(a, p->host->qemu_path);
@@ -165,20 +172,35 @@ void qemu_argv_build(const struct plan *p, struct qemu_cmdline *c)
 		push_memory(c, p);
 		group_end(c);
 	}
-	/* No arguments for these: pinning happens through QMP before cont, the rest in the child before exec. */
-	if (p->cpus.why) {
-		group_begin(c, p->cpus.why);
-		group_end(c);
-	}
-	group_begin(c, p->allocator_why);
+}
+
+/* Decisions carried out outside the argv (pinning through QMP before cont, the rest in the child before exec): a
+ * group with no arguments, so --explain still says them. */
+static void push_reason(struct qemu_cmdline *c, const char *why)
+{
+	group_begin(c, why);
 	group_end(c);
+}
+
+static void push_process_reasons(struct qemu_cmdline *c, const struct plan *p)
+{
+	char *why;
+
+	if (p->cpus.why)
+		push_reason(c, p->cpus.why);
+	push_reason(c, p->allocator_why);
 	why = xasprintf("qemu runs with every capability set empty (bounding set too) and no-new-privileges%s%s: it "
 			"needs none of the root powers vmlaunch uses for mounts, modules and sysfs",
 			p->privileges && p->privileges->switch_user ? ", as user " : "",
 			p->privileges && p->privileges->switch_user ? p->privileges->user : "");
-	group_begin(c, why);
+	push_reason(c, why);
 	free(why);
-	group_end(c);
+}
+
+/* No defaults, the monitors, the serial console. */
+static void push_control(struct qemu_cmdline *c, const struct plan *p)
+{
+	struct strv *a = &c->argv;
 
 	group_begin(c, "no default devices, host config files or display: no NIC option ROMs or VGA to initialise, "
 		       "a reproducible machine");
@@ -196,9 +218,8 @@ void qemu_argv_build(const struct plan *p, struct qemu_cmdline *c)
 	group_end(c);
 
 	if (p->console_log) {
-		char *path = qemu_opt_escape(p->console_log);
+		char *path = qemu_opt_escape(p->console_log), *why = xasprintf("serial console to %s", p->console_log);
 
-		why = xasprintf("serial console to %s", p->console_log);
 		group_begin(c, why);
 		free(why);
 		strv_push(a, "-chardev");
@@ -211,6 +232,13 @@ void qemu_argv_build(const struct plan *p, struct qemu_cmdline *c)
 	}
 	strv_push_many(a, "-serial", "chardev:console", NULL);
 	group_end(c);
+}
+
+/* The kernel, and what ends the VM when the guest panics or reboots. */
+static void push_boot(struct qemu_cmdline *c, const struct plan *p)
+{
+	const struct vm_config *cfg = p->cfg;
+	struct strv *a = &c->argv;
 
 	if (cfg->kernel) {
 		group_begin(c, p->cmdline_why);
@@ -220,65 +248,81 @@ void qemu_argv_build(const struct plan *p, struct qemu_cmdline *c)
 		strv_push_many(a, "-append", p->cmdline, NULL);
 		group_end(c);
 	}
-
 	if (p->host->pvpanic_pci) {
 		group_begin(c, "a guest kernel panic ends the VM at once with a failure, instead of hanging or rebooting");
-		strv_push_many(a, "-device", "pvpanic-pci", "-action", p->command_mode ? "reboot=shutdown,panic=exit-failure"
-											 : "panic=exit-failure",
-			       NULL);
+		strv_push_many(a, "-device", "pvpanic-pci", "-action",
+			       p->command_mode ? "reboot=shutdown,panic=exit-failure" : "panic=exit-failure", NULL);
 		group_end(c);
 	} else if (p->command_mode) {
 		group_begin(c, "a guest reboot (or a panic with panic=-1) ends a throwaway VM");
 		strv_push_many(a, "-action", "reboot=shutdown", NULL);
 		group_end(c);
 	}
+}
 
-	for (size_t i = 0; i < p->n_disks; i++) {
-		const struct disk_plan *d = &p->disks[i];
+/* One disk: its secret, its own iothread, the block node and the virtio-blk device on it. */
+static void push_disk(struct qemu_cmdline *c, const struct plan *p, size_t i)
+{
+	const struct disk_plan *d = &p->disks[i];
+	struct strv *a = &c->argv;
 
-		group_begin(c, d->why);
-		if (d->target->rbd_key_file) {
-			/* the cephx key by file: never on qemu's command line, never in /proc/PID/cmdline */
-			char *key = qemu_opt_escape(d->target->rbd_key_file);
+	group_begin(c, d->why);
+	if (d->target->secret_file) {
+		/* the key by file: never on qemu's command line, never in /proc/PID/cmdline */
+		char *key = qemu_opt_escape(d->target->secret_file);
 
-			strv_push(a, "-object");
-			strv_pushf(a, "secret,id=secret-%s,file=%s,format=base64", d->cfg->name, key);
-			free(key);
-		}
 		strv_push(a, "-object");
-		strv_pushf(a, "iothread,id=%s", d->iothread);
-		strv_push(a, "-blockdev");
-		push_blockdev(a, d);
-		strv_push(a, "-device");
-		strv_pushf(a, "virtio-blk-pci,id=vblk-%s,drive=%s,iothread=%s,num-queues=%u,packed=on,serial=%s,bootindex=%zu",
-			   d->cfg->name, d->node, d->iothread, cfg->cpus, d->cfg->name, i + 1);
-		group_end(c);
+		strv_pushf(a, "secret,id=secret-%s,file=%s,format=base64", d->cfg->name, key);
+		free(key);
 	}
+	strv_push(a, "-object");
+	strv_pushf(a, "iothread,id=%s", d->iothread);
+	strv_push(a, "-blockdev");
+	push_blockdev(a, d);
+	strv_push(a, "-device");
+	strv_pushf(a, "virtio-blk-pci,id=vblk-%s,drive=%s,iothread=%s,num-queues=%u,packed=on,serial=%s,bootindex=%zu",
+		   d->cfg->name, d->node, d->iothread, p->cfg->cpus, d->cfg->name, i + 1);
+	group_end(c);
+}
 
-	if (p->command_mode) {
-		char *argv_file = qemu_opt_escape(p->argv_file);
+/* -- COMMAND: argv in over fw_cfg, output and status out over virtio-serial. */
+static void push_command_channel(struct qemu_cmdline *c, const struct plan *p)
+{
+	struct strv *a = &c->argv;
+	char *argv_file = qemu_opt_escape(p->argv_file);
 
-		group_begin(c, "the command's argv over fw_cfg (no shell quoting), its stdout, stderr and exit status over "
-			       "virtio-serial ports vmlaunch reads");
-		strv_push_many(a, "-device", "virtio-serial-pci,id=vmlaunch-serial", NULL);
-		strv_push(a, "-chardev");
-		strv_pushf(a, "socket,id=guest-stdout,fd=%d", QEMU_FD_STDOUT);
-		strv_push_many(a, "-device", "virtserialport,chardev=guest-stdout,name=" GUEST_PORT_STDOUT, NULL);
-		strv_push(a, "-chardev");
-		strv_pushf(a, "socket,id=guest-stderr,fd=%d", QEMU_FD_STDERR);
-		strv_push_many(a, "-device", "virtserialport,chardev=guest-stderr,name=" GUEST_PORT_STDERR, NULL);
-		strv_push(a, "-chardev");
-		strv_pushf(a, "socket,id=guest-status,fd=%d", QEMU_FD_STATUS);
-		strv_push_many(a, "-device", "virtserialport,chardev=guest-status,name=" GUEST_PORT_STATUS, NULL);
-		strv_push(a, "-fw_cfg");
-		strv_pushf(a, "name=" GUEST_FWCFG_ARGV ",file=%s", argv_file);
-		free(argv_file);
-		group_end(c);
-	}
+	group_begin(c, "the command's argv over fw_cfg (no shell quoting), its stdout, stderr and exit status over "
+		       "virtio-serial ports vmlaunch reads");
+	strv_push_many(a, "-device", "virtio-serial-pci,id=vmlaunch-serial", NULL);
+	strv_push(a, "-chardev");
+	strv_pushf(a, "socket,id=guest-stdout,fd=%d", QEMU_FD_STDOUT);
+	strv_push_many(a, "-device", "virtserialport,chardev=guest-stdout,name=" GUEST_PORT_STDOUT, NULL);
+	strv_push(a, "-chardev");
+	strv_pushf(a, "socket,id=guest-stderr,fd=%d", QEMU_FD_STDERR);
+	strv_push_many(a, "-device", "virtserialport,chardev=guest-stderr,name=" GUEST_PORT_STDERR, NULL);
+	strv_push(a, "-chardev");
+	strv_pushf(a, "socket,id=guest-status,fd=%d", QEMU_FD_STATUS);
+	strv_push_many(a, "-device", "virtserialport,chardev=guest-status,name=" GUEST_PORT_STATUS, NULL);
+	strv_push(a, "-fw_cfg");
+	strv_pushf(a, "name=" GUEST_FWCFG_ARGV ",file=%s", argv_file);
+	free(argv_file);
+	group_end(c);
+}
 
-	if (cfg->qemu_extra.n) {
+void qemu_argv_build(const struct plan *p, struct qemu_cmdline *c)
+{
+	memset(c, 0, sizeof(*c));
+	push_machine(c, p);
+	push_process_reasons(c, p);
+	push_control(c, p);
+	push_boot(c, p);
+	for (size_t i = 0; i < p->n_disks; i++)
+		push_disk(c, p, i);
+	if (p->command_mode)
+		push_command_channel(c, p);
+	if (p->cfg->qemu_extra.n) {
 		group_begin(c, "[qemu] extra from the config, passed through as given");
-		strv_extend(a, &cfg->qemu_extra);
+		strv_extend(&c->argv, &p->cfg->qemu_extra);
 		group_end(c);
 	}
 }

@@ -23,6 +23,7 @@
 #include "guardian.h"
 #include "journal.h"
 #include "privileges.h"
+#include "state_dir.h"
 #include "process.h"
 #include "test_hook.h"
 #include "fdio.h"
@@ -95,8 +96,8 @@ static int listen_qmp(const struct plan *p)
 	struct sockaddr_un addr = { .sun_family = AF_UNIX };
 	int fd;
 
-	if ((size_t)snprintf(addr.sun_path, sizeof(addr.sun_path), "%s/qmp.sock", p->state_dir) >= sizeof(addr.sun_path))
-		return log_errno(ENAMETOOLONG, "%s/qmp.sock", p->state_dir);
+	if ((size_t)snprintf(addr.sun_path, sizeof(addr.sun_path), "%s/" STATE_QMP, p->state_dir) >= sizeof(addr.sun_path))
+		return log_errno(ENAMETOOLONG, "%s/" STATE_QMP, p->state_dir);
 	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
 	if (fd < 0)
 		return log_errno(errno, "socket");
@@ -113,7 +114,7 @@ static int listen_qmp(const struct plan *p)
 	return fd;
 }
 
-/* vmlaunch's environment, plus tcmalloc preloaded into qemu alone (seed 004), never into vmlaunch's other children. */
+/* vmlaunch's environment, plus tcmalloc preloaded into qemu alone, never into vmlaunch's other children. */
 static void qemu_environment(const struct plan *p, struct strv *env)
 {
 	const char *old = getenv("LD_PRELOAD");
@@ -175,10 +176,7 @@ int run_start(const struct plan *p, const struct qemu_cmdline *c, struct journal
 	{
 		/* Recorded before anything else: if vmlaunch dies from here on, the replay kills this qemu (pid + start
 		 * time, never a reused pid) and waits for it to let go of the disks before removing them. */
-		char *identity = process_identity(vm->pid);
-
-		r = journal_add(journal, UNDO_KILL, identity);
-		free(identity);
+		r = process_journal_kill(journal, vm->pid);
 		if (r < 0) {
 			close(errpipe[0]);
 			goto fail;

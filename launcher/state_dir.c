@@ -16,6 +16,49 @@
 #include "log.h"
 #include "strv.h"
 
+static char *lock_path(const char *root, const char *name)
+{
+	return xasprintf("%s/%s.lock", root, name);
+}
+
+bool state_dir_contains(const char *state_dir, const char *path)
+{
+	size_t n = strlen(state_dir);
+
+	return !strncmp(path, state_dir, n) && path[n] == '/' && path[n + 1] && !strstr(path + n, "/../") &&
+	       strcmp(path + strlen(path) - 3, "/..") != 0;
+}
+
+static int undo_unlink(const char *path, const char *state_dir)
+{
+	if (!state_dir_contains(state_dir, path))
+		return log_errno(EPERM, "journal: refusing to remove %s, outside %s", path, state_dir);
+	if (unlink(path) < 0 && errno != ENOENT)
+		return log_errno(errno, "cannot remove %s", path);
+	return 0;
+}
+JOURNAL_UNDO(unlink, "unlink", undo_unlink)
+
+static int undo_rmdir(const char *path, const char *state_dir)
+{
+	if (!state_dir_contains(state_dir, path))
+		return log_errno(EPERM, "journal: refusing to remove %s, outside %s", path, state_dir);
+	if (rmdir(path) < 0 && errno != ENOENT)
+		return log_errno(errno, "cannot remove directory %s", path);
+	return 0;
+}
+JOURNAL_UNDO(rmdir, "rmdir", undo_rmdir)
+
+int state_dir_journal_file(struct journal *j, const char *path)
+{
+	return journal_add(j, "unlink", path);
+}
+
+int state_dir_journal_dir(struct journal *j, const char *path)
+{
+	return journal_add(j, "rmdir", path);
+}
+
 static int mkdir_p(const char *path, mode_t mode)
 {
 	char *copy = xstrdup(path);
@@ -84,7 +127,7 @@ static int check_trusted_dir(const char *path)
 
 static int read_pid(const char *dir)
 {
-	char *path = xasprintf("%s/pid", dir);
+	char *path = state_file(dir, STATE_PID);
 	FILE *f = fopen(path, "re");
 	int pid = 0;
 
@@ -135,15 +178,32 @@ static int lock(struct state_dir *s, const char *name, int wait_ms)
 	}
 }
 
-int state_dir_acquire(struct state_dir *s, const char *root, const char *name)
+/* With the lock held: whoever made the dir is gone without cleaning up. Its journal is replayed as root, so only a
+ * real directory of ours is trusted (never a symlink planted there). */
+static int undo_leftover(struct state_dir *s, const char *name, const char *how)
 {
 	struct stat st;
+	int r;
+
+	if (lstat(s->dir, &st) < 0)
+		return 0;
+	r = check_trusted_dir(s->dir);
+	if (r < 0)
+		return r;
+	s->owned = true;
+	log_warn("cleaning up after %s \"%s\" that did not finish", how, name);
+	journal_replay(s->dir);
+	return 0;
+}
+
+int state_dir_acquire(struct state_dir *s, const char *root, const char *name)
+{
 	char *path;
 	FILE *f;
 	int r, fd;
 
-	s->dir = xasprintf("%s/%s", root, name);
-	s->lock_path = xasprintf("%s/%s.lock", root, name);
+	s->dir = state_dir_path(root, name);
+	s->lock_path = lock_path(root, name);
 	s->lock_fd = -1;
 	r = mkdir_p(root, 0755);
 	if (r < 0)
@@ -154,25 +214,15 @@ int state_dir_acquire(struct state_dir *s, const char *root, const char *name)
 	r = lock(s, name, 0);
 	if (r < 0)
 		return r;
-	if (lstat(s->dir, &st) == 0) {
-		/* We hold the lock, so whoever made this dir is gone without cleaning up. Its journal is replayed as root:
-		 * only a real directory of ours is trusted (never a symlink planted there). */
-		r = check_trusted_dir(s->dir);
-		if (r < 0)
-			return r;
-		char *journal = xasprintf("%s/journal", s->dir);
-
-		log_warn("cleaning up after an earlier run of \"%s\" that did not finish", name);
-		journal_replay(journal);
-		free(journal);
+	r = undo_leftover(s, name, "an earlier run of");
+	if (r == 0 && s->owned)
 		r = remove_dir(s->dir);
-		if (r < 0)
-			return r;
-	}
+	if (r < 0)
+		return r;
 	if (mkdir(s->dir, 0700) < 0)
 		return log_errno(errno, "cannot create %s", s->dir);
 	s->owned = true;
-	path = xasprintf("%s/pid", s->dir);
+	path = state_file(s->dir, STATE_PID);
 	fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
 	free(path);
 	f = fd >= 0 ? fdopen(fd, "w") : NULL;
@@ -216,32 +266,32 @@ int state_dir_release(struct state_dir *s)
 static int cleanup_one(const char *root, const char *name, int wait_ms)
 {
 	struct state_dir s = { .lock_fd = -1 };
-	struct stat st;
 	int r;
 
-	s.dir = xasprintf("%s/%s", root, name);
-	s.lock_path = xasprintf("%s/%s.lock", root, name);
+	s.dir = state_dir_path(root, name);
+	s.lock_path = lock_path(root, name);
 	r = lock(&s, name, wait_ms);
-	if (r == 0 && lstat(s.dir, &st) == 0) {
-		char *journal;
-
-		r = check_trusted_dir(s.dir);
-		if (r < 0) {
-			state_dir_release(&s);
-			return r;
-		}
-		s.owned = true;
-		journal = xasprintf("%s/journal", s.dir);
-
-		log_warn("cleaning up after \"%s\", which did not finish", name);
-		journal_replay(journal);
-		free(journal);
-	}
 	if (r == 0)
-		r = state_dir_release(&s);
-	else
-		state_dir_release(&s);
+		r = undo_leftover(&s, name, "a run of");
+	if (r == 0)
+		return state_dir_release(&s);
+	state_dir_release(&s);
 	return r;
+}
+
+bool state_dir_running(const char *root, const char *name)
+{
+	char *lock = lock_path(root, name);
+	int fd = open(lock, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+	bool held = false;
+
+	free(lock);
+	if (fd < 0)
+		return false;
+	if (flock(fd, LOCK_SH | LOCK_NB) < 0)
+		held = errno == EWOULDBLOCK;
+	close(fd);
+	return held;
 }
 
 int state_dir_cleanup(const char *root, const char *name, int wait_ms)
@@ -264,13 +314,11 @@ int state_dir_cleanup(const char *root, const char *name, int wait_ms)
 		if (e->d_name[0] == '.')
 			continue;
 		if (n > 5 && !strcmp(e->d_name + n - 5, ".lock"))
-			vm = strndup(e->d_name, n - 5);
+			vm = xstrndup(e->d_name, n - 5);
 		else if (e->d_type == DT_DIR)
-			vm = strdup(e->d_name);
+			vm = xstrdup(e->d_name);
 		else
 			continue;
-		if (!vm)
-			abort();
 		one = cleanup_one(root, vm, wait_ms);
 		if (one < 0 && !r)
 			r = one;

@@ -4,12 +4,42 @@
 
 #include <stdbool.h>
 
+#include "strv.h"
+
+struct journal;
+
+/* What a state dir holds besides the journal (journal.c names its own file) and what backends put there. */
+#define STATE_PID "pid"           /* vmlaunch's pid */
+#define STATE_INFO "info"         /* what --list shows */
+#define STATE_QMP "qmp.sock"      /* QMP for other tools */
+#define STATE_CONSOLE "console.log"
+#define STATE_ARGV "argv"         /* -- COMMAND's argv for the guest */
+
 struct state_dir {
 	char *dir;
 	char *lock_path;
 	int lock_fd;
 	bool owned; /* the dir is ours to remove: we made it, or took it over from a dead run */
 };
+
+/* ROOT/NAME, and a file in a state dir (inline: the pure planning code names files without linking the rest). */
+static inline char *state_dir_path(const char *root, const char *name)
+{
+	return xasprintf("%s/%s", root, name);
+}
+
+static inline char *state_file(const char *state_dir, const char *leaf)
+{
+	return xasprintf("%s/%s", state_dir, leaf);
+}
+/* Whether the VM (vmlaunch or its guardian) holds NAME's lock. */
+bool state_dir_running(const char *root, const char *name);
+
+/* Records the removal of PATH, a file or an empty directory inside the state dir, before it is made. */
+int state_dir_journal_file(struct journal *j, const char *path);
+int state_dir_journal_dir(struct journal *j, const char *path);
+/* Whether PATH lies inside STATE_DIR (no "..", no escape): what an undo may touch. */
+bool state_dir_contains(const char *state_dir, const char *path);
 
 /* Takes the lock, cleans up after an earlier run that died without doing so (replaying its journal), creates the
  * dir (0700) and its pid file. -EBUSY when NAME is running. */

@@ -8,7 +8,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/file.h>
 #include <sys/socket.h>
 #include <sys/un.h>
 #include <time.h>
@@ -18,11 +17,12 @@
 #include "plan.h"
 #include "process.h"
 #include "qmp.h"
+#include "state_dir.h"
 #include "strv.h"
 
 int status_write_info(const struct plan *p, const char *state_dir)
 {
-	char *path = xasprintf("%s/info", state_dir);
+	char *path = state_file(state_dir, STATE_INFO);
 	int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
 	FILE *f;
 
@@ -44,22 +44,6 @@ int status_write_info(const struct plan *p, const char *state_dir)
 		fprintf(f, "disk %s %s %s\n", p->disks[i].cfg->name, backend_kind_name(p->disks[i].cfg->backend),
 			p->disks[i].target->filename);
 	return fclose(f) == 0 ? 0 : -errno;
-}
-
-/* A VM runs while its lock is held (by vmlaunch or, while it cleans up, its guardian). */
-static bool running(const char *root, const char *name)
-{
-	char *lock = xasprintf("%s/%s.lock", root, name);
-	int fd = open(lock, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
-	bool held = false;
-
-	free(lock);
-	if (fd < 0)
-		return false;
-	if (flock(fd, LOCK_SH | LOCK_NB) < 0)
-		held = errno == EWOULDBLOCK;
-	close(fd);
-	return held;
 }
 
 static double uptime_of(int pid)
@@ -95,10 +79,13 @@ int status_list(const char *root)
 		int pid = 0;
 		FILE *f;
 
-		if (e->d_name[0] == '.' || e->d_type != DT_DIR || !running(root, e->d_name))
+		if (e->d_name[0] == '.' || e->d_type != DT_DIR || !state_dir_running(root, e->d_name))
 			continue;
-		pidfile = xasprintf("%s/%s/pid", root, e->d_name);
-		infofile = xasprintf("%s/%s/info", root, e->d_name);
+		char *dir = state_dir_path(root, e->d_name);
+
+		pidfile = state_file(dir, STATE_PID);
+		infofile = state_file(dir, STATE_INFO);
+		free(dir);
 		if ((f = fopen(pidfile, "re"))) {
 			if (fscanf(f, "%d", &pid) != 1)
 				pid = 0;
@@ -138,9 +125,9 @@ int status_show(const char *root, const char *name)
 	struct qmp q;
 	int fd, r;
 
-	if (!running(root, name))
+	if (!state_dir_running(root, name))
 		return log_errno(ENOENT, "VM \"%s\" is not running", name);
-	snprintf(addr.sun_path, sizeof(addr.sun_path), "%s/%s/qmp.sock", root, name);
+	snprintf(addr.sun_path, sizeof(addr.sun_path), "%s/%s/" STATE_QMP, root, name);
 	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
 	if (fd < 0)
 		return log_errno(errno, "socket");

@@ -45,6 +45,14 @@ char *xstrdup(const char *s)
 	return d;
 }
 
+char *xstrndup(const char *s, size_t n)
+{
+	char *d = strndup(s, n);
+	if (!d)
+		die_oom();
+	return d;
+}
+
 char *xasprintf(const char *fmt, ...)
 {
 	va_list ap;

@@ -12,7 +12,6 @@
 #include <unistd.h>
 
 #include "command.h"
-#include "host.h"
 #include "journal.h"
 #include "log.h"
 #include "storage.h"
@@ -26,12 +25,7 @@
  * claimed with O_EXCL, zeroed before use and discarded (its RAM freed) at exit.
  */
 
-struct brd_state {
-	bool loaded_by_us;
-	bool builtin;
-	unsigned next; /* the next /dev/ramN to hand out */
-};
-static struct brd_state brd;
+static bool loaded_by_us; /* one module load serves every brd disk of the VM */
 
 static bool brd_builtin(void)
 {
@@ -61,17 +55,17 @@ void brd_modprobe_argv(unsigned count, unsigned long long max_bytes, struct strv
 	strv_push(out, "max_part=0");
 }
 
-int brd_unload(const char *unused)
+static int brd_unload(const char *unused, const char *state_dir)
 {
 	char *argv[] = { "rmmod", "brd", NULL };
-	int r;
 
 	(void)unused;
+	(void)state_dir;
 	if (access("/sys/module/brd", F_OK) < 0)
-		return 0; /* already unloaded (a replay) */
-	r = command_run(argv, NULL, 0);
-	return r == 0 ? 0 : log_errno(EBUSY, "cannot unload brd: its RAM stays allocated until `rmmod brd` succeeds");
+		return 0; /* already unloaded (a replay), or the load never happened */
+	return command_must(argv, "cannot unload brd: its RAM stays allocated until `rmmod brd` succeeds");
 }
+JOURNAL_UNDO(brd_unload, "brd-unload", brd_unload)
 
 /* Discard frees brd's RAM where the kernel's brd supports it; where it does not, `zero` falls back to writing zeros
  * so an earlier user's data is never visible. */
@@ -91,18 +85,23 @@ static int brd_discard(const char *dev, bool zero)
 	return r;
 }
 
-int brd_discard_undo(const char *dev)
+static int brd_discard_undo(const char *dev, const char *state_dir)
 {
+	unsigned n;
+	char tail;
+
+	(void)state_dir;
+	if (sscanf(dev, "/dev/ram%u%c", &n, &tail) != 1)
+		return log_errno(EBADMSG, "journal: brd-discard of \"%s\": expected /dev/ramN", dev);
 	return brd_discard(dev, false);
 }
+JOURNAL_UNDO(brd_discard, "brd-discard", brd_discard_undo)
 
-static int brd_describe(const struct vm_config *cfg, const struct disk_config *d, const struct host_facts *host,
-			const char *state_dir, struct storage_target *t)
+static int brd_describe(const struct storage_context *ctx, const struct disk_config *d, struct storage_target *t)
 {
+	const struct vm_config *cfg = ctx->cfg;
 	unsigned index = 0;
 
-	(void)host;
-	(void)state_dir;
 	for (size_t i = 0; i < cfg->n_disks && &cfg->disks[i] != d; i++)
 		index += cfg->disks[i].backend == BACKEND_BRD;
 	if (brd_builtin()) {
@@ -117,8 +116,9 @@ static int brd_describe(const struct vm_config *cfg, const struct disk_config *d
 				 "loads it (rmmod brd, or use backend = zram)",
 				 cfg->file, d->backend_line, d->name);
 	}
-	t->driver = "host_device";
+	t->driver = DRIVER_HOST_DEVICE;
 	t->filename = xasprintf("/dev/ram%u", index);
+	strv_push(&t->qemu_opens, t->filename);
 	t->format = FORMAT_RAW;
 	t->direct_ok = true;
 	t->ephemeral = true;
@@ -141,23 +141,26 @@ static int load_module(const struct vm_config *cfg, struct journal *j)
 			if (cfg->disks[i].size > max)
 				max = cfg->disks[i].size;
 		}
+	/* The intent first: the undo unloads brd only if it is loaded, and describe refused a brd someone else loaded. */
+	r = journal_add(j, "brd-unload", "brd");
+	if (r < 0)
+		return r;
 	brd_modprobe_argv(count, max, &argv);
-	r = command_run(argv.v, NULL, 0);
+	r = command_must(argv.v, "brd is not available on this kernel (use backend = zram)");
 	strv_free(&argv);
-	if (r != 0)
-		return log_errno(r < 0 ? r : ENODEV, "brd is not available on this kernel (modprobe brd failed); use "
-						     "backend = zram");
-	brd.loaded_by_us = true;
-	return journal_add(j, UNDO_BRD_UNLOAD, "brd");
+	if (r < 0)
+		return r;
+	loaded_by_us = true;
+	return 0;
 }
 
-static int brd_prepare(const struct vm_config *cfg, const struct disk_config *d, struct storage_target *t,
+static int brd_prepare(const struct storage_context *ctx, const struct disk_config *d, struct storage_target *t,
 		       struct journal *j)
 {
 	int r, fd;
 
-	if (!brd.loaded_by_us && !brd_builtin()) {
-		r = load_module(cfg, j);
+	if (!loaded_by_us && !brd_builtin()) {
+		r = load_module(ctx->cfg, j);
 		if (r < 0)
 			return r;
 	}
@@ -171,7 +174,7 @@ static int brd_prepare(const struct vm_config *cfg, const struct disk_config *d,
 	if (brd_builtin()) {
 		/* Someone's old data may be there: discard it now (brd reads discarded sectors as zeros), and again at exit
 		 * so the RAM goes back. */
-		r = journal_add(j, UNDO_BRD_DISCARD, t->filename);
+		r = journal_add(j, "brd-discard", t->filename);
 		if (r < 0)
 			return r;
 		r = brd_discard(t->filename, true);
@@ -183,7 +186,6 @@ static int brd_prepare(const struct vm_config *cfg, const struct disk_config *d,
 }
 
 const struct storage_backend storage_brd = {
-	.name = "brd",
 	.describe = brd_describe,
 	.prepare = brd_prepare,
 };

@@ -9,11 +9,24 @@
 #include <unistd.h>
 
 #include "command.h"
-#include "host.h"
-#include "journal.h"
 #include "log.h"
+#include "state_dir.h"
 #include "storage.h"
 #include "strv.h"
+
+/* ephemeral = yes: the image a qcow2 overlay in the state dir stands on. */
+struct file_state {
+	char *base;
+	enum disk_format base_format;
+};
+
+static void file_state_free(void *p)
+{
+	struct file_state *s = p;
+
+	free(s->base);
+	free(s);
+}
 
 static const unsigned char qcow2_magic[4] = { 'Q', 'F', 'I', 0xfb };
 
@@ -28,15 +41,14 @@ static bool dir_takes_direct_io(const char *dir)
 	return true;
 }
 
-static int file_describe(const struct vm_config *cfg, const struct disk_config *d, const struct host_facts *host,
-			 const char *state_dir, struct storage_target *t)
+static int file_describe(const struct storage_context *ctx, const struct disk_config *d, struct storage_target *t)
 {
+	const struct vm_config *cfg = ctx->cfg;
 	unsigned char head[4] = { 0 };
 	struct stat st;
 	bool is_qcow2;
 	int fd;
 
-	(void)host;
 	if (stat(d->path, &st) < 0)
 		return log_error("%s:%u: [disk %s] path %s: %s", cfg->file, d->path_line, d->name, d->path,
 				 strerror(errno));
@@ -64,7 +76,7 @@ static int file_describe(const struct vm_config *cfg, const struct disk_config *
 		return log_error("%s:%u: [disk %s] path %s is not writable; expected readonly = yes or ephemeral = yes",
 				 cfg->file, d->path_line, d->name, d->path);
 
-	t->driver = S_ISBLK(st.st_mode) ? "host_device" : "file";
+	t->driver = S_ISBLK(st.st_mode) ? DRIVER_HOST_DEVICE : DRIVER_FILE;
 	t->readonly = d->readonly;
 	t->ephemeral = d->ephemeral;
 	fd = open(d->path, O_RDONLY | O_DIRECT | O_CLOEXEC);
@@ -74,7 +86,8 @@ static int file_describe(const struct vm_config *cfg, const struct disk_config *
 	if (d->ephemeral) {
 		/* The image is never written: a qcow2 overlay in the state dir takes the writes and vanishes at exit. The
 		 * overlay's backing file is opened with the overlay's cache mode, so both must take O_DIRECT. */
-		char *parent = xstrdup(state_dir), *slash = strrchr(parent, '/');
+		struct file_state *fs = xcalloc(1, sizeof(*fs));
+		char *parent = xstrdup(ctx->state_dir), *slash = strrchr(parent, '/');
 
 		if (slash && slash != parent)
 			*slash = '\0';
@@ -82,43 +95,47 @@ static int file_describe(const struct vm_config *cfg, const struct disk_config *
 			*slash = '\0';
 		t->direct_ok = t->direct_ok && dir_takes_direct_io(parent);
 		free(parent);
-		t->driver = "file";
-		t->filename = xasprintf("%s/%s.overlay.qcow2", state_dir, d->name);
+		t->driver = DRIVER_FILE;
+		t->filename = xasprintf("%s/%s.overlay.qcow2", ctx->state_dir, d->name);
 		t->format = FORMAT_QCOW2;
-		t->overlay_base = xstrdup(d->path);
-		t->overlay_base_format = d->format;
-		t->ram_backed = false;
+		fs->base = xstrdup(d->path);
+		fs->base_format = d->format;
+		t->priv = fs;
+		strv_push(&t->qemu_opens, t->filename);
 	} else {
+		/* a persistent image is the user's data: its owner decides who may open it, vmlaunch does not chown it */
 		t->filename = xstrdup(d->path);
 		t->format = d->format;
 	}
 	return 0;
 }
 
-static int file_prepare(const struct vm_config *cfg, const struct disk_config *d, struct storage_target *t,
+static int file_prepare(const struct storage_context *ctx, const struct disk_config *d, struct storage_target *t,
 			struct journal *j)
 {
 	char *argv[] = { "qemu-img", "create", "-q", "-f", "qcow2", "-F", NULL, "-b", NULL, NULL, NULL };
+	struct file_state *fs = t->priv;
+	char *what;
 	int r;
 
-	(void)cfg;
-	if (!t->overlay_base)
+	(void)ctx;
+	if (!fs)
 		return 0;
 	/* Recorded first: removing an overlay that was never created is a no-op. */
-	r = journal_add(j, UNDO_UNLINK, t->filename);
+	r = state_dir_journal_file(j, t->filename);
 	if (r < 0)
 		return r;
-	argv[6] = t->overlay_base_format == FORMAT_QCOW2 ? "qcow2" : "raw";
-	argv[8] = t->overlay_base;
+	argv[6] = fs->base_format == FORMAT_QCOW2 ? "qcow2" : "raw";
+	argv[8] = fs->base;
 	argv[9] = t->filename;
-	r = command_run(argv, NULL, 0);
-	if (r != 0)
-		return log_errno(r < 0 ? r : EIO, "disk \"%s\": cannot create the overlay %s", d->name, t->filename);
-	return 0;
+	what = xasprintf("disk \"%s\": cannot create the overlay %s", d->name, t->filename);
+	r = command_must(argv, what);
+	free(what);
+	return r;
 }
 
 const struct storage_backend storage_file = {
-	.name = "file",
 	.describe = file_describe,
 	.prepare = file_prepare,
+	.free_priv = file_state_free,
 };

@@ -8,17 +8,32 @@
 #include <unistd.h>
 
 #include "command.h"
-#include "host.h"
 #include "journal.h"
 #include "log.h"
 #include "storage.h"
 #include "strv.h"
 
 /*
- * Seed 001: a raw LV beats a qcow2 file; read-ahead off on the LV (the guest does its own); thin pools with 4 MiB
- * chunks and zeroing off. Volumes vmlaunch creates for an ephemeral disk are removed at exit; a persistent volume is
- * created once (and filled from source = then) and reused, never overwritten, on later runs.
+ * A raw LV beats a qcow2 file; read-ahead off on the LV (the guest does its own); thin pools with 4 MiB chunks and
+ * zeroing off. Volumes vmlaunch creates for an ephemeral disk are removed at exit; a persistent volume is created once
+ * (and filled from source = then) and reused, never overwritten, on later runs.
  */
+
+/* What describe found, for prepare. */
+struct lvm_state {
+	char *volume;     /* the LV's name */
+	bool create;      /* missing: prepare creates it */
+	bool create_pool; /* ... and its thin pool */
+	bool activate;    /* an existing, inactive volume to activate (and deactivate at exit) */
+};
+
+static void lvm_state_free(void *p)
+{
+	struct lvm_state *s = p;
+
+	free(s->volume);
+	free(s);
+}
 
 static bool valid_lvm_name(const char *s)
 {
@@ -53,7 +68,7 @@ void lvm_create_argv(const char *vg, const char *lv, unsigned long long bytes, c
 
 void lvm_create_pool_argv(const char *vg, const char *pool, unsigned long long bytes, struct strv *out)
 {
-	/* seed 001: 4 MiB chunks, no zeroing of newly provisioned chunks (the guest's writes cover them) */
+	/* 4 MiB chunks, no zeroing of newly provisioned chunks (the guest's writes cover them) */
 	strv_push_many(out, "lvcreate", "--yes", "--type", "thin-pool", "--chunksize", "4M", "--zero", "n", "--size",
 		       NULL);
 	strv_pushf(out, "%llub", bytes);
@@ -66,36 +81,65 @@ void lvm_readahead_off_argv(const char *vg, const char *lv, struct strv *out)
 	strv_pushf(out, "%s/%s", vg, lv);
 }
 
-static int run(struct strv *argv, bool quiet, char **out)
+/* Runs and frees argv. `what` NULL: a probe (its status is the answer); else a step, logged once on failure (-EIO). */
+static int run(struct strv *argv, const char *what, char **out)
 {
-	int r = command_run(argv->v, out, quiet);
+	int r = command_run(argv->v, out, what);
 
 	strv_free(argv);
+	return what && r > 0 ? -EIO : r;
+}
+
+static bool valid_vg_slash_lv(const char *s)
+{
+	const char *slash = strchr(s, '/');
+	char *vg;
+	bool ok;
+
+	if (!slash || strchr(slash + 1, '/'))
+		return false;
+	vg = xstrndup(s, (size_t)(slash - s));
+	ok = valid_lvm_name(vg) && valid_lvm_name(slash + 1);
+	free(vg);
+	return ok;
+}
+
+static int lvm_remove(const char *vg_slash_lv, const char *state_dir)
+{
+	struct strv argv = STRV_INIT;
+	char *what;
+	int r;
+
+	(void)state_dir;
+	if (!valid_vg_slash_lv(vg_slash_lv))
+		return log_errno(EBADMSG, "journal: lvm-remove of \"%s\": expected VG/LV", vg_slash_lv);
+	strv_push_many(&argv, "lvs", vg_slash_lv, NULL);
+	if (run(&argv, NULL, NULL) != 0)
+		return 0; /* gone (a replay), or never created */
+	what = xasprintf("cannot remove logical volume %s", vg_slash_lv);
+	strv_push_many(&argv, "lvremove", "--yes", vg_slash_lv, NULL);
+	r = run(&argv, what, NULL);
+	free(what);
 	return r;
 }
+JOURNAL_UNDO(lvm_remove, "lvm-remove", lvm_remove)
 
-int lvm_remove(const char *vg_slash_lv)
+static int lvm_deactivate(const char *vg_slash_lv, const char *state_dir)
 {
 	struct strv argv = STRV_INIT;
+	char *what;
 	int r;
 
-	strv_push_many(&argv, "lvs", vg_slash_lv, NULL);
-	if (run(&argv, true, NULL) != 0)
-		return 0; /* already gone (a replay) */
-	strv_push_many(&argv, "lvremove", "--yes", vg_slash_lv, NULL);
-	r = run(&argv, false, NULL);
-	return r == 0 ? 0 : log_errno(r < 0 ? r : EIO, "cannot remove logical volume %s", vg_slash_lv);
-}
-
-int lvm_deactivate(const char *vg_slash_lv)
-{
-	struct strv argv = STRV_INIT;
-	int r;
-
+	(void)state_dir;
+	if (!valid_vg_slash_lv(vg_slash_lv))
+		return log_errno(EBADMSG, "journal: lvm-deactivate of \"%s\": expected VG/LV", vg_slash_lv);
+	what = xasprintf("cannot deactivate logical volume %s", vg_slash_lv);
 	strv_push_many(&argv, "lvchange", "--activate", "n", vg_slash_lv, NULL);
-	r = run(&argv, false, NULL);
-	return r == 0 ? 0 : log_errno(r < 0 ? r : EIO, "cannot deactivate logical volume %s", vg_slash_lv);
+	r = run(&argv, what, NULL);
+	free(what);
+	return r;
 }
+JOURNAL_UNDO(lvm_deactivate, "lvm-deactivate", lvm_deactivate)
 
 /* `lvs` on VG/LV: 1 and its size and active state when it exists, 0 when it does not, negative on failure. */
 static int lv_query(const char *vg, const char *lv, unsigned long long *bytes, bool *active)
@@ -106,7 +150,7 @@ static int lv_query(const char *vg, const char *lv, unsigned long long *bytes, b
 
 	strv_push_many(&argv, "lvs", "--noheadings", "--nosuffix", "--units", "b", "-o", "lv_size,lv_attr", NULL);
 	strv_pushf(&argv, "%s/%s", vg, lv);
-	r = run(&argv, true, &out);
+	r = run(&argv, NULL, &out);
 	if (r != 0) {
 		free(out);
 		return 0;
@@ -118,130 +162,124 @@ static int lv_query(const char *vg, const char *lv, unsigned long long *bytes, b
 	return r;
 }
 
-static int lvm_describe(const struct vm_config *cfg, const struct disk_config *d, const struct host_facts *host,
-			const char *state_dir, struct storage_target *t)
+static int lvm_describe(const struct storage_context *ctx, const struct disk_config *d, struct storage_target *t)
 {
-	char *lv = d->lv ? xstrdup(d->lv) : lvm_default_lv_name(cfg->name, d->name);
+	const struct vm_config *cfg = ctx->cfg;
+	struct lvm_state *st = xcalloc(1, sizeof(*st));
 	struct strv argv = STRV_INIT;
 	unsigned long long bytes = 0, pool_bytes;
 	bool active = false;
-	char *tool;
 	int r;
 
-	(void)host;
-	(void)state_dir;
-	t->volume = lv;
-	if (!valid_lvm_name(d->vg) || !valid_lvm_name(lv) || (d->thin_pool && !valid_lvm_name(d->thin_pool)))
+	t->priv = st;
+	st->volume = d->lv ? xstrdup(d->lv) : lvm_default_lv_name(cfg->name, d->name);
+	if (!valid_lvm_name(d->vg) || !valid_lvm_name(st->volume) || (d->thin_pool && !valid_lvm_name(d->thin_pool)))
 		return log_error("%s:%u: [disk %s]: expected LVM names of letters, digits and + _ . - (vg \"%s\", lv "
 				 "\"%s\")",
-				 cfg->file, d->line, d->name, d->vg, lv);
-	tool = host_find_program("lvcreate");
-	free(tool);
-	if (!tool)
+				 cfg->file, d->line, d->name, d->vg, st->volume);
+	strv_push_many(&argv, "vgs", d->vg, NULL);
+	r = run(&argv, NULL, NULL);
+	if (r == -ENOENT)
 		return log_errno(ENOENT, "%s:%u: [disk %s] backend lvm: the LVM tools are not installed (apt-get install "
 					 "lvm2)",
 				 cfg->file, d->backend_line, d->name);
-	strv_push_many(&argv, "vgs", d->vg, NULL);
-	if (run(&argv, true, NULL) != 0)
+	if (r != 0)
 		return log_error("%s:%u: [disk %s] vg \"%s\": no such volume group (see vgs)", cfg->file, d->vg_line,
 				 d->name, d->vg);
-	r = lv_query(d->vg, lv, &bytes, &active);
+	r = lv_query(d->vg, st->volume, &bytes, &active);
 	if (r < 0)
-		return log_errno(r, "disk \"%s\": cannot read lvs output for %s/%s", d->name, d->vg, lv);
+		return log_errno(r, "disk \"%s\": cannot read lvs output for %s/%s", d->name, d->vg, st->volume);
 	if (r == 1) {
 		if (d->ephemeral)
 			return log_error("%s:%u: [disk %s]: logical volume %s/%s exists; an ephemeral disk is created "
 					 "fresh and removed at exit, and vmlaunch never removes a volume it did not "
 					 "create (expected ephemeral = no to use it, or another lv =)",
-					 cfg->file, d->line, d->name, d->vg, lv);
+					 cfg->file, d->line, d->name, d->vg, st->volume);
 		t->keep_contents = true;
-		t->activate = !active;
+		st->activate = !active;
 	} else {
 		if (!d->size)
 			return log_error("%s:%u: [disk %s]: logical volume %s/%s does not exist; expected size = to create "
 					 "it",
-					 cfg->file, d->line, d->name, d->vg, lv);
-		t->create = true;
+					 cfg->file, d->line, d->name, d->vg, st->volume);
+		st->create = true;
 		if (d->thin_pool) {
 			r = lv_query(d->vg, d->thin_pool, &pool_bytes, &active);
 			if (r == 0 && !d->thin_pool_size)
 				return log_error("%s:%u: [disk %s] thin-pool \"%s\": no such pool in %s; expected "
 						 "thin-pool-size = to create it",
 						 cfg->file, d->thin_pool_line, d->name, d->thin_pool, d->vg);
-			t->create_pool = r == 0;
+			st->create_pool = r == 0;
 		}
 	}
-	t->driver = "host_device";
-	t->filename = xasprintf("/dev/%s/%s", d->vg, lv);
+	t->driver = DRIVER_HOST_DEVICE;
+	t->filename = xasprintf("/dev/%s/%s", d->vg, st->volume);
 	t->format = FORMAT_RAW;
 	t->direct_ok = true;
 	t->ephemeral = d->ephemeral;
 	t->readonly = d->readonly;
 	/* A thin volume reads unprovisioned chunks as zeros; a linear one may hold an older volume's data. */
 	t->zeroed = d->thin_pool != NULL;
+	strv_push(&t->qemu_opens, t->filename);
 	return 0;
 }
 
-static int lvm_prepare(const struct vm_config *cfg, const struct disk_config *d, struct storage_target *t,
+/* Creates VG/NAME with argv; an ephemeral volume's removal is recorded first (lvs finds nothing if it never came). */
+static int create_volume(const struct disk_config *d, const char *name, struct strv *argv, struct journal *j,
+			 const char *what)
+{
+	char *vg_name = xasprintf("%s/%s", d->vg, name);
+	int r = d->ephemeral ? journal_add(j, "lvm-remove", vg_name) : 0;
+
+	if (r == 0)
+		r = run(argv, what, NULL);
+	strv_free(argv);
+	free(vg_name);
+	return r;
+}
+
+static int lvm_prepare(const struct storage_context *ctx, const struct disk_config *d, struct storage_target *t,
 		       struct journal *j)
 {
+	struct lvm_state *st = t->priv;
 	struct strv argv = STRV_INIT;
-	char *name;
-	int r;
+	char *name = xasprintf("%s/%s", d->vg, st->volume), *what = NULL;
+	int r = 0;
 
-	(void)cfg;
-	if (t->create_pool) {
+	(void)ctx;
+	if (st->create_pool) {
+		what = xasprintf("disk \"%s\": cannot create thin pool %s/%s", d->name, d->vg, d->thin_pool);
 		lvm_create_pool_argv(d->vg, d->thin_pool, d->thin_pool_size, &argv);
-		r = run(&argv, false, NULL);
-		if (r != 0)
-			return log_errno(r < 0 ? r : EIO, "disk \"%s\": cannot create thin pool %s/%s", d->name, d->vg,
-					 d->thin_pool);
-		if (d->ephemeral) {
-			name = xasprintf("%s/%s", d->vg, d->thin_pool);
-			r = journal_add(j, UNDO_LVM_REMOVE, name);
-			free(name);
-			if (r < 0)
-				return r;
-		}
+		r = create_volume(d, d->thin_pool, &argv, j, what);
+		free(what);
+		what = NULL;
 	}
-	name = xasprintf("%s/%s", d->vg, t->volume);
-	if (t->create) {
-		lvm_create_argv(d->vg, t->volume, d->size, d->thin_pool, &argv);
-		r = run(&argv, false, NULL);
-		if (r != 0) {
-			free(name);
-			return log_errno(r < 0 ? r : EIO, "disk \"%s\": cannot create logical volume", d->name);
+	if (r == 0 && st->create) {
+		what = xasprintf("disk \"%s\": cannot create logical volume %s", d->name, name);
+		lvm_create_argv(d->vg, st->volume, d->size, d->thin_pool, &argv);
+		r = create_volume(d, st->volume, &argv, j, what);
+		free(what);
+		what = NULL;
+		if (r == 0) {
+			what = xasprintf("disk \"%s\": cannot turn read-ahead off on %s", d->name, name);
+			lvm_readahead_off_argv(d->vg, st->volume, &argv);
+			r = run(&argv, what, NULL);
 		}
-		if (d->ephemeral) {
-			r = journal_add(j, UNDO_LVM_REMOVE, name);
-			if (r < 0)
-				goto out;
-		}
-		lvm_readahead_off_argv(d->vg, t->volume, &argv);
-		r = run(&argv, false, NULL);
-		if (r != 0) {
-			r = log_errno(r < 0 ? r : EIO, "disk \"%s\": cannot turn read-ahead off on %s", d->name, name);
-			goto out;
-		}
-	} else if (t->activate) {
+	} else if (r == 0 && st->activate) {
+		r = journal_add(j, "lvm-deactivate", name);
+		what = xasprintf("disk \"%s\": cannot activate %s", d->name, name);
 		strv_push_many(&argv, "lvchange", "--activate", "y", name, NULL);
-		r = run(&argv, false, NULL);
-		if (r != 0) {
-			r = log_errno(r < 0 ? r : EIO, "disk \"%s\": cannot activate %s", d->name, name);
-			goto out;
-		}
-		r = journal_add(j, UNDO_LVM_DEACTIVATE, name);
-		if (r < 0)
-			goto out;
+		if (r == 0)
+			r = run(&argv, what, NULL);
+		strv_free(&argv);
 	}
-	r = 0;
-out:
+	free(what);
 	free(name);
 	return r;
 }
 
 const struct storage_backend storage_lvm = {
-	.name = "lvm",
 	.describe = lvm_describe,
 	.prepare = lvm_prepare,
+	.free_priv = lvm_state_free,
 };

@@ -70,7 +70,7 @@ static double now_seconds(void)
 int populate_probe(const char *path, const char *format, struct populate_source *out)
 {
 	struct json_object *info = NULL, *jformat, *jsize;
-	char *name, *json = NULL;
+	char *name, *json = NULL, *what;
 	int fd, r;
 
 	memset(out, 0, sizeof(*out));
@@ -83,10 +83,12 @@ int populate_probe(const char *path, const char *format, struct populate_source 
 	name = plain_file_name(path);
 	/* No -f: what qemu-img detects is what we compare the caller's format against. qemu-img info does not open
 	 * backing files, so probing an image cannot make us read a file its header names. */
-	r = command_run((char *[]){ "qemu-img", "info", "--output=json", name, NULL }, &json, 0);
+	what = xasprintf("cannot read the base image %s", path);
+	r = command_run((char *[]){ "qemu-img", "info", "--output=json", name, NULL }, &json, what);
+	free(what);
 	free(name);
 	if (r != 0) {
-		r = log_errno(r < 0 ? r : EIO, "cannot read the base image %s with qemu-img info", path);
+		r = r < 0 ? r : -EIO;
 		goto out;
 	}
 	info = json_tokener_parse(json);
@@ -684,7 +686,7 @@ static int copy_convert(const struct populate_source *src, const struct populate
 			struct progress *p)
 {
 	struct strv argv = STRV_INIT;
-	char *from = plain_file_name(src->path), *to = plain_file_name(dst->path);
+	char *from = plain_file_name(src->path), *to = plain_file_name(dst->path), *what;
 	double start = now_seconds();
 	int r;
 
@@ -705,13 +707,13 @@ static int copy_convert(const struct populate_source *src, const struct populate
 			src->path);
 	/* qemu-img opens the device itself, and takes its own lock on it. */
 	target_close(t);
-	r = command_run(argv.v, NULL, 0);
-	if (p->enabled && r)
-		fputc('\n', stderr);
-	else if (p->enabled)
+	what = xasprintf("cannot convert %s onto %s", src->path, dst->path);
+	r = command_must(argv.v, what);
+	free(what);
+	if (p->enabled && !r)
 		fprintf(stderr, " %.2f GiB in %.1f s\n", (double)src->virtual_size / GIB, now_seconds() - start);
-	if (r != 0)
-		r = log_errno(r < 0 ? r : EIO, "cannot convert %s onto %s", src->path, dst->path);
+	else if (p->enabled)
+		fputc('\n', stderr);
 	strv_free(&argv);
 	free(from);
 	free(to);

@@ -1,9 +1,7 @@
 /* Backend "rbd": a Ceph RBD image, checked, created, cloned, grown and removed through librados/librbd. */
 #define _GNU_SOURCE
-#include <ctype.h>
 #include <errno.h>
 #include <fcntl.h>
-#include <rados/librados.h>
 #include <rbd/librbd.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -14,367 +12,36 @@
 
 #include "journal.h"
 #include "log.h"
+#include "rbd_cluster.h"
+#include "state_dir.h"
 #include "storage.h"
 #include "strv.h"
 
 /*
- * Seed 004: qemu opens the image with its own rbd driver (no raw layer) and cache.direct=on, which is what turns
+ * qemu opens the image with its own rbd driver (no raw layer) and cache.direct=on, which is what turns
  * librbd's cache off. vmlaunch talks to the cluster only to check, create, clone, grow and remove images; qemu
  * authenticates with the cephx key read from a 0600 file (-object secret), so the key is on no command line.
  * vmlaunch removes only the images it created or cloned for an ephemeral disk, and never shrinks an image.
  */
 
-#define RBD_DEFAULT_CONF "/etc/ceph/ceph.conf"
-#define RBD_DEFAULT_USER "admin"
-/* librados waits 300 s for the monitors and forever for an OSD by default: a dead cluster must fail in seconds. Only
- * vmlaunch's own connection has these limits; qemu's keeps Ceph's defaults (an I/O stall beats an I/O error). */
-#define RBD_MOUNT_TIMEOUT "10"
-#define RBD_OP_TIMEOUT "30"
 /* The watch of a client that died without closing the image lasts osd_client_watch_timeout (30 s). */
 #define RBD_REMOVE_BUSY_SECONDS 45
 #define RBD_FEATURES \
 	(RBD_FEATURE_LAYERING | RBD_FEATURE_EXCLUSIVE_LOCK | RBD_FEATURE_OBJECT_MAP | RBD_FEATURE_FAST_DIFF | \
 	 RBD_FEATURE_DEEP_FLATTEN)
 
-/* Everything needed to reach one image; what the rbd-remove undo carries in its one journal argument. */
-struct rbd_spec {
-	char *conf, *user;
-	char *keyring; /* NULL: what the conf says */
-	enum ms_mode ms_mode;
-	char *pool;
-	char *ns; /* NULL: the pool's default namespace */
-	char *image;
+/* What describe decided, for prepare. */
+struct rbd_state {
+	bool create;      /* create or clone the image */
+	char *qemu_conf;  /* ms-mode: the conf vmlaunch writes for qemu in the state dir; NULL: the user's own */
 };
 
-static void rbd_spec_free(struct rbd_spec *s)
+static void rbd_state_free(void *p)
 {
-	free(s->conf);
-	free(s->user);
-	free(s->keyring);
-	free(s->pool);
-	free(s->ns);
-	free(s->image);
-	memset(s, 0, sizeof(*s));
-}
+	struct rbd_state *s = p;
 
-static const char *ms_mode_word(enum ms_mode m)
-{
-	return m == MS_MODE_SECURE ? "secure" : m == MS_MODE_CRC ? "crc" : "default";
-}
-
-static char *image_name(const char *pool, const char *ns, const char *image)
-{
-	return ns ? xasprintf("%s/%s/%s", pool, ns, image) : xasprintf("%s/%s", pool, image);
-}
-
-/* One "key=value" line each; config values cannot hold a newline (the INI parser is line based). */
-static char *rbd_spec_encode(const struct rbd_spec *s)
-{
-	return xasprintf("pool=%s\n%s%s%simage=%s\nconf=%s\nuser=%s\n%s%s%sms-mode=%s", s->pool, s->ns ? "namespace=" : "",
-			 s->ns ? s->ns : "", s->ns ? "\n" : "", s->image, s->conf, s->user, s->keyring ? "keyring=" : "",
-			 s->keyring ? s->keyring : "", s->keyring ? "\n" : "", ms_mode_word(s->ms_mode));
-}
-
-static int rbd_spec_decode(const char *text, struct rbd_spec *s)
-{
-	char *copy = xstrdup(text), *save = NULL;
-
-	memset(s, 0, sizeof(*s));
-	for (char *line = strtok_r(copy, "\n", &save); line; line = strtok_r(NULL, "\n", &save)) {
-		char *eq = strchr(line, '='), **field = NULL;
-
-		if (!eq)
-			continue;
-		*eq = '\0';
-		if (!strcmp(line, "pool"))
-			field = &s->pool;
-		else if (!strcmp(line, "namespace"))
-			field = &s->ns;
-		else if (!strcmp(line, "image"))
-			field = &s->image;
-		else if (!strcmp(line, "conf"))
-			field = &s->conf;
-		else if (!strcmp(line, "user"))
-			field = &s->user;
-		else if (!strcmp(line, "keyring"))
-			field = &s->keyring;
-		else if (!strcmp(line, "ms-mode"))
-			s->ms_mode = !strcmp(eq + 1, "secure") ? MS_MODE_SECURE
-				     : !strcmp(eq + 1, "crc")  ? MS_MODE_CRC
-							       : MS_MODE_DEFAULT;
-		if (field) {
-			free(*field);
-			*field = xstrdup(eq + 1);
-		}
-	}
-	free(copy);
-	if (!s->pool || !s->image || !s->conf || !s->user) {
-		rbd_spec_free(s);
-		return -EINVAL;
-	}
-	return 0;
-}
-
-/* A librados handle for the spec's user and conf, configured but not connected. On failure, *what names the step. */
-static int cluster_configure(const struct rbd_spec *s, rados_t *out, const char **what)
-{
-	char *name = xasprintf("client.%s", s->user);
-	int r;
-
-	*out = NULL;
-	r = rados_create2(out, "ceph", name, 0);
-	free(name);
-	if (r < 0) {
-		*out = NULL;
-		*what = "cannot set up a librados client";
-		return r;
-	}
-	r = rados_conf_read_file(*out, s->conf);
-	if (r < 0) {
-		*what = "cannot read the Ceph configuration";
-		goto fail;
-	}
-	*what = "cannot apply vmlaunch's client settings";
-	/* vmlaunch's messages say what failed, once; librados's own lines would repeat it in other words */
-	if ((r = rados_conf_set(*out, "log_to_stderr", "false")) < 0 ||
-	    (r = rados_conf_set(*out, "err_to_stderr", "false")) < 0 ||
-	    /* a short-lived control connection: no admin socket to collide with qemu's */
-	    (r = rados_conf_set(*out, "admin_socket", "")) < 0 ||
-	    (r = rados_conf_set(*out, "client_mount_timeout", RBD_MOUNT_TIMEOUT)) < 0 ||
-	    (r = rados_conf_set(*out, "rados_mon_op_timeout", RBD_MOUNT_TIMEOUT)) < 0 ||
-	    (r = rados_conf_set(*out, "rados_osd_op_timeout", RBD_OP_TIMEOUT)) < 0)
-		goto fail;
-	if (s->keyring && (r = rados_conf_set(*out, "keyring", s->keyring)) < 0) {
-		*what = "cannot use the keyring";
-		goto fail;
-	}
-	/* There is no "ms_mode" in librados (that is krbd's map option): these two pick msgr2's mode per connection. */
-	if (s->ms_mode != MS_MODE_DEFAULT &&
-	    ((r = rados_conf_set(*out, "ms_client_mode", ms_mode_word(s->ms_mode))) < 0 ||
-	     (r = rados_conf_set(*out, "ms_mon_client_mode", ms_mode_word(s->ms_mode))) < 0)) {
-		*what = "cannot set the msgr2 mode";
-		goto fail;
-	}
-	return 0;
-fail:
-	rados_shutdown(*out);
-	*out = NULL;
-	return r;
-}
-
-static bool valid_base64(const char *s)
-{
-	size_t n = strlen(s);
-
-	if (!n || n % 4)
-		return false;
-	for (; *s; s++)
-		if (!isalnum((unsigned char)*s) && *s != '+' && *s != '/' && *s != '=')
-			return false;
-	return true;
-}
-
-static char *trim(char *s)
-{
-	char *end;
-
-	while (isspace((unsigned char)*s))
-		s++;
-	end = s + strlen(s);
-	while (end > s && isspace((unsigned char)end[-1]))
-		*--end = '\0';
-	return s;
-}
-
-/* The "key = ..." of section [ENTITY] in a keyring file. 0 and *key, -ENOKEY when the file has no key for it. */
-static int keyring_read(const char *path, const char *entity, char **key)
-{
-	FILE *f = fopen(path, "re");
-	char *line = NULL, *section = NULL;
-	size_t cap = 0;
-	int r = -ENOKEY;
-
-	*key = NULL;
-	if (!f)
-		return -errno;
-	while (getline(&line, &cap, f) > 0) {
-		char *s = trim(line), *eq;
-
-		if (*s == '[') {
-			char *close = strchr(s, ']');
-
-			free(section);
-			section = close ? strndup(s + 1, (size_t)(close - s - 1)) : NULL;
-			continue;
-		}
-		eq = strchr(s, '=');
-		if (!section || strcmp(section, entity) || !eq)
-			continue;
-		*eq = '\0';
-		if (strcmp(trim(s), "key"))
-			continue;
-		s = trim(eq + 1);
-		if (*s == '"' && strlen(s) >= 2 && s[strlen(s) - 1] == '"') {
-			s[strlen(s) - 1] = '\0';
-			s++;
-		}
-		free(*key);
-		*key = xstrdup(s);
-		r = 0;
-	}
-	free(line);
-	free(section);
-	fclose(f);
-	return r;
-}
-
-static int conf_get(rados_t c, const char *option, char *buf, size_t len)
-{
-	int r = rados_conf_get(c, option, buf, len);
-
-	if (r < 0)
-		buf[0] = '\0';
-	return r;
-}
-
-/*
- * The cephx key librados would use for client.USER, found the way librados finds it: the `key` option, then
- * `keyfile`, then the first file of the `keyring` list that exists. *key is NULL when the cluster does not ask
- * clients for cephx. On failure returns -errno and *why says what was looked at.
- */
-static int find_key(rados_t c, const char *user, char **key, char **why)
-{
-	char value[4096], *entity = xasprintf("client.%s", user), *list, *save = NULL;
-	int r = -ENOENT;
-
-	*key = NULL;
-	*why = NULL;
-	conf_get(c, "auth_client_required", value, sizeof(value));
-	if (!strstr(value, "cephx")) {
-		free(entity);
-		return 0;
-	}
-	conf_get(c, "key", value, sizeof(value));
-	if (*trim(value)) {
-		*key = xstrdup(trim(value));
-		goto check;
-	}
-	conf_get(c, "keyfile", value, sizeof(value));
-	if (*trim(value)) {
-		FILE *f = fopen(trim(value), "re");
-		char buf[512] = "";
-
-		if (!f || !fgets(buf, sizeof(buf), f)) {
-			r = f ? -EIO : -errno;
-			*why = xasprintf("cannot read keyfile %s", trim(value));
-			if (f)
-				fclose(f);
-			free(entity);
-			return r;
-		}
-		fclose(f);
-		*key = xstrdup(trim(buf));
-		goto check;
-	}
-	if (conf_get(c, "keyring", value, sizeof(value)) < 0) {
-		free(entity);
-		*why = xstrdup("cannot read the keyring option");
-		return -EINVAL;
-	}
-	list = xstrdup(value);
-	for (char *path = strtok_r(list, ",; \t", &save); path; path = strtok_r(NULL, ",; \t", &save)) {
-		if (access(path, F_OK) < 0)
-			continue;
-		r = keyring_read(path, entity, key);
-		if (r == -ENOKEY)
-			*why = xasprintf("keyring %s has no key for %s", path, entity);
-		else if (r < 0)
-			*why = xasprintf("cannot read keyring %s", path);
-		break;
-	}
-	free(list);
-	if (r == -ENOENT && !*why)
-		*why = xasprintf("no keyring for %s (looked for %s; expected keyring = PATH)", entity, value);
-	if (r < 0) {
-		free(entity);
-		return r;
-	}
-check:
-	free(entity);
-	if (!valid_base64(*key)) {
-		free(*key);
-		*key = NULL;
-		*why = xstrdup("the cephx key is not base64");
-		return -EINVAL;
-	}
-	return 0;
-}
-
-/* Connects with vmlaunch's bounded timeouts. On failure *what names the step; the handle is shut down. */
-static int cluster_connect(const struct rbd_spec *s, rados_t *out, const char **what)
-{
-	int r = cluster_configure(s, out, what);
-
-	if (r < 0)
-		return r;
-	r = rados_connect(*out);
-	if (r < 0) {
-		*what = "cannot connect to the Ceph cluster";
-		rados_shutdown(*out);
-		*out = NULL;
-	}
-	return r;
-}
-
-static int open_pool(rados_t c, const char *pool, const char *ns, rados_ioctx_t *io)
-{
-	int r = rados_ioctx_create(c, pool, io);
-
-	if (r < 0)
-		return r;
-	if (ns)
-		rados_ioctx_set_namespace(*io, ns);
-	return 0;
-}
-
-/* clone-from = POOL/IMAGE@SNAP or POOL/NAMESPACE/IMAGE@SNAP. */
-struct rbd_parent {
-	char *pool, *ns, *image, *snap;
-};
-
-static void rbd_parent_free(struct rbd_parent *p)
-{
-	free(p->pool);
-	free(p->ns);
-	free(p->image);
-	free(p->snap);
-	memset(p, 0, sizeof(*p));
-}
-
-static int rbd_parent_parse(const char *text, struct rbd_parent *p)
-{
-	char *copy = xstrdup(text), *at = strrchr(copy, '@'), *slash1 = strchr(copy, '/'), *slash2;
-
-	memset(p, 0, sizeof(*p));
-	if (!at || !slash1 || slash1 > at || !at[1] || slash1 == copy) {
-		free(copy);
-		return -EINVAL;
-	}
-	*at = '\0';
-	*slash1 = '\0';
-	slash2 = strchr(slash1 + 1, '/');
-	if (slash2)
-		*slash2 = '\0';
-	p->pool = xstrdup(copy);
-	p->ns = slash2 ? xstrdup(slash1 + 1) : NULL;
-	p->image = xstrdup(slash2 ? slash2 + 1 : slash1 + 1);
-	p->snap = xstrdup(at + 1);
-	free(copy);
-	if (!*p->image || (p->ns && !*p->ns) || strchr(p->image, '/')) {
-		rbd_parent_free(p);
-		return -EINVAL;
-	}
-	return 0;
+	free(s->qemu_conf);
+	free(s);
 }
 
 static bool valid_rbd_name(const char *s)
@@ -438,8 +105,8 @@ static int check_parent(const struct vm_config *cfg, const struct disk_config *d
 	int prot = 0, r;
 
 	rbd_parent_parse(d->clone_from, &p); /* checked by check_config */
-	name = image_name(p.pool, p.ns, p.image);
-	r = open_pool(c, p.pool, p.ns, &io);
+	name = rbd_image_name(p.pool, p.ns, p.image);
+	r = rbd_open_pool(c, p.pool, p.ns, &io);
 	if (r < 0) {
 		r = log_errno(r, "%s:%u: [disk %s] clone-from: cannot open pool \"%s\"", cfg->file, d->clone_from_line,
 			      d->name, p.pool);
@@ -508,9 +175,11 @@ static int probe_image(rados_ioctx_t io, const char *image, uint64_t *bytes, siz
 	return r < 0 ? r : 1;
 }
 
-static int rbd_describe(const struct vm_config *cfg, const struct disk_config *d, const struct host_facts *host,
-			const char *state_dir, struct storage_target *t)
+static int rbd_describe(const struct storage_context *ctx, const struct disk_config *d, struct storage_target *t)
 {
+	const struct vm_config *cfg = ctx->cfg;
+	const char *state_dir = ctx->state_dir;
+	struct rbd_state *st = xcalloc(1, sizeof(*st));
 	unsigned conf_line = d->ceph_conf_line ? d->ceph_conf_line : d->line;
 	struct rbd_spec s;
 	rados_t c = NULL;
@@ -521,31 +190,35 @@ static int rbd_describe(const struct vm_config *cfg, const struct disk_config *d
 	char *key = NULL, *why = NULL, *name;
 	int r;
 
-	(void)host;
+	t->priv = st;
 	spec_from_config(cfg, d, &s);
-	name = image_name(s.pool, s.ns, s.image);
-	t->driver = "rbd";
+	name = rbd_image_name(s.pool, s.ns, s.image);
+	t->driver = DRIVER_RBD;
 	t->filename = xasprintf("rbd:%s", name);
 	t->format = FORMAT_RAW;
 	t->direct_ok = true; /* cache.direct=on is what turns librbd's cache off */
 	t->ephemeral = d->ephemeral;
 	t->readonly = d->readonly;
-	t->rbd_pool = xstrdup(s.pool);
-	t->rbd_image = xstrdup(s.image);
-	t->rbd_namespace = s.ns ? xstrdup(s.ns) : NULL;
-	t->rbd_user = xstrdup(s.user);
 	/* qemu's -blockdev rbd has no option for the msgr2 mode: it reads it from a copy of the conf that says it */
-	t->rbd_conf = s.ms_mode != MS_MODE_DEFAULT ? xasprintf("%s/%s.ceph.conf", state_dir, d->name) : xstrdup(s.conf);
+	if (s.ms_mode != MS_MODE_DEFAULT) {
+		st->qemu_conf = xasprintf("%s/%s.ceph.conf", state_dir, d->name);
+		strv_push(&t->qemu_opens, st->qemu_conf);
+	}
+	strv_push_many(&t->driver_opts, "pool", s.pool, NULL);
+	if (s.ns)
+		strv_push_many(&t->driver_opts, "namespace", s.ns, NULL);
+	strv_push_many(&t->driver_opts, "image", s.image, "conf", st->qemu_conf ? st->qemu_conf : s.conf, "user", s.user,
+		       NULL);
 	r = check_config(cfg, d, &s);
 	if (r < 0)
 		goto out;
 
-	r = cluster_configure(&s, &c, &what);
+	r = rbd_cluster_configure(&s, &c, &what);
 	if (r < 0) {
 		r = log_errno(r, "%s:%u: [disk %s] conf %s: %s", cfg->file, conf_line, d->name, s.conf, what);
 		goto out;
 	}
-	r = find_key(c, s.user, &key, &why);
+	r = rbd_find_key(c, s.user, &key, &why);
 	if (r < 0) {
 		r = log_errno(r, "%s:%u: [disk %s]: no cephx key for client.%s: %s", cfg->file,
 			      d->keyring_line	 ? d->keyring_line
@@ -554,8 +227,10 @@ static int rbd_describe(const struct vm_config *cfg, const struct disk_config *d
 			      d->name, s.user, why);
 		goto out;
 	}
-	if (key)
-		t->rbd_key_file = xasprintf("%s/%s.rbd-key", state_dir, d->name);
+	if (key) {
+		t->secret_file = xasprintf("%s/%s.rbd-key", state_dir, d->name);
+		strv_push(&t->qemu_opens, t->secret_file);
+	}
 	r = rados_connect(c);
 	if (r < 0) {
 		/* EACCES: the cluster refused the key; point at where the key came from when the config says */
@@ -566,10 +241,10 @@ static int rbd_describe(const struct vm_config *cfg, const struct disk_config *d
 		r = log_errno(r, "%s:%u: [disk %s]: cannot connect to the Ceph cluster in %s as client.%s%s%s", cfg->file,
 			      line, d->name, s.conf, s.user,
 			      s.ms_mode != MS_MODE_DEFAULT ? " with ms-mode = " : "",
-			      s.ms_mode != MS_MODE_DEFAULT ? ms_mode_word(s.ms_mode) : "");
+			      s.ms_mode != MS_MODE_DEFAULT ? rbd_ms_mode_word(s.ms_mode) : "");
 		goto out;
 	}
-	r = open_pool(c, s.pool, s.ns, &io);
+	r = rbd_open_pool(c, s.pool, s.ns, &io);
 	if (r < 0) {
 		r = log_errno(r, "%s:%u: [disk %s] pool \"%s\": cannot open the pool in the Ceph cluster of %s", cfg->file,
 			      d->pool_line, d->name, s.pool, s.conf);
@@ -584,10 +259,8 @@ static int rbd_describe(const struct vm_config *cfg, const struct disk_config *d
 	if (r == 1) {
 		if (d->ephemeral) {
 			/* describe runs before the state dir's leftovers are undone: say how to undo them */
-			char *journal = xasprintf("%s/journal", state_dir);
-			bool leftover = access(journal, F_OK) == 0;
+			bool leftover = journal_exists(state_dir);
 
-			free(journal);
 			r = log_error("%s:%u: [disk %s]: image %s exists; an ephemeral disk is created fresh and removed at "
 				      "exit, and vmlaunch never removes an image it did not create (expected ephemeral = no "
 				      "to use it, or another image =%s%s)",
@@ -636,7 +309,7 @@ static int rbd_describe(const struct vm_config *cfg, const struct disk_config *d
 			      cfg->file, d->image_line ? d->image_line : d->line, d->name, name, s.conf);
 		goto out;
 	}
-	t->create = true;
+	st->create = true;
 	t->zeroed = !d->clone_from;
 	log_info("disk \"%s\": %s %s at launch", d->name, d->clone_from ? "cloning" : "creating", t->filename);
 	r = 0;
@@ -705,22 +378,33 @@ static int write_qemu_conf(const struct rbd_spec *s, const char *path)
 	}
 	out = xasprintf("%s%s\n# vmlaunch: ms-mode = %s for this disk (qemu's -blockdev rbd has no option for it)\n"
 			"[client.%s]\nms_client_mode = %s\nms_mon_client_mode = %s\n",
-			text, len && text[len - 1] != '\n' ? "\n" : "", ms_mode_word(s->ms_mode), s->user,
-			ms_mode_word(s->ms_mode), ms_mode_word(s->ms_mode));
+			text, len && text[len - 1] != '\n' ? "\n" : "", rbd_ms_mode_word(s->ms_mode), s->user,
+			rbd_ms_mode_word(s->ms_mode), rbd_ms_mode_word(s->ms_mode));
 	r = write_private_file(path, out, strlen(out));
 	free(out);
 	free(text);
 	return r;
 }
 
-/* Creates or clones the image; records its removal right after when the disk is ephemeral. */
+/* Creates or clones the image; an ephemeral one's removal is recorded first (describe found no image of that name, and
+ * removing one that never came is a no-op). */
 static int create_image(const struct disk_config *d, const struct rbd_spec *s, rados_t c, rados_ioctx_t io,
 			struct journal *j)
 {
 	rbd_image_options_t opts;
-	char *name = image_name(s->pool, s->ns, s->image), *undo;
+	char *name = rbd_image_name(s->pool, s->ns, s->image);
 	int r;
 
+	if (d->ephemeral) {
+		char *undo = rbd_spec_encode(s);
+
+		r = journal_add(j, "rbd-remove", undo);
+		free(undo);
+		if (r < 0) {
+			free(name);
+			return r;
+		}
+	}
 	rbd_image_options_create(&opts);
 	rbd_image_options_set_uint64(opts, RBD_IMAGE_OPTION_FEATURES, RBD_FEATURES);
 	if (d->clone_from) {
@@ -728,7 +412,7 @@ static int create_image(const struct disk_config *d, const struct rbd_spec *s, r
 		rados_ioctx_t pio;
 
 		rbd_parent_parse(d->clone_from, &p);
-		r = open_pool(c, p.pool, p.ns, &pio);
+		r = rbd_open_pool(c, p.pool, p.ns, &pio);
 		if (r >= 0) {
 			r = rbd_clone3(pio, p.image, p.snap, io, s->image, opts);
 			rados_ioctx_destroy(pio);
@@ -743,15 +427,6 @@ static int create_image(const struct disk_config *d, const struct rbd_spec *s, r
 				      (unsigned long long)d->size);
 	}
 	rbd_image_options_destroy(opts);
-	if (r < 0 || !d->ephemeral) {
-		free(name);
-		return r;
-	}
-	undo = rbd_spec_encode(s);
-	r = journal_add(j, UNDO_RBD_REMOVE, undo);
-	free(undo);
-	if (r < 0 && rbd_remove(io, s->image) < 0)
-		log_warn("disk \"%s\": image %s is left in the cluster (rbd rm %s)", d->name, name, name);
 	free(name);
 	return r;
 }
@@ -759,7 +434,7 @@ static int create_image(const struct disk_config *d, const struct rbd_spec *s, r
 /* Grows the image to `bytes` when it is smaller; never shrinks it. */
 static int grow_image(const struct disk_config *d, const struct rbd_spec *s, rados_ioctx_t io, uint64_t bytes)
 {
-	char *name = image_name(s->pool, s->ns, s->image);
+	char *name = rbd_image_name(s->pool, s->ns, s->image);
 	uint64_t now = 0;
 	rbd_image_t img;
 	int r = rbd_open_read_only(io, s->image, &img, NULL);
@@ -783,9 +458,11 @@ static int grow_image(const struct disk_config *d, const struct rbd_spec *s, rad
 	return r;
 }
 
-static int rbd_prepare(const struct vm_config *cfg, const struct disk_config *d, struct storage_target *t,
+static int rbd_prepare(const struct storage_context *ctx, const struct disk_config *d, struct storage_target *t,
 		       struct journal *j)
 {
+	const struct vm_config *cfg = ctx->cfg;
+	struct rbd_state *st = t->priv;
 	struct rbd_spec s;
 	rados_t c = NULL;
 	rados_ioctx_t io = NULL;
@@ -794,14 +471,14 @@ static int rbd_prepare(const struct vm_config *cfg, const struct disk_config *d,
 	int r;
 
 	spec_from_config(cfg, d, &s);
-	if (t->rbd_key_file) {
+	if (t->secret_file) {
 		/* Found again rather than kept since describe: the key lives in vmlaunch's memory only this long. */
-		r = cluster_configure(&s, &c, &what);
+		r = rbd_cluster_configure(&s, &c, &what);
 		if (r < 0) {
 			r = log_errno(r, "disk \"%s\": %s %s", d->name, what, s.conf);
 			goto out;
 		}
-		r = find_key(c, s.user, &key, &why);
+		r = rbd_find_key(c, s.user, &key, &why);
 		rados_shutdown(c);
 		c = NULL;
 		if (r < 0 || !key) {
@@ -810,41 +487,41 @@ static int rbd_prepare(const struct vm_config *cfg, const struct disk_config *d,
 			goto out;
 		}
 		/* Recorded first: removing a file that was never written is a no-op. */
-		r = journal_add(j, UNDO_UNLINK, t->rbd_key_file);
+		r = state_dir_journal_file(j, t->secret_file);
 		if (r < 0)
 			goto out;
-		r = write_private_file(t->rbd_key_file, key, strlen(key));
+		r = write_private_file(t->secret_file, key, strlen(key));
 		if (r < 0) {
-			r = log_errno(r, "disk \"%s\": cannot write the cephx key to %s", d->name, t->rbd_key_file);
+			r = log_errno(r, "disk \"%s\": cannot write the cephx key to %s", d->name, t->secret_file);
 			goto out;
 		}
 	}
 	if (s.ms_mode != MS_MODE_DEFAULT) {
-		r = journal_add(j, UNDO_UNLINK, t->rbd_conf);
+		r = state_dir_journal_file(j, st->qemu_conf);
 		if (r < 0)
 			goto out;
-		r = write_qemu_conf(&s, t->rbd_conf);
+		r = write_qemu_conf(&s, st->qemu_conf);
 		if (r < 0) {
 			r = log_errno(r, "disk \"%s\": cannot write %s (the Ceph configuration of %s with ms-mode = %s)",
-				      d->name, t->rbd_conf, s.conf, ms_mode_word(s.ms_mode));
+				      d->name, st->qemu_conf, s.conf, rbd_ms_mode_word(s.ms_mode));
 			goto out;
 		}
 	}
-	if (!t->create && !d->size) {
+	if (!st->create && !d->size) {
 		r = 0; /* an existing image, used as it is: qemu needs nothing more */
 		goto out;
 	}
-	r = cluster_connect(&s, &c, &what);
+	r = rbd_cluster_connect(&s, &c, &what);
 	if (r < 0) {
 		r = log_errno(r, "disk \"%s\": %s in %s as client.%s", d->name, what, s.conf, s.user);
 		goto out;
 	}
-	r = open_pool(c, s.pool, s.ns, &io);
+	r = rbd_open_pool(c, s.pool, s.ns, &io);
 	if (r < 0) {
 		r = log_errno(r, "disk \"%s\": cannot open pool \"%s\"", d->name, s.pool);
 		goto out;
 	}
-	if (t->create) {
+	if (st->create) {
 		r = create_image(d, &s, c, io, j);
 		if (r < 0)
 			goto out;
@@ -865,7 +542,7 @@ out:
 	return r;
 }
 
-int rbd_remove_undo(const char *text)
+static int rbd_remove_undo(const char *text, const char *state_dir)
 {
 	struct rbd_spec s;
 	rados_t c = NULL;
@@ -874,15 +551,16 @@ int rbd_remove_undo(const char *text)
 	char *name;
 	int r;
 
+	(void)state_dir;
 	if (rbd_spec_decode(text, &s) < 0)
-		return log_error("journal: rbd-remove \"%s\": expected pool=, image=, conf= and user= lines", text);
-	name = image_name(s.pool, s.ns, s.image);
-	r = cluster_connect(&s, &c, &what);
+		return log_errno(EBADMSG, "journal: rbd-remove \"%s\": expected pool=, image=, conf= and user= lines", text);
+	name = rbd_image_name(s.pool, s.ns, s.image);
+	r = rbd_cluster_connect(&s, &c, &what);
 	if (r < 0) {
 		r = log_errno(r, "cannot remove RBD image %s: %s in %s as client.%s", name, what, s.conf, s.user);
 		goto out;
 	}
-	r = open_pool(c, s.pool, s.ns, &io);
+	r = rbd_open_pool(c, s.pool, s.ns, &io);
 	if (r == -ENOENT) {
 		r = 0; /* the pool is gone, and the image with it */
 		goto out;
@@ -909,8 +587,10 @@ out:
 	return r;
 }
 
+JOURNAL_UNDO(rbd_remove, "rbd-remove", rbd_remove_undo)
+
 const struct storage_backend storage_rbd = {
-	.name = "rbd",
 	.describe = rbd_describe,
 	.prepare = rbd_prepare,
+	.free_priv = rbd_state_free,
 };

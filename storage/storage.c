@@ -1,7 +1,9 @@
-/* The table of storage backends, and what all of them share. */
+/* The table of storage backends, and what all of them share: the source image's probe and the fill after prepare. */
 #include "storage.h"
 
 #include <errno.h>
+#include <stdlib.h>
+#include <string.h>
 #include <unistd.h>
 
 #include "log.h"
@@ -9,36 +11,22 @@
 #include "strv.h"
 #include "test_hook.h"
 
-#include <stdlib.h>
-#include <string.h>
+extern const struct storage_backend storage_file, storage_tmpfs, storage_zram, storage_brd, storage_lvm, storage_rbd;
 
-const struct storage_backend *storage_backend_for(enum backend_kind kind)
-{
-	switch (kind) {
-	case BACKEND_FILE:
-		return &storage_file;
-	case BACKEND_TMPFS:
-		return &storage_tmpfs;
-	case BACKEND_ZRAM:
-		return &storage_zram;
-	case BACKEND_BRD:
-		return &storage_brd;
-	case BACKEND_LVM:
-		return &storage_lvm;
-	case BACKEND_RBD:
-		return &storage_rbd;
-	case BACKEND_COUNT:
-		break;
-	}
-	return NULL;
-}
+/* One row per backend: a new backend is one file in storage/ and one row here (and its word in config.c). */
+static const struct storage_backend *const backends[BACKEND_COUNT] = {
+	[BACKEND_FILE] = &storage_file, [BACKEND_TMPFS] = &storage_tmpfs, [BACKEND_ZRAM] = &storage_zram,
+	[BACKEND_BRD] = &storage_brd,	[BACKEND_LVM] = &storage_lvm,	  [BACKEND_RBD] = &storage_rbd,
+};
 
-int storage_describe(const struct vm_config *cfg, const struct disk_config *d, const struct host_facts *host,
-		     const char *state_dir, struct storage_target *t)
+int storage_describe(const struct storage_context *ctx, const struct disk_config *d, struct storage_target *t)
 {
+	const struct vm_config *cfg = ctx->cfg;
 	struct populate_source *src;
-	int r = storage_backend_for(d->backend)->describe(cfg, d, host, state_dir, t);
+	int r;
 
+	t->backend = backends[d->backend];
+	r = t->backend->describe(ctx, d, t);
 	if (r < 0 || !d->source)
 		return r;
 	src = xcalloc(1, sizeof(*src));
@@ -58,11 +46,11 @@ int storage_describe(const struct vm_config *cfg, const struct disk_config *d, c
 	return 0;
 }
 
-int storage_prepare(const struct vm_config *cfg, const struct disk_config *d, struct storage_target *t,
+int storage_prepare(const struct storage_context *ctx, const struct disk_config *d, struct storage_target *t,
 		    struct journal *j)
 {
 	struct populate_target dst;
-	int r = storage_backend_for(d->backend)->prepare(cfg, d, t, j);
+	int r = t->backend->prepare(ctx, d, t, j);
 
 	if (r < 0)
 		return r;
@@ -80,14 +68,15 @@ void storage_target_free(struct storage_target *t)
 		populate_source_free(t->source);
 		free(t->source);
 	}
+	if (t->priv) {
+		if (t->backend && t->backend->free_priv)
+			t->backend->free_priv(t->priv);
+		else
+			free(t->priv);
+	}
 	free(t->filename);
-	free(t->overlay_base);
-	free(t->volume);
-	free(t->rbd_pool);
-	free(t->rbd_image);
-	free(t->rbd_namespace);
-	free(t->rbd_conf);
-	free(t->rbd_user);
-	free(t->rbd_key_file);
+	free(t->secret_file);
+	strv_free(&t->driver_opts);
+	strv_free(&t->qemu_opens);
 	memset(t, 0, sizeof(*t));
 }

@@ -7,54 +7,84 @@
 #include <string.h>
 #include <sys/mount.h>
 #include <sys/stat.h>
+#include <sys/vfs.h>
+#include <linux/magic.h>
 #include <unistd.h>
 
-#include "host.h"
 #include "journal.h"
 #include "log.h"
+#include "state_dir.h"
 #include "storage.h"
 #include "strv.h"
+
+#define TMPFS_UNDO "umount"
+
+/* Kernels >= 6.6 accept O_DIRECT on tmpfs, older ones refuse it. O_TMPFILE leaves nothing behind even if we are killed
+ * right here. */
+static bool tmpfs_takes_direct_io(void)
+{
+	int fd = open("/dev/shm", O_TMPFILE | O_RDWR | O_DIRECT | O_CLOEXEC, 0600);
+
+	if (fd < 0)
+		return false;
+	close(fd);
+	return true;
+}
+
+/* Lazy: qemu is gone by now, but a stray open file must not keep the RAM pinned forever. Only a tmpfs mounted inside
+ * the state dir is ever unmounted; EINVAL means it was not mounted (the mount never happened, or a replay undid it). */
+static int tmpfs_umount_undo(const char *path, const char *state_dir)
+{
+	struct statfs st;
+
+	if (!state_dir_contains(state_dir, path))
+		return log_errno(EPERM, "journal: refusing to unmount %s, outside %s", path, state_dir);
+	if (statfs(path, &st) == 0 && st.f_type != TMPFS_MAGIC)
+		return 0; /* nothing of ours is mounted there */
+	if (umount2(path, MNT_DETACH | UMOUNT_NOFOLLOW) < 0 && errno != EINVAL && errno != ENOENT)
+		return log_errno(errno, "cannot unmount %s", path);
+	return 0;
+}
+JOURNAL_UNDO(tmpfs, TMPFS_UNDO, tmpfs_umount_undo)
 
 static char *mount_point(const char *state_dir, const char *disk)
 {
 	return xasprintf("%s/tmpfs-%s", state_dir, disk);
 }
 
-static int tmpfs_describe(const struct vm_config *cfg, const struct disk_config *d, const struct host_facts *host,
-			  const char *state_dir, struct storage_target *t)
+static int tmpfs_describe(const struct storage_context *ctx, const struct disk_config *d, struct storage_target *t)
 {
-	char *mnt = mount_point(state_dir, d->name);
+	char *mnt = mount_point(ctx->state_dir, d->name);
 
-	(void)cfg;
-	t->driver = "file";
+	t->driver = DRIVER_FILE;
 	t->filename = xasprintf("%s/disk.raw", mnt);
 	t->format = FORMAT_RAW;
-	t->direct_ok = host->tmpfs_direct_io;
+	t->direct_ok = tmpfs_takes_direct_io();
 	t->ephemeral = true;
 	t->ram_backed = true;
 	t->readonly = d->readonly;
 	t->zeroed = true; /* a new sparse file */
+	strv_push(&t->qemu_opens, t->filename);
+	strv_push(&t->qemu_opens, mnt); /* the mount point, 0700 */
 	free(mnt);
 	return 0;
 }
 
-static int tmpfs_prepare(const struct vm_config *cfg, const struct disk_config *d, struct storage_target *t,
+static int tmpfs_prepare(const struct storage_context *ctx, const struct disk_config *d, struct storage_target *t,
 			 struct journal *j)
 {
-	char *mnt = xstrdup(t->filename), *opts = NULL;
+	char *mnt = mount_point(ctx->state_dir, d->name), *opts = NULL;
 	int fd = -1, r;
 
-	(void)cfg;
-	*strrchr(mnt, '/') = '\0'; /* describe() put the file at the mount point's top */
 	/* The undos are recorded before the steps: rmdir/umount of something that does not exist yet is a no-op. */
-	r = journal_add(j, UNDO_RMDIR, mnt);
+	r = state_dir_journal_dir(j, mnt);
 	if (r < 0)
 		goto out;
 	if (mkdir(mnt, 0700) < 0) {
 		r = log_errno(errno, "disk \"%s\": cannot create %s", d->name, mnt);
 		goto out;
 	}
-	r = journal_add(j, UNDO_UMOUNT, mnt);
+	r = journal_add(j, TMPFS_UNDO, mnt);
 	if (r < 0)
 		goto out;
 	/* The disk's size plus room for tmpfs's own bookkeeping: the guest can fill its disk, never the host's RAM. */
@@ -80,7 +110,6 @@ out:
 }
 
 const struct storage_backend storage_tmpfs = {
-	.name = "tmpfs",
 	.describe = tmpfs_describe,
 	.prepare = tmpfs_prepare,
 };

@@ -10,7 +10,6 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "host.h"
 #include "journal.h"
 #include "log.h"
 #include "storage.h"
@@ -34,7 +33,12 @@ static int write_sysfs(const char *path, const char *value)
 	return r;
 }
 
-int zram_remove(const char *id)
+static bool valid_id(const char *id)
+{
+	return *id && strlen(id) < 10 && strspn(id, "0123456789") == strlen(id);
+}
+
+static int zram_remove(const char *id)
 {
 	int r = write_sysfs(ZRAM_CONTROL "/hot_remove", id);
 
@@ -44,11 +48,19 @@ int zram_remove(const char *id)
 	return 0;
 }
 
-static int zram_describe(const struct vm_config *cfg, const struct disk_config *d, const struct host_facts *host,
-			 const char *state_dir, struct storage_target *t)
+static int zram_remove_undo(const char *id, const char *state_dir)
 {
-	(void)host;
 	(void)state_dir;
+	if (!valid_id(id))
+		return log_errno(EBADMSG, "journal: malformed zram device \"%s\"", id);
+	return zram_remove(id);
+}
+JOURNAL_UNDO(zram, "zram-remove", zram_remove_undo)
+
+static int zram_describe(const struct storage_context *ctx, const struct disk_config *d, struct storage_target *t)
+{
+	const struct vm_config *cfg = ctx->cfg;
+
 	if (access(ZRAM_CONTROL "/hot_add", R_OK) < 0)
 		return log_errno(ENODEV, "%s:%u: [disk %s] backend zram: %s is missing (load the zram module: modprobe zram)",
 				 cfg->file, d->backend_line, d->name, ZRAM_CONTROL);
@@ -58,7 +70,7 @@ static int zram_describe(const struct vm_config *cfg, const struct disk_config *
 				return log_error("%s:%u: [disk %s] comp-algorithm \"%s\": expected a name such as lz4, zstd or lzo-rle",
 						 cfg->file, d->comp_algorithm_line, d->name, d->comp_algorithm);
 	/* The device number is known only once hot_add has answered. */
-	t->driver = "host_device";
+	t->driver = DRIVER_HOST_DEVICE;
 	t->filename = xstrdup("/dev/zram?");
 	t->format = FORMAT_RAW;
 	t->direct_ok = true;
@@ -82,14 +94,14 @@ static int wait_for_node(const char *path)
 	return -ENOENT;
 }
 
-static int zram_prepare(const struct vm_config *cfg, const struct disk_config *d, struct storage_target *t,
+static int zram_prepare(const struct storage_context *ctx, const struct disk_config *d, struct storage_target *t,
 			struct journal *j)
 {
 	char id[32] = "", *path;
 	ssize_t n;
 	int fd, r;
 
-	(void)cfg;
+	(void)ctx;
 	fd = open(ZRAM_CONTROL "/hot_add", O_RDONLY | O_CLOEXEC);
 	if (fd < 0)
 		return log_errno(errno, "disk \"%s\": cannot open %s/hot_add", d->name, ZRAM_CONTROL);
@@ -100,15 +112,18 @@ static int zram_prepare(const struct vm_config *cfg, const struct disk_config *d
 		return log_errno(r, "disk \"%s\": zram hot_add failed", d->name);
 	id[n > 0 ? n : 0] = '\0';
 	id[strcspn(id, "\n")] = '\0';
-	if (!*id || strspn(id, "0123456789") != strlen(id))
+	if (!valid_id(id))
 		return log_errno(EIO, "disk \"%s\": zram hot_add answered \"%s\"", d->name, id);
-	r = journal_add(j, UNDO_ZRAM_REMOVE, id);
+	/* hot_add both makes the device and tells its number, so the record can only follow; a kill in between leaves an
+	 * empty, unsized device (no RAM held). */
+	r = journal_add(j, "zram-remove", id);
 	if (r < 0) {
 		zram_remove(id);
 		return r;
 	}
 	free(t->filename);
 	t->filename = xasprintf("/dev/zram%s", id);
+	strv_push(&t->qemu_opens, t->filename);
 
 	if (d->comp_algorithm) {
 		path = xasprintf("/sys/block/zram%s/comp_algorithm", id);
@@ -136,7 +151,6 @@ static int zram_prepare(const struct vm_config *cfg, const struct disk_config *d
 }
 
 const struct storage_backend storage_zram = {
-	.name = "zram",
 	.describe = zram_describe,
 	.prepare = zram_prepare,
 };

@@ -154,8 +154,6 @@ static struct host_facts fake_host(bool variant)
 	h.qemu_path = "/usr/bin/qemu-system-x86_64";
 	h.kvm.verdict = variant ? KVM_USABLE : KVM_PVM;
 	snprintf(h.kvm.reason, sizeof(h.kvm.reason), "%s", variant ? "ok" : "/dev/kvm belongs to kvm_pvm");
-	h.online_cpus = variant ? 8 : 2;
-	h.tmpfs_direct_io = variant;
 	h.stdin_is_tty = variant;
 	h.pvpanic_pci = variant;
 	h.io_uring = !variant;
@@ -175,42 +173,40 @@ static void fake_target(const struct disk_config *d, const char *state_dir, stru
 	t->direct_ok = d->cache != CACHE_UNSAFE; /* either answer, depending on the input */
 	switch (d->backend) {
 	case BACKEND_FILE:
-		t->driver = "file";
+		t->driver = DRIVER_FILE;
 		if (d->ephemeral) {
 			t->filename = xasprintf("%s/%s.overlay.qcow2", state_dir, d->name);
 			t->format = FORMAT_QCOW2;
-			t->overlay_base = xstrdup(d->path);
-			t->overlay_base_format = d->format;
 		} else {
 			t->filename = xstrdup(d->path);
 			t->format = d->format;
 		}
 		break;
 	case BACKEND_TMPFS:
-		t->driver = "file";
+		t->driver = DRIVER_FILE;
 		t->filename = xasprintf("%s/%s.raw", state_dir, d->name);
 		t->ram_backed = true;
 		break;
 	case BACKEND_ZRAM:
 	case BACKEND_BRD:
-		t->driver = "host_device";
+		t->driver = DRIVER_HOST_DEVICE;
 		t->filename = xasprintf("/dev/%s-%s", backend_kind_name(d->backend), d->name);
 		t->ram_backed = true;
 		break;
 	case BACKEND_RBD:
 		/* qemu's rbd driver opens the image itself from these; filename only names it in --explain */
-		t->driver = "rbd";
+		t->driver = DRIVER_RBD;
 		t->filename = xasprintf("rbd:%s/%s", d->pool ? d->pool : "rbd", d->image ? d->image : d->name);
-		t->rbd_pool = xstrdup(d->pool ? d->pool : "rbd");
-		t->rbd_image = xstrdup(d->image ? d->image : d->name);
-		t->rbd_namespace = d->rbd_namespace ? xstrdup(d->rbd_namespace) : NULL;
-		t->rbd_conf = d->ms_mode != MS_MODE_DEFAULT ? xasprintf("%s/%s.ceph.conf", state_dir, d->name)
-							    : xstrdup(d->ceph_conf ? d->ceph_conf : "/etc/ceph/ceph.conf");
-		t->rbd_user = xstrdup(d->ceph_user ? d->ceph_user : "admin");
-		t->rbd_key_file = d->keyring ? xasprintf("%s/%s.rbd-key", state_dir, d->name) : NULL;
+		strv_push_many(&t->driver_opts, "pool", d->pool ? d->pool : "rbd", NULL);
+		if (d->rbd_namespace)
+			strv_push_many(&t->driver_opts, "namespace", d->rbd_namespace, NULL);
+		strv_push_many(&t->driver_opts, "image", d->image ? d->image : d->name, "conf",
+			       d->ceph_conf ? d->ceph_conf : "/etc/ceph/ceph.conf", "user", d->ceph_user ? d->ceph_user : "admin",
+			       NULL);
+		t->secret_file = d->keyring ? xasprintf("%s/%s.rbd-key", state_dir, d->name) : NULL;
 		break;
 	default: /* lvm, and any block backend added later */
-		t->driver = "host_device";
+		t->driver = DRIVER_HOST_DEVICE;
 		t->filename = xasprintf("/dev/%s/%s", d->vg ? d->vg : "vg", d->lv ? d->lv : d->name);
 		break;
 	}
@@ -370,7 +366,6 @@ static void plan_and_argv(const struct vm_config *cfg, bool variant)
 	for (size_t i = 0; i < cfg->n_disks; i++)
 		fake_target(&cfg->disks[i], state_dir, &targets[i]);
 	if (plan_build(cfg, &host, targets, variant ? &as_nobody : &as_root, !variant, &plan) == 0) {
-		plan_refresh_disks(&plan);
 		qemu_argv_build(&plan, &c);
 		check_cmdline(&c);
 		qemu_cmdline_free(&c);
@@ -379,13 +374,8 @@ static void plan_and_argv(const struct vm_config *cfg, bool variant)
 	for (size_t i = 0; i < cfg->n_disks; i++) {
 		/* storage_target_free would link every backend; these are the only fields fake_target fills */
 		free(targets[i].filename);
-		free(targets[i].overlay_base);
-		free(targets[i].rbd_pool);
-		free(targets[i].rbd_image);
-		free(targets[i].rbd_namespace);
-		free(targets[i].rbd_conf);
-		free(targets[i].rbd_user);
-		free(targets[i].rbd_key_file);
+		free(targets[i].secret_file);
+		strv_free(&targets[i].driver_opts);
 	}
 	free(targets);
 	free(state_dir);

@@ -19,8 +19,6 @@ static struct host_facts host_with(enum kvm_verdict v, bool tty)
 	h.kvm.verdict = v;
 	snprintf(h.kvm.reason, sizeof(h.kvm.reason), "%s",
 		 v == KVM_PVM ? "/dev/kvm belongs to kvm_pvm (nested PVM): stock guest kernels hang; using TCG" : "ok");
-	h.online_cpus = 4;
-	h.tmpfs_direct_io = true;
 	h.stdin_is_tty = tty;
 	h.pvpanic_pci = true;
 	h.state_root = "/run/vmlaunch";
@@ -74,10 +72,10 @@ static void test_accel(void **state)
 static void test_disk_io(void **state)
 {
 	struct disk_config d = { .name = "d" };
-	struct storage_target ram = { .driver = "file", .filename = "/x", .direct_ok = true, .ephemeral = true,
+	struct storage_target ram = { .driver = DRIVER_FILE, .filename = "/x", .direct_ok = true, .ephemeral = true,
 				      .ram_backed = true };
-	struct storage_target persistent = { .driver = "file", .filename = "/img", .direct_ok = true };
-	struct storage_target zram = { .driver = "host_device", .filename = "/dev/zram0", .direct_ok = true,
+	struct storage_target persistent = { .driver = DRIVER_FILE, .filename = "/img", .direct_ok = true };
+	struct storage_target zram = { .driver = DRIVER_HOST_DEVICE, .filename = "/dev/zram0", .direct_ok = true,
 				       .ephemeral = true, .ram_backed = true };
 	struct host_facts host = host_with(KVM_PVM, false), old = host;
 	struct disk_plan out = { 0 };
@@ -207,7 +205,7 @@ static void test_console_and_command_mode(void **state)
 static void test_iothread_polls_on_any_cpu(void **state)
 {
 	struct host_facts h = host_with(KVM_USABLE, false);
-	struct storage_target t = { .driver = "file", .filename = "/x", .direct_ok = true, .ephemeral = true };
+	struct storage_target t = { .driver = DRIVER_FILE, .filename = "/x", .direct_ok = true, .ephemeral = true };
 	struct vm_config cfg;
 	struct plan p;
 	(void)state;
@@ -241,7 +239,7 @@ static void test_iothread_polls_on_any_cpu(void **state)
 static void test_poll_queue_under_tcg(void **state)
 {
 	struct host_facts tcg = host_with(KVM_PVM, false), kvm = host_with(KVM_USABLE, false);
-	struct storage_target t = { .driver = "file", .filename = "/x", .direct_ok = true, .ephemeral = true };
+	struct storage_target t = { .driver = DRIVER_FILE, .filename = "/x", .direct_ok = true, .ephemeral = true };
 	struct vm_config cfg;
 	struct plan p;
 	(void)state;

@@ -28,6 +28,23 @@ static void make_topo(struct topology *t, const char *const *node_cpus, size_t n
 	}
 }
 
+/* What config.c makes of [cpu] pin = PIN (auto, off or a list). */
+static void set_pin(struct vm_config *c, const char *pin)
+{
+	cpulist_free(&c->pin_cpus);
+	c->pin = !strcmp(pin, "auto") ? PIN_AUTO : !strcmp(pin, "off") ? PIN_OFF : PIN_LIST;
+	if (c->pin == PIN_LIST)
+		assert_int_equal(cpulist_parse(pin, &c->pin_cpus), 0);
+}
+
+/* A list the test sets, or an empty one for NULL. */
+static void set_list(struct cpulist *l, const char *cpus)
+{
+	cpulist_free(l);
+	if (cpus)
+		assert_int_equal(cpulist_parse(cpus, l), 0);
+}
+
 static struct vm_config cfg_with(unsigned cpus, const char *pin)
 {
 	struct vm_config c = { 0 };
@@ -35,7 +52,8 @@ static struct vm_config cfg_with(unsigned cpus, const char *pin)
 	c.file = "t.conf";
 	c.cpus = cpus;
 	c.memory = 1ULL << 30;
-	c.pin = (char *)pin;
+	c.host_node = HOST_NODE_AUTO;
+	set_pin(&c, pin);
 	return c;
 }
 
@@ -160,24 +178,25 @@ static void test_explicit_lists(void **state)
 	ASSERT_LIST(&p.emulator, "0,2");
 	cpu_plan_free(&p);
 
-	c.pin_iothreads = "2";
-	c.pin_emulator = "0";
+	set_list(&c.pin_iothreads, "2");
+	set_list(&c.pin_emulator, "0");
 	assert_int_equal(plan_cpus(&c, &t, 2, &p), 0);
 	ASSERT_LIST(&p.iothread[0], "2");
 	ASSERT_LIST(&p.iothread[1], "2");
 	ASSERT_LIST(&p.emulator, "0");
 	cpu_plan_free(&p);
 
-	c.pin = "3,9"; /* not on this host */
-	c.pin_iothreads = NULL;
-	c.pin_emulator = NULL;
+	set_pin(&c, "3,9"); /* not on this host */
+	set_list(&c.pin_iothreads, NULL);
+	set_list(&c.pin_emulator, NULL);
 	assert_int_equal(plan_cpus(&c, &t, 2, &p), -EINVAL);
 	cpu_plan_free(&p);
 
-	c.pin = "off";
+	set_pin(&c, "off");
 	assert_int_equal(plan_cpus(&c, &t, 2, &p), 0);
 	assert_false(p.pinned);
 	cpu_plan_free(&p);
+	cpulist_free(&c.pin_cpus);
 	topology_free(&t);
 }
 

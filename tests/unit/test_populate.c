@@ -273,7 +273,7 @@ static int group_setup(void **state)
 	close(fd);
 	return command_run((char *[]){ "qemu-img", "convert", "-q", "-f", "raw", "-O", "qcow2", raw_image, qcow2_image,
 				       NULL },
-			   NULL, 0) == 0
+			   NULL, "qemu-img convert") == 0
 		       ? 0
 		       : -1;
 }
@@ -313,7 +313,7 @@ static int fixture_teardown(void **state)
 
 	/* Detached before the backing file goes, also when the test failed half-way. */
 	if (f->loop_device)
-		command_run((char *[]){ "losetup", "-d", f->loop_device, NULL }, NULL, 0);
+		command_run((char *[]){ "losetup", "-d", f->loop_device, NULL }, NULL, "losetup -d");
 	unlink(f->target);
 	if (f->ramfs) {
 		umount2(f->ramfs, MNT_DETACH);
@@ -582,7 +582,7 @@ static void check_loop_device(struct fixture *f, uint64_t size)
 		skip();
 	}
 	make_file(f->target, size, 0xaa);
-	if (command_run((char *[]){ "losetup", "--find", "--show", f->target, NULL }, &out, 1) != 0) {
+	if (command_run((char *[]){ "losetup", "--find", "--show", f->target, NULL }, &out, NULL) != 0) {
 		free(out);
 		print_message("skipping: losetup could not attach a loop device (not permitted here?)\n");
 		skip();

@@ -58,8 +58,6 @@ static struct host_facts fake_host(bool kvm_ok)
 	h.kvm.verdict = kvm_ok ? KVM_USABLE : KVM_PVM;
 	snprintf(h.kvm.reason, sizeof(h.kvm.reason), "%s",
 		 kvm_ok ? "ok" : "/dev/kvm belongs to kvm_pvm (nested PVM): stock guest kernels hang; using TCG");
-	h.online_cpus = 4;
-	h.tmpfs_direct_io = true;
 	h.pvpanic_pci = true;
 	h.state_root = "/run/vmlaunch";
 	return h;
@@ -79,8 +77,7 @@ static void check_golden(const char *dir, const char *config, bool kvm_ok, bool 
 	state_dir = xasprintf("%s/%s", host.state_root, cfg.name);
 	targets = xcalloc(cfg.n_disks, sizeof(*targets));
 	for (size_t i = 0; i < cfg.n_disks; i++) {
-		assert_int_equal(storage_backend_for(cfg.disks[i].backend)
-					 ->describe(&cfg, &cfg.disks[i], &host, state_dir, &targets[i]),
+		assert_int_equal(storage_describe(&(struct storage_context){ &cfg, state_dir }, &cfg.disks[i], &targets[i]),
 				 0);
 		/* O_DIRECT support depends on the filesystem under /tmp; the probe is tested elsewhere, the syntax here. */
 		targets[i].direct_ok = true;
