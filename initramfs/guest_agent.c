@@ -1,16 +1,31 @@
-/* vmlaunch-guest: PID 1 of the bundled guest in command mode; runs vmlaunch's command as launcher/guest_protocol.h says. */
+/* vmlaunch-guest: PID 1 of the bundled guest in command mode; runs vmlaunch's command as launcher/guest_protocol.h says.
+ *
+ *   vmlaunch-guest [--root DIR] [--fail MESSAGE]   (exec'd by /init as PID 1)
+ *   vmlaunch-guest --probe vdX                      (run by /init: which of vdX and its partitions to try as root)
+ *
+ * --root DIR: the command runs chrooted in DIR (the init mounted the image there, with its API filesystems), as
+ * the user of DIR's /etc/passwd; afterwards everything under DIR is unmounted. --fail: the init could not set up
+ * what the command needs; report MESSAGE and GUEST_EXIT_AGENT_FAILURE instead of running it. */
 #define _GNU_SOURCE
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <grp.h>
+#include <linux/openat2.h>
+#include <net/if.h>
+#include <pwd.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
+#include <sys/mount.h>
 #include <sys/reboot.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <sys/sysmacros.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -18,9 +33,14 @@
 
 #include "guest_protocol.h"
 
-#define ARGV_PATH "/sys/firmware/qemu_fw_cfg/by_name/" GUEST_FWCFG_ARGV "/raw"
+#define FWCFG_DIR "/sys/firmware/qemu_fw_cfg/by_name/"
+#define ARGV_PATH FWCFG_DIR GUEST_FWCFG_ARGV "/raw"
+#define USER_PATH FWCFG_DIR GUEST_FWCFG_USER "/raw"
+#define ENV_PATH FWCFG_DIR GUEST_FWCFG_ENV "/raw"
 #define PORTS_DIR "/sys/class/virtio-ports"
 #define COMMAND_PATH "/sbin:/bin:/usr/sbin:/usr/bin"
+/* A distribution's usual PATH, for commands in a root image. */
+#define IMAGE_COMMAND_PATH "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 
 /* Ports are announced and named by the host through virtio-serial's control queue after the driver has probed, so
  * they can still be missing when we start; a port that has not appeared by then is not coming. */
@@ -28,13 +48,31 @@
 #define PORTS_POLL_MS 5
 
 /* Exit statuses the agent reports itself; 126 and 127 are the shell's. */
-#define EXIT_AGENT_FAILURE 125
-#define EXIT_NOT_EXECUTABLE 126
-#define EXIT_NOT_FOUND 127
+#define EXIT_AGENT_FAILURE GUEST_EXIT_AGENT_FAILURE
+#define EXIT_NOT_EXECUTABLE GUEST_EXIT_NOT_EXECUTABLE
+#define EXIT_NOT_FOUND GUEST_EXIT_NOT_FOUND
 
 struct port {
         const char *name;
         int fd;
+};
+
+/* Whom the command runs as. name is NULL for the default, root without a passwd lookup (as before users existed). */
+struct user {
+        const char *name;
+        uid_t uid;
+        gid_t gid;
+        gid_t *groups;
+        size_t n_groups;
+        char *home;
+        char *shell;
+};
+
+struct command {
+        char **argv;
+        char **env; /* NAME=VALUE entries from GUEST_FWCFG_ENV, NULL-terminated; never NULL itself */
+        const char *root; /* the image to chroot into, or NULL for the bundled guest itself */
+        struct user user;
 };
 
 /* Where errors are also copied while the stderr port is open: in command mode the user reads that port, not
@@ -105,44 +143,191 @@ static int read_file(const char *path, char **ret_data, size_t *ret_size) {
         return 0;
 }
 
-/* The fw_cfg file holds each argument followed by one NUL; a missing final NUL is tolerated. */
-static int command_argv_read(char ***ret_argv) {
-        char *data, **argv;
+/* The fw_cfg files argv and env hold strings each followed by one NUL; a missing final NUL is tolerated. Returns
+ * them NULL-terminated, with their number in *ret_count. */
+static int nul_list_read(const char *path, char ***ret_list, size_t *ret_count) {
+        char *data, **list;
         size_t size, count = 0, i, k = 0;
         int r;
 
-        r = read_file(ARGV_PATH, &data, &size);
-        if (r < 0) {
-                console_error("cannot read %s: %s", ARGV_PATH, strerror(-r));
+        r = read_file(path, &data, &size);
+        if (r < 0)
                 return r;
-        }
         for (i = 0; i < size; i++)
                 if (data[i] == '\0')
                         count++;
         if (size > 0 && data[size - 1] != '\0')
                 count++;
-        if (count == 0) {
-                console_error("%s is empty: no command to run", ARGV_PATH);
-                free(data);
-                return -EINVAL;
-        }
 
-        /* One spare byte so that an argument without its NUL still ends in one. */
+        /* One spare byte so that a string without its NUL still ends in one. */
         char *terminated = realloc(data, size + 1);
-        argv = calloc(count + 1, sizeof(char *));
-        if (!terminated || !argv) {
-                console_error("out of memory");
+        list = calloc(count + 1, sizeof(char *));
+        if (!terminated || !list) {
                 free(terminated ? terminated : data);
-                free(argv);
+                free(list);
                 return -ENOMEM;
         }
         data = terminated;
         data[size] = '\0';
         for (i = 0; i < size; i += strlen(data + i) + 1)
-                argv[k++] = data + i;
-        argv[k] = NULL;
-        *ret_argv = argv;
+                list[k++] = data + i;
+        list[k] = NULL;
+        if (count == 0)
+                free(data);
+        *ret_list = list;
+        *ret_count = count;
         return 0;
+}
+
+static int command_argv_read(char ***ret_argv) {
+        size_t count;
+        int r = nul_list_read(ARGV_PATH, ret_argv, &count);
+
+        if (r < 0) {
+                console_error("cannot read %s: %s", ARGV_PATH, strerror(-r));
+                return r;
+        }
+        if (count == 0) {
+                console_error("%s is empty: no command to run", ARGV_PATH);
+                return -EINVAL;
+        }
+        return 0;
+}
+
+/* GUEST_FWCFG_ENV: NAME=VALUE entries for the command's environment; absent means none. */
+static int command_env_read(char ***ret_env) {
+        size_t count;
+        int r = nul_list_read(ENV_PATH, ret_env, &count);
+
+        if (r == -ENOENT) {
+                *ret_env = calloc(1, sizeof(char *));
+                return *ret_env ? 0 : -ENOMEM;
+        }
+        if (r < 0) {
+                console_error("cannot read %s: %s", ENV_PATH, strerror(-r));
+                return r;
+        }
+        for (size_t i = 0; i < count; i++) {
+                const char *entry = (*ret_env)[i], *equals = strchr(entry, '=');
+
+                if (!equals || equals == entry) {
+                        console_error("%s: entry %zu (\"%s\") is not NAME=VALUE", ENV_PATH, i + 1, entry);
+                        return -EINVAL;
+                }
+        }
+        return 0;
+}
+
+/* Opens PATH inside ROOT as if ROOT were / (absolute symlinks stay inside it), as the chrooted command will see it. */
+static FILE *fopen_in_root(const char *root, const char *path) {
+        struct open_how how = { .flags = O_RDONLY | O_CLOEXEC, .resolve = RESOLVE_IN_ROOT };
+        int dir = open(root, O_PATH | O_DIRECTORY | O_CLOEXEC), fd, saved_errno;
+        FILE *f;
+
+        if (dir < 0)
+                return NULL;
+        fd = (int) syscall(SYS_openat2, dir, path, &how, sizeof(how));
+        saved_errno = errno;
+        close(dir);
+        if (fd < 0) {
+                errno = saved_errno;
+                return NULL;
+        }
+        f = fdopen(fd, "r");
+        if (!f)
+                close(fd);
+        return f;
+}
+
+static int groups_add(struct user *u, gid_t gid) {
+        gid_t *bigger;
+
+        for (size_t i = 0; i < u->n_groups; i++)
+                if (u->groups[i] == gid)
+                        return 0;
+        bigger = realloc(u->groups, (u->n_groups + 1) * sizeof(gid_t));
+        if (!bigger)
+                return -ENOMEM;
+        u->groups = bigger;
+        u->groups[u->n_groups++] = gid;
+        return 0;
+}
+
+/* NAME from ROOT's /etc/passwd, and its groups from ROOT's /etc/group as initgroups(3) would (primary group
+ * first), read with fgetpwent/fgetgrent: a static binary must not go through NSS, and the files are the image's. */
+static int user_lookup(const char *root, const char *name, struct user *u) {
+        const char *where = strcmp(root, "/") == 0 ? "the bundled guest's" : "the root image's";
+        struct passwd *pw;
+        struct group *gr;
+        FILE *f;
+
+        f = fopen_in_root(root, "/etc/passwd");
+        if (!f) {
+                int r = -errno;
+
+                console_error("user %s: cannot open %s /etc/passwd: %s", name, where, strerror(-r));
+                return r;
+        }
+        while ((pw = fgetpwent(f)))
+                if (strcmp(pw->pw_name, name) == 0)
+                        break;
+        if (!pw) {
+                fclose(f);
+                console_error("unknown user %s: not in %s /etc/passwd", name, where);
+                return -ENOENT;
+        }
+        u->name = name;
+        u->uid = pw->pw_uid;
+        u->gid = pw->pw_gid;
+        u->home = strdup(pw->pw_dir[0] ? pw->pw_dir : "/");
+        u->shell = strdup(pw->pw_shell[0] ? pw->pw_shell : "/bin/sh");
+        fclose(f);
+        if (!u->home || !u->shell || groups_add(u, u->gid) < 0) {
+                console_error("out of memory");
+                return -ENOMEM;
+        }
+
+        /* No /etc/group means no supplementary groups, as with getgrouplist(3). */
+        f = fopen_in_root(root, "/etc/group");
+        if (!f)
+                return 0;
+        while ((gr = fgetgrent(f)))
+                for (char **member = gr->gr_mem; *member; member++)
+                        if (strcmp(*member, name) == 0 && groups_add(u, gr->gr_gid) < 0) {
+                                fclose(f);
+                                console_error("out of memory");
+                                return -ENOMEM;
+                        }
+        fclose(f);
+        return 0;
+}
+
+/* GUEST_FWCFG_USER: a user name from the passwd file of the root the command runs in; absent means root. */
+static int command_user_read(const char *root, struct user *u) {
+        char *data;
+        size_t size;
+        int r;
+
+        *u = (struct user){ .home = strdup("/root"), .shell = NULL };
+        r = read_file(USER_PATH, &data, &size);
+        if (r == -ENOENT)
+                return 0;
+        if (r < 0) {
+                console_error("cannot read %s: %s", USER_PATH, strerror(-r));
+                return r;
+        }
+        /* One trailing newline is forgiven: the file may have been written with echo. */
+        if (size > 0 && data[size - 1] == '\n')
+                size--;
+        if (size == 0 || memchr(data, '\0', size) || memchr(data, '\n', size) || memchr(data, ':', size)) {
+                console_error("%s: not a user name", USER_PATH);
+                free(data);
+                return -EINVAL;
+        }
+        data[size] = '\0'; /* read_file leaves room: size < allocated */
+        free(u->home);
+        u->home = NULL;
+        return user_lookup(root ? root : "/", data, u);
 }
 
 static bool file_content_is(const char *path, const char *expected) {
@@ -266,7 +451,14 @@ static void ports_close(struct port *ports, size_t count) {
                 }
 }
 
-static void child_exec(char **argv, int stdout_fd, int stderr_fd) {
+/* In the child, with stderr on the stderr port already: the reason reaches the user, as a shell's would. */
+_Noreturn static void child_fail(const char *what, const char *argument) {
+        fprintf(stderr, "vmlaunch-guest: cannot %s %s: %s\n", what, argument, strerror(errno));
+        _exit(EXIT_AGENT_FAILURE);
+}
+
+static void child_exec(const struct command *c, int stdout_fd, int stderr_fd) {
+        const struct user *u = &c->user;
         sigset_t none;
         int null_fd;
 
@@ -285,10 +477,32 @@ static void child_exec(char **argv, int stdout_fd, int stderr_fd) {
         if (null_fd > STDERR_FILENO)
                 close(null_fd);
 
-        execvp(argv[0], argv);
+        if (c->root && (chroot(c->root) < 0 || chdir("/") < 0))
+                child_fail("chroot to", c->root);
+        if (u->name) {
+                if (setgroups(u->n_groups, u->groups) < 0)
+                        child_fail("set the supplementary groups of", u->name);
+                if (setgid(u->gid) < 0)
+                        child_fail("set the group id of", u->name);
+                if (setuid(u->uid) < 0)
+                        child_fail("set the user id of", u->name);
+                setenv("USER", u->name, 1);
+                setenv("LOGNAME", u->name, 1);
+                setenv("SHELL", u->shell, 1);
+        }
+        /* cwd is HOME in an image or for a named user, and stays / for root in the bundled guest, as it always
+         * has; a HOME that does not exist (nobody's /nonexistent) leaves it at /, as login does. */
+        if ((c->root || u->name) && chdir(u->home) < 0 && chdir("/") < 0)
+                child_fail("chdir to", "/");
+        setenv("PATH", c->root ? IMAGE_COMMAND_PATH : COMMAND_PATH, 1);
+        setenv("HOME", u->home, 1);
+        for (char **entry = c->env; *entry; entry++)
+                putenv(*entry);
+
+        execvp(c->argv[0], c->argv);
         int exec_errno = errno;
         /* stderr is the stderr port now: the message reaches the user, as a shell's would. */
-        fprintf(stderr, "vmlaunch-guest: %s: %s\n", argv[0], strerror(exec_errno));
+        fprintf(stderr, "vmlaunch-guest: %s: %s\n", c->argv[0], strerror(exec_errno));
         _exit(exec_errno == ENOENT ? EXIT_NOT_FOUND : EXIT_NOT_EXECUTABLE);
 }
 
@@ -323,7 +537,7 @@ static void processes_kill_remaining(void) {
                 ;
 }
 
-static int command_run(char **argv, int stdout_fd, int stderr_fd) {
+static int command_run(const struct command *c, int stdout_fd, int stderr_fd) {
         pid_t pid = fork();
 
         if (pid < 0) {
@@ -331,8 +545,179 @@ static int command_run(char **argv, int stdout_fd, int stderr_fd) {
                 return EXIT_AGENT_FAILURE;
         }
         if (pid == 0)
-                child_exec(argv, stdout_fd, stderr_fd);
+                child_exec(c, stdout_fd, stderr_fd);
         return command_wait(pid);
+}
+
+/* Everything the command needs from fw_cfg besides the ports; 0 or a negative errno (already reported). */
+static int command_read(struct command *c) {
+        int r = command_argv_read(&c->argv);
+
+        if (r == 0)
+                r = command_env_read(&c->env);
+        if (r == 0)
+                r = command_user_read(c->root, &c->user);
+        return r;
+}
+
+/* lo up without a subprocess (every fork costs ~15 ms under TCG): the common boot has no other network. */
+static void loopback_up(void) {
+        struct ifreq ifr = { .ifr_name = "lo" };
+        int fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+
+        if (fd < 0 || ioctl(fd, SIOCGIFFLAGS, &ifr) < 0 ||
+            (ifr.ifr_flags |= IFF_UP, ioctl(fd, SIOCSIFFLAGS, &ifr) < 0))
+                console_error("cannot bring up lo: %m");
+        if (fd >= 0)
+                close(fd);
+}
+
+/* mountinfo escapes space, tab, newline and backslash as \ooo. */
+static void mountinfo_unescape(char *s) {
+        char *out = s;
+
+        for (; *s; s++) {
+                if (s[0] == '\\' && s[1] >= '0' && s[1] <= '3' && s[2] >= '0' && s[2] <= '7' && s[3] >= '0' &&
+                    s[3] <= '7') {
+                        *out++ = (char) ((s[1] - '0') << 6 | (s[2] - '0') << 3 | (s[3] - '0'));
+                        s += 3;
+                } else
+                        *out++ = *s;
+        }
+        *out = '\0';
+}
+
+/* Unmounts ROOT and everything under it, the most recent mount first, so that a persistent root image, its shares
+ * and whatever the command mounted are clean when the VM powers off. A root that stays busy is remounted
+ * read-only instead. */
+static void root_unmount(const char *root) {
+        size_t root_length = strlen(root), n = 0, allocated = 0, left;
+        char line[4096], **points = NULL;
+        FILE *f = fopen("/proc/self/mountinfo", "re");
+
+        if (!f) {
+                console_error("cannot read /proc/self/mountinfo to unmount %s: %m", root);
+                return;
+        }
+        /* Fields: id parent major:minor root mountpoint ... */
+        while (fgets(line, sizeof(line), f)) {
+                char point[4096];
+
+                if (sscanf(line, "%*s %*s %*s %*s %4095s", point) != 1)
+                        continue;
+                mountinfo_unescape(point);
+                if (strncmp(point, root, root_length) != 0 || (point[root_length] && point[root_length] != '/'))
+                        continue;
+                if (n == allocated) {
+                        char **bigger = realloc(points, (allocated = allocated ? allocated * 2 : 16) * sizeof(char *));
+                        if (!bigger)
+                                break;
+                        points = bigger;
+                }
+                if (!(points[n] = strdup(point)))
+                        break;
+                n++;
+        }
+        fclose(f);
+
+        /* mountinfo lists mounts in the order they were made; a moved mount can break that, hence the passes. */
+        left = n;
+        for (bool progress = true; left > 0 && progress;) {
+                progress = false;
+                for (size_t i = n; i-- > 0;)
+                        if (points[i] && umount2(points[i], 0) == 0) {
+                                free(points[i]);
+                                points[i] = NULL;
+                                left--;
+                                progress = true;
+                        }
+        }
+        for (size_t i = 0; i < n; i++) {
+                if (!points[i])
+                        continue;
+                if (strcmp(points[i], root) == 0 && mount(NULL, root, NULL, MS_REMOUNT | MS_RDONLY, NULL) == 0)
+                        console_error("cannot unmount %s (busy): remounted it read-only", root);
+                else
+                        console_error("cannot unmount %s: %s", points[i], strerror(errno));
+                free(points[i]);
+        }
+        free(points);
+}
+
+/* The filesystem types vmlaunch.root may name, from their superblock magic: ext2/3/4 (the ext4 driver mounts
+ * all three), xfs, btrfs. Anything else (an EFI system partition, swap, BIOS boot) is not a root. */
+static const char *fs_type(const char *device) {
+        unsigned char buffer[8];
+        const char *type = NULL;
+        int fd = open(device, O_RDONLY | O_CLOEXEC);
+
+        if (fd < 0)
+                return NULL;
+        if (pread(fd, buffer, 4, 0) == 4 && memcmp(buffer, "XFSB", 4) == 0)
+                type = "xfs";
+        else if (pread(fd, buffer, 8, 0x10040) == 8 && memcmp(buffer, "_BHRfS_M", 8) == 0)
+                type = "btrfs";
+        else if (pread(fd, buffer, 2, 1080) == 2 && buffer[0] == 0x53 && buffer[1] == 0xEF)
+                type = "ext4";
+        close(fd);
+        return type;
+}
+
+static int partition_compare(const void *a, const void *b) {
+        const unsigned *x = a, *y = b;
+
+        return (*x > *y) - (*x < *y);
+}
+
+/* --probe vdX: prints "DEVICE TYPE" for vdX, then its partitions in partition-number order, that hold a root
+ * filesystem type; the init tries to mount them in that order. */
+static int probe_main(const char *disk) {
+        unsigned numbers[256];
+        size_t n = 0;
+        char path[512];
+        const char *type;
+        struct dirent *entry;
+        DIR *dir;
+
+        if (strchr(disk, '/')) {
+                console_error("--probe: %s is not a disk name like vda", disk);
+                return 2;
+        }
+        snprintf(path, sizeof(path), "/dev/%s", disk);
+        if ((type = fs_type(path)))
+                printf("%s %s\n", disk, type);
+        snprintf(path, sizeof(path), "/sys/block/%s", disk);
+        dir = opendir(path);
+        if (!dir) {
+                console_error("--probe: cannot open %s: %m", path);
+                return 1;
+        }
+        while ((entry = readdir(dir)) && n < sizeof(numbers) / sizeof(numbers[0])) {
+                char *number_file, *number;
+                size_t size;
+
+                if (strncmp(entry->d_name, disk, strlen(disk)) != 0)
+                        continue;
+                if (asprintf(&number_file, "/sys/block/%s/%s/partition", disk, entry->d_name) < 0)
+                        break;
+                if (read_file(number_file, &number, &size) == 0) {
+                        number[size < 16 ? size : 15] = '\0';
+                        numbers[n++] = (unsigned) strtoul(number, NULL, 10);
+                        free(number);
+                }
+                free(number_file);
+        }
+        closedir(dir);
+        qsort(numbers, n, sizeof(numbers[0]), partition_compare);
+        for (size_t i = 0; i < n; i++) {
+                /* vda3, but nvme0n1p3: a disk name ending in a digit takes a p */
+                const char *separator = disk[strlen(disk) - 1] >= '0' && disk[strlen(disk) - 1] <= '9' ? "p" : "";
+
+                snprintf(path, sizeof(path), "/dev/%s%s%u", disk, separator, numbers[i]);
+                if ((type = fs_type(path)))
+                        printf("%s%s%u %s\n", disk, separator, numbers[i], type);
+        }
+        return 0;
 }
 
 static void status_report(int status_fd, int code) {
@@ -345,33 +730,52 @@ static void status_report(int status_fd, int code) {
                 console_error("cannot write the exit status to port %s: %m", GUEST_PORT_STATUS);
 }
 
-int main(void) {
+int main(int argc, char **argv) {
         struct port ports[] = {
                 { GUEST_PORT_STDOUT, -1 },
                 { GUEST_PORT_STDERR, -1 },
                 { GUEST_PORT_STATUS, -1 },
         };
         struct port *stdout_port = &ports[0], *stderr_port = &ports[1], *status_port = &ports[2];
-        char **argv;
+        struct command command = { 0 };
+        const char *failure = NULL;
         int code = EXIT_AGENT_FAILURE, r;
+
+        if (argc == 3 && strcmp(argv[1], "--probe") == 0)
+                return probe_main(argv[2]);
+        for (int i = 1; i < argc; i++) {
+                if (strcmp(argv[i], "--root") == 0 && i + 1 < argc)
+                        command.root = argv[++i];
+                else if (strcmp(argv[i], "--fail") == 0 && i + 1 < argc)
+                        failure = argv[++i];
+                else {
+                        console_error("unknown argument %s (usage: vmlaunch-guest [--root DIR] [--fail MESSAGE] | "
+                                      "--probe DISK)", argv[i]);
+                        failure = "vmlaunch-guest was started with a wrong argument";
+                }
+        }
 
         /* Everything below (kill(-1), reboot) is only right for the init of a throwaway VM. */
         if (getpid() != 1) {
                 console_error("must run as PID 1 of the guest (it kills every process and powers off)");
                 return EXIT_AGENT_FAILURE;
         }
-        setenv("PATH", COMMAND_PATH, 1);
-        setenv("HOME", "/root", 1);
         umask(022);
         if (chdir("/") < 0)
                 console_error("cannot chdir to /: %m");
 
         r = ports_open(ports, 3);
         error_port_fd = stderr_port->fd;
-        if (r == 0 && command_argv_read(&argv) == 0)
-                code = command_run(argv, stdout_port->fd, stderr_port->fd);
+        if (failure)
+                console_error("%s", failure);
+        else if (r == 0 && command_read(&command) == 0) {
+                loopback_up();
+                code = command_run(&command, stdout_port->fd, stderr_port->fd);
+        }
 
         processes_kill_remaining();
+        if (command.root)
+                root_unmount(command.root);
         error_port_fd = -1;
         ports_close(ports, 2);
         status_report(status_port->fd, code);
