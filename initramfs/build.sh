@@ -3,17 +3,24 @@
 #
 #   build.sh default-kver                           newest kernel with both /lib/modules/V and /boot/vmlinuz-V
 #   build.sh vmlinux KVER OUTPUT                    ELF vmlinux extracted from /boot/vmlinuz-KVER
-#   build.sh initramfs KVER OUTPUT INIT AGENT POWER_BUTTON
+#   build.sh initramfs KVER OUTPUT INIT AGENT POWER_BUTTON UDHCPC_SCRIPT
 #                                                   gzip'd newc cpio, byte-for-byte reproducible
+#   build.sh modules-image KVER OUTPUT              ext4 image of the whole /lib/modules/KVER (the modules disk)
 #
-# Environment: GUEST_MODULES (modules to include, dependencies are added from modules.dep), GUEST_MODULES_ROOT
-# (default /lib/modules), GUEST_BUSYBOX (the static busybox to include), SOURCE_DATE_EPOCH (mtime of every archive
-# member, default 0).
+# Environment: GUEST_MODULES (modules loaded at every boot, dependencies are added from modules.dep),
+# GUEST_MODULES_EXT4, GUEST_MODULES_VIRTIOFS, GUEST_MODULES_NET (modules the init loads only when it needs them: for
+# a root or modules disk, for shares, for a virtio NIC), GUEST_MODULES_ROOT (default /lib/modules), GUEST_BUSYBOX
+# (the static busybox to include), SOURCE_DATE_EPOCH (mtime of every archive member, default 0).
 set -euo pipefail
 umask 022
 export LC_ALL=C
 
 GUEST_MODULES=${GUEST_MODULES:-virtio_pci virtio_blk virtio_console qemu_fw_cfg button evdev pvpanic_pci}
+# ext4 asks the crypto API for crc32c when it mounts a metadata_csum filesystem; the kernel would run modprobe for
+# it, which finds nothing before the modules disk is mounted.
+GUEST_MODULES_EXT4=${GUEST_MODULES_EXT4:-crc32c_generic ext4}
+GUEST_MODULES_VIRTIOFS=${GUEST_MODULES_VIRTIOFS:-virtiofs}
+GUEST_MODULES_NET=${GUEST_MODULES_NET:-virtio_net}
 GUEST_MODULES_ROOT=${GUEST_MODULES_ROOT:-/lib/modules}
 GUEST_BUSYBOX=${GUEST_BUSYBOX:-/bin/busybox}
 MTIME=${SOURCE_DATE_EPOCH:-0}
@@ -70,6 +77,7 @@ module_name() {
 # modules.dep (a depth-first post-order walk, so the order follows the kernel's own dependency data).
 declare -A MODULE_PATH MODULE_DEPS VISIT_STATE
 LOAD_ORDER=()
+MODULES_DEP_READ=
 read_modules_dep() {
 	local kver=$1 line file
 	local dep_file=$GUEST_MODULES_ROOT/$kver/modules.dep
@@ -98,11 +106,16 @@ visit_module() {
 	LOAD_ORDER+=("$name")
 }
 
+# resolve_modules KVER MODULE...: LOAD_ORDER for these modules alone (each group has its own load order).
 resolve_modules() {
 	local kver=$1 name
 	local builtin=$GUEST_MODULES_ROOT/$kver/modules.builtin
-	read_modules_dep "$kver"
-	for name in $GUEST_MODULES; do
+	shift
+	[[ -n $MODULES_DEP_READ ]] || read_modules_dep "$kver"
+	MODULES_DEP_READ=1
+	VISIT_STATE=()
+	LOAD_ORDER=()
+	for name in "$@"; do
 		name=${name//-/_}
 		if [[ -z ${MODULE_PATH[$name]:-} ]] && [[ -r $builtin ]] &&
 			sed 's,.*/,,; s,\.ko.*,,; s,-,_,g' "$builtin" | grep -x "$name" >/dev/null; then
@@ -141,9 +154,10 @@ device_nodes_cpio() {
 }
 
 build_initramfs() {
-	local kver=$1 output=$2 init=$3 agent=$4 power_button=$5
-	local stage name applet tmp file
-	for file in "$init" "$agent" "$power_button" "$GUEST_BUSYBOX"; do
+	local kver=$1 output=$2 init=$3 agent=$4 power_button=$5 udhcpc_script=$6
+	local stage name applet tmp file group wanted
+	local -a wanted_list
+	for file in "$init" "$agent" "$power_button" "$udhcpc_script" "$GUEST_BUSYBOX"; do
 		[[ -r $file ]] || die "$file: not readable"
 	done
 	readelf -l "$GUEST_BUSYBOX" | grep 'program interpreter' >/dev/null &&
@@ -153,12 +167,19 @@ build_initramfs() {
 	tmp=$output.tmp.$$
 	trap 'rm -rf "$stage" "$tmp"' EXIT
 
-	mkdir -p "$stage"/{bin,sbin,usr/bin,usr/sbin,etc/acpi/PWRF,lib/modules,proc,sys,dev,run,tmp,root,var/log}
+	# lib/modules/KVER is where the init mounts the modules disk; sysroot where it mounts vmlaunch.root's disk.
+	mkdir -p "$stage"/{bin,sbin,usr/bin,usr/sbin,usr/share/udhcpc,etc/acpi/PWRF,lib/modules/"$kver"} \
+		"$stage"/{proc,sys,dev,run,tmp,root,var/log,sysroot}
 	chmod 1777 "$stage/tmp"
 	install -m 0755 "$init" "$stage/init"
 	install -m 0755 "$agent" "$stage/sbin/vmlaunch-guest"
 	install -m 0755 "$power_button" "$stage/etc/acpi/PWRF/00000080"
+	install -m 0755 "$udhcpc_script" "$stage/usr/share/udhcpc/default.script"
 	install -m 0755 "$GUEST_BUSYBOX" "$stage/bin/busybox"
+	# Users for opt/org.vmlaunch/user in the bundled guest itself (a root image brings its own).
+	printf '%s\n' 'root:x:0:0:root:/root:/bin/sh' 'nobody:x:65534:65534:nobody:/nonexistent:/usr/sbin/nologin' \
+		>"$stage/etc/passwd"
+	printf '%s\n' 'root:x:0:' 'nogroup:x:65534:' >"$stage/etc/group"
 	# Links made here cost nothing at boot, unlike `busybox --install -s` (see README.md for the measurement).
 	for applet in $("$GUEST_BUSYBOX" --list-full); do
 		case $applet in
@@ -167,12 +188,29 @@ build_initramfs() {
 		[[ -e $stage/$applet ]] || ln -s /bin/busybox "$stage/$applet"
 	done
 
-	resolve_modules "$kver"
-	for name in "${LOAD_ORDER[@]}"; do
-		copy_module "$GUEST_MODULES_ROOT/$kver/${MODULE_PATH[$name]}" "$stage/lib/modules/$name.ko"
-		chmod 0644 "$stage/lib/modules/$name.ko"
+	# load-order is loaded at every boot; load-order.GROUP only when the init needs the group. A group lists its
+	# whole dependency chain: the init skips what is already loaded.
+	for group in '' .ext4 .virtiofs .net; do
+		case $group in
+		'') wanted=$GUEST_MODULES ;;
+		.ext4) wanted=$GUEST_MODULES_EXT4 ;;
+		.virtiofs) wanted=$GUEST_MODULES_VIRTIOFS ;;
+		.net) wanted=$GUEST_MODULES_NET ;;
+		esac
+		read -ra wanted_list <<<"$wanted"
+		resolve_modules "$kver" "${wanted_list[@]}"
+		file=load-order$group
+		for name in "${LOAD_ORDER[@]}"; do
+			[[ -e $stage/lib/modules/$name.ko ]] && continue
+			copy_module "$GUEST_MODULES_ROOT/$kver/${MODULE_PATH[$name]}" "$stage/lib/modules/$name.ko"
+			chmod 0644 "$stage/lib/modules/$name.ko"
+		done
+		if ((${#LOAD_ORDER[@]})); then
+			printf '%s\n' "${LOAD_ORDER[@]}" >"$stage/lib/modules/$file"
+		else
+			: >"$stage/lib/modules/$file" # all built in
+		fi
 	done
-	printf '%s\n' "${LOAD_ORDER[@]}" >"$stage/lib/modules/load-order"
 	printf '%s\n' "$kver" >"$stage/lib/modules/kernel-version"
 
 	find "$stage" -exec touch -h -d "@$MTIME" {} +
@@ -187,6 +225,30 @@ build_initramfs() {
 	trap - EXIT
 }
 
+# The modules disk: an ext4 filesystem whose top directory is /lib/modules/KVER as installed (modules.dep and all,
+# nothing decompressed), for the guest to mount read-only there. No journal: the disk is only ever read. The UUID and
+# hash seed come from KVER and every timestamp from SOURCE_DATE_EPOCH, so the same tree gives the same image.
+build_modules_image() {
+	local kver=$1 output=$2
+	local dir=$GUEST_MODULES_ROOT/$kver tmp kib inodes uuid
+	[[ -r $dir/modules.dep ]] || die "$dir/modules.dep: not readable"
+	tmp=$output.tmp.$$
+	trap 'rm -f "$tmp"' EXIT
+	# Every file and directory in whole 4 KiB blocks, as ext4 allocates them (not du's: the host's filesystem may
+	# compress or pack); the margin covers extent blocks, the inode tables and the group descriptors.
+	kib=$(find "$dir" -printf '%s\n' | awk '{ kib += int(($1 + 4095) / 4096) * 4 } END { print kib }')
+	inodes=$(find "$dir" | wc -l)
+	uuid=$(printf 'vmlaunch-modules %s' "$kver" | md5sum | sed -E 's/^(.{8})(.{4})(.{4})(.{4})(.{12}).*/\1-\2-\3-\4-\5/')
+	: >"$tmp" # an existing file keeps mke2fs from announcing that it creates one
+	# mke2fs reads 0 as unset; the files keep their own mtime, ctime and atime from the tree.
+	E2FSPROGS_FAKE_TIME=$((MTIME > 0 ? MTIME : 1)) mke2fs -q -F -t ext4 -O ^has_journal -m 0 -b 4096 \
+		-N $((inodes + inodes / 8 + 64)) -L vmlaunch-modules -U "$uuid" -E root_owner=0:0,hash_seed="$uuid",lazy_itable_init=0 \
+		-d "$dir" "$tmp" $((kib + kib / 16 + 16384))k ||
+		die "mke2fs of $dir into $tmp failed"
+	mv "$tmp" "$output"
+	trap - EXIT
+}
+
 case ${1:-} in
 default-kver)
 	[[ $# -eq 1 ]] || die "usage: build.sh default-kver"
@@ -197,10 +259,15 @@ vmlinux)
 	build_vmlinux "$2" "$3"
 	;;
 initramfs)
-	[[ $# -eq 6 ]] || die "usage: build.sh initramfs KVER OUTPUT INIT AGENT POWER_BUTTON"
-	build_initramfs "$2" "$3" "$4" "$5" "$6"
+	[[ $# -eq 7 ]] || die "usage: build.sh initramfs KVER OUTPUT INIT AGENT POWER_BUTTON UDHCPC_SCRIPT"
+	build_initramfs "$2" "$3" "$4" "$5" "$6" "$7"
+	;;
+modules-image)
+	[[ $# -eq 3 ]] || die "usage: build.sh modules-image KVER OUTPUT"
+	build_modules_image "$2" "$3"
 	;;
 *)
-	die "usage: build.sh default-kver | vmlinux KVER OUTPUT | initramfs KVER OUTPUT INIT AGENT POWER_BUTTON"
+	die "usage: build.sh default-kver | vmlinux KVER OUTPUT | initramfs KVER OUTPUT INIT AGENT POWER_BUTTON" \
+		"UDHCPC_SCRIPT | modules-image KVER OUTPUT"
 	;;
 esac
