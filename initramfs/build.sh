@@ -242,7 +242,8 @@ build_modules_image() {
 	: >"$tmp" # an existing file keeps mke2fs from announcing that it creates one
 	# mke2fs reads 0 as unset; the files keep their own mtime, ctime and atime from the tree.
 	E2FSPROGS_FAKE_TIME=$((MTIME > 0 ? MTIME : 1)) mke2fs -q -F -t ext4 -O ^has_journal -m 0 -b 4096 \
-		-N $((inodes + inodes / 8 + 64)) -L vmlaunch-modules -U "$uuid" -E root_owner=0:0,hash_seed="$uuid",lazy_itable_init=0 \
+		-N $((inodes + inodes / 8 + 64)) -L vmlaunch-modules -U "$uuid" \
+		-E root_owner=0:0,hash_seed="$uuid",lazy_itable_init=0 \
 		-d "$dir" "$tmp" $((kib + kib / 16 + 16384))k ||
 		die "mke2fs of $dir into $tmp failed"
 	mv "$tmp" "$output"

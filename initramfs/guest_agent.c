@@ -609,10 +609,13 @@ static void root_unmount(const char *root) {
                 if (strncmp(point, root, root_length) != 0 || (point[root_length] && point[root_length] != '/'))
                         continue;
                 if (n == allocated) {
-                        char **bigger = realloc(points, (allocated = allocated ? allocated * 2 : 16) * sizeof(char *));
+                        size_t more = allocated ? allocated * 2 : 16;
+                        char **bigger = realloc(points, more * sizeof(char *));
+
                         if (!bigger)
                                 break;
                         points = bigger;
+                        allocated = more;
                 }
                 if (!(points[n] = strdup(point)))
                         break;
