@@ -8,7 +8,8 @@ DEPS_BUILD := gcc make pkg-config libinih-dev libjson-c-dev liburing-dev librbd-
 	libgoogle-perftools-dev libcap-ng-dev libcmocka-dev
 DEPS_RUN := qemu-system-x86 qemu-utils busybox-static linux-image-amd64 cpio xz-utils kmod
 DEPS_TEST := python3 python3-pytest python3-rados python3-rbd
-DEPS := $(DEPS_BUILD) $(DEPS_RUN) $(DEPS_TEST)
+include tests/images/images.mk
+DEPS := $(DEPS_BUILD) $(DEPS_RUN) $(DEPS_TEST) $(DEPS_IMAGES)
 
 PKG_CFLAGS := $(shell pkg-config --cflags inih json-c liburing 2>/dev/null)
 PKG_LIBS := $(shell pkg-config --libs inih json-c liburing 2>/dev/null || echo -linih -ljson-c -luring) -lrbd -lrados -lnuma -lcap-ng
@@ -63,7 +64,7 @@ $(BUILD)/tests/%: tests/unit/%.c $(SAN_LIB_OBJ) $(wildcard tests/unit/*.h)
 include initramfs/initramfs.mk
 -include tests/bench/bench.mk
 -include tests/fuzz/fuzz.mk
-guest: $(BUILD)/vmlinux $(BUILD)/initramfs.cpio.gz
+guest: $(BUILD)/vmlinux $(BUILD)/initramfs.cpio.gz $(BUILD)/modules.img
 
 # Installs only what is missing (apt-get update once, when something is); prints nothing when all is there.
 deps:
@@ -93,6 +94,7 @@ check: deps
 	$(MAKE) all $(BUILD)/vmlaunch-san $(UNIT_BIN)
 	$(MAKE) unit
 	$(MAKE) fuzz-regress
+	$(MAKE) debian-image
 	$(MAKE) system
 
 PREFIX ?= /usr/local
@@ -101,7 +103,7 @@ BINDIR := $(PREFIX)/bin
 SHAREDIR := $(PREFIX)/share/vmlaunch
 EXAMPLES := $(PREFIX)/share/doc/vmlaunch/examples
 UNITDIR ?= $(PREFIX)/lib/systemd/system
-INSTALLED := $(BINDIR)/vmlaunch $(SHAREDIR)/vmlinux $(SHAREDIR)/initramfs.cpio.gz \
+INSTALLED := $(BINDIR)/vmlaunch $(SHAREDIR)/vmlinux $(SHAREDIR)/initramfs.cpio.gz $(SHAREDIR)/modules.img \
 	$(PREFIX)/share/man/man1/vmlaunch.1 $(PREFIX)/share/man/man5/vmlaunch.conf.5 $(UNITDIR)/vmlaunch@.service \
 	$(PREFIX)/share/bash-completion/completions/vmlaunch $(patsubst configs/%,$(EXAMPLES)/%,$(wildcard configs/*.conf))
 
@@ -110,6 +112,7 @@ install: all
 	install -D -m 0755 $(BUILD)/vmlaunch $(DESTDIR)$(BINDIR)/vmlaunch
 	install -D -m 0644 $(BUILD)/vmlinux $(DESTDIR)$(SHAREDIR)/vmlinux
 	install -D -m 0644 $(BUILD)/initramfs.cpio.gz $(DESTDIR)$(SHAREDIR)/initramfs.cpio.gz
+	install -D -m 0644 $(BUILD)/modules.img $(DESTDIR)$(SHAREDIR)/modules.img
 	install -D -m 0644 launcher/man/vmlaunch.1 $(DESTDIR)$(PREFIX)/share/man/man1/vmlaunch.1
 	install -D -m 0644 launcher/man/vmlaunch.conf.5 $(DESTDIR)$(PREFIX)/share/man/man5/vmlaunch.conf.5
 	install -D -m 0644 launcher/vmlaunch.bash $(DESTDIR)$(PREFIX)/share/bash-completion/completions/vmlaunch

@@ -9,10 +9,12 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/prctl.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include "log.h"
+#include "process.h"
 #include "strv.h"
 
 /* Reads both pipes until EOF without deadlocking on either. */
@@ -144,4 +146,91 @@ int command_must(char *const argv[], const char *what)
 	int r = command_run(argv, NULL, what);
 
 	return r > 0 ? -EIO : r;
+}
+
+/* The daemon's side of command_start: waits for the journal record, moves its fds to 3.., execs. */
+static void daemon_exec(char *const argv[], const int *fds, size_t n_fds, int log_fd, int go_fd, int exec_fd,
+			pid_t parent)
+{
+	struct sigaction dfl = { .sa_handler = SIG_DFL };
+	int moved[8], null = open("/dev/null", O_RDWR | O_CLOEXEC);
+	sigset_t none;
+	char go;
+
+	if (prctl(PR_SET_PDEATHSIG, SIGKILL) < 0 || getppid() != parent || n_fds > 8)
+		_exit(127);
+	if (read(go_fd, &go, 1) != 1)
+		_exit(127); /* vmlaunch could not record us: never run unrecorded */
+	for (int s = 1; s < NSIG; s++)
+		sigaction(s, &dfl, NULL);
+	sigemptyset(&none);
+	sigprocmask(SIG_SETMASK, &none, NULL);
+	setpgid(0, 0); /* a Ctrl-C on the terminal is vmlaunch's to handle */
+	for (size_t i = 0; i < n_fds; i++)
+		if ((moved[i] = fcntl(fds[i], F_DUPFD_CLOEXEC, 64)) < 0)
+			_exit(127);
+	if (null < 0 || dup2(null, 0) < 0 || dup2(null, 1) < 0 || dup2(log_fd, 2) < 0)
+		_exit(127);
+	for (size_t i = 0; i < n_fds; i++)
+		if (dup2(moved[i], 3 + (int)i) < 0)
+			_exit(127);
+	syscall(SYS_close_range, 3 + n_fds, ~0U, 4 /* CLOSE_RANGE_CLOEXEC */);
+	execvp(argv[0], argv);
+	{
+		int e = errno;
+
+		if (write(exec_fd, &e, sizeof(e)) < 0)
+			_exit(127);
+	}
+	_exit(127);
+}
+
+pid_t command_start(char *const argv[], const int *fds, size_t n_fds, const char *log, struct journal *j,
+		    const char *what)
+{
+	int go[2], exec_pipe[2], exec_errno, log_fd, r;
+	pid_t pid, parent = getpid();
+
+	log_fd = open(log, O_WRONLY | O_CREAT | O_APPEND | O_NOFOLLOW | O_CLOEXEC, 0600);
+	if (log_fd < 0)
+		return log_errno(errno, "%s: cannot create %s", what, log);
+	if (pipe2(go, O_CLOEXEC) < 0) {
+		close(log_fd);
+		return log_errno(errno, "%s: pipe", what);
+	}
+	if (pipe2(exec_pipe, O_CLOEXEC) < 0) {
+		r = log_errno(errno, "%s: pipe", what);
+		close(go[0]);
+		close(go[1]);
+		close(log_fd);
+		return r;
+	}
+	pid = fork();
+	if (pid == 0) {
+		close(go[1]);
+		close(exec_pipe[0]);
+		daemon_exec(argv, fds, n_fds, log_fd, go[0], exec_pipe[1], parent);
+	}
+	close(log_fd);
+	close(go[0]);
+	close(exec_pipe[1]);
+	if (pid < 0) {
+		close(go[1]);
+		close(exec_pipe[0]);
+		return log_errno(errno, "%s: cannot fork", what);
+	}
+	r = process_journal_kill(j, pid);
+	if (r == 0 && write(go[1], "g", 1) != 1)
+		r = log_errno(errno, "%s: cannot start %s", what, argv[0]);
+	close(go[1]);
+	/* EOF at exec, or the child's errno when exec failed */
+	if (r == 0 && read(exec_pipe[0], &exec_errno, sizeof(exec_errno)) == sizeof(exec_errno))
+		r = log_errno(exec_errno, "%s: cannot run %s", what, argv[0]);
+	close(exec_pipe[0]);
+	if (r < 0) {
+		kill(pid, SIGKILL);
+		waitpid(pid, NULL, 0);
+		return r;
+	}
+	return pid;
 }

@@ -2,6 +2,9 @@
 #ifndef VMLAUNCH_COMMAND_H
 #define VMLAUNCH_COMMAND_H
 
+#include <stddef.h>
+#include <sys/types.h>
+
 /* Runs argv[0] (looked up in $PATH) with stdin from /dev/null. When `out` is non-NULL it receives stdout; stderr is
  * captured too. When `what` is non-NULL, a failure is logged once, with the caller's context:
  * "vmlaunch: WHAT: PROGRAM failed (status N): STDERR" (or "...: cannot run PROGRAM: ERROR"), so callers return
@@ -10,5 +13,13 @@
 int command_run(char *const argv[], char **out, const char *what);
 /* command_run for a step that must succeed: 0, or -errno (-EIO for a failed program) after the one message. */
 int command_must(char *const argv[], const char *what);
+
+struct journal;
+/* Starts a helper daemon (virtiofsd, ...) that outlives this call but not vmlaunch: it dies with vmlaunch
+ * (PR_SET_PDEATHSIG) and its kill is journaled (pid + start time) before it execs. fds[i] becomes its fd 3 + i;
+ * stdin and stdout are /dev/null, stderr goes to `log` (created, 0600) so its chatter stays off the user's
+ * terminal. Returns the pid, or -errno after logging `what`. */
+pid_t command_start(char *const argv[], const int *fds, size_t n_fds, const char *log, struct journal *j,
+		    const char *what);
 
 #endif

@@ -19,7 +19,7 @@
 #include "cpulist.h"
 #include "log.h"
 
-enum section_kind { SEC_VM, SEC_BOOT, SEC_QEMU, SEC_DISK, SEC_MEMORY, SEC_CPU, SEC_TIER };
+enum section_kind { SEC_VM, SEC_BOOT, SEC_QEMU, SEC_DISK, SEC_MEMORY, SEC_CPU, SEC_TIER, SEC_SHARE, SEC_NET, SEC_COUNT };
 enum value_type { T_STRING, T_PATH, T_SIZE, T_UINT, T_BOOL, T_ENUM, T_WORDS, T_APPEND, T_CPULIST, T_PIN, T_NODE };
 
 struct key_spec {
@@ -46,10 +46,13 @@ static const char *const hugepages_words[] = { "off", "2M", "1G", NULL };
 static const char *const allocator_words[] = { "tcmalloc", "system", NULL };
 static const char *const tier_words[] = { "dram", "file", NULL };
 static const char *const ms_mode_words[] = { "default", "crc", "secure", NULL };
+static const char *const net_mode_words[] = { "user", "none", NULL };
 
 #define VM(field) offsetof(struct vm_config, field), offsetof(struct vm_config, field##_line)
 #define DISK(field) offsetof(struct disk_config, field), offsetof(struct disk_config, field##_line)
 #define TIER(field) offsetof(struct tier_config, field), offsetof(struct tier_config, field##_line)
+#define SHARE(field) offsetof(struct share_config, field), offsetof(struct share_config, field##_line)
+#define NET(field) offsetof(struct net_config, field), offsetof(struct net_config, field##_line)
 
 static const struct key_spec keys[] = {
 	{ SEC_VM, "name", T_STRING, VM(name), NULL, 0, 0, 0 },
@@ -62,6 +65,9 @@ static const struct key_spec keys[] = {
 	{ SEC_BOOT, "kernel", T_PATH, VM(kernel), NULL, 0, 0, 0 },
 	{ SEC_BOOT, "initrd", T_PATH, VM(initrd), NULL, 0, 0, 0 },
 	{ SEC_BOOT, "append", T_APPEND, VM(append), NULL, 0, 0, 0 },
+	{ SEC_BOOT, "root", T_STRING, VM(root), NULL, 0, 0, 0 },
+	{ SEC_BOOT, "modules", T_PATH, VM(modules), NULL, 0, 0, 0 },
+	{ SEC_VM, "command-user", T_STRING, VM(command_user), NULL, 0, 0, 0 },
 	{ SEC_QEMU, "binary", T_STRING, VM(qemu_binary), NULL, 0, 0, 0 },
 	{ SEC_QEMU, "extra", T_WORDS, VM(qemu_extra), NULL, 0, 0, 0 },
 	{ SEC_QEMU, "allocator", T_ENUM, VM(allocator), allocator_words, 0, 0, 0 },
@@ -75,6 +81,14 @@ static const struct key_spec keys[] = {
 	{ SEC_TIER, "path", T_PATH, TIER(path), NULL, 0, 0, 0 },
 	{ SEC_TIER, "size", T_SIZE, TIER(size), NULL, 0, 0, 0 },
 	{ SEC_TIER, "host-node", T_UINT, TIER(host_node), NULL, 0, 1023, 0 },
+	{ SEC_SHARE, "path", T_PATH, SHARE(path), NULL, 0, 0, 0 },
+	{ SEC_SHARE, "readonly", T_BOOL, SHARE(readonly), NULL, 0, 0, 0 },
+	{ SEC_SHARE, "mount", T_STRING, SHARE(mount), NULL, 0, 0, 0 },
+	{ SEC_SHARE, "tag", T_STRING, SHARE(tag), NULL, 0, 0, 0 },
+	{ SEC_NET, "mode", T_ENUM, NET(mode), net_mode_words, 0, 0, 0 },
+	{ SEC_NET, "forward", T_WORDS, NET(forwards), NULL, 0, 0, 0 },
+	{ SEC_NET, "restrict", T_BOOL, NET(restricted), NULL, 0, 0, 0 },
+	{ SEC_NET, "mac", T_STRING, NET(mac), NULL, 0, 0, 0 },
 	{ SEC_DISK, "backend", T_ENUM, DISK(backend), backend_words, 0, 0, B_ALL },
 	{ SEC_DISK, "size", T_SIZE, DISK(size), NULL, 0, 0, B_CREATED | B(BACKEND_RBD) },
 	{ SEC_DISK, "path", T_PATH, DISK(path), NULL, 0, 0, B(BACKEND_FILE) },
@@ -100,21 +114,40 @@ static const struct key_spec keys[] = {
 	{ SEC_DISK, "ms-mode", T_ENUM, DISK(ms_mode), ms_mode_words, 0, 0, B(BACKEND_RBD) },
 };
 
-const char *const config_known_keys[] = {
-	"vm.name", "vm.cpus", "vm.memory", "vm.accel", "vm.machine", "vm.console-log", "vm.shutdown-timeout",
-	"boot.kernel", "boot.initrd", "boot.append", "qemu.binary", "qemu.extra", "qemu.allocator", "qemu.user",
-	"memory.hugepages", "memory.host-node", "cpu.pin", "cpu.iothreads", "cpu.emulator", "memory tier.backend",
-	"memory tier.path", "memory tier.size", "memory tier.host-node",
-	"disk.backend", "disk.size", "disk.path", "disk.source", "disk.source-format", "disk.format", "disk.ephemeral",
-	"disk.readonly", "disk.cache", "disk.comp-algorithm", "disk.vg", "disk.lv", "disk.thin-pool", "disk.thin-pool-size",
-	"disk.pool", "disk.image", "disk.namespace", "disk.conf", "disk.user", "disk.keyring", "disk.create",
-	"disk.clone-from", "disk.ms-mode", NULL,
+static const char *const section_names[SEC_COUNT] = {
+	[SEC_VM] = "vm",	 [SEC_BOOT] = "boot", [SEC_QEMU] = "qemu",	 [SEC_DISK] = "disk",
+	[SEC_MEMORY] = "memory", [SEC_CPU] = "cpu",   [SEC_TIER] = "memory tier", [SEC_SHARE] = "share",
+	[SEC_NET] = "net",
 };
 
-static const char *const section_names[] = { [SEC_VM] = "vm",	    [SEC_BOOT] = "boot",
-					      [SEC_QEMU] = "qemu",  [SEC_DISK] = "disk",
-					      [SEC_MEMORY] = "memory", [SEC_CPU] = "cpu",
-					      [SEC_TIER] = "memory tier" };
+/* The named sections: where their array and count live in vm_config. Each element starts with struct named_section. */
+static const struct named_kind {
+	enum section_kind kind;
+	size_t array, count, size;
+} named_kinds[] = {
+	{ SEC_DISK, offsetof(struct vm_config, disks), offsetof(struct vm_config, n_disks), sizeof(struct disk_config) },
+	{ SEC_TIER, offsetof(struct vm_config, tiers), offsetof(struct vm_config, n_tiers), sizeof(struct tier_config) },
+	{ SEC_SHARE, offsetof(struct vm_config, shares), offsetof(struct vm_config, n_shares), sizeof(struct share_config) },
+	{ SEC_NET, offsetof(struct vm_config, nets), offsetof(struct vm_config, n_nets), sizeof(struct net_config) },
+};
+
+static const struct named_kind *named_kind_of(enum section_kind kind)
+{
+	for (size_t i = 0; i < sizeof(named_kinds) / sizeof(named_kinds[0]); i++)
+		if (named_kinds[i].kind == kind)
+			return &named_kinds[i];
+	return NULL;
+}
+
+const char *const *config_known_keys(void)
+{
+	static const char *list[sizeof(keys) / sizeof(keys[0]) + 1];
+
+	if (!list[0])
+		for (size_t i = 0; i < sizeof(keys) / sizeof(keys[0]); i++)
+			list[i] = xasprintf("%s.%s", section_names[keys[i].section], keys[i].name);
+	return list;
+}
 
 /* Parser state shared by the line reader and the libinih handler. */
 struct parse {
@@ -226,6 +259,14 @@ static bool valid_name(const char *s, size_t max)
 	return true;
 }
 
+bool config_vm_name_valid(const char *name)
+{
+	size_t n = strlen(name);
+
+	/* NAME.lock sits beside the state dir NAME: "x.lock" would be another VM's lock */
+	return valid_name(name, VM_NAME_MAX) && !(n >= 5 && !strcmp(name + n - 5, ".lock"));
+}
+
 static char *resolve_path(const struct vm_config *cfg, const char *v)
 {
 	char *joined = v[0] == '/' ? xstrdup(v) : xasprintf("%s/%s", cfg->dir, v);
@@ -238,52 +279,56 @@ static char *resolve_path(const struct vm_config *cfg, const char *v)
 	return canonical;
 }
 
-/* Section "disk NAME" → the disk, created on first sight. */
-static struct disk_config *disk_for(struct parse *p, const char *name, unsigned line)
+/* Section "KIND NAME" → its element, created on first sight. Messages about it as a whole point at its header. */
+static void *named_for(struct parse *p, enum section_kind kind, const char *name, unsigned line)
 {
-	struct vm_config *cfg = p->cfg;
-	struct disk_config *d;
+	const struct named_kind *k = named_kind_of(kind);
+	char **array = (char **)((char *)p->cfg + k->array);
+	size_t *count = (size_t *)((char *)p->cfg + k->count);
+	const char *prefix = section_names[kind];
+	size_t n = strlen(prefix);
+	struct named_section *e;
 
-	for (size_t i = 0; i < cfg->n_disks; i++)
-		if (!strcmp(cfg->disks[i].name, name))
-			return &cfg->disks[i];
-	cfg->disks = xrealloc(cfg->disks, (cfg->n_disks + 1) * sizeof(*cfg->disks));
-	d = &cfg->disks[cfg->n_disks++];
-	memset(d, 0, sizeof(*d));
-	d->name = xstrdup(name);
-	d->line = line;
-	/* Messages about the disk as a whole point at its [disk NAME] header, not at its first key. */
+	for (size_t i = 0; i < *count; i++) {
+		e = (struct named_section *)(*array + i * k->size);
+		if (!strcmp(e->name, name))
+			return e;
+	}
+	*array = xrealloc(*array, (*count + 1) * k->size);
+	e = (struct named_section *)(*array + (*count)++ * k->size);
+	memset(e, 0, k->size);
+	e->name = xstrdup(name);
+	e->line = line ? line : CONFIG_LINE_SET;
 	for (size_t i = 0; i < p->n_sections; i++) {
 		const char *s = p->sections[i].name;
 
-		if (!strncmp(s, "disk", 4) && (s[4] == ' ' || s[4] == '.') && !strcmp(s + 5, name))
-			d->line = p->sections[i].line;
+		if (!strncmp(s, prefix, n) && s[n] == ' ' && !strcmp(s + n + 1, name))
+			e->line = p->sections[i].line;
 	}
-	return d;
+	return e;
 }
 
-/* Splits "disk NAME" into its kind and name; NULL name for the plain sections. */
 /* "disk.a" and "disk a" name the same section: one spelling for duplicate checks. */
 static char *canonical_section(const char *section)
 {
 	char *c = xstrdup(section);
 
-	if (!strncmp(c, "disk.", 5))
-		c[4] = ' ';
-	else if (!strncmp(c, "memory tier.", 12))
-		c[11] = ' ';
+	for (size_t i = 0; i < sizeof(named_kinds) / sizeof(named_kinds[0]); i++) {
+		size_t n = strlen(section_names[named_kinds[i].kind]);
+
+		if (!strncmp(c, section_names[named_kinds[i].kind], n) && c[n] == '.')
+			c[n] = ' ';
+	}
 	return c;
 }
 
-/* Splits "disk NAME" / "memory tier NAME" into kind and name; NULL name for the plain sections. */
+/* Splits "KIND NAME" into kind and name; NULL name for the plain sections. */
 static int classify_section(struct parse *p, const char *section, unsigned line, enum section_kind *kind,
 			    const char **disk_name)
 {
-	static const enum section_kind named[] = { SEC_TIER, SEC_DISK };
-
 	*disk_name = NULL;
-	for (size_t i = 0; i < sizeof(named) / sizeof(named[0]); i++) {
-		const char *prefix = section_names[named[i]], *name;
+	for (size_t i = 0; i < sizeof(named_kinds) / sizeof(named_kinds[0]); i++) {
+		const char *prefix = section_names[named_kinds[i].kind], *name;
 		size_t n = strlen(prefix);
 
 		if (strncmp(section, prefix, n) || (section[n] != ' ' && section[n] != '.'))
@@ -292,37 +337,19 @@ static int classify_section(struct parse *p, const char *section, unsigned line,
 		if (!valid_name(name, DISK_NAME_MAX))
 			return fail(p, line, "section [%s]: name \"%s\": expected 1 to %d letters, digits, '_', '.' or '-'",
 				    section, name, DISK_NAME_MAX);
-		*kind = named[i];
+		*kind = named_kinds[i].kind;
 		*disk_name = name;
 		return 0;
 	}
-	for (size_t i = 0; i < sizeof(section_names) / sizeof(section_names[0]); i++)
-		if (i != SEC_DISK && i != SEC_TIER && !strcmp(section, section_names[i])) {
+	for (size_t i = 0; i < SEC_COUNT; i++)
+		if (!named_kind_of((enum section_kind)i) && !strcmp(section, section_names[i])) {
 			*kind = (enum section_kind)i;
 			return 0;
 		}
 	return fail(p, line,
-		    "unknown section [%s]: expected [vm], [boot], [memory], [cpu], [qemu], [disk NAME] or [memory tier NAME]",
+		    "unknown section [%s]: expected [vm], [boot], [memory], [cpu], [qemu], [disk NAME], [share NAME], [net "
+		    "NAME] or [memory tier NAME]",
 		    section);
-}
-
-static struct tier_config *tier_for(struct parse *p, const char *name, unsigned line)
-{
-	struct vm_config *cfg = p->cfg;
-	struct tier_config *t;
-
-	for (size_t i = 0; i < cfg->n_tiers; i++)
-		if (!strcmp(cfg->tiers[i].name, name))
-			return &cfg->tiers[i];
-	cfg->tiers = xrealloc(cfg->tiers, (cfg->n_tiers + 1) * sizeof(*cfg->tiers));
-	t = &cfg->tiers[cfg->n_tiers++];
-	memset(t, 0, sizeof(*t));
-	t->name = xstrdup(name);
-	t->line = line;
-	for (size_t i = 0; i < p->n_sections; i++)
-		if (!strncmp(p->sections[i].name, "memory tier ", 12) && !strcmp(p->sections[i].name + 12, name))
-			t->line = p->sections[i].line;
-	return t;
 }
 
 static int set_value(struct parse *p, const struct key_spec *k, void *base, const char *section, const char *value,
@@ -498,12 +525,7 @@ static int apply(struct parse *p, const char *section, const char *name, const c
 		p->seen = xrealloc(p->seen, (p->n_seen + 1) * sizeof(*p->seen));
 		p->seen[p->n_seen++] = (struct seen_key){ canonical, xstrdup(name), line };
 	}
-	if (kind == SEC_DISK)
-		base = disk_for(p, disk_name, line);
-	else if (kind == SEC_TIER)
-		base = tier_for(p, disk_name, line);
-	else
-		base = p->cfg;
+	base = disk_name ? named_for(p, kind, disk_name, line) : p->cfg;
 	return set_value(p, k, base, section, value, line);
 }
 
@@ -611,7 +633,11 @@ static int finish_disk(struct parse *p, struct disk_config *d)
 
 	if (!d->backend_line) {
 		list = choices_list(backend_words);
-		fail(p, d->line, "[disk %s]: missing key \"backend\": expected backend = %s", d->name, list);
+		if (d->line == CONFIG_LINE_SET)
+			fail(p, d->line, "no disk is named \"%s\" in %s; to add one, also give --set disk.%s.backend=%s",
+			     d->name, p->cfg->file, d->name, list);
+		else
+			fail(p, d->line, "[disk %s]: missing key \"backend\": expected backend = %s", d->name, list);
 		free(list);
 		return -EINVAL;
 	}
@@ -656,6 +682,122 @@ static int finish_disk(struct parse *p, struct disk_config *d)
 		return fail(p, d->readonly_line,
 			    "[disk %s] readonly: an ephemeral overlay exists to take writes; expected either readonly or ephemeral",
 			    d->name);
+	return 0;
+}
+
+/* A path inside the guest: absolute, no whitespace or control characters (the guest protocol is line based). */
+static bool valid_guest_path(const char *s)
+{
+	if (s[0] != '/' || strlen(s) > 255 || strstr(s, "/../") || !strcmp(s, "/"))
+		return false;
+	for (; *s; s++)
+		if ((unsigned char)*s <= ' ' || *s == 0x7f)
+			return false;
+	return true;
+}
+
+/* [boot] root =, modules = and [vm] command-user = go with the bundled guest. */
+static int finish_boot(struct parse *p)
+{
+	struct vm_config *cfg = p->cfg;
+	bool found = false;
+
+	if (cfg->root) {
+		for (size_t i = 0; i < cfg->n_disks; i++)
+			found |= !strcmp(cfg->disks[i].name, cfg->root);
+		if (!found)
+			return fail(p, cfg->root_line, "[boot] root \"%s\": no [disk %s]; expected the name of a [disk] section",
+				    cfg->root, cfg->root);
+		if (!cfg->kernel)
+			return fail(p, cfg->root_line, "[boot] root: needs kernel = and initrd = (the bundled guest mounts the "
+						       "disk and runs its userland)");
+		if (!cfg->modules) {
+			/* the bundled guest's build puts the kernel's modules image beside the kernel */
+			char *dir = xstrdup(cfg->kernel), *slash = strrchr(dir, '/');
+
+			if (slash)
+				*slash = '\0';
+			cfg->modules = xasprintf("%s/modules.img", slash ? dir : ".");
+			free(dir);
+		}
+		if (access(cfg->modules, R_OK) < 0)
+			return fail(p, cfg->modules_line ? cfg->modules_line : cfg->root_line,
+				    "[boot] modules %s: %s; expected the kernel's modules image (make guest builds "
+				    "modules.img beside the bundled vmlinux)",
+				    cfg->modules, strerror(errno));
+	} else if (cfg->modules_line) {
+		return fail(p, cfg->modules_line, "[boot] modules: goes with root = DISK");
+	}
+	if (cfg->command_user && (!valid_name(cfg->command_user, 32) || cfg->command_user[0] == '.'))
+		return fail(p, cfg->command_user_line, "[vm] command-user \"%s\": expected a user name", cfg->command_user);
+	return 0;
+}
+
+static int finish_share(struct parse *p, struct share_config *s)
+{
+	struct stat st;
+
+	if (!s->path_line)
+		return fail(p, s->line, "[share %s]: missing key \"path\": expected path = HOST_DIRECTORY", s->name);
+	if (stat(s->path, &st) < 0)
+		return fail(p, s->path_line, "[share %s] path %s: %s; expected an existing directory", s->name, s->path,
+			    strerror(errno));
+	if (!S_ISDIR(st.st_mode))
+		return fail(p, s->path_line, "[share %s] path %s: expected a directory", s->name, s->path);
+	if (!s->readonly_line)
+		s->readonly = true;
+	if (!s->tag)
+		s->tag = xstrdup(s->name);
+	if (strlen(s->tag) > 36 || !valid_name(s->tag, 36))
+		return fail(p, s->tag_line, "[share %s] tag \"%s\": expected 1 to 36 letters, digits, '_', '.' or '-'",
+			    s->name, s->tag);
+	if (!s->mount)
+		s->mount = xasprintf("/mnt/%s", s->name);
+	if (!valid_guest_path(s->mount))
+		return fail(p, s->mount_line, "[share %s] mount \"%s\": expected an absolute guest path without blanks",
+			    s->name, s->mount);
+	for (struct share_config *o = p->cfg->shares; o < s; o++)
+		if (!strcmp(o->tag, s->tag) || !strcmp(o->mount, s->mount))
+			return fail(p, s->line, "[share %s]: same %s as [share %s]; expected each share its own", s->name,
+				    strcmp(o->tag, s->tag) ? "mount" : "tag", o->name);
+	return 0;
+}
+
+/* forward = tcp:[HOSTADDR:]HOSTPORT-:GUESTPORT, as qemu's hostfwd spells it. */
+static bool valid_forward(const char *f)
+{
+	unsigned a, b, c, d, host, guest;
+	char tail;
+
+	if (strncmp(f, "tcp:", 4) && strncmp(f, "udp:", 4))
+		return false;
+	f += 4;
+	if (sscanf(f, "%u.%u.%u.%u:%u-:%u%c", &a, &b, &c, &d, &host, &guest, &tail) == 6)
+		return a < 256 && b < 256 && c < 256 && d < 256 && host && host < 65536 && guest && guest < 65536;
+	return sscanf(f, "%u-:%u%c", &host, &guest, &tail) == 2 && strspn(f, "0123456789") == strcspn(f, "-") && host &&
+	       host < 65536 && guest && guest < 65536;
+}
+
+static int finish_net(struct parse *p, struct net_config *n)
+{
+	for (size_t i = 0; i < n->forwards.n; i++)
+		if (!valid_forward(n->forwards.v[i]))
+			return fail(p, n->forwards_line,
+				    "[net %s] forward \"%s\": expected tcp:[HOSTADDR:]HOSTPORT-:GUESTPORT (e.g. "
+				    "tcp:2222-:22 or tcp:127.0.0.1:8080-:80)",
+				    n->name, n->forwards.v[i]);
+	if (n->mode == NET_NONE && (n->forwards.n || n->restricted_line))
+		return fail(p, n->forwards.n ? n->forwards_line : n->restricted_line,
+			    "[net %s]: mode = none has no forwards or restrictions", n->name);
+	if (n->mac) {
+		unsigned m[6];
+		char tail;
+
+		if (sscanf(n->mac, "%2x:%2x:%2x:%2x:%2x:%2x%c", &m[0], &m[1], &m[2], &m[3], &m[4], &m[5], &tail) != 6 ||
+		    strlen(n->mac) != 17 || (m[0] & 1))
+			return fail(p, n->mac_line, "[net %s] mac \"%s\": expected a unicast address like 52:54:00:12:34:56",
+				    n->name, n->mac);
+	}
 	return 0;
 }
 
@@ -706,10 +848,8 @@ static int finish(struct parse *p)
 
 		if (classify_section(p, p->sections[i].name, p->sections[i].line, &kind, &disk_name) < 0)
 			return -EINVAL;
-		if (kind == SEC_DISK)
-			disk_for(p, disk_name, p->sections[i].line);
-		else if (kind == SEC_TIER)
-			tier_for(p, disk_name, p->sections[i].line);
+		if (disk_name)
+			named_for(p, kind, disk_name, p->sections[i].line);
 	}
 	if (!cfg->name) {
 		char *copy = xstrdup(cfg->file), *base = basename(copy), *dot = strrchr(base, '.');
@@ -719,9 +859,10 @@ static int finish(struct parse *p)
 		cfg->name = xstrdup(base);
 		free(copy);
 	}
-	if (!valid_name(cfg->name, VM_NAME_MAX))
+	if (!config_vm_name_valid(cfg->name))
 		return fail(p, cfg->name_line,
-			    "[vm] name \"%s\": expected 1 to %d letters, digits, '_', '.' or '-' (it names /run/vmlaunch/NAME)",
+			    "[vm] name \"%s\": expected 1 to %d letters, digits, '_', '.' or '-', not ending in .lock (it names "
+			    "/run/vmlaunch/NAME)",
 			    cfg->name, VM_NAME_MAX);
 	if (cfg->memory < (16ULL << 20))
 		return fail(p, cfg->memory_line, "[vm] memory: expected at least 16M");
@@ -743,35 +884,42 @@ static int finish(struct parse *p)
 	for (size_t i = 0; i < cfg->n_disks; i++)
 		if (finish_disk(p, &cfg->disks[i]) < 0)
 			return -EINVAL;
+	if (finish_boot(p) < 0)
+		return -EINVAL;
+	for (size_t i = 0; i < cfg->n_shares; i++)
+		if (finish_share(p, &cfg->shares[i]) < 0)
+			return -EINVAL;
+	for (size_t i = 0; i < cfg->n_nets; i++)
+		if (finish_net(p, &cfg->nets[i]) < 0)
+			return -EINVAL;
 	return finish_tuning(p);
 }
 
 static int apply_set(struct parse *p, const char *arg)
 {
 	const char *eq = strchr(arg, '='), *dot;
-	char *lhs, *section, *key;
+	char *lhs, *section, *key, *end;
 	int r;
 
 	free(p->set_where);
-	p->set_where = xasprintf("--set %s", arg);
+	/* shown in messages: control characters as \xNN, so one message stays one line */
+	p->set_where = xmalloc(strlen(arg) * 4 + 7);
+	strcpy(p->set_where, "--set ");
+	end = p->set_where + 6;
+	for (const char *c = arg; *c; c++)
+		end += sprintf(end, (unsigned char)*c < ' ' ? "\\x%02x" : "%c", (unsigned char)*c);
 	p->where = p->set_where;
 	if (!eq)
 		return fail(p, 0, "expected --set SECTION.KEY=VALUE (e.g. --set vm.cpus=4 or --set disk.root.size=2G)");
-	lhs = strndup(arg, (size_t)(eq - arg));
-	if (!lhs)
-		abort();
+	lhs = xstrndup(arg, (size_t)(eq - arg));
 	dot = strrchr(lhs, '.');
 	if (!dot || dot == lhs || !dot[1]) {
 		free(lhs);
 		return fail(p, 0, "expected --set SECTION.KEY=VALUE (e.g. --set vm.cpus=4 or --set disk.root.size=2G)");
 	}
-	section = strndup(lhs, (size_t)(dot - lhs));
-	key = xstrdup(dot + 1);
-	if (!section)
-		abort();
 	/* "disk.root" and "disk root" both name [disk root] */
-	if (!strncmp(section, "disk.", 5))
-		section[4] = ' ';
+	section = xstrndup(lhs, (size_t)(dot - lhs));
+	key = xstrdup(dot + 1);
 	r = apply(p, section, key, eq + 1, 0, false);
 	free(section);
 	free(key);
@@ -885,6 +1033,22 @@ void config_free(struct vm_config *cfg)
 		free(cfg->tiers[i].path);
 	}
 	free(cfg->tiers);
+	for (size_t i = 0; i < cfg->n_shares; i++) {
+		free(cfg->shares[i].name);
+		free(cfg->shares[i].path);
+		free(cfg->shares[i].mount);
+		free(cfg->shares[i].tag);
+	}
+	free(cfg->shares);
+	for (size_t i = 0; i < cfg->n_nets; i++) {
+		free(cfg->nets[i].name);
+		strv_free(&cfg->nets[i].forwards);
+		free(cfg->nets[i].mac);
+	}
+	free(cfg->nets);
+	free(cfg->root);
+	free(cfg->modules);
+	free(cfg->command_user);
 	cpulist_free(&cfg->pin_cpus);
 	cpulist_free(&cfg->pin_iothreads);
 	cpulist_free(&cfg->pin_emulator);

@@ -21,6 +21,12 @@ enum ms_mode { MS_MODE_DEFAULT, MS_MODE_CRC, MS_MODE_SECURE };
 /* The `line` of a value that came from --set rather than the file. */
 #define CONFIG_LINE_SET 0xffffffffu
 
+/* The head of every named section ([disk NAME], [share NAME], ...): the parser finds and makes them alike. */
+struct named_section {
+	char *name;
+	unsigned line; /* the [KIND NAME] header */
+};
+
 struct disk_config {
 	char *name;
 	unsigned line; /* the [disk NAME] header */
@@ -73,6 +79,36 @@ struct disk_config {
 	unsigned cache_line;
 };
 
+/* [share NAME]: a host directory in the guest over virtiofs. */
+struct share_config {
+	char *name;
+	unsigned line;
+	char *path; /* the host directory (must exist) */
+	unsigned path_line;
+	bool readonly; /* default yes */
+	unsigned readonly_line;
+	char *mount; /* where the guest mounts it; default /mnt/NAME */
+	unsigned mount_line;
+	char *tag; /* the virtiofs tag; default NAME */
+	unsigned tag_line;
+};
+
+enum net_mode { NET_USER, NET_NONE };
+
+/* [net NAME]: one virtio NIC. */
+struct net_config {
+	char *name;
+	unsigned line;
+	enum net_mode mode;
+	unsigned mode_line;
+	struct strv forwards; /* "tcp:[HOSTADDR:]HOSTPORT-:GUESTPORT", as written */
+	unsigned forwards_line;
+	bool restricted; /* restrict = yes: no traffic beyond the host's forwards */
+	unsigned restricted_line;
+	char *mac; /* default: a locally administered address from the VM's and NIC's names */
+	unsigned mac_line;
+};
+
 enum hugepages_choice { HUGEPAGES_OFF, HUGEPAGES_2M, HUGEPAGES_1G };
 enum pin_choice { PIN_AUTO, PIN_OFF, PIN_LIST };
 #define HOST_NODE_AUTO (-1)
@@ -118,6 +154,12 @@ struct vm_config {
 	unsigned initrd_line;
 	char *append; /* NULL or the user's words for the kernel command line */
 	unsigned append_line;
+	char *root; /* a [disk]'s name: the bundled init boots or runs the command in that disk's userland */
+	unsigned root_line;
+	char *modules; /* an ext4 image of the kernel's /lib/modules/VERSION, for root =; default modules.img beside kernel */
+	unsigned modules_line;
+	char *command_user; /* -- COMMAND runs as this user of the guest (default root) */
+	unsigned command_user_line;
 
 	char *qemu_binary;
 	unsigned qemu_binary_line;
@@ -144,6 +186,10 @@ struct vm_config {
 	size_t n_disks;
 	struct tier_config *tiers;
 	size_t n_tiers;
+	struct share_config *shares;
+	size_t n_shares;
+	struct net_config *nets;
+	size_t n_nets;
 };
 
 /* Parses and validates FILE, then applies each "section.key=value" of `sets` (--set) on top.
@@ -156,7 +202,10 @@ int config_parse_size(const char *s, uint64_t *out);
 
 const char *backend_kind_name(enum backend_kind b);
 
-/* Every key the parser accepts, for the documentation test: "section.key" strings, NULL-terminated. */
-extern const char *const config_known_keys[];
+/* Every key the parser accepts, from its own table, for the documentation test: "section.key" ("disk.size" for
+ * [disk NAME] size), NULL-terminated. */
+const char *const *config_known_keys(void);
+/* Whether NAME can name a VM: it becomes /run/vmlaunch/NAME, beside NAME.lock. */
+bool config_vm_name_valid(const char *name);
 
 #endif

@@ -151,7 +151,18 @@ char *host_state_root(void)
 	return xasprintf("%s/vmlaunch", xdg);
 }
 
-int host_probe(const char *qemu_binary, bool want_kvm, bool want_tcmalloc, struct host_facts *h)
+/* Debian ships qemu 7.2's C virtiofsd in qemu-system-common; newer distributions the Rust one in libexec. */
+static char *find_virtiofsd(void)
+{
+	static const char *const known[] = { "/usr/lib/qemu/virtiofsd", "/usr/libexec/virtiofsd", "/usr/lib/virtiofsd" };
+
+	for (size_t i = 0; i < sizeof(known) / sizeof(known[0]); i++)
+		if (access(known[i], X_OK) == 0)
+			return xstrdup(known[i]);
+	return host_find_program("virtiofsd");
+}
+
+int host_probe(const char *qemu_binary, const struct host_wants *want, struct host_facts *h)
 {
 	char *argv[] = { NULL, "-device", "pvpanic-pci,help", NULL };
 	int r;
@@ -168,7 +179,13 @@ int host_probe(const char *qemu_binary, bool want_kvm, bool want_tcmalloc, struc
 		return log_errno(r, "cannot run %s", h->qemu_path);
 	h->pvpanic_pci = r == 0;
 
-	if (want_kvm) {
+	if (want->virtiofsd) {
+		h->virtiofsd = find_virtiofsd();
+		if (!h->virtiofsd)
+			return log_errno(ENOENT, "[share] needs virtiofsd, which is not installed (apt-get install "
+						 "qemu-system-common)");
+	}
+	if (want->kvm) {
 		/* An internal failure of the probe still fills in KVM_BROKEN with its cause: fall back, don't abort. */
 		kvm_probe("/sys", "/dev/kvm", 50, &h->kvm);
 	} else {
@@ -180,7 +197,7 @@ int host_probe(const char *qemu_binary, bool want_kvm, bool want_tcmalloc, struc
 	h->tsc_invariant = probe_tsc_invariant();
 	h->stdin_is_tty = isatty(0);
 	h->state_root = host_state_root();
-	h->tcmalloc_path = want_tcmalloc ? find_tcmalloc() : NULL;
+	h->tcmalloc_path = want->tcmalloc ? find_tcmalloc() : NULL;
 	return topology_probe(&h->topo);
 }
 
@@ -189,6 +206,7 @@ void host_facts_free(struct host_facts *h)
 	free(h->qemu_path);
 	free(h->state_root);
 	free(h->tcmalloc_path);
+	free(h->virtiofsd);
 	topology_free(&h->topo);
 	memset(h, 0, sizeof(*h));
 }

@@ -21,10 +21,18 @@ struct host_facts {
 	char *state_root; /* /run/vmlaunch, or $XDG_RUNTIME_DIR/vmlaunch when not root */
 	struct topology topo;
 	char *tcmalloc_path; /* libtcmalloc_minimal.so.4 (or libtcmalloc.so.4) from the dynamic loader's cache, or NULL */
+	char *virtiofsd;     /* when wanted: the virtiofsd binary */
 };
 
-/* `want_kvm` false skips the KVM probe (accel=tcg). Returns 0 or -errno after logging what is missing. */
-int host_probe(const char *qemu_binary, bool want_kvm, bool want_tcmalloc, struct host_facts *out);
+/* What the probe looks for beyond the basics; each costs something, so only what the config needs. */
+struct host_wants {
+	bool kvm;       /* false: accel = tcg, no KVM probe */
+	bool tcmalloc;
+	bool virtiofsd; /* [share]: missing is an error naming the package */
+};
+
+/* Returns 0 or -errno after logging what is missing. */
+int host_probe(const char *qemu_binary, const struct host_wants *want, struct host_facts *out);
 void host_facts_free(struct host_facts *h);
 
 /* Whether the first "flags" line of a /proc/cpuinfo stream names both constant_tsc and nonstop_tsc. */

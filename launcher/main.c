@@ -15,6 +15,7 @@
 #include "config.h"
 #include "exit_status.h"
 #include "guardian.h"
+#include "guest_files.h"
 #include "hugepages.h"
 #include "pin.h"
 #include "privileges.h"
@@ -25,6 +26,7 @@
 #include "qemu_argv.h"
 #include "notify.h"
 #include "run.h"
+#include "share.h"
 #include "status.h"
 #include "state_dir.h"
 #include "storage.h"
@@ -49,6 +51,10 @@ static void usage(FILE *out)
 	      "  -s, --set SECTION.KEY=VALUE\n"
 	      "                           override a config key (repeatable), e.g. --set vm.cpus=4,\n"
 	      "                           --set disk.root.size=2G\n"
+	      "      --share NAME=DIR[:rw]\n"
+	      "                           share host directory DIR with the guest at /mnt/NAME over virtiofs,\n"
+	      "                           read-only unless :rw (repeatable; the same as a [share NAME] section)\n"
+	      "      --env NAME=VALUE     set NAME in -- COMMAND's environment (repeatable)\n"
 	      "      --cleanup [NAME]     undo what a killed run of NAME (default: every VM) left behind; waits for a\n"
 	      "                           running vmlaunch to finish first (up to --wait seconds, default 30)\n"
 	      "      --wait SECONDS       how long --cleanup waits for a running VM\n"
@@ -72,11 +78,43 @@ static void usage(FILE *out)
 struct options {
 	const char *config;
 	struct strv sets;
+	struct strv env;
 	struct strv command;
 	bool dry_run, explain, cleanup, list;
 	const char *status_name;
 	int wait_seconds;
 };
+
+/* --share NAME=DIR[:rw|:ro] → the [share NAME] keys, DIR made absolute here (the config's directory is not the
+ * caller's). */
+static int share_option(const char *arg, struct strv *sets)
+{
+	const char *eq = strchr(arg, '=');
+	char *dir, *abs, *colon;
+	bool rw = false;
+
+	if (!eq || eq == arg || !eq[1]) {
+		log_error("--share %s: expected NAME=DIR or NAME=DIR:rw", arg);
+		return -EINVAL;
+	}
+	dir = xstrdup(eq + 1);
+	colon = strrchr(dir, ':');
+	if (colon && (!strcmp(colon, ":rw") || !strcmp(colon, ":ro"))) {
+		rw = !strcmp(colon, ":rw");
+		*colon = '\0';
+	}
+	abs = realpath(dir, NULL);
+	if (!abs) {
+		log_errno(errno, "--share %s: %s", arg, dir);
+		free(dir);
+		return -EINVAL;
+	}
+	strv_pushf(sets, "share.%.*s.path=%s", (int)(eq - arg), arg, abs);
+	strv_pushf(sets, "share.%.*s.readonly=%s", (int)(eq - arg), arg, rw ? "no" : "yes");
+	free(abs);
+	free(dir);
+	return 0;
+}
 
 static int parse_options(int argc, char **argv, struct options *o)
 {
@@ -86,6 +124,7 @@ static int parse_options(int argc, char **argv, struct options *o)
 		{ "help", no_argument, NULL, 'h' },    { "version", no_argument, NULL, 'V' },
 		{ "cleanup", no_argument, NULL, 'C' }, { "wait", required_argument, NULL, 'W' },
 		{ "list", no_argument, NULL, 'l' },    { "status", required_argument, NULL, 'S' },
+		{ "env", required_argument, NULL, 'E' }, { "share", required_argument, NULL, 'H' },
 		{ NULL, 0, NULL, 0 },
 	};
 	int c, dashdash = 1, all = argc;
@@ -105,6 +144,17 @@ static int parse_options(int argc, char **argv, struct options *o)
 			break;
 		case 's':
 			strv_push(&o->sets, optarg);
+			break;
+		case 'E':
+			if (!strchr(optarg, '=') || optarg[0] == '=') {
+				log_error("--env %s: expected NAME=VALUE", optarg);
+				return -EINVAL;
+			}
+			strv_push(&o->env, optarg);
+			break;
+		case 'H':
+			if (share_option(optarg, &o->sets) < 0)
+				return -EINVAL;
 			break;
 		case 'v':
 			log_verbose = 1;
@@ -198,22 +248,6 @@ static void print_explained(const struct qemu_cmdline *c)
 	}
 }
 
-/* The fw_cfg file carrying COMMAND's argv: each argument NUL-terminated, no quoting anywhere. */
-static int write_argv_file(const char *path, const struct strv *command)
-{
-	int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
-	int r = 0;
-
-	if (fd < 0)
-		return log_errno(errno, "cannot create %s", path);
-	for (size_t i = 0; i < command->n && !r; i++)
-		if (write(fd, command->v[i], strlen(command->v[i]) + 1) != (ssize_t)(strlen(command->v[i]) + 1))
-			r = log_errno(errno, "cannot write %s", path);
-	if (close(fd) < 0 && !r)
-		r = log_errno(errno, "cannot write %s", path);
-	return r;
-}
-
 /* Signals are read through a signalfd from the moment anything is acquired: a Ctrl-C then means "stop the VM and
  * undo", never "die with a half-made setup". */
 static int block_signals(sigset_t *set)
@@ -262,8 +296,8 @@ static int hand_over(const struct plan *plan, const struct storage_target *targe
 		close(fd);
 		r = privileges_give(pv, plan->console_log);
 	}
-	if (!r && plan->argv_file)
-		r = privileges_give(pv, plan->argv_file);
+	for (size_t i = 0; !r && i < plan->n_guest_files; i++)
+		r = privileges_give(pv, plan->guest_files[i].path);
 	for (size_t i = 0; !r && i < plan->n_disks; i++)
 		for (size_t k = 0; !r && k < targets[i].qemu_opens.n; k++)
 			r = privileges_give(pv, targets[i].qemu_opens.v[k]);
@@ -316,11 +350,13 @@ static int launch(const struct vm_config *cfg, struct plan *plan, struct storage
 	}
 	if (r < 0)
 		goto out;
-	if (plan->command_mode) {
-		r = write_argv_file(plan->argv_file, command);
-		if (r < 0)
-			goto out;
-	}
+	r = guest_files_write(plan, command);
+	if (r < 0)
+		goto out;
+	for (size_t i = 0; i < plan->n_shares && r >= 0; i++)
+		r = share_start(&plan->shares[i], plan->host->virtiofsd, plan->privileges, &journal);
+	if (r < 0)
+		goto out;
 	r = hand_over(plan, targets, &state);
 	if (r < 0)
 		goto out;
@@ -363,7 +399,7 @@ out:
 
 int main(int argc, char **argv)
 {
-	struct options o = { .sets = STRV_INIT, .command = STRV_INIT, .wait_seconds = 30 };
+	struct options o = { .sets = STRV_INIT, .env = STRV_INIT, .command = STRV_INIT, .wait_seconds = 30 };
 	struct vm_config cfg = { 0 };
 	struct host_facts host = { 0 };
 	struct plan plan = { 0 };
@@ -402,7 +438,11 @@ int main(int argc, char **argv)
 		goto out;
 
 	status = EXIT_SETUP_FAILED;
-	if (host_probe(cfg.qemu_binary, cfg.accel != ACCEL_TCG, cfg.allocator == ALLOCATOR_TCMALLOC, &host) < 0)
+	if (host_probe(cfg.qemu_binary,
+		       &(struct host_wants){ .kvm = cfg.accel != ACCEL_TCG,
+					     .tcmalloc = cfg.allocator == ALLOCATOR_TCMALLOC,
+					     .virtiofsd = cfg.n_shares > 0 },
+		       &host) < 0)
 		goto out;
 	if (privileges_resolve(cfg.qemu_user, &privileges) < 0) {
 		status = EXIT_BAD_INPUT;
@@ -417,7 +457,7 @@ int main(int argc, char **argv)
 			goto out;
 		}
 	}
-	r = plan_build(&cfg, &host, targets, &privileges, o.command.n > 0, &plan);
+	r = plan_build(&cfg, &host, targets, &privileges, &(struct run_request){ o.command.n > 0, &o.env }, &plan);
 	if (r < 0) {
 		status = r == -EINVAL ? EXIT_BAD_INPUT : EXIT_SETUP_FAILED;
 		goto out;
@@ -449,6 +489,7 @@ out:
 	privileges_free(&privileges);
 	config_free(&cfg);
 	strv_free(&o.sets);
+	strv_free(&o.env);
 	strv_free(&o.command);
 	return status;
 }

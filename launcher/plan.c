@@ -139,9 +139,111 @@ static void plan_allocator(const struct vm_config *cfg, const struct host_facts 
 	}
 }
 
-int plan_build(const struct vm_config *cfg, const struct host_facts *host, const struct storage_target *targets,
-	       const struct privileges *privileges, bool command_mode, struct plan *p)
+/* FNV-1a: a stable MAC per VM and NIC, the same every run, different between VMs. */
+static void default_mac(const char *vm, const char *nic, char out[18])
 {
+	uint32_t h = 2166136261u;
+
+	for (const char *s = vm; *s; s++)
+		h = (h ^ (unsigned char)*s) * 16777619u;
+	h = (h ^ '/') * 16777619u;
+	for (const char *s = nic; *s; s++)
+		h = (h ^ (unsigned char)*s) * 16777619u;
+	/* 52:54:00 is qemu's locally administered, unicast prefix */
+	snprintf(out, 18, "52:54:00:%02x:%02x:%02x", (h >> 16) & 0xff, (h >> 8) & 0xff, h & 0xff);
+}
+
+/* The NICs: user-mode networking through qemu's slirp, forwards bound to loopback unless an address is written. */
+static void plan_nets(const struct vm_config *cfg, struct plan *p)
+{
+	p->n_nets = cfg->n_nets;
+	p->nets = xcalloc(cfg->n_nets, sizeof(*p->nets));
+	for (size_t i = 0; i < cfg->n_nets; i++) {
+		const struct net_config *n = &cfg->nets[i];
+		struct net_plan *np = &p->nets[i];
+
+		np->cfg = n;
+		if (n->mac)
+			snprintf(np->mac, sizeof(np->mac), "%s", n->mac);
+		else
+			default_mac(cfg->name, n->name, np->mac);
+		/* qemu's hostfwd binds every address when none is given: a forward is for this host unless it says so */
+		for (size_t k = 0; k < n->forwards.n; k++) {
+			const char *f = n->forwards.v[k];
+
+			if (strchr(f + 4, '.'))
+				strv_push(&np->forwards, f);
+			else
+				strv_pushf(&np->forwards, "%.4s127.0.0.1:%s", f, f + 4);
+		}
+		if (n->mode == NET_NONE)
+			np->why = xasprintf("net \"%s\": a virtio NIC with no backend: the guest sees a link that never comes up",
+					    n->name);
+		else
+			np->why = xasprintf(
+				"net \"%s\": user-mode networking (qemu's slirp: no privileges, no host device, no helper "
+				"process; the guest reaches the host as 10.0.2.2)%s%s; virtio-net-pci, mac %s",
+				n->name,
+				n->restricted ? ", restrict=on: the guest reaches nothing beyond the forwards" : "",
+				np->forwards.n ? ", forwards on the host's loopback unless an address is written" : "", np->mac);
+	}
+}
+
+/* The shares: one virtiofsd each, on a socket in the state dir; guest RAM must be mappable by it. */
+static void plan_shares(const struct vm_config *cfg, struct plan *p)
+{
+	p->n_shares = cfg->n_shares;
+	p->shares = xcalloc(cfg->n_shares, sizeof(*p->shares));
+	p->shared_memory = cfg->n_shares > 0;
+	for (size_t i = 0; i < cfg->n_shares; i++) {
+		const struct share_config *s = &cfg->shares[i];
+		struct share_plan *sp = &p->shares[i];
+		char *leaf = xasprintf("virtiofs-%s.sock", s->name);
+
+		sp->cfg = s;
+		sp->socket = state_file(p->state_dir, leaf);
+		free(leaf);
+		if (s->readonly) {
+			leaf = xasprintf("share-%s", s->name);
+			sp->source = state_file(p->state_dir, leaf);
+			free(leaf);
+		} else {
+			sp->source = xstrdup(s->path);
+		}
+		sp->why = xasprintf("share \"%s\": %s at %s in the guest (tag %s) over virtiofs: virtiofsd serves it on a "
+				    "socket vmlaunch listens on and hands over, and dies with vmlaunch%s",
+				    s->name, s->path, s->mount, s->tag,
+				    s->readonly ? "; read-only on the host too: virtiofsd sees a read-only bind mount" : "");
+	}
+}
+
+/* The files the bundled guest reads through fw_cfg (guest_protocol.h). */
+static void plan_guest_files(const struct vm_config *cfg, const struct run_request *req, struct plan *p)
+{
+	const struct {
+		bool wanted;
+		enum guest_file_kind kind;
+		const char *name, *leaf;
+	} files[] = {
+		{ p->command_mode, GUEST_FILE_ARGV, GUEST_FWCFG_ARGV, STATE_ARGV },
+		{ p->command_mode && cfg->command_user, GUEST_FILE_USER, GUEST_FWCFG_USER, "user" },
+		{ p->command_mode && req->env && req->env->n, GUEST_FILE_ENV, GUEST_FWCFG_ENV, "env" },
+		{ cfg->n_shares > 0, GUEST_FILE_SHARES, GUEST_FWCFG_SHARES, "shares" },
+	};
+
+	for (size_t i = 0; i < sizeof(files) / sizeof(files[0]); i++)
+		if (files[i].wanted)
+			p->guest_files[p->n_guest_files++] = (struct guest_file){
+				files[i].kind, files[i].name, state_file(p->state_dir, files[i].leaf)
+			};
+	p->argv_file = p->command_mode ? xstrdup(p->guest_files[0].path) : NULL;
+	p->env = req->env;
+}
+
+int plan_build(const struct vm_config *cfg, const struct host_facts *host, const struct storage_target *targets,
+	       const struct privileges *privileges, const struct run_request *req, struct plan *p)
+{
+	bool command_mode = req->command_mode;
 	int r;
 
 	memset(p, 0, sizeof(*p));
@@ -173,8 +275,10 @@ int plan_build(const struct vm_config *cfg, const struct host_facts *host, const
 		/* The command's own output owns stdout; the kernel's goes to a log shown if the guest fails. */
 		p->console_log = state_file(p->state_dir, STATE_CONSOLE);
 	p->interactive = host->stdin_is_tty && !p->console_log;
-	if (command_mode)
-		p->argv_file = state_file(p->state_dir, STATE_ARGV);
+	plan_guest_files(cfg, req, p);
+	plan_shares(cfg, p);
+	plan_nets(cfg, p);
+	p->modules_image = cfg->root ? cfg->modules : NULL;
 	if (cfg->kernel) {
 		/* TCG executes nothing speculatively, so the guest's Spectre/Meltdown mitigations protect nothing and cost
 		 * much of its I/O rate; the user's own append comes after and can say otherwise. */
@@ -184,18 +288,30 @@ int plan_build(const struct vm_config *cfg, const struct host_facts *host, const
 		 * taking it: one poll queue lets polled I/O skip it and leaves one interrupt queue (see cmdline_why). */
 		bool poll_queue = !p->kvm && cfg->cpus >= 2 && cfg->n_disks > 0 &&
 				  !words_have(cfg->append, "virtio_blk.poll_queues=", true);
+		bool dhcp = false;
+		char *root = cfg->root ? xasprintf(" " GUEST_CMDLINE_ROOT "=%s " GUEST_CMDLINE_MODULES "=" GUEST_MODULES_SERIAL,
+						   cfg->root)
+				       : xstrdup("");
 
-		p->cmdline = xasprintf("console=ttyS0 panic=-1%s%s%s%s%s%s", p->kvm ? "" : " mitigations=off",
+		for (size_t i = 0; i < cfg->n_nets; i++)
+			dhcp |= cfg->nets[i].mode == NET_USER;
+		/* no_timer_check: under TCG on a loaded host the kernel's early IO-APIC timer check can miss its ticks
+		 * and panic ("IO-APIC + timer doesn't work!"), as in other VMs whose vCPUs are descheduled */
+		p->cmdline = xasprintf("console=ttyS0 panic=-1%s%s%s%s%s%s%s%s",
+				       p->kvm ? "" : " mitigations=off no_timer_check",
 				       tsc ? " tsc=reliable" : "", poll_queue ? " virtio_blk.poll_queues=1" : "",
-				       p->interactive ? " " GUEST_CMDLINE_INTERACTIVE "=1" : "", cfg->append ? " " : "",
+				       p->interactive ? " " GUEST_CMDLINE_INTERACTIVE "=1" : "", root,
+				       dhcp ? " " GUEST_CMDLINE_NET "=" GUEST_CMDLINE_NET_DHCP : "", cfg->append ? " " : "",
 				       cfg->append ? cfg->append : "");
+		free(root);
 		p->cmdline_why = xasprintf(
 			"%s%s%s",
 			p->kvm ? "direct kernel boot ([boot]); an uncompressed vmlinux enters through PVH, skipping the emulated "
 				 "decompression"
 			       : "direct kernel boot ([boot]) through PVH for an uncompressed vmlinux; mitigations=off: TCG "
 				 "executes nothing speculatively, so the guest's Spectre/Meltdown mitigations protect nothing "
-				 "and cost much of its I/O rate",
+				 "and cost much of its I/O rate; no_timer_check: the early IO-APIC timer check fails when the "
+				 "host deschedules an emulated vCPU, and panics the guest",
 			tsc ? "; tsc=reliable: under TCG the guest's TSC is qemu's tick counter, the host's TSC plus an "
 			      "offset, never going back across vCPUs, and ticking at one rate where the host's TSC does "
 			      "(invariant: constant_tsc and nonstop_tsc, or the host keeps time with it); without an "
@@ -238,5 +354,18 @@ void plan_free(struct plan *p)
 	for (size_t i = 0; i < p->n_disks; i++)
 		free(p->disks[i].why);
 	free(p->disks);
+	for (size_t i = 0; i < p->n_shares; i++) {
+		free(p->shares[i].socket);
+		free(p->shares[i].source);
+		free(p->shares[i].why);
+	}
+	free(p->shares);
+	for (size_t i = 0; i < p->n_nets; i++) {
+		strv_free(&p->nets[i].forwards);
+		free(p->nets[i].why);
+	}
+	free(p->nets);
+	for (size_t i = 0; i < p->n_guest_files; i++)
+		free(p->guest_files[i].path);
 	memset(p, 0, sizeof(*p));
 }

@@ -34,6 +34,33 @@ struct disk_plan {
 	char *why;
 };
 
+/* The serial of the read-only disk holding the kernel's modules for root = DISK; ':' is in no [disk] name. */
+#define GUEST_MODULES_SERIAL "vmlaunch:modules"
+
+/* A [share]: virtiofsd serves `source` on `socket` (both in the state dir); qemu's vhost-user-fs device connects. */
+struct share_plan {
+	const struct share_config *cfg;
+	char *socket;
+	char *source; /* readonly: a read-only bind of the directory in the state dir, so the host enforces it */
+	char *why;
+};
+
+/* A [net] NIC. */
+struct net_plan {
+	const struct net_config *cfg;
+	char mac[18];
+	struct strv forwards; /* hostfwd values, HOSTADDR made explicit (127.0.0.1 unless written) */
+	char *why;
+};
+
+/* A file the guest reads through fw_cfg: NAME in the guest, PATH in the state dir, written at launch. */
+enum guest_file_kind { GUEST_FILE_ARGV, GUEST_FILE_USER, GUEST_FILE_ENV, GUEST_FILE_SHARES };
+struct guest_file {
+	enum guest_file_kind kind;
+	const char *name;
+	char *path;
+};
+
 struct plan {
 	const struct vm_config *cfg;
 	const struct host_facts *host;
@@ -49,6 +76,15 @@ struct plan {
 	char *argv_file;    /* command mode: the fw_cfg file with the command's argv */
 	struct disk_plan *disks;
 	size_t n_disks;
+	struct share_plan *shares;
+	size_t n_shares;
+	bool shared_memory; /* guest RAM mappable by other processes (virtiofsd) */
+	struct net_plan *nets;
+	size_t n_nets;
+	const char *modules_image; /* root = DISK: the kernel's modules, a read-only disk */
+	struct guest_file guest_files[4]; /* argv, user, env, shares: what exists */
+	size_t n_guest_files;
+	const struct strv *env; /* --env NAME=VALUE for the command */
 
 	struct cpu_plan cpus;
 	int hugepages;            /* -1: off; else HP_2M or HP_1G */
@@ -62,9 +98,15 @@ struct plan {
 	const struct privileges *privileges;
 };
 
+/* What the command line adds to the config for one run. */
+struct run_request {
+	bool command_mode;      /* vmlaunch CONFIG -- COMMAND */
+	const struct strv *env; /* --env NAME=VALUE for the command, or NULL */
+};
+
 /* Pure: no I/O. Returns 0, or a negative errno after logging why the config cannot run on this host. */
 int plan_build(const struct vm_config *cfg, const struct host_facts *host, const struct storage_target *targets,
-	       const struct privileges *privileges, bool command_mode, struct plan *out);
+	       const struct privileges *privileges, const struct run_request *req, struct plan *out);
 void plan_free(struct plan *p);
 
 /* The per-disk cache/aio decision alone, exposed for unit tests. */

@@ -5,10 +5,12 @@
 #include <errno.h>
 #include <poll.h>
 #include <signal.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/syscall.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -74,16 +76,27 @@ static int wait_gone(pid_t pid, unsigned long long start, int timeout_ms)
 int process_kill_identity(const char *identity, int timeout_ms)
 {
 	unsigned long long start, now_start;
+	bool group;
 	int pid;
 
 	if (sscanf(identity, "%d:%llu", &pid, &start) != 2 || pid <= 0)
 		return log_errno(EBADMSG, "journal: malformed process identity \"%s\"", identity);
 	if (process_start_time(pid, &now_start) < 0 || now_start != start)
 		return 0; /* gone, or the pid now belongs to someone else */
-	if (kill(pid, SIGKILL) < 0 && errno != ESRCH)
+	/* A child vmlaunch started in a process group of its own takes the group with it: virtiofsd's sandbox is a
+	 * forked child in new namespaces, which must be gone too before its mounts are. */
+	group = getpgid(pid) == pid;
+	if (kill(group ? -pid : pid, SIGKILL) < 0 && errno != ESRCH)
 		return log_errno(errno, "cannot kill process %d", pid);
 	if (wait_gone(pid, start, timeout_ms) < 0)
 		return log_errno(ETIMEDOUT, "process %d did not exit after SIGKILL", pid);
+	/* our own child (a helper daemon): reap it, or its zombie keeps the group alive; not ours: ECHILD */
+	waitpid(pid, NULL, WNOHANG);
+	for (int waited = 0; group && kill(-pid, 0) == 0; waited += 10) {
+		if (waited >= timeout_ms)
+			return log_errno(ETIMEDOUT, "the processes of group %d did not exit after SIGKILL", pid);
+		nanosleep(&(struct timespec){ 0, 10 * 1000 * 1000 }, NULL);
+	}
 	return 0;
 }
 

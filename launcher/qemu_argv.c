@@ -87,7 +87,7 @@ static void push_blockdev(struct strv *argv, const struct disk_plan *d)
 
 static bool uses_memory_backend(const struct plan *p)
 {
-	return p->hugepages >= 0 || p->bind_memory || p->cfg->n_tiers;
+	return p->hugepages >= 0 || p->bind_memory || p->cfg->n_tiers || p->shared_memory;
 }
 
 static char *host_nodes(bool bind, unsigned node)
@@ -102,10 +102,16 @@ static void push_memory(struct qemu_cmdline *c, const struct plan *p)
 	struct strv *a = &c->argv;
 	char *bind = host_nodes(p->bind_memory, p->memory_node);
 
+	const char *share = p->shared_memory ? ",share=on" : "";
+
 	strv_push(a, "-object");
 	if (p->hugepages >= 0)
-		strv_pushf(a, "memory-backend-memfd,id=ram0,size=%lluM,hugetlb=on,hugetlbsize=%s,prealloc=on%s",
-			   (unsigned long long)(cfg->memory >> 20), hugepage_size_name(p->hugepages), bind);
+		strv_pushf(a, "memory-backend-memfd,id=ram0,size=%lluM,hugetlb=on,hugetlbsize=%s,prealloc=on%s%s",
+			   (unsigned long long)(cfg->memory >> 20), hugepage_size_name(p->hugepages), share, bind);
+	else if (p->shared_memory)
+		/* virtiofsd maps guest RAM: an anonymous memfd it is handed, never a file a crash could leave */
+		strv_pushf(a, "memory-backend-memfd,id=ram0,size=%lluM,share=on%s", (unsigned long long)(cfg->memory >> 20),
+			   bind);
 	else
 		strv_pushf(a, "memory-backend-ram,id=ram0,size=%lluM%s", (unsigned long long)(cfg->memory >> 20), bind);
 	free(bind);
@@ -119,8 +125,8 @@ static void push_memory(struct qemu_cmdline *c, const struct plan *p)
 
 		strv_push(a, "-object");
 		if (t->backend == TIER_DRAM) {
-			strv_pushf(a, "memory-backend-ram,id=tier-%s,size=%lluM%s", t->name,
-				   (unsigned long long)(t->size >> 20), tbind);
+			strv_pushf(a, "memory-backend-%s,id=tier-%s,size=%lluM%s%s", p->shared_memory ? "memfd" : "ram",
+				   t->name, (unsigned long long)(t->size >> 20), share, tbind);
 		} else {
 			char *path = qemu_opt_escape(t->path);
 
@@ -285,14 +291,84 @@ static void push_disk(struct qemu_cmdline *c, const struct plan *p, size_t i)
 	group_end(c);
 }
 
-/* -- COMMAND: argv in over fw_cfg, output and status out over virtio-serial. */
-static void push_command_channel(struct qemu_cmdline *c, const struct plan *p)
+/* root = DISK: the bundled kernel's modules, read-only, for the image's udev and modprobe. */
+static void push_modules(struct qemu_cmdline *c, const struct plan *p)
 {
 	struct strv *a = &c->argv;
-	char *argv_file = qemu_opt_escape(p->argv_file);
+	char *file = qemu_opt_escape(p->modules_image);
 
-	group_begin(c, "the command's argv over fw_cfg (no shell quoting), its stdout, stderr and exit status over "
-		       "virtio-serial ports vmlaunch reads");
+	group_begin(c, "the bundled kernel's modules for the root image (read-only; its udev and modprobe load from it)");
+	strv_push(a, "-blockdev");
+	strv_pushf(a, "driver=file,node-name=modules,filename=%s,read-only=on", file);
+	strv_push_many(a, "-device", "virtio-blk-pci,id=vblk-modules,drive=modules,serial=" GUEST_MODULES_SERIAL, NULL);
+	group_end(c);
+	free(file);
+}
+
+static void push_share(struct qemu_cmdline *c, const struct share_plan *s)
+{
+	struct strv *a = &c->argv;
+	char *sock = qemu_opt_escape(s->socket);
+
+	group_begin(c, s->why);
+	strv_push(a, "-chardev");
+	strv_pushf(a, "socket,id=vfs-%s,path=%s", s->cfg->name, sock);
+	strv_push(a, "-device");
+	strv_pushf(a, "vhost-user-fs-pci,id=fs-%s,chardev=vfs-%s,tag=%s", s->cfg->name, s->cfg->name, s->cfg->tag);
+	group_end(c);
+	free(sock);
+}
+
+static void push_net(struct qemu_cmdline *c, const struct net_plan *n)
+{
+	struct strv *a = &c->argv;
+	char *netdev = n->cfg->mode == NET_NONE ? NULL
+						: xasprintf("user,id=net-%s%s", n->cfg->name, n->cfg->restricted ? ",restrict=on" : "");
+
+	group_begin(c, n->why);
+	for (size_t i = 0; netdev && i < n->forwards.n; i++) {
+		char *more = xasprintf("%s,hostfwd=%s", netdev, n->forwards.v[i]);
+
+		free(netdev);
+		netdev = more;
+	}
+	if (netdev) {
+		strv_push_many(a, "-netdev", netdev, NULL);
+		strv_push(a, "-device");
+		strv_pushf(a, "virtio-net-pci,id=nic-%s,netdev=net-%s,mac=%s", n->cfg->name, n->cfg->name, n->mac);
+	} else {
+		strv_push(a, "-device");
+		strv_pushf(a, "virtio-net-pci,id=nic-%s,mac=%s", n->cfg->name, n->mac);
+	}
+	group_end(c);
+	free(netdev);
+}
+
+/* What the bundled guest reads through fw_cfg: the command's argv, its user and environment, the shares. */
+static void push_guest_files(struct qemu_cmdline *c, const struct plan *p)
+{
+	struct strv *a = &c->argv;
+
+	if (!p->n_guest_files)
+		return;
+	group_begin(c, "what the bundled guest reads at boot over fw_cfg (the command's argv and environment as "
+		       "NUL-separated strings: no shell quoting anywhere; its user; the shares to mount)");
+	for (size_t i = 0; i < p->n_guest_files; i++) {
+		char *path = qemu_opt_escape(p->guest_files[i].path);
+
+		strv_push(a, "-fw_cfg");
+		strv_pushf(a, "name=%s,file=%s", p->guest_files[i].name, path);
+		free(path);
+	}
+	group_end(c);
+}
+
+/* -- COMMAND: output and status out over virtio-serial. */
+static void push_command_channel(struct qemu_cmdline *c)
+{
+	struct strv *a = &c->argv;
+
+	group_begin(c, "the command's stdout, stderr and exit status over virtio-serial ports vmlaunch reads");
 	strv_push_many(a, "-device", "virtio-serial-pci,id=vmlaunch-serial", NULL);
 	strv_push(a, "-chardev");
 	strv_pushf(a, "socket,id=guest-stdout,fd=%d", QEMU_FD_STDOUT);
@@ -303,9 +379,6 @@ static void push_command_channel(struct qemu_cmdline *c, const struct plan *p)
 	strv_push(a, "-chardev");
 	strv_pushf(a, "socket,id=guest-status,fd=%d", QEMU_FD_STATUS);
 	strv_push_many(a, "-device", "virtserialport,chardev=guest-status,name=" GUEST_PORT_STATUS, NULL);
-	strv_push(a, "-fw_cfg");
-	strv_pushf(a, "name=" GUEST_FWCFG_ARGV ",file=%s", argv_file);
-	free(argv_file);
 	group_end(c);
 }
 
@@ -318,8 +391,15 @@ void qemu_argv_build(const struct plan *p, struct qemu_cmdline *c)
 	push_boot(c, p);
 	for (size_t i = 0; i < p->n_disks; i++)
 		push_disk(c, p, i);
+	if (p->modules_image)
+		push_modules(c, p);
+	for (size_t i = 0; i < p->n_shares; i++)
+		push_share(c, &p->shares[i]);
+	for (size_t i = 0; i < p->n_nets; i++)
+		push_net(c, &p->nets[i]);
 	if (p->command_mode)
-		push_command_channel(c, p);
+		push_command_channel(c);
+	push_guest_files(c, p);
 	if (p->cfg->qemu_extra.n) {
 		group_begin(c, "[qemu] extra from the config, passed through as given");
 		strv_extend(&c->argv, &p->cfg->qemu_extra);

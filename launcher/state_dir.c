@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/file.h>
+#include <sys/mount.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -48,6 +49,24 @@ static int undo_rmdir(const char *path, const char *state_dir)
 	return 0;
 }
 JOURNAL_UNDO(rmdir, "rmdir", undo_rmdir)
+
+/* Lazy: qemu is gone by now, but a stray open file must not keep a tmpfs's RAM pinned forever. Only a mount point
+ * inside the state dir is ever unmounted; EINVAL means nothing was mounted there (the mount never happened, or a
+ * replay undid it). */
+static int undo_umount(const char *path, const char *state_dir)
+{
+	if (!state_dir_contains(state_dir, path))
+		return log_errno(EPERM, "journal: refusing to unmount %s, outside %s", path, state_dir);
+	if (umount2(path, MNT_DETACH | UMOUNT_NOFOLLOW) < 0 && errno != EINVAL && errno != ENOENT)
+		return log_errno(errno, "cannot unmount %s", path);
+	return 0;
+}
+JOURNAL_UNDO(umount, "umount", undo_umount)
+
+int state_dir_journal_mount(struct journal *j, const char *path)
+{
+	return journal_add(j, "umount", path);
+}
 
 int state_dir_journal_file(struct journal *j, const char *path)
 {

@@ -38,6 +38,8 @@ bool state_dir_running(const char *root, const char *name);
 /* Records the removal of PATH, a file or an empty directory inside the state dir, before it is made. */
 int state_dir_journal_file(struct journal *j, const char *path);
 int state_dir_journal_dir(struct journal *j, const char *path);
+/* Records the unmount of a mount point inside the state dir, before mounting there. */
+int state_dir_journal_mount(struct journal *j, const char *path);
 /* Whether PATH lies inside STATE_DIR (no "..", no escape): what an undo may touch. */
 bool state_dir_contains(const char *state_dir, const char *path);
 

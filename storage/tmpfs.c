@@ -7,8 +7,6 @@
 #include <string.h>
 #include <sys/mount.h>
 #include <sys/stat.h>
-#include <sys/vfs.h>
-#include <linux/magic.h>
 #include <unistd.h>
 
 #include "journal.h"
@@ -16,8 +14,6 @@
 #include "state_dir.h"
 #include "storage.h"
 #include "strv.h"
-
-#define TMPFS_UNDO "umount"
 
 /* Kernels >= 6.6 accept O_DIRECT on tmpfs, older ones refuse it. O_TMPFILE leaves nothing behind even if we are killed
  * right here. */
@@ -30,22 +26,6 @@ static bool tmpfs_takes_direct_io(void)
 	close(fd);
 	return true;
 }
-
-/* Lazy: qemu is gone by now, but a stray open file must not keep the RAM pinned forever. Only a tmpfs mounted inside
- * the state dir is ever unmounted; EINVAL means it was not mounted (the mount never happened, or a replay undid it). */
-static int tmpfs_umount_undo(const char *path, const char *state_dir)
-{
-	struct statfs st;
-
-	if (!state_dir_contains(state_dir, path))
-		return log_errno(EPERM, "journal: refusing to unmount %s, outside %s", path, state_dir);
-	if (statfs(path, &st) == 0 && st.f_type != TMPFS_MAGIC)
-		return 0; /* nothing of ours is mounted there */
-	if (umount2(path, MNT_DETACH | UMOUNT_NOFOLLOW) < 0 && errno != EINVAL && errno != ENOENT)
-		return log_errno(errno, "cannot unmount %s", path);
-	return 0;
-}
-JOURNAL_UNDO(tmpfs, TMPFS_UNDO, tmpfs_umount_undo)
 
 static char *mount_point(const char *state_dir, const char *disk)
 {
@@ -84,7 +64,7 @@ static int tmpfs_prepare(const struct storage_context *ctx, const struct disk_co
 		r = log_errno(errno, "disk \"%s\": cannot create %s", d->name, mnt);
 		goto out;
 	}
-	r = journal_add(j, TMPFS_UNDO, mnt);
+	r = state_dir_journal_mount(j, mnt);
 	if (r < 0)
 		goto out;
 	/* The disk's size plus room for tmpfs's own bookkeeping: the guest can fill its disk, never the host's RAM. */

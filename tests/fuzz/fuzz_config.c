@@ -365,7 +365,7 @@ static void plan_and_argv(const struct vm_config *cfg, bool variant)
 
 	for (size_t i = 0; i < cfg->n_disks; i++)
 		fake_target(&cfg->disks[i], state_dir, &targets[i]);
-	if (plan_build(cfg, &host, targets, variant ? &as_nobody : &as_root, !variant, &plan) == 0) {
+	if (plan_build(cfg, &host, targets, variant ? &as_nobody : &as_root, &(struct run_request){ .command_mode = !variant }, &plan) == 0) {
 		qemu_argv_build(&plan, &c);
 		check_cmdline(&c);
 		qemu_cmdline_free(&c);

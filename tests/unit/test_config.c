@@ -127,7 +127,8 @@ static void test_error_messages(void **state)
 	expect_error("[vm]\ncpu = 2\n", NULL,
 		     "test.conf:2: [vm]: unknown key \"cpu\": expected one of name, cpus, memory, accel");
 	expect_error("[vm]\nname = a\n[vmm]\nx = 1\n", NULL,
-		     "test.conf:3: unknown section [vmm]: expected [vm], [boot], [memory], [cpu], [qemu], [disk NAME] or [memory tier NAME]");
+		     "test.conf:3: unknown section [vmm]: expected [vm], [boot], [memory], [cpu], [qemu], [disk NAME], [share NAME], "
+		     "[net NAME] or [memory tier NAME]");
 	expect_error(BOOT "[disk root]\nbackend = tmpfs\nsize = 20X\n", NULL,
 		     "test.conf:6: [disk root] size \"20X\": expected a number with K, M, G or T suffix");
 	expect_error(BOOT "\n[disk root]\nsize = 1G\n", NULL,
@@ -233,13 +234,61 @@ static void test_set_errors(void **state)
 		     "test.conf: (from --set) [disk d] path: not used by backend tmpfs");
 }
 
+/* [share], [net], [boot] root and the values that reach the guest protocol or the journal. */
+static void test_devices(void **state)
+{
+	struct vm_config cfg;
+	char *err;
+
+	(void)state;
+	assert_int_equal(load_text(BOOT "[share src]\npath = /tmp\n[share out]\npath = /\nreadonly = no\nmount = /out\n"
+				   "tag = artifacts\n[net n0]\nforward = tcp:2222-:22\nforward = tcp:0.0.0.0:8080-:80\n"
+				   "restrict = yes\n",
+				   NULL, &cfg, &err),
+			 0);
+	assert_int_equal(cfg.n_shares, 2);
+	assert_true(cfg.shares[0].readonly); /* the default */
+	assert_string_equal(cfg.shares[0].mount, "/mnt/src");
+	assert_string_equal(cfg.shares[0].tag, "src");
+	assert_false(cfg.shares[1].readonly);
+	assert_string_equal(cfg.shares[1].tag, "artifacts");
+	assert_int_equal(cfg.n_nets, 1);
+	assert_int_equal(cfg.nets[0].mode, NET_USER);
+	assert_int_equal(cfg.nets[0].forwards.n, 2);
+	assert_true(cfg.nets[0].restricted);
+	config_free(&cfg);
+	free(err);
+
+	expect_error(BOOT "[share s]\nreadonly = no\n", NULL, "test.conf:4: [share s]: missing key \"path\"");
+	expect_error(BOOT "[share s]\npath = /nonexistent-dir\n", NULL,
+		     "test.conf:5: [share s] path /nonexistent-dir: No such file or directory; expected an existing directory");
+	expect_error(BOOT "[share s]\npath = /tmp\nmount = relative\n", NULL,
+		     "test.conf:6: [share s] mount \"relative\": expected an absolute guest path without blanks");
+	expect_error(BOOT "[share a]\npath = /tmp\n[share b]\npath = /tmp\ntag = a\n", NULL,
+		     "[share b]: same tag as [share a]");
+	expect_error(BOOT "[net n]\nforward = 2222:22\n", NULL,
+		     "test.conf:5: [net n] forward \"2222:22\": expected tcp:[HOSTADDR:]HOSTPORT-:GUESTPORT");
+	expect_error(BOOT "[net n]\nforward = tcp:99999-:22\n", NULL, "[net n] forward \"tcp:99999-:22\"");
+	expect_error(BOOT "[net n]\nmac = 01:00:00:00:00:01\n", NULL, "[net n] mac \"01:00:00:00:00:01\": expected a unicast");
+	expect_error(BOOT "[boot]\n", NULL, "section [boot] appears twice");
+	expect_error("[boot]\nkernel = vmlinux\ninitrd = initrd\nroot = nodisk\n", NULL,
+		     "test.conf:4: [boot] root \"nodisk\": no [disk nodisk]");
+	expect_error(BOOT "[vm]\nname = x.lock\n", NULL, "[vm] name \"x.lock\"");
+	/* control characters never reach file names, journal records or qemu's arguments */
+	expect_error(BOOT, (const char *const[]){ "vm.name=a\nb", NULL }, "[vm] name: contains a control character (0x0a)");
+	expect_error(BOOT "[cpu]\npin = 0,0\n", NULL, "[cpu] pin \"0,0\": names host CPU 0 twice");
+	/* a disk that only --set names says so */
+	expect_error(BOOT, (const char *const[]){ "disk.nope.size=1G", NULL },
+		     "test.conf: (from --set) no disk is named \"nope\" in");
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_full_config), cmocka_unit_test(test_defaults),
 		cmocka_unit_test(test_set_overrides), cmocka_unit_test(test_sizes),
 		cmocka_unit_test(test_error_messages), cmocka_unit_test(test_hostile_lines),
-		cmocka_unit_test(test_set_errors),
+		cmocka_unit_test(test_set_errors), cmocka_unit_test(test_devices),
 	};
 	return cmocka_run_group_tests_name("config", tests, NULL, NULL);
 }

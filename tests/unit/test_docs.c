@@ -41,13 +41,15 @@ static void test_every_key_documented(void **state)
 	char *page = read_page("launcher/man/vmlaunch.conf.5");
 	(void)state;
 
-	for (const char *const *k = config_known_keys; *k; k++) {
+	for (const char *const *k = config_known_keys(); *k; k++) {
 		const char *dot = strrchr(*k, '.');
 		char *section = strndup(*k, (size_t)(dot - *k)), *heading, *key = roff(dot + 1), *entry, *start, *end;
 
-		/* [disk NAME] and [memory tier NAME] are headed with their NAME */
-		heading = !strcmp(section, "disk") || !strcmp(section, "memory tier") ? xasprintf(".SH [%s NAME]", section)
-										      : xasprintf(".SH [%s]", section);
+		/* named sections ([disk NAME], [share NAME], ...) are headed with their NAME */
+		bool named = !strcmp(section, "disk") || !strcmp(section, "memory tier") || !strcmp(section, "share") ||
+			     !strcmp(section, "net");
+
+		heading = named ? xasprintf(".SH [%s NAME]", section) : xasprintf(".SH [%s]", section);
 		start = strstr(page, heading);
 		if (!start)
 			fail_msg("vmlaunch.conf.5 has no section %s (for %s)", heading, *k);

@@ -44,12 +44,12 @@ static void test_accel(void **state)
 	(void)state;
 
 	load(BOOT, &cfg);
-	assert_int_equal(plan_build(&cfg, &good, NULL, &nopriv, false, &p), 0);
+	assert_int_equal(plan_build(&cfg, &good, NULL, &nopriv, &(struct run_request){ .command_mode = false }, &p), 0);
 	assert_true(p.kvm);
 	assert_false(p.accel_warning);
 	plan_free(&p);
 
-	assert_int_equal(plan_build(&cfg, &pvm, NULL, &nopriv, false, &p), 0);
+	assert_int_equal(plan_build(&cfg, &pvm, NULL, &nopriv, &(struct run_request){ .command_mode = false }, &p), 0);
 	assert_false(p.kvm);
 	assert_true(p.accel_warning); /* auto on an unusable KVM: one clear warning */
 	assert_non_null(strstr(p.accel_why, "kvm_pvm"));
@@ -57,12 +57,12 @@ static void test_accel(void **state)
 	config_free(&cfg);
 
 	load("[vm]\naccel = kvm\n" BOOT, &cfg);
-	assert_int_equal(plan_build(&cfg, &pvm, NULL, &nopriv, false, &p), -ENODEV); /* an error, not a hang */
+	assert_int_equal(plan_build(&cfg, &pvm, NULL, &nopriv, &(struct run_request){ .command_mode = false }, &p), -ENODEV); /* an error, not a hang */
 	plan_free(&p);
 	config_free(&cfg);
 
 	load("[vm]\naccel = tcg\n" BOOT, &cfg);
-	assert_int_equal(plan_build(&cfg, &good, NULL, &nopriv, false, &p), 0);
+	assert_int_equal(plan_build(&cfg, &good, NULL, &nopriv, &(struct run_request){ .command_mode = false }, &p), 0);
 	assert_false(p.kvm);
 	assert_false(p.accel_warning);
 	plan_free(&p);
@@ -131,25 +131,25 @@ static void test_console_and_command_mode(void **state)
 	(void)state;
 
 	load("[vm]\nname = t\n" BOOT "append = quiet\n", &cfg);
-	assert_int_equal(plan_build(&cfg, &tty, NULL, &nopriv, false, &p), 0);
+	assert_int_equal(plan_build(&cfg, &tty, NULL, &nopriv, &(struct run_request){ .command_mode = false }, &p), 0);
 	assert_true(p.interactive);
 	assert_null(p.console_log);
 	/* TCG here (PVM): it executes nothing speculatively, so mitigations=off; the user's words come last */
-	assert_string_equal(p.cmdline, "console=ttyS0 panic=-1 mitigations=off vmlaunch.interactive=1 quiet");
+	assert_string_equal(p.cmdline, "console=ttyS0 panic=-1 mitigations=off no_timer_check vmlaunch.interactive=1 quiet");
 	plan_free(&p);
 
-	assert_int_equal(plan_build(&cfg, &tty, NULL, &nopriv, true, &p), 0);
+	assert_int_equal(plan_build(&cfg, &tty, NULL, &nopriv, &(struct run_request){ .command_mode = true }, &p), 0);
 	assert_false(p.interactive); /* the command's output owns stdout */
 	assert_string_equal(p.console_log, "/run/vmlaunch/t/console.log");
 	assert_string_equal(p.argv_file, "/run/vmlaunch/t/argv");
-	assert_string_equal(p.cmdline, "console=ttyS0 panic=-1 mitigations=off quiet");
+	assert_string_equal(p.cmdline, "console=ttyS0 panic=-1 mitigations=off no_timer_check quiet");
 	plan_free(&p);
 
 	{
 		struct host_facts kvm = host_with(KVM_USABLE, false);
 
 		/* on KVM the guest's mitigations matter: left alone */
-		assert_int_equal(plan_build(&cfg, &kvm, NULL, &nopriv, false, &p), 0);
+		assert_int_equal(plan_build(&cfg, &kvm, NULL, &nopriv, &(struct run_request){ .command_mode = false }, &p), 0);
 		assert_string_equal(p.cmdline, "console=ttyS0 panic=-1 quiet");
 		plan_free(&p);
 	}
@@ -161,43 +161,43 @@ static void test_console_and_command_mode(void **state)
 		/* TCG on a host that keeps time with its TSC: the guest is told its TSC is reliable, not the HPET */
 		tsc.tsc_clocksource = kvm.tsc_clocksource = true;
 		load("[vm]\nname = t\n" BOOT "append = quiet\n", &cfg);
-		assert_int_equal(plan_build(&cfg, &tsc, NULL, &nopriv, true, &p), 0);
-		assert_string_equal(p.cmdline, "console=ttyS0 panic=-1 mitigations=off tsc=reliable quiet");
+		assert_int_equal(plan_build(&cfg, &tsc, NULL, &nopriv, &(struct run_request){ .command_mode = true }, &p), 0);
+		assert_string_equal(p.cmdline, "console=ttyS0 panic=-1 mitigations=off no_timer_check tsc=reliable quiet");
 		assert_non_null(strstr(p.cmdline_why, "tsc=reliable"));
 		plan_free(&p);
 		/* KVM gives the guest kvmclock: left alone */
-		assert_int_equal(plan_build(&cfg, &kvm, NULL, &nopriv, true, &p), 0);
+		assert_int_equal(plan_build(&cfg, &kvm, NULL, &nopriv, &(struct run_request){ .command_mode = true }, &p), 0);
 		assert_string_equal(p.cmdline, "console=ttyS0 panic=-1 quiet");
 		plan_free(&p);
 		/* a host keeping time with something else (kvm-clock in a VM) whose CPU says its TSC is invariant: the
 		 * guest's TSC (the host's, never going back) ticks at one rate, so it is trusted too */
 		tsc.tsc_clocksource = false;
 		tsc.tsc_invariant = true;
-		assert_int_equal(plan_build(&cfg, &tsc, NULL, &nopriv, true, &p), 0);
-		assert_string_equal(p.cmdline, "console=ttyS0 panic=-1 mitigations=off tsc=reliable quiet");
+		assert_int_equal(plan_build(&cfg, &tsc, NULL, &nopriv, &(struct run_request){ .command_mode = true }, &p), 0);
+		assert_string_equal(p.cmdline, "console=ttyS0 panic=-1 mitigations=off no_timer_check tsc=reliable quiet");
 		plan_free(&p);
 		/* neither: the guest keeps its own judgement (the HPET) */
 		tsc.tsc_invariant = false;
-		assert_int_equal(plan_build(&cfg, &tsc, NULL, &nopriv, true, &p), 0);
-		assert_string_equal(p.cmdline, "console=ttyS0 panic=-1 mitigations=off quiet");
+		assert_int_equal(plan_build(&cfg, &tsc, NULL, &nopriv, &(struct run_request){ .command_mode = true }, &p), 0);
+		assert_string_equal(p.cmdline, "console=ttyS0 panic=-1 mitigations=off no_timer_check quiet");
 		plan_free(&p);
 		tsc.tsc_clocksource = true;
 		config_free(&cfg);
 		/* the user's own clock choice wins */
 		load("[vm]\nname = t\n" BOOT "append = quiet clocksource=hpet\n", &cfg);
-		assert_int_equal(plan_build(&cfg, &tsc, NULL, &nopriv, true, &p), 0);
-		assert_string_equal(p.cmdline, "console=ttyS0 panic=-1 mitigations=off quiet clocksource=hpet");
+		assert_int_equal(plan_build(&cfg, &tsc, NULL, &nopriv, &(struct run_request){ .command_mode = true }, &p), 0);
+		assert_string_equal(p.cmdline, "console=ttyS0 panic=-1 mitigations=off no_timer_check quiet clocksource=hpet");
 		plan_free(&p);
 		config_free(&cfg);
 		load("[vm]\nname = t\n" BOOT "append = tsc=unstable\n", &cfg);
-		assert_int_equal(plan_build(&cfg, &tsc, NULL, &nopriv, true, &p), 0);
-		assert_string_equal(p.cmdline, "console=ttyS0 panic=-1 mitigations=off tsc=unstable");
+		assert_int_equal(plan_build(&cfg, &tsc, NULL, &nopriv, &(struct run_request){ .command_mode = true }, &p), 0);
+		assert_string_equal(p.cmdline, "console=ttyS0 panic=-1 mitigations=off no_timer_check tsc=unstable");
 		plan_free(&p);
 	}
 	config_free(&cfg);
 
 	load("[vm]\nname = t\n", &cfg);
-	assert_int_equal(plan_build(&cfg, &tty, NULL, &nopriv, true, &p), -EINVAL); /* -- COMMAND needs the bundled guest */
+	assert_int_equal(plan_build(&cfg, &tty, NULL, &nopriv, &(struct run_request){ .command_mode = true }, &p), -EINVAL); /* -- COMMAND needs the bundled guest */
 	plan_free(&p);
 	config_free(&cfg);
 }
@@ -220,14 +220,14 @@ static void test_iothread_polls_on_any_cpu(void **state)
 	assert_int_equal(cpulist_parse("0-3", &h.topo.nodes[0].cpus), 0);
 
 	load("[vm]\ncpus = 1\n" BOOT "[disk d]\nbackend = tmpfs\nsize = 1G\n", &cfg);
-	assert_int_equal(plan_build(&cfg, &h, &t, &nopriv, false, &p), 0);
+	assert_int_equal(plan_build(&cfg, &h, &t, &nopriv, &(struct run_request){ .command_mode = false }, &p), 0);
 	/* vCPU on 0, the iothread alone on 1 */
 	assert_non_null(strstr(p.disks[0].why, "the iothread busy-polls"));
 	plan_free(&p);
 	config_free(&cfg);
 
 	load("[vm]\ncpus = 4\n" BOOT "[disk d]\nbackend = tmpfs\nsize = 1G\n", &cfg);
-	assert_int_equal(plan_build(&cfg, &h, &t, &nopriv, false, &p), 0);
+	assert_int_equal(plan_build(&cfg, &h, &t, &nopriv, &(struct run_request){ .command_mode = false }, &p), 0);
 	/* every CPU runs a vCPU: qemu's adaptive polling still pays (measured 1.3-1.5x under TCG on 2 shared CPUs) */
 	assert_non_null(strstr(p.disks[0].why, "the iothread busy-polls"));
 	assert_null(strstr(p.disks[0].why, "poll-max-ns=0"));
@@ -246,12 +246,12 @@ static void test_poll_queue_under_tcg(void **state)
 
 	/* TCG, 2 vCPUs, a disk: one poll queue per virtio-blk disk, before the user's words */
 	load("[vm]\ncpus = 2\n" BOOT "append = quiet\n[disk d]\nbackend = tmpfs\nsize = 1G\n", &cfg);
-	assert_int_equal(plan_build(&cfg, &tcg, &t, &nopriv, true, &p), 0);
-	assert_string_equal(p.cmdline, "console=ttyS0 panic=-1 mitigations=off virtio_blk.poll_queues=1 quiet");
+	assert_int_equal(plan_build(&cfg, &tcg, &t, &nopriv, &(struct run_request){ .command_mode = true }, &p), 0);
+	assert_string_equal(p.cmdline, "console=ttyS0 panic=-1 mitigations=off no_timer_check virtio_blk.poll_queues=1 quiet");
 	assert_non_null(strstr(p.cmdline_why, "virtio_blk.poll_queues=1: "));
 	plan_free(&p);
 	/* KVM: interrupts are cheap there; left alone */
-	assert_int_equal(plan_build(&cfg, &kvm, &t, &nopriv, true, &p), 0);
+	assert_int_equal(plan_build(&cfg, &kvm, &t, &nopriv, &(struct run_request){ .command_mode = true }, &p), 0);
 	assert_string_equal(p.cmdline, "console=ttyS0 panic=-1 quiet");
 	assert_null(strstr(p.cmdline_why, "poll_queues"));
 	plan_free(&p);
@@ -259,15 +259,15 @@ static void test_poll_queue_under_tcg(void **state)
 
 	/* one vCPU: the guest caps its queues at its CPU count, a poll queue would leave no interrupt queue */
 	load("[vm]\ncpus = 1\n" BOOT "append = quiet\n[disk d]\nbackend = tmpfs\nsize = 1G\n", &cfg);
-	assert_int_equal(plan_build(&cfg, &tcg, &t, &nopriv, true, &p), 0);
-	assert_string_equal(p.cmdline, "console=ttyS0 panic=-1 mitigations=off quiet");
+	assert_int_equal(plan_build(&cfg, &tcg, &t, &nopriv, &(struct run_request){ .command_mode = true }, &p), 0);
+	assert_string_equal(p.cmdline, "console=ttyS0 panic=-1 mitigations=off no_timer_check quiet");
 	plan_free(&p);
 	config_free(&cfg);
 
 	/* the user's own poll_queues wins, and is not doubled */
 	load("[vm]\ncpus = 2\n" BOOT "append = virtio_blk.poll_queues=0\n[disk d]\nbackend = tmpfs\nsize = 1G\n", &cfg);
-	assert_int_equal(plan_build(&cfg, &tcg, &t, &nopriv, true, &p), 0);
-	assert_string_equal(p.cmdline, "console=ttyS0 panic=-1 mitigations=off virtio_blk.poll_queues=0");
+	assert_int_equal(plan_build(&cfg, &tcg, &t, &nopriv, &(struct run_request){ .command_mode = true }, &p), 0);
+	assert_string_equal(p.cmdline, "console=ttyS0 panic=-1 mitigations=off no_timer_check virtio_blk.poll_queues=0");
 	plan_free(&p);
 	config_free(&cfg);
 }

@@ -82,7 +82,7 @@ static void check_golden(const char *dir, const char *config, bool kvm_ok, bool 
 		/* O_DIRECT support depends on the filesystem under /tmp; the probe is tested elsewhere, the syntax here. */
 		targets[i].direct_ok = true;
 	}
-	assert_int_equal(plan_build(&cfg, &host, targets, &nopriv, command_mode, &plan), 0);
+	assert_int_equal(plan_build(&cfg, &host, targets, &nopriv, &(struct run_request){ .command_mode = command_mode }, &plan), 0);
 	qemu_argv_build(&plan, &c);
 	for (size_t i = 0; i < c.argv.n; i++) {
 		tmp = xasprintf("%s%s\n", text, c.argv.v[i]);

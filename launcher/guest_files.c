@@ -1,0 +1,78 @@
+/* Writes the fw_cfg files the bundled guest reads (launcher/guest_protocol.h): no quoting anywhere, NUL-separated. */
+#define _GNU_SOURCE
+#include "guest_files.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "fdio.h"
+#include "log.h"
+
+static void append(char **buf, size_t *len, const char *data, size_t n)
+{
+	*buf = xrealloc(*buf, *len + n + 1);
+	memcpy(*buf + *len, data, n);
+	*len += n;
+}
+
+/* Each string followed by one NUL. */
+static void append_strv(char **buf, size_t *len, const struct strv *v)
+{
+	for (size_t i = 0; v && i < v->n; i++)
+		append(buf, len, v->v[i], strlen(v->v[i]) + 1);
+}
+
+static void append_shares(char **buf, size_t *len, const struct plan *p)
+{
+	for (size_t i = 0; i < p->n_shares; i++) {
+		const struct share_config *s = p->shares[i].cfg;
+		char *line = xasprintf("%s %s %s\n", s->tag, s->readonly ? "ro" : "rw", s->mount);
+
+		append(buf, len, line, strlen(line));
+		free(line);
+	}
+}
+
+static int write_file(const char *path, const char *data, size_t len)
+{
+	int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600), r;
+
+	if (fd < 0)
+		return log_errno(errno, "cannot create %s", path);
+	r = fd_write_all(fd, data, len);
+	if (close(fd) < 0 && !r)
+		r = -errno;
+	return r < 0 ? log_errno(r, "cannot write %s", path) : 0;
+}
+
+int guest_files_write(const struct plan *p, const struct strv *command)
+{
+	int r = 0;
+
+	for (size_t i = 0; i < p->n_guest_files && !r; i++) {
+		char *buf = NULL;
+		size_t len = 0;
+
+		switch (p->guest_files[i].kind) {
+		case GUEST_FILE_ARGV:
+			append_strv(&buf, &len, command);
+			break;
+		case GUEST_FILE_ENV:
+			append_strv(&buf, &len, p->env);
+			break;
+		case GUEST_FILE_USER:
+			append(&buf, &len, p->cfg->command_user, strlen(p->cfg->command_user));
+			break;
+		case GUEST_FILE_SHARES:
+			append_shares(&buf, &len, p);
+			break;
+		}
+		r = write_file(p->guest_files[i].path, buf ? buf : "", len);
+		free(buf);
+	}
+	return r;
+}

@@ -1,0 +1,12 @@
+/* What vmlaunch tells the bundled guest before it boots: the fw_cfg files of guest_protocol.h, in the state dir. */
+#ifndef VMLAUNCH_GUEST_FILES_H
+#define VMLAUNCH_GUEST_FILES_H
+
+#include "plan.h"
+#include "strv.h"
+
+/* Writes every file plan->guest_files names (0600, never over an existing file): the command's argv and its
+ * environment as NUL-terminated strings, its user, the shares as "TAG MODE MOUNTPOINT" lines. */
+int guest_files_write(const struct plan *p, const struct strv *command);
+
+#endif

@@ -1,0 +1,180 @@
+"""Real work in the guest: host directories over virtiofs, the command's environment and user, user-mode networking,
+and a distro image's own userland on the bundled kernel."""
+import os
+import signal
+import socket
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+
+from conftest import GUEST, ROOT, STATE_ROOT, VMLAUNCH, mounts, start, vmlaunch
+
+DEBIAN = ROOT / "build" / "images" / "debian12.raw"
+
+
+def virtiofsd_pids(vm):
+    """The virtiofsd processes serving VM `vm` (found by the state dir in their command line): none may outlive it."""
+    out = subprocess.run(["pgrep", "-f", f"virtiofsd .*source=/.*{vm}"], capture_output=True, text=True).stdout
+    return {int(p) for p in out.split()}
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_shares_read_only_enforced_and_writable_share_reaches_the_host(config, tmp_path):
+    src, out = tmp_path / "src", tmp_path / "out"
+    src.mkdir()
+    out.mkdir()
+    (src / "input.txt").write_text("from the host\n")
+    conf = config("[vm]\nname = shares\n" + GUEST +
+                  f"[share src]\npath = {src}\n[share out]\npath = {out}\nreadonly = no\nmount = /artifacts\n")
+    r = vmlaunch(conf, "--", "sh", "-c",
+                 "cat /mnt/src/input.txt; "
+                 "if (echo x > /mnt/src/new) 2>&1; then echo WROTE; fi; "
+                 "echo built-in-guest > /artifacts/result.txt")
+    assert r.returncode == 0, r.stderr
+    assert "from the host" in r.stdout
+    assert "WROTE" not in r.stdout and "Read-only file system" in r.stdout
+    assert (out / "result.txt").read_text() == "built-in-guest\n"
+    assert not (src / "new").exists()
+    assert not virtiofsd_pids("shares") and not virtiofsd_pids(str(out))
+    assert "/run/vmlaunch/shares" not in mounts()
+    assert not (STATE_ROOT / "shares").exists()
+
+
+def test_share_option_env_and_command_user(config, tmp_path):
+    (tmp_path / "data").mkdir()
+    (tmp_path / "data" / "f").write_text("x")
+    conf = config("[vm]\nname = envuser\ncommand-user = nobody\n" + GUEST)
+    r = vmlaunch("--share", f"data={tmp_path / 'data'}", "--env", "GREETING=hello world", "--env", "EMPTY=",
+                 conf, "--", "sh", "-c", 'echo "$GREETING|$EMPTY|$(id -u)"; ls /mnt/data')
+    assert r.returncode == 0, r.stderr
+    assert r.stdout == "hello world||65534\nf\n"
+
+
+def test_share_with_missing_path_is_a_config_error(config, tmp_path):
+    conf = config("[vm]\nname = noshare\n" + GUEST + f"[share s]\npath = {tmp_path / 'absent'}\n")
+    r = vmlaunch(conf, "--", "true")
+    assert r.returncode == 2
+    assert f"t.conf:9: [share s] path {tmp_path / 'absent'}: No such file or directory" in r.stderr
+    assert not (STATE_ROOT / "noshare").exists()
+
+
+def test_missing_virtiofsd_names_the_package(config, tmp_path):
+    """virtiofsd hidden behind a non-executable file, in a mount namespace of this test's own."""
+    conf = config("[vm]\nname = novfs\n" + GUEST + f"[share s]\npath = {tmp_path}\n")
+    blocker = tmp_path / "not-executable"
+    blocker.write_text("")
+    r = subprocess.run(["unshare", "-m", "sh", "-c",
+                        f"mount --bind {blocker} /usr/lib/qemu/virtiofsd && exec {VMLAUNCH} {conf} -- true"],
+                       capture_output=True, text=True, timeout=60, env={**os.environ, "PATH": "/usr/bin:/bin"})
+    assert r.returncode == 1, r.stderr
+    assert "needs virtiofsd, which is not installed (apt-get install qemu-system-common)" in r.stderr
+    assert not (STATE_ROOT / "novfs").exists()
+
+
+def test_killed_vmlaunch_leaves_no_virtiofsd_and_no_bind(config, tmp_path):
+    conf = config("[vm]\nname = killshare\n" + GUEST + f"[share s]\npath = {tmp_path}\n")
+    p = start(conf, "--", "sleep", "600")
+    deadline = time.monotonic() + 60
+    while not virtiofsd_pids("killshare") and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert virtiofsd_pids("killshare"), "virtiofsd did not start"
+    assert "/run/vmlaunch/killshare/share-s" in mounts()
+    time.sleep(1)
+    p.send_signal(signal.SIGKILL)
+    p.wait()
+    deadline = time.monotonic() + 30
+    while (STATE_ROOT / "killshare").exists() and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert not (STATE_ROOT / "killshare").exists()
+    assert not virtiofsd_pids("killshare")
+    assert "/run/vmlaunch/killshare" not in mounts()
+
+
+def test_user_network_forward_reaches_the_guest_and_nothing_else(config):
+    """Only loopback: the host connects to the forward, the guest answers; restrict = yes keeps it from anything else."""
+    port = free_port()
+    conf = config("[vm]\nname = netfwd\n" + GUEST +
+                  f"[net n0]\nforward = tcp:{port}-:7777\nrestrict = yes\n")
+    p = start(conf, "--", "sh", "-c",
+              "ip -4 -o addr show dev eth0; echo pong | nc -l -p 7777; "
+              # restricted: the user-mode gateway answers no connection beyond the forwards
+              "if nc -w 2 10.0.2.2 22 </dev/null; then echo EGRESS; else echo no-egress; fi")
+    got = b""
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and b"pong" not in got:
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=2) as s:
+                s.settimeout(5)
+                got = s.recv(100)
+        except OSError:
+            time.sleep(0.5)
+    out, err = p.communicate(timeout=120)
+    assert got == b"pong\n", err
+    assert p.returncode == 0, err
+    assert "10.0.2.15/" in out
+    assert "no-egress" in out and "EGRESS" not in out
+    # the forward listened on loopback only
+    assert not (STATE_ROOT / "netfwd").exists()
+
+
+def test_forward_without_address_binds_loopback_only(config):
+    conf = config("[vm]\nname = fwdaddr\n" + GUEST + "[net n0]\nforward = tcp:2222-:22\n")
+    r = vmlaunch("--dry-run", conf)
+    assert r.returncode == 0, r.stderr
+    assert "user,id=net-n0,hostfwd=tcp:127.0.0.1:2222-:22" in r.stdout.splitlines()
+
+
+@pytest.fixture(scope="module")
+def debian_image():
+    if not DEBIAN.exists():
+        r = subprocess.run(["make", "-C", str(ROOT), "debian-image"], capture_output=True, text=True, timeout=1800)
+        assert r.returncode == 0, f"make debian-image failed:\n{r.stdout[-3000:]}{r.stderr[-3000:]}"
+    return DEBIAN
+
+
+def debian_conf(config, name, image, extra=""):
+    return config(f"[vm]\nname = {name}\ncpus = 2\nmemory = 1G\n" + GUEST +
+                  "root = sys\n" +
+                  f"[disk sys]\nbackend = file\npath = {image}\nformat = raw\nephemeral = yes\n" + extra)
+
+
+def test_command_runs_in_the_images_userland_with_shares(config, tmp_path, debian_image):
+    """A CI job: the checkout read-only, the artifacts writable, the image's own compiler."""
+    src, out = tmp_path / "src", tmp_path / "out"
+    src.mkdir()
+    out.mkdir()
+    (src / "hello.c").write_text('#include <stdio.h>\nint main(void) { puts("hello from gcc"); return 42; }\n')
+    (src / "Makefile").write_text("test:\n\tcc -O2 -o /tmp/hello hello.c\n\t/tmp/hello > /out/result.txt || "
+                                  "test $$? -eq 42\n\tcat /etc/debian_version > /out/os.txt\n")
+    conf = debian_conf(config, "deb-job", debian_image,
+                       f"[share src]\npath = {src}\nmount = /src\n[share out]\npath = {out}\nreadonly = no\n"
+                       "mount = /out\n")
+    r = vmlaunch(conf, "--", "make", "-C", "/src", "test", timeout=300)
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert (out / "result.txt").read_text() == "hello from gcc\n"
+    assert (out / "os.txt").read_text().startswith("12.")
+    assert not (src / "hello").exists()
+
+
+def test_image_userland_statuses_user_and_large_output(config, debian_image):
+    conf = debian_conf(config, "deb-status", debian_image)
+    for cmd, status in ((["true"], 0), (["false"], 1), (["sh", "-c", "exit 42"], 42), (["no-such-tool"], 127)):
+        r = vmlaunch(conf, "--", *cmd, timeout=300)
+        assert r.returncode == status, (cmd, r.stderr)
+    r = subprocess.run([VMLAUNCH, str(conf), "--", "dd", "if=/dev/zero", "bs=1M", "count=10", "status=none"],
+                       capture_output=True, timeout=300)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout == b"\0" * (10 << 20)
+    r = vmlaunch("--set", "vm.command-user=debian", conf, "--", "sh", "-c", "id -un; echo $HOME; cat /etc/os-release",
+                 timeout=300)
+    assert r.returncode == 0, r.stderr
+    lines = r.stdout.splitlines()
+    assert lines[:2] == ["debian", "/home/debian"]
+    assert 'VERSION_CODENAME=bookworm' in r.stdout
