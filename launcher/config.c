@@ -19,8 +19,10 @@
 #include "cpulist.h"
 #include "log.h"
 
-enum section_kind { SEC_VM, SEC_BOOT, SEC_QEMU, SEC_DISK, SEC_MEMORY, SEC_CPU, SEC_TIER, SEC_SHARE, SEC_NET, SEC_COUNT };
-enum value_type { T_STRING, T_PATH, T_SIZE, T_UINT, T_BOOL, T_ENUM, T_WORDS, T_APPEND, T_CPULIST, T_PIN, T_NODE };
+enum section_kind {
+	SEC_VM, SEC_BOOT, SEC_QEMU, SEC_DISK, SEC_MEMORY, SEC_CPU, SEC_TIER, SEC_SHARE, SEC_NET, SEC_CLOUD_INIT, SEC_COUNT
+};
+enum value_type { T_STRING, T_PATH, T_PATHS, T_SIZE, T_UINT, T_BOOL, T_ENUM, T_WORDS, T_APPEND, T_CPULIST, T_PIN, T_NODE };
 
 struct key_spec {
 	enum section_kind section;
@@ -47,6 +49,7 @@ static const char *const allocator_words[] = { "tcmalloc", "system", NULL };
 static const char *const tier_words[] = { "dram", "file", NULL };
 static const char *const ms_mode_words[] = { "default", "crc", "secure", NULL };
 static const char *const net_mode_words[] = { "user", "none", NULL };
+static const char *const firmware_words[] = { "auto", "bios", "uefi", "uefi-secure", NULL };
 
 #define VM(field) offsetof(struct vm_config, field), offsetof(struct vm_config, field##_line)
 #define DISK(field) offsetof(struct disk_config, field), offsetof(struct disk_config, field##_line)
@@ -68,6 +71,12 @@ static const struct key_spec keys[] = {
 	{ SEC_BOOT, "root", T_STRING, VM(root), NULL, 0, 0, 0 },
 	{ SEC_BOOT, "modules", T_PATH, VM(modules), NULL, 0, 0, 0 },
 	{ SEC_VM, "command-user", T_STRING, VM(command_user), NULL, 0, 0, 0 },
+	{ SEC_VM, "agent-timeout", T_UINT, VM(agent_timeout), NULL, 1, 3600, 0 },
+	{ SEC_BOOT, "firmware", T_ENUM, VM(firmware), firmware_words, 0, 0, 0 },
+	{ SEC_BOOT, "nvram", T_PATH, VM(nvram), NULL, 0, 0, 0 },
+	{ SEC_CLOUD_INIT, "ssh-key", T_PATHS, VM(cloud_keys), NULL, 0, 0, 0 },
+	{ SEC_CLOUD_INIT, "user", T_STRING, VM(cloud_user), NULL, 0, 0, 0 },
+	{ SEC_CLOUD_INIT, "user-data", T_PATH, VM(cloud_user_data), NULL, 0, 0, 0 },
 	{ SEC_QEMU, "binary", T_STRING, VM(qemu_binary), NULL, 0, 0, 0 },
 	{ SEC_QEMU, "extra", T_WORDS, VM(qemu_extra), NULL, 0, 0, 0 },
 	{ SEC_QEMU, "allocator", T_ENUM, VM(allocator), allocator_words, 0, 0, 0 },
@@ -117,7 +126,7 @@ static const struct key_spec keys[] = {
 static const char *const section_names[SEC_COUNT] = {
 	[SEC_VM] = "vm",	 [SEC_BOOT] = "boot", [SEC_QEMU] = "qemu",	 [SEC_DISK] = "disk",
 	[SEC_MEMORY] = "memory", [SEC_CPU] = "cpu",   [SEC_TIER] = "memory tier", [SEC_SHARE] = "share",
-	[SEC_NET] = "net",
+	[SEC_NET] = "net",	 [SEC_CLOUD_INIT] = "cloud-init",
 };
 
 /* The named sections: where their array and count live in vm_config. Each element starts with struct named_section. */
@@ -379,10 +388,21 @@ static int set_value(struct parse *p, const struct key_spec *k, void *base, cons
 		free(*(char **)field);
 		*(char **)field = resolve_path(p->cfg, value);
 		return 0;
+	case T_PATHS: {
+		/* repeatable: each line adds one */
+		char *path;
+
+		if (!*value)
+			return fail(p, line, "[%s] %s: expected a path", section, what);
+		path = resolve_path(p->cfg, value);
+		strv_push((struct strv *)field, path);
+		free(path);
+		return 0;
+	}
 	case T_SIZE:
 		if (config_parse_size(value, (uint64_t *)field) < 0)
 			return fail(p, line,
-				    "[%s] %s \"%s\": expected a number with K, M, G or T suffix (e.g. 512M, 2G)",
+				    "[%s] %s \"%s\": expected a whole number with K, M, G or T suffix (e.g. 512M, 2G)",
 				    section, what, value);
 		return 0;
 	case T_UINT: {
@@ -513,7 +533,7 @@ static int apply(struct parse *p, const char *section, const char *name, const c
 		free(list);
 		return -EINVAL;
 	}
-	if (from_file && k->type != T_WORDS && k->type != T_APPEND) {
+	if (from_file && k->type != T_WORDS && k->type != T_APPEND && k->type != T_PATHS) {
 		char *canonical = canonical_section(section);
 
 		for (size_t i = 0; i < p->n_seen; i++)
@@ -728,8 +748,63 @@ static int finish_boot(struct parse *p)
 	} else if (cfg->modules_line) {
 		return fail(p, cfg->modules_line, "[boot] modules: goes with root = DISK");
 	}
+	if (cfg->kernel && (cfg->firmware == FIRMWARE_UEFI || cfg->firmware == FIRMWARE_UEFI_SECURE))
+		return fail(p, cfg->firmware_line, "[boot] firmware = uefi: the kernel boots directly (PVH), without "
+						   "firmware; expected firmware = bios with kernel =");
+	if (cfg->nvram && cfg->firmware != FIRMWARE_UEFI && cfg->firmware != FIRMWARE_UEFI_SECURE &&
+	    (cfg->firmware != FIRMWARE_AUTO || cfg->kernel))
+		return fail(p, cfg->nvram_line, "[boot] nvram: UEFI's variable store; expected firmware = uefi");
 	if (cfg->command_user && (!valid_name(cfg->command_user, 32) || cfg->command_user[0] == '.'))
 		return fail(p, cfg->command_user_line, "[vm] command-user \"%s\": expected a user name", cfg->command_user);
+	return 0;
+}
+
+/* The invoking user: the one behind sudo, else this one; root alone has no login of its own in a guest. */
+static struct passwd *invoking_user(void)
+{
+	const char *sudo = getenv("SUDO_USER");
+	struct passwd *pw = sudo && *sudo ? getpwnam(sudo) : NULL;
+
+	return pw ? pw : getpwuid(getuid());
+}
+
+/* [cloud-init]: a NoCloud seed for cloud images; keys readable now, so a bad one is a config error. */
+static int finish_cloud_init(struct parse *p)
+{
+	struct vm_config *cfg = p->cfg;
+	struct passwd *pw;
+
+	for (size_t i = 0; i < p->n_sections; i++)
+		if (!strcmp(p->sections[i].name, "cloud-init"))
+			cfg->cloud_init_line = p->sections[i].line;
+	if (!cfg->cloud_init_line && (cfg->cloud_keys.n || cfg->cloud_user || cfg->cloud_user_data))
+		cfg->cloud_init_line = CONFIG_LINE_SET; /* made by --set alone */
+	if (!cfg->cloud_init_line)
+		return 0;
+	pw = invoking_user();
+	if (!cfg->cloud_keys.n && pw) {
+		static const char *const kinds[] = { "ed25519", "ecdsa", "rsa" };
+
+		for (size_t i = 0; i < sizeof(kinds) / sizeof(kinds[0]); i++) {
+			char *key = xasprintf("%s/.ssh/id_%s.pub", pw->pw_dir, kinds[i]);
+
+			if (access(key, R_OK) == 0)
+				strv_push(&cfg->cloud_keys, key);
+			free(key);
+		}
+	}
+	for (size_t i = 0; i < cfg->cloud_keys.n; i++)
+		if (access(cfg->cloud_keys.v[i], R_OK) < 0)
+			return fail(p, cfg->cloud_keys_line, "[cloud-init] ssh-key %s: %s; expected a readable public key file",
+				    cfg->cloud_keys.v[i], strerror(errno));
+	if (cfg->cloud_user_data && access(cfg->cloud_user_data, R_OK) < 0)
+		return fail(p, cfg->cloud_user_data_line, "[cloud-init] user-data %s: %s", cfg->cloud_user_data,
+			    strerror(errno));
+	if (!cfg->cloud_user)
+		cfg->cloud_user = xstrdup(pw && pw->pw_uid != 0 ? pw->pw_name : "vmlaunch");
+	if (!valid_name(cfg->cloud_user, 32) || cfg->cloud_user[0] == '.' || !strcmp(cfg->cloud_user, "root"))
+		return fail(p, cfg->cloud_user_line, "[cloud-init] user \"%s\": expected a user name other than root",
+			    cfg->cloud_user);
 	return 0;
 }
 
@@ -884,7 +959,7 @@ static int finish(struct parse *p)
 	for (size_t i = 0; i < cfg->n_disks; i++)
 		if (finish_disk(p, &cfg->disks[i]) < 0)
 			return -EINVAL;
-	if (finish_boot(p) < 0)
+	if (finish_boot(p) < 0 || finish_cloud_init(p) < 0)
 		return -EINVAL;
 	for (size_t i = 0; i < cfg->n_shares; i++)
 		if (finish_share(p, &cfg->shares[i]) < 0)
@@ -957,11 +1032,20 @@ int config_load(const char *file, const struct strv *sets, struct vm_config *cfg
 	cfg->cpus = 1;
 	cfg->memory = 512ULL << 20;
 	cfg->host_node = HOST_NODE_AUTO;
+	cfg->agent_timeout = 120;
 	cfg->shutdown_timeout = 60;
 
 	p.f = fopen(file, "re");
 	if (!p.f)
 		return log_errno(errno, "cannot read config %s", file);
+	{
+		struct stat st;
+
+		if (fstat(fileno(p.f), &st) == 0 && !S_ISREG(st.st_mode)) {
+			fclose(p.f);
+			return fail(&p, 0, "not a regular file; expected a config file such as configs/demo.conf");
+		}
+	}
 	if (!config_trusted(fileno(p.f))) {
 		fclose(p.f);
 		return fail(&p, 0,
@@ -1049,6 +1133,10 @@ void config_free(struct vm_config *cfg)
 	free(cfg->root);
 	free(cfg->modules);
 	free(cfg->command_user);
+	free(cfg->nvram);
+	strv_free(&cfg->cloud_keys);
+	free(cfg->cloud_user);
+	free(cfg->cloud_user_data);
 	cpulist_free(&cfg->pin_cpus);
 	cpulist_free(&cfg->pin_iothreads);
 	cpulist_free(&cfg->pin_emulator);

@@ -110,6 +110,7 @@ struct net_config {
 };
 
 enum hugepages_choice { HUGEPAGES_OFF, HUGEPAGES_2M, HUGEPAGES_1G };
+enum firmware_choice { FIRMWARE_AUTO, FIRMWARE_BIOS, FIRMWARE_UEFI, FIRMWARE_UEFI_SECURE };
 enum pin_choice { PIN_AUTO, PIN_OFF, PIN_LIST };
 #define HOST_NODE_AUTO (-1)
 enum allocator_choice { ALLOCATOR_TCMALLOC, ALLOCATOR_SYSTEM };
@@ -160,6 +161,20 @@ struct vm_config {
 	unsigned modules_line;
 	char *command_user; /* -- COMMAND runs as this user of the guest (default root) */
 	unsigned command_user_line;
+	unsigned agent_timeout; /* seconds to wait for qemu-guest-agent (-- COMMAND without a kernel) */
+	unsigned agent_timeout_line;
+	enum firmware_choice firmware; /* auto: bios with a kernel, uefi without one where OVMF is installed */
+	unsigned firmware_line;
+	char *nvram; /* uefi: a variable store kept across runs; NULL: a fresh copy per run in the state dir */
+	unsigned nvram_line;
+
+	unsigned cloud_init_line; /* the [cloud-init] header; 0: no seed */
+	struct strv cloud_keys;   /* ssh-key =, or the invoking user's ~/.ssh/id_*.pub */
+	unsigned cloud_keys_line;
+	char *cloud_user; /* the guest user made with the keys (default: the invoking user's name) */
+	unsigned cloud_user_line;
+	char *cloud_user_data; /* used as written instead of vmlaunch's own */
+	unsigned cloud_user_data_line;
 
 	char *qemu_binary;
 	unsigned qemu_binary_line;

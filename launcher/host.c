@@ -185,6 +185,15 @@ int host_probe(const char *qemu_binary, const struct host_wants *want, struct ho
 			return log_errno(ENOENT, "[share] needs virtiofsd, which is not installed (apt-get install "
 						 "qemu-system-common)");
 	}
+	if (want->firmware != FIRMWARE_BIOS) {
+		static const char *const dirs[] = { "/etc/qemu/firmware", "/usr/share/qemu/firmware", NULL };
+		bool secure = want->firmware == FIRMWARE_UEFI_SECURE;
+
+		if (firmware_find(dirs, secure, &h->ovmf) < 0 && want->firmware != FIRMWARE_AUTO)
+			return log_errno(ENOENT, "[boot] firmware = %s: no %sOVMF firmware is installed (apt-get install "
+						 "ovmf; qemu's firmware descriptors are read from %s and %s)",
+					 secure ? "uefi-secure" : "uefi", secure ? "Secure Boot " : "", dirs[0], dirs[1]);
+	}
 	if (want->kvm) {
 		/* An internal failure of the probe still fills in KVM_BROKEN with its cause: fall back, don't abort. */
 		kvm_probe("/sys", "/dev/kvm", 50, &h->kvm);
@@ -207,6 +216,7 @@ void host_facts_free(struct host_facts *h)
 	free(h->state_root);
 	free(h->tcmalloc_path);
 	free(h->virtiofsd);
+	firmware_free(&h->ovmf);
 	topology_free(&h->topo);
 	memset(h, 0, sizeof(*h));
 }

@@ -5,6 +5,7 @@
 #include <stdbool.h>
 #include <stdio.h>
 
+#include "firmware.h"
 #include "kvm_probe.h"
 #include "topology.h"
 
@@ -22,6 +23,7 @@ struct host_facts {
 	struct topology topo;
 	char *tcmalloc_path; /* libtcmalloc_minimal.so.4 (or libtcmalloc.so.4) from the dynamic loader's cache, or NULL */
 	char *virtiofsd;     /* when wanted: the virtiofsd binary */
+	struct firmware ovmf; /* when wanted and installed: OVMF (ovmf.uefi false: none) */
 };
 
 /* What the probe looks for beyond the basics; each costs something, so only what the config needs. */
@@ -29,6 +31,7 @@ struct host_wants {
 	bool kvm;       /* false: accel = tcg, no KVM probe */
 	bool tcmalloc;
 	bool virtiofsd; /* [share]: missing is an error naming the package */
+	enum firmware_choice firmware; /* auto: OVMF if installed; uefi and uefi-secure: missing is an error */
 };
 
 /* Returns 0 or -errno after logging what is missing. */

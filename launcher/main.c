@@ -15,6 +15,8 @@
 #include "config.h"
 #include "exit_status.h"
 #include "guardian.h"
+#include "cloud_init.h"
+#include "firmware.h"
 #include "guest_files.h"
 #include "hugepages.h"
 #include "pin.h"
@@ -60,6 +62,9 @@ static void usage(FILE *out)
 	      "      --wait SECONDS       how long --cleanup waits for a running VM\n"
 	      "  -l, --list               list running VMs (name, pid, uptime, CPUs, memory, disks)\n"
 	      "      --status NAME        ask NAME's qemu over QMP: run state, vCPUs, disks\n"
+	      "      --ssh NAME [-- COMMAND]\n"
+	      "                           ssh into running VM NAME (its forward to port 22, its [cloud-init] user\n"
+	      "                           and key); the exit status is ssh's\n"
 	      "  -v, --verbose            say what vmlaunch is doing\n"
 	      "  -h, --help               show this help and exit\n"
 	      "  -V, --version            show the version and exit\n"
@@ -81,7 +86,7 @@ struct options {
 	struct strv env;
 	struct strv command;
 	bool dry_run, explain, cleanup, list;
-	const char *status_name;
+	const char *status_name, *ssh_name;
 	int wait_seconds;
 };
 
@@ -125,6 +130,7 @@ static int parse_options(int argc, char **argv, struct options *o)
 		{ "cleanup", no_argument, NULL, 'C' }, { "wait", required_argument, NULL, 'W' },
 		{ "list", no_argument, NULL, 'l' },    { "status", required_argument, NULL, 'S' },
 		{ "env", required_argument, NULL, 'E' }, { "share", required_argument, NULL, 'H' },
+		{ "ssh", required_argument, NULL, 'X' },
 		{ NULL, 0, NULL, 0 },
 	};
 	int c, dashdash = 1, all = argc;
@@ -134,7 +140,8 @@ static int parse_options(int argc, char **argv, struct options *o)
 	while (dashdash < argc && strcmp(argv[dashdash], "--"))
 		dashdash++;
 	argc = dashdash;
-	while ((c = getopt_long(argc, argv, "nes:vhVl", longopts, NULL)) != -1) {
+	opterr = 0; /* our own messages: one prefix, and a hint when a COMMAND's option was taken for ours */
+	while ((c = getopt_long(argc, argv, ":nes:vhVl", longopts, NULL)) != -1) {
 		switch (c) {
 		case 'n':
 			o->dry_run = true;
@@ -168,6 +175,9 @@ static int parse_options(int argc, char **argv, struct options *o)
 		case 'S':
 			o->status_name = optarg;
 			break;
+		case 'X':
+			o->ssh_name = optarg;
+			break;
 		case 'W': {
 			char *end;
 			long v = strtol(optarg, &end, 10);
@@ -185,16 +195,26 @@ static int parse_options(int argc, char **argv, struct options *o)
 		case 'V':
 			printf("vmlaunch %s\n", VMLAUNCH_VERSION);
 			exit(EXIT_VM_OK);
+		case ':':
+			log_error("%s: expected a value (vmlaunch --help)", argv[optind - 1]);
+			return -EINVAL;
 		default:
-			fputs("Try 'vmlaunch --help'.\n", stderr);
+			if (optind > 1 && optind - 1 < argc && argv[optind - 1][0] == '-' && optind > 2)
+				log_error("unknown option %s; if it is the command's, put -- before the command "
+					  "(vmlaunch CONFIG -- COMMAND ARG...)",
+					  argv[optind - 1]);
+			else
+				log_error("unknown option %s (vmlaunch --help)", argv[optind - 1]);
 			return -EINVAL;
 		}
 	}
-	if (o->list || o->status_name) {
+	if (o->list || o->status_name || o->ssh_name) {
 		if (optind < argc) {
-			log_error("unexpected \"%s\": --list and --status take no CONFIG", argv[optind]);
+			log_error("unexpected \"%s\": --list, --status and --ssh take no CONFIG", argv[optind]);
 			return -EINVAL;
 		}
+		for (int i = dashdash + 1; o->ssh_name && i < all; i++)
+			strv_push(&o->command, argv[i]);
 		return 0;
 	}
 	if (o->cleanup) {
@@ -244,7 +264,8 @@ static void print_explained(const struct qemu_cmdline *c)
 				putchar(' ');
 			printf(strpbrk(a, " \t") ? "'%s'" : "%s", a);
 		}
-		putchar('\n');
+		if (c->groups[g].end > c->groups[g].start)
+			putchar('\n'); /* a reason with no arguments of its own is its comment line alone */
 	}
 }
 
@@ -298,6 +319,11 @@ static int hand_over(const struct plan *plan, const struct storage_target *targe
 	}
 	for (size_t i = 0; !r && i < plan->n_guest_files; i++)
 		r = privileges_give(pv, plan->guest_files[i].path);
+	if (!r && plan->seed)
+		r = privileges_give(pv, plan->seed);
+	/* the variable store qemu writes: a copy of ours; a kept nvram = is the user's to make writable */
+	if (!r && plan->uefi && !plan->cfg->nvram)
+		r = privileges_give(pv, plan->uefi_vars);
 	for (size_t i = 0; !r && i < plan->n_disks; i++)
 		for (size_t k = 0; !r && k < targets[i].qemu_opens.n; k++)
 			r = privileges_give(pv, targets[i].qemu_opens.v[k]);
@@ -312,7 +338,7 @@ static int launch(const struct vm_config *cfg, struct plan *plan, struct storage
 	struct state_dir state = { .lock_fd = -1 };
 	struct journal journal = { .fd = -1 };
 	struct guardian guardian = { .pid = -1, .pidfd = -1, .pipe_fd = -1 };
-	struct vm_process vm = { .pid = -1, .pidfd = -1, .out_fd = -1, .err_fd = -1, .status_fd = -1 };
+	struct vm_process vm = { .pid = -1, .pidfd = -1, .out_fd = -1, .err_fd = -1, .status_fd = -1, .agent_fd = -1 };
 	struct termios saved_tty;
 	bool tty_saved = plan->interactive && tcgetattr(0, &saved_tty) == 0;
 	int status = EXIT_SETUP_FAILED, sigfd, r;
@@ -355,6 +381,10 @@ static int launch(const struct vm_config *cfg, struct plan *plan, struct storage
 		goto out;
 	for (size_t i = 0; i < plan->n_shares && r >= 0; i++)
 		r = share_start(&plan->shares[i], plan->host->virtiofsd, plan->privileges, &journal);
+	if (r == 0 && plan->uefi)
+		r = firmware_vars_prepare(plan->uefi->vars_template, plan->uefi_vars, !cfg->nvram, &journal);
+	if (r == 0 && plan->seed)
+		r = cloud_init_make_seed(plan, &journal);
 	if (r < 0)
 		goto out;
 	r = hand_over(plan, targets, &state);
@@ -412,6 +442,17 @@ int main(int argc, char **argv)
 	signal(SIGPIPE, SIG_IGN); /* a closed stdout must not kill vmlaunch before it has cleaned up */
 	if (parse_options(argc, argv, &o) < 0)
 		goto out;
+	if (o.ssh_name) {
+		char *root = host_state_root();
+
+		status = EXIT_BAD_INPUT;
+		if (!config_vm_name_valid(o.ssh_name))
+			log_error("--ssh \"%s\": expected a VM name", o.ssh_name);
+		else
+			status = status_ssh(root, o.ssh_name, &o.command) < 0 ? EXIT_SETUP_FAILED : EXIT_VM_OK;
+		free(root);
+		goto out;
+	}
 	if (o.list || o.status_name) {
 		char *root = host_state_root();
 
@@ -441,7 +482,8 @@ int main(int argc, char **argv)
 	if (host_probe(cfg.qemu_binary,
 		       &(struct host_wants){ .kvm = cfg.accel != ACCEL_TCG,
 					     .tcmalloc = cfg.allocator == ALLOCATOR_TCMALLOC,
-					     .virtiofsd = cfg.n_shares > 0 },
+					     .virtiofsd = cfg.n_shares > 0,
+					     .firmware = cfg.kernel ? FIRMWARE_BIOS : cfg.firmware },
 		       &host) < 0)
 		goto out;
 	if (privileges_resolve(cfg.qemu_user, &privileges) < 0) {
@@ -457,12 +499,13 @@ int main(int argc, char **argv)
 			goto out;
 		}
 	}
-	r = plan_build(&cfg, &host, targets, &privileges, &(struct run_request){ o.command.n > 0, &o.env }, &plan);
+	r = plan_build(&cfg, &host, targets, &privileges, &(struct run_request){ o.command.n > 0, &o.env, &o.command }, &plan);
 	if (r < 0) {
 		status = r == -EINVAL ? EXIT_BAD_INPUT : EXIT_SETUP_FAILED;
 		goto out;
 	}
-	if (plan.accel_warning)
+	/* said where it matters: a run, not a --dry-run or an --explain, which shows the reason itself */
+	if (plan.accel_warning && !o.dry_run && !o.explain)
 		log_warn("%s", plan.accel_why);
 	if (cfg.allocator == ALLOCATOR_TCMALLOC && !plan.tcmalloc)
 		log_warn("tcmalloc not found in the dynamic loader's cache (install libgoogle-perftools4); qemu uses glibc "

@@ -171,10 +171,21 @@ static void plan_nets(const struct vm_config *cfg, struct plan *p)
 		for (size_t k = 0; k < n->forwards.n; k++) {
 			const char *f = n->forwards.v[k];
 
+			unsigned a, b, c, d, host, guest;
+
 			if (strchr(f + 4, '.'))
 				strv_push(&np->forwards, f);
 			else
 				strv_pushf(&np->forwards, "%.4s127.0.0.1:%s", f, f + 4);
+			/* the first forward to the guest's ssh port is where vmlaunch --ssh connects */
+			if (!p->ssh_port && !strncmp(f, "tcp:", 4) &&
+			    sscanf(np->forwards.v[k] + 4, "%u.%u.%u.%u:%u-:%u", &a, &b, &c, &d, &host, &guest) == 6 &&
+			    guest == 22) {
+				snprintf(p->ssh_host, sizeof(p->ssh_host), "%u.%u.%u.%u", a, b, c, d);
+				if (!strcmp(p->ssh_host, "0.0.0.0"))
+					strcpy(p->ssh_host, "127.0.0.1");
+				p->ssh_port = host;
+			}
 		}
 		if (n->mode == NET_NONE)
 			np->why = xasprintf("net \"%s\": a virtio NIC with no backend: the guest sees a link that never comes up",
@@ -217,6 +228,22 @@ static void plan_shares(const struct vm_config *cfg, struct plan *p)
 	}
 }
 
+/* SeaBIOS, or OVMF from qemu's firmware descriptors with a variable store of this VM's own. */
+static void plan_firmware(const struct vm_config *cfg, const struct host_facts *host, struct plan *p)
+{
+	if (!cfg->kernel && cfg->firmware != FIRMWARE_BIOS && host->ovmf.uefi) {
+		p->uefi = &host->ovmf;
+		p->uefi_vars = cfg->nvram ? xstrdup(cfg->nvram) : state_file(p->state_dir, "uefi-vars.fd");
+		p->firmware_why = xasprintf("UEFI: %s (%s); variables in %s%s", host->ovmf.description, host->ovmf.code,
+					    p->uefi_vars, cfg->nvram ? ", kept across runs" : ", a fresh copy per run");
+	} else {
+		p->firmware_why = xstrdup(cfg->kernel ? "SeaBIOS, which hands over to the kernel; its own output kept off "
+							"the serial console (it clears the terminal)"
+						      : "SeaBIOS (no OVMF installed, or firmware = bios); its own output "
+							"kept off the serial console (it clears the terminal)");
+	}
+}
+
 /* The files the bundled guest reads through fw_cfg (guest_protocol.h). */
 static void plan_guest_files(const struct vm_config *cfg, const struct run_request *req, struct plan *p)
 {
@@ -225,10 +252,10 @@ static void plan_guest_files(const struct vm_config *cfg, const struct run_reque
 		enum guest_file_kind kind;
 		const char *name, *leaf;
 	} files[] = {
-		{ p->command_mode, GUEST_FILE_ARGV, GUEST_FWCFG_ARGV, STATE_ARGV },
-		{ p->command_mode && cfg->command_user, GUEST_FILE_USER, GUEST_FWCFG_USER, "user" },
-		{ p->command_mode && req->env && req->env->n, GUEST_FILE_ENV, GUEST_FWCFG_ENV, "env" },
-		{ cfg->n_shares > 0, GUEST_FILE_SHARES, GUEST_FWCFG_SHARES, "shares" },
+		{ p->command_mode && cfg->kernel, GUEST_FILE_ARGV, GUEST_FWCFG_ARGV, STATE_ARGV },
+		{ p->command_mode && cfg->kernel && cfg->command_user, GUEST_FILE_USER, GUEST_FWCFG_USER, "user" },
+		{ p->command_mode && cfg->kernel && req->env && req->env->n, GUEST_FILE_ENV, GUEST_FWCFG_ENV, "env" },
+		{ cfg->kernel && cfg->n_shares > 0, GUEST_FILE_SHARES, GUEST_FWCFG_SHARES, "shares" },
 	};
 
 	for (size_t i = 0; i < sizeof(files) / sizeof(files[0]); i++)
@@ -236,8 +263,9 @@ static void plan_guest_files(const struct vm_config *cfg, const struct run_reque
 			p->guest_files[p->n_guest_files++] = (struct guest_file){
 				files[i].kind, files[i].name, state_file(p->state_dir, files[i].leaf)
 			};
-	p->argv_file = p->command_mode ? xstrdup(p->guest_files[0].path) : NULL;
+	p->argv_file = p->command_mode && cfg->kernel ? xstrdup(p->guest_files[0].path) : NULL;
 	p->env = req->env;
+	p->command = req->command;
 }
 
 int plan_build(const struct vm_config *cfg, const struct host_facts *host, const struct storage_target *targets,
@@ -261,10 +289,8 @@ int plan_build(const struct vm_config *cfg, const struct host_facts *host, const
 	r = plan_accel(cfg, host, p);
 	if (r < 0)
 		return r;
-	if (command_mode && !cfg->kernel)
-		return log_error("%s: vmlaunch CONFIG -- COMMAND runs the command in the bundled guest: the config needs "
-				 "[boot] kernel = and initrd = (see configs/demo.conf)",
-				 cfg->file);
+	/* the bundled guest takes the command over fw_cfg; a firmware-booted distro through its qemu-guest-agent */
+	p->agent_mode = command_mode && !cfg->kernel;
 	if (cfg->memory % (1ULL << 20))
 		return log_error("%s:%u: [vm] memory: expected a multiple of 1M", cfg->file, cfg->memory_line);
 
@@ -279,6 +305,14 @@ int plan_build(const struct vm_config *cfg, const struct host_facts *host, const
 	plan_shares(cfg, p);
 	plan_nets(cfg, p);
 	p->modules_image = cfg->root ? cfg->modules : NULL;
+	plan_firmware(cfg, host, p);
+	if (cfg->cloud_init_line) {
+		p->seed = state_file(p->state_dir, "cidata.img");
+		p->seed_why = xasprintf("cloud-init NoCloud seed (label CIDATA, read-only): hostname %s, user %s with %zu ssh "
+					"key(s)%s",
+					cfg->name, cfg->cloud_user, cfg->cloud_keys.n,
+					cfg->cloud_user_data ? ", user-data as written" : "");
+	}
 	if (cfg->kernel) {
 		/* TCG executes nothing speculatively, so the guest's Spectre/Meltdown mitigations protect nothing and cost
 		 * much of its I/O rate; the user's own append comes after and can say otherwise. */
@@ -367,5 +401,9 @@ void plan_free(struct plan *p)
 	free(p->nets);
 	for (size_t i = 0; i < p->n_guest_files; i++)
 		free(p->guest_files[i].path);
+	free(p->uefi_vars);
+	free(p->firmware_why);
+	free(p->seed);
+	free(p->seed_why);
 	memset(p, 0, sizeof(*p));
 }

@@ -19,7 +19,8 @@ enum {
 	QEMU_FD_STDERR = 5,
 	QEMU_FD_STATUS = 6,
 	QEMU_FD_QMP_EXT = 7, /* a listening socket vmlaunch bound at STATE_DIR/qmp.sock, for other tools */
-	QEMU_FD_COUNT = 5,
+	QEMU_FD_AGENT = 8,   /* command mode without a kernel: qemu-guest-agent's port */
+	QEMU_FD_COUNT = 6,
 };
 
 struct disk_plan {
@@ -68,6 +69,7 @@ struct plan {
 	char *accel_why;
 	bool accel_warning; /* auto fell back to TCG on a host that has /dev/kvm or wants one: say so once */
 	bool command_mode;  /* vmlaunch CONFIG -- COMMAND */
+	bool agent_mode;    /* ... in a firmware-booted guest, through its qemu-guest-agent */
 	bool interactive;   /* a terminal on stdin and the console on stdio: the demo guest offers a shell */
 	char *console_log;  /* NULL: serial console on stdio */
 	char *cmdline;      /* kernel command line */
@@ -82,9 +84,17 @@ struct plan {
 	struct net_plan *nets;
 	size_t n_nets;
 	const char *modules_image; /* root = DISK: the kernel's modules, a read-only disk */
+	const struct firmware *uefi; /* OVMF, or NULL: SeaBIOS */
+	char *uefi_vars;             /* its variable store: [boot] nvram, or a copy in the state dir */
+	char *firmware_why;
+	char *seed;                  /* [cloud-init]: the NoCloud seed volume in the state dir */
+	char ssh_host[64];           /* the host end of a forward to the guest's port 22 ("" if none): vmlaunch --ssh */
+	unsigned ssh_port;
+	char *seed_why;
 	struct guest_file guest_files[4]; /* argv, user, env, shares: what exists */
 	size_t n_guest_files;
 	const struct strv *env; /* --env NAME=VALUE for the command */
+	const struct strv *command; /* -- COMMAND */
 
 	struct cpu_plan cpus;
 	int hugepages;            /* -1: off; else HP_2M or HP_1G */
@@ -102,6 +112,7 @@ struct plan {
 struct run_request {
 	bool command_mode;      /* vmlaunch CONFIG -- COMMAND */
 	const struct strv *env; /* --env NAME=VALUE for the command, or NULL */
+	const struct strv *command; /* the COMMAND, or NULL */
 };
 
 /* Pure: no I/O. Returns 0, or a negative errno after logging why the config cannot run on this host. */

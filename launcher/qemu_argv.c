@@ -153,11 +153,31 @@ static void push_machine(struct qemu_cmdline *c, const struct plan *p)
 	strv_push(a, p->host->qemu_path);
 	group_end(c);
 
+	group_begin(c, p->firmware_why);
+	if (p->uefi) {
+		char *code = qemu_opt_escape(p->uefi->code), *vars = qemu_opt_escape(p->uefi_vars);
+
+		strv_push(a, "-blockdev");
+		strv_pushf(a, "driver=file,node-name=fw-code,filename=%s,read-only=on", code);
+		strv_push(a, "-blockdev");
+		strv_pushf(a, "driver=file,node-name=fw-vars,filename=%s", vars);
+		if (p->uefi->secure_boot)
+			strv_push_many(a, "-global", "driver=cfi.pflash01,property=secure,value=on", NULL);
+		free(code);
+		free(vars);
+	} else if (cfg->kernel) {
+		/* qboot: a minimal firmware that loads the kernel and nothing else; SeaBIOS would also clear the terminal
+		 * and turn its autowrap off through the serial console */
+		strv_push_many(a, "-bios", "qboot.rom", NULL);
+	}
+	group_end(c);
+
 	group_begin(c, p->accel_why);
 	/* q35 without the legacy bits nothing here uses: no AHCI, SMBus, USB or vmport to emulate or probe at boot. */
 	strv_push(a, "-machine");
-	strv_pushf(a, "q35,accel=%s,vmport=off,smbus=off,sata=off,usb=off%s", p->kvm ? "kvm" : "tcg",
-		   uses_memory_backend(p) && !cfg->n_tiers ? ",memory-backend=ram0" : "");
+	strv_pushf(a, "q35,accel=%s,vmport=off,smbus=off,sata=off,usb=off%s%s%s", p->kvm ? "kvm" : "tcg",
+		   uses_memory_backend(p) && !cfg->n_tiers ? ",memory-backend=ram0" : "",
+		   p->uefi ? ",pflash0=fw-code,pflash1=fw-vars" : "", p->uefi && p->uefi->secure_boot ? ",smm=on" : "");
 	strv_push_many(a, "-cpu", p->kvm ? "host" : "max", NULL);
 	group_end(c);
 
@@ -305,6 +325,19 @@ static void push_modules(struct qemu_cmdline *c, const struct plan *p)
 	free(file);
 }
 
+static void push_seed(struct qemu_cmdline *c, const struct plan *p)
+{
+	struct strv *a = &c->argv;
+	char *file = qemu_opt_escape(p->seed);
+
+	group_begin(c, p->seed_why);
+	strv_push(a, "-blockdev");
+	strv_pushf(a, "driver=file,node-name=cidata,filename=%s,read-only=on", file);
+	strv_push_many(a, "-device", "virtio-blk-pci,id=vblk-cidata,drive=cidata,serial=cidata", NULL);
+	group_end(c);
+	free(file);
+}
+
 static void push_share(struct qemu_cmdline *c, const struct share_plan *s)
 {
 	struct strv *a = &c->argv;
@@ -363,6 +396,20 @@ static void push_guest_files(struct qemu_cmdline *c, const struct plan *p)
 	group_end(c);
 }
 
+/* -- COMMAND in a firmware-booted guest: qemu-guest-agent's port, on a socket vmlaunch holds. */
+static void push_agent_channel(struct qemu_cmdline *c)
+{
+	struct strv *a = &c->argv;
+
+	group_begin(c, "the command through the guest's qemu-guest-agent (guest-exec with captured output), on its "
+		       "virtio-serial port; the guest is powered off when it has finished");
+	strv_push_many(a, "-device", "virtio-serial-pci,id=vmlaunch-serial", NULL);
+	strv_push(a, "-chardev");
+	strv_pushf(a, "socket,id=qga,fd=%d", QEMU_FD_AGENT);
+	strv_push_many(a, "-device", "virtserialport,chardev=qga,name=org.qemu.guest_agent.0", NULL);
+	group_end(c);
+}
+
 /* -- COMMAND: output and status out over virtio-serial. */
 static void push_command_channel(struct qemu_cmdline *c)
 {
@@ -393,11 +440,15 @@ void qemu_argv_build(const struct plan *p, struct qemu_cmdline *c)
 		push_disk(c, p, i);
 	if (p->modules_image)
 		push_modules(c, p);
+	if (p->seed)
+		push_seed(c, p);
 	for (size_t i = 0; i < p->n_shares; i++)
 		push_share(c, &p->shares[i]);
 	for (size_t i = 0; i < p->n_nets; i++)
 		push_net(c, &p->nets[i]);
-	if (p->command_mode)
+	if (p->agent_mode)
+		push_agent_channel(c);
+	else if (p->command_mode)
 		push_command_channel(c);
 	push_guest_files(c, p);
 	if (p->cfg->qemu_extra.n) {

@@ -19,6 +19,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "agent.h"
 #include "exit_status.h"
 #include "guardian.h"
 #include "journal.h"
@@ -45,8 +46,8 @@ static int pidfd_open_(pid_t pid)
 static void child_exec(const struct plan *p, const struct qemu_cmdline *c, char **envp, const int src[QEMU_FD_COUNT], int errpipe,
 		       pid_t parent)
 {
-	static const int target[QEMU_FD_COUNT] = { QEMU_FD_QMP, QEMU_FD_STDOUT, QEMU_FD_STDERR, QEMU_FD_STATUS,
-						  QEMU_FD_QMP_EXT };
+	static const int target[QEMU_FD_COUNT] = { QEMU_FD_QMP,	QEMU_FD_STDOUT,	 QEMU_FD_STDERR,
+						  QEMU_FD_STATUS, QEMU_FD_QMP_EXT, QEMU_FD_AGENT };
 	struct sigaction dfl = { .sa_handler = SIG_DFL };
 	sigset_t none;
 	int moved[QEMU_FD_COUNT];
@@ -78,7 +79,7 @@ static void child_exec(const struct plan *p, const struct qemu_cmdline *c, char 
 		if (moved[i] >= 0 && dup2(moved[i], target[i]) < 0)
 			goto fail;
 	/* Everything else vmlaunch holds (locks, journal, signalfd) stays out of qemu. */
-	syscall(SYS_close_range, QEMU_FD_QMP_EXT + 1, ~0U, 4 /* CLOSE_RANGE_CLOEXEC */);
+	syscall(SYS_close_range, QEMU_FD_AGENT + 1, ~0U, 4 /* CLOSE_RANGE_CLOEXEC */);
 	if (p->privileges && privileges_drop(p->privileges) < 0)
 		goto fail;
 	execve(c->argv.v[0], c->argv.v, envp);
@@ -131,17 +132,19 @@ static void qemu_environment(const struct plan *p, struct strv *env)
 int run_start(const struct plan *p, const struct qemu_cmdline *c, struct journal *journal, struct vm_process *vm)
 {
 	struct strv env = STRV_INIT;
-	int pairs[4][2], child_ends[QEMU_FD_COUNT], errpipe[2], child_errno = 0, listen_fd = -1, r;
+	/* 0 QMP, 1-3 the bundled guest's stdout, stderr and status, 4 qemu-guest-agent */
+	int pairs[5][2], child_ends[QEMU_FD_COUNT], errpipe[2], child_errno = 0, listen_fd = -1, r;
 	pid_t parent = getpid();
 	ssize_t n;
 
 	memset(vm, 0, sizeof(*vm));
 	vm->pid = -1;
-	vm->pidfd = vm->qmp.fd = vm->out_fd = vm->err_fd = vm->status_fd = -1;
-	for (int i = 0; i < 4; i++)
+	vm->pidfd = vm->qmp.fd = vm->out_fd = vm->err_fd = vm->status_fd = vm->agent_fd = -1;
+	for (int i = 0; i < 5; i++)
 		pairs[i][0] = pairs[i][1] = -1;
-	for (int i = 0; i < (p->command_mode ? 4 : 1); i++)
-		if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, pairs[i]) < 0) {
+	for (int i = 0; i < 5; i++)
+		if ((i == 0 || (i < 4 && p->command_mode && !p->agent_mode) || (i == 4 && p->agent_mode)) &&
+		    socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, pairs[i]) < 0) {
 			r = log_errno(errno, "socketpair");
 			goto fail;
 		}
@@ -159,6 +162,7 @@ int run_start(const struct plan *p, const struct qemu_cmdline *c, struct journal
 	for (int i = 0; i < 4; i++)
 		child_ends[i] = pairs[i][1];
 	child_ends[4] = listen_fd;
+	child_ends[5] = pairs[4][1];
 
 	qemu_environment(p, &env);
 	vm->pid = fork();
@@ -192,7 +196,7 @@ int run_start(const struct plan *p, const struct qemu_cmdline *c, struct journal
 		r = log_errno(child_errno, "cannot start %s", c->argv.v[0]);
 		goto fail;
 	}
-	for (int i = 0; i < 4; i++)
+	for (int i = 0; i < 5; i++)
 		if (pairs[i][1] >= 0) {
 			close(pairs[i][1]);
 			pairs[i][1] = -1;
@@ -207,7 +211,8 @@ int run_start(const struct plan *p, const struct qemu_cmdline *c, struct journal
 	vm->out_fd = pairs[1][0];
 	vm->err_fd = pairs[2][0];
 	vm->status_fd = pairs[3][0];
-	pairs[1][0] = pairs[2][0] = pairs[3][0] = -1;
+	vm->agent_fd = pairs[4][0];
+	pairs[1][0] = pairs[2][0] = pairs[3][0] = pairs[4][0] = -1;
 	r = qmp_connect(&vm->qmp, pairs[0][0], NULL, NULL, QMP_TIMEOUT_MS, true);
 	pairs[0][0] = -1; /* owned by vm->qmp now */
 	if (r < 0)
@@ -218,7 +223,7 @@ fail:
 	strv_free(&env);
 	if (listen_fd >= 0)
 		close(listen_fd);
-	for (int i = 0; i < 4; i++)
+	for (int i = 0; i < 5; i++)
 		for (int k = 0; k < 2; k++)
 			if (pairs[i][k] >= 0)
 				close(pairs[i][k]);
@@ -249,6 +254,8 @@ struct supervisor {
 	char *shutdown_reason;
 	char status[64];
 	size_t status_len;
+	struct agent agent; /* agent mode: the command through qemu-guest-agent */
+	bool agent_running, agent_failed;
 	/* The guest's stdout/stderr, read as soon as qemu passes them on and written out as fd 1/2 can take them:
 	 * qemu drops what it still holds when the guest powers off, so vmlaunch must never stop reading because its
 	 * own stdout is slow (a pipe to a slow consumer). */
@@ -402,6 +409,42 @@ static void print_console_tail(const char *path)
 		fprintf(stderr, "  | %s", ring[i % 20]);
 }
 
+static void outbuf_append(struct outbuf *o, const char *data, size_t n)
+{
+	if (o->len + n > o->cap) {
+		o->cap = (o->len + n) * 2;
+		o->data = xrealloc(o->data, o->cap);
+	}
+	memcpy(o->data + o->len, data, n);
+	o->len += n;
+}
+
+/* Agent mode: what the agent finished brings the VM down, with the command's status or the reason it has none. */
+static void drive_agent(struct supervisor *s, bool readable)
+{
+	struct agent *a = &s->agent;
+
+	agent_tick(a, readable);
+	if (a->state == AGENT_DONE) {
+		outbuf_append(&s->out[0], a->out ? a->out : "", a->out_len);
+		outbuf_append(&s->out[1], a->err ? a->err : "", a->err_len);
+		s->status_len = (size_t)snprintf(s->status, sizeof(s->status), "exit=%d", a->exit_code);
+		s->agent_running = false;
+		if (!s->phase)
+			escalate(s); /* the ACPI power button: the guest shuts down cleanly */
+	} else if (a->state == AGENT_FAILED) {
+		log_error("%s", a->failure);
+		if (s->p->console_log)
+			print_console_tail(s->p->console_log);
+		s->agent_running = false;
+		s->agent_failed = true;
+		if (s->phase < 2) {
+			s->phase = 1;
+			escalate(s); /* quit: nothing to shut down cleanly for */
+		}
+	}
+}
+
 static int exit_status(struct supervisor *s, int wstatus)
 {
 	const struct plan *p = s->p;
@@ -423,10 +466,13 @@ static int exit_status(struct supervisor *s, int wstatus)
 			return (int)code;
 		if (s->stop_signal)
 			return 128 + s->stop_signal;
-		log_error("the guest stopped without reporting the command's exit status%s%s",
-			  s->shutdown_reason ? " (shutdown reason: " : "", s->shutdown_reason ? s->shutdown_reason : "");
+		if (s->agent_failed)
+			return EXIT_NO_STATUS; /* said when it failed */
 		if (s->shutdown_reason)
-			fputs(")\n", stderr);
+			log_error("the guest stopped without reporting the command's exit status (shutdown reason: %s)",
+				  s->shutdown_reason);
+		else
+			log_error("the guest stopped without reporting the command's exit status");
 		print_console_tail(p->console_log);
 		return EXIT_NO_STATUS;
 	}
@@ -456,14 +502,21 @@ int run_supervise(const struct plan *p, struct vm_process *vm, int sigfd, struct
 		notify_systemd(st);
 		free(st);
 		test_hook_stop_at("running");
+		if (p->agent_mode) {
+			agent_begin(&s.agent, vm->agent_fd, p->command, p->env, p->cfg->command_user,
+				    p->cfg->agent_timeout);
+			vm->agent_fd = -1; /* the agent's now */
+			s.agent_running = true;
+		}
 	}
 
 	while (!exited) {
-		struct pollfd fds[9] = {
+		struct pollfd fds[10] = {
 			{ sigfd, POLLIN, 0 },	      { vm->pidfd, POLLIN, 0 },    { vm->qmp.fd, POLLIN, 0 },
 			{ vm->out_fd, POLLIN, 0 },    { vm->err_fd, POLLIN, 0 },   { vm->status_fd, POLLIN, 0 },
 			{ guardian->pidfd, POLLIN, 0 },
 			{ s.out[0].len ? 1 : -1, POLLOUT, 0 }, { s.out[1].len ? 2 : -1, POLLOUT, 0 },
+			{ s.agent_running ? s.agent.fd : -1, POLLIN, 0 },
 		};
 		int timeout = -1;
 
@@ -472,7 +525,13 @@ int run_supervise(const struct plan *p, struct vm_process *vm, int sigfd, struct
 
 			timeout = left > 0 ? (int)left : 0;
 		}
-		if (poll(fds, 9, timeout) < 0) {
+		if (s.agent_running) {
+			int agent = agent_timeout_ms(&s.agent);
+
+			if (agent >= 0 && (timeout < 0 || agent < timeout))
+				timeout = agent;
+		}
+		if (poll(fds, 10, timeout) < 0) {
 			if (errno == EINTR)
 				continue;
 			r = log_errno(errno, "poll");
@@ -505,6 +564,8 @@ int run_supervise(const struct plan *p, struct vm_process *vm, int sigfd, struct
 			flush_some(&s, 1);
 		if (fds[5].revents)
 			relay(&s, &vm->status_fd, -1);
+		if (s.agent_running)
+			drive_agent(&s, fds[9].revents != 0);
 		if (fds[6].revents && guardian_restart(guardian) < 0)
 			log_warn("running without a guardian: if vmlaunch is killed now, run vmlaunch --cleanup %s",
 				 p->cfg->name);
@@ -525,6 +586,8 @@ int run_supervise(const struct plan *p, struct vm_process *vm, int sigfd, struct
 	drain(&s);
 	r = exit_status(&s, wstatus);
 	free(s.shutdown_reason);
+	if (p->agent_mode)
+		agent_free(&s.agent);
 	return r;
 }
 
@@ -544,5 +607,7 @@ void run_cleanup(struct vm_process *vm)
 		close(vm->err_fd);
 	if (vm->status_fd >= 0)
 		close(vm->status_fd);
-	vm->pidfd = vm->out_fd = vm->err_fd = vm->status_fd = -1;
+	if (vm->agent_fd >= 0)
+		close(vm->agent_fd);
+	vm->pidfd = vm->out_fd = vm->err_fd = vm->status_fd = vm->agent_fd = -1;
 }

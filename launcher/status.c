@@ -43,6 +43,18 @@ int status_write_info(const struct plan *p, const char *state_dir)
 	for (size_t i = 0; i < p->n_disks; i++)
 		fprintf(f, "disk %s %s %s\n", p->disks[i].cfg->name, backend_kind_name(p->disks[i].cfg->backend),
 			p->disks[i].target->filename);
+	/* vmlaunch --ssh: where, who, and with which key (the first one's private half, when it sits beside it) */
+	if (p->ssh_port) {
+		const struct vm_config *cfg = p->cfg;
+		char *key = cfg->cloud_keys.n ? xstrdup(cfg->cloud_keys.v[0]) : xstrdup("-");
+		size_t n = strlen(key);
+
+		if (n > 4 && !strcmp(key + n - 4, ".pub"))
+			key[n - 4] = '\0';
+		fprintf(f, "ssh %s %u %s %s\n", p->ssh_host, p->ssh_port, cfg->cloud_user ? cfg->cloud_user : "root",
+			access(key, R_OK) == 0 ? key : "-");
+		free(key);
+	}
 	return fclose(f) == 0 ? 0 : -errno;
 }
 
@@ -164,5 +176,53 @@ int status_show(const char *root, const char *name)
 	json_object_put(cpus);
 	json_object_put(blocks);
 	qmp_close(&q);
+	return r;
+}
+
+int status_ssh(const char *root, const char *name, const struct strv *command)
+{
+	char *dir = state_dir_path(root, name), *info = state_file(dir, STATE_INFO), line[1024];
+	char host[64] = "", user[64] = "", key[900] = "";
+	struct strv argv = STRV_INIT;
+	unsigned port = 0;
+	FILE *f;
+	int r;
+
+	if (!state_dir_running(root, name)) {
+		r = log_errno(ENOENT, "VM \"%s\" is not running (vmlaunch --list shows the running ones)", name);
+		goto out;
+	}
+	f = fopen(info, "re");
+	while (f && fgets(line, sizeof(line), f))
+		if (sscanf(line, "ssh %63s %u %63s %899s", host, &port, user, key) == 4)
+			break;
+	if (f)
+		fclose(f);
+	if (!port) {
+		r = log_errno(ENOENT, "VM \"%s\" has no ssh port: give it a [net] with forward = tcp:PORT-:22 and a "
+				      "[cloud-init] section for the key",
+			      name);
+		goto out;
+	}
+	strv_push_many(&argv, "ssh", "-p", NULL);
+	strv_pushf(&argv, "%u", port);
+	/* the guest makes new host keys at every first boot: trust the first one, per VM, in its state dir */
+	strv_push(&argv, "-o");
+	strv_pushf(&argv, "UserKnownHostsFile=%s/known_hosts", dir);
+	/* a forward answers at once even while the guest boots: give up on a silent one rather than hang */
+	strv_push_many(&argv, "-o", "StrictHostKeyChecking=accept-new", "-o", "LogLevel=ERROR", "-o", "ConnectTimeout=20",
+		       NULL);
+	if (strcmp(key, "-"))
+		strv_push_many(&argv, "-i", key, "-o", "IdentitiesOnly=yes", NULL);
+	strv_pushf(&argv, "%s@%s", user, host);
+	if (command->n)
+		strv_push(&argv, "--");
+	strv_extend(&argv, command);
+	execvp("ssh", argv.v);
+	r = log_errno(errno, "cannot run ssh (apt-get install openssh-client)");
+out:
+	strv_free(&argv);
+	free(info);
+	free(dir);
 	return r;
 }

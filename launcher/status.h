@@ -2,6 +2,8 @@
 #ifndef VMLAUNCH_STATUS_H
 #define VMLAUNCH_STATUS_H
 
+#include "strv.h"
+
 struct plan;
 
 /* Written once qemu runs: STATE_DIR/info, "key value" lines that --list shows. */
@@ -10,5 +12,8 @@ int status_write_info(const struct plan *p, const char *state_dir);
 int status_list(const char *root);
 /* Asks NAME's qemu over qmp.sock: run state, vCPUs, disks. -ENOENT when NAME is not running. */
 int status_show(const char *root, const char *name);
+/* vmlaunch --ssh NAME [-- COMMAND]: execs OpenSSH's client to NAME's forwarded ssh port as its cloud-init user, with
+ * its key and a known_hosts file in its state dir. Returns only on failure (-errno, logged). */
+int status_ssh(const char *root, const char *name, const struct strv *command);
 
 #endif

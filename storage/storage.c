@@ -34,7 +34,10 @@ int storage_describe(const struct storage_context *ctx, const struct disk_config
 	if (r < 0) {
 		free(src);
 		/* the message is logged; point at the line it came from */
-		log_error("%s:%u: [disk %s] source: expected a readable disk image", cfg->file, d->source_line, d->name);
+		log_error("%s:%u: [disk %s] source: expected a readable disk image%s", cfg->file, d->source_line, d->name,
+			  r == -ENOENT ? " (a cloud image: download one, e.g. Fedora-Cloud-Base-Generic, Debian's genericcloud "
+					 "or an Ubuntu cloud image, and point source = at it)"
+				       : "");
 		return -EINVAL;
 	}
 	t->source = src;

@@ -172,9 +172,66 @@ def test_image_userland_statuses_user_and_large_output(config, debian_image):
                        capture_output=True, timeout=300)
     assert r.returncode == 0, r.stderr
     assert r.stdout == b"\0" * (10 << 20)
-    r = vmlaunch("--set", "vm.command-user=debian", conf, "--", "sh", "-c", "id -un; echo $HOME; cat /etc/os-release",
+    r = vmlaunch("--set", "vm.command-user=nobody", conf, "--", "sh", "-c", "id -un; echo $HOME; cat /etc/os-release",
                  timeout=300)
     assert r.returncode == 0, r.stderr
     lines = r.stdout.splitlines()
-    assert lines[:2] == ["debian", "/home/debian"]
+    assert lines[:2] == ["nobody", "/nonexistent"]  # the image's own passwd
     assert 'VERSION_CODENAME=bookworm' in r.stdout
+
+
+def firmware_conf(config, name, image, extra=""):
+    return config(f"[vm]\nname = {name}\ncpus = 2\nmemory = 1G\nagent-timeout = 600\n"
+                  f"[disk sys]\nbackend = file\npath = {image}\nformat = raw\nephemeral = yes\n" + extra)
+
+
+def test_cloud_image_boots_by_uefi_with_cloud_init_and_ssh(config, tmp_path, debian_image):
+    """The developer's path: firmware boot, the key injected by a NoCloud seed, vmlaunch --ssh as that user."""
+    key = tmp_path / "key"
+    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(key)], check=True)
+    port = free_port()
+    conf = firmware_conf(config, "deb-ssh", debian_image,
+                         f"[net n0]\nforward = tcp:{port}-:22\nrestrict = yes\n"
+                         f"[cloud-init]\nssh-key = {key}.pub\nuser = tester\n")
+    p = start(conf)
+    try:
+        deadline = time.monotonic() + 600
+        while True:
+            try:
+                r = vmlaunch("--ssh", "deb-ssh", "--", "sh", "-c", "id -un; test -d /sys/firmware/efi && echo uefi",
+                             timeout=90)
+            except subprocess.TimeoutExpired:
+                continue
+            if r.returncode == 0 or time.monotonic() > deadline or p.poll() is not None:
+                break
+            time.sleep(3)
+        assert r.returncode == 0, r.stderr
+        assert r.stdout == "tester\nuefi\n"
+        # no password anywhere: the key is the way in
+        assert "PasswordAuthentication" not in r.stderr
+    finally:
+        p.send_signal(signal.SIGTERM)
+        out, err = p.communicate(timeout=300)
+    assert p.returncode == 0, err  # the ACPI power button, a clean shutdown
+    assert not (STATE_ROOT / "deb-ssh").exists()
+
+
+def test_command_through_qemu_guest_agent_on_a_bios_boot(config, debian_image):
+    conf = firmware_conf(config, "deb-qga", debian_image, "[boot]\nfirmware = bios\n")
+    r = vmlaunch("--env", "WHO=agent", conf, "--", "sh", "-c", 'echo "out $WHO"; echo err >&2; exit 42', timeout=900)
+    assert r.returncode == 42, r.stderr
+    assert r.stdout == "out agent\n"
+    assert "err\n" in r.stderr
+    assert not (STATE_ROOT / "deb-qga").exists()
+
+
+def test_guest_without_an_agent_is_125_in_bounded_time(config):
+    """Firmware with nothing to boot: no agent ever answers; vmlaunch gives up after agent-timeout, not never."""
+    conf = config("[vm]\nname = noagent\nagent-timeout = 5\n[boot]\nfirmware = bios\n"
+                  "[disk empty]\nbackend = tmpfs\nsize = 16M\n")
+    t0 = time.monotonic()
+    r = vmlaunch(conf, "--", "true", timeout=120)
+    assert r.returncode == 125, r.stderr
+    assert "no qemu-guest-agent answered in 5 s" in r.stderr
+    assert time.monotonic() - t0 < 60
+    assert not (STATE_ROOT / "noagent").exists()

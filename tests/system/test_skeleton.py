@@ -5,7 +5,7 @@ import signal
 import subprocess
 import time
 
-from conftest import DEMO, GUEST, QMP, STATE_ROOT, VMLAUNCH, mounts, read_until, start, vmlaunch
+from conftest import DEMO, GUEST, QMP, ROOT, STATE_ROOT, VMLAUNCH, mounts, read_until, start, vmlaunch
 
 
 def test_demo_boots_and_verifies_its_disk():
@@ -138,7 +138,7 @@ def test_config_error_is_status_2_with_file_line_and_touches_nothing(config):
     conf = config("[vm]\nname = bad\n" + GUEST + "[disk root]\nbackend = tmpfs\nsize = 20X\n")
     r = vmlaunch(conf)
     assert r.returncode == 2
-    assert r.stderr == f'vmlaunch: {conf}:10: [disk root] size "20X": expected a number with K, M, G or T suffix ' \
+    assert r.stderr == f'vmlaunch: {conf}:10: [disk root] size "20X": expected a whole number with K, M, G or T suffix ' \
                        "(e.g. 512M, 2G)\n"
     assert not (STATE_ROOT / "bad").exists() and not (STATE_ROOT / "bad.lock").exists()
     assert "/run/vmlaunch/bad" not in mounts()
@@ -217,3 +217,14 @@ def test_slow_reader_still_gets_all_output(config):
     assert p.wait(timeout=120) == 0
     lines = bytes(got).split(b"\n")
     assert len(lines) == 200001 and lines[-2] == b"200000" and lines[-1] == b"tail"
+
+
+def test_newcomer_mistakes_get_messages_that_say_what_to_do():
+    r = vmlaunch(ROOT / "configs")
+    assert r.returncode == 2
+    assert "configs: not a regular file; expected a config file such as configs/demo.conf" in r.stderr
+    r = vmlaunch(DEMO, "uname", "-a")
+    assert r.returncode == 2
+    assert "unknown option -a; if it is the command's, put -- before the command" in r.stderr
+    r = vmlaunch("--set")
+    assert r.returncode == 2 and r.stderr == "vmlaunch: --set: expected a value (vmlaunch --help)\n"

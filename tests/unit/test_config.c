@@ -130,7 +130,7 @@ static void test_error_messages(void **state)
 		     "test.conf:3: unknown section [vmm]: expected [vm], [boot], [memory], [cpu], [qemu], [disk NAME], [share NAME], "
 		     "[net NAME] or [memory tier NAME]");
 	expect_error(BOOT "[disk root]\nbackend = tmpfs\nsize = 20X\n", NULL,
-		     "test.conf:6: [disk root] size \"20X\": expected a number with K, M, G or T suffix");
+		     "test.conf:6: [disk root] size \"20X\": expected a whole number with K, M, G or T suffix");
 	expect_error(BOOT "\n[disk root]\nsize = 1G\n", NULL,
 		     "test.conf:5: [disk root]: missing key \"backend\": expected backend = file, tmpfs, zram, brd, lvm or rbd");
 	expect_error(BOOT "[disk root]\n", NULL, "test.conf:4: [disk root]: missing key \"backend\"");

@@ -1,0 +1,173 @@
+/* The NoCloud seed: cloud-init finds a vfat volume labelled CIDATA and reads meta-data and user-data from it. */
+#define _GNU_SOURCE
+#include "cloud_init.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "command.h"
+#include "fdio.h"
+#include "log.h"
+#include "state_dir.h"
+#include "strv.h"
+
+/* A YAML double-quoted scalar: keys carry comments that may hold ':' or '#'. */
+static char *yaml_quote(const char *s)
+{
+	char *out = xmalloc(strlen(s) * 2 + 3), *o = out;
+
+	*o++ = '"';
+	for (; *s; s++) {
+		if (*s == '"' || *s == '\\')
+			*o++ = '\\';
+		*o++ = *s;
+	}
+	*o++ = '"';
+	*o = '\0';
+	return out;
+}
+
+char *cloud_init_user_data(const struct vm_config *cfg, const struct strv *keys)
+{
+	char *text = xasprintf("#cloud-config\n# written by vmlaunch for VM %s\nusers:\n  - default\n  - name: %s\n"
+			       "    sudo: \"ALL=(ALL) NOPASSWD:ALL\"\n    shell: /bin/bash\n    lock_passwd: true\n",
+			       cfg->name, cfg->cloud_user), *more;
+
+	if (keys->n) {
+		more = xasprintf("%s    ssh_authorized_keys:\n", text);
+		free(text);
+		text = more;
+	}
+	for (size_t i = 0; i < keys->n; i++) {
+		char *q = yaml_quote(keys->v[i]);
+
+		more = xasprintf("%s      - %s\n", text, q);
+		free(q);
+		free(text);
+		text = more;
+	}
+	if (cfg->n_shares) {
+		more = xasprintf("%smounts:\n", text);
+		free(text);
+		text = more;
+	}
+	for (size_t i = 0; i < cfg->n_shares; i++) {
+		const struct share_config *s = &cfg->shares[i];
+
+		more = xasprintf("%s  - [ %s, %s, virtiofs, \"%s,nofail\", \"0\", \"0\" ]\n", text, s->tag, s->mount,
+				 s->readonly ? "ro" : "rw");
+		free(text);
+		text = more;
+	}
+	return text;
+}
+
+/* The first line of each public key file (a key is one line). */
+static int read_keys(const struct vm_config *cfg, struct strv *keys)
+{
+	for (size_t i = 0; i < cfg->cloud_keys.n; i++) {
+		FILE *f = fopen(cfg->cloud_keys.v[i], "re");
+		char *line = NULL;
+		size_t cap = 0;
+		ssize_t n;
+
+		if (!f)
+			return log_errno(errno, "cannot read ssh key %s", cfg->cloud_keys.v[i]);
+		n = getline(&line, &cap, f);
+		fclose(f);
+		if (n <= 0 || (strncmp(line, "ssh-", 4) && strncmp(line, "ecdsa-", 6) && strncmp(line, "sk-", 3))) {
+			free(line);
+			return log_errno(EINVAL, "%s: expected an OpenSSH public key (ssh-ed25519 AAAA...)",
+					 cfg->cloud_keys.v[i]);
+		}
+		line[strcspn(line, "\r\n")] = '\0';
+		strv_push(keys, line);
+		free(line);
+	}
+	return 0;
+}
+
+static int write_text(struct journal *j, const char *path, const char *text)
+{
+	int fd, r = state_dir_journal_file(j, path);
+
+	if (r < 0)
+		return r;
+	fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+	if (fd < 0)
+		return log_errno(errno, "cannot create %s", path);
+	r = fd_write_all(fd, text, strlen(text));
+	if (close(fd) < 0 && !r)
+		r = -errno;
+	return r < 0 ? log_errno(r, "cannot write %s", path) : 0;
+}
+
+static char *read_all(const char *path)
+{
+	FILE *f = fopen(path, "re");
+	char *text = NULL;
+	size_t len = 0;
+	FILE *m;
+	char buf[8192];
+	size_t n;
+
+	if (!f)
+		return NULL;
+	m = open_memstream(&text, &len);
+	while ((n = fread(buf, 1, sizeof(buf), f)) > 0)
+		fwrite(buf, 1, n, m);
+	fclose(m);
+	fclose(f);
+	return text;
+}
+
+/* FNV-1a of the user-data: a new instance-id whenever it changes, so cloud-init applies new keys to a kept disk. */
+static unsigned long long digest(const char *s)
+{
+	unsigned long long h = 14695981039346656037ULL;
+
+	for (; *s; s++)
+		h = (h ^ (unsigned char)*s) * 1099511628211ULL;
+	return h;
+}
+
+int cloud_init_make_seed(const struct plan *p, struct journal *j)
+{
+	const struct vm_config *cfg = p->cfg;
+	struct strv keys = STRV_INIT;
+	char *user_data = NULL, *meta = NULL, *ud_path = state_file(p->state_dir, "user-data");
+	char *md_path = state_file(p->state_dir, "meta-data"), *what = xasprintf("cloud-init seed %s", p->seed);
+	int r = read_keys(cfg, &keys);
+
+	if (r == 0 && cfg->cloud_user_data && !(user_data = read_all(cfg->cloud_user_data)))
+		r = log_errno(errno, "cannot read %s", cfg->cloud_user_data);
+	if (r == 0 && !user_data)
+		user_data = cloud_init_user_data(cfg, &keys);
+	if (r == 0) {
+		meta = xasprintf("instance-id: vmlaunch-%s-%016llx\nlocal-hostname: %s\n", cfg->name, digest(user_data),
+				 cfg->name);
+		r = write_text(j, ud_path, user_data);
+	}
+	if (r == 0)
+		r = write_text(j, md_path, meta);
+	if (r == 0)
+		r = state_dir_journal_file(j, p->seed);
+	if (r == 0)
+		r = command_must((char *[]){ "mkfs.vfat", "-n", "CIDATA", "-C", p->seed, "1024", NULL }, what);
+	if (r == 0) {
+		/* mtools refuses an image whose geometry it does not like unless told not to check */
+		setenv("MTOOLS_SKIP_CHECK", "1", 1);
+		r = command_must((char *[]){ "mcopy", "-o", "-i", p->seed, ud_path, md_path, "::", NULL }, what);
+	}
+	strv_free(&keys);
+	free(user_data);
+	free(meta);
+	free(ud_path);
+	free(md_path);
+	free(what);
+	return r;
+}

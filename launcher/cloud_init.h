@@ -1,0 +1,16 @@
+/* [cloud-init]: a NoCloud seed volume (meta-data, user-data) so a cloud image boots with the user's key and name. */
+#ifndef VMLAUNCH_CLOUD_INIT_H
+#define VMLAUNCH_CLOUD_INIT_H
+
+#include "plan.h"
+
+struct journal;
+
+/* The user-data vmlaunch writes when none is given: #cloud-config with the user, its keys and the shares' mounts.
+ * Pure (keys are their files' contents); exposed for tests. */
+char *cloud_init_user_data(const struct vm_config *cfg, const struct strv *keys);
+/* Writes the seed's files and builds plan->seed (a vfat volume labelled CIDATA, with mkfs.vfat and mcopy), each
+ * journaled before it is made. */
+int cloud_init_make_seed(const struct plan *p, struct journal *j);
+
+#endif
