@@ -5,14 +5,14 @@ VERSION := $(shell git describe --always --dirty 2>/dev/null || echo 0.1)
 
 # Debian packages: build, run, and test dependencies. `make deps` installs the missing ones.
 DEPS_BUILD := gcc make pkg-config libinih-dev libjson-c-dev liburing-dev librbd-dev libnuma-dev \
-	libgoogle-perftools-dev libcap-ng-dev libcmocka-dev
+	libgoogle-perftools-dev libcap-ng-dev libcmocka-dev libmnl-dev
 DEPS_RUN := qemu-system-x86 qemu-utils busybox-static linux-image-amd64 cpio xz-utils kmod
 DEPS_TEST := python3 python3-pytest python3-rados python3-rbd
 include tests/images/images.mk
 DEPS := $(DEPS_BUILD) $(DEPS_RUN) $(DEPS_TEST) $(DEPS_IMAGES)
 
 PKG_CFLAGS := $(shell pkg-config --cflags inih json-c liburing 2>/dev/null)
-PKG_LIBS := $(shell pkg-config --libs inih json-c liburing 2>/dev/null || echo -linih -ljson-c -luring) -lrbd -lrados -lnuma -lcap-ng
+PKG_LIBS := $(shell pkg-config --libs inih json-c liburing libmnl 2>/dev/null || echo -linih -ljson-c -luring -lmnl) -lrbd -lrados -lnuma -lcap-ng
 WARN := -std=gnu11 -Wall -Wextra -Werror
 CPPFLAGS += -Ilauncher -Istorage -DVMLAUNCH_VERSION='"$(VERSION)"'
 CFLAGS ?= -O2 -g

@@ -48,7 +48,7 @@ static const char *const hugepages_words[] = { "off", "2M", "1G", NULL };
 static const char *const allocator_words[] = { "tcmalloc", "system", NULL };
 static const char *const tier_words[] = { "dram", "file", NULL };
 static const char *const ms_mode_words[] = { "default", "crc", "secure", NULL };
-static const char *const net_mode_words[] = { "user", "none", NULL };
+static const char *const net_mode_words[] = { "user", "none", "tap", NULL };
 static const char *const firmware_words[] = { "auto", "bios", "uefi", "uefi-secure", NULL };
 
 #define VM(field) offsetof(struct vm_config, field), offsetof(struct vm_config, field##_line)
@@ -98,6 +98,8 @@ static const struct key_spec keys[] = {
 	{ SEC_NET, "forward", T_WORDS, NET(forwards), NULL, 0, 0, 0 },
 	{ SEC_NET, "restrict", T_BOOL, NET(restricted), NULL, 0, 0, 0 },
 	{ SEC_NET, "mac", T_STRING, NET(mac), NULL, 0, 0, 0 },
+	{ SEC_NET, "bridge", T_STRING, NET(bridge), NULL, 0, 0, 0 },
+	{ SEC_NET, "tap", T_STRING, NET(tap), NULL, 0, 0, 0 },
 	{ SEC_DISK, "backend", T_ENUM, DISK(backend), backend_words, 0, 0, B_ALL },
 	{ SEC_DISK, "size", T_SIZE, DISK(size), NULL, 0, 0, B_CREATED | B(BACKEND_RBD) },
 	{ SEC_DISK, "path", T_PATH, DISK(path), NULL, 0, 0, B(BACKEND_FILE) },
@@ -861,9 +863,21 @@ static int finish_net(struct parse *p, struct net_config *n)
 				    "[net %s] forward \"%s\": expected tcp:[HOSTADDR:]HOSTPORT-:GUESTPORT (e.g. "
 				    "tcp:2222-:22 or tcp:127.0.0.1:8080-:80)",
 				    n->name, n->forwards.v[i]);
-	if (n->mode == NET_NONE && (n->forwards.n || n->restricted_line))
+	if (n->mode != NET_USER && (n->forwards.n || n->restricted_line))
 		return fail(p, n->forwards.n ? n->forwards_line : n->restricted_line,
-			    "[net %s]: mode = none has no forwards or restrictions", n->name);
+			    "[net %s]: forward and restrict go with mode = user (a tap is on its bridge's network)", n->name);
+	if (n->mode == NET_TAP && !n->bridge)
+		return fail(p, n->line, "[net %s]: mode = tap needs bridge = BRIDGE (an existing bridge: ip link add BR type "
+					"bridge)",
+			    n->name);
+	if (n->mode != NET_TAP && (n->bridge_line || n->tap_line))
+		return fail(p, n->bridge_line ? n->bridge_line : n->tap_line, "[net %s]: bridge and tap go with mode = tap",
+			    n->name);
+	if ((n->bridge && (strlen(n->bridge) >= 16 || !valid_name(n->bridge, 15))) ||
+	    (n->tap && (strlen(n->tap) >= 16 || !valid_name(n->tap, 15))))
+		return fail(p, n->bridge && (strlen(n->bridge) >= 16 || !valid_name(n->bridge, 15)) ? n->bridge_line
+												      : n->tap_line,
+			    "[net %s]: expected an interface name of up to 15 letters, digits, '_', '.' or '-'", n->name);
 	if (n->mac) {
 		unsigned m[6];
 		char tail;
@@ -1128,6 +1142,8 @@ void config_free(struct vm_config *cfg)
 		free(cfg->nets[i].name);
 		strv_free(&cfg->nets[i].forwards);
 		free(cfg->nets[i].mac);
+		free(cfg->nets[i].bridge);
+		free(cfg->nets[i].tap);
 	}
 	free(cfg->nets);
 	free(cfg->root);

@@ -93,7 +93,7 @@ struct share_config {
 	unsigned tag_line;
 };
 
-enum net_mode { NET_USER, NET_NONE };
+enum net_mode { NET_USER, NET_NONE, NET_TAP };
 
 /* [net NAME]: one virtio NIC. */
 struct net_config {
@@ -107,6 +107,10 @@ struct net_config {
 	unsigned restricted_line;
 	char *mac; /* default: a locally administered address from the VM's and NIC's names */
 	unsigned mac_line;
+	char *bridge; /* tap: the bridge the tap joins */
+	unsigned bridge_line;
+	char *tap; /* tap: its name; default vml + a hash of the VM's and NIC's names */
+	unsigned tap_line;
 };
 
 enum hugepages_choice { HUGEPAGES_OFF, HUGEPAGES_2M, HUGEPAGES_1G };

@@ -185,6 +185,13 @@ int host_probe(const char *qemu_binary, const struct host_wants *want, struct ho
 			return log_errno(ENOENT, "[share] needs virtiofsd, which is not installed (apt-get install "
 						 "qemu-system-common)");
 	}
+	if (want->vhost_net) {
+		int fd = open("/dev/vhost-net", O_RDWR | O_CLOEXEC);
+
+		h->vhost_net = fd >= 0;
+		if (fd >= 0)
+			close(fd);
+	}
 	if (want->firmware != FIRMWARE_BIOS) {
 		static const char *const dirs[] = { "/etc/qemu/firmware", "/usr/share/qemu/firmware", NULL };
 		bool secure = want->firmware == FIRMWARE_UEFI_SECURE;

@@ -16,6 +16,7 @@ struct host_facts {
 	bool pvpanic_pci; /* this qemu has the pvpanic-pci device */
 	bool io_uring;    /* the kernel runs io_uring and this qemu is linked with liburing: aio=io_uring works */
 	bool tsc_clocksource; /* the host kernel keeps time with the TSC: it found the TSC invariant and in sync */
+	bool vhost_net;       /* /dev/vhost-net opens (probed when a tap wants it) */
 	bool tsc_invariant;   /* the CPU says its TSC ticks at one rate through P- and C-states (constant_tsc and
 			       * nonstop_tsc in /proc/cpuinfo); QEMU/KVM shows that to a guest only with a fixed TSC
 			       * frequency or with migration blocked */
@@ -32,6 +33,7 @@ struct host_wants {
 	bool tcmalloc;
 	bool virtiofsd; /* [share]: missing is an error naming the package */
 	enum firmware_choice firmware; /* auto: OVMF if installed; uefi and uefi-secure: missing is an error */
+	bool vhost_net;                /* a tap: whether /dev/vhost-net opens here (probed, never assumed) */
 };
 
 /* Returns 0 or -errno after logging what is missing. */

@@ -29,6 +29,7 @@
 #include "notify.h"
 #include "run.h"
 #include "share.h"
+#include "tap.h"
 #include "status.h"
 #include "state_dir.h"
 #include "storage.h"
@@ -59,7 +60,9 @@ static void usage(FILE *out)
 	      "      --env NAME=VALUE     set NAME in -- COMMAND's environment (repeatable)\n"
 	      "      --cleanup [NAME]     undo what a killed run of NAME (default: every VM) left behind; waits for a\n"
 	      "                           running vmlaunch to finish first (up to --wait seconds, default 30)\n"
-	      "      --wait SECONDS       how long --cleanup waits for a running VM\n"
+	      "      --wait SECONDS       how long --cleanup and --stop wait for a running VM\n"
+	      "      --stop NAME          power VM NAME off (ACPI power button; qemu's quit if it has not powered\n"
+	      "                           off after --wait seconds, default 30) and wait until it is gone\n"
 	      "  -l, --list               list running VMs (name, pid, uptime, CPUs, memory, disks)\n"
 	      "      --status NAME        ask NAME's qemu over QMP: run state, vCPUs, disks\n"
 	      "      --ssh NAME [-- COMMAND]\n"
@@ -86,7 +89,7 @@ struct options {
 	struct strv env;
 	struct strv command;
 	bool dry_run, explain, cleanup, list;
-	const char *status_name, *ssh_name;
+	const char *status_name, *ssh_name, *stop_name;
 	int wait_seconds;
 };
 
@@ -130,7 +133,7 @@ static int parse_options(int argc, char **argv, struct options *o)
 		{ "cleanup", no_argument, NULL, 'C' }, { "wait", required_argument, NULL, 'W' },
 		{ "list", no_argument, NULL, 'l' },    { "status", required_argument, NULL, 'S' },
 		{ "env", required_argument, NULL, 'E' }, { "share", required_argument, NULL, 'H' },
-		{ "ssh", required_argument, NULL, 'X' },
+		{ "ssh", required_argument, NULL, 'X' },    { "stop", required_argument, NULL, 'T' },
 		{ NULL, 0, NULL, 0 },
 	};
 	int c, dashdash = 1, all = argc;
@@ -178,6 +181,9 @@ static int parse_options(int argc, char **argv, struct options *o)
 		case 'X':
 			o->ssh_name = optarg;
 			break;
+		case 'T':
+			o->stop_name = optarg;
+			break;
 		case 'W': {
 			char *end;
 			long v = strtol(optarg, &end, 10);
@@ -208,9 +214,9 @@ static int parse_options(int argc, char **argv, struct options *o)
 			return -EINVAL;
 		}
 	}
-	if (o->list || o->status_name || o->ssh_name) {
+	if (o->list || o->status_name || o->ssh_name || o->stop_name) {
 		if (optind < argc) {
-			log_error("unexpected \"%s\": --list, --status and --ssh take no CONFIG", argv[optind]);
+			log_error("unexpected \"%s\": --list, --status, --stop and --ssh take no CONFIG", argv[optind]);
 			return -EINVAL;
 		}
 		for (int i = dashdash + 1; o->ssh_name && i < all; i++)
@@ -267,6 +273,31 @@ static void print_explained(const struct qemu_cmdline *c)
 		if (c->groups[g].end > c->groups[g].start)
 			putchar('\n'); /* a reason with no arguments of its own is its comment line alone */
 	}
+}
+
+static bool has_tap(const struct vm_config *cfg)
+{
+	for (size_t i = 0; i < cfg->n_nets; i++)
+		if (cfg->nets[i].mode == NET_TAP)
+			return true;
+	return false;
+}
+
+/* The taps' bridges must exist before anything is made; the plan keeps their indexes for the netlink request. */
+static int find_bridges(struct plan *plan)
+{
+	for (size_t i = 0; i < plan->n_nets; i++) {
+		struct net_plan *n = &plan->nets[i];
+
+		if (n->cfg->mode != NET_TAP)
+			continue;
+		n->bridge_index = tap_bridge_index(n->cfg->bridge);
+		if (!n->bridge_index)
+			return log_errno(ENODEV, "%s:%u: [net %s] bridge %s: no such bridge on this host (ip link add %s type "
+						 "bridge)",
+					 plan->cfg->file, n->cfg->bridge_line, n->cfg->name, n->cfg->bridge, n->cfg->bridge);
+	}
+	return 0;
 }
 
 /* Signals are read through a signalfd from the moment anything is acquired: a Ctrl-C then means "stop the VM and
@@ -341,7 +372,7 @@ static int launch(const struct vm_config *cfg, struct plan *plan, struct storage
 	struct vm_process vm = { .pid = -1, .pidfd = -1, .out_fd = -1, .err_fd = -1, .status_fd = -1, .agent_fd = -1 };
 	struct termios saved_tty;
 	bool tty_saved = plan->interactive && tcgetattr(0, &saved_tty) == 0;
-	int status = EXIT_SETUP_FAILED, sigfd, r;
+	int status = EXIT_SETUP_FAILED, sigfd, r, *extra = NULL;
 	sigset_t set;
 
 	sigfd = block_signals(&set);
@@ -387,6 +418,18 @@ static int launch(const struct vm_config *cfg, struct plan *plan, struct storage
 		r = cloud_init_make_seed(plan, &journal);
 	if (r < 0)
 		goto out;
+	extra = xcalloc(plan->n_extra_fds + 1, sizeof(*extra));
+	for (size_t i = 0; i <= plan->n_extra_fds; i++)
+		extra[i] = -1;
+	for (size_t i = 0; i < plan->n_nets && r >= 0; i++) {
+		const struct net_plan *n = &plan->nets[i];
+
+		if (n->cfg->mode == NET_TAP)
+			r = tap_open(n, &journal, &extra[n->fd_base - QEMU_FD_EXTRA],
+				     &extra[n->fd_base - QEMU_FD_EXTRA + n->queues]);
+	}
+	if (r < 0)
+		goto out;
 	r = hand_over(plan, targets, &state);
 	if (r < 0)
 		goto out;
@@ -397,7 +440,12 @@ static int launch(const struct vm_config *cfg, struct plan *plan, struct storage
 	/* Built now that the disks exist: some learn their device only when made (/dev/zramN). */
 	qemu_argv_build(plan, &cmdline);
 	log_info("starting %s", cmdline.argv.v[0]);
-	r = run_start(plan, &cmdline, &journal, &vm);
+	r = run_start(plan, &cmdline, extra, &journal, &vm);
+	for (size_t i = 0; i < plan->n_extra_fds; i++)
+		if (extra[i] >= 0)
+			close(extra[i]); /* qemu holds them now: a tap lives as long as its last queue fd */
+	free(extra);
+	extra = NULL;
 	if (r < 0)
 		goto out;
 	r = pin_threads(&vm.qmp, vm.pid, plan);
@@ -409,6 +457,10 @@ static int launch(const struct vm_config *cfg, struct plan *plan, struct storage
 	test_hook_stop_at("qemu");
 	status = run_supervise(plan, &vm, sigfd, &guardian);
 out:
+	for (size_t i = 0; extra && i < plan->n_extra_fds; i++)
+		if (extra[i] >= 0)
+			close(extra[i]);
+	free(extra);
 	run_cleanup(&vm);
 	qemu_cmdline_free(&cmdline);
 	if (tty_saved)
@@ -442,6 +494,17 @@ int main(int argc, char **argv)
 	signal(SIGPIPE, SIG_IGN); /* a closed stdout must not kill vmlaunch before it has cleaned up */
 	if (parse_options(argc, argv, &o) < 0)
 		goto out;
+	if (o.stop_name) {
+		char *root = host_state_root();
+
+		status = EXIT_BAD_INPUT;
+		if (!config_vm_name_valid(o.stop_name))
+			log_error("--stop \"%s\": expected a VM name", o.stop_name);
+		else
+			status = status_stop(root, o.stop_name, o.wait_seconds * 1000) < 0 ? EXIT_SETUP_FAILED : EXIT_VM_OK;
+		free(root);
+		goto out;
+	}
 	if (o.ssh_name) {
 		char *root = host_state_root();
 
@@ -483,7 +546,8 @@ int main(int argc, char **argv)
 		       &(struct host_wants){ .kvm = cfg.accel != ACCEL_TCG,
 					     .tcmalloc = cfg.allocator == ALLOCATOR_TCMALLOC,
 					     .virtiofsd = cfg.n_shares > 0,
-					     .firmware = cfg.kernel ? FIRMWARE_BIOS : cfg.firmware },
+					     .firmware = cfg.kernel ? FIRMWARE_BIOS : cfg.firmware,
+					     .vhost_net = has_tap(&cfg) },
 		       &host) < 0)
 		goto out;
 	if (privileges_resolve(cfg.qemu_user, &privileges) < 0) {
@@ -504,6 +568,8 @@ int main(int argc, char **argv)
 		status = r == -EINVAL ? EXIT_BAD_INPUT : EXIT_SETUP_FAILED;
 		goto out;
 	}
+	if (find_bridges(&plan) < 0)
+		goto out;
 	/* said where it matters: a run, not a --dry-run or an --explain, which shows the reason itself */
 	if (plan.accel_warning && !o.dry_run && !o.explain)
 		log_warn("%s", plan.accel_why);

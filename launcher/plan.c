@@ -154,7 +154,7 @@ static void default_mac(const char *vm, const char *nic, char out[18])
 }
 
 /* The NICs: user-mode networking through qemu's slirp, forwards bound to loopback unless an address is written. */
-static void plan_nets(const struct vm_config *cfg, struct plan *p)
+static void plan_nets(const struct vm_config *cfg, const struct host_facts *host, struct plan *p)
 {
 	p->n_nets = cfg->n_nets;
 	p->nets = xcalloc(cfg->n_nets, sizeof(*p->nets));
@@ -187,7 +187,30 @@ static void plan_nets(const struct vm_config *cfg, struct plan *p)
 				p->ssh_port = host;
 			}
 		}
-		if (n->mode == NET_NONE)
+		if (n->mode == NET_TAP) {
+			uint32_t h = 2166136261u;
+
+			for (const char *s = cfg->name; *s; s++)
+				h = (h ^ (unsigned char)*s) * 16777619u;
+			for (const char *s = n->name; *s; s++)
+				h = (h ^ (unsigned char)*s) * 16777619u;
+			if (n->tap)
+				snprintf(np->tap, sizeof(np->tap), "%s", n->tap);
+			else
+				snprintf(np->tap, sizeof(np->tap), "vml%08x", h);
+			np->queues = cfg->cpus;
+			np->vhost = p->kvm && host->vhost_net;
+			np->fd_base = QEMU_FD_EXTRA + (int)p->n_extra_fds;
+			p->n_extra_fds += np->queues * (np->vhost ? 2 : 1);
+			np->why = xasprintf("net \"%s\": tap %s on bridge %s, made by vmlaunch and handed to qemu as open fds "
+					    "(qemu has no privileges): %u queue(s), one per vCPU, multi-queue virtio-net%s; "
+					    "mac %s",
+					    n->name, np->tap, n->bridge, np->queues,
+					    np->vhost ? " with vhost-net (the kernel moves the packets)"
+						      : p->kvm ? " (no /dev/vhost-net here: qemu moves the packets)"
+							       : " (vhost-net needs KVM)",
+					    np->mac);
+		} else if (n->mode == NET_NONE)
 			np->why = xasprintf("net \"%s\": a virtio NIC with no backend: the guest sees a link that never comes up",
 					    n->name);
 		else
@@ -303,7 +326,7 @@ int plan_build(const struct vm_config *cfg, const struct host_facts *host, const
 	p->interactive = host->stdin_is_tty && !p->console_log;
 	plan_guest_files(cfg, req, p);
 	plan_shares(cfg, p);
-	plan_nets(cfg, p);
+	plan_nets(cfg, host, p);
 	p->modules_image = cfg->root ? cfg->modules : NULL;
 	plan_firmware(cfg, host, p);
 	if (cfg->cloud_init_line) {

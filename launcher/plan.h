@@ -21,6 +21,7 @@ enum {
 	QEMU_FD_QMP_EXT = 7, /* a listening socket vmlaunch bound at STATE_DIR/qmp.sock, for other tools */
 	QEMU_FD_AGENT = 8,   /* command mode without a kernel: qemu-guest-agent's port */
 	QEMU_FD_COUNT = 6,
+	QEMU_FD_EXTRA = 9,   /* from here: what devices hand qemu (tap queues, vhost-net), numbered by the plan */
 };
 
 struct disk_plan {
@@ -50,6 +51,11 @@ struct share_plan {
 struct net_plan {
 	const struct net_config *cfg;
 	char mac[18];
+	char tap[16];          /* tap: the interface vmlaunch makes */
+	unsigned queues;       /* tap: one per vCPU */
+	bool vhost;            /* tap: vhost-net queues too (KVM and /dev/vhost-net) */
+	unsigned bridge_index; /* tap: filled at launch, when the bridge is looked up */
+	int fd_base;           /* tap: qemu's fd of queue 0; vhost's follow the queues */
 	struct strv forwards; /* hostfwd values, HOSTADDR made explicit (127.0.0.1 unless written) */
 	char *why;
 };
@@ -83,6 +89,7 @@ struct plan {
 	bool shared_memory; /* guest RAM mappable by other processes (virtiofsd) */
 	struct net_plan *nets;
 	size_t n_nets;
+	size_t n_extra_fds; /* QEMU_FD_EXTRA.. that devices hand over */
 	const char *modules_image; /* root = DISK: the kernel's modules, a read-only disk */
 	const struct firmware *uefi; /* OVMF, or NULL: SeaBIOS */
 	char *uefi_vars;             /* its variable store: [boot] nvram, or a copy in the state dir */

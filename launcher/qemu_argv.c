@@ -352,11 +352,37 @@ static void push_share(struct qemu_cmdline *c, const struct share_plan *s)
 	free(sock);
 }
 
+/* A tap's queues (and vhost-net's) as the fds vmlaunch hands over, colon-separated as qemu wants them. */
+static char *tap_netdev(const struct net_plan *n)
+{
+	char *fds = xstrdup(""), *vhost = xstrdup(""), *tmp, *out;
+
+	for (unsigned i = 0; i < n->queues; i++) {
+		tmp = xasprintf("%s%s%d", fds, i ? ":" : "", n->fd_base + (int)i);
+		free(fds);
+		fds = tmp;
+		if (!n->vhost)
+			continue;
+		tmp = xasprintf("%s%s%d", vhost, i ? ":" : "", n->fd_base + (int)(n->queues + i));
+		free(vhost);
+		vhost = tmp;
+	}
+	out = n->vhost ? xasprintf("tap,id=net-%s,fds=%s,vhost=on,vhostfds=%s", n->cfg->name, fds, vhost)
+		       : xasprintf("tap,id=net-%s,fds=%s", n->cfg->name, fds);
+	free(fds);
+	free(vhost);
+	return out;
+}
+
 static void push_net(struct qemu_cmdline *c, const struct net_plan *n)
 {
 	struct strv *a = &c->argv;
-	char *netdev = n->cfg->mode == NET_NONE ? NULL
-						: xasprintf("user,id=net-%s%s", n->cfg->name, n->cfg->restricted ? ",restrict=on" : "");
+	char *netdev = NULL;
+
+	if (n->cfg->mode == NET_USER)
+		netdev = xasprintf("user,id=net-%s%s", n->cfg->name, n->cfg->restricted ? ",restrict=on" : "");
+	else if (n->cfg->mode == NET_TAP)
+		netdev = tap_netdev(n);
 
 	group_begin(c, n->why);
 	for (size_t i = 0; netdev && i < n->forwards.n; i++) {
@@ -368,7 +394,12 @@ static void push_net(struct qemu_cmdline *c, const struct net_plan *n)
 	if (netdev) {
 		strv_push_many(a, "-netdev", netdev, NULL);
 		strv_push(a, "-device");
-		strv_pushf(a, "virtio-net-pci,id=nic-%s,netdev=net-%s,mac=%s", n->cfg->name, n->cfg->name, n->mac);
+		if (n->queues > 1)
+			/* one vector per queue each way, plus config and control */
+			strv_pushf(a, "virtio-net-pci,id=nic-%s,netdev=net-%s,mac=%s,mq=on,vectors=%u", n->cfg->name,
+				   n->cfg->name, n->mac, 2 * n->queues + 2);
+		else
+			strv_pushf(a, "virtio-net-pci,id=nic-%s,netdev=net-%s,mac=%s", n->cfg->name, n->cfg->name, n->mac);
 	} else {
 		strv_push(a, "-device");
 		strv_pushf(a, "virtio-net-pci,id=nic-%s,mac=%s", n->cfg->name, n->mac);

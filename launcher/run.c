@@ -43,14 +43,14 @@ static int pidfd_open_(pid_t pid)
 }
 
 /* In the child between fork and exec: only async-signal-safe calls. */
-static void child_exec(const struct plan *p, const struct qemu_cmdline *c, char **envp, const int src[QEMU_FD_COUNT], int errpipe,
-		       pid_t parent)
+static void child_exec(const struct plan *p, const struct qemu_cmdline *c, char **envp, const int src[QEMU_FD_COUNT],
+		       const int *extra, int errpipe, pid_t parent)
 {
 	static const int target[QEMU_FD_COUNT] = { QEMU_FD_QMP,	QEMU_FD_STDOUT,	 QEMU_FD_STDERR,
 						  QEMU_FD_STATUS, QEMU_FD_QMP_EXT, QEMU_FD_AGENT };
 	struct sigaction dfl = { .sa_handler = SIG_DFL };
 	sigset_t none;
-	int moved[QEMU_FD_COUNT];
+	int moved[QEMU_FD_COUNT], moved_extra[64];
 	int e;
 
 	if (prctl(PR_SET_PDEATHSIG, SIGKILL) < 0 || getppid() != parent)
@@ -75,11 +75,17 @@ static void child_exec(const struct plan *p, const struct qemu_cmdline *c, char 
 		if (src[i] >= 0 && moved[i] < 0)
 			goto fail;
 	}
+	for (size_t i = 0; i < p->n_extra_fds; i++)
+		if (i >= 64 || (moved_extra[i] = fcntl(extra[i], F_DUPFD_CLOEXEC, 64)) < 0)
+			goto fail;
 	for (int i = 0; i < QEMU_FD_COUNT; i++)
 		if (moved[i] >= 0 && dup2(moved[i], target[i]) < 0)
 			goto fail;
+	for (size_t i = 0; i < p->n_extra_fds; i++)
+		if (dup2(moved_extra[i], QEMU_FD_EXTRA + (int)i) < 0)
+			goto fail;
 	/* Everything else vmlaunch holds (locks, journal, signalfd) stays out of qemu. */
-	syscall(SYS_close_range, QEMU_FD_AGENT + 1, ~0U, 4 /* CLOSE_RANGE_CLOEXEC */);
+	syscall(SYS_close_range, QEMU_FD_EXTRA + p->n_extra_fds, ~0U, 4 /* CLOSE_RANGE_CLOEXEC */);
 	if (p->privileges && privileges_drop(p->privileges) < 0)
 		goto fail;
 	execve(c->argv.v[0], c->argv.v, envp);
@@ -129,7 +135,8 @@ static void qemu_environment(const struct plan *p, struct strv *env)
 		strv_pushf(env, "LD_PRELOAD=%s", old);
 }
 
-int run_start(const struct plan *p, const struct qemu_cmdline *c, struct journal *journal, struct vm_process *vm)
+int run_start(const struct plan *p, const struct qemu_cmdline *c, const int *extra_fds, struct journal *journal,
+	      struct vm_process *vm)
 {
 	struct strv env = STRV_INIT;
 	/* 0 QMP, 1-3 the bundled guest's stdout, stderr and status, 4 qemu-guest-agent */
@@ -173,7 +180,7 @@ int run_start(const struct plan *p, const struct qemu_cmdline *c, struct journal
 		goto fail;
 	}
 	if (vm->pid == 0)
-		child_exec(p, c, env.v, child_ends, errpipe[1], parent);
+		child_exec(p, c, env.v, child_ends, extra_fds, errpipe[1], parent);
 	strv_free(&env);
 
 	close(errpipe[1]);

@@ -23,7 +23,8 @@ struct vm_process {
 /* fork+exec qemu (never through a shell) with its channels on the fds qemu_argv.c named; qemu dies with vmlaunch
  * (PR_SET_PDEATHSIG) and, unless it owns the terminal, sits in its own process group so a Ctrl-C reaches vmlaunch
  * only, which turns it into a graceful powerdown. Connects QMP. Returns 0 or -errno (qemu is reaped on failure). */
-int run_start(const struct plan *p, const struct qemu_cmdline *c, struct journal *journal, struct vm_process *vm);
+int run_start(const struct plan *p, const struct qemu_cmdline *c, const int *extra_fds, struct journal *journal,
+	      struct vm_process *vm);
 
 /* Lets the guest run (`cont`), relays its output, turns SIGINT/SIGTERM/SIGHUP (read from sigfd) into
  * system_powerdown → quit → SIGKILL, restarts the guardian if it dies, and returns vmlaunch's exit status once qemu

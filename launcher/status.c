@@ -10,6 +10,7 @@
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/un.h>
+#include <signal.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -56,6 +57,12 @@ int status_write_info(const struct plan *p, const char *state_dir)
 		free(key);
 	}
 	return fclose(f) == 0 ? 0 : -errno;
+}
+
+static int not_running(const char *name)
+{
+	log_error("VM \"%s\" is not running (vmlaunch --list shows the running ones)", name);
+	return -ENOENT;
 }
 
 static double uptime_of(int pid)
@@ -138,7 +145,7 @@ int status_show(const char *root, const char *name)
 	int fd, r;
 
 	if (!state_dir_running(root, name))
-		return log_errno(ENOENT, "VM \"%s\" is not running", name);
+		return not_running(name);
 	snprintf(addr.sun_path, sizeof(addr.sun_path), "%s/%s/" STATE_QMP, root, name);
 	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
 	if (fd < 0)
@@ -189,7 +196,7 @@ int status_ssh(const char *root, const char *name, const struct strv *command)
 	int r;
 
 	if (!state_dir_running(root, name)) {
-		r = log_errno(ENOENT, "VM \"%s\" is not running (vmlaunch --list shows the running ones)", name);
+		r = not_running(name);
 		goto out;
 	}
 	f = fopen(info, "re");
@@ -225,4 +232,63 @@ out:
 	free(info);
 	free(dir);
 	return r;
+}
+
+/* NAME's vmlaunch, from its pid file, if that pid still is a vmlaunch (a pid file can outlive its process). */
+static pid_t vmlaunch_pid(const char *root, const char *name)
+{
+	char *dir = state_dir_path(root, name), *pidfile = state_file(dir, STATE_PID), *comm_path, comm[32] = "";
+	FILE *f = fopen(pidfile, "re");
+	int pid = 0;
+
+	if (f) {
+		if (fscanf(f, "%d", &pid) != 1)
+			pid = 0;
+		fclose(f);
+	}
+	free(dir);
+	free(pidfile);
+	if (pid <= 0)
+		return -1;
+	comm_path = xasprintf("/proc/%d/comm", pid);
+	f = fopen(comm_path, "re");
+	free(comm_path);
+	if (f) {
+		if (!fgets(comm, sizeof(comm), f))
+			comm[0] = '\0';
+		fclose(f);
+	}
+	return !strncmp(comm, "vmlaunch", 8) ? pid : -1;
+}
+
+static bool wait_stopped(const char *root, const char *name, int wait_ms)
+{
+	for (int waited = 0; state_dir_running(root, name); waited += 100) {
+		if (waited >= wait_ms)
+			return false;
+		nanosleep(&(struct timespec){ 0, 100 * 1000 * 1000 }, NULL);
+	}
+	return true;
+}
+
+int status_stop(const char *root, const char *name, int wait_ms)
+{
+	pid_t pid;
+
+	if (!state_dir_running(root, name))
+		return not_running(name);
+	pid = vmlaunch_pid(root, name);
+	if (pid < 0)
+		return log_errno(ESRCH, "VM \"%s\": no vmlaunch process behind it (its guardian may be cleaning up; "
+					"vmlaunch --cleanup %s waits for that)",
+				 name, name);
+	if (kill(pid, SIGTERM) < 0)
+		return log_errno(errno, "cannot signal vmlaunch (pid %d)", (int)pid);
+	if (wait_stopped(root, name, wait_ms))
+		return 0;
+	log_warn("VM \"%s\" did not power off in %d s; stopping qemu", name, wait_ms / 1000);
+	kill(pid, SIGTERM); /* the second request: quit */
+	if (wait_stopped(root, name, 15000))
+		return 0;
+	return log_errno(ETIMEDOUT, "VM \"%s\" is still running (vmlaunch pid %d)", name, (int)pid);
 }

@@ -12,6 +12,9 @@ int status_write_info(const struct plan *p, const char *state_dir);
 int status_list(const char *root);
 /* Asks NAME's qemu over qmp.sock: run state, vCPUs, disks. -ENOENT when NAME is not running. */
 int status_show(const char *root, const char *name);
+/* vmlaunch --stop NAME: SIGTERM to NAME's vmlaunch (the power button, then quit after its shutdown-timeout), then
+ * waits up to wait_ms for it to finish its teardown; a second SIGTERM (quit) when the guest ignores the button. */
+int status_stop(const char *root, const char *name, int wait_ms);
 /* vmlaunch --ssh NAME [-- COMMAND]: execs OpenSSH's client to NAME's forwarded ssh port as its cloud-init user, with
  * its key and a known_hosts file in its state dir. Returns only on failure (-errno, logged). */
 int status_ssh(const char *root, const char *name, const struct strv *command);

@@ -235,3 +235,65 @@ def test_guest_without_an_agent_is_125_in_bounded_time(config):
     assert "no qemu-guest-agent answered in 5 s" in r.stderr
     assert time.monotonic() - t0 < 60
     assert not (STATE_ROOT / "noagent").exists()
+
+
+@pytest.fixture
+def netns():
+    """A network namespace of this test's own with a bridge at 192.168.77.1/24: no traffic leaves it."""
+    name = f"vmlt{os.getpid()}"
+    subprocess.run(["ip", "netns", "add", name], check=True)
+    try:
+        for cmd in (["ip", "link", "set", "lo", "up"], ["ip", "link", "add", "br0", "type", "bridge"],
+                    ["ip", "link", "set", "br0", "up"], ["ip", "addr", "add", "192.168.77.1/24", "dev", "br0"]):
+            subprocess.run(["ip", "netns", "exec", name, *cmd], check=True)
+        yield name
+    finally:
+        subprocess.run(["ip", "netns", "del", name], check=False)
+
+
+def netns_links(ns):
+    return subprocess.run(["ip", "netns", "exec", ns, "ip", "-br", "link"], capture_output=True, text=True).stdout
+
+
+def test_tap_on_a_bridge_ping_and_tcp_and_gone_after_exit(config, netns):
+    conf = config("[vm]\nname = tapvm\ncpus = 2\n" + GUEST + "[net lan]\nmode = tap\nbridge = br0\n")
+    p = subprocess.Popen(["ip", "netns", "exec", netns, VMLAUNCH, str(conf), "--", "sh", "-c",
+                          "ip addr add 192.168.77.2/24 dev eth0; ip link set eth0 up; "
+                          "ping -c 1 -W 10 192.168.77.1 >/dev/null && echo ping-ok; echo pong | nc -l -p 7777"],
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    got, deadline = b"", time.monotonic() + 120
+    while time.monotonic() < deadline and not got:
+        r = subprocess.run(["ip", "netns", "exec", netns, "python3", "-c",
+                            "import socket; s = socket.create_connection(('192.168.77.2', 7777), timeout=3); "
+                            "print(s.recv(64).decode(), end='')"], capture_output=True, text=True)
+        got = r.stdout.encode()
+        if not got:
+            time.sleep(1)
+    out, err = p.communicate(timeout=120)
+    assert got == b"pong\n", err
+    assert p.returncode == 0, err
+    assert "ping-ok" in out
+    assert "vml" not in netns_links(netns)  # the tap went with qemu's last queue fd
+
+
+def test_tap_gone_after_kill_and_missing_bridge_refused(config, netns):
+    conf = config("[vm]\nname = tapkill\n" + GUEST + "[net lan]\nmode = tap\nbridge = br0\ntap = vmltest0\n")
+    p = subprocess.Popen(["ip", "netns", "exec", netns, VMLAUNCH, str(conf), "--", "sleep", "600"],
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    deadline = time.monotonic() + 60
+    while "vmltest0" not in netns_links(netns) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert "vmltest0" in netns_links(netns)
+    time.sleep(1)
+    p.send_signal(signal.SIGKILL)  # `ip netns exec` execs vmlaunch: this is vmlaunch itself
+    p.wait()
+    deadline = time.monotonic() + 30
+    while (STATE_ROOT / "tapkill").exists() and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert "vmltest0" not in netns_links(netns)
+    conf = config("[vm]\nname = nobr\n" + GUEST + "[net lan]\nmode = tap\nbridge = nosuchbr\n", name="nobr.conf")
+    r = subprocess.run(["ip", "netns", "exec", netns, VMLAUNCH, str(conf), "--", "true"], capture_output=True,
+                       text=True, timeout=60)
+    assert r.returncode == 1
+    assert "[net lan] bridge nosuchbr: no such bridge on this host (ip link add nosuchbr type bridge)" in r.stderr
+    assert not (STATE_ROOT / "nobr").exists()

@@ -228,3 +228,18 @@ def test_newcomer_mistakes_get_messages_that_say_what_to_do():
     assert "unknown option -a; if it is the command's, put -- before the command" in r.stderr
     r = vmlaunch("--set")
     assert r.returncode == 2 and r.stderr == "vmlaunch: --set: expected a value (vmlaunch --help)\n"
+
+
+def test_stop_by_name_powers_off_and_waits(config):
+    conf = config("[vm]\nname = stopme\n" + GUEST)
+    p = start(conf, "--", "sleep", "600")
+    deadline = time.monotonic() + 60
+    while not (STATE_ROOT / "stopme" / "info").exists() and time.monotonic() < deadline:
+        time.sleep(0.2)
+    r = vmlaunch("--stop", "stopme", "--wait", "20")
+    assert r.returncode == 0, r.stderr
+    assert p.wait(timeout=30) == 128 + signal.SIGTERM  # the command did not finish: 128+N
+    assert not (STATE_ROOT / "stopme").exists()
+    r = vmlaunch("--stop", "stopme")
+    assert r.returncode == 1
+    assert r.stderr == 'vmlaunch: VM "stopme" is not running (vmlaunch --list shows the running ones)\n'
