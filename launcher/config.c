@@ -101,7 +101,7 @@ static const struct key_spec keys[] = {
 	{ SEC_NET, "bridge", T_STRING, NET(bridge), NULL, 0, 0, 0 },
 	{ SEC_NET, "tap", T_STRING, NET(tap), NULL, 0, 0, 0 },
 	{ SEC_DISK, "backend", T_ENUM, DISK(backend), backend_words, 0, 0, B_ALL },
-	{ SEC_DISK, "size", T_SIZE, DISK(size), NULL, 0, 0, B_CREATED | B(BACKEND_RBD) },
+	{ SEC_DISK, "size", T_SIZE, DISK(size), NULL, 0, 0, B_CREATED | B(BACKEND_RBD) | B(BACKEND_FILE) },
 	{ SEC_DISK, "path", T_PATH, DISK(path), NULL, 0, 0, B(BACKEND_FILE) },
 	{ SEC_DISK, "source", T_PATH, DISK(source), NULL, 0, 0, B_CREATED },
 	{ SEC_DISK, "source-format", T_STRING, DISK(source_format), NULL, 0, 0, B_CREATED },
@@ -636,8 +636,6 @@ static char *config_ini_reader(char *str, int num, void *stream)
 
 static const char *unused_key_hint(const char *key, enum backend_kind b)
 {
-	if (b == BACKEND_FILE && !strcmp(key, "size"))
-		return " (the image has its size)";
 	if (b == BACKEND_FILE && !strcmp(key, "source"))
 		return " (path = is the image itself)";
 	if (b != BACKEND_FILE && !strcmp(key, "path"))

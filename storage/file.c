@@ -14,10 +14,11 @@
 #include "storage.h"
 #include "strv.h"
 
-/* ephemeral = yes: the image a qcow2 overlay in the state dir stands on. */
+/* ephemeral = yes: the image a qcow2 overlay in the state dir stands on; or a persistent image made at first start. */
 struct file_state {
 	char *base;
 	enum disk_format base_format;
+	bool create; /* path does not exist yet: a sparse raw image of size = is made, and kept */
 };
 
 static void file_state_free(void *p)
@@ -49,9 +50,32 @@ static int file_describe(const struct storage_context *ctx, const struct disk_co
 	bool is_qcow2;
 	int fd;
 
+	if (stat(d->path, &st) < 0 && errno == ENOENT && d->size && !d->ephemeral && !d->readonly &&
+	    d->format == FORMAT_RAW) {
+		/* an appliance's data disk on its first start: made sparse at launch, kept from then on */
+		struct file_state *fs = xcalloc(1, sizeof(*fs));
+
+		fs->create = true;
+		t->priv = fs;
+		t->driver = DRIVER_FILE;
+		t->filename = xstrdup(d->path);
+		t->format = FORMAT_RAW;
+		{
+			char *dir = xstrdup(d->path), *slash = strrchr(dir, '/');
+
+			if (slash)
+				*slash = '\0';
+			t->direct_ok = dir_takes_direct_io(slash && slash != dir ? dir : "/");
+			free(dir);
+		}
+		t->zeroed = true;
+		strv_push(&t->qemu_opens, t->filename); /* vmlaunch's own file: the qemu user may have it */
+		return 0;
+	}
 	if (stat(d->path, &st) < 0)
-		return log_error("%s:%u: [disk %s] path %s: %s", cfg->file, d->path_line, d->name, d->path,
-				 strerror(errno));
+		return log_error("%s:%u: [disk %s] path %s: %s%s", cfg->file, d->path_line, d->name, d->path,
+				 strerror(errno),
+				 errno == ENOENT ? "; with size = (and format raw), vmlaunch makes it at first start" : "");
 	if (!S_ISREG(st.st_mode) && !S_ISBLK(st.st_mode))
 		return log_error("%s:%u: [disk %s] path %s: expected a disk image file or a block device", cfg->file,
 				 d->path_line, d->name, d->path);
@@ -119,6 +143,21 @@ static int file_prepare(const struct storage_context *ctx, const struct disk_con
 	int r;
 
 	(void)ctx;
+	if (fs && fs->create) {
+		int fd = open(t->filename, O_RDWR | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+
+		if (fd < 0)
+			return log_errno(errno, "disk \"%s\": cannot create %s", d->name, t->filename);
+		if (ftruncate(fd, (off_t)d->size) < 0) {
+			r = log_errno(errno, "disk \"%s\": cannot size %s", d->name, t->filename);
+			close(fd);
+			unlink(t->filename); /* never leave a half-made image behind */
+			return r;
+		}
+		close(fd);
+		log_info("disk \"%s\": made %s (%llu bytes, sparse)", d->name, t->filename, (unsigned long long)d->size);
+		return 0;
+	}
 	if (!fs)
 		return 0;
 	/* Recorded first: removing an overlay that was never created is a no-op. */

@@ -84,6 +84,24 @@ def mounts():
 
 
 @pytest.fixture
+def netns():
+    """A network namespace of this test's own with a bridge at 192.168.77.1/24: no traffic leaves it."""
+    name = f"vmlt{os.getpid()}"
+    subprocess.run(["ip", "netns", "add", name], check=True)
+    try:
+        for cmd in (["ip", "link", "set", "lo", "up"], ["ip", "link", "add", "br0", "type", "bridge"],
+                    ["ip", "link", "set", "br0", "up"], ["ip", "addr", "add", "192.168.77.1/24", "dev", "br0"]):
+            subprocess.run(["ip", "netns", "exec", name, *cmd], check=True)
+        yield name
+    finally:
+        subprocess.run(["ip", "netns", "del", name], check=False)
+
+
+def netns_links(ns):
+    return subprocess.run(["ip", "netns", "exec", ns, "ip", "-br", "link"], capture_output=True, text=True).stdout
+
+
+@pytest.fixture
 def config(tmp_path):
     """Writes a config next to the bundled guest's files (paths absolute) and returns its path."""
 

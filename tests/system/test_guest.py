@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import GUEST, ROOT, STATE_ROOT, VMLAUNCH, mounts, start, vmlaunch
+from conftest import GUEST, ROOT, STATE_ROOT, VMLAUNCH, mounts, netns_links, start, vmlaunch
 
 DEBIAN = ROOT / "build" / "images" / "debian12.raw"
 
@@ -235,24 +235,6 @@ def test_guest_without_an_agent_is_125_in_bounded_time(config):
     assert "no qemu-guest-agent answered in 5 s" in r.stderr
     assert time.monotonic() - t0 < 60
     assert not (STATE_ROOT / "noagent").exists()
-
-
-@pytest.fixture
-def netns():
-    """A network namespace of this test's own with a bridge at 192.168.77.1/24: no traffic leaves it."""
-    name = f"vmlt{os.getpid()}"
-    subprocess.run(["ip", "netns", "add", name], check=True)
-    try:
-        for cmd in (["ip", "link", "set", "lo", "up"], ["ip", "link", "add", "br0", "type", "bridge"],
-                    ["ip", "link", "set", "br0", "up"], ["ip", "addr", "add", "192.168.77.1/24", "dev", "br0"]):
-            subprocess.run(["ip", "netns", "exec", name, *cmd], check=True)
-        yield name
-    finally:
-        subprocess.run(["ip", "netns", "del", name], check=False)
-
-
-def netns_links(ns):
-    return subprocess.run(["ip", "netns", "exec", ns, "ip", "-br", "link"], capture_output=True, text=True).stdout
 
 
 def test_tap_on_a_bridge_ping_and_tcp_and_gone_after_exit(config, netns):
