@@ -64,7 +64,8 @@ static void usage(FILE *out)
 	      "      --stop NAME          power VM NAME off (ACPI power button; qemu's quit if it has not powered\n"
 	      "                           off after --wait seconds, default 30) and wait until it is gone\n"
 	      "  -l, --list               list running VMs (name, pid, uptime, CPUs, memory, disks)\n"
-	      "      --status NAME        ask NAME's qemu over QMP: run state, vCPUs, disks\n"
+	      "      --status NAME        NAME's pid, uptime, command and disks, and its run state from qemu\n"
+	      "      --json               --list and --status as JSON, for scripts\n"
 	      "      --ssh NAME [-- COMMAND]\n"
 	      "                           ssh into running VM NAME (its forward to port 22, its [cloud-init] user\n"
 	      "                           and key); the exit status is ssh's\n"
@@ -88,7 +89,7 @@ struct options {
 	struct strv sets;
 	struct strv env;
 	struct strv command;
-	bool dry_run, explain, cleanup, list;
+	bool dry_run, explain, cleanup, list, json;
 	const char *status_name, *ssh_name, *stop_name;
 	int wait_seconds;
 };
@@ -134,6 +135,7 @@ static int parse_options(int argc, char **argv, struct options *o)
 		{ "list", no_argument, NULL, 'l' },    { "status", required_argument, NULL, 'S' },
 		{ "env", required_argument, NULL, 'E' }, { "share", required_argument, NULL, 'H' },
 		{ "ssh", required_argument, NULL, 'X' },    { "stop", required_argument, NULL, 'T' },
+		{ "json", no_argument, NULL, 'J' },
 		{ NULL, 0, NULL, 0 },
 	};
 	int c, dashdash = 1, all = argc;
@@ -183,6 +185,9 @@ static int parse_options(int argc, char **argv, struct options *o)
 			break;
 		case 'T':
 			o->stop_name = optarg;
+			break;
+		case 'J':
+			o->json = true;
 			break;
 		case 'W': {
 			char *end;
@@ -521,9 +526,9 @@ int main(int argc, char **argv)
 		char *root = host_state_root();
 
 		if (o.list)
-			status = status_list(root) < 0 ? EXIT_SETUP_FAILED : EXIT_VM_OK;
+			status = status_list(root, o.json) < 0 ? EXIT_SETUP_FAILED : EXIT_VM_OK;
 		else
-			status = status_show(root, o.status_name) < 0 ? EXIT_SETUP_FAILED : EXIT_VM_OK;
+			status = status_show(root, o.status_name, o.json) < 0 ? EXIT_SETUP_FAILED : EXIT_VM_OK;
 		free(root);
 		goto out;
 	}

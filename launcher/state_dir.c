@@ -199,7 +199,7 @@ static int lock(struct state_dir *s, const char *name, int wait_ms)
 
 /* With the lock held: whoever made the dir is gone without cleaning up. Its journal is replayed as root, so only a
  * real directory of ours is trusted (never a symlink planted there). */
-static int undo_leftover(struct state_dir *s, const char *name, const char *how)
+static int undo_leftover(struct state_dir *s, const char *name, bool launching)
 {
 	struct stat st;
 	int r;
@@ -210,7 +210,10 @@ static int undo_leftover(struct state_dir *s, const char *name, const char *how)
 	if (r < 0)
 		return r;
 	s->owned = true;
-	log_warn("cleaning up after %s \"%s\" that did not finish", how, name);
+	if (launching)
+		log_warn("cleaning up after an earlier run of \"%s\" that did not finish", name);
+	else
+		log_warn("cleaning up after \"%s\", which did not finish", name);
 	journal_replay(s->dir);
 	return 0;
 }
@@ -233,7 +236,7 @@ int state_dir_acquire(struct state_dir *s, const char *root, const char *name)
 	r = lock(s, name, 0);
 	if (r < 0)
 		return r;
-	r = undo_leftover(s, name, "an earlier run of");
+	r = undo_leftover(s, name, true);
 	if (r == 0 && s->owned)
 		r = remove_dir(s->dir);
 	if (r < 0)
@@ -291,7 +294,7 @@ static int cleanup_one(const char *root, const char *name, int wait_ms)
 	s.lock_path = lock_path(root, name);
 	r = lock(&s, name, wait_ms);
 	if (r == 0)
-		r = undo_leftover(&s, name, "a run of");
+		r = undo_leftover(&s, name, false);
 	if (r == 0)
 		return state_dir_release(&s);
 	state_dir_release(&s);

@@ -44,6 +44,12 @@ int status_write_info(const struct plan *p, const char *state_dir)
 	for (size_t i = 0; i < p->n_disks; i++)
 		fprintf(f, "disk %s %s %s\n", p->disks[i].cfg->name, backend_kind_name(p->disks[i].cfg->backend),
 			p->disks[i].target->filename);
+	if (p->command && p->command->n) {
+		fputs("command", f);
+		for (size_t i = 0; i < p->command->n; i++)
+			fprintf(f, " %s", p->command->v[i]); /* shown, never parsed back into argv */
+		fputc('\n', f);
+	}
 	/* vmlaunch --ssh: where, who, and with which key (the first one's private half, when it sits beside it) */
 	if (p->ssh_port) {
 		const struct vm_config *cfg = p->cfg;
@@ -82,65 +88,119 @@ static double uptime_of(int pid)
 	return now - (double)start / (double)sysconf(_SC_CLK_TCK);
 }
 
-int status_list(const char *root)
+/* What a running VM's state dir says about it: vmlaunch's pid, its uptime, and the info file. */
+static struct json_object *read_summary(const char *root, const char *name)
 {
+	char *dir = state_dir_path(root, name), *pidfile = state_file(dir, STATE_PID), *info = state_file(dir, STATE_INFO);
+	struct json_object *o = json_object_new_object(), *disks = json_object_new_array();
+	char line[1024];
+	int pid = 0;
+	FILE *f;
+
+	if ((f = fopen(pidfile, "re"))) {
+		if (fscanf(f, "%d", &pid) != 1)
+			pid = 0;
+		fclose(f);
+	}
+	json_object_object_add(o, "name", json_object_new_string(name));
+	json_object_object_add(o, "pid", json_object_new_int(pid));
+	json_object_object_add(o, "uptime", json_object_new_double(pid ? uptime_of(pid) : 0.0));
+	while ((f = fopen(info, "re")) && fgets(line, sizeof(line), f)) {
+		char disk[64], backend[16], file[900];
+		unsigned long long memory;
+		unsigned cpus;
+
+		do {
+			line[strcspn(line, "\n")] = '\0';
+			if (sscanf(line, "memory %llu", &memory) == 1)
+				json_object_object_add(o, "memory", json_object_new_int64((int64_t)memory));
+			else if (sscanf(line, "cpus %u", &cpus) == 1)
+				json_object_object_add(o, "cpus", json_object_new_int((int)cpus));
+			else if (!strncmp(line, "command ", 8))
+				json_object_object_add(o, "command", json_object_new_string(line + 8));
+			else if (sscanf(line, "disk %63s %15s %899s", disk, backend, file) == 3) {
+				struct json_object *d = json_object_new_object();
+
+				json_object_object_add(d, "name", json_object_new_string(disk));
+				json_object_object_add(d, "backend", json_object_new_string(backend));
+				json_object_object_add(d, "file", json_object_new_string(file));
+				json_object_array_add(disks, d);
+			}
+		} while (fgets(line, sizeof(line), f));
+		fclose(f);
+		f = NULL;
+		break;
+	}
+	if (f)
+		fclose(f);
+	json_object_object_add(o, "disks", disks);
+	free(dir);
+	free(pidfile);
+	free(info);
+	return o;
+}
+
+static const char *get_string(struct json_object *o, const char *key, const char *fallback)
+{
+	struct json_object *v;
+
+	return json_object_object_get_ex(o, key, &v) ? json_object_get_string(v) : fallback;
+}
+
+static int64_t get_int(struct json_object *o, const char *key)
+{
+	struct json_object *v;
+
+	return json_object_object_get_ex(o, key, &v) ? json_object_get_int64(v) : 0;
+}
+
+int status_list(const char *root, bool json)
+{
+	struct json_object *all = json_object_new_array();
 	DIR *d = opendir(root);
 	struct dirent *e;
-	bool any = false;
 
-	if (!d && errno != ENOENT)
+	if (!d && errno != ENOENT) {
+		json_object_put(all);
 		return log_errno(errno, "cannot open %s", root);
-	printf("%-20s %8s %9s %5s %8s  %s\n", "NAME", "PID", "UPTIME", "CPUS", "MEMORY", "DISKS");
-	while (d && (e = readdir(d))) {
-		char *pidfile, *infofile, line[512], disks[1024] = "";
-		unsigned long long memory = 0;
-		unsigned cpus = 0;
-		int pid = 0;
-		FILE *f;
-
-		if (e->d_name[0] == '.' || e->d_type != DT_DIR || !state_dir_running(root, e->d_name))
-			continue;
-		char *dir = state_dir_path(root, e->d_name);
-
-		pidfile = state_file(dir, STATE_PID);
-		infofile = state_file(dir, STATE_INFO);
-		free(dir);
-		if ((f = fopen(pidfile, "re"))) {
-			if (fscanf(f, "%d", &pid) != 1)
-				pid = 0;
-			fclose(f);
-		}
-		if ((f = fopen(infofile, "re"))) {
-			while (fgets(line, sizeof(line), f)) {
-				char name[64], backend[16];
-
-				if (sscanf(line, "memory %llu", &memory) == 1 || sscanf(line, "cpus %u", &cpus) == 1)
-					continue;
-				if (sscanf(line, "disk %63s %15s", name, backend) == 2) {
-					size_t n = strlen(disks);
-
-					snprintf(disks + n, sizeof(disks) - n, "%s%s:%s", n ? " " : "", name, backend);
-				}
-			}
-			fclose(f);
-		}
-		printf("%-20s %8d %8.0fs %5u %7lluM  %s\n", e->d_name, pid, pid ? uptime_of(pid) : 0.0, cpus,
-		       memory >> 20, *disks ? disks : "-");
-		any = true;
-		free(pidfile);
-		free(infofile);
 	}
+	while (d && (e = readdir(d)))
+		if (e->d_name[0] != '.' && e->d_type == DT_DIR && state_dir_running(root, e->d_name))
+			json_object_array_add(all, read_summary(root, e->d_name));
 	if (d)
 		closedir(d);
-	if (!any)
-		printf("(no VM running)\n");
+	if (json) {
+		puts(json_object_to_json_string_ext(all, JSON_C_TO_STRING_PLAIN));
+	} else {
+		printf("%-20s %8s %9s %5s %8s  %s\n", "NAME", "PID", "UPTIME", "CPUS", "MEMORY", "DISKS");
+		for (size_t i = 0; i < json_object_array_length(all); i++) {
+			struct json_object *vm = json_object_array_get_idx(all, i), *disks, *v;
+			char list[1024] = "";
+
+			json_object_object_get_ex(vm, "disks", &disks);
+			for (size_t k = 0; k < json_object_array_length(disks); k++) {
+				struct json_object *disk = json_object_array_get_idx(disks, k);
+				size_t n = strlen(list);
+
+				snprintf(list + n, sizeof(list) - n, "%s%s:%s", n ? " " : "", get_string(disk, "name", "?"),
+					 get_string(disk, "backend", "?"));
+			}
+			json_object_object_get_ex(vm, "uptime", &v);
+			printf("%-20s %8lld %8.0fs %5lld %7lldM  %s\n", get_string(vm, "name", "?"),
+			       (long long)get_int(vm, "pid"), json_object_get_double(v), (long long)get_int(vm, "cpus"),
+			       (long long)(get_int(vm, "memory") >> 20), *list ? list : "-");
+		}
+		if (!json_object_array_length(all))
+			printf("(no VM running)\n");
+	}
+	json_object_put(all);
 	return 0;
 }
 
-int status_show(const char *root, const char *name)
+int status_show(const char *root, const char *name, bool json)
 {
 	struct sockaddr_un addr = { .sun_family = AF_UNIX };
-	struct json_object *st = NULL, *cpus = NULL, *blocks = NULL, *v;
+	struct json_object *st = NULL, *cpus = NULL, *vm, *disks;
 	struct qmp q;
 	int fd, r;
 
@@ -160,30 +220,54 @@ int status_show(const char *root, const char *name)
 		r = qmp_execute(&q, "query-status", NULL, &st, 5000);
 	if (r == 0)
 		r = qmp_execute(&q, "query-cpus-fast", NULL, &cpus, 5000);
-	if (r == 0)
-		r = qmp_execute(&q, "query-block", NULL, &blocks, 5000);
 	if (r == 0) {
-		printf("name:    %s\n", name);
-		printf("status:  %s\n",
-		       json_object_object_get_ex(st, "status", &v) ? json_object_get_string(v) : "unknown");
-		printf("vcpus:   %zu\n", json_object_array_length(cpus));
-		for (size_t i = 0; i < json_object_array_length(blocks); i++) {
-			struct json_object *b = json_object_array_get_idx(blocks, i), *ins, *dev, *file, *drv;
+		vm = read_summary(root, name);
+		json_object_object_add(vm, "status", json_object_new_string(get_string(st, "status", "unknown")));
+		json_object_object_add(vm, "vcpus", json_object_new_int((int)json_object_array_length(cpus)));
+		if (json) {
+			puts(json_object_to_json_string_ext(vm, JSON_C_TO_STRING_PLAIN));
+		} else {
+			struct json_object *up;
 
-			if (!json_object_object_get_ex(b, "inserted", &ins))
-				continue;
-			json_object_object_get_ex(b, "qdev", &dev);
-			json_object_object_get_ex(ins, "file", &file);
-			json_object_object_get_ex(ins, "drv", &drv);
-			printf("disk:    %s %s %s\n", dev ? json_object_get_string(dev) : "?",
-			       drv ? json_object_get_string(drv) : "?", file ? json_object_get_string(file) : "?");
+			json_object_object_get_ex(vm, "uptime", &up);
+			printf("name:    %s\nstatus:  %s\npid:     %lld\nuptime:  %.0fs\nvcpus:   %lld\nmemory:  %lldM\n", name,
+			       get_string(vm, "status", "?"), (long long)get_int(vm, "pid"), json_object_get_double(up),
+			       (long long)get_int(vm, "vcpus"), (long long)(get_int(vm, "memory") >> 20));
+			if (json_object_object_get_ex(vm, "command", &up))
+				printf("command: %s\n", json_object_get_string(up));
+			json_object_object_get_ex(vm, "disks", &disks);
+			for (size_t i = 0; i < json_object_array_length(disks); i++) {
+				struct json_object *d = json_object_array_get_idx(disks, i);
+
+				printf("disk:    %s %s %s\n", get_string(d, "name", "?"), get_string(d, "backend", "?"),
+				       get_string(d, "file", "?"));
+			}
 		}
+		json_object_put(vm);
 	}
 	json_object_put(st);
 	json_object_put(cpus);
-	json_object_put(blocks);
 	qmp_close(&q);
 	return r;
+}
+
+/* 'ARG', with each ' as '\'' : POSIX sh reads it back as exactly ARG. */
+static char *shell_quote(const char *arg)
+{
+	char *out = xmalloc(strlen(arg) * 4 + 3), *o = out;
+
+	*o++ = '\'';
+	for (; *arg; arg++) {
+		if (*arg == '\'') {
+			memcpy(o, "'\\''", 4);
+			o += 4;
+		} else {
+			*o++ = *arg;
+		}
+	}
+	*o++ = '\'';
+	*o = '\0';
+	return out;
 }
 
 int status_ssh(const char *root, const char *name, const struct strv *command)
@@ -222,9 +306,21 @@ int status_ssh(const char *root, const char *name, const struct strv *command)
 	if (strcmp(key, "-"))
 		strv_push_many(&argv, "-i", key, "-o", "IdentitiesOnly=yes", NULL);
 	strv_pushf(&argv, "%s@%s", user, host);
-	if (command->n)
-		strv_push(&argv, "--");
-	strv_extend(&argv, command);
+	if (command->n) {
+		/* ssh hands the remote shell one string: each argument quoted, so they arrive as given, like -- COMMAND */
+		char *line = xstrdup(""), *tmp;
+
+		for (size_t i = 0; i < command->n; i++) {
+			char *q = shell_quote(command->v[i]);
+
+			tmp = xasprintf("%s%s%s", line, i ? " " : "", q);
+			free(q);
+			free(line);
+			line = tmp;
+		}
+		strv_push_many(&argv, "--", line, NULL);
+		free(line);
+	}
 	execvp("ssh", argv.v);
 	r = log_errno(errno, "cannot run ssh (apt-get install openssh-client)");
 out:

@@ -2,16 +2,19 @@
 #ifndef VMLAUNCH_STATUS_H
 #define VMLAUNCH_STATUS_H
 
+#include <stdbool.h>
+
 #include "strv.h"
 
 struct plan;
 
 /* Written once qemu runs: STATE_DIR/info, "key value" lines that --list shows. */
 int status_write_info(const struct plan *p, const char *state_dir);
-/* Prints one line per running VM. Returns 0. */
-int status_list(const char *root);
-/* Asks NAME's qemu over qmp.sock: run state, vCPUs, disks. -ENOENT when NAME is not running. */
-int status_show(const char *root, const char *name);
+/* Prints one line per running VM (or a JSON array of objects). Returns 0. */
+int status_list(const char *root, bool json);
+/* NAME's pid, uptime, command and disks by their config names, and its run state and vCPUs from its qemu over
+ * qmp.sock (or one JSON object). -ENOENT when NAME is not running. */
+int status_show(const char *root, const char *name, bool json);
 /* vmlaunch --stop NAME: SIGTERM to NAME's vmlaunch (the power button, then quit after its shutdown-timeout), then
  * waits up to wait_ms for it to finish its teardown; a second SIGTERM (quit) when the guest ignores the button. */
 int status_stop(const char *root, const char *name, int wait_ms);

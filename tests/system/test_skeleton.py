@@ -1,4 +1,5 @@
 """The walking skeleton end to end: boot the demo, run commands in throwaway VMs, ask qemu over QMP, stop with signals."""
+import json
 import os
 import pty
 import signal
@@ -243,3 +244,27 @@ def test_stop_by_name_powers_off_and_waits(config):
     r = vmlaunch("--stop", "stopme")
     assert r.returncode == 1
     assert r.stderr == 'vmlaunch: VM "stopme" is not running (vmlaunch --list shows the running ones)\n'
+
+
+def test_status_and_list_as_json_with_disks_by_config_name(config):
+    conf = config("[vm]\nname = jsonvm\n" + GUEST + "[disk scratch]\nbackend = tmpfs\nsize = 16M\n")
+    p = start(conf, "--", "sleep", "600")
+    try:
+        deadline = time.monotonic() + 60
+        while not (STATE_ROOT / "jsonvm" / "info").exists() and time.monotonic() < deadline:
+            time.sleep(0.2)
+        r = vmlaunch("--status", "jsonvm", "--json")
+        assert r.returncode == 0, r.stderr
+        vm = json.loads(r.stdout)
+        assert vm["name"] == "jsonvm" and vm["status"] == "running" and vm["pid"] == p.pid
+        assert vm["command"] == "sleep 600"
+        assert [(d["name"], d["backend"]) for d in vm["disks"]] == [("scratch", "tmpfs")]
+        listed = json.loads(vmlaunch("--list", "--json").stdout)
+        assert "jsonvm" in [v["name"] for v in listed]
+        r = vmlaunch("--status", "jsonvm")
+        assert "disk:    scratch tmpfs " in r.stdout and "command: sleep 600" in r.stdout
+    finally:
+        p.send_signal(signal.SIGTERM)
+        time.sleep(1)  # two at once would be one pending signal
+        p.send_signal(signal.SIGTERM)  # the second: quit, no waiting for the guest
+        p.wait(timeout=60)
