@@ -153,8 +153,8 @@ static void test_error_messages(void **state)
 	expect_error(BOOT "[disk d]\nbackend = tmpfs\nsize = 1G\nephemeral = no\n", NULL,
 		     "test.conf:7: [disk d] ephemeral: a tmpfs disk lives in RAM and is always ephemeral");
 	expect_error(BOOT "[disk d]\nbackend = file\n", NULL, "test.conf:4: [disk d]: backend file needs path = IMAGE");
-	expect_error(BOOT "[disk d]\nbackend = file\npath = vmlinux\nsize = 1G\n", NULL,
-		     "test.conf:7: [disk d] size: not used by backend file");
+	expect_error(BOOT "[disk d]\nbackend = file\npath = vmlinux\ncomp-algorithm = lz4\n", NULL,
+		     "test.conf:7: [disk d] comp-algorithm: not used by backend file");
 	expect_error(BOOT "[disk d]\nbackend = file\npath = vmlinux\nreadonly = yes\nephemeral = yes\n", NULL,
 		     "test.conf:7: [disk d] readonly: an ephemeral overlay exists to take writes");
 	expect_error("[boot]\nkernel = missing-vmlinux\n", NULL,
