@@ -10,7 +10,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "command.h"
+#include "ldcache.h"
 #include "log.h"
 #include "qemu_caps.h"
 #include "strv.h"
@@ -94,35 +94,17 @@ static bool probe_io_uring_kernel(void)
 	return true;
 }
 
-/* The dynamic loader's own search result (its cache, `ldconfig -p`), not a hard-coded path. The minimal build is
- * the same allocator without the heap profiler's hooks. */
+/* LD_PRELOAD takes a bare soname, which ld.so resolves through its cache like any DT_NEEDED library (ld.so(8)): the
+ * cache that answers here is the one qemu's loader reads. The minimal build is the same allocator without the heap
+ * profiler's hooks. */
 static char *find_tcmalloc(void)
 {
-	static const char *const names[] = { "libtcmalloc_minimal.so.4 ", "libtcmalloc.so.4 " };
-	char *argv[] = { "/sbin/ldconfig", "-p", NULL }, *out = NULL, *found = NULL;
+	static const char *const sonames[] = { "libtcmalloc_minimal.so.4", "libtcmalloc.so.4" };
 
-	if (access(argv[0], X_OK) < 0)
-		argv[0] = "ldconfig";
-	if (command_run(argv, &out, NULL) != 0) {
-		free(out);
-		return NULL;
-	}
-	size_t best = 2;
-
-	for (char *save = NULL, *line = strtok_r(out, "\n", &save); line; line = strtok_r(NULL, "\n", &save)) {
-		char *arrow = strstr(line, "=> ");
-
-		while (*line == ' ' || *line == '\t')
-			line++;
-		for (size_t i = 0; i < best; i++)
-			if (!strncmp(line, names[i], strlen(names[i])) && strstr(line, "x86-64") && arrow) {
-				free(found);
-				found = xstrdup(arrow + 3);
-				best = i;
-			}
-	}
-	free(out);
-	return found;
+	for (size_t i = 0; i < sizeof(sonames) / sizeof(sonames[0]); i++)
+		if (ldcache_has(LDCACHE_FILE, sonames[i]))
+			return xstrdup(sonames[i]);
+	return NULL;
 }
 
 char *host_state_root(void)
