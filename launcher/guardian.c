@@ -16,6 +16,7 @@
 #include "log.h"
 #include "strv.h"
 #include "test_hook.h"
+#include "trim.h"
 
 #define GUARDIAN_DONE 'D'
 
@@ -45,6 +46,8 @@ static void guardian_main(const struct state_dir *state, int pipe_fd, pid_t owne
 	for (int fd = 3; fd < 1024; fd++)
 		if (fd != pipe_fd && fd != state->lock_fd)
 			close(fd);
+	/* It may wait for days: what it needs in the meantime is one read(). */
+	trim_resident();
 
 	do
 		n = read(pipe_fd, &c, 1);

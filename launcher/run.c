@@ -26,6 +26,7 @@
 #include "state_dir.h"
 #include "process.h"
 #include "test_hook.h"
+#include "trim.h"
 #include "fdio.h"
 #include "log.h"
 #include "notify.h"
@@ -457,6 +458,8 @@ int run_supervise(const struct plan *p, struct vm_process *vm, int sigfd, struct
 		free(st);
 		test_hook_stop_at("running");
 	}
+	/* Set-up is over: the poll loop below is all vmlaunch runs until the guest stops. */
+	trim_resident();
 
 	while (!exited) {
 		struct pollfd fds[9] = {
