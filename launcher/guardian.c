@@ -16,6 +16,7 @@
 #include "log.h"
 #include "strv.h"
 #include "test_hook.h"
+#include "trim.h"
 
 #define GUARDIAN_DONE 'D'
 
@@ -41,10 +42,20 @@ static void guardian_main(const struct state_dir *state, int pipe_fd, pid_t owne
 		dup2(null, 0);
 		dup2(null, 1);
 	}
-	/* Keep only stderr (to say what happened), the pipe and the lock. */
-	for (int fd = 3; fd < 1024; fd++)
-		if (fd != pipe_fd && fd != state->lock_fd)
-			close(fd);
+	/* Keep only stderr (to say what happened), the pipe and the lock: close_range over the gaps between them, not a
+	 * close() per possible fd, which the launch waits for on a busy 2-CPU host. */
+	{
+		unsigned lo = (unsigned)(pipe_fd < state->lock_fd ? pipe_fd : state->lock_fd);
+		unsigned hi = (unsigned)(pipe_fd < state->lock_fd ? state->lock_fd : pipe_fd);
+
+		if (lo > 3)
+			syscall(SYS_close_range, 3U, lo - 1, 0U);
+		if (hi > lo + 1)
+			syscall(SYS_close_range, lo + 1, hi - 1, 0U);
+		syscall(SYS_close_range, hi + 1, ~0U, 0U);
+	}
+	/* It may wait for days: what it needs in the meantime is one read(). */
+	trim_resident();
 
 	do
 		n = read(pipe_fd, &c, 1);

@@ -3,17 +3,16 @@
 #include "host.h"
 
 #include <errno.h>
-#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <liburing.h>
-#include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "command.h"
+#include "ldcache.h"
 #include "log.h"
+#include "qemu_caps.h"
 #include "strv.h"
 
 char *host_find_program(const char *name)
@@ -84,62 +83,28 @@ static bool probe_tsc_invariant(void)
 	return r;
 }
 
-/* qemu offers aio=io_uring only when built with liburing, which then is one of its DT_NEEDED libraries: its name
- * sits in the binary's dynamic string table. The kernel side is a real ring setup. */
-static bool probe_io_uring(const char *qemu_path)
+/* The kernel side of aio=io_uring (qemu's side is in its capabilities): a real ring setup. */
+static bool probe_io_uring_kernel(void)
 {
 	struct io_uring ring;
-	struct stat st;
-	bool linked = false;
-	void *map;
-	int fd;
 
 	if (io_uring_queue_init(2, &ring, 0) < 0)
 		return false;
 	io_uring_queue_exit(&ring);
-	fd = open(qemu_path, O_RDONLY | O_CLOEXEC);
-	if (fd < 0)
-		return false;
-	if (fstat(fd, &st) == 0 && st.st_size > 0) {
-		map = mmap(NULL, (size_t)st.st_size, PROT_READ, MAP_PRIVATE, fd, 0);
-		if (map != MAP_FAILED) {
-			linked = memmem(map, (size_t)st.st_size, "liburing.so", 11) != NULL;
-			munmap(map, (size_t)st.st_size);
-		}
-	}
-	close(fd);
-	return linked;
+	return true;
 }
 
-/* The dynamic loader's own search result (its cache, `ldconfig -p`), not a hard-coded path. The minimal build is
- * the same allocator without the heap profiler's hooks. */
+/* LD_PRELOAD takes a bare soname, which ld.so resolves through its cache like any DT_NEEDED library (ld.so(8)): the
+ * cache that answers here is the one qemu's loader reads. The minimal build is the same allocator without the heap
+ * profiler's hooks. */
 static char *find_tcmalloc(void)
 {
-	static const char *const names[] = { "libtcmalloc_minimal.so.4 ", "libtcmalloc.so.4 " };
-	char *argv[] = { "/sbin/ldconfig", "-p", NULL }, *out = NULL, *found = NULL;
+	static const char *const sonames[] = { "libtcmalloc_minimal.so.4", "libtcmalloc.so.4" };
 
-	if (access(argv[0], X_OK) < 0)
-		argv[0] = "ldconfig";
-	if (command_run(argv, &out, NULL) != 0) {
-		free(out);
-		return NULL;
-	}
-	size_t best = 2;
-
-	for (char *save = NULL, *line = strtok_r(out, "\n", &save); line; line = strtok_r(NULL, "\n", &save)) {
-		char *arrow = strstr(line, "=> ");
-
-		while (*line == ' ' || *line == '\t')
-			line++;
-		for (size_t i = 0; i < best; i++)
-			if (!strncmp(line, names[i], strlen(names[i])) && strstr(line, "x86-64") && arrow) {
-				free(found);
-				found = xstrdup(arrow + 3);
-				best = i;
-			}
-	}
-	free(out);
-	return found;
+	for (size_t i = 0; i < sizeof(sonames) / sizeof(sonames[0]); i++)
+		if (ldcache_has(LDCACHE_FILE, sonames[i]))
+			return xstrdup(sonames[i]);
+	return NULL;
 }
 
 char *host_state_root(void)
@@ -164,7 +129,8 @@ static char *find_virtiofsd(void)
 
 int host_probe(const char *qemu_binary, const struct host_wants *want, struct host_facts *h)
 {
-	char *argv[] = { NULL, "-device", "pvpanic-pci,help", NULL };
+	struct qemu_caps caps;
+	char *cache_dir;
 	int r;
 
 	memset(h, 0, sizeof(*h));
@@ -172,12 +138,12 @@ int host_probe(const char *qemu_binary, const struct host_wants *want, struct ho
 	if (!h->qemu_path)
 		return log_errno(ENOENT, "qemu binary \"%s\" not found (install qemu-system-x86, or set [qemu] binary =)",
 				 qemu_binary);
-	/* Doubles as a check that the binary runs at all. */
-	argv[0] = h->qemu_path;
-	r = command_run(argv, NULL, NULL);
+	cache_dir = qemu_caps_cache_dir();
+	r = qemu_caps_get(h->qemu_path, cache_dir, &caps);
+	free(cache_dir);
 	if (r < 0)
-		return log_errno(r, "cannot run %s", h->qemu_path);
-	h->pvpanic_pci = r == 0;
+		return r;
+	h->pvpanic_pci = caps.pvpanic_pci;
 
 	if (want->virtiofsd) {
 		h->virtiofsd = find_virtiofsd();
@@ -208,7 +174,7 @@ int host_probe(const char *qemu_binary, const struct host_wants *want, struct ho
 		h->kvm.verdict = KVM_ABSENT;
 		snprintf(h->kvm.reason, sizeof(h->kvm.reason), "accel = tcg was asked for");
 	}
-	h->io_uring = probe_io_uring(h->qemu_path);
+	h->io_uring = caps.liburing && probe_io_uring_kernel();
 	h->tsc_clocksource = probe_tsc_clocksource();
 	h->tsc_invariant = probe_tsc_invariant();
 	h->stdin_is_tty = isatty(0);

@@ -22,7 +22,7 @@ struct host_facts {
 			       * frequency or with migration blocked */
 	char *state_root; /* /run/vmlaunch, or $XDG_RUNTIME_DIR/vmlaunch when not root */
 	struct topology topo;
-	char *tcmalloc_path; /* libtcmalloc_minimal.so.4 (or libtcmalloc.so.4) from the dynamic loader's cache, or NULL */
+	char *tcmalloc_path; /* the soname libtcmalloc_minimal.so.4 (or libtcmalloc.so.4) when the loader's cache has it */
 	char *virtiofsd;     /* when wanted: the virtiofsd binary */
 	struct firmware ovmf; /* when wanted and installed: OVMF (ovmf.uefi false: none) */
 };

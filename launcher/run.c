@@ -27,6 +27,7 @@
 #include "state_dir.h"
 #include "process.h"
 #include "test_hook.h"
+#include "trim.h"
 #include "fdio.h"
 #include "log.h"
 #include "notify.h"
@@ -516,6 +517,8 @@ int run_supervise(const struct plan *p, struct vm_process *vm, int sigfd, struct
 			s.agent_running = true;
 		}
 	}
+	/* Set-up is over: the poll loop below is all vmlaunch runs until the guest stops. */
+	trim_resident();
 
 	while (!exited) {
 		struct pollfd fds[10] = {

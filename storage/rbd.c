@@ -2,7 +2,6 @@
 #define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>
-#include <rbd/librbd.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -13,6 +12,7 @@
 #include "journal.h"
 #include "log.h"
 #include "rbd_cluster.h"
+#include "rbd_lib.h"
 #include "state_dir.h"
 #include "storage.h"
 #include "strv.h"
@@ -112,13 +112,13 @@ static int check_parent(const struct vm_config *cfg, const struct disk_config *d
 			      d->name, p.pool);
 		goto out;
 	}
-	r = rbd_open_read_only(io, p.image, &img, NULL);
+	r = rbd_lib.rbd_open_read_only(io, p.image, &img, NULL);
 	if (r < 0) {
 		r = log_errno(r, "%s:%u: [disk %s] clone-from: cannot open image %s", cfg->file, d->clone_from_line,
 			      d->name, name);
 		goto out;
 	}
-	r = rbd_snap_is_protected(img, p.snap, &prot);
+	r = rbd_lib.rbd_snap_is_protected(img, p.snap, &prot);
 	if (r < 0) {
 		r = log_errno(r, "%s:%u: [disk %s] clone-from: no snapshot \"%s\" of %s", cfg->file, d->clone_from_line,
 			      d->name, p.snap, name);
@@ -130,17 +130,17 @@ static int check_parent(const struct vm_config *cfg, const struct disk_config *d
 			      cfg->file, d->clone_from_line, d->name, name, p.snap, name, p.snap);
 		goto out;
 	}
-	r = rbd_snap_set(img, p.snap);
+	r = rbd_lib.rbd_snap_set(img, p.snap);
 	if (r >= 0)
-		r = rbd_get_size(img, bytes);
+		r = rbd_lib.rbd_get_size(img, bytes);
 	if (r < 0)
 		r = log_errno(r, "%s:%u: [disk %s] clone-from: cannot read the size of %s@%s", cfg->file,
 			      d->clone_from_line, d->name, name, p.snap);
 out:
 	if (img)
-		rbd_close(img);
+		rbd_lib.rbd_close(img);
 	if (io)
-		rados_ioctx_destroy(io);
+		rbd_lib.rados_ioctx_destroy(io);
 	free(name);
 	rbd_parent_free(&p);
 	return r;
@@ -152,26 +152,26 @@ static int probe_image(rados_ioctx_t io, const char *image, uint64_t *bytes, siz
 	rbd_image_watcher_t list[8];
 	size_t n = sizeof(list) / sizeof(list[0]);
 	rbd_image_t img;
-	int r = rbd_open_read_only(io, image, &img, NULL);
+	int r = rbd_lib.rbd_open_read_only(io, image, &img, NULL);
 
 	if (r == -ENOENT)
 		return 0;
 	if (r < 0)
 		return r;
-	r = rbd_get_size(img, bytes);
+	r = rbd_lib.rbd_get_size(img, bytes);
 	/* a read-only open registers no watch: every watcher is another client */
 	*watchers = 0;
 	if (r >= 0) {
-		int w = rbd_watchers_list(img, list, &n);
+		int w = rbd_lib.rbd_watchers_list(img, list, &n);
 
 		if (w >= 0) {
 			*watchers = n;
-			rbd_watchers_list_cleanup(list, n);
+			rbd_lib.rbd_watchers_list_cleanup(list, n);
 		} else if (w == -ERANGE) {
 			*watchers = n;
 		}
 	}
-	rbd_close(img);
+	rbd_lib.rbd_close(img);
 	return r < 0 ? r : 1;
 }
 
@@ -231,7 +231,7 @@ static int rbd_describe(const struct storage_context *ctx, const struct disk_con
 		t->secret_file = xasprintf("%s/%s.rbd-key", state_dir, d->name);
 		strv_push(&t->qemu_opens, t->secret_file);
 	}
-	r = rados_connect(c);
+	r = rbd_lib.rados_connect(c);
 	if (r < 0) {
 		/* EACCES: the cluster refused the key; point at where the key came from when the config says */
 		unsigned line = r == -EACCES && d->keyring_line ? d->keyring_line
@@ -315,9 +315,9 @@ static int rbd_describe(const struct storage_context *ctx, const struct disk_con
 	r = 0;
 out:
 	if (io)
-		rados_ioctx_destroy(io);
+		rbd_lib.rados_ioctx_destroy(io);
 	if (c)
-		rados_shutdown(c);
+		rbd_lib.rados_shutdown(c);
 	if (key) {
 		explicit_bzero(key, strlen(key));
 		free(key);
@@ -405,8 +405,8 @@ static int create_image(const struct disk_config *d, const struct rbd_spec *s, r
 			return r;
 		}
 	}
-	rbd_image_options_create(&opts);
-	rbd_image_options_set_uint64(opts, RBD_IMAGE_OPTION_FEATURES, RBD_FEATURES);
+	rbd_lib.rbd_image_options_create(&opts);
+	rbd_lib.rbd_image_options_set_uint64(opts, RBD_IMAGE_OPTION_FEATURES, RBD_FEATURES);
 	if (d->clone_from) {
 		struct rbd_parent p;
 		rados_ioctx_t pio;
@@ -414,19 +414,19 @@ static int create_image(const struct disk_config *d, const struct rbd_spec *s, r
 		rbd_parent_parse(d->clone_from, &p);
 		r = rbd_open_pool(c, p.pool, p.ns, &pio);
 		if (r >= 0) {
-			r = rbd_clone3(pio, p.image, p.snap, io, s->image, opts);
-			rados_ioctx_destroy(pio);
+			r = rbd_lib.rbd_clone3(pio, p.image, p.snap, io, s->image, opts);
+			rbd_lib.rados_ioctx_destroy(pio);
 		}
 		rbd_parent_free(&p);
 		if (r < 0)
 			r = log_errno(r, "disk \"%s\": cannot clone %s into %s", d->name, d->clone_from, name);
 	} else {
-		r = rbd_create4(io, s->image, d->size, opts);
+		r = rbd_lib.rbd_create4(io, s->image, d->size, opts);
 		if (r < 0)
 			r = log_errno(r, "disk \"%s\": cannot create image %s (%llu bytes)", d->name, name,
 				      (unsigned long long)d->size);
 	}
-	rbd_image_options_destroy(opts);
+	rbd_lib.rbd_image_options_destroy(opts);
 	free(name);
 	return r;
 }
@@ -437,19 +437,19 @@ static int grow_image(const struct disk_config *d, const struct rbd_spec *s, rad
 	char *name = rbd_image_name(s->pool, s->ns, s->image);
 	uint64_t now = 0;
 	rbd_image_t img;
-	int r = rbd_open_read_only(io, s->image, &img, NULL);
+	int r = rbd_lib.rbd_open_read_only(io, s->image, &img, NULL);
 
 	if (r >= 0) {
-		r = rbd_get_size(img, &now);
-		rbd_close(img);
+		r = rbd_lib.rbd_get_size(img, &now);
+		rbd_lib.rbd_close(img);
 	}
 	if (r >= 0 && now < bytes) {
 		log_info("disk \"%s\": growing %s from %llu to %llu bytes", d->name, name, (unsigned long long)now,
 			 (unsigned long long)bytes);
-		r = rbd_open(io, s->image, &img, NULL);
+		r = rbd_lib.rbd_open(io, s->image, &img, NULL);
 		if (r >= 0) {
-			r = rbd_resize2(img, bytes, false, NULL, NULL);
-			rbd_close(img);
+			r = rbd_lib.rbd_resize2(img, bytes, false, NULL, NULL);
+			rbd_lib.rbd_close(img);
 		}
 	}
 	if (r < 0)
@@ -479,7 +479,7 @@ static int rbd_prepare(const struct storage_context *ctx, const struct disk_conf
 			goto out;
 		}
 		r = rbd_find_key(c, s.user, &key, &why);
-		rados_shutdown(c);
+		rbd_lib.rados_shutdown(c);
 		c = NULL;
 		if (r < 0 || !key) {
 			r = log_errno(r < 0 ? r : ENOKEY, "disk \"%s\": no cephx key for client.%s: %s", d->name, s.user,
@@ -530,9 +530,9 @@ static int rbd_prepare(const struct storage_context *ctx, const struct disk_conf
 		r = grow_image(d, &s, io, d->size);
 out:
 	if (io)
-		rados_ioctx_destroy(io);
+		rbd_lib.rados_ioctx_destroy(io);
 	if (c)
-		rados_shutdown(c);
+		rbd_lib.rados_shutdown(c);
 	if (key) {
 		explicit_bzero(key, strlen(key));
 		free(key);
@@ -566,7 +566,7 @@ static int rbd_remove_undo(const char *text, const char *state_dir)
 		goto out;
 	}
 	for (time_t deadline = time(NULL) + RBD_REMOVE_BUSY_SECONDS; r >= 0;) {
-		r = rbd_remove(io, s.image);
+		r = rbd_lib.rbd_remove(io, s.image);
 		if (r == -ENOENT)
 			r = 0; /* already gone: a replay */
 		/* still watched: a qemu that was killed keeps its watch until the OSD times it out */
@@ -579,9 +579,9 @@ static int rbd_remove_undo(const char *text, const char *state_dir)
 		r = log_errno(r, "cannot remove RBD image %s", name);
 out:
 	if (io)
-		rados_ioctx_destroy(io);
+		rbd_lib.rados_ioctx_destroy(io);
 	if (c)
-		rados_shutdown(c);
+		rbd_lib.rados_shutdown(c);
 	free(name);
 	rbd_spec_free(&s);
 	return r;

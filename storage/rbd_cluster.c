@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include "log.h"
+#include "rbd_lib.h"
 #include "strv.h"
 
 /* librados waits 300 s for the monitors and forever for an OSD by default: a dead cluster must fail in seconds. Only
@@ -94,42 +95,48 @@ int rbd_cluster_configure(const struct rbd_spec *s, rados_t *out, const char **w
 	int r;
 
 	*out = NULL;
-	r = rados_create2(out, "ceph", name, 0);
+	/* Every use of librados and librbd starts here, so this is where they are loaded. */
+	r = rbd_lib_load(what);
+	if (r < 0) {
+		free(name);
+		return r;
+	}
+	r = rbd_lib.rados_create2(out, "ceph", name, 0);
 	free(name);
 	if (r < 0) {
 		*out = NULL;
 		*what = "cannot set up a librados client";
 		return r;
 	}
-	r = rados_conf_read_file(*out, s->conf);
+	r = rbd_lib.rados_conf_read_file(*out, s->conf);
 	if (r < 0) {
 		*what = "cannot read the Ceph configuration";
 		goto fail;
 	}
 	*what = "cannot apply vmlaunch's client settings";
 	/* vmlaunch's messages say what failed, once; librados's own lines would repeat it in other words */
-	if ((r = rados_conf_set(*out, "log_to_stderr", "false")) < 0 ||
-	    (r = rados_conf_set(*out, "err_to_stderr", "false")) < 0 ||
+	if ((r = rbd_lib.rados_conf_set(*out, "log_to_stderr", "false")) < 0 ||
+	    (r = rbd_lib.rados_conf_set(*out, "err_to_stderr", "false")) < 0 ||
 	    /* a short-lived control connection: no admin socket to collide with qemu's */
-	    (r = rados_conf_set(*out, "admin_socket", "")) < 0 ||
-	    (r = rados_conf_set(*out, "client_mount_timeout", RBD_MOUNT_TIMEOUT)) < 0 ||
-	    (r = rados_conf_set(*out, "rados_mon_op_timeout", RBD_MOUNT_TIMEOUT)) < 0 ||
-	    (r = rados_conf_set(*out, "rados_osd_op_timeout", RBD_OP_TIMEOUT)) < 0)
+	    (r = rbd_lib.rados_conf_set(*out, "admin_socket", "")) < 0 ||
+	    (r = rbd_lib.rados_conf_set(*out, "client_mount_timeout", RBD_MOUNT_TIMEOUT)) < 0 ||
+	    (r = rbd_lib.rados_conf_set(*out, "rados_mon_op_timeout", RBD_MOUNT_TIMEOUT)) < 0 ||
+	    (r = rbd_lib.rados_conf_set(*out, "rados_osd_op_timeout", RBD_OP_TIMEOUT)) < 0)
 		goto fail;
-	if (s->keyring && (r = rados_conf_set(*out, "keyring", s->keyring)) < 0) {
+	if (s->keyring && (r = rbd_lib.rados_conf_set(*out, "keyring", s->keyring)) < 0) {
 		*what = "cannot use the keyring";
 		goto fail;
 	}
 	/* There is no "ms_mode" in librados (that is krbd's map option): these two pick msgr2's mode per connection. */
 	if (s->ms_mode != MS_MODE_DEFAULT &&
-	    ((r = rados_conf_set(*out, "ms_client_mode", rbd_ms_mode_word(s->ms_mode))) < 0 ||
-	     (r = rados_conf_set(*out, "ms_mon_client_mode", rbd_ms_mode_word(s->ms_mode))) < 0)) {
+	    ((r = rbd_lib.rados_conf_set(*out, "ms_client_mode", rbd_ms_mode_word(s->ms_mode))) < 0 ||
+	     (r = rbd_lib.rados_conf_set(*out, "ms_mon_client_mode", rbd_ms_mode_word(s->ms_mode))) < 0)) {
 		*what = "cannot set the msgr2 mode";
 		goto fail;
 	}
 	return 0;
 fail:
-	rados_shutdown(*out);
+	rbd_lib.rados_shutdown(*out);
 	*out = NULL;
 	return r;
 }
@@ -202,7 +209,7 @@ static int keyring_read(const char *path, const char *entity, char **key)
 
 static int conf_get(rados_t c, const char *option, char *buf, size_t len)
 {
-	int r = rados_conf_get(c, option, buf, len);
+	int r = rbd_lib.rados_conf_get(c, option, buf, len);
 
 	if (r < 0)
 		buf[0] = '\0';
@@ -289,10 +296,10 @@ int rbd_cluster_connect(const struct rbd_spec *s, rados_t *out, const char **wha
 
 	if (r < 0)
 		return r;
-	r = rados_connect(*out);
+	r = rbd_lib.rados_connect(*out);
 	if (r < 0) {
 		*what = "cannot connect to the Ceph cluster";
-		rados_shutdown(*out);
+		rbd_lib.rados_shutdown(*out);
 		*out = NULL;
 	}
 	return r;
@@ -300,12 +307,12 @@ int rbd_cluster_connect(const struct rbd_spec *s, rados_t *out, const char **wha
 
 int rbd_open_pool(rados_t c, const char *pool, const char *ns, rados_ioctx_t *io)
 {
-	int r = rados_ioctx_create(c, pool, io);
+	int r = rbd_lib.rados_ioctx_create(c, pool, io);
 
 	if (r < 0)
 		return r;
 	if (ns)
-		rados_ioctx_set_namespace(*io, ns);
+		rbd_lib.rados_ioctx_set_namespace(*io, ns);
 	return 0;
 }
 

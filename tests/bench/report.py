@@ -400,7 +400,7 @@ def launch_section(la):
         row("qemu's exit → vmlaunch's exit (teardown)", col(R, "strace", "teardown_ms"), "same trace", 1, " ms"),
         row("vmlaunch VmRSS while supervising", col(R, "vmlaunch", "rss_kb", 1 / 1024), "/proc/PID/status, every 20 ms, median", 1, " MiB"),
         row("… RssAnon (its own heap and stacks)", col(R, "vmlaunch", "rss_anon_kb", 1 / 1024), "same", 2, " MiB"),
-        row("… RssFile (mapped libraries: librbd, librados, libstdc++, …)", col(R, "vmlaunch", "rss_file_kb", 1 / 1024), "same", 1, " MiB"),
+        row("… RssFile (mapped code and read-only data: vmlaunch, libc, ld.so)", col(R, "vmlaunch", "rss_file_kb", 1 / 1024), "same", 1, " MiB"),
         row("vmlaunch VmHWM (peak)", col(R, "vmlaunch", "hwm_kb", 1 / 1024), "/proc/PID/status", 1, " MiB"),
         row("vmlaunch's guardian VmRSS", col(R, "vmlaunch", "guardian_rss_kb", 1 / 1024), "its forked watcher (`-v`)", 1, " MiB"),
         row("qemu VmRSS (for scale)", col(R, "vmlaunch", "qemu_rss_kb", 1 / 1024), "max seen", 0, " MiB"),
@@ -415,11 +415,11 @@ def launch_section(la):
     L.append("")
     lc = la.get("library_cost")
     if lc and "with" in lc:
-        L.append("**What librbd and librados cost every launch** (linked into vmlaunch whether or not a disk uses RBD): "
+        L.append("**What librbd and librados cost a launch that loads them** (an RBD disk: storage/rbd_lib.c dlopens them; "
+                 "before issue #22 they were linked, and every launch paid this): "
                  "an empty program linked with vmlaunch's other libraries takes %s ms per exec and %s MiB max RSS; "
                  "the same linked with librbd and librados too, %s ms and %s MiB (%d×50 execs each, interleaved, "
-                 "medians; load %s). Their static initialisers and relocations are most of vmlaunch's own start-up "
-                 "and most of its RSS (RssFile above)." % (
+                 "medians; load %s)." % (
                      B.fmt_num(lc["without"]["ms_median"], 1), B.fmt_num((lc["without"]["rss_kb"] or 0) / 1024, 1),
                      B.fmt_num(lc["with"]["ms_median"], 1), B.fmt_num((lc["with"]["rss_kb"] or 0) / 1024, 1),
                      len(lc["with"]["ms"]), lc["load"]))
@@ -492,6 +492,14 @@ def libvirt_section(lv, la):
     L.append("")
     L += failures(R)
     return L
+
+
+def lean_section():
+    """Section 2b: the lean start's before/after figures, hand-measured with farm-bench (results/launch-lean.md)."""
+    p = os.path.join(B.RESULTS_DIR, "launch-lean.md")
+    if not os.path.exists(p):
+        return []
+    return ["## 2b. Lean start: before and after (farm-bench)", "", B.read(p).strip(), ""]
 
 
 def populate_section():
@@ -588,6 +596,7 @@ def main():
     L += explore_section(ex)
     L += longer_sections()
     L += launch_section(la)
+    L += lean_section()
     L += populate_section()
     L += libvirt_section(lv, la)
     with open(OUT + ".tmp", "w") as f:
