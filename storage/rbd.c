@@ -175,24 +175,12 @@ static int probe_image(rados_ioctx_t io, const char *image, uint64_t *bytes, siz
 	return r < 0 ? r : 1;
 }
 
-static int rbd_describe(const struct storage_context *ctx, const struct disk_config *d, struct storage_target *t)
+/* What qemu gets: the rbd node's options, and the conf it reads when ms-mode needs one of vmlaunch's own. */
+static void describe_target(const struct storage_context *ctx, const struct disk_config *d, const struct rbd_spec *s,
+			    const char *name, struct storage_target *t)
 {
-	const struct vm_config *cfg = ctx->cfg;
-	const char *state_dir = ctx->state_dir;
-	struct rbd_state *st = xcalloc(1, sizeof(*st));
-	unsigned conf_line = d->ceph_conf_line ? d->ceph_conf_line : d->line;
-	struct rbd_spec s;
-	rados_t c = NULL;
-	rados_ioctx_t io = NULL;
-	uint64_t bytes = 0, parent_bytes = 0;
-	size_t watchers = 0;
-	const char *what;
-	char *key = NULL, *why = NULL, *name;
-	int r;
+	struct rbd_state *st = t->priv;
 
-	t->priv = st;
-	spec_from_config(cfg, d, &s);
-	name = rbd_image_name(s.pool, s.ns, s.image);
 	t->driver = DRIVER_RBD;
 	t->filename = xasprintf("rbd:%s", name);
 	t->format = FORMAT_RAW;
@@ -200,129 +188,159 @@ static int rbd_describe(const struct storage_context *ctx, const struct disk_con
 	t->ephemeral = d->ephemeral;
 	t->readonly = d->readonly;
 	/* qemu's -blockdev rbd has no option for the msgr2 mode: it reads it from a copy of the conf that says it */
-	if (s.ms_mode != MS_MODE_DEFAULT) {
-		st->qemu_conf = xasprintf("%s/%s.ceph.conf", state_dir, d->name);
+	if (s->ms_mode != MS_MODE_DEFAULT) {
+		st->qemu_conf = xasprintf("%s/%s.ceph.conf", ctx->state_dir, d->name);
 		strv_push(&t->qemu_opens, st->qemu_conf);
 	}
-	strv_push_many(&t->driver_opts, "pool", s.pool, NULL);
-	if (s.ns)
-		strv_push_many(&t->driver_opts, "namespace", s.ns, NULL);
-	strv_push_many(&t->driver_opts, "image", s.image, "conf", st->qemu_conf ? st->qemu_conf : s.conf, "user", s.user,
-		       NULL);
-	r = check_config(cfg, d, &s);
-	if (r < 0)
-		goto out;
+	strv_push_many(&t->driver_opts, "pool", s->pool, NULL);
+	if (s->ns)
+		strv_push_many(&t->driver_opts, "namespace", s->ns, NULL);
+	strv_push_many(&t->driver_opts, "image", s->image, "conf", st->qemu_conf ? st->qemu_conf : s->conf, "user",
+		       s->user, NULL);
+}
 
-	r = rbd_cluster_configure(&s, &c, &what);
-	if (r < 0) {
-		r = log_errno(r, "%s:%u: [disk %s] conf %s: %s", cfg->file, conf_line, d->name, s.conf, what);
-		goto out;
-	}
-	r = rbd_find_key(c, s.user, &key, &why);
+/* Connects as the config says, with the key qemu will be handed (its file named in the target), and opens the
+ * pool. Each failure names the config line it comes from. */
+static int describe_connect(const struct storage_context *ctx, const struct disk_config *d, const struct rbd_spec *s,
+			    struct storage_target *t, rados_t *c, rados_ioctx_t *io)
+{
+	const struct vm_config *cfg = ctx->cfg;
+	unsigned conf_line = d->ceph_conf_line ? d->ceph_conf_line : d->line;
+	const char *what;
+	char *key = NULL, *why = NULL;
+	int r = rbd_cluster_configure(s, c, &what);
+
+	if (r < 0)
+		return log_errno(r, "%s:%u: [disk %s] conf %s: %s", cfg->file, conf_line, d->name, s->conf, what);
+	r = rbd_find_key(*c, s->user, &key, &why);
 	if (r < 0) {
 		r = log_errno(r, "%s:%u: [disk %s]: no cephx key for client.%s: %s", cfg->file,
-			      d->keyring_line	 ? d->keyring_line
-			      : d->ceph_user_line ? d->ceph_user_line
-						  : conf_line,
-			      d->name, s.user, why);
-		goto out;
+			      d->keyring_line ? d->keyring_line : d->ceph_user_line ? d->ceph_user_line : conf_line,
+			      d->name, s->user, why);
+		free(why);
+		return r;
 	}
 	if (key) {
-		t->secret_file = xasprintf("%s/%s.rbd-key", state_dir, d->name);
+		t->secret_file = xasprintf("%s/%s.rbd-key", ctx->state_dir, d->name);
 		strv_push(&t->qemu_opens, t->secret_file);
+		explicit_bzero(key, strlen(key));
+		free(key);
 	}
-	r = rbd_lib.rados_connect(c);
+	r = rbd_lib.rados_connect(*c);
 	if (r < 0) {
 		/* EACCES: the cluster refused the key; point at where the key came from when the config says */
 		unsigned line = r == -EACCES && d->keyring_line ? d->keyring_line
 				: d->ceph_user_line			? d->ceph_user_line
 									: conf_line;
 
-		r = log_errno(r, "%s:%u: [disk %s]: cannot connect to the Ceph cluster in %s as client.%s%s%s", cfg->file,
-			      line, d->name, s.conf, s.user,
-			      s.ms_mode != MS_MODE_DEFAULT ? " with ms-mode = " : "",
-			      s.ms_mode != MS_MODE_DEFAULT ? rbd_ms_mode_word(s.ms_mode) : "");
-		goto out;
+		return log_errno(r, "%s:%u: [disk %s]: cannot connect to the Ceph cluster in %s as client.%s%s%s", cfg->file,
+				 line, d->name, s->conf, s->user, s->ms_mode != MS_MODE_DEFAULT ? " with ms-mode = " : "",
+				 s->ms_mode != MS_MODE_DEFAULT ? rbd_ms_mode_word(s->ms_mode) : "");
 	}
-	r = rbd_open_pool(c, s.pool, s.ns, &io);
-	if (r < 0) {
-		r = log_errno(r, "%s:%u: [disk %s] pool \"%s\": cannot open the pool in the Ceph cluster of %s", cfg->file,
-			      d->pool_line, d->name, s.pool, s.conf);
-		goto out;
-	}
-	r = probe_image(io, s.image, &bytes, &watchers);
-	if (r < 0) {
-		r = log_errno(r, "%s:%u: [disk %s]: cannot open image %s as client.%s", cfg->file,
-			      d->image_line ? d->image_line : d->line, d->name, name, s.user);
-		goto out;
-	}
-	if (r == 1) {
-		if (d->ephemeral) {
-			/* describe runs before the state dir's leftovers are undone: say how to undo them */
-			bool leftover = journal_exists(state_dir);
+	r = rbd_open_pool(*c, s->pool, s->ns, io);
+	if (r < 0)
+		return log_errno(r, "%s:%u: [disk %s] pool \"%s\": cannot open the pool in the Ceph cluster of %s",
+				 cfg->file, d->pool_line, d->name, s->pool, s->conf);
+	return 0;
+}
 
-			r = log_error("%s:%u: [disk %s]: image %s exists; an ephemeral disk is created fresh and removed at "
-				      "exit, and vmlaunch never removes an image it did not create (expected ephemeral = no "
-				      "to use it, or another image =%s%s)",
-				      cfg->file, d->ephemeral_line, d->name, name,
-				      leftover ? "; a run of this VM that did not finish may have left it: vmlaunch --cleanup "
-						 : "",
-				      leftover ? cfg->name : "");
-			goto out;
-		}
-		if (watchers && !d->readonly) {
-			r = log_errno(EBUSY, "%s:%u: [disk %s]: image %s is open by %zu other client(s) (rbd status %s); two "
-					     "writers would corrupt it",
-				      cfg->file, d->image_line ? d->image_line : d->line, d->name, name, watchers, name);
-			goto out;
-		}
-		if (d->size > bytes && d->readonly) {
-			r = log_error("%s:%u: [disk %s]: image %s is %llu bytes, smaller than size = %llu, and readonly = yes "
-				      "forbids growing it",
-				      cfg->file, d->size_line, d->name, name, (unsigned long long)bytes,
-				      (unsigned long long)d->size);
-			goto out;
-		}
-		if (d->size && d->size < bytes)
-			log_warn("%s:%u: [disk %s]: image %s is %llu bytes, larger than size = %llu; vmlaunch never shrinks "
-				 "an image (the guest's data would be cut off), so it stays at %llu bytes",
-				 cfg->file, d->size_line, d->name, name, (unsigned long long)bytes,
-				 (unsigned long long)d->size, (unsigned long long)bytes);
-		t->keep_contents = true;
-		log_info("disk \"%s\": using %s (%llu bytes%s)", d->name, t->filename, (unsigned long long)bytes,
-			 d->size > bytes ? ", grown to size = at launch" : "");
-		r = 0;
-		goto out;
+/* An image that exists: used as it is (grown, never shrunk), unless the config's intent forbids it. */
+static int describe_existing(const struct storage_context *ctx, const struct disk_config *d, const char *name,
+			     uint64_t bytes, size_t watchers, struct storage_target *t)
+{
+	const struct vm_config *cfg = ctx->cfg;
+
+	if (d->ephemeral) {
+		/* describe runs before the state dir's leftovers are undone: say how to undo them */
+		bool leftover = journal_exists(ctx->state_dir);
+
+		return log_error("%s:%u: [disk %s]: image %s exists; an ephemeral disk is created fresh and removed at exit, "
+				 "and vmlaunch never removes an image it did not create (expected ephemeral = no to use "
+				 "it, or another image =%s%s)",
+				 cfg->file, d->ephemeral_line, d->name, name,
+				 leftover ? "; a run of this VM that did not finish may have left it: vmlaunch --cleanup " : "",
+				 leftover ? cfg->name : "");
 	}
+	if (watchers && !d->readonly)
+		return log_errno(EBUSY, "%s:%u: [disk %s]: image %s is open by %zu other client(s) (rbd status %s); two "
+					"writers would corrupt it",
+				 cfg->file, d->image_line ? d->image_line : d->line, d->name, name, watchers, name);
+	if (d->size > bytes && d->readonly)
+		return log_error("%s:%u: [disk %s]: image %s is %llu bytes, smaller than size = %llu, and readonly = yes "
+				 "forbids growing it",
+				 cfg->file, d->size_line, d->name, name, (unsigned long long)bytes,
+				 (unsigned long long)d->size);
+	if (d->size && d->size < bytes)
+		log_warn("%s:%u: [disk %s]: image %s is %llu bytes, larger than size = %llu; vmlaunch never shrinks an image "
+			 "(the guest's data would be cut off), so it stays at %llu bytes",
+			 cfg->file, d->size_line, d->name, name, (unsigned long long)bytes, (unsigned long long)d->size,
+			 (unsigned long long)bytes);
+	t->keep_contents = true;
+	log_info("disk \"%s\": using %s (%llu bytes%s)", d->name, t->filename, (unsigned long long)bytes,
+		 d->size > bytes ? ", grown to size = at launch" : "");
+	return 0;
+}
+
+/* An image to make at launch: a clone of a protected snapshot, or a new one. */
+static int describe_new(const struct storage_context *ctx, const struct disk_config *d, const struct rbd_spec *s,
+			const char *name, rados_t c, struct storage_target *t)
+{
+	const struct vm_config *cfg = ctx->cfg;
+	uint64_t parent_bytes = 0;
+	int r;
+
 	if (d->clone_from) {
 		r = check_parent(cfg, d, c, &parent_bytes);
 		if (r < 0)
-			goto out;
+			return r;
 		if (d->size && d->size < parent_bytes)
 			log_warn("%s:%u: [disk %s]: the parent %s is %llu bytes, larger than size = %llu; a clone is never "
 				 "smaller than its parent, so it stays at %llu bytes",
 				 cfg->file, d->size_line, d->name, d->clone_from, (unsigned long long)parent_bytes,
 				 (unsigned long long)d->size, (unsigned long long)parent_bytes);
 	} else if (!d->create) {
-		r = log_errno(ENOENT, "%s:%u: [disk %s]: no image %s in the Ceph cluster of %s (expected create = yes with "
-				      "size =, or clone-from =)",
-			      cfg->file, d->image_line ? d->image_line : d->line, d->name, name, s.conf);
-		goto out;
+		return log_errno(ENOENT, "%s:%u: [disk %s]: no image %s in the Ceph cluster of %s (expected create = yes "
+					 "with size =, or clone-from =)",
+				 cfg->file, d->image_line ? d->image_line : d->line, d->name, name, s->conf);
 	}
-	st->create = true;
+	((struct rbd_state *)t->priv)->create = true;
 	t->zeroed = !d->clone_from;
 	log_info("disk \"%s\": %s %s at launch", d->name, d->clone_from ? "cloning" : "creating", t->filename);
-	r = 0;
-out:
+	return 0;
+}
+
+static int rbd_describe(const struct storage_context *ctx, const struct disk_config *d, struct storage_target *t)
+{
+	const struct vm_config *cfg = ctx->cfg;
+	struct rbd_spec s;
+	rados_t c = NULL;
+	rados_ioctx_t io = NULL;
+	uint64_t bytes = 0;
+	size_t watchers = 0;
+	char *name;
+	int r;
+
+	t->priv = xcalloc(1, sizeof(struct rbd_state));
+	spec_from_config(cfg, d, &s);
+	name = rbd_image_name(s.pool, s.ns, s.image);
+	describe_target(ctx, d, &s, name, t);
+	r = check_config(cfg, d, &s);
+	if (r == 0)
+		r = describe_connect(ctx, d, &s, t, &c, &io);
+	if (r == 0) {
+		r = probe_image(io, s.image, &bytes, &watchers);
+		if (r < 0)
+			r = log_errno(r, "%s:%u: [disk %s]: cannot open image %s as client.%s", cfg->file,
+				      d->image_line ? d->image_line : d->line, d->name, name, s.user);
+		else if (r == 1)
+			r = describe_existing(ctx, d, name, bytes, watchers, t);
+		else
+			r = describe_new(ctx, d, &s, name, c, t);
+	}
 	if (io)
 		rbd_lib.rados_ioctx_destroy(io);
 	if (c)
 		rbd_lib.rados_shutdown(c);
-	if (key) {
-		explicit_bzero(key, strlen(key));
-		free(key);
-	}
-	free(why);
 	free(name);
 	rbd_spec_free(&s);
 	return r;
