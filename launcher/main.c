@@ -412,6 +412,19 @@ int main(int argc, char **argv)
 	signal(SIGPIPE, SIG_IGN); /* a closed stdout must not kill vmlaunch before it has cleaned up */
 	if (parse_options(argc, argv, &o) < 0)
 		goto out;
+	/* A NAME from the command line names ROOT/NAME and ROOT/NAME.lock: the config's own check, so '' or '..' can
+	 * never make the base directory (or anything beside it) a state dir. */
+	if (o.status_name && !config_vm_name_valid(o.status_name)) {
+		log_error("--status \"%s\": expected a VM name (the [vm] name: letters, digits, '_', '.' or '-')",
+			  o.status_name);
+		goto out;
+	}
+	if (o.cleanup && o.config && !config_vm_name_valid(o.config)) {
+		log_error("--cleanup \"%s\": expected a VM name (the [vm] name: letters, digits, '_', '.' or '-'), not a "
+			  "path",
+			  o.config);
+		goto out;
+	}
 	if (o.list || o.status_name) {
 		char *root = host_state_root();
 
@@ -425,12 +438,7 @@ int main(int argc, char **argv)
 	if (o.cleanup) {
 		char *root = host_state_root();
 
-		if (o.config && !strchr(o.config, '/') && o.config[0] != '.')
-			status = state_dir_cleanup(root, o.config, o.wait_seconds * 1000) < 0 ? EXIT_SETUP_FAILED : EXIT_VM_OK;
-		else if (o.config)
-			log_error("--cleanup %s: expected a VM name (the [vm] name), not a path", o.config);
-		else
-			status = state_dir_cleanup(root, NULL, o.wait_seconds * 1000) < 0 ? EXIT_SETUP_FAILED : EXIT_VM_OK;
+		status = state_dir_cleanup(root, o.config, o.wait_seconds * 1000) < 0 ? EXIT_SETUP_FAILED : EXIT_VM_OK;
 		free(root);
 		goto out;
 	}

@@ -13,6 +13,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "config.h"
 #include "journal.h"
 #include "log.h"
 #include "strv.h"
@@ -215,12 +216,24 @@ static int undo_leftover(struct state_dir *s, const char *name, const char *how)
 	return 0;
 }
 
+/* Every name that becomes ROOT/NAME passes the config's check, here too: an empty name or ".." would make the base
+ * directory (whose plain files are every VM's locks) or its parent a state dir to replay and empty. */
+static int check_name(const char *name)
+{
+	if (!config_vm_name_valid(name))
+		return log_errno(EINVAL, "\"%s\" is not a VM name; refusing to use it as a state dir", name);
+	return 0;
+}
+
 int state_dir_acquire(struct state_dir *s, const char *root, const char *name)
 {
 	char *path;
 	FILE *f;
 	int r, fd;
 
+	r = check_name(name);
+	if (r < 0)
+		return r;
 	s->dir = state_dir_path(root, name);
 	s->lock_path = lock_path(root, name);
 	s->lock_fd = -1;
@@ -285,8 +298,10 @@ int state_dir_release(struct state_dir *s)
 static int cleanup_one(const char *root, const char *name, int wait_ms)
 {
 	struct state_dir s = { .lock_fd = -1 };
-	int r;
+	int r = check_name(name);
 
+	if (r < 0)
+		return r;
 	s.dir = state_dir_path(root, name);
 	s.lock_path = lock_path(root, name);
 	r = lock(&s, name, wait_ms);
@@ -338,6 +353,10 @@ int state_dir_cleanup(const char *root, const char *name, int wait_ms)
 			vm = xstrdup(e->d_name);
 		else
 			continue;
+		if (!config_vm_name_valid(vm)) {
+			free(vm); /* not something vmlaunch made: leave it */
+			continue;
+		}
 		one = cleanup_one(root, vm, wait_ms);
 		if (one < 0 && !r)
 			r = one;
