@@ -277,8 +277,10 @@ static bool stop_requested(int sigfd)
 	return true;
 }
 
-/* With [qemu] user, qemu opens its disks, logs and files as that user: hand them over. The state dir becomes
- * searchable (0711) but not listable, and the journal stays root's. */
+/* qemu as another user gets its disks, console log and sockets as open fds (qemu_argv.c, run.c): nothing on the host
+ * changes owner. What it still opens by name are files vmlaunch wrote in the state dir (fw_cfg files, a key, a ceph
+ * conf): those become root:QEMU-GROUP 0640, and the state dir searchable (0711) but neither listable nor writable,
+ * so the journal and everything else in it stay root's. */
 static int hand_over(const struct plan *plan, const struct storage_target *targets, const struct state_dir *state)
 {
 	const struct privileges *pv = plan->privileges;
@@ -288,14 +290,6 @@ static int hand_over(const struct plan *plan, const struct storage_target *targe
 		return 0;
 	if (chmod(state->dir, 0711) < 0)
 		return log_errno(errno, "cannot open %s to user %s", state->dir, pv->user);
-	if (plan->console_log) {
-		int fd = open(plan->console_log, O_WRONLY | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0600);
-
-		if (fd < 0)
-			return log_errno(errno, "cannot create %s", plan->console_log);
-		close(fd);
-		r = privileges_give(pv, plan->console_log);
-	}
 	for (size_t i = 0; !r && i < plan->n_guest_files; i++)
 		r = privileges_give(pv, plan->guest_files[i].path);
 	for (size_t i = 0; !r && i < plan->n_disks; i++)
@@ -452,7 +446,7 @@ int main(int argc, char **argv)
 					     .virtiofsd = cfg.n_shares > 0 },
 		       &host) < 0)
 		goto out;
-	if (privileges_resolve(cfg.qemu_user, &privileges) < 0) {
+	if (privileges_resolve(cfg.qemu_user, QEMU_DEFAULT_USER, geteuid(), &privileges) < 0) {
 		status = EXIT_BAD_INPUT;
 		goto out;
 	}

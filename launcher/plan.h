@@ -20,6 +20,7 @@ enum {
 	QEMU_FD_STATUS = 6,
 	QEMU_FD_QMP_EXT = 7, /* a listening socket vmlaunch bound at STATE_DIR/qmp.sock, for other tools */
 	QEMU_FD_COUNT = 5,
+	QEMU_FD_PASSED = 8,  /* qemu_cmdline.fds[i] lands on QEMU_FD_PASSED + i (qemu as another user) */
 };
 
 struct disk_plan {

@@ -101,7 +101,9 @@ static int file_describe(const struct storage_context *ctx, const struct disk_co
 		fs->base = xstrdup(d->path);
 		fs->base_format = d->format;
 		t->priv = fs;
-		strv_push(&t->qemu_opens, t->filename);
+		t->backing = xstrdup(d->path);
+		t->backing_format = d->format;
+		t->backing_driver = S_ISBLK(st.st_mode) ? DRIVER_HOST_DEVICE : DRIVER_FILE;
 	} else {
 		/* a persistent image is the user's data: its owner decides who may open it, vmlaunch does not chown it */
 		t->filename = xstrdup(d->path);

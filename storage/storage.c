@@ -78,5 +78,6 @@ void storage_target_free(struct storage_target *t)
 	free(t->secret_file);
 	strv_free(&t->driver_opts);
 	strv_free(&t->qemu_opens);
+	free(t->backing);
 	memset(t, 0, sizeof(*t));
 }

@@ -123,7 +123,6 @@ static int zram_prepare(const struct storage_context *ctx, const struct disk_con
 	}
 	free(t->filename);
 	t->filename = xasprintf("/dev/zram%s", id);
-	strv_push(&t->qemu_opens, t->filename);
 
 	if (d->comp_algorithm) {
 		path = xasprintf("/sys/block/zram%s/comp_algorithm", id);

@@ -13,7 +13,11 @@ from pathlib import Path
 from conftest import GUEST, ROOT, STATE_ROOT, VMLAUNCH
 
 PHASES = ["state", "hugepages", "disk", "qemu", "running", "teardown"]
-VICTIMS = ["vmlaunch", "qemu", "guardian", "group", "all"]
+# "parents": vmlaunch and its guardian at once, not qemu: qemu must die by itself (PR_SET_PDEATHSIG, set again after
+# it changed user, which clears it)
+VICTIMS = ["vmlaunch", "qemu", "guardian", "group", "parents", "all"]
+# [qemu] user: None is the default (vmlaunch-qemu as root)
+USERS = [None, "root", "nobody"]
 
 
 def zram_devices():
@@ -86,9 +90,10 @@ def exe(pid):
         return ""
 
 
-def write_config(directory, name, source, hugepages):
+def write_config(directory, name, source, hugepages, user=None):
     conf = Path(directory) / f"{name}.conf"
     conf.write_text(f"[vm]\nname = {name}\nmemory = 256M\n" + ("[memory]\nhugepages = 2M\n" if hugepages else "") +
+                    (f"[qemu]\nuser = {user}\n" if user else "") +
                     GUEST.replace("@BUILD@", str(ROOT / "build")) +
                     f"[disk a]\nbackend = tmpfs\nsize = 32M\nsource = {source}\n"
                     "[disk b]\nbackend = zram\nsize = 32M\n")
@@ -105,10 +110,10 @@ def make_source(directory):
     return src
 
 
-def run_case(directory, name, phase, victim, timeout=60):
+def run_case(directory, name, phase, victim, timeout=60, user=None):
     """Returns a list of what was left behind (empty when the host is clean) and a description of what happened."""
     zram_before, hugepages_before = zram_devices(), hugepages_total()
-    conf = write_config(directory, name, make_source(directory), hugepages=phase == "hugepages")
+    conf = write_config(directory, name, make_source(directory), hugepages=phase == "hugepages", user=user)
     command = ["true"] if phase == "teardown" else ["sh", "-c", "sleep 3"]
     env = dict(os.environ, VMLAUNCH_STOP_AT=phase)
     p = subprocess.Popen([VMLAUNCH, str(conf), "--", *command], env=env, stdin=subprocess.DEVNULL,
@@ -125,7 +130,7 @@ def run_case(directory, name, phase, victim, timeout=60):
     kids = children(p.pid)
     qemu = [k for k in kids if "qemu-system" in exe(k)]
     guardian = [k for k in kids if exe(k) == exe(p.pid)]
-    what = f"{phase}/{victim}"
+    what = f"{phase}/{victim}" + (f"/{user}" if user else "")
     if victim == "vmlaunch":
         os.kill(p.pid, signal.SIGKILL)
     elif victim == "qemu":
@@ -141,6 +146,9 @@ def run_case(directory, name, phase, victim, timeout=60):
         os.kill(p.pid, signal.SIGCONT)
     elif victim == "group":
         os.killpg(p.pid, signal.SIGKILL)
+    elif victim == "parents":
+        for pid in [p.pid, *guardian]:
+            os.kill(pid, signal.SIGKILL)
     elif victim == "all":
         for pid in [p.pid, *qemu, *guardian]:
             os.kill(pid, signal.SIGKILL)
@@ -150,7 +158,16 @@ def run_case(directory, name, phase, victim, timeout=60):
         p.kill()
         p.wait()
         return [f"vmlaunch did not exit after {what}"], what
-    if victim == "all":
+    if victim == "parents":
+        # before --cleanup, whose replay would kill it: qemu must already be gone on its own
+        deadline = time.monotonic() + 5
+        while any(state_of(q) not in (None, "Z") for q in qemu) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        survivors = [q for q in qemu if state_of(q) not in (None, "Z")]
+        if survivors:
+            subprocess.run([VMLAUNCH, "--cleanup", name], capture_output=True, timeout=timeout)
+            return [f"qemu {q} outlived vmlaunch and its guardian" for q in survivors], what
+    if victim in ("all", "parents"):
         # nothing survived to clean up: that is what --cleanup (ExecStopPost) is for
         r = subprocess.run([VMLAUNCH, "--cleanup", name], capture_output=True, text=True, timeout=timeout)
         if r.returncode != 0:

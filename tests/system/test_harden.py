@@ -7,7 +7,7 @@ import tempfile
 
 import pytest
 
-from conftest import VMLAUNCH, vmlaunch
+from conftest import GUEST, VMLAUNCH, vmlaunch
 
 
 def as_nobody_with_root(base):
@@ -50,3 +50,77 @@ def test_cleanup_and_status_refuse_what_is_not_a_vm_name(name):
     finally:
         os.close(fd)
         subprocess.run(["rm", "-rf", base])
+
+
+def proc_field(pid, field):
+    for line in open(f"/proc/{pid}/status"):
+        if line.startswith(field + ":"):
+            return line.split()[1]
+    raise AssertionError(field)
+
+
+def qemu_of(name):
+    for p in os.listdir("/proc"):
+        if p.isdigit():
+            try:
+                if f"{name},debug-threads=on".encode() in open(f"/proc/{p}/cmdline", "rb").read().split(b"\0"):
+                    return int(p)
+            except OSError:
+                pass
+    raise AssertionError(f"no qemu for {name}")
+
+
+def test_qemu_is_unprivileged_by_default_and_gets_fds_not_paths(config, tmp_path, qemu_user):
+    """As root with no [qemu] user, qemu runs as vmlaunch-qemu; it reaches a root-only image in a root-only dir, a zram
+    device, a tmpfs disk, an ephemeral overlay's base and its console log through fds vmlaunch opened, and nothing on
+    the host changes owner; the state dir and journal stay root's."""
+    qemu = pwd.getpwnam(qemu_user)
+    img, base = tmp_path / "data.raw", tmp_path / "base.raw"
+    for f in (img, base):
+        with open(f, "wb") as fh:
+            fh.truncate(8 << 20)
+        os.chmod(f, 0o600)
+    conf = config("[vm]\nname = hfds\n" + GUEST +
+                  "[disk z]\nbackend = zram\nsize = 16M\n"
+                  "[disk t]\nbackend = tmpfs\nsize = 16M\n"
+                  f"[disk f]\nbackend = file\npath = {img}\n"
+                  f"[disk e]\nbackend = file\npath = {base}\nephemeral = yes\n")
+    r = vmlaunch("--dry-run", conf)
+    assert r.returncode == 0, r.stderr
+    assert str(img) not in r.stdout and str(base) not in r.stdout and "/dev/zram" not in r.stdout
+    assert "-add-fd" in r.stdout
+    p = subprocess.Popen([VMLAUNCH, str(conf), "--", "sh", "-c",
+                          "for d in /dev/vd?; do dd if=/dev/zero of=$d bs=4k count=1 conv=fsync 2>/dev/null "
+                          "|| exit 9; done; echo up; exec sleep 600"],
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        assert p.stdout.readline() == "up\n", p.stderr.read() if p.poll() is not None else ""
+        pid = qemu_of("hfds")
+        assert proc_field(pid, "Uid") == str(qemu.pw_uid)
+        state = "/run/vmlaunch/hfds"
+        st = os.stat(state)
+        assert st.st_uid == 0 and (st.st_mode & 0o777) == 0o711
+        for leaf in ("journal", "console.log", "qmp.sock", "pid"):
+            st = os.lstat(f"{state}/{leaf}")
+            assert st.st_uid == 0 and not st.st_mode & 0o022, leaf
+        zram = [os.readlink(f"/proc/{pid}/fd/{fd}") for fd in os.listdir(f"/proc/{pid}/fd")]
+        zram = [z for z in zram if z.startswith("/dev/zram")]
+        assert zram and all(os.stat(z).st_uid == 0 and os.stat(z).st_gid in (0, 6) for z in zram)  # root:root or root:disk
+        for f in (img, base):
+            assert os.stat(f).st_uid == 0 and (os.stat(f).st_mode & 0o777) == 0o600
+    finally:
+        p.terminate()
+        p.wait(timeout=120)
+    assert p.returncode == 128 + 15, p.stderr.read()
+
+
+def test_qemu_user_root_must_be_written(config):
+    conf = config("[vm]\nname = hroot\n[qemu]\nuser = root\n" + GUEST)
+    p = subprocess.Popen([VMLAUNCH, str(conf), "--", "sh", "-c", "echo up; exec sleep 600"],
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        assert p.stdout.readline() == "up\n"
+        assert proc_field(qemu_of("hroot"), "Uid") == "0"
+    finally:
+        p.terminate()
+        p.wait(timeout=120)
