@@ -124,3 +124,44 @@ def test_qemu_user_root_must_be_written(config):
     finally:
         p.terminate()
         p.wait(timeout=120)
+
+
+def test_source_image_naming_a_host_file_is_refused(config, tmp_path):
+    """qemu-img create -b SECRET: as source = it gave the guest SECRET's bytes (read as root)."""
+    secret = tmp_path / "secret"
+    secret.write_bytes(b"HOST-SECRET-" * 100)
+    evil = tmp_path / "evil.qcow2"
+    subprocess.run(["qemu-img", "create", "-q", "-f", "qcow2", "-b", str(secret), "-F", "raw", str(evil), "1M"],
+                   check=True)
+    disk = f"[disk d]\nbackend = tmpfs\nsize = 16M\nsource = {evil}\n"
+    conf = config("[vm]\nname = hevil\n" + GUEST + disk)
+    r = vmlaunch(conf, "--", "head", "-c", "12", "/dev/vda")
+    assert "HOST-SECRET" not in r.stdout
+    assert r.returncode == 2, r.stderr
+    assert f"names another file, {secret}" in r.stderr and "source-backing = allow" in r.stderr
+    # allowed in writing, with the format written too, it is followed
+    conf = config("[vm]\nname = hevil\n" + GUEST + disk + "source-backing = allow\n", name="allow.conf")
+    r = vmlaunch(conf, "--", "head", "-c", "12", "/dev/vda")
+    assert r.returncode == 2 and "source-backing = allow: needs source-format" in r.stderr
+    conf = config("[vm]\nname = hevil\n" + GUEST + disk + "source-backing = allow\nsource-format = qcow2\n",
+                  name="allow2.conf")
+    r = vmlaunch(conf, "--", "head", "-c", "12", "/dev/vda")
+    assert r.returncode == 0, r.stderr
+    assert r.stdout == "HOST-SECRET-"
+
+
+def test_raw_source_with_a_forged_header_is_never_probed_as_another_format(config, tmp_path):
+    """A raw image whose first bytes a guest made a vmdk descriptor naming a host file: qemu-img would probe vmdk
+    and read the extent; vmlaunch only knows qcow2's magic, so it is raw, and the guest gets its own bytes back."""
+    secret = tmp_path / "secret"
+    secret.write_bytes(b"HOST-SECRET-" * 100)
+    img = tmp_path / "guest-written.raw"
+    desc = (f'# Disk DescriptorFile\nversion=1\nCID=12345678\nparentCID=ffffffff\ncreateType="monolithicFlat"\n'
+            f'RW 2048 FLAT "{secret}" 0\n').encode()
+    img.write_bytes(desc.ljust(1 << 20, b"\0"))
+    probe = subprocess.run(["qemu-img", "info", "--output=json", str(img)], capture_output=True, text=True)
+    assert '"format": "vmdk"' in probe.stdout  # what qemu-img's own probe makes of it
+    conf = config("[vm]\nname = hvmdk\n" + GUEST + f"[disk d]\nbackend = tmpfs\nsize = 16M\nsource = {img}\n")
+    r = vmlaunch(conf, "--", "head", "-c", "21", "/dev/vda")
+    assert r.returncode == 0, r.stderr
+    assert r.stdout == "# Disk DescriptorFile"
