@@ -23,6 +23,7 @@
 #include "journal.h"
 #include "log.h"
 #include "plan.h"
+#include "process.h"
 #include "qemu_argv.h"
 #include "notify.h"
 #include "run.h"
@@ -318,6 +319,11 @@ static int launch(const struct vm_config *cfg, struct plan *plan, struct storage
 	r = state_dir_acquire(&state, plan->host->state_root, cfg->name);
 	if (r < 0)
 		goto out;
+	/* inherited by every program started from here on: how an undo knows a pid is this VM's (process.c) */
+	if (setenv(PROCESS_STATE_ENV, state.dir, 1) < 0) {
+		r = log_errno(errno, "setenv");
+		goto out;
+	}
 	r = journal_create(&journal, state.dir);
 	if (r < 0)
 		goto out;

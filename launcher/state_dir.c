@@ -31,9 +31,33 @@ bool state_dir_contains(const char *state_dir, const char *path)
 	       strcmp(path + strlen(path) - 3, "/..") != 0;
 }
 
+/* state_dir_contains, and the directory PATH sits in is really inside the state dir: a journal naming
+ * STATE/link/file, where link is a symlink to /etc, would otherwise reach /etc/file (the last component is never
+ * followed: unlink, rmdir and UMOUNT_NOFOLLOW do not). */
+static bool really_inside(const char *state_dir, const char *path)
+{
+	char *parent, *real_parent, *real_state, *slash;
+	bool ok;
+
+	if (!state_dir_contains(state_dir, path))
+		return false;
+	parent = xstrdup(path);
+	slash = strrchr(parent, '/');
+	*slash = '\0';
+	real_parent = realpath(parent, NULL);
+	real_state = realpath(state_dir, NULL);
+	/* a parent that no longer exists holds nothing to undo: the undo then fails with ENOENT, harmlessly */
+	ok = !real_parent || (real_state && (!strcmp(real_parent, real_state) ||
+					     state_dir_contains(real_state, real_parent)));
+	free(parent);
+	free(real_parent);
+	free(real_state);
+	return ok;
+}
+
 static int undo_unlink(const char *path, const char *state_dir)
 {
-	if (!state_dir_contains(state_dir, path))
+	if (!really_inside(state_dir, path))
 		return log_errno(EPERM, "journal: refusing to remove %s, outside %s", path, state_dir);
 	if (unlink(path) < 0 && errno != ENOENT)
 		return log_errno(errno, "cannot remove %s", path);
@@ -43,7 +67,7 @@ JOURNAL_UNDO(unlink, "unlink", undo_unlink)
 
 static int undo_rmdir(const char *path, const char *state_dir)
 {
-	if (!state_dir_contains(state_dir, path))
+	if (!really_inside(state_dir, path))
 		return log_errno(EPERM, "journal: refusing to remove %s, outside %s", path, state_dir);
 	if (rmdir(path) < 0 && errno != ENOENT)
 		return log_errno(errno, "cannot remove directory %s", path);
@@ -56,7 +80,7 @@ JOURNAL_UNDO(rmdir, "rmdir", undo_rmdir)
  * replay undid it). */
 static int undo_umount(const char *path, const char *state_dir)
 {
-	if (!state_dir_contains(state_dir, path))
+	if (!really_inside(state_dir, path))
 		return log_errno(EPERM, "journal: refusing to unmount %s, outside %s", path, state_dir);
 	if (umount2(path, MNT_DETACH | UMOUNT_NOFOLLOW) < 0 && errno != EINVAL && errno != ENOENT)
 		return log_errno(errno, "cannot unmount %s", path);

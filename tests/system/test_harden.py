@@ -165,3 +165,43 @@ def test_raw_source_with_a_forged_header_is_never_probed_as_another_format(confi
     r = vmlaunch(conf, "--", "head", "-c", "21", "/dev/vda")
     assert r.returncode == 0, r.stderr
     assert r.stdout == "# Disk DescriptorFile"
+
+
+def test_forged_journal_touches_nothing_outside_the_state_dir(tmp_path):
+    """A leftover state dir whose journal was written by someone else: records pointing outside it (directly, through
+    a symlink inside it, or at a process vmlaunch never started) are refused; --cleanup still removes the dir."""
+    name = "hforged"
+    state = f"/run/vmlaunch/{name}"
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    victim, through_link, victim_dir = outside / "victim", outside / "via-link", outside / "empty-dir"
+    victim.write_text("keep")
+    through_link.write_text("keep")
+    victim_dir.mkdir()
+    bystander = subprocess.Popen(["sleep", "600"])
+    try:
+        start = open(f"/proc/{bystander.pid}/stat").read().rsplit(")", 1)[1].split()[19]
+        assert not os.path.exists(state) and not os.path.exists(f"{state}.lock")
+        os.makedirs(state, mode=0o700)
+        os.symlink(outside, f"{state}/link")
+        with open(f"{state}/journal", "w") as j:
+            j.write(f"unlink {victim}\n"
+                    f"unlink {state}/../../..{victim}\n"
+                    f"unlink {state}/link/via-link\n"
+                    f"rmdir {victim_dir}\n"
+                    f"rmdir {state}/link/empty-dir\n"
+                    f"umount {state}/link\n"
+                    f"kill {bystander.pid}:{start}\n"
+                    "zram-remove ../../../sys/class/zram-control\n"
+                    "lvm-remove not/a/name\n"
+                    "brd-discard /dev/sda\n")
+        r = vmlaunch("--cleanup", name)
+        assert r.returncode == 0, r.stderr  # the leftover is gone; each refusal is said on stderr
+        assert "refusing to remove" in r.stderr and "not killing it" in r.stderr
+        assert victim.read_text() == "keep" and through_link.read_text() == "keep" and victim_dir.is_dir()
+        assert bystander.poll() is None
+        assert not os.path.exists(state) and not os.path.exists(f"{state}.lock")
+    finally:
+        bystander.kill()
+        bystander.wait()
+        subprocess.run(["rm", "-rf", state, f"{state}.lock"])
