@@ -89,6 +89,8 @@ static int plan_accel(const struct vm_config *cfg, const struct host_facts *host
 	return -EINVAL;
 }
 
+#define GUEST_MEMORY_MAX (1ULL << 52)
+
 /* Guest RAM: hugepages, its node, the guest NUMA nodes for memory tiers. */
 static int plan_memory(const struct vm_config *cfg, const struct host_facts *host, struct plan *p)
 {
@@ -97,7 +99,14 @@ static int plan_memory(const struct vm_config *cfg, const struct host_facts *hos
 	p->hugepages = cfg->hugepages == HUGEPAGES_OFF ? -1 : cfg->hugepages == HUGEPAGES_1G ? HP_1G : HP_2M;
 	p->total_memory = cfg->memory;
 	for (size_t i = 0; i < cfg->n_tiers; i++)
-		p->total_memory += cfg->tiers[i].size;
+		if (__builtin_add_overflow(p->total_memory, cfg->tiers[i].size, &p->total_memory))
+			p->total_memory = UINT64_MAX;
+	/* x86-64 guests address at most 52 bits (4 PiB); a larger sum wrapped around to "-m 0M" before */
+	if (p->total_memory > GUEST_MEMORY_MAX)
+		return log_errno(EINVAL,
+				 "%s: guest memory ([vm] memory plus every tier) is more than 4 PiB, what an x86-64 guest can "
+				 "address; expected less",
+				 cfg->file);
 	p->bind_memory = host->topo.numa && host->topo.n_nodes > 1 && p->cpus.node >= 0; /* one node: nothing to choose */
 	p->memory_node = p->cpus.node >= 0 ? (unsigned)p->cpus.node : 0;
 	if (p->hugepages < 0) {

@@ -205,3 +205,10 @@ def test_forged_journal_touches_nothing_outside_the_state_dir(tmp_path):
         bystander.kill()
         bystander.wait()
         subprocess.run(["rm", "-rf", state, f"{state}.lock"])
+
+
+def test_guest_memory_total_cannot_wrap_around(config, tmp_path):
+    conf = config("[vm]\nname = hmem\n" + GUEST + "[memory tier far]\nbackend = dram\nsize = 2T\n")
+    r = vmlaunch("--dry-run", "--set", "vm.memory=16777215T", conf)
+    assert "-m\n0M" not in r.stdout
+    assert r.returncode == 2 and "more than 4 PiB" in r.stderr, r.stderr
