@@ -91,6 +91,25 @@ static int plan_accel(const struct vm_config *cfg, const struct host_facts *host
 
 #define GUEST_MEMORY_MAX (1ULL << 52)
 
+/* q35's root bus has 32 slots; with -nodefaults the host bridge holds 00 and the LPC bridge 1f: 30 are free. Every
+ * device vmlaunch adds is a PCI function on one of them (no bridges): past 30, qemu refused to start with a message
+ * about a bus, after the disks were made. [qemu] extra devices are not counted: their cost is the user's. */
+#define Q35_FREE_PCI_SLOTS 30
+
+static int plan_pci_slots(const struct vm_config *cfg, const struct host_facts *host, const struct plan *p)
+{
+	size_t devices = cfg->n_disks + (p->modules_image ? 1 : 0) + cfg->n_shares + cfg->n_nets +
+			 (p->command_mode ? 1 : 0) + (host->pvpanic_pci ? 1 : 0);
+
+	if (devices > Q35_FREE_PCI_SLOTS)
+		return log_error("%s: %zu PCI devices (%zu disks%s, %zu shares, %zu NICs%s%s), but q35's root bus has %d free "
+				 "slots; expected fewer disks, shares or NICs",
+				 cfg->file, devices, cfg->n_disks, p->modules_image ? " + the modules disk" : "",
+				 cfg->n_shares, cfg->n_nets, p->command_mode ? ", the command's virtio-serial" : "",
+				 host->pvpanic_pci ? ", pvpanic" : "", Q35_FREE_PCI_SLOTS);
+	return 0;
+}
+
 /* Guest RAM: hugepages, its node, the guest NUMA nodes for memory tiers. */
 static int plan_memory(const struct vm_config *cfg, const struct host_facts *host, struct plan *p)
 {
@@ -288,6 +307,9 @@ int plan_build(const struct vm_config *cfg, const struct host_facts *host, const
 	plan_shares(cfg, p);
 	plan_nets(cfg, p);
 	p->modules_image = cfg->root ? cfg->modules : NULL;
+	r = plan_pci_slots(cfg, host, p);
+	if (r < 0)
+		return r;
 	if (cfg->kernel) {
 		/* TCG executes nothing speculatively, so the guest's Spectre/Meltdown mitigations protect nothing and cost
 		 * much of its I/O rate; the user's own append comes after and can say otherwise. */
