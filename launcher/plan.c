@@ -4,6 +4,7 @@
 
 #include <errno.h>
 #include <stdio.h>
+#include <limits.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -95,6 +96,45 @@ static int plan_accel(const struct vm_config *cfg, const struct host_facts *host
  * device vmlaunch adds is a PCI function on one of them (no bridges): past 30, qemu refused to start with a message
  * about a bus, after the disks were made. [qemu] extra devices are not counted: their cost is the user's. */
 #define Q35_FREE_PCI_SLOTS 30
+
+/* RAM-backed disks (tmpfs, zram, brd: incompressible data costs zram its full size) and guest RAM all live in host
+ * memory: more than MemTotal can never fit, and the host would swap or OOM-kill on the way. Hugepages are taken
+ * from what is available now; the reserve itself gives back what the kernel could not find. */
+static int plan_host_memory(const struct vm_config *cfg, const struct host_facts *host, const struct plan *p)
+{
+	unsigned long long disks = 0, ram = 0, need;
+
+	if (!host->mem_total)
+		return 0;
+	for (size_t i = 0; i < cfg->n_disks; i++) {
+		enum backend_kind b = cfg->disks[i].backend;
+
+		if ((b == BACKEND_TMPFS || b == BACKEND_ZRAM || b == BACKEND_BRD) &&
+		    __builtin_add_overflow(disks, cfg->disks[i].size, &disks))
+			disks = ULLONG_MAX;
+	}
+	ram = cfg->memory;
+	for (size_t i = 0; i < cfg->n_tiers; i++)
+		if (cfg->tiers[i].backend == TIER_DRAM && __builtin_add_overflow(ram, cfg->tiers[i].size, &ram))
+			ram = ULLONG_MAX;
+	if (__builtin_add_overflow(disks, ram, &need))
+		need = ULLONG_MAX;
+	if (need > host->mem_total)
+		return log_error("%s: the VM needs %llu MiB of host RAM (%llu MiB of RAM disks: tmpfs, zram, brd; %llu MiB "
+				 "of guest RAM), but this host has %llu MiB (MemTotal; MemAvailable %llu MiB); expected "
+				 "smaller disks or less memory",
+				 cfg->file, need >> 20, disks >> 20, ram >> 20, host->mem_total >> 20,
+				 host->mem_available >> 20);
+	if (p->hugepages >= 0 && host->mem_available &&
+	    p->hugepages_count * (uint64_t)hugepage_size_kib(p->hugepages) * 1024 > host->mem_available)
+		return log_error("%s:%u: [memory] hugepages = %s: %llu pages (%llu MiB) for guest RAM, but only %llu MiB "
+				 "of the host's %llu MiB are available (MemAvailable, MemTotal); expected less memory or "
+				 "hugepages = off",
+				 cfg->file, cfg->hugepages_line, hugepage_size_name(p->hugepages),
+				 (unsigned long long)p->hugepages_count, (unsigned long long)(cfg->memory >> 20),
+				 host->mem_available >> 20, host->mem_total >> 20);
+	return 0;
+}
 
 static int plan_pci_slots(const struct vm_config *cfg, const struct host_facts *host, const struct plan *p)
 {
@@ -308,6 +348,9 @@ int plan_build(const struct vm_config *cfg, const struct host_facts *host, const
 	plan_nets(cfg, p);
 	p->modules_image = cfg->root ? cfg->modules : NULL;
 	r = plan_pci_slots(cfg, host, p);
+	if (r < 0)
+		return r;
+	r = plan_host_memory(cfg, host, p);
 	if (r < 0)
 		return r;
 	if (cfg->kernel) {

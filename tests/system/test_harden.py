@@ -105,6 +105,8 @@ def test_qemu_is_unprivileged_by_default_and_gets_fds_not_paths(config, tmp_path
             assert st.st_uid == 0 and not st.st_mode & 0o022, leaf
         zram = [os.readlink(f"/proc/{pid}/fd/{fd}") for fd in os.listdir(f"/proc/{pid}/fd")]
         zram = [z for z in zram if z.startswith("/dev/zram")]
+        # the compressed store is bounded by the disk's size
+        assert all(int(open(f"/sys/block/{z[5:]}/mm_stat").read().split()[3]) == 16 << 20 for z in zram)  # mem_limit
         assert zram and all(os.stat(z).st_uid == 0 and os.stat(z).st_gid in (0, 6) for z in zram)  # root:root or root:disk
         for f in (img, base):
             assert os.stat(f).st_uid == 0 and (os.stat(f).st_mode & 0o777) == 0o600
@@ -227,3 +229,25 @@ def test_more_pci_devices_than_q35_slots_is_refused_before_anything_is_made(conf
     r = vmlaunch(conf, "--", "sh", "-c", "ls /sys/block | grep -c vd")
     assert r.returncode == 0, r.stderr
     assert r.stdout == "28\n"
+
+
+def meminfo_bytes(key):
+    for line in open("/proc/meminfo"):
+        if line.startswith(key + ":"):
+            return int(line.split()[1]) * 1024
+    raise KeyError(key)
+
+
+def test_ram_disks_and_hugepages_bounded_by_the_host(config):
+    total_mib = meminfo_bytes("MemTotal") >> 20
+    conf = config("[vm]\nname = hram\nmemory = 256M\n" + GUEST +
+                  f"[disk a]\nbackend = tmpfs\nsize = {total_mib // 2 + 1}M\n"
+                  f"[disk b]\nbackend = zram\nsize = {total_mib // 2 + 1}M\n")
+    r = vmlaunch("--dry-run", conf)
+    assert r.returncode == 2, r.stderr
+    assert f"this host has {total_mib} MiB (MemTotal" in r.stderr
+    avail_2m = (meminfo_bytes("MemAvailable") >> 21) + 2
+    conf = config(f"[vm]\nname = hram\nmemory = {avail_2m * 2}M\n[memory]\nhugepages = 2M\n" + GUEST, name="hp.conf")
+    r = vmlaunch("--dry-run", conf)
+    assert r.returncode == 2, r.stderr
+    assert f"{avail_2m} pages" in r.stderr and "MemAvailable" in r.stderr
