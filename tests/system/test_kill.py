@@ -23,6 +23,9 @@ SAMPLE_USERS = [
     ("running", "parents", "nobody"),
     ("running", "parents", "root"),
     ("disk", "vmlaunch", "nobody"),
+    # inside an acquisition: qemu-img convert filling a disk dies with vmlaunch (PR_SET_PDEATHSIG in command.c)
+    ("convert", "vmlaunch", None),
+    ("convert", "all", None),
 ]
 
 
