@@ -32,7 +32,7 @@ SAN_LIB_OBJ := $(LIB_SRC:%.c=$(BUILD)/san/%.o)
 UNIT_SRC := $(wildcard tests/unit/test_*.c)
 UNIT_BIN := $(UNIT_SRC:tests/unit/%.c=$(BUILD)/tests/%)
 
-.PHONY: all deps run check unit system stress clean guest install uninstall
+.PHONY: all deps qemu-user run check unit system stress clean guest install uninstall
 all: $(BUILD)/vmlaunch guest
 
 # -MMD -MP: each object depends on the headers it really includes (build/**/*.d), not on every header.
@@ -80,6 +80,16 @@ deps:
 		[ "$$(id -u)" = 0 ] || { echo "make deps: run as root to install: $$missing" >&2; exit 1; }; \
 		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing; \
 	fi
+	@$(MAKE) --no-print-directory qemu-user
+
+# qemu's own unprivileged user (vmlaunch refuses to start qemu as root unless [qemu] user = root says so); in group
+# kvm where there is one, for /dev/kvm.
+QEMU_USER := vmlaunch-qemu
+qemu-user:
+	@id -u $(QEMU_USER) >/dev/null 2>&1 || { \
+		[ "$$(id -u)" = 0 ] || { echo "make qemu-user: run as root to create the system user $(QEMU_USER)" >&2; exit 1; }; \
+		useradd --system --no-create-home --home-dir /nonexistent --shell /usr/sbin/nologin \
+			$$(getent group kvm >/dev/null && echo --groups kvm) $(QEMU_USER); }
 
 run: deps
 	$(MAKE) all
@@ -115,6 +125,7 @@ INSTALLED := $(BINDIR)/vmlaunch $(SHAREDIR)/vmlinux $(SHAREDIR)/initramfs.cpio.g
 
 # Example configs point at the installed bundled guest instead of ../build.
 install: all
+	@[ -n "$(DESTDIR)" ] || $(MAKE) --no-print-directory qemu-user
 	install -D -m 0755 $(BUILD)/vmlaunch $(DESTDIR)$(BINDIR)/vmlaunch
 	install -D -m 0644 $(BUILD)/vmlinux $(DESTDIR)$(SHAREDIR)/vmlinux
 	install -D -m 0644 $(BUILD)/initramfs.cpio.gz $(DESTDIR)$(SHAREDIR)/initramfs.cpio.gz

@@ -16,6 +16,7 @@
 #include "log.h"
 #include "process.h"
 #include "strv.h"
+#include "test_hook.h"
 
 /* Reads both pipes until EOF without deadlocking on either. */
 static void collect(int out_fd, int err_fd, char **out, char **err)
@@ -72,6 +73,7 @@ static void child_exec(char *const argv[], int out_fd, int err_fd, int exec_fd, 
 	sigprocmask(SIG_SETMASK, &none, NULL);
 	if (null < 0 || dup2(null, 0) < 0 || dup2(out_fd, 1) < 0 || dup2(err_fd, 2) < 0)
 		_exit(127);
+	test_hook_stop_helper(argv);
 	execvp(argv[0], argv);
 	{
 		int e = errno;

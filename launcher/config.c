@@ -50,6 +50,7 @@ static const char *const tier_words[] = { "dram", "file", NULL };
 static const char *const ms_mode_words[] = { "default", "crc", "secure", NULL };
 static const char *const net_mode_words[] = { "user", "none", "tap", NULL };
 static const char *const firmware_words[] = { "auto", "bios", "uefi", "uefi-secure", NULL };
+static const char *const source_backing_words[] = { "refuse", "allow", NULL };
 
 #define VM(field) offsetof(struct vm_config, field), offsetof(struct vm_config, field##_line)
 #define DISK(field) offsetof(struct disk_config, field), offsetof(struct disk_config, field##_line)
@@ -105,6 +106,7 @@ static const struct key_spec keys[] = {
 	{ SEC_DISK, "path", T_PATH, DISK(path), NULL, 0, 0, B(BACKEND_FILE) },
 	{ SEC_DISK, "source", T_PATH, DISK(source), NULL, 0, 0, B_CREATED },
 	{ SEC_DISK, "source-format", T_STRING, DISK(source_format), NULL, 0, 0, B_CREATED },
+	{ SEC_DISK, "source-backing", T_ENUM, DISK(source_backing), source_backing_words, 0, 0, B_CREATED },
 	{ SEC_DISK, "format", T_ENUM, DISK(format), format_words, 0, 0, B(BACKEND_FILE) },
 	{ SEC_DISK, "ephemeral", T_BOOL, DISK(ephemeral), NULL, 0, 0, B_ALL },
 	{ SEC_DISK, "readonly", T_BOOL, DISK(readonly), NULL, 0, 0, B_ALL },
@@ -698,6 +700,12 @@ static int finish_disk(struct parse *p, struct disk_config *d)
 	}
 	if (d->source_format_line && !d->source_line)
 		return fail(p, d->source_format_line, "[disk %s] source-format: needs source = IMAGE as well", d->name);
+	if (d->source_backing_line && !d->source_line)
+		return fail(p, d->source_backing_line, "[disk %s] source-backing: needs source = IMAGE as well", d->name);
+	/* with a chain allowed, a guessed format could follow a header a guest wrote into a raw image */
+	if (d->source_backing == SOURCE_BACKING_ALLOW && !d->source_format)
+		return fail(p, d->source_backing_line, "[disk %s] source-backing = allow: needs source-format as well",
+			    d->name);
 	if (d->readonly && d->ephemeral && d->backend == BACKEND_FILE)
 		return fail(p, d->readonly_line,
 			    "[disk %s] readonly: an ephemeral overlay exists to take writes; expected either readonly or ephemeral",

@@ -15,6 +15,7 @@ enum disk_format { FORMAT_RAW, FORMAT_QCOW2 };
 enum cache_choice { CACHE_AUTO, CACHE_SAFE, CACHE_UNSAFE };
 enum backend_kind { BACKEND_FILE, BACKEND_TMPFS, BACKEND_ZRAM, BACKEND_BRD, BACKEND_LVM, BACKEND_RBD, BACKEND_COUNT };
 enum ms_mode { MS_MODE_DEFAULT, MS_MODE_CRC, MS_MODE_SECURE };
+enum source_backing { SOURCE_BACKING_REFUSE, SOURCE_BACKING_ALLOW };
 
 #define DISK_NAME_MAX 20 /* the disk name is the virtio serial, which holds 20 bytes */
 #define VM_NAME_MAX 64
@@ -39,8 +40,10 @@ struct disk_config {
 	unsigned path_line;
 	char *source; /* populate from this image before boot */
 	unsigned source_line;
-	char *source_format; /* NULL: detected by qemu-img */
+	char *source_format; /* NULL: qcow2 by its magic, else raw */
 	unsigned source_format_line;
+	enum source_backing source_backing; /* whether the source may name other files (read as root) */
+	unsigned source_backing_line;
 	char *comp_algorithm; /* zram */
 	unsigned comp_algorithm_line;
 	char *vg; /* lvm: the volume group */

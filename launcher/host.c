@@ -107,6 +107,25 @@ static char *find_tcmalloc(void)
 	return NULL;
 }
 
+/* MemTotal and MemAvailable in bytes; left 0 when /proc/meminfo cannot be read. */
+static void probe_meminfo(unsigned long long *total, unsigned long long *available)
+{
+	FILE *f = fopen("/proc/meminfo", "re");
+	char line[256];
+	unsigned long long kib;
+
+	*total = *available = 0;
+	if (!f)
+		return;
+	while (fgets(line, sizeof(line), f)) {
+		if (sscanf(line, "MemTotal: %llu kB", &kib) == 1)
+			*total = kib << 10;
+		else if (sscanf(line, "MemAvailable: %llu kB", &kib) == 1)
+			*available = kib << 10;
+	}
+	fclose(f);
+}
+
 char *host_state_root(void)
 {
 	const char *xdg = getenv("XDG_RUNTIME_DIR");
@@ -178,6 +197,7 @@ int host_probe(const char *qemu_binary, const struct host_wants *want, struct ho
 	h->tsc_clocksource = probe_tsc_clocksource();
 	h->tsc_invariant = probe_tsc_invariant();
 	h->stdin_is_tty = isatty(0);
+	probe_meminfo(&h->mem_total, &h->mem_available);
 	h->state_root = host_state_root();
 	h->tcmalloc_path = want->tcmalloc ? find_tcmalloc() : NULL;
 	return topology_probe(&h->topo);

@@ -20,6 +20,7 @@ struct host_facts {
 	bool tsc_invariant;   /* the CPU says its TSC ticks at one rate through P- and C-states (constant_tsc and
 			       * nonstop_tsc in /proc/cpuinfo); QEMU/KVM shows that to a guest only with a fixed TSC
 			       * frequency or with migration blocked */
+	unsigned long long mem_total, mem_available; /* /proc/meminfo, bytes; 0: unknown (no check) */
 	char *state_root; /* /run/vmlaunch, or $XDG_RUNTIME_DIR/vmlaunch when not root */
 	struct topology topo;
 	char *tcmalloc_path; /* the soname libtcmalloc_minimal.so.4 (or libtcmalloc.so.4) when the loader's cache has it */

@@ -96,7 +96,9 @@ static int undo_one(const char *verb, const char *arg, const char *state_dir)
 int journal_replay(const char *state_dir)
 {
 	char *path = xasprintf("%s/" JOURNAL_FILE, state_dir);
-	FILE *f = fopen(path, "re");
+	/* never a symlink planted in place of the journal */
+	int fd = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+	FILE *f = fd >= 0 ? fdopen(fd, "r") : NULL;
 	struct strv lines = STRV_INIT;
 	char *line = NULL;
 	size_t cap = 0;
@@ -105,6 +107,8 @@ int journal_replay(const char *state_dir)
 
 	if (!f) {
 		first_error = errno == ENOENT ? 0 : log_errno(errno, "cannot read %s", path);
+		if (fd >= 0)
+			close(fd);
 		free(path);
 		return first_error;
 	}

@@ -25,6 +25,7 @@
 #include "journal.h"
 #include "log.h"
 #include "plan.h"
+#include "process.h"
 #include "qemu_argv.h"
 #include "notify.h"
 #include "run.h"
@@ -335,8 +336,10 @@ static bool stop_requested(int sigfd)
 	return true;
 }
 
-/* With [qemu] user, qemu opens its disks, logs and files as that user: hand them over. The state dir becomes
- * searchable (0711) but not listable, and the journal stays root's. */
+/* qemu as another user gets its disks, console log and sockets as open fds (qemu_argv.c, run.c): nothing on the host
+ * changes owner. What it still opens by name are files vmlaunch wrote in the state dir (fw_cfg files, a key, a ceph
+ * conf): those become root:QEMU-GROUP 0640, and the state dir searchable (0711) but neither listable nor writable,
+ * so the journal and everything else in it stay root's. */
 static int hand_over(const struct plan *plan, const struct storage_target *targets, const struct state_dir *state)
 {
 	const struct privileges *pv = plan->privileges;
@@ -346,21 +349,8 @@ static int hand_over(const struct plan *plan, const struct storage_target *targe
 		return 0;
 	if (chmod(state->dir, 0711) < 0)
 		return log_errno(errno, "cannot open %s to user %s", state->dir, pv->user);
-	if (plan->console_log) {
-		int fd = open(plan->console_log, O_WRONLY | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0600);
-
-		if (fd < 0)
-			return log_errno(errno, "cannot create %s", plan->console_log);
-		close(fd);
-		r = privileges_give(pv, plan->console_log);
-	}
 	for (size_t i = 0; !r && i < plan->n_guest_files; i++)
 		r = privileges_give(pv, plan->guest_files[i].path);
-	if (!r && plan->seed)
-		r = privileges_give(pv, plan->seed);
-	/* the variable store qemu writes: a copy of ours; a kept nvram = is the user's to make writable */
-	if (!r && plan->uefi && !plan->cfg->nvram)
-		r = privileges_give(pv, plan->uefi_vars);
 	for (size_t i = 0; !r && i < plan->n_disks; i++)
 		for (size_t k = 0; !r && k < targets[i].qemu_opens.n; k++)
 			r = privileges_give(pv, targets[i].qemu_opens.v[k]);
@@ -387,6 +377,11 @@ static int launch(const struct vm_config *cfg, struct plan *plan, struct storage
 	r = state_dir_acquire(&state, plan->host->state_root, cfg->name);
 	if (r < 0)
 		goto out;
+	/* inherited by every program started from here on: how an undo knows a pid is this VM's (process.c) */
+	if (setenv(PROCESS_STATE_ENV, state.dir, 1) < 0) {
+		r = log_errno(errno, "setenv");
+		goto out;
+	}
 	r = journal_create(&journal, state.dir);
 	if (r < 0)
 		goto out;
@@ -485,6 +480,37 @@ out:
 	return status;
 }
 
+/* The verbs that name a VM instead of a config: --list, --status, --stop, --ssh, --cleanup. */
+static int by_name(const struct options *o)
+{
+	const char *name = o->status_name ? o->status_name : o->stop_name ? o->stop_name : o->ssh_name ? o->ssh_name
+										 : o->cleanup ? o->config : NULL;
+	const char *verb = o->status_name ? "status" : o->stop_name ? "stop" : o->ssh_name ? "ssh" : "cleanup";
+	char *root;
+	int r;
+
+	/* A NAME from the command line names ROOT/NAME and ROOT/NAME.lock: the config's own check, so '' or '..' can
+	 * never make the base directory (or anything beside it) a state dir. */
+	if (name && !config_vm_name_valid(name)) {
+		log_error("--%s \"%s\": expected a VM name (the [vm] name: letters, digits, '_', '.' or '-'), not a path",
+			  verb, name);
+		return EXIT_BAD_INPUT;
+	}
+	root = host_state_root();
+	if (o->list)
+		r = status_list(root, o->json);
+	else if (o->status_name)
+		r = status_show(root, o->status_name, o->json);
+	else if (o->stop_name)
+		r = status_stop(root, o->stop_name, o->wait_seconds * 1000);
+	else if (o->ssh_name)
+		r = status_ssh(root, o->ssh_name, &o->command); /* returns only when ssh could not be run */
+	else
+		r = state_dir_cleanup(root, o->config, o->wait_seconds * 1000);
+	free(root);
+	return r < 0 ? EXIT_SETUP_FAILED : EXIT_VM_OK;
+}
+
 int main(int argc, char **argv)
 {
 	struct options o = { .sets = STRV_INIT, .env = STRV_INIT, .command = STRV_INIT, .wait_seconds = 30 };
@@ -500,48 +526,8 @@ int main(int argc, char **argv)
 	signal(SIGPIPE, SIG_IGN); /* a closed stdout must not kill vmlaunch before it has cleaned up */
 	if (parse_options(argc, argv, &o) < 0)
 		goto out;
-	if (o.stop_name) {
-		char *root = host_state_root();
-
-		status = EXIT_BAD_INPUT;
-		if (!config_vm_name_valid(o.stop_name))
-			log_error("--stop \"%s\": expected a VM name", o.stop_name);
-		else
-			status = status_stop(root, o.stop_name, o.wait_seconds * 1000) < 0 ? EXIT_SETUP_FAILED : EXIT_VM_OK;
-		free(root);
-		goto out;
-	}
-	if (o.ssh_name) {
-		char *root = host_state_root();
-
-		status = EXIT_BAD_INPUT;
-		if (!config_vm_name_valid(o.ssh_name))
-			log_error("--ssh \"%s\": expected a VM name", o.ssh_name);
-		else
-			status = status_ssh(root, o.ssh_name, &o.command) < 0 ? EXIT_SETUP_FAILED : EXIT_VM_OK;
-		free(root);
-		goto out;
-	}
-	if (o.list || o.status_name) {
-		char *root = host_state_root();
-
-		if (o.list)
-			status = status_list(root, o.json) < 0 ? EXIT_SETUP_FAILED : EXIT_VM_OK;
-		else
-			status = status_show(root, o.status_name, o.json) < 0 ? EXIT_SETUP_FAILED : EXIT_VM_OK;
-		free(root);
-		goto out;
-	}
-	if (o.cleanup) {
-		char *root = host_state_root();
-
-		if (o.config && !strchr(o.config, '/') && o.config[0] != '.')
-			status = state_dir_cleanup(root, o.config, o.wait_seconds * 1000) < 0 ? EXIT_SETUP_FAILED : EXIT_VM_OK;
-		else if (o.config)
-			log_error("--cleanup %s: expected a VM name (the [vm] name), not a path", o.config);
-		else
-			status = state_dir_cleanup(root, NULL, o.wait_seconds * 1000) < 0 ? EXIT_SETUP_FAILED : EXIT_VM_OK;
-		free(root);
+	if (o.list || o.status_name || o.stop_name || o.ssh_name || o.cleanup) {
+		status = by_name(&o);
 		goto out;
 	}
 	if (config_load(o.config, &o.sets, &cfg) < 0)
@@ -556,7 +542,7 @@ int main(int argc, char **argv)
 					     .vhost_net = has_tap(&cfg) },
 		       &host) < 0)
 		goto out;
-	if (privileges_resolve(cfg.qemu_user, &privileges) < 0) {
+	if (privileges_resolve(cfg.qemu_user, QEMU_DEFAULT_USER, geteuid(), &privileges) < 0) {
 		status = EXIT_BAD_INPUT;
 		goto out;
 	}

@@ -4,6 +4,7 @@
 
 #include <errno.h>
 #include <stdio.h>
+#include <limits.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -89,6 +90,67 @@ static int plan_accel(const struct vm_config *cfg, const struct host_facts *host
 	return -EINVAL;
 }
 
+#define GUEST_MEMORY_MAX (1ULL << 52)
+
+/* q35's root bus has 32 slots; with -nodefaults the host bridge holds 00 and the LPC bridge 1f: 30 are free. Every
+ * device vmlaunch adds is a PCI function on one of them (no bridges): past 30, qemu refused to start with a message
+ * about a bus, after the disks were made. [qemu] extra devices are not counted: their cost is the user's. */
+#define Q35_FREE_PCI_SLOTS 30
+
+/* RAM-backed disks (tmpfs, zram, brd: incompressible data costs zram its full size) and guest RAM all live in host
+ * memory: more than MemTotal can never fit, and the host would swap or OOM-kill on the way. Hugepages are taken
+ * from what is available now; the reserve itself gives back what the kernel could not find. */
+static int plan_host_memory(const struct vm_config *cfg, const struct host_facts *host, const struct plan *p)
+{
+	unsigned long long disks = 0, ram = 0, need;
+
+	if (!host->mem_total)
+		return 0;
+	for (size_t i = 0; i < cfg->n_disks; i++) {
+		enum backend_kind b = cfg->disks[i].backend;
+
+		if ((b == BACKEND_TMPFS || b == BACKEND_ZRAM || b == BACKEND_BRD) &&
+		    __builtin_add_overflow(disks, cfg->disks[i].size, &disks))
+			disks = ULLONG_MAX;
+	}
+	ram = cfg->memory;
+	for (size_t i = 0; i < cfg->n_tiers; i++)
+		if (cfg->tiers[i].backend == TIER_DRAM && __builtin_add_overflow(ram, cfg->tiers[i].size, &ram))
+			ram = ULLONG_MAX;
+	if (__builtin_add_overflow(disks, ram, &need))
+		need = ULLONG_MAX;
+	if (need > host->mem_total)
+		return log_error("%s: the VM needs %llu MiB of host RAM (%llu MiB of RAM disks: tmpfs, zram, brd; %llu MiB "
+				 "of guest RAM), but this host has %llu MiB (MemTotal; MemAvailable %llu MiB); expected "
+				 "smaller disks or less memory",
+				 cfg->file, need >> 20, disks >> 20, ram >> 20, host->mem_total >> 20,
+				 host->mem_available >> 20);
+	if (p->hugepages >= 0 && host->mem_available &&
+	    p->hugepages_count * (uint64_t)hugepage_size_kib(p->hugepages) * 1024 > host->mem_available)
+		return log_error("%s:%u: [memory] hugepages = %s: %llu pages (%llu MiB) for guest RAM, but only %llu MiB "
+				 "of the host's %llu MiB are available (MemAvailable, MemTotal); expected less memory or "
+				 "hugepages = off",
+				 cfg->file, cfg->hugepages_line, hugepage_size_name(p->hugepages),
+				 (unsigned long long)p->hugepages_count, (unsigned long long)(cfg->memory >> 20),
+				 host->mem_available >> 20, host->mem_total >> 20);
+	return 0;
+}
+
+static int plan_pci_slots(const struct vm_config *cfg, const struct host_facts *host, const struct plan *p)
+{
+	size_t devices = cfg->n_disks + (p->modules_image ? 1 : 0) + (p->seed ? 1 : 0) + cfg->n_shares + cfg->n_nets +
+			 (p->command_mode ? 1 : 0) + (host->pvpanic_pci ? 1 : 0);
+
+	if (devices > Q35_FREE_PCI_SLOTS)
+		return log_error("%s: %zu PCI devices (%zu disks%s, %zu shares, %zu NICs%s%s), but q35's root bus has %d free "
+				 "slots; expected fewer disks, shares or NICs",
+				 cfg->file, devices, cfg->n_disks,
+				 p->modules_image ? " + the modules disk" : p->seed ? " + the cloud-init seed" : "",
+				 cfg->n_shares, cfg->n_nets, p->command_mode ? ", the command's virtio-serial" : "",
+				 host->pvpanic_pci ? ", pvpanic" : "", Q35_FREE_PCI_SLOTS);
+	return 0;
+}
+
 /* Guest RAM: hugepages, its node, the guest NUMA nodes for memory tiers. */
 static int plan_memory(const struct vm_config *cfg, const struct host_facts *host, struct plan *p)
 {
@@ -97,7 +159,14 @@ static int plan_memory(const struct vm_config *cfg, const struct host_facts *hos
 	p->hugepages = cfg->hugepages == HUGEPAGES_OFF ? -1 : cfg->hugepages == HUGEPAGES_1G ? HP_1G : HP_2M;
 	p->total_memory = cfg->memory;
 	for (size_t i = 0; i < cfg->n_tiers; i++)
-		p->total_memory += cfg->tiers[i].size;
+		if (__builtin_add_overflow(p->total_memory, cfg->tiers[i].size, &p->total_memory))
+			p->total_memory = UINT64_MAX;
+	/* x86-64 guests address at most 52 bits (4 PiB); a larger sum wrapped around to "-m 0M" before */
+	if (p->total_memory > GUEST_MEMORY_MAX)
+		return log_errno(EINVAL,
+				 "%s: guest memory ([vm] memory plus every tier) is more than 4 PiB, what an x86-64 guest can "
+				 "address; expected less",
+				 cfg->file);
 	p->bind_memory = host->topo.numa && host->topo.n_nodes > 1 && p->cpus.node >= 0; /* one node: nothing to choose */
 	p->memory_node = p->cpus.node >= 0 ? (unsigned)p->cpus.node : 0;
 	if (p->hugepages < 0) {
@@ -336,6 +405,12 @@ int plan_build(const struct vm_config *cfg, const struct host_facts *host, const
 					cfg->name, cfg->cloud_user, cfg->cloud_keys.n,
 					cfg->cloud_user_data ? ", user-data as written" : "");
 	}
+	r = plan_pci_slots(cfg, host, p);
+	if (r < 0)
+		return r;
+	r = plan_host_memory(cfg, host, p);
+	if (r < 0)
+		return r;
 	if (cfg->kernel) {
 		/* TCG executes nothing speculatively, so the guest's Spectre/Meltdown mitigations protect nothing and cost
 		 * much of its I/O rate; the user's own append comes after and can say otherwise. */

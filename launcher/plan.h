@@ -21,7 +21,9 @@ enum {
 	QEMU_FD_QMP_EXT = 7, /* a listening socket vmlaunch bound at STATE_DIR/qmp.sock, for other tools */
 	QEMU_FD_AGENT = 8,   /* command mode without a kernel: qemu-guest-agent's port */
 	QEMU_FD_COUNT = 6,
-	QEMU_FD_EXTRA = 9,   /* from here: what devices hand qemu (tap queues, vhost-net), numbered by the plan */
+	/* From here: what vmlaunch hands qemu open. First the devices' (tap queues, vhost-net; p->n_extra_fds, numbered
+	 * by the plan), then what qemu_argv asks for instead of paths (qemu_cmdline.fds, qemu as another user). */
+	QEMU_FD_EXTRA = 9,
 };
 
 struct disk_plan {

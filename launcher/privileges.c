@@ -9,25 +9,34 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/prctl.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "log.h"
 #include "strv.h"
 
-int privileges_resolve(const char *user, struct privileges *out)
+int privileges_resolve(const char *user, const char *default_user, uid_t euid, struct privileges *out)
 {
 	struct passwd *pw;
 
 	memset(out, 0, sizeof(*out));
-	if (!user)
+	if (!user && euid != 0)
 		return 0;
-	pw = getpwnam(user);
+	pw = getpwnam(user ? user : default_user);
+	if (!pw && !user)
+		return log_errno(ENOENT,
+				 "qemu runs as the system user %s, which does not exist: create it with `make deps` or "
+				 "`useradd --system --no-create-home --shell /usr/sbin/nologin %s`, or write [qemu] user = "
+				 "root to run qemu as root",
+				 default_user, default_user);
 	if (!pw)
 		return log_errno(ENOENT, "[qemu] user \"%s\": no such user", user);
+	if (pw->pw_uid == 0)
+		return 0; /* asked for by name: [qemu] user = root */
 	out->switch_user = true;
 	out->uid = pw->pw_uid;
 	out->gid = pw->pw_gid;
-	out->user = xstrdup(user);
+	out->user = xstrdup(pw->pw_name);
 	return 0;
 }
 
@@ -35,8 +44,8 @@ int privileges_give(const struct privileges *pv, const char *path)
 {
 	if (!pv->switch_user || !path)
 		return 0;
-	if (chown(path, pv->uid, pv->gid) < 0)
-		return log_errno(errno, "cannot hand %s to user %s", path, pv->user);
+	if (lchown(path, 0, pv->gid) < 0 || chmod(path, 0640) < 0)
+		return log_errno(errno, "cannot let user %s read %s", pv->user, path);
 	return 0;
 }
 

@@ -5,6 +5,10 @@
 #include <stdbool.h>
 #include <sys/types.h>
 
+/* Who qemu runs as when vmlaunch is root and [qemu] user is not set: a system user of its own (make deps creates it),
+ * so a guest that breaks out of qemu holds no root, no other service's files and no other VM's. */
+#define QEMU_DEFAULT_USER "vmlaunch-qemu"
+
 struct privileges {
 	bool switch_user;
 	uid_t uid;
@@ -12,9 +16,13 @@ struct privileges {
 	char *user;
 };
 
-/* Resolves [qemu] user before anything is started (never in the child). */
-int privileges_resolve(const char *user, struct privileges *out);
-/* Hands PATH to the qemu user (a device node, a disk file, a log): no-op when qemu stays root. */
+/* Resolves [qemu] user before anything is started (never in the child). As root (euid 0): unset means
+ * DEFAULT_USER, which must exist; "root" (or any uid 0) keeps qemu root, the one way to ask for it. Not root:
+ * qemu runs as vmlaunch's own user unless one is named. */
+int privileges_resolve(const char *user, const char *default_user, uid_t euid, struct privileges *out);
+/* Lets qemu read PATH, a file vmlaunch made in the state dir that qemu opens by name (fw_cfg files, a key): owner
+ * root, group qemu's, mode 0640, so qemu's user can read it but neither write nor chmod it. No-op when qemu stays
+ * root. Never used on devices or files outside the state dir: those qemu gets as open fds. */
 int privileges_give(const struct privileges *pv, const char *path);
 /* In the child between fork and exec: switch user (keeping its groups, e.g. kvm), empty every capability set
  * including the bounding set and ambient caps, set no-new-privileges. Returns 0 or -errno. */

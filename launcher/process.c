@@ -73,16 +73,59 @@ static int wait_gone(pid_t pid, unsigned long long start, int timeout_ms)
 	return -ETIMEDOUT;
 }
 
-int process_kill_identity(const char *identity, int timeout_ms)
+/* Whether PID's environment (as it was at its exec) holds PROCESS_STATE_ENV=STATE_DIR; an exiting process or a
+ * zombie has none left (*zombie), and nothing left to kill. */
+static bool started_for(pid_t pid, const char *state_dir, bool *zombie)
+{
+	char path[64], *want = xasprintf(PROCESS_STATE_ENV "=%s", state_dir), *env = NULL;
+	size_t len = 0;
+	FILE *f;
+	bool found = false;
+
+	snprintf(path, sizeof(path), "/proc/%d/environ", (int)pid);
+	f = fopen(path, "re");
+	if (f) {
+		char chunk[4096];
+		size_t n;
+
+		while ((n = fread(chunk, 1, sizeof(chunk), f)) > 0) {
+			env = xrealloc(env, len + n + 1);
+			memcpy(env + len, chunk, n);
+			len += n;
+		}
+		fclose(f);
+	}
+	for (size_t at = 0; env && at < len; at += strlen(env + at) + 1) {
+		env[len] = '\0';
+		if (!strcmp(env + at, want))
+			found = true;
+	}
+	*zombie = len == 0;
+	free(env);
+	free(want);
+	return found;
+}
+
+int process_kill_identity(const char *identity, const char *state_dir, int timeout_ms)
 {
 	unsigned long long start, now_start;
-	bool group;
+	bool group, zombie;
 	int pid;
 
 	if (sscanf(identity, "%d:%llu", &pid, &start) != 2 || pid <= 0)
 		return log_errno(EBADMSG, "journal: malformed process identity \"%s\"", identity);
 	if (process_start_time(pid, &now_start) < 0 || now_start != start)
 		return 0; /* gone, or the pid now belongs to someone else */
+	/* pid and start time say which process; only its environment says vmlaunch started it for this VM (a forged
+	 * or stale record could name any process's pid and start time) */
+	if (!started_for(pid, state_dir, &zombie)) {
+		/* exiting (PDEATHSIG, already killed): its memory is gone, maybe not yet its files: wait for them */
+		if (zombie)
+			return wait_gone(pid, start, timeout_ms) < 0 ? log_errno(ETIMEDOUT, "process %d did not exit", pid)
+								      : 0;
+		return log_errno(EPERM, "journal: process %d was not started by vmlaunch for %s; not killing it", pid,
+				 state_dir);
+	}
 	/* A child vmlaunch started in a process group of its own takes the group with it: virtiofsd's sandbox is a
 	 * forked child in new namespaces, which must be gone too before its mounts are. */
 	group = getpgid(pid) == pid;
@@ -102,8 +145,7 @@ int process_kill_identity(const char *identity, int timeout_ms)
 
 static int undo_kill(const char *identity, const char *state_dir)
 {
-	(void)state_dir;
-	return process_kill_identity(identity, 10000);
+	return process_kill_identity(identity, state_dir, 10000);
 }
 JOURNAL_UNDO(kill, "kill", undo_kill)
 

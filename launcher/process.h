@@ -8,9 +8,13 @@
 int process_start_time(pid_t pid, unsigned long long *out);
 /* "PID:STARTTIME" for the journal. */
 char *process_identity(pid_t pid);
-/* SIGKILLs the process named by "PID:STARTTIME" if it is still that process, and waits (up to timeout_ms) until it
- * is gone, so what it held open (a zram device, a tmpfs file) is free. 0 when it is gone or was never there. */
-int process_kill_identity(const char *identity, int timeout_ms);
+/* Every program vmlaunch starts for a VM carries this in its environment (set once the state dir exists), with the
+ * state dir as its value: what proves, in /proc/PID/environ, that a journal's pid is one vmlaunch started for it. */
+#define PROCESS_STATE_ENV "VMLAUNCH_STATE_DIR"
+/* SIGKILLs the process named by "PID:STARTTIME" if it is still that process and was started for STATE_DIR (its
+ * PROCESS_STATE_ENV), and waits (up to timeout_ms) until it is gone, so what it held open (a zram device, a tmpfs
+ * file) is free. 0 when it is gone or was never there; -EPERM for a process that is not the VM's. */
+int process_kill_identity(const char *identity, const char *state_dir, int timeout_ms);
 /* Records that `pid` (a child vmlaunch just forked: qemu, a helper daemon) is to be killed at teardown, by identity. */
 struct journal;
 int process_journal_kill(struct journal *j, pid_t pid);

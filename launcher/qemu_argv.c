@@ -2,6 +2,7 @@
 #define _GNU_SOURCE
 #include "qemu_argv.h"
 
+#include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -55,11 +56,43 @@ static char *driver_opts(const struct strv *opts)
 	return out;
 }
 
-static void push_blockdev(struct strv *argv, const struct disk_plan *d)
+/* Whether qemu gets open fds instead of paths: it runs as another user, who must not need (or get) access to the
+ * host's devices and files. */
+static bool passes_fds(const struct plan *p)
 {
+	return p->privileges && p->privileges->switch_user;
+}
+
+/* Records PATH for run.c to open with FLAGS; returns the fd number qemu finds it on (after the devices' own). */
+static int pass_fd(struct qemu_cmdline *c, const struct plan *p, const char *path, int flags, bool connect)
+{
+	c->fds = xrealloc(c->fds, (c->n_fds + 1) * sizeof(*c->fds));
+	c->fds[c->n_fds] = (struct qemu_fd){ xstrdup(path), flags | O_CLOEXEC, connect };
+	return QEMU_FD_EXTRA + (int)p->n_extra_fds + (int)c->n_fds++;
+}
+
+/* "-add-fd fd=N,set=N" and the "/dev/fdset/N" qemu opens instead of PATH (its file, host_device and chardev file
+ * drivers dup the fd whose access mode matches; O_DIRECT they set on it with fcntl), escaped; or PATH itself. */
+static char *file_or_fdset(struct qemu_cmdline *c, const struct plan *p, const char *path, int flags)
+{
+	int fd;
+
+	if (!passes_fds(p))
+		return qemu_opt_escape(path);
+	fd = pass_fd(c, p, path, flags, false);
+	strv_push(&c->argv, "-add-fd");
+	strv_pushf(&c->argv, "fd=%d,set=%d", fd, fd);
+	return xasprintf("/dev/fdset/%d", fd);
+}
+
+static void push_blockdev(struct qemu_cmdline *c, const struct plan *p, const struct disk_plan *d)
+{
+	struct strv *argv = &c->argv;
 	const struct storage_target *t = d->target;
 	const char *driver = storage_driver_name(t->driver);
-	char *file = qemu_opt_escape(t->filename);
+	char *file = t->driver == DRIVER_RBD ? NULL
+					     : file_or_fdset(c, p, t->filename, t->readonly ? O_RDONLY : O_RDWR);
+	char *backing = xstrdup("");
 	const char *ro = t->readonly ? ",read-only=on" : "";
 	const char *reclaim = d->reclaim ? ",discard=unmap,detect-zeroes=unmap" : "";
 	const char *direct = d->direct ? "on" : "off", *no_flush = d->no_flush ? "on" : "off";
@@ -67,21 +100,44 @@ static void push_blockdev(struct strv *argv, const struct disk_plan *d)
 	if (t->driver == DRIVER_RBD) {
 		char *opts = driver_opts(&t->driver_opts);
 
+		strv_push(argv, "-blockdev");
 		strv_pushf(argv, "driver=rbd,node-name=%s%s%s%s,cache.direct=on,cache.no-flush=%s%s%s", d->node, opts,
 			   t->secret_file ? ",key-secret=secret-" : "", t->secret_file ? d->cfg->name : "", no_flush,
 			   d->reclaim ? ",discard=unmap" : "", ro);
 		free(opts);
 	} else if (t->format == FORMAT_RAW) {
 		/* The device sits on the protocol node: no raw layer in between. */
+		strv_push(argv, "-blockdev");
 		strv_pushf(argv, "driver=%s,node-name=%s,filename=%s,cache.direct=%s,cache.no-flush=%s,aio=%s%s%s", driver,
 			   d->node, file, direct, no_flush, d->aio, reclaim, ro);
 	} else {
+		if (t->backing && passes_fds(p)) {
+			/* The overlay's base as nodes of its own, opened by vmlaunch read-only: qemu never follows the path
+			 * in the overlay's header as its own user. */
+			char *base = file_or_fdset(c, p, t->backing, O_RDONLY);
+
+			strv_push(argv, "-blockdev");
+			strv_pushf(argv, "driver=%s,node-name=%s-base%s,filename=%s,cache.direct=%s,cache.no-flush=%s,aio=%s,"
+					 "read-only=on",
+				   storage_driver_name(t->backing_driver), d->node,
+				   t->backing_format == FORMAT_QCOW2 ? "-file" : "", base, direct, no_flush, d->aio);
+			if (t->backing_format == FORMAT_QCOW2) {
+				strv_push(argv, "-blockdev");
+				strv_pushf(argv, "driver=qcow2,node-name=%s-base,file=%s-base-file,read-only=on", d->node,
+					   d->node);
+			}
+			free(backing);
+			backing = xasprintf(",backing=%s-base", d->node);
+			free(base);
+		}
+		strv_push(argv, "-blockdev");
 		strv_pushf(argv, "driver=%s,node-name=%s-file,filename=%s,cache.direct=%s,cache.no-flush=%s,aio=%s%s%s",
 			   driver, d->node, file, direct, no_flush, d->aio, d->reclaim ? ",discard=unmap" : "", ro);
 		strv_push(argv, "-blockdev");
-		strv_pushf(argv, "driver=qcow2,node-name=%s,file=%s-file,cache.direct=%s,cache.no-flush=%s%s%s", d->node,
-			   d->node, direct, no_flush, reclaim, ro);
+		strv_pushf(argv, "driver=qcow2,node-name=%s,file=%s-file%s,cache.direct=%s,cache.no-flush=%s%s%s", d->node,
+			   d->node, backing, direct, no_flush, reclaim, ro);
 	}
+	free(backing);
 	free(file);
 }
 
@@ -155,7 +211,8 @@ static void push_machine(struct qemu_cmdline *c, const struct plan *p)
 
 	group_begin(c, p->firmware_why);
 	if (p->uefi) {
-		char *code = qemu_opt_escape(p->uefi->code), *vars = qemu_opt_escape(p->uefi_vars);
+		/* the store qemu writes: handed open as qemu's user, so a kept nvram = never changes owner */
+		char *code = qemu_opt_escape(p->uefi->code), *vars = file_or_fdset(c, p, p->uefi_vars, O_RDWR);
 
 		strv_push(a, "-blockdev");
 		strv_pushf(a, "driver=file,node-name=fw-code,filename=%s,read-only=on", code);
@@ -244,10 +301,11 @@ static void push_control(struct qemu_cmdline *c, const struct plan *p)
 	group_end(c);
 
 	if (p->console_log) {
-		char *path = qemu_opt_escape(p->console_log), *why = xasprintf("serial console to %s", p->console_log);
+		char *why = xasprintf("serial console to %s", p->console_log), *path;
 
 		group_begin(c, why);
 		free(why);
+		path = file_or_fdset(c, p, p->console_log, O_WRONLY | O_NOFOLLOW);
 		strv_push(a, "-chardev");
 		strv_pushf(a, "file,id=console,path=%s", path);
 		free(path);
@@ -303,8 +361,7 @@ static void push_disk(struct qemu_cmdline *c, const struct plan *p, size_t i)
 	}
 	strv_push(a, "-object");
 	strv_pushf(a, "iothread,id=%s", d->iothread);
-	strv_push(a, "-blockdev");
-	push_blockdev(a, d);
+	push_blockdev(c, p, d);
 	strv_push(a, "-device");
 	strv_pushf(a, "virtio-blk-pci,id=vblk-%s,drive=%s,iothread=%s,num-queues=%u,packed=on,serial=%s,bootindex=%zu",
 		   d->cfg->name, d->node, d->iothread, p->cfg->cpus, d->cfg->name, i + 1);
@@ -315,9 +372,10 @@ static void push_disk(struct qemu_cmdline *c, const struct plan *p, size_t i)
 static void push_modules(struct qemu_cmdline *c, const struct plan *p)
 {
 	struct strv *a = &c->argv;
-	char *file = qemu_opt_escape(p->modules_image);
+	char *file;
 
 	group_begin(c, "the bundled kernel's modules for the root image (read-only; its udev and modprobe load from it)");
+	file = file_or_fdset(c, p, p->modules_image, O_RDONLY);
 	strv_push(a, "-blockdev");
 	strv_pushf(a, "driver=file,node-name=modules,filename=%s,read-only=on", file);
 	strv_push_many(a, "-device", "virtio-blk-pci,id=vblk-modules,drive=modules,serial=" GUEST_MODULES_SERIAL, NULL);
@@ -328,9 +386,10 @@ static void push_modules(struct qemu_cmdline *c, const struct plan *p)
 static void push_seed(struct qemu_cmdline *c, const struct plan *p)
 {
 	struct strv *a = &c->argv;
-	char *file = qemu_opt_escape(p->seed);
+	char *file;
 
 	group_begin(c, p->seed_why);
+	file = file_or_fdset(c, p, p->seed, O_RDONLY);
 	strv_push(a, "-blockdev");
 	strv_pushf(a, "driver=file,node-name=cidata,filename=%s,read-only=on", file);
 	strv_push_many(a, "-device", "virtio-blk-pci,id=vblk-cidata,drive=cidata,serial=cidata", NULL);
@@ -338,14 +397,17 @@ static void push_seed(struct qemu_cmdline *c, const struct plan *p)
 	free(file);
 }
 
-static void push_share(struct qemu_cmdline *c, const struct share_plan *s)
+static void push_share(struct qemu_cmdline *c, const struct plan *p, const struct share_plan *s)
 {
 	struct strv *a = &c->argv;
 	char *sock = qemu_opt_escape(s->socket);
 
 	group_begin(c, s->why);
 	strv_push(a, "-chardev");
-	strv_pushf(a, "socket,id=vfs-%s,path=%s", s->cfg->name, sock);
+	if (passes_fds(p)) /* vmlaunch connects to virtiofsd; qemu gets the connected socket */
+		strv_pushf(a, "socket,id=vfs-%s,fd=%d", s->cfg->name, pass_fd(c, p, s->socket, 0, true));
+	else
+		strv_pushf(a, "socket,id=vfs-%s,path=%s", s->cfg->name, sock);
 	strv_push(a, "-device");
 	strv_pushf(a, "vhost-user-fs-pci,id=fs-%s,chardev=vfs-%s,tag=%s", s->cfg->name, s->cfg->name, s->cfg->tag);
 	group_end(c);
@@ -474,7 +536,7 @@ void qemu_argv_build(const struct plan *p, struct qemu_cmdline *c)
 	if (p->seed)
 		push_seed(c, p);
 	for (size_t i = 0; i < p->n_shares; i++)
-		push_share(c, &p->shares[i]);
+		push_share(c, p, &p->shares[i]);
 	for (size_t i = 0; i < p->n_nets; i++)
 		push_net(c, &p->nets[i]);
 	if (p->agent_mode)
@@ -495,5 +557,8 @@ void qemu_cmdline_free(struct qemu_cmdline *c)
 	for (size_t i = 0; i < c->n_groups; i++)
 		free(c->groups[i].why);
 	free(c->groups);
+	for (size_t i = 0; i < c->n_fds; i++)
+		free(c->fds[i].path);
+	free(c->fds);
 	memset(c, 0, sizeof(*c));
 }

@@ -10,10 +10,21 @@ struct argv_group {
 	char *why;
 };
 
+/* What vmlaunch opens for qemu when qemu runs as another user: it never gets a path to open itself, so no host device
+ * or file changes owner. run.c opens each (as root) and puts it on fd QEMU_FD_EXTRA + p->n_extra_fds + its
+ * index. */
+struct qemu_fd {
+	char *path;
+	int flags;    /* open(2) flags: the access mode is what qemu's fdset matches (O_RDONLY for read-only disks) */
+	bool connect; /* a unix socket to connect to (virtiofsd's), not a file to open */
+};
+
 struct qemu_cmdline {
 	struct strv argv;
 	struct argv_group *groups;
 	size_t n_groups;
+	struct qemu_fd *fds;
+	size_t n_fds;
 };
 
 void qemu_argv_build(const struct plan *p, struct qemu_cmdline *out);

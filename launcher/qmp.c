@@ -15,12 +15,23 @@
 #include "log.h"
 #include "strv.h"
 
-/* Appends what the socket has; 0 when something was read or nothing is ready, -EPIPE at EOF. */
+/* qemu's largest answers here (query-block, query-cpus-fast of many vCPUs) are tens of KiB: a line this long is a
+ * qemu gone wrong (or not qemu), and must not grow vmlaunch's memory without end. */
+#define QMP_MESSAGE_MAX (8u << 20)
+
+/* Appends what the socket has; 0 when something was read or nothing is ready, -EPIPE at EOF, -EMSGSIZE for a line
+ * longer than QMP_MESSAGE_MAX. */
 static int fill(struct qmp *q)
 {
 	for (;;) {
 		ssize_t n;
 
+		if (q->len >= QMP_MESSAGE_MAX) {
+			if (!memchr(q->buf, '\n', q->len))
+				return log_errno(EMSGSIZE, "QMP: a message longer than %u MiB; closing the connection",
+						 QMP_MESSAGE_MAX >> 20);
+			return 0; /* complete lines first: the caller takes them, then reads on */
+		}
 		if (q->cap - q->len < 4096) {
 			q->cap = q->cap ? q->cap * 2 : 8192;
 			q->buf = xrealloc(q->buf, q->cap);

@@ -43,15 +43,17 @@ static int pidfd_open_(pid_t pid)
 	return (int)syscall(SYS_pidfd_open, pid, 0);
 }
 
-/* In the child between fork and exec: only async-signal-safe calls. */
+/* In the child between fork and exec: only async-signal-safe calls. `handed` (n_handed of them: the devices' fds,
+ * then what qemu_argv passes instead of paths) land on QEMU_FD_EXTRA.., `moved` is scratch space for all of them
+ * and the channels, allocated by the parent. */
 static void child_exec(const struct plan *p, const struct qemu_cmdline *c, char **envp, const int src[QEMU_FD_COUNT],
-		       const int *extra, int errpipe, pid_t parent)
+		       const int *handed, size_t n_handed, int *moved, int errpipe, pid_t parent)
 {
 	static const int target[QEMU_FD_COUNT] = { QEMU_FD_QMP,	QEMU_FD_STDOUT,	 QEMU_FD_STDERR,
 						  QEMU_FD_STATUS, QEMU_FD_QMP_EXT, QEMU_FD_AGENT };
 	struct sigaction dfl = { .sa_handler = SIG_DFL };
+	size_t n = QEMU_FD_COUNT + n_handed;
 	sigset_t none;
-	int moved[QEMU_FD_COUNT], moved_extra[64];
 	int e;
 
 	if (prctl(PR_SET_PDEATHSIG, SIGKILL) < 0 || getppid() != parent)
@@ -70,24 +72,25 @@ static void child_exec(const struct plan *p, const struct qemu_cmdline *c, char 
 		if (null != 0)
 			close(null);
 	}
-	/* Move the channels out of the way first so no dup2 overwrites a source still to be moved. */
-	for (int i = 0; i < QEMU_FD_COUNT; i++) {
-		moved[i] = src[i] < 0 ? -1 : fcntl(src[i], F_DUPFD_CLOEXEC, 64);
-		if (src[i] >= 0 && moved[i] < 0)
+	/* Move everything out of the way first so no dup2 overwrites a source still to be moved. */
+	for (size_t i = 0; i < n; i++) {
+		int from = i < QEMU_FD_COUNT ? src[i] : handed[i - QEMU_FD_COUNT];
+
+		moved[i] = from < 0 ? -1 : fcntl(from, F_DUPFD_CLOEXEC, 64 + (int)n);
+		if (from >= 0 && moved[i] < 0)
 			goto fail;
 	}
-	for (size_t i = 0; i < p->n_extra_fds; i++)
-		if (i >= 64 || (moved_extra[i] = fcntl(extra[i], F_DUPFD_CLOEXEC, 64)) < 0)
-			goto fail;
-	for (int i = 0; i < QEMU_FD_COUNT; i++)
-		if (moved[i] >= 0 && dup2(moved[i], target[i]) < 0)
-			goto fail;
-	for (size_t i = 0; i < p->n_extra_fds; i++)
-		if (dup2(moved_extra[i], QEMU_FD_EXTRA + (int)i) < 0)
+	for (size_t i = 0; i < n; i++)
+		if (moved[i] >= 0 &&
+		    dup2(moved[i], i < QEMU_FD_COUNT ? target[i] : QEMU_FD_EXTRA + (int)(i - QEMU_FD_COUNT)) < 0)
 			goto fail;
 	/* Everything else vmlaunch holds (locks, journal, signalfd) stays out of qemu. */
-	syscall(SYS_close_range, QEMU_FD_EXTRA + p->n_extra_fds, ~0U, 4 /* CLOSE_RANGE_CLOEXEC */);
+	syscall(SYS_close_range, QEMU_FD_EXTRA + n_handed, ~0U, 4 /* CLOSE_RANGE_CLOEXEC */);
 	if (p->privileges && privileges_drop(p->privileges) < 0)
+		goto fail;
+	/* A change of uid clears the death signal: set it again as the new user, and make sure the parent did not die
+	 * in between (then we belong to init, and nothing would ever stop us). */
+	if (prctl(PR_SET_PDEATHSIG, SIGKILL) < 0 || getppid() != parent)
 		goto fail;
 	execve(c->argv.v[0], c->argv.v, envp);
 fail:
@@ -115,11 +118,42 @@ static int listen_qmp(const struct plan *p)
 		close(fd);
 		return r;
 	}
-	if (p->privileges && p->privileges->switch_user && privileges_give(p->privileges, addr.sun_path) < 0) {
-		close(fd);
-		return -EPERM;
-	}
 	return fd;
+}
+
+/* Opens what qemu is handed instead of paths (qemu_cmdline.fds), as vmlaunch: a file with its flags, or a connection
+ * to a unix socket (virtiofsd's). Fills fds[] (-1 where nothing was opened yet); 0 or -errno after logging. */
+static int open_passed(const struct qemu_cmdline *c, int *fds)
+{
+	for (size_t i = 0; i < c->n_fds; i++)
+		fds[i] = -1;
+	for (size_t i = 0; i < c->n_fds; i++) {
+		const struct qemu_fd *f = &c->fds[i];
+
+		if (f->connect) {
+			struct sockaddr_un addr = { .sun_family = AF_UNIX };
+
+			if (strlen(f->path) >= sizeof(addr.sun_path))
+				return log_errno(ENAMETOOLONG, "%s", f->path);
+			strcpy(addr.sun_path, f->path);
+			fds[i] = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+			if (fds[i] < 0 || connect(fds[i], (struct sockaddr *)&addr, sizeof(addr)) < 0)
+				return log_errno(errno, "cannot connect to %s", f->path);
+		} else {
+			/* created 0600 when it does not exist (a console log): qemu writes through the fd, never the path */
+			fds[i] = open(f->path, f->flags | ((f->flags & O_ACCMODE) == O_WRONLY ? O_CREAT : 0), 0600);
+			if (fds[i] < 0)
+				return log_errno(errno, "cannot open %s for qemu", f->path);
+		}
+	}
+	return 0;
+}
+
+static void close_passed(const int *fds, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		if (fds[i] >= 0)
+			close(fds[i]);
 }
 
 /* vmlaunch's environment, plus tcmalloc preloaded into qemu alone, never into vmlaunch's other children. */
@@ -142,12 +176,18 @@ int run_start(const struct plan *p, const struct qemu_cmdline *c, const int *ext
 	struct strv env = STRV_INIT;
 	/* 0 QMP, 1-3 the bundled guest's stdout, stderr and status, 4 qemu-guest-agent */
 	int pairs[5][2], child_ends[QEMU_FD_COUNT], errpipe[2], child_errno = 0, listen_fd = -1, r;
+	/* the devices' fds (the caller's), then what qemu_argv passes instead of paths (ours to open and close) */
+	size_t n_handed = p->n_extra_fds + c->n_fds;
+	int *handed = xcalloc(n_handed + 1, sizeof(int)), *passed = handed + p->n_extra_fds;
+	int *moved = xcalloc(QEMU_FD_COUNT + n_handed, sizeof(int));
 	pid_t parent = getpid();
 	ssize_t n;
 
 	memset(vm, 0, sizeof(*vm));
 	vm->pid = -1;
 	vm->pidfd = vm->qmp.fd = vm->out_fd = vm->err_fd = vm->status_fd = vm->agent_fd = -1;
+	for (size_t i = 0; i < c->n_fds; i++)
+		passed[i] = -1; /* nothing to close on an early failure */
 	for (int i = 0; i < 5; i++)
 		pairs[i][0] = pairs[i][1] = -1;
 	for (int i = 0; i < 5; i++)
@@ -156,6 +196,11 @@ int run_start(const struct plan *p, const struct qemu_cmdline *c, const int *ext
 			r = log_errno(errno, "socketpair");
 			goto fail;
 		}
+	for (size_t i = 0; i < p->n_extra_fds; i++)
+		handed[i] = extra_fds[i];
+	r = open_passed(c, passed);
+	if (r < 0)
+		goto fail;
 	if (pipe2(errpipe, O_CLOEXEC) < 0) {
 		r = log_errno(errno, "pipe");
 		goto fail;
@@ -181,8 +226,13 @@ int run_start(const struct plan *p, const struct qemu_cmdline *c, const int *ext
 		goto fail;
 	}
 	if (vm->pid == 0)
-		child_exec(p, c, env.v, child_ends, extra_fds, errpipe[1], parent);
+		child_exec(p, c, env.v, child_ends, handed, n_handed, moved, errpipe[1], parent);
 	strv_free(&env);
+	close_passed(passed, c->n_fds); /* qemu has its copies; a path vmlaunch opened is never reopened by it */
+	free(handed);
+	handed = passed = NULL;
+	free(moved);
+	moved = NULL;
 
 	close(errpipe[1]);
 	{
@@ -229,6 +279,10 @@ int run_start(const struct plan *p, const struct qemu_cmdline *c, const int *ext
 
 fail:
 	strv_free(&env);
+	if (handed)
+		close_passed(passed, c->n_fds);
+	free(handed);
+	free(moved);
 	if (listen_fd >= 0)
 		close(listen_fd);
 	for (int i = 0; i < 5; i++)

@@ -13,6 +13,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "config.h"
 #include "journal.h"
 #include "log.h"
 #include "strv.h"
@@ -30,9 +31,33 @@ bool state_dir_contains(const char *state_dir, const char *path)
 	       strcmp(path + strlen(path) - 3, "/..") != 0;
 }
 
+/* state_dir_contains, and the directory PATH sits in is really inside the state dir: a journal naming
+ * STATE/link/file, where link is a symlink to /etc, would otherwise reach /etc/file (the last component is never
+ * followed: unlink, rmdir and UMOUNT_NOFOLLOW do not). */
+static bool really_inside(const char *state_dir, const char *path)
+{
+	char *parent, *real_parent, *real_state, *slash;
+	bool ok;
+
+	if (!state_dir_contains(state_dir, path))
+		return false;
+	parent = xstrdup(path);
+	slash = strrchr(parent, '/');
+	*slash = '\0';
+	real_parent = realpath(parent, NULL);
+	real_state = realpath(state_dir, NULL);
+	/* a parent that no longer exists holds nothing to undo: the undo then fails with ENOENT, harmlessly */
+	ok = !real_parent || (real_state && (!strcmp(real_parent, real_state) ||
+					     state_dir_contains(real_state, real_parent)));
+	free(parent);
+	free(real_parent);
+	free(real_state);
+	return ok;
+}
+
 static int undo_unlink(const char *path, const char *state_dir)
 {
-	if (!state_dir_contains(state_dir, path))
+	if (!really_inside(state_dir, path))
 		return log_errno(EPERM, "journal: refusing to remove %s, outside %s", path, state_dir);
 	if (unlink(path) < 0 && errno != ENOENT)
 		return log_errno(errno, "cannot remove %s", path);
@@ -42,7 +67,7 @@ JOURNAL_UNDO(unlink, "unlink", undo_unlink)
 
 static int undo_rmdir(const char *path, const char *state_dir)
 {
-	if (!state_dir_contains(state_dir, path))
+	if (!really_inside(state_dir, path))
 		return log_errno(EPERM, "journal: refusing to remove %s, outside %s", path, state_dir);
 	if (rmdir(path) < 0 && errno != ENOENT)
 		return log_errno(errno, "cannot remove directory %s", path);
@@ -55,7 +80,7 @@ JOURNAL_UNDO(rmdir, "rmdir", undo_rmdir)
  * replay undid it). */
 static int undo_umount(const char *path, const char *state_dir)
 {
-	if (!state_dir_contains(state_dir, path))
+	if (!really_inside(state_dir, path))
 		return log_errno(EPERM, "journal: refusing to unmount %s, outside %s", path, state_dir);
 	if (umount2(path, MNT_DETACH | UMOUNT_NOFOLLOW) < 0 && errno != EINVAL && errno != ENOENT)
 		return log_errno(errno, "cannot unmount %s", path);
@@ -218,12 +243,24 @@ static int undo_leftover(struct state_dir *s, const char *name, bool launching)
 	return 0;
 }
 
+/* Every name that becomes ROOT/NAME passes the config's check, here too: an empty name or ".." would make the base
+ * directory (whose plain files are every VM's locks) or its parent a state dir to replay and empty. */
+static int check_name(const char *name)
+{
+	if (!config_vm_name_valid(name))
+		return log_errno(EINVAL, "\"%s\" is not a VM name; refusing to use it as a state dir", name);
+	return 0;
+}
+
 int state_dir_acquire(struct state_dir *s, const char *root, const char *name)
 {
 	char *path;
 	FILE *f;
 	int r, fd;
 
+	r = check_name(name);
+	if (r < 0)
+		return r;
 	s->dir = state_dir_path(root, name);
 	s->lock_path = lock_path(root, name);
 	s->lock_fd = -1;
@@ -288,8 +325,10 @@ int state_dir_release(struct state_dir *s)
 static int cleanup_one(const char *root, const char *name, int wait_ms)
 {
 	struct state_dir s = { .lock_fd = -1 };
-	int r;
+	int r = check_name(name);
 
+	if (r < 0)
+		return r;
 	s.dir = state_dir_path(root, name);
 	s.lock_path = lock_path(root, name);
 	r = lock(&s, name, wait_ms);
@@ -341,6 +380,10 @@ int state_dir_cleanup(const char *root, const char *name, int wait_ms)
 			vm = xstrdup(e->d_name);
 		else
 			continue;
+		if (!config_vm_name_valid(vm)) {
+			free(vm); /* not something vmlaunch made: leave it */
+			continue;
+		}
 		one = cleanup_one(root, vm, wait_ms);
 		if (one < 0 && !r)
 			r = one;

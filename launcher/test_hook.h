@@ -9,4 +9,8 @@ void test_hook_stop_at(const char *phase);
 /* The guardian, a fork of vmlaunch, must never stop itself. */
 void test_hook_disable(void);
 
+/* In a helper's child before exec (command.c): VMLAUNCH_STOP_AT=helper-PROGRAM-ARG1 stops the helper itself, so a
+ * kill test can kill vmlaunch in the middle of an acquisition and check that the helper dies with it. */
+void test_hook_stop_helper(char *const argv[]);
+
 #endif

@@ -118,7 +118,6 @@ static int brd_describe(const struct storage_context *ctx, const struct disk_con
 	}
 	t->driver = DRIVER_HOST_DEVICE;
 	t->filename = xasprintf("/dev/ram%u", index);
-	strv_push(&t->qemu_opens, t->filename);
 	t->format = FORMAT_RAW;
 	t->direct_ok = true;
 	t->ephemeral = true;

@@ -69,7 +69,6 @@ static int file_describe(const struct storage_context *ctx, const struct disk_co
 			free(dir);
 		}
 		t->zeroed = true;
-		strv_push(&t->qemu_opens, t->filename); /* vmlaunch's own file: the qemu user may have it */
 		return 0;
 	}
 	if (stat(d->path, &st) < 0)
@@ -125,7 +124,9 @@ static int file_describe(const struct storage_context *ctx, const struct disk_co
 		fs->base = xstrdup(d->path);
 		fs->base_format = d->format;
 		t->priv = fs;
-		strv_push(&t->qemu_opens, t->filename);
+		t->backing = xstrdup(d->path);
+		t->backing_format = d->format;
+		t->backing_driver = S_ISBLK(st.st_mode) ? DRIVER_HOST_DEVICE : DRIVER_FILE;
 	} else {
 		/* a persistent image is the user's data: its owner decides who may open it, vmlaunch does not chown it */
 		t->filename = xstrdup(d->path);

@@ -220,7 +220,6 @@ static int lvm_describe(const struct storage_context *ctx, const struct disk_con
 	t->readonly = d->readonly;
 	/* A thin volume reads unprovisioned chunks as zeros; a linear one may hold an older volume's data. */
 	t->zeroed = d->thin_pool != NULL;
-	strv_push(&t->qemu_opens, t->filename);
 	return 0;
 }
 

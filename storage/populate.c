@@ -67,10 +67,36 @@ static double now_seconds(void)
 	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
 
-int populate_probe(const char *path, const char *format, struct populate_source *out)
+static const unsigned char qcow2_magic[4] = { 'Q', 'F', 'I', 0xfb };
+
+/* Another file the image names, which qemu-img convert would open and read as vmlaunch: a backing file, a qcow2
+ * external data file, a vmdk extent elsewhere. NULL when there is none. */
+static const char *external_file(struct json_object *info, const char *path)
+{
+	struct json_object *v, *spec, *data, *extents;
+
+	if (json_object_object_get_ex(info, "backing-filename", &v))
+		return json_object_get_string(v);
+	if (!json_object_object_get_ex(info, "format-specific", &spec) ||
+	    !json_object_object_get_ex(spec, "data", &data))
+		return NULL;
+	if (json_object_object_get_ex(data, "data-file", &v))
+		return json_object_get_string(v);
+	if (json_object_object_get_ex(data, "extents", &extents) && json_object_is_type(extents, json_type_array))
+		for (size_t i = 0; i < json_object_array_length(extents); i++)
+			if (json_object_object_get_ex(json_object_array_get_idx(extents, i), "filename", &v) &&
+			    strcmp(json_object_get_string(v), path))
+				return json_object_get_string(v);
+	return NULL;
+}
+
+int populate_probe(const char *path, const char *format, bool allow_external, struct populate_source *out)
 {
 	struct json_object *info = NULL, *jformat, *jsize;
+	unsigned char head[4] = { 0 };
 	char *name, *json = NULL, *what;
+	const char *other;
+	bool qcow2;
 	int fd, r;
 
 	memset(out, 0, sizeof(*out));
@@ -78,13 +104,25 @@ int populate_probe(const char *path, const char *format, struct populate_source 
 	fd = open(path, O_RDONLY | O_CLOEXEC);
 	if (fd < 0)
 		return log_errno(errno, "cannot open the base image %s", path);
+	qcow2 = pread(fd, head, sizeof(head), 0) == sizeof(head) && !memcmp(head, qcow2_magic, sizeof(head));
 	close(fd);
+	/* qemu-img never guesses: unset, the format is qcow2 when the file starts with qcow2's magic and raw otherwise,
+	 * never one of the dozen formats qemu-img would probe for (vmdk, vpc, vdi, ...: some name other host files).
+	 * A raw image a guest wrote a qcow2 header into is then read as qcow2, but one that names no other file (refused
+	 * below), so the guest gets back nothing but its own bytes. */
+	if (format && !strcmp(format, "raw") && qcow2)
+		/* Copying a qcow2 as raw would give the guest the container's bytes, not the disk inside. */
+		return log_error("base image %s is a qcow2 image, not raw; expected format = qcow2", path);
+	if (format && !strcmp(format, "qcow2") && !qcow2)
+		return log_error("base image %s: format = qcow2, but it has no qcow2 header", path);
+	if (!format)
+		format = qcow2 ? "qcow2" : "raw";
 
 	name = plain_file_name(path);
-	/* No -f: what qemu-img detects is what we compare the caller's format against. qemu-img info does not open
-	 * backing files, so probing an image cannot make us read a file its header names. */
+	/* qemu-img info does not open backing files, so this reads the image alone. */
 	what = xasprintf("cannot read the base image %s", path);
-	r = command_run((char *[]){ "qemu-img", "info", "--output=json", name, NULL }, &json, what);
+	r = command_run((char *[]){ "qemu-img", "info", "--output=json", "-f", (char *)format, name, NULL }, &json,
+			what);
 	free(what);
 	free(name);
 	if (r != 0) {
@@ -99,14 +137,14 @@ int populate_probe(const char *path, const char *format, struct populate_source 
 		r = log_errno(EPROTO, "qemu-img info %s: unexpected output (no format or virtual-size)", path);
 		goto out;
 	}
-	if (format && strcmp(format, json_object_get_string(jformat))) {
-		if (!strcmp(format, "raw"))
-			/* Copying a qcow2 as raw would give the guest the container's bytes, not the disk inside. */
-			r = log_error("base image %s is a %s image, not raw; expected format = %s", path,
-				      json_object_get_string(jformat), json_object_get_string(jformat));
-		else
-			r = log_error("base image %s: format = %s, but qemu-img finds a %s image", path, format,
-				      json_object_get_string(jformat));
+	/* qemu-img convert runs as root: an image that names /etc/shadow as its backing file would give the guest
+	 * its bytes. */
+	other = external_file(info, path);
+	if (other && !allow_external) {
+		r = log_error("base image %s names another file, %s, which filling the disk would read as root; expected an "
+			      "image that stands alone (qemu-img convert -O qcow2 flattens a chain) or source-backing = "
+			      "allow",
+			      path, other);
 		goto out;
 	}
 	out->path = xstrdup(path);

@@ -12,10 +12,11 @@ struct populate_source {
 	uint64_t virtual_size; /* bytes the guest sees */
 };
 
-/* Read-only: `qemu-img info --output=json` gives format and virtual size. `format` NULL means detect; otherwise it
- * must match what qemu-img finds (a qcow2 asked as raw, or a raw file asked as qcow2, is refused with a message that
- * names the path and both formats). Returns 0 or negative errno after logging. */
-int populate_probe(const char *path, const char *format, struct populate_source *out);
+/* Read-only: `qemu-img info --output=json -f FORMAT` gives the virtual size; qemu-img never probes. `format` NULL
+ * means qcow2 when the file starts with qcow2's magic, else raw; a qcow2 asked as raw, or a file without the magic
+ * asked as qcow2, is refused. An image that names another file (a backing file, an external data file or extent) is
+ * refused unless allow_external. Returns 0 or negative errno after logging. */
+int populate_probe(const char *path, const char *format, bool allow_external, struct populate_source *out);
 void populate_source_free(struct populate_source *s);
 
 struct populate_target {

@@ -30,7 +30,7 @@ int storage_describe(const struct storage_context *ctx, const struct disk_config
 	if (r < 0 || !d->source)
 		return r;
 	src = xcalloc(1, sizeof(*src));
-	r = populate_probe(d->source, d->source_format, src);
+	r = populate_probe(d->source, d->source_format, d->source_backing == SOURCE_BACKING_ALLOW, src);
 	if (r < 0) {
 		free(src);
 		/* the message is logged; point at the line it came from */
@@ -81,5 +81,6 @@ void storage_target_free(struct storage_target *t)
 	free(t->secret_file);
 	strv_free(&t->driver_opts);
 	strv_free(&t->qemu_opens);
+	free(t->backing);
 	memset(t, 0, sizeof(*t));
 }

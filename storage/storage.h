@@ -34,7 +34,11 @@ struct storage_target {
 	char *filename;          /* file/host_device: what the driver opens; rbd: "rbd:POOL/IMAGE", for messages */
 	struct strv driver_opts; /* more KEY, VALUE pairs of the protocol node, in order (rbd: pool, image, conf, user) */
 	char *secret_file;       /* a key qemu reads from this 0600 file (-object secret), never from its command line */
-	struct strv qemu_opens;  /* what qemu opens itself: handed to [qemu] user */
+	struct strv qemu_opens;  /* files vmlaunch made in the state dir that qemu reads by path (a key, a ceph conf):
+				  * readable, not writable, by qemu's group; never a device or a file outside the state dir */
+	char *backing;           /* the image an ephemeral overlay stands on (qemu as another user gets it as an fd) */
+	enum disk_format backing_format;
+	enum storage_driver backing_driver;
 	enum disk_format format; /* the format layer above it; raw means none: the device sits on the protocol node */
 	bool direct_ok;          /* O_DIRECT works on the target (probed, not assumed) */
 	bool ephemeral;          /* thrown away at exit: flushes buy nothing */

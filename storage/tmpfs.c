@@ -44,8 +44,6 @@ static int tmpfs_describe(const struct storage_context *ctx, const struct disk_c
 	t->ram_backed = true;
 	t->readonly = d->readonly;
 	t->zeroed = true; /* a new sparse file */
-	strv_push(&t->qemu_opens, t->filename);
-	strv_push(&t->qemu_opens, mnt); /* the mount point, 0700 */
 	free(mnt);
 	return 0;
 }

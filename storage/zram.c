@@ -123,7 +123,6 @@ static int zram_prepare(const struct storage_context *ctx, const struct disk_con
 	}
 	free(t->filename);
 	t->filename = xasprintf("/dev/zram%s", id);
-	strv_push(&t->qemu_opens, t->filename);
 
 	if (d->comp_algorithm) {
 		path = xasprintf("/sys/block/zram%s/comp_algorithm", id);
@@ -144,6 +143,17 @@ static int zram_prepare(const struct storage_context *ctx, const struct disk_con
 	free(path);
 	if (r < 0)
 		return log_errno(r, "disk \"%s\": cannot size /dev/zram%s", d->name, id);
+	/* the compressed store never takes more host RAM than the disk's size, whatever the guest writes */
+	path = xasprintf("/sys/block/zram%s/mem_limit", id);
+	{
+		char size[32];
+
+		snprintf(size, sizeof(size), "%llu", (unsigned long long)d->size);
+		r = write_sysfs(path, size);
+	}
+	free(path);
+	if (r < 0)
+		return log_errno(r, "disk \"%s\": cannot limit /dev/zram%s's memory", d->name, id);
 	r = wait_for_node(t->filename);
 	if (r < 0)
 		return log_errno(r, "disk \"%s\": %s did not appear", d->name, t->filename);

@@ -19,7 +19,8 @@ def main():
     with tempfile.TemporaryDirectory() as d:
         for i in range(iterations):
             phase, victim = rng.choice(killmatrix.PHASES), rng.choice(killmatrix.VICTIMS)
-            left, what = killmatrix.run_case(d, f"stress{i % 4}", phase, victim)
+            user = rng.choice(killmatrix.USERS)
+            left, what = killmatrix.run_case(d, f"stress{i % 4}", phase, victim, user=user)
             status = "ok" if not left else f"LEAK {left}"
             leaks += bool(left)
             print(f"{i + 1:4d} {what:22s} {status}", flush=True)

@@ -79,6 +79,19 @@ class QMP:
         self.sock.close()
 
 
+QEMU_USER = "vmlaunch-qemu"
+
+
+@pytest.fixture(scope="session", autouse=True)
+def qemu_user():
+    """vmlaunch runs qemu as this system user unless a config says otherwise (make deps creates it; so does this)."""
+    if subprocess.run(["id", "-u", QEMU_USER], capture_output=True).returncode != 0:
+        groups = ["--groups", "kvm"] if subprocess.run(["getent", "group", "kvm"], capture_output=True).returncode == 0 else []
+        subprocess.run(["useradd", "--system", "--no-create-home", "--home-dir", "/nonexistent", "--shell",
+                        "/usr/sbin/nologin", *groups, QEMU_USER], check=True)
+    return QEMU_USER
+
+
 def mounts():
     return Path("/proc/self/mounts").read_text()
 

@@ -12,8 +12,13 @@ from pathlib import Path
 
 from conftest import GUEST, ROOT, STATE_ROOT, VMLAUNCH
 
-PHASES = ["state", "hugepages", "disk", "qemu", "running", "teardown"]
-VICTIMS = ["vmlaunch", "qemu", "guardian", "group", "all"]
+# "convert": inside an acquisition, with qemu-img convert filling a disk (the helper is what stops there)
+PHASES = ["state", "hugepages", "disk", "convert", "qemu", "running", "teardown"]
+# "parents": vmlaunch and its guardian at once, not qemu: qemu must die by itself (PR_SET_PDEATHSIG, set again after
+# it changed user, which clears it)
+VICTIMS = ["vmlaunch", "qemu", "guardian", "group", "parents", "all"]
+# [qemu] user: None is the default (vmlaunch-qemu as root)
+USERS = [None, "root", "nobody"]
 
 
 def zram_devices():
@@ -34,7 +39,8 @@ def processes_of(name):
             argv = (p / "cmdline").read_bytes().split(b"\0")
         except OSError:
             continue
-        if f"{name},debug-threads=on".encode() in argv or any(a.endswith(f"/{name}.conf".encode()) for a in argv):
+        if (f"{name},debug-threads=on".encode() in argv or any(a.endswith(f"/{name}.conf".encode()) for a in argv) or
+                any(f"/run/vmlaunch/{name}/".encode() in a for a in argv)):  # a helper working on its disks
             found.append(int(p.name))
     return found
 
@@ -86,9 +92,10 @@ def exe(pid):
         return ""
 
 
-def write_config(directory, name, source, hugepages):
+def write_config(directory, name, source, hugepages, user=None):
     conf = Path(directory) / f"{name}.conf"
     conf.write_text(f"[vm]\nname = {name}\nmemory = 256M\n" + ("[memory]\nhugepages = 2M\n" if hugepages else "") +
+                    (f"[qemu]\nuser = {user}\n" if user else "") +
                     GUEST.replace("@BUILD@", str(ROOT / "build")) +
                     f"[disk a]\nbackend = tmpfs\nsize = 32M\nsource = {source}\n"
                     "[disk b]\nbackend = zram\nsize = 32M\n")
@@ -105,16 +112,32 @@ def make_source(directory):
     return src
 
 
-def run_case(directory, name, phase, victim, timeout=60):
+def make_qcow2_source(directory):
+    src = Path(directory) / "source.qcow2"
+    if not src.exists():
+        subprocess.run(["qemu-img", "convert", "-q", "-f", "raw", "-O", "qcow2", str(make_source(directory)), str(src)],
+                       check=True)
+    return src
+
+
+def run_case(directory, name, phase, victim, timeout=60, user=None):
     """Returns a list of what was left behind (empty when the host is clean) and a description of what happened."""
     zram_before, hugepages_before = zram_devices(), hugepages_total()
-    conf = write_config(directory, name, make_source(directory), hugepages=phase == "hugepages")
+    source = make_qcow2_source(directory) if phase == "convert" else make_source(directory)
+    conf = write_config(directory, name, source, hugepages=phase == "hugepages", user=user)
     command = ["true"] if phase == "teardown" else ["sh", "-c", "sleep 3"]
-    env = dict(os.environ, VMLAUNCH_STOP_AT=phase)
+    env = dict(os.environ, VMLAUNCH_STOP_AT="helper-qemu-img-convert" if phase == "convert" else phase)
     p = subprocess.Popen([VMLAUNCH, str(conf), "--", *command], env=env, stdin=subprocess.DEVNULL,
                          stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True)
     deadline = time.monotonic() + timeout
-    while state_of(p.pid) != "T":
+
+    def stopped():
+        """The process frozen at the phase: vmlaunch itself, or at "convert" its qemu-img."""
+        if phase != "convert":
+            return p.pid if state_of(p.pid) == "T" else None
+        return next((k for k in children(p.pid) if state_of(k) == "T"), None)
+
+    while stopped() is None:
         if p.poll() is not None:
             raise AssertionError(f"vmlaunch exited ({p.returncode}) before phase {phase}: {p.stderr.read().decode()}")
         if time.monotonic() > deadline:
@@ -122,25 +145,29 @@ def run_case(directory, name, phase, victim, timeout=60):
             raise AssertionError(f"vmlaunch never reached phase {phase}")
         time.sleep(0.02)
 
+    frozen = stopped()
     kids = children(p.pid)
     qemu = [k for k in kids if "qemu-system" in exe(k)]
     guardian = [k for k in kids if exe(k) == exe(p.pid)]
-    what = f"{phase}/{victim}"
+    what = f"{phase}/{victim}" + (f"/{user}" if user else "")
     if victim == "vmlaunch":
         os.kill(p.pid, signal.SIGKILL)
     elif victim == "qemu":
         if not qemu:
-            os.kill(p.pid, signal.SIGCONT)  # no qemu yet at this phase: let the run finish normally
+            os.kill(frozen, signal.SIGCONT)  # no qemu yet at this phase: let the run finish normally
             what += " (no qemu yet: ran to the end)"
         for q in qemu:
             os.kill(q, signal.SIGKILL)
-        os.kill(p.pid, signal.SIGCONT)
+        os.kill(frozen, signal.SIGCONT)
     elif victim == "guardian":
         for g in guardian:
             os.kill(g, signal.SIGKILL)
-        os.kill(p.pid, signal.SIGCONT)
+        os.kill(frozen, signal.SIGCONT)
     elif victim == "group":
         os.killpg(p.pid, signal.SIGKILL)
+    elif victim == "parents":
+        for pid in [p.pid, *guardian]:
+            os.kill(pid, signal.SIGKILL)
     elif victim == "all":
         for pid in [p.pid, *qemu, *guardian]:
             os.kill(pid, signal.SIGKILL)
@@ -150,7 +177,16 @@ def run_case(directory, name, phase, victim, timeout=60):
         p.kill()
         p.wait()
         return [f"vmlaunch did not exit after {what}"], what
-    if victim == "all":
+    if victim == "parents":
+        # before --cleanup, whose replay would kill it: qemu must already be gone on its own
+        deadline = time.monotonic() + 5
+        while any(state_of(q) not in (None, "Z") for q in qemu) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        survivors = [q for q in qemu if state_of(q) not in (None, "Z")]
+        if survivors:
+            subprocess.run([VMLAUNCH, "--cleanup", name], capture_output=True, timeout=timeout)
+            return [f"qemu {q} outlived vmlaunch and its guardian" for q in survivors], what
+    if victim in ("all", "parents"):
         # nothing survived to clean up: that is what --cleanup (ExecStopPost) is for
         r = subprocess.run([VMLAUNCH, "--cleanup", name], capture_output=True, text=True, timeout=timeout)
         if r.returncode != 0:

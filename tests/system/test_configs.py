@@ -64,6 +64,8 @@ def test_appliance_makes_its_disk_once_and_keeps_it_on_its_bridge(public_dir, ne
     assert r.stdout == "kept-across-boots"
     assert img.read_bytes()[:17] == b"kept-across-boots"
     assert "vml" not in netns_links(netns)
+    # made by vmlaunch, root's alone: qemu (vmlaunch-qemu) is handed it as an open fd, never a chowned file
+    assert os.stat(img).st_uid == 0 and os.stat(img).st_mode & 0o777 == 0o600
 
 
 def test_fedora_plans_hugepages_and_pinning(tmp_path):

@@ -9,6 +9,14 @@ import time
 from conftest import DEMO, GUEST, QMP, ROOT, STATE_ROOT, VMLAUNCH, mounts, read_until, start, vmlaunch
 
 
+def cmdline_of(pid):
+    try:
+        with open(f"/proc/{pid}/cmdline", "rb") as f:
+            return f.read()
+    except OSError:
+        return b""
+
+
 def test_demo_boots_and_verifies_its_disk():
     r = vmlaunch(DEMO)
     assert r.returncode == 0, r.stderr
@@ -69,6 +77,8 @@ def test_qmp_shows_virtio_blk_on_own_iothreads_then_sigterm(config, tmp_path):
         assert p.poll() is None
 
         q = QMP(STATE_ROOT / "qmpcheck" / "qmp.sock")
+        qemu = next(int(d) for d in os.listdir("/proc") if d.isdigit() and
+                    b"qmpcheck,debug-threads=on" in cmdline_of(d))
         threads = {t["id"] for t in q.execute("query-iothreads")}
         assert threads == {"io-one", "io-two"}
         blocks = {b["qdev"]: b for b in q.execute("query-block")}
@@ -83,7 +93,10 @@ def test_qmp_shows_virtio_blk_on_own_iothreads_then_sigterm(config, tmp_path):
             assert q.execute("qom-get", path=f"/objects/io-{disk}", property="poll-max-ns") == 32768
             inserted = blocks[dev]["inserted"]
             assert inserted["cache"]["no-flush"] is True  # ephemeral RAM disk
-            assert inserted["file"].endswith(f"/tmpfs-{disk}/disk.raw")
+            # qemu runs as vmlaunch-qemu: the disk is an fd vmlaunch opened (-add-fd), and that fd is the tmpfs file
+            assert inserted["file"].startswith("/dev/fdset/")
+            assert any(os.readlink(f"/proc/{qemu}/fd/{fd}").endswith(f"/tmpfs-{disk}/disk.raw")
+                       for fd in os.listdir(f"/proc/{qemu}/fd"))
         q.close()
         assert f"/run/vmlaunch/qmpcheck/tmpfs-one" in mounts()
 

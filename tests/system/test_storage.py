@@ -36,12 +36,31 @@ def meminfo(key):
     raise KeyError(key)
 
 
+def qemu_pid(name):
+    for d in os.listdir("/proc"):
+        try:
+            if d.isdigit() and f"{name},debug-threads=on".encode() in Path(f"/proc/{d}/cmdline").read_bytes().split(b"\0"):
+                return int(d)
+        except OSError:
+            pass
+    raise AssertionError(f"no qemu for {name}")
+
+
 def disk_file(name):
+    """The host file or device behind each disk. qemu runs as vmlaunch-qemu and opens "/dev/fdset/N", an fd vmlaunch
+    opened: the path is what that fd (in qemu's fd set, query-fdsets) points to."""
     q = QMP(STATE_ROOT / name / "qmp.sock")
     try:
-        return {b["qdev"]: b["inserted"]["file"] for b in q.execute("query-block") if b.get("inserted")}
+        files = {b["qdev"]: b["inserted"]["file"] for b in q.execute("query-block") if b.get("inserted")}
+        fdsets = {s["fdset-id"]: s["fds"] for s in q.execute("query-fdsets")}
     finally:
         q.close()
+    pid = qemu_pid(name)
+    for dev, f in files.items():
+        if f.startswith("/dev/fdset/"):
+            fds = fdsets[int(f.rsplit("/", 1)[1])]
+            files[dev] = os.readlink(f"/proc/{pid}/fd/{fds[0]['fd']}")
+    return files
 
 
 def run_pattern_vm(config, name, disk_section, doublings=12):

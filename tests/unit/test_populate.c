@@ -230,7 +230,7 @@ static int probe_capturing(const char *path, const char *format, struct populate
 	assert_true(fd >= 0 && saved >= 0);
 	fflush(stderr);
 	dup2(fd, 2);
-	r = populate_probe(path, format, out);
+	r = populate_probe(path, format, false, out);
 	fflush(stderr);
 	dup2(saved, 2);
 	close(saved);
@@ -329,7 +329,7 @@ static int fixture_teardown(void **state)
 
 static void probe_ok(const char *path, const char *format, struct populate_source *src)
 {
-	assert_int_equal(populate_probe(path, format, src), 0);
+	assert_int_equal(populate_probe(path, format, false, src), 0);
 	assert_int_equal(src->virtual_size, SOURCE_SIZE);
 }
 
@@ -377,8 +377,46 @@ static void test_probe_refuses_qcow2_declared_raw(void **state)
 	assert_contains(err, "is a qcow2 image, not raw");
 	free(err);
 	assert_int_equal(probe_capturing(raw_image, "qcow2", &src, &err), -EINVAL);
-	assert_contains(err, "format = qcow2, but qemu-img finds a raw image");
+	assert_contains(err, "format = qcow2, but it has no qcow2 header");
 	free(err);
+}
+
+/* qemu-img create -b SECRET: filling a disk from it would read SECRET as root. Refused unless allowed; a qcow2 header
+ * with a backing file written into a file declared raw is refused as a qcow2, never followed. */
+static void test_probe_refuses_images_that_name_other_files(void **state)
+{
+	struct populate_source src;
+	char *secret = path_in_dir("secret"), *evil = path_in_dir("evil.qcow2"), *err;
+
+	(void)state;
+	{
+		FILE *f = fopen(secret, "w");
+
+		assert_non_null(f);
+		fputs("host secret\n", f);
+		fclose(f);
+	}
+	assert_int_equal(command_run((char *[]){ "qemu-img", "create", "-q", "-f", "qcow2", "-b", secret, "-F", "raw",
+						 evil, "1M", NULL },
+				     NULL, "qemu-img create"),
+			 0);
+	assert_int_equal(probe_capturing(evil, NULL, &src, &err), -EINVAL);
+	assert_contains(err, evil);
+	assert_contains(err, secret);
+	assert_contains(err, "source-backing = allow");
+	free(err);
+	assert_int_equal(probe_capturing(evil, "qcow2", &src, &err), -EINVAL);
+	free(err);
+	assert_int_equal(probe_capturing(evil, "raw", &src, &err), -EINVAL);
+	assert_contains(err, "is a qcow2 image, not raw");
+	free(err);
+	assert_int_equal(populate_probe(evil, "qcow2", true, &src), 0);
+	assert_string_equal(src.format, "qcow2");
+	populate_source_free(&src);
+	unlink(evil);
+	unlink(secret);
+	free(evil);
+	free(secret);
 }
 
 /* The raw copy into a fresh sparse file: same bytes, zeros past the image, and the holes stay holes. */
@@ -489,7 +527,7 @@ static void test_unaligned_sizes(void **state)
 	pwrite_all(fd, buf, image_size, 0);
 	assert_int_equal(fallocate(fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, MIB, 2 * MIB), 0);
 	close(fd);
-	assert_int_equal(populate_probe(image, "raw", &src), 0);
+	assert_int_equal(populate_probe(image, "raw", false, &src), 0);
 	assert_int_equal(src.virtual_size, 5 * MIB + 1024); /* rounded up to 512 by qemu-img */
 	for (int engine = POPULATE_ENGINE_URING; engine <= POPULATE_ENGINE_SYNC; engine++) {
 		populate_tuning.engine = engine;
@@ -667,6 +705,7 @@ int main(void)
 		cmocka_unit_test(test_probe_detects_format_and_size),
 		cmocka_unit_test(test_probe_missing_file_names_the_path),
 		cmocka_unit_test(test_probe_refuses_qcow2_declared_raw),
+		cmocka_unit_test(test_probe_refuses_images_that_name_other_files),
 		cmocka_unit_test_setup_teardown(test_raw_sparse_into_fresh_file, fixture_setup, fixture_teardown),
 		cmocka_unit_test_setup_teardown(test_raw_sparse_io_uring, fixture_setup, fixture_teardown),
 		cmocka_unit_test_setup_teardown(test_raw_sparse_io_uring_small_buffers, fixture_setup, fixture_teardown),

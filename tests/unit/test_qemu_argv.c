@@ -64,7 +64,8 @@ static struct host_facts fake_host(bool kvm_ok)
 }
 
 /* config → describe → plan → argv, one argument per line with the temp dir as @DIR@; compared with the golden file. */
-static void check_golden(const char *dir, const char *config, bool kvm_ok, bool command_mode, const char *golden)
+static void check_golden(const char *dir, const char *config, bool kvm_ok, bool command_mode, const char *golden,
+			 const struct privileges *pv)
 {
 	struct host_facts host = fake_host(kvm_ok);
 	struct vm_config cfg;
@@ -82,7 +83,7 @@ static void check_golden(const char *dir, const char *config, bool kvm_ok, bool 
 		/* O_DIRECT support depends on the filesystem under /tmp; the probe is tested elsewhere, the syntax here. */
 		targets[i].direct_ok = true;
 	}
-	assert_int_equal(plan_build(&cfg, &host, targets, &nopriv, &(struct run_request){ .command_mode = command_mode }, &plan), 0);
+	assert_int_equal(plan_build(&cfg, &host, targets, pv, &(struct run_request){ .command_mode = command_mode }, &plan), 0);
 	qemu_argv_build(&plan, &c);
 	for (size_t i = 0; i < c.argv.n; i++) {
 		tmp = xasprintf("%s%s\n", text, c.argv.v[i]);
@@ -158,7 +159,7 @@ static void test_demo_conf(void **state)
 
 	assert_non_null(text);
 	write_file_n(dst, text, strlen(text));
-	check_golden(dir, dst, false, false, "demo.argv");
+	check_golden(dir, dst, false, false, "demo.argv", &nopriv);
 	remove_tree(dir);
 	free(text);
 	free(src);
@@ -192,7 +193,11 @@ static void test_two_disks_and_ephemeral_file(void **state)
 			    "[disk data]\nbackend = file\npath = ../data,1.raw\n"
 			    "[disk scratch]\nbackend = tmpfs\nsize = 2G\ncache = safe\n"
 			    "[qemu]\nextra = -device virtio-rng-pci\n"));
-	check_golden(dir, p, true, true, "multi-command.argv");
+	check_golden(dir, p, true, true, "multi-command.argv", &nopriv);
+	/* qemu as another user: every disk (the overlay's base too) and the console log are fds vmlaunch opens, with
+	 * the access mode qemu's fdset matches; no path of the host's reaches qemu's command line */
+	check_golden(dir, p, true, true, "multi-command-as-user.argv",
+		     &(struct privileges){ .switch_user = true, .uid = 999, .gid = 999, .user = "vmlaunch-qemu" });
 	free(p);
 	remove_tree(dir);
 	free(dir);

@@ -1,0 +1,253 @@
+"""Hardening (#19): names from the command line, forged journals, qemu's user, source images' backing files."""
+import fcntl
+import os
+import pwd
+import subprocess
+import tempfile
+
+import pytest
+
+from conftest import GUEST, VMLAUNCH, vmlaunch
+
+
+def as_nobody_with_root(base):
+    """vmlaunch as an unprivileged user keeps its state under $XDG_RUNTIME_DIR/vmlaunch: a base directory of the
+    test's own, so a vmlaunch that misbehaves cannot touch another VM's /run/vmlaunch entries."""
+    nobody = pwd.getpwnam("nobody")
+    os.chown(base, nobody.pw_uid, nobody.pw_gid)
+    env = dict(os.environ, XDG_RUNTIME_DIR=str(base))
+
+    def run(*args):
+        return subprocess.run([VMLAUNCH, *args], capture_output=True, text=True, timeout=60, env=env,
+                              user=nobody.pw_uid, group=nobody.pw_gid, extra_groups=[])
+    return run, nobody
+
+
+@pytest.mark.parametrize("name", ["", ".", "..", "x.lock", "a/b"])
+def test_cleanup_and_status_refuse_what_is_not_a_vm_name(name):
+    base = tempfile.mkdtemp(prefix="vmlaunch-names-")
+    os.chmod(base, 0o755)
+    run, nobody = as_nobody_with_root(base)
+    root = os.path.join(base, "vmlaunch")
+    os.mkdir(root, 0o755)
+    os.chown(root, nobody.pw_uid, nobody.pw_gid)
+    # another VM's lock, held the whole time, and a leftover state dir beside it
+    lock = os.path.join(root, "other.lock")
+    fd = os.open(lock, os.O_RDWR | os.O_CREAT, 0o600)
+    os.fchown(fd, nobody.pw_uid, nobody.pw_gid)
+    fcntl.flock(fd, fcntl.LOCK_EX)
+    try:
+        r = run("--cleanup", name)
+        assert r.returncode == 2, r.stderr
+        assert "expected a VM name" in r.stderr
+        r = run("--status", name)
+        assert r.returncode == 2, r.stderr
+        assert "expected a VM name" in r.stderr
+        assert os.path.exists(lock) and os.path.isdir(root)
+        # --cleanup of every VM waits for a held lock and never removes it
+        r = run("--cleanup", "--wait", "0")
+        assert os.path.exists(lock), r.stderr
+    finally:
+        os.close(fd)
+        subprocess.run(["rm", "-rf", base])
+
+
+def proc_field(pid, field):
+    for line in open(f"/proc/{pid}/status"):
+        if line.startswith(field + ":"):
+            return line.split()[1]
+    raise AssertionError(field)
+
+
+def qemu_of(name):
+    for p in os.listdir("/proc"):
+        if p.isdigit():
+            try:
+                if f"{name},debug-threads=on".encode() in open(f"/proc/{p}/cmdline", "rb").read().split(b"\0"):
+                    return int(p)
+            except OSError:
+                pass
+    raise AssertionError(f"no qemu for {name}")
+
+
+def test_qemu_is_unprivileged_by_default_and_gets_fds_not_paths(config, tmp_path, qemu_user):
+    """As root with no [qemu] user, qemu runs as vmlaunch-qemu; it reaches a root-only image in a root-only dir, a zram
+    device, a tmpfs disk, an ephemeral overlay's base and its console log through fds vmlaunch opened, and nothing on
+    the host changes owner; the state dir and journal stay root's."""
+    qemu = pwd.getpwnam(qemu_user)
+    img, base = tmp_path / "data.raw", tmp_path / "base.raw"
+    for f in (img, base):
+        with open(f, "wb") as fh:
+            fh.truncate(8 << 20)
+        os.chmod(f, 0o600)
+    conf = config("[vm]\nname = hfds\n" + GUEST +
+                  "[disk z]\nbackend = zram\nsize = 16M\n"
+                  "[disk t]\nbackend = tmpfs\nsize = 16M\n"
+                  f"[disk f]\nbackend = file\npath = {img}\n"
+                  f"[disk e]\nbackend = file\npath = {base}\nephemeral = yes\n")
+    r = vmlaunch("--dry-run", conf)
+    assert r.returncode == 0, r.stderr
+    assert str(img) not in r.stdout and str(base) not in r.stdout and "/dev/zram" not in r.stdout
+    assert "-add-fd" in r.stdout
+    p = subprocess.Popen([VMLAUNCH, str(conf), "--", "sh", "-c",
+                          "for d in /dev/vd?; do dd if=/dev/zero of=$d bs=4k count=1 conv=fsync 2>/dev/null "
+                          "|| exit 9; done; echo up; exec sleep 600"],
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        assert p.stdout.readline() == "up\n", p.stderr.read() if p.poll() is not None else ""
+        pid = qemu_of("hfds")
+        assert proc_field(pid, "Uid") == str(qemu.pw_uid)
+        state = "/run/vmlaunch/hfds"
+        st = os.stat(state)
+        assert st.st_uid == 0 and (st.st_mode & 0o777) == 0o711
+        for leaf in ("journal", "console.log", "qmp.sock", "pid"):
+            st = os.lstat(f"{state}/{leaf}")
+            assert st.st_uid == 0 and not st.st_mode & 0o022, leaf
+        zram = [os.readlink(f"/proc/{pid}/fd/{fd}") for fd in os.listdir(f"/proc/{pid}/fd")]
+        zram = [z for z in zram if z.startswith("/dev/zram")]
+        # the compressed store is bounded by the disk's size
+        assert all(int(open(f"/sys/block/{z[5:]}/mm_stat").read().split()[3]) == 16 << 20 for z in zram)  # mem_limit
+        assert zram and all(os.stat(z).st_uid == 0 and os.stat(z).st_gid in (0, 6) for z in zram)  # root:root or root:disk
+        for f in (img, base):
+            assert os.stat(f).st_uid == 0 and (os.stat(f).st_mode & 0o777) == 0o600
+    finally:
+        p.terminate()
+        p.wait(timeout=120)
+    assert p.returncode == 128 + 15, p.stderr.read()
+
+
+def test_qemu_user_root_must_be_written(config):
+    conf = config("[vm]\nname = hroot\n[qemu]\nuser = root\n" + GUEST)
+    p = subprocess.Popen([VMLAUNCH, str(conf), "--", "sh", "-c", "echo up; exec sleep 600"],
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        assert p.stdout.readline() == "up\n"
+        assert proc_field(qemu_of("hroot"), "Uid") == "0"
+    finally:
+        p.terminate()
+        p.wait(timeout=120)
+
+
+def test_source_image_naming_a_host_file_is_refused(config, tmp_path):
+    """qemu-img create -b SECRET: as source = it gave the guest SECRET's bytes (read as root)."""
+    secret = tmp_path / "secret"
+    secret.write_bytes(b"HOST-SECRET-" * 100)
+    evil = tmp_path / "evil.qcow2"
+    subprocess.run(["qemu-img", "create", "-q", "-f", "qcow2", "-b", str(secret), "-F", "raw", str(evil), "1M"],
+                   check=True)
+    disk = f"[disk d]\nbackend = tmpfs\nsize = 16M\nsource = {evil}\n"
+    conf = config("[vm]\nname = hevil\n" + GUEST + disk)
+    r = vmlaunch(conf, "--", "head", "-c", "12", "/dev/vda")
+    assert "HOST-SECRET" not in r.stdout
+    assert r.returncode == 2, r.stderr
+    assert f"names another file, {secret}" in r.stderr and "source-backing = allow" in r.stderr
+    # allowed in writing, with the format written too, it is followed
+    conf = config("[vm]\nname = hevil\n" + GUEST + disk + "source-backing = allow\n", name="allow.conf")
+    r = vmlaunch(conf, "--", "head", "-c", "12", "/dev/vda")
+    assert r.returncode == 2 and "source-backing = allow: needs source-format" in r.stderr
+    conf = config("[vm]\nname = hevil\n" + GUEST + disk + "source-backing = allow\nsource-format = qcow2\n",
+                  name="allow2.conf")
+    r = vmlaunch(conf, "--", "head", "-c", "12", "/dev/vda")
+    assert r.returncode == 0, r.stderr
+    assert r.stdout == "HOST-SECRET-"
+
+
+def test_raw_source_with_a_forged_header_is_never_probed_as_another_format(config, tmp_path):
+    """A raw image whose first bytes a guest made a vmdk descriptor naming a host file: qemu-img would probe vmdk
+    and read the extent; vmlaunch only knows qcow2's magic, so it is raw, and the guest gets its own bytes back."""
+    secret = tmp_path / "secret"
+    secret.write_bytes(b"HOST-SECRET-" * 100)
+    img = tmp_path / "guest-written.raw"
+    desc = (f'# Disk DescriptorFile\nversion=1\nCID=12345678\nparentCID=ffffffff\ncreateType="monolithicFlat"\n'
+            f'RW 2048 FLAT "{secret}" 0\n').encode()
+    img.write_bytes(desc.ljust(1 << 20, b"\0"))
+    probe = subprocess.run(["qemu-img", "info", "--output=json", str(img)], capture_output=True, text=True)
+    assert '"format": "vmdk"' in probe.stdout  # what qemu-img's own probe makes of it
+    conf = config("[vm]\nname = hvmdk\n" + GUEST + f"[disk d]\nbackend = tmpfs\nsize = 16M\nsource = {img}\n")
+    r = vmlaunch(conf, "--", "head", "-c", "21", "/dev/vda")
+    assert r.returncode == 0, r.stderr
+    assert r.stdout == "# Disk DescriptorFile"
+
+
+def test_forged_journal_touches_nothing_outside_the_state_dir(tmp_path):
+    """A leftover state dir whose journal was written by someone else: records pointing outside it (directly, through
+    a symlink inside it, or at a process vmlaunch never started) are refused; --cleanup still removes the dir."""
+    name = "hforged"
+    state = f"/run/vmlaunch/{name}"
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    victim, through_link, victim_dir = outside / "victim", outside / "via-link", outside / "empty-dir"
+    victim.write_text("keep")
+    through_link.write_text("keep")
+    victim_dir.mkdir()
+    bystander = subprocess.Popen(["sleep", "600"])
+    try:
+        start = open(f"/proc/{bystander.pid}/stat").read().rsplit(")", 1)[1].split()[19]
+        assert not os.path.exists(state) and not os.path.exists(f"{state}.lock")
+        os.makedirs(state, mode=0o700)
+        os.symlink(outside, f"{state}/link")
+        with open(f"{state}/journal", "w") as j:
+            j.write(f"unlink {victim}\n"
+                    f"unlink {state}/../../..{victim}\n"
+                    f"unlink {state}/link/via-link\n"
+                    f"rmdir {victim_dir}\n"
+                    f"rmdir {state}/link/empty-dir\n"
+                    f"umount {state}/link\n"
+                    f"kill {bystander.pid}:{start}\n"
+                    "zram-remove ../../../sys/class/zram-control\n"
+                    "lvm-remove not/a/name\n"
+                    "brd-discard /dev/sda\n")
+        r = vmlaunch("--cleanup", name)
+        assert r.returncode == 0, r.stderr  # the leftover is gone; each refusal is said on stderr
+        assert "refusing to remove" in r.stderr and "not killing it" in r.stderr
+        assert victim.read_text() == "keep" and through_link.read_text() == "keep" and victim_dir.is_dir()
+        assert bystander.poll() is None
+        assert not os.path.exists(state) and not os.path.exists(f"{state}.lock")
+    finally:
+        bystander.kill()
+        bystander.wait()
+        subprocess.run(["rm", "-rf", state, f"{state}.lock"])
+
+
+def test_guest_memory_total_cannot_wrap_around(config, tmp_path):
+    conf = config("[vm]\nname = hmem\n" + GUEST + "[memory tier far]\nbackend = dram\nsize = 2T\n")
+    r = vmlaunch("--dry-run", "--set", "vm.memory=16777215T", conf)
+    assert "-m\n0M" not in r.stdout
+    assert r.returncode == 2 and "more than 4 PiB" in r.stderr, r.stderr
+
+
+def test_more_pci_devices_than_q35_slots_is_refused_before_anything_is_made(config):
+    """29 disks + the command's virtio-serial + pvpanic: 31 functions for q35's 30 free slots. qemu said 'no
+    slot/function available' after every disk was made; vmlaunch now says so first (28 disks boot)."""
+    disks = lambda n: "".join(f"[disk d{i}]\nbackend = tmpfs\nsize = 1M\n" for i in range(n))
+    conf = config("[vm]\nname = hpci\nmemory = 256M\n" + GUEST + disks(29))
+    r = vmlaunch(conf, "--", "true")
+    assert r.returncode == 2, r.stderr
+    assert "31 PCI devices (29 disks" in r.stderr and "30 free slots" in r.stderr
+    assert not os.path.exists("/run/vmlaunch/hpci")
+    conf = config("[vm]\nname = hpci\nmemory = 256M\n" + GUEST + disks(28), name="ok.conf")
+    r = vmlaunch(conf, "--", "sh", "-c", "ls /sys/block | grep -c vd")
+    assert r.returncode == 0, r.stderr
+    assert r.stdout == "28\n"
+
+
+def meminfo_bytes(key):
+    for line in open("/proc/meminfo"):
+        if line.startswith(key + ":"):
+            return int(line.split()[1]) * 1024
+    raise KeyError(key)
+
+
+def test_ram_disks_and_hugepages_bounded_by_the_host(config):
+    total_mib = meminfo_bytes("MemTotal") >> 20
+    conf = config("[vm]\nname = hram\nmemory = 256M\n" + GUEST +
+                  f"[disk a]\nbackend = tmpfs\nsize = {total_mib // 2 + 1}M\n"
+                  f"[disk b]\nbackend = zram\nsize = {total_mib // 2 + 1}M\n")
+    r = vmlaunch("--dry-run", conf)
+    assert r.returncode == 2, r.stderr
+    assert f"this host has {total_mib} MiB (MemTotal" in r.stderr
+    avail_2m = (meminfo_bytes("MemAvailable") >> 21) + 2
+    conf = config(f"[vm]\nname = hram\nmemory = {avail_2m * 2}M\n[memory]\nhugepages = 2M\n" + GUEST, name="hp.conf")
+    r = vmlaunch("--dry-run", conf)
+    assert r.returncode == 2, r.stderr
+    assert f"{avail_2m} pages" in r.stderr and "MemAvailable" in r.stderr
