@@ -14,6 +14,7 @@
 #include <linux/openat2.h>
 #include <net/if.h>
 #include <pwd.h>
+#include <poll.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdbool.h>
@@ -46,6 +47,8 @@
  * they can still be missing when we start; a port that has not appeared by then is not coming. */
 #define PORTS_TIMEOUT_MS 5000
 #define PORTS_POLL_MS 5
+/* How long the guest waits for the host to have read all of the command's output. */
+#define STATUS_ACK_TIMEOUT_MS 60000
 
 /* Exit statuses the agent reports itself; 126 and 127 are the shell's. */
 #define EXIT_AGENT_FAILURE GUEST_EXIT_AGENT_FAILURE
@@ -78,6 +81,8 @@ struct command {
 /* Where errors are also copied while the stderr port is open: in command mode the user reads that port, not
  * necessarily the console. */
 static int error_port_fd = -1;
+/* Bytes handed to the stdout and stderr ports: the host acknowledges them before the guest powers off. */
+static unsigned long long port_bytes[2];
 
 /* The console is PID 1's stderr: the kernel opened /dev/console for /init. */
 static void console_error(const char *format, ...) {
@@ -94,8 +99,12 @@ static void console_error(const char *format, ...) {
                 length = sizeof(message) - 2;
         message[length++] = '\n';
         dprintf(STDERR_FILENO, "vmlaunch-guest: %.*s", length, message);
-        if (error_port_fd >= 0)
-                dprintf(error_port_fd, "vmlaunch-guest: %.*s", length, message);
+        if (error_port_fd >= 0) {
+                int n = dprintf(error_port_fd, "vmlaunch-guest: %.*s", length, message);
+
+                if (n > 0)
+                        port_bytes[1] += (unsigned long long) n;
+        }
 }
 
 static int read_file(const char *path, char **ret_data, size_t *ret_size) {
@@ -414,8 +423,9 @@ static int ports_open(struct port *ports, size_t count) {
 
                         if (ports[i].fd >= 0 || port_find(ports[i].name, path, sizeof(path)) < 0)
                                 continue;
-                        /* A port accepts one open at a time: the command inherits this descriptor. */
-                        ports[i].fd = open(path, O_WRONLY | O_CLOEXEC | O_NOCTTY);
+                        /* A port accepts one open at a time. Read-write: the status port carries the host's
+                         * acknowledgement back. */
+                        ports[i].fd = open(path, O_RDWR | O_CLOEXEC | O_NOCTTY);
                         if (ports[i].fd < 0) {
                                 console_error("cannot open port %s (%s): %m", ports[i].name, path);
                                 ports[i].fd = -2; /* found but unusable: do not retry */
@@ -537,16 +547,74 @@ static void processes_kill_remaining(void) {
                 ;
 }
 
-static int command_run(const struct command *c, int stdout_fd, int stderr_fd) {
-        pid_t pid = fork();
+/* Copies what a pipe has to its port, counting it; false at EOF. */
+static bool relay_some(int from, int to, unsigned long long *count) {
+        char buffer[65536];
+        ssize_t n = read(from, buffer, sizeof(buffer));
 
+        if (n < 0 && (errno == EINTR || errno == EAGAIN))
+                return true;
+        if (n <= 0)
+                return false;
+        for (ssize_t done = 0; done < n;) {
+                ssize_t w = write(to, buffer + done, (size_t) (n - done));
+
+                if (w < 0 && errno == EINTR)
+                        continue;
+                if (w < 0)
+                        return true; /* the port is gone: keep draining the pipe so the command never blocks */
+                done += w;
+                *count += (unsigned long long) w;
+        }
+        return true;
+}
+
+/* The command's output goes through pipes this agent copies to the ports, so it knows how many bytes the host must
+ * have before the VM may power off (qemu drops what a slow host has not taken yet). Returns the exit code once the
+ * command has exited and every writer of its pipes is gone (what it left running is killed then). */
+static int command_run(const struct command *c, int stdout_fd, int stderr_fd) {
+        int out[2], err[2], code = -1, open_pipes = 2;
+        pid_t pid;
+
+        if (pipe2(out, O_CLOEXEC) < 0 || pipe2(err, O_CLOEXEC) < 0) {
+                console_error("cannot make the command's pipes: %m");
+                return EXIT_AGENT_FAILURE;
+        }
+        pid = fork();
         if (pid < 0) {
                 console_error("cannot fork: %m");
                 return EXIT_AGENT_FAILURE;
         }
         if (pid == 0)
-                child_exec(c, stdout_fd, stderr_fd);
-        return command_wait(pid);
+                child_exec(c, out[1], err[1]);
+        close(out[1]);
+        close(err[1]);
+        struct pollfd fds[2] = { { out[0], POLLIN, 0 }, { err[0], POLLIN, 0 } };
+        int ports[2] = { stdout_fd, stderr_fd };
+
+        while (open_pipes > 0) {
+                int status;
+                pid_t done;
+
+                if (poll(fds, 2, code < 0 ? 100 : 1000) < 0 && errno != EINTR)
+                        break;
+                for (int i = 0; i < 2; i++)
+                        if (fds[i].fd >= 0 && fds[i].revents && !relay_some(fds[i].fd, ports[i], &port_bytes[i])) {
+                                close(fds[i].fd);
+                                fds[i].fd = -1;
+                                open_pipes--;
+                        }
+                /* As PID 1 every orphan is ours to reap; once the command is gone, what it left must let go of
+                 * its pipes, or its output would never end. */
+                while ((done = waitpid(-1, &status, WNOHANG)) > 0)
+                        if (done == pid)
+                                code = exit_code(status);
+                if (code >= 0 && open_pipes > 0)
+                        kill(-1, SIGKILL);
+        }
+        if (code < 0)
+                code = command_wait(pid);
+        return code;
 }
 
 /* Everything the command needs from fw_cfg besides the ports; 0 or a negative errno (already reported). */
@@ -723,14 +791,21 @@ static int probe_main(const char *disk) {
         return 0;
 }
 
+/* "exit=N out=BYTES err=BYTES", then the host's "ok" once it has every byte (bounded: a host that never answers
+ * does not keep the VM up). */
 static void status_report(int status_fd, int code) {
-        char line[16];
-        int length = snprintf(line, sizeof(line), "exit=%d\n", code);
+        char line[96], ack[8];
+        int length = snprintf(line, sizeof(line), "exit=%d out=%llu err=%llu\n", code, port_bytes[0], port_bytes[1]);
+        struct pollfd p = { status_fd, POLLIN, 0 };
 
         if (status_fd < 0)
                 return;
-        if (write(status_fd, line, (size_t) length) != length)
+        if (write(status_fd, line, (size_t) length) != length) {
                 console_error("cannot write the exit status to port %s: %m", GUEST_PORT_STATUS);
+                return;
+        }
+        if (poll(&p, 1, STATUS_ACK_TIMEOUT_MS) <= 0 || read(status_fd, ack, sizeof(ack)) <= 0)
+                console_error("the host did not acknowledge the output in %d ms", STATUS_ACK_TIMEOUT_MS);
 }
 
 int main(int argc, char **argv) {

@@ -9,8 +9,11 @@
  *    /sys/firmware/qemu_fw_cfg/by_name/opt/org.vmlaunch/argv/raw);
  *  - the guest runs it with stdin from /dev/null, its stdout and stderr connected to the virtio-serial ports named
  *    GUEST_PORT_STDOUT and GUEST_PORT_STDERR (found through /sys/class/virtio-ports/NAME/name);
- *  - when the command has ended and both ports are drained, the guest writes one line "exit=N\n" (N in 0..255; a
- *    command killed by signal S reports 128+S) to GUEST_PORT_STATUS, syncs, and powers off;
+ *  - the command's output reaches the ports through pipes the guest copies, counting the bytes; when the command
+ *    has ended and its pipes are closed, the guest writes one line "exit=N out=BYTES err=BYTES\n" (N in 0..255; a
+ *    command killed by signal S reports 128+S) to GUEST_PORT_STATUS and waits (up to 60 s) for the host's "ok\n"
+ *    on that port, which the host sends once it has read BYTES from each port: qemu drops what a slow host has
+ *    not taken yet when the VM powers off. Then the guest syncs and powers off;
  *  - a guest that cannot start the command reports exit=127 (not found) or exit=126 (not executable), like a shell,
  *    and exit=125 (GUEST_EXIT_AGENT_FAILURE) when it could not set up what the command needs: a port missing after
  *    5 s, an empty argv, an unknown user, a malformed env entry, a root disk that does not mount, a share that does

@@ -316,6 +316,8 @@ struct supervisor {
 	char *shutdown_reason;
 	char status[64];
 	size_t status_len;
+	unsigned long long received[2]; /* bytes read from the guest's stdout and stderr ports */
+	bool acked;                      /* the guest was told it has all of them, and may power off */
 	struct agent agent; /* agent mode: the command through qemu-guest-agent */
 	bool agent_running, agent_failed;
 	/* The guest's stdout/stderr, read as soon as qemu passes them on and written out as fd 1/2 can take them:
@@ -397,6 +399,7 @@ static void relay(struct supervisor *s, int *fd, int which)
 		}
 		memcpy(o->data + o->len, buf, (size_t)n);
 		o->len += (size_t)n;
+		s->received[which] += (unsigned long long)n;
 		return;
 	}
 	n = n < (ssize_t)(sizeof(s->status) - 1 - s->status_len) ? n
@@ -404,6 +407,22 @@ static void relay(struct supervisor *s, int *fd, int which)
 	memcpy(s->status + s->status_len, buf, (size_t)n);
 	s->status_len += (size_t)n;
 	s->status[s->status_len] = '\0';
+}
+
+/* The guest's status line says how many bytes it handed to each port; once they are all here, "ok" lets it power
+ * off. Until then qemu may still hold some, and would drop them with the VM. */
+static void acknowledge(struct supervisor *s)
+{
+	unsigned long long out, err;
+	int code;
+
+	if (s->acked || s->vm->status_fd < 0 ||
+	    sscanf(s->status, "exit=%d out=%llu err=%llu", &code, &out, &err) != 3 || s->received[0] < out ||
+	    s->received[1] < err)
+		return;
+	s->acked = true;
+	if (write(s->vm->status_fd, "ok\n", 3) != 3)
+		log_warn("cannot acknowledge the guest's output: %s", strerror(errno));
 }
 
 /* One write of what fd 1+which can take now (called on POLLOUT; PIPE_BUF keeps a pipe write from blocking). A
@@ -628,6 +647,8 @@ int run_supervise(const struct plan *p, struct vm_process *vm, int sigfd, struct
 			flush_some(&s, 1);
 		if (fds[5].revents)
 			relay(&s, &vm->status_fd, -1);
+		if (fds[3].revents || fds[4].revents || fds[5].revents)
+			acknowledge(&s);
 		if (s.agent_running)
 			drive_agent(&s, fds[9].revents != 0);
 		if (fds[6].revents && guardian_restart(guardian) < 0)

@@ -1,4 +1,4 @@
-# bash completion for vmlaunch: options, config files, and running VM names for --status / --cleanup.
+# bash completion for vmlaunch: options, config files, and running VM names for the verbs that take one.
 _vmlaunch_names()
 {
 	local root=/run/vmlaunch
@@ -20,7 +20,7 @@ _vmlaunch()
 		[ "${COMP_WORDS[i]}" = "--" ] && return 0
 	done
 	case "$prev" in
-	--status|--cleanup)
+	--status|--cleanup|--stop|--ssh)
 		COMPREPLY=($(compgen -W "$(_vmlaunch_names)" -- "$cur"))
 		return 0
 		;;
@@ -29,12 +29,16 @@ _vmlaunch()
 		compopt -o nospace 2>/dev/null
 		return 0
 		;;
-	--wait)
+	--wait|--env)
+		return 0
+		;;
+	--share)
+		compopt -o nospace 2>/dev/null
 		return 0
 		;;
 	esac
 	if [[ "$cur" == -* ]]; then
-		COMPREPLY=($(compgen -W "--dry-run --explain --set --cleanup --wait --list --status --verbose --help --version" -- "$cur"))
+		COMPREPLY=($(compgen -W "--dry-run --explain --set --share --env --cleanup --wait --list --status --stop --ssh --json --verbose --help --version" -- "$cur"))
 		return 0
 	fi
 	COMPREPLY=($(compgen -f -X '!*.conf' -- "$cur") $(compgen -d -- "$cur"))

@@ -33,7 +33,7 @@
 /* What describe decided, for prepare. */
 struct rbd_state {
 	bool create;      /* create or clone the image */
-	char *qemu_conf;  /* ms-mode: the conf vmlaunch writes for qemu in the state dir; NULL: the user's own */
+	char *qemu_conf;  /* the copy of the Ceph conf qemu reads, in the state dir (qemu's user may not read the original) */
 };
 
 static void rbd_state_free(void *p)
@@ -187,16 +187,14 @@ static void describe_target(const struct storage_context *ctx, const struct disk
 	t->direct_ok = true; /* cache.direct=on is what turns librbd's cache off */
 	t->ephemeral = d->ephemeral;
 	t->readonly = d->readonly;
-	/* qemu's -blockdev rbd has no option for the msgr2 mode: it reads it from a copy of the conf that says it */
-	if (s->ms_mode != MS_MODE_DEFAULT) {
-		st->qemu_conf = xasprintf("%s/%s.ceph.conf", ctx->state_dir, d->name);
-		strv_push(&t->qemu_opens, st->qemu_conf);
-	}
+	/* qemu reads a copy in the state dir: its user may not read the original, and -blockdev rbd has no option for
+	 * the msgr2 mode, which the copy then says */
+	st->qemu_conf = xasprintf("%s/%s.ceph.conf", ctx->state_dir, d->name);
+	strv_push(&t->qemu_opens, st->qemu_conf);
 	strv_push_many(&t->driver_opts, "pool", s->pool, NULL);
 	if (s->ns)
 		strv_push_many(&t->driver_opts, "namespace", s->ns, NULL);
-	strv_push_many(&t->driver_opts, "image", s->image, "conf", st->qemu_conf ? st->qemu_conf : s->conf, "user",
-		       s->user, NULL);
+	strv_push_many(&t->driver_opts, "image", s->image, "conf", st->qemu_conf, "user", s->user, NULL);
 }
 
 /* Connects as the config says, with the key qemu will be handed (its file named in the target), and opens the
@@ -394,10 +392,13 @@ static int write_qemu_conf(const struct rbd_spec *s, const char *path)
 		free(text);
 		return r;
 	}
-	out = xasprintf("%s%s\n# vmlaunch: ms-mode = %s for this disk (qemu's -blockdev rbd has no option for it)\n"
-			"[client.%s]\nms_client_mode = %s\nms_mon_client_mode = %s\n",
-			text, len && text[len - 1] != '\n' ? "\n" : "", rbd_ms_mode_word(s->ms_mode), s->user,
-			rbd_ms_mode_word(s->ms_mode), rbd_ms_mode_word(s->ms_mode));
+	if (s->ms_mode == MS_MODE_DEFAULT)
+		out = xasprintf("%s", text ? text : "");
+	else
+		out = xasprintf("%s%s\n# vmlaunch: ms-mode = %s for this disk (qemu's -blockdev rbd has no option for it)\n"
+				"[client.%s]\nms_client_mode = %s\nms_mon_client_mode = %s\n",
+				text, len && text[len - 1] != '\n' ? "\n" : "", rbd_ms_mode_word(s->ms_mode), s->user,
+				rbd_ms_mode_word(s->ms_mode), rbd_ms_mode_word(s->ms_mode));
 	r = write_private_file(path, out, strlen(out));
 	free(out);
 	free(text);
@@ -514,16 +515,14 @@ static int rbd_prepare(const struct storage_context *ctx, const struct disk_conf
 			goto out;
 		}
 	}
-	if (s.ms_mode != MS_MODE_DEFAULT) {
-		r = state_dir_journal_file(j, st->qemu_conf);
-		if (r < 0)
-			goto out;
-		r = write_qemu_conf(&s, st->qemu_conf);
-		if (r < 0) {
-			r = log_errno(r, "disk \"%s\": cannot write %s (the Ceph configuration of %s with ms-mode = %s)",
-				      d->name, st->qemu_conf, s.conf, rbd_ms_mode_word(s.ms_mode));
-			goto out;
-		}
+	r = state_dir_journal_file(j, st->qemu_conf);
+	if (r < 0)
+		goto out;
+	r = write_qemu_conf(&s, st->qemu_conf);
+	if (r < 0) {
+		r = log_errno(r, "disk \"%s\": cannot write %s (qemu's copy of the Ceph configuration %s)", d->name,
+			      st->qemu_conf, s.conf);
+		goto out;
 	}
 	if (!st->create && !d->size) {
 		r = 0; /* an existing image, used as it is: qemu needs nothing more */

@@ -241,7 +241,7 @@ def test_tap_on_a_bridge_ping_and_tcp_and_gone_after_exit(config, netns):
     conf = config("[vm]\nname = tapvm\ncpus = 2\n" + GUEST + "[net lan]\nmode = tap\nbridge = br0\n")
     p = subprocess.Popen(["ip", "netns", "exec", netns, VMLAUNCH, str(conf), "--", "sh", "-c",
                           "ip addr add 192.168.77.2/24 dev eth0; ip link set eth0 up; "
-                          "ping -c 1 -W 10 192.168.77.1 >/dev/null && echo ping-ok; echo pong | nc -l -p 7777"],
+                          "ping -c 1 -w 20 192.168.77.1 >/dev/null && echo ping-ok; echo pong | nc -l -p 7777"],
                          stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     got, deadline = b"", time.monotonic() + 120
     while time.monotonic() < deadline and not got:

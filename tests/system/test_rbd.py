@@ -2,6 +2,7 @@
 cluster gives (wrong key, missing pool, dead monitors), the guest's I/O read back through librbd, and msgr2 secure mode."""
 import base64
 import os
+import pwd
 import re
 import shutil
 import signal
@@ -170,10 +171,11 @@ def test_ephemeral_create_runs_on_rbd_node_with_direct_cache_key_by_file_and_is_
         node = block_node("rbdeph", "disk-d")
         assert node["drv"] == "rbd", node
         assert node["cache"]["direct"] is True, node
-        # the key reaches qemu through a 0600 file, never through any command line
+        # the key reaches qemu through a root-owned file only qemu's group may read, never through any command line
         key_file = STATE_ROOT / "rbdeph" / "d.rbd-key"
         st = key_file.stat()
-        assert stat.S_IMODE(st.st_mode) == 0o600 and st.st_uid == 0
+        assert stat.S_IMODE(st.st_mode) == 0o640 and st.st_uid == 0
+        assert st.st_gid == pwd.getpwnam("vmlaunch-qemu").pw_gid
         assert key_file.read_text() == ceph.key
         _, args = qemu_cmdline("rbdeph")
         assert f"secret,id=secret-d,file={key_file},format=base64" in args
@@ -350,7 +352,7 @@ def test_secure_mode_boots_does_io_and_qemu_really_uses_it(config, ceph, tmp_pat
         text = generated.read_text()
         assert text.startswith(user_conf.read_text())
         assert text.endswith("[client.vmlaunch]\nms_client_mode = secure\nms_mon_client_mode = secure\n")
-        assert stat.S_IMODE(generated.stat().st_mode) == 0o600
+        assert stat.S_IMODE(generated.stat().st_mode) == 0o640 and generated.stat().st_uid == 0
         # what Ceph's own parser makes of it (a section given twice merges, the later line wins)
         c = rados.Rados(conffile=str(generated), rados_id="vmlaunch")
         try:
