@@ -337,6 +337,8 @@ def test_secure_mode_boots_does_io_and_qemu_really_uses_it(config, ceph, tmp_pat
     # the user's conf gives qemu's librados an admin socket, so the test can ask it what mode it was configured with
     user_conf = tmp_path / "c.conf"
     asok_dir = Path(tempfile.mkdtemp(prefix="as-", dir="/tmp"))
+    qemu_user = pwd.getpwnam("vmlaunch-qemu")
+    os.chown(asok_dir, qemu_user.pw_uid, qemu_user.pw_gid)  # qemu, as its own user, makes its admin socket there
     user_conf.write_text(ceph.conf.read_text() + f"\n[client.vmlaunch]\nadmin_socket = {asok_dir}/$pid.asok\n"
                          "ms_client_mode = crc\n")
     before = ceph.images()
