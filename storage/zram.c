@@ -97,7 +97,7 @@ static int wait_for_node(const char *path)
 static int zram_prepare(const struct storage_context *ctx, const struct disk_config *d, struct storage_target *t,
 			struct journal *j)
 {
-	char id[32] = "", *path;
+	char id[32] = "", size[32], *path;
 	ssize_t n;
 	int fd, r;
 
@@ -133,24 +133,15 @@ static int zram_prepare(const struct storage_context *ctx, const struct disk_con
 					    "/sys/block/zram%s/comp_algorithm)",
 					 d->name, d->comp_algorithm, id);
 	}
+	snprintf(size, sizeof(size), "%llu", (unsigned long long)d->size);
 	path = xasprintf("/sys/block/zram%s/disksize", id);
-	{
-		char size[32];
-
-		snprintf(size, sizeof(size), "%llu", (unsigned long long)d->size);
-		r = write_sysfs(path, size);
-	}
+	r = write_sysfs(path, size);
 	free(path);
 	if (r < 0)
 		return log_errno(r, "disk \"%s\": cannot size /dev/zram%s", d->name, id);
 	/* the compressed store never takes more host RAM than the disk's size, whatever the guest writes */
 	path = xasprintf("/sys/block/zram%s/mem_limit", id);
-	{
-		char size[32];
-
-		snprintf(size, sizeof(size), "%llu", (unsigned long long)d->size);
-		r = write_sysfs(path, size);
-	}
+	r = write_sysfs(path, size);
 	free(path);
 	if (r < 0)
 		return log_errno(r, "disk \"%s\": cannot limit /dev/zram%s's memory", d->name, id);
