@@ -6,7 +6,7 @@ VERSION := $(shell git describe --always --dirty 2>/dev/null || echo 0.1)
 # Debian packages: build, run, and test dependencies. `make deps` installs the missing ones.
 DEPS_BUILD := gcc make pkg-config libinih-dev libjson-c-dev liburing-dev librbd-dev libnuma-dev \
 	libgoogle-perftools-dev libcap-ng-dev libcmocka-dev libmnl-dev
-DEPS_RUN := qemu-system-x86 qemu-utils busybox-static linux-image-amd64 cpio xz-utils kmod
+DEPS_RUN := qemu-system-x86 qemu-utils busybox-static linux-image-amd64 cpio xz-utils kmod swtpm
 DEPS_TEST := python3 python3-pytest python3-rados python3-rbd iproute2 iputils-ping
 include tests/images/images.mk
 DEPS := $(DEPS_BUILD) $(DEPS_RUN) $(DEPS_TEST) $(DEPS_IMAGES)

@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 #include "log.h"
+#include "privileges.h"
 #include "process.h"
 #include "strv.h"
 #include "test_hook.h"
@@ -150,9 +151,10 @@ int command_must(char *const argv[], const char *what)
 	return r > 0 ? -EIO : r;
 }
 
-/* The daemon's side of command_start: waits for the journal record, moves its fds to 3.., execs. */
-static void daemon_exec(char *const argv[], const int *fds, size_t n_fds, int log_fd, int go_fd, int exec_fd,
-			pid_t parent)
+/* The daemon's side of command_start: waits for the journal record, moves its fds to 3.., enters its directory and
+ * drops to its user (as asked), execs. */
+static void daemon_exec(char *const argv[], const int *fds, size_t n_fds, const struct command_daemon *how, int log_fd,
+			int go_fd, int exec_fd, pid_t parent)
 {
 	struct sigaction dfl = { .sa_handler = SIG_DFL };
 	int moved[8], null = open("/dev/null", O_RDWR | O_CLOEXEC);
@@ -168,6 +170,8 @@ static void daemon_exec(char *const argv[], const int *fds, size_t n_fds, int lo
 	sigemptyset(&none);
 	sigprocmask(SIG_SETMASK, &none, NULL);
 	setpgid(0, 0); /* a Ctrl-C on the terminal is vmlaunch's to handle */
+	if (how && how->cwd_fd >= 0 && fchdir(how->cwd_fd) < 0)
+		_exit(127);
 	for (size_t i = 0; i < n_fds; i++)
 		if ((moved[i] = fcntl(fds[i], F_DUPFD_CLOEXEC, 64)) < 0)
 			_exit(127);
@@ -177,6 +181,16 @@ static void daemon_exec(char *const argv[], const int *fds, size_t n_fds, int lo
 		if (dup2(moved[i], 3 + (int)i) < 0)
 			_exit(127);
 	syscall(SYS_close_range, 3 + n_fds, ~0U, 4 /* CLOSE_RANGE_CLOEXEC */);
+	if (how && how->privileges) {
+		int r = privileges_drop(how->privileges);
+
+		if (r < 0) {
+			r = -r;
+			if (write(exec_fd, &r, sizeof(r)) < 0)
+				_exit(127);
+			_exit(127);
+		}
+	}
 	execvp(argv[0], argv);
 	{
 		int e = errno;
@@ -189,6 +203,12 @@ static void daemon_exec(char *const argv[], const int *fds, size_t n_fds, int lo
 
 pid_t command_start(char *const argv[], const int *fds, size_t n_fds, const char *log, struct journal *j,
 		    const char *what)
+{
+	return command_start_as(argv, fds, n_fds, NULL, log, j, what);
+}
+
+pid_t command_start_as(char *const argv[], const int *fds, size_t n_fds, const struct command_daemon *how,
+		       const char *log, struct journal *j, const char *what)
 {
 	int go[2], exec_pipe[2], exec_errno, log_fd, r;
 	pid_t pid, parent = getpid();
@@ -211,7 +231,7 @@ pid_t command_start(char *const argv[], const int *fds, size_t n_fds, const char
 	if (pid == 0) {
 		close(go[1]);
 		close(exec_pipe[0]);
-		daemon_exec(argv, fds, n_fds, log_fd, go[0], exec_pipe[1], parent);
+		daemon_exec(argv, fds, n_fds, how, log_fd, go[0], exec_pipe[1], parent);
 	}
 	close(log_fd);
 	close(go[0]);

@@ -22,4 +22,14 @@ struct journal;
 pid_t command_start(char *const argv[], const int *fds, size_t n_fds, const char *log, struct journal *j,
 		    const char *what);
 
+struct privileges;
+/* What a helper daemon runs in beyond command_start's defaults. */
+struct command_daemon {
+	const struct privileges *privileges; /* non-NULL: dropped as qemu's are (its user, no capabilities) */
+	int cwd_fd;                          /* >= 0: its working directory, entered while still root */
+};
+/* command_start for a daemon that runs as qemu's user in a directory of its own (swtpm). */
+pid_t command_start_as(char *const argv[], const int *fds, size_t n_fds, const struct command_daemon *how,
+		       const char *log, struct journal *j, const char *what);
+
 #endif

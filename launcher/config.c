@@ -75,6 +75,8 @@ static const struct key_spec keys[] = {
 	{ SEC_VM, "agent-timeout", T_UINT, VM(agent_timeout), NULL, 1, 3600, 0 },
 	{ SEC_BOOT, "firmware", T_ENUM, VM(firmware), firmware_words, 0, 0, 0 },
 	{ SEC_BOOT, "nvram", T_PATH, VM(nvram), NULL, 0, 0, 0 },
+	{ SEC_BOOT, "tpm", T_BOOL, VM(tpm), NULL, 0, 0, 0 },
+	{ SEC_BOOT, "tpm-state", T_PATH, VM(tpm_state), NULL, 0, 0, 0 },
 	{ SEC_CLOUD_INIT, "ssh-key", T_PATHS, VM(cloud_keys), NULL, 0, 0, 0 },
 	{ SEC_CLOUD_INIT, "user", T_STRING, VM(cloud_user), NULL, 0, 0, 0 },
 	{ SEC_CLOUD_INIT, "user-data", T_PATH, VM(cloud_user_data), NULL, 0, 0, 0 },
@@ -762,6 +764,17 @@ static int finish_boot(struct parse *p)
 	if (cfg->nvram && cfg->firmware != FIRMWARE_UEFI && cfg->firmware != FIRMWARE_UEFI_SECURE &&
 	    (cfg->firmware != FIRMWARE_AUTO || cfg->kernel))
 		return fail(p, cfg->nvram_line, "[boot] nvram: UEFI's variable store; expected firmware = uefi");
+	if (cfg->tpm_state && !cfg->tpm)
+		return fail(p, cfg->tpm_state_line, "[boot] tpm-state: the TPM's kept state; expected tpm = yes as well");
+	if (cfg->tpm_state) {
+		struct stat st;
+
+		/* made at first start (like nvram =); what is there already must be a directory */
+		if (stat(cfg->tpm_state, &st) == 0 && !S_ISDIR(st.st_mode))
+			return fail(p, cfg->tpm_state_line, "[boot] tpm-state %s: expected a directory (swtpm keeps its "
+							    "files there)",
+				    cfg->tpm_state);
+	}
 	if (cfg->command_user && (!valid_name(cfg->command_user, 32) || cfg->command_user[0] == '.'))
 		return fail(p, cfg->command_user_line, "[vm] command-user \"%s\": expected a user name", cfg->command_user);
 	return 0;
@@ -1156,6 +1169,7 @@ void config_free(struct vm_config *cfg)
 	free(cfg->modules);
 	free(cfg->command_user);
 	free(cfg->nvram);
+	free(cfg->tpm_state);
 	strv_free(&cfg->cloud_keys);
 	free(cfg->cloud_user);
 	free(cfg->cloud_user_data);

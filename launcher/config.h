@@ -174,6 +174,10 @@ struct vm_config {
 	unsigned firmware_line;
 	char *nvram; /* uefi: a variable store kept across runs; NULL: a fresh copy per run in the state dir */
 	unsigned nvram_line;
+	bool tpm; /* a TPM 2.0 emulated by swtpm */
+	unsigned tpm_line;
+	char *tpm_state; /* a directory that keeps the TPM's state across runs; NULL: throwaway, in the state dir */
+	unsigned tpm_state_line;
 
 	unsigned cloud_init_line; /* the [cloud-init] header; 0: no seed */
 	struct strv cloud_keys;   /* ssh-key =, or the invoking user's ~/.ssh/id_*.pub */

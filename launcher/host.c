@@ -170,6 +170,11 @@ int host_probe(const char *qemu_binary, const struct host_wants *want, struct ho
 			return log_errno(ENOENT, "[share] needs virtiofsd, which is not installed (apt-get install "
 						 "qemu-system-common)");
 	}
+	if (want->swtpm) {
+		h->swtpm = host_find_program("swtpm");
+		if (!h->swtpm)
+			return log_errno(ENOENT, "[boot] tpm = yes needs swtpm, which is not installed (apt-get install swtpm)");
+	}
 	if (want->vhost_net) {
 		int fd = open("/dev/vhost-net", O_RDWR | O_CLOEXEC);
 
@@ -209,6 +214,7 @@ void host_facts_free(struct host_facts *h)
 	free(h->state_root);
 	free(h->tcmalloc_path);
 	free(h->virtiofsd);
+	free(h->swtpm);
 	firmware_free(&h->ovmf);
 	topology_free(&h->topo);
 	memset(h, 0, sizeof(*h));

@@ -25,6 +25,7 @@ struct host_facts {
 	struct topology topo;
 	char *tcmalloc_path; /* the soname libtcmalloc_minimal.so.4 (or libtcmalloc.so.4) when the loader's cache has it */
 	char *virtiofsd;     /* when wanted: the virtiofsd binary */
+	char *swtpm;         /* when wanted: the swtpm binary */
 	struct firmware ovmf; /* when wanted and installed: OVMF (ovmf.uefi false: none) */
 };
 
@@ -33,6 +34,7 @@ struct host_wants {
 	bool kvm;       /* false: accel = tcg, no KVM probe */
 	bool tcmalloc;
 	bool virtiofsd; /* [share]: missing is an error naming the package */
+	bool swtpm;     /* [boot] tpm = yes: likewise */
 	enum firmware_choice firmware; /* auto: OVMF if installed; uefi and uefi-secure: missing is an error */
 	bool vhost_net;                /* a tap: whether /dev/vhost-net opens here (probed, never assumed) */
 };

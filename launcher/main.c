@@ -31,6 +31,7 @@
 #include "run.h"
 #include "share.h"
 #include "tap.h"
+#include "tpm.h"
 #include "status.h"
 #include "state_dir.h"
 #include "storage.h"
@@ -413,6 +414,8 @@ static int launch(const struct vm_config *cfg, struct plan *plan, struct storage
 		goto out;
 	for (size_t i = 0; i < plan->n_shares && r >= 0; i++)
 		r = share_start(&plan->shares[i], plan->host->virtiofsd, plan->privileges, &journal);
+	if (r == 0 && plan->tpm.wanted)
+		r = tpm_start(&plan->tpm, plan->host->swtpm, plan->privileges, &journal);
 	if (r == 0 && plan->uefi)
 		r = firmware_vars_prepare(plan->uefi->vars_template, plan->uefi_vars, !cfg->nvram, &journal);
 	if (r == 0 && plan->seed)
@@ -538,6 +541,7 @@ int main(int argc, char **argv)
 		       &(struct host_wants){ .kvm = cfg.accel != ACCEL_TCG,
 					     .tcmalloc = cfg.allocator == ALLOCATOR_TCMALLOC,
 					     .virtiofsd = cfg.n_shares > 0,
+					     .swtpm = cfg.tpm,
 					     .firmware = cfg.kernel ? FIRMWARE_BIOS : cfg.firmware,
 					     .vhost_net = has_tap(&cfg) },
 		       &host) < 0)

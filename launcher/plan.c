@@ -336,6 +336,23 @@ static void plan_firmware(const struct vm_config *cfg, const struct host_facts *
 	}
 }
 
+/* swtpm runs as qemu's user and dies with vmlaunch; its state is thrown away unless tpm-state = keeps it. */
+static void plan_tpm(const struct vm_config *cfg, struct plan *p)
+{
+	struct tpm_plan *t = &p->tpm;
+
+	if (!cfg->tpm)
+		return;
+	t->wanted = true;
+	t->socket = state_file(p->state_dir, "swtpm.sock");
+	t->persistent = cfg->tpm_state != NULL;
+	t->state = t->persistent ? xstrdup(cfg->tpm_state) : state_file(p->state_dir, "tpm");
+	/* CRB is TPM 2.0's own interface (the PTP spec's); TIS is the older one, kept for TPM 1.2 */
+	t->why = xasprintf("TPM 2.0 emulated by swtpm (a helper that dies with vmlaunch, running as qemu's user) on a "
+			   "socket vmlaunch listens on; CRB interface, described to the guest by ACPI; state in %s%s",
+			   t->state, t->persistent ? ", kept across runs" : ", thrown away at exit");
+}
+
 /* The files the bundled guest reads through fw_cfg (guest_protocol.h). */
 static void plan_guest_files(const struct vm_config *cfg, const struct run_request *req, struct plan *p)
 {
@@ -398,6 +415,7 @@ int plan_build(const struct vm_config *cfg, const struct host_facts *host, const
 	plan_nets(cfg, host, p);
 	p->modules_image = cfg->root ? cfg->modules : NULL;
 	plan_firmware(cfg, host, p);
+	plan_tpm(cfg, p);
 	if (cfg->cloud_init_line) {
 		p->seed = state_file(p->state_dir, "cidata.img");
 		p->seed_why = xasprintf("cloud-init NoCloud seed (label CIDATA, read-only): hostname %s, user %s with %zu ssh "
@@ -501,6 +519,9 @@ void plan_free(struct plan *p)
 		free(p->guest_files[i].path);
 	free(p->uefi_vars);
 	free(p->firmware_why);
+	free(p->tpm.socket);
+	free(p->tpm.state);
+	free(p->tpm.why);
 	free(p->seed);
 	free(p->seed_why);
 	memset(p, 0, sizeof(*p));

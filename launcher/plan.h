@@ -49,6 +49,15 @@ struct share_plan {
 	char *why;
 };
 
+/* [boot] tpm = yes: a TPM 2.0 that swtpm emulates, on a socket in the state dir; qemu's tpm-crb device talks to it. */
+struct tpm_plan {
+	bool wanted;
+	char *socket; /* swtpm's control channel: vmlaunch listens, swtpm serves, qemu connects */
+	char *state;  /* the directory swtpm keeps its state in: [boot] tpm-state, or one in the state dir */
+	bool persistent;
+	char *why;
+};
+
 /* A [net] NIC. */
 struct net_plan {
 	const struct net_config *cfg;
@@ -96,6 +105,7 @@ struct plan {
 	const struct firmware *uefi; /* OVMF, or NULL: SeaBIOS */
 	char *uefi_vars;             /* its variable store: [boot] nvram, or a copy in the state dir */
 	char *firmware_why;
+	struct tpm_plan tpm;
 	char *seed;                  /* [cloud-init]: the NoCloud seed volume in the state dir */
 	char ssh_host[64];           /* the host end of a forward to the guest's port 22 ("" if none): vmlaunch --ssh */
 	unsigned ssh_port;

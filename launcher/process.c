@@ -120,9 +120,13 @@ int process_kill_identity(const char *identity, const char *state_dir, int timeo
 	 * or stale record could name any process's pid and start time) */
 	if (!started_for(pid, state_dir, &zombie)) {
 		/* exiting (PDEATHSIG, already killed): its memory is gone, maybe not yet its files: wait for them */
-		if (zombie)
-			return wait_gone(pid, start, timeout_ms) < 0 ? log_errno(ETIMEDOUT, "process %d did not exit", pid)
-								      : 0;
+		if (zombie) {
+			if (wait_gone(pid, start, timeout_ms) < 0)
+				return log_errno(ETIMEDOUT, "process %d did not exit", pid);
+			/* a helper that exited by itself (swtpm once qemu is gone): reap our own child; not ours: ECHILD */
+			waitpid(pid, NULL, WNOHANG);
+			return 0;
+		}
 		return log_errno(EPERM, "journal: process %d was not started by vmlaunch for %s; not killing it", pid,
 				 state_dir);
 	}

@@ -414,6 +414,23 @@ static void push_share(struct qemu_cmdline *c, const struct plan *p, const struc
 	free(sock);
 }
 
+/* The TPM: qemu's emulator backend on swtpm's control channel (it hands swtpm the data channel over it). */
+static void push_tpm(struct qemu_cmdline *c, const struct plan *p)
+{
+	struct strv *a = &c->argv;
+	char *sock = qemu_opt_escape(p->tpm.socket);
+
+	group_begin(c, p->tpm.why);
+	strv_push(a, "-chardev");
+	if (passes_fds(p)) /* vmlaunch connects to swtpm; qemu gets the connected socket */
+		strv_pushf(a, "socket,id=tpm-chr,fd=%d", pass_fd(c, p, p->tpm.socket, 0, true));
+	else
+		strv_pushf(a, "socket,id=tpm-chr,path=%s", sock);
+	strv_push_many(a, "-tpmdev", "emulator,id=tpm0,chardev=tpm-chr", "-device", "tpm-crb,tpmdev=tpm0", NULL);
+	group_end(c);
+	free(sock);
+}
+
 /* A tap's queues (and vhost-net's) as the fds vmlaunch hands over, colon-separated as qemu wants them. */
 static char *tap_netdev(const struct net_plan *n)
 {
@@ -539,6 +556,8 @@ void qemu_argv_build(const struct plan *p, struct qemu_cmdline *c)
 		push_share(c, p, &p->shares[i]);
 	for (size_t i = 0; i < p->n_nets; i++)
 		push_net(c, &p->nets[i]);
+	if (p->tpm.wanted)
+		push_tpm(c, p);
 	if (p->agent_mode)
 		push_agent_channel(c);
 	else if (p->command_mode)

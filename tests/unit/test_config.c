@@ -259,6 +259,11 @@ static void test_devices(void **state)
 	config_free(&cfg);
 	free(err);
 
+	expect_error(BOOT "tpm-state = /tmp\n", NULL,
+		     "test.conf:4: [boot] tpm-state: the TPM's kept state; expected tpm = yes as well");
+	expect_error(BOOT "tpm = yes\ntpm-state = /dev/null\n", NULL,
+		     "test.conf:5: [boot] tpm-state /dev/null: expected a directory");
+	expect_error(BOOT "tpm = maybe\n", NULL, "test.conf:4: [boot] tpm \"maybe\": expected yes or no");
 	expect_error(BOOT "[share s]\nreadonly = no\n", NULL, "test.conf:4: [share s]: missing key \"path\"");
 	expect_error(BOOT "[share s]\npath = /nonexistent-dir\n", NULL,
 		     "test.conf:5: [share s] path /nonexistent-dir: No such file or directory; expected an existing directory");

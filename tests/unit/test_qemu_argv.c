@@ -203,6 +203,24 @@ static void test_two_disks_and_ephemeral_file(void **state)
 	free(dir);
 }
 
+/* [boot] tpm: qemu as root connects to swtpm's socket by its path; as another user it gets the connection vmlaunch
+ * made, so it needs no access to the state dir. */
+static void test_tpm(void **state)
+{
+	static const char conf[] = "[vm]\nname = tpmvm\n"
+				   "[boot]\nkernel = ../build/vmlinux\ninitrd = ../build/initramfs.cpio.gz\ntpm = yes\n";
+	char *dir = make_tree(), *p = xasprintf("%s/configs/tpm.conf", dir);
+	(void)state;
+
+	write_file_n(p, conf, strlen(conf));
+	check_golden(dir, p, true, false, "tpm.argv", &nopriv);
+	check_golden(dir, p, true, false, "tpm-as-user.argv",
+		     &(struct privileges){ .switch_user = true, .uid = 999, .gid = 999, .user = "vmlaunch-qemu" });
+	free(p);
+	remove_tree(dir);
+	free(dir);
+}
+
 static void test_escape(void **state)
 {
 	char *e = qemu_opt_escape("a,b,,c");
@@ -217,6 +235,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_demo_conf),
 		cmocka_unit_test(test_two_disks_and_ephemeral_file),
+		cmocka_unit_test(test_tpm),
 		cmocka_unit_test(test_escape),
 	};
 
