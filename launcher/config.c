@@ -22,7 +22,7 @@
 enum section_kind {
 	SEC_VM, SEC_BOOT, SEC_QEMU, SEC_DISK, SEC_MEMORY, SEC_CPU, SEC_TIER, SEC_SHARE, SEC_NET, SEC_CLOUD_INIT, SEC_COUNT
 };
-enum value_type { T_STRING, T_PATH, T_PATHS, T_SIZE, T_UINT, T_BOOL, T_ENUM, T_WORDS, T_APPEND, T_CPULIST, T_PIN, T_NODE };
+enum value_type { T_STRING, T_PATH, T_SOURCE, T_PATHS, T_SIZE, T_UINT, T_BOOL, T_ENUM, T_WORDS, T_APPEND, T_CPULIST, T_PIN, T_NODE };
 
 struct key_spec {
 	enum section_kind section;
@@ -106,7 +106,8 @@ static const struct key_spec keys[] = {
 	{ SEC_DISK, "backend", T_ENUM, DISK(backend), backend_words, 0, 0, B_ALL },
 	{ SEC_DISK, "size", T_SIZE, DISK(size), NULL, 0, 0, B_CREATED | B(BACKEND_RBD) | B(BACKEND_FILE) },
 	{ SEC_DISK, "path", T_PATH, DISK(path), NULL, 0, 0, B(BACKEND_FILE) },
-	{ SEC_DISK, "source", T_PATH, DISK(source), NULL, 0, 0, B_CREATED },
+	{ SEC_DISK, "source", T_SOURCE, DISK(source), NULL, 0, 0, B_CREATED },
+	{ SEC_DISK, "source-sha256", T_STRING, DISK(source_sha256), NULL, 0, 0, B_CREATED },
 	{ SEC_DISK, "source-format", T_STRING, DISK(source_format), NULL, 0, 0, B_CREATED },
 	{ SEC_DISK, "source-backing", T_ENUM, DISK(source_backing), source_backing_words, 0, 0, B_CREATED },
 	{ SEC_DISK, "format", T_ENUM, DISK(format), format_words, 0, 0, B(BACKEND_FILE) },
@@ -388,6 +389,14 @@ static int set_value(struct parse *p, const struct key_spec *k, void *base, cons
 		free(*(char **)field);
 		*(char **)field = xstrdup(value);
 		return 0;
+	case T_SOURCE:
+		/* a URL stays as written; anything else is a path */
+		if (*value && config_is_url(value)) {
+			free(*(char **)field);
+			*(char **)field = xstrdup(value);
+			return 0;
+		}
+		/* fall through */
 	case T_PATH:
 		if (!*value)
 			return fail(p, line, "[%s] %s: expected a path", section, what);
@@ -702,6 +711,25 @@ static int finish_disk(struct parse *p, struct disk_config *d)
 	}
 	if (d->source_format_line && !d->source_line)
 		return fail(p, d->source_format_line, "[disk %s] source-format: needs source = IMAGE as well", d->name);
+	if (d->source_sha256_line && !d->source_line)
+		return fail(p, d->source_sha256_line, "[disk %s] source-sha256: needs source = URL as well", d->name);
+	if (d->source_sha256 && !config_is_url(d->source))
+		return fail(p, d->source_sha256_line, "[disk %s] source-sha256: goes with source = URL (http:// or https://); "
+				"a local image is used as it is", d->name);
+	if (d->source_sha256) {
+		size_t n = strspn(d->source_sha256, "0123456789abcdefABCDEF");
+
+		if (n != 64 || d->source_sha256[n])
+			return fail(p, d->source_sha256_line,
+				    "[disk %s] source-sha256 \"%s\": expected the image's SHA-256, 64 hex digits (what "
+				    "sha256sum prints)", d->name, d->source_sha256);
+		for (char *c = d->source_sha256; *c; c++)
+			*c = (char)tolower((unsigned char)*c);
+	}
+	if (config_is_url(d->source) && !d->source_sha256)
+		return fail(p, d->source_line,
+			    "[disk %s] source %s: a URL needs source-sha256 = the image's SHA-256 (64 hex digits, published "
+			    "beside the image), which vmlaunch checks before it uses the download", d->name, d->source);
 	if (d->source_backing_line && !d->source_line)
 		return fail(p, d->source_backing_line, "[disk %s] source-backing: needs source = IMAGE as well", d->name);
 	/* with a chain allowed, a guessed format could follow a header a guest wrote into a raw image */
@@ -1132,6 +1160,7 @@ void config_free(struct vm_config *cfg)
 		free(cfg->disks[i].path);
 		free(cfg->disks[i].source);
 		free(cfg->disks[i].source_format);
+		free(cfg->disks[i].source_sha256);
 		free(cfg->disks[i].comp_algorithm);
 		free(cfg->disks[i].vg);
 		free(cfg->disks[i].lv);

@@ -19,6 +19,12 @@ enum source_backing { SOURCE_BACKING_REFUSE, SOURCE_BACKING_ALLOW };
 
 #define DISK_NAME_MAX 20 /* the disk name is the virtio serial, which holds 20 bytes */
 #define VM_NAME_MAX 64
+/* source = http://... or https://...: an image vmlaunch downloads (and verifies) rather than a path. */
+static inline bool config_is_url(const char *s)
+{
+	return s && (!__builtin_strncmp(s, "http://", 7) || !__builtin_strncmp(s, "https://", 8));
+}
+
 /* The `line` of a value that came from --set rather than the file. */
 #define CONFIG_LINE_SET 0xffffffffu
 
@@ -38,8 +44,10 @@ struct disk_config {
 	unsigned size_line;
 	char *path; /* file backend: the image, resolved against the config's directory */
 	unsigned path_line;
-	char *source; /* populate from this image before boot */
+	char *source; /* populate from this image before boot: a path, or an http(s) URL (downloaded into a cache) */
 	unsigned source_line;
+	char *source_sha256; /* a URL's SHA-256, 64 lowercase hex digits: checked before the download is used */
+	unsigned source_sha256_line;
 	char *source_format; /* NULL: qcow2 by its magic, else raw */
 	unsigned source_format_line;
 	enum source_backing source_backing; /* whether the source may name other files (read as root) */

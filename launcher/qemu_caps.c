@@ -12,6 +12,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "cache_dir.h"
 #include "command.h"
 #include "log.h"
 #include "strv.h"
@@ -21,15 +22,7 @@
 
 char *qemu_caps_cache_dir(void)
 {
-	const char *xdg = getenv("XDG_CACHE_HOME"), *home = getenv("HOME");
-
-	if (geteuid() == 0)
-		return xstrdup("/var/cache/vmlaunch");
-	if (xdg && *xdg == '/')
-		return xasprintf("%s/vmlaunch", xdg);
-	if (home && *home == '/')
-		return xasprintf("%s/.cache/vmlaunch", home);
-	return NULL;
+	return cache_dir_path();
 }
 
 /* The identity line: a rebuilt, upgraded or replaced binary changes at least one of these. */

@@ -6,6 +6,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "download.h"
 #include "log.h"
 #include "populate.h"
 #include "strv.h"
@@ -23,14 +24,25 @@ int storage_describe(const struct storage_context *ctx, const struct disk_config
 {
 	const struct vm_config *cfg = ctx->cfg;
 	struct populate_source *src;
+	char *cached = NULL;
 	int r;
 
 	t->backend = backends[d->backend];
 	r = t->backend->describe(ctx, d, t);
 	if (r < 0 || !d->source)
 		return r;
+	if (config_is_url(d->source)) {
+		/* the cached download (storage_download ran first); not there yet only for --dry-run, which never
+		 * downloads: the command line does not depend on the image */
+		cached = download_cache_path(d->source_sha256);
+		if (!cached || access(cached, F_OK) < 0) {
+			free(cached);
+			return 0;
+		}
+	}
 	src = xcalloc(1, sizeof(*src));
-	r = populate_probe(d->source, d->source_format, d->source_backing == SOURCE_BACKING_ALLOW, src);
+	r = populate_probe(cached ? cached : d->source, d->source_format, d->source_backing == SOURCE_BACKING_ALLOW, src);
+	free(cached);
 	if (r < 0) {
 		free(src);
 		/* the message is logged; point at the line it came from */
@@ -47,6 +59,19 @@ int storage_describe(const struct storage_context *ctx, const struct disk_config
 				 cfg->file, d->size_line, d->name, d->source, (unsigned long long)src->virtual_size,
 				 src->format, (unsigned long long)d->size);
 	return 0;
+}
+
+int storage_download(const struct disk_config *d, bool progress)
+{
+	char *what;
+	int r;
+
+	if (!config_is_url(d->source))
+		return 0;
+	what = xasprintf("disk \"%s\"", d->name);
+	r = download_image(d->source, d->source_sha256, what, progress);
+	free(what);
+	return r;
 }
 
 int storage_prepare(const struct storage_context *ctx, const struct disk_config *d, struct storage_target *t,

@@ -259,6 +259,21 @@ static void test_devices(void **state)
 	config_free(&cfg);
 	free(err);
 
+	expect_error(BOOT "[disk d]\nbackend = tmpfs\nsize = 8M\nsource = https://example.org/x.qcow2\n", NULL,
+		     "test.conf:7: [disk d] source https://example.org/x.qcow2: a URL needs source-sha256 =");
+	expect_error(BOOT "[disk d]\nbackend = tmpfs\nsize = 8M\nsource = /tmp\nsource-sha256 = ab\n", NULL,
+		     "test.conf:8: [disk d] source-sha256: goes with source = URL");
+	expect_error(BOOT "[disk d]\nbackend = tmpfs\nsize = 8M\nsource = http://h/x\nsource-sha256 = xyz\n", NULL,
+		     "test.conf:8: [disk d] source-sha256 \"xyz\": expected the image's SHA-256, 64 hex digits");
+	assert_int_equal(load_text(BOOT "[disk d]\nbackend = tmpfs\nsize = 8M\nsource = http://h/x.raw\nsource-sha256 = "
+				   "ABCDEF0123456789abcdef0123456789ABCDEF0123456789abcdef0123456789\n",
+				   NULL, &cfg, &err),
+			 0);
+	assert_string_equal(cfg.disks[0].source, "http://h/x.raw"); /* as written, not made a path */
+	assert_string_equal(cfg.disks[0].source_sha256,
+			    "abcdef0123456789abcdef0123456789abcdef0123456789abcdef0123456789");
+	config_free(&cfg);
+	free(err);
 	expect_error(BOOT "tpm-state = /tmp\n", NULL,
 		     "test.conf:4: [boot] tpm-state: the TPM's kept state; expected tpm = yes as well");
 	expect_error(BOOT "tpm = yes\ntpm-state = /dev/null\n", NULL,
