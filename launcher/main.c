@@ -552,7 +552,7 @@ int main(int argc, char **argv)
 	}
 	/* images by URL, before anything is set up (a failed download leaves nothing); never for a --dry-run */
 	for (size_t i = 0; !o.dry_run && !o.explain && i < cfg.n_disks; i++)
-		if (storage_download(&cfg.disks[i], isatty(2)) < 0)
+		if (storage_download(&cfg.disks[i], isatty(2), &privileges) < 0)
 			goto out;
 	targets = xcalloc(cfg.n_disks, sizeof(*targets));
 	state_dir = state_dir_path(host.state_root, cfg.name);

@@ -1,15 +1,19 @@
-/* Images by URL: libcurl (dlopened) into a nameless file in the cache, SHA-256 by nettle, a name only once verified. */
+/* Images by URL: libcurl (dlopened, in an unprivileged child) into a nameless file in the cache, SHA-256 by nettle,
+ * a name only once verified. */
 #define _GNU_SOURCE
 #include "download.h"
 
 #include <errno.h>
 #include <fcntl.h>
+#include <signal.h>
 #include <nettle/sha2.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -17,6 +21,7 @@
 #include "curl_lib.h"
 #include "fdio.h"
 #include "log.h"
+#include "privileges.h"
 #include "strv.h"
 
 #ifndef VMLAUNCH_VERSION
@@ -41,7 +46,6 @@ char *download_cache_path(const char *sha256)
 
 struct transfer {
 	int fd;
-	struct sha256_ctx sha;
 	uint64_t done;
 	curl_off_t shown; /* the byte count the progress line shows */
 	int write_errno;
@@ -59,7 +63,6 @@ static size_t on_data(char *data, size_t size, size_t n, void *opaque)
 		t->write_errno = errno ? errno : EIO;
 		return 0; /* libcurl stops with CURLE_WRITE_ERROR */
 	}
-	sha256_update(&t->sha, len, (const uint8_t *)data);
 	t->done += len;
 	return len;
 }
@@ -195,15 +198,82 @@ static int mkdir_parents(const char *path)
 	return r;
 }
 
-int download_image(const char *url, const char *sha256, const char *what, bool progress)
+/* The transfer itself runs in a child without root's powers (qemu's user, no capabilities, no-new-privileges):
+ * libcurl parses what a server sends (HTTP, TLS), and none of that needs root. It writes into the file vmlaunch
+ * opened, and vmlaunch hashes what landed there itself. */
+static int fetch_unprivileged(int fd, const char *url, const char *what, bool progress, const struct privileges *pv)
 {
-	struct transfer t = { .fd = -1, .progress = progress, .what = what };
-	char *dir = download_cache_dir(), *path = download_cache_path(sha256), *tmp_name = NULL, got[2 * SHA256_DIGEST_SIZE + 1];
+	pid_t parent = getpid(), pid;
+	int status;
+
+	fflush(stderr);
+	pid = fork();
+	if (pid < 0)
+		return log_errno(errno, "%s: cannot fork", what);
+	if (pid == 0) {
+		struct transfer t = { .fd = fd, .progress = progress, .what = what };
+		const char *why;
+		CURL *c;
+		int r;
+
+		if (prctl(PR_SET_PDEATHSIG, SIGKILL) < 0 || getppid() != parent)
+			_exit(1);
+		r = privileges_drop(pv);
+		if (r < 0) {
+			log_errno(-r, "%s: cannot drop privileges to download %s", what, url);
+			_exit(1);
+		}
+		if (curl_lib_load(&why) < 0) {
+			log_error("%s: source = %s: %s", what, url, why);
+			_exit(1);
+		}
+		c = curl_lib.curl_easy_init();
+		if (!c) {
+			log_errno(ENOMEM, "%s: curl_easy_init", what);
+			_exit(1);
+		}
+		r = fetch(c, &t, url);
+		curl_lib.curl_easy_cleanup(c);
+		_exit(r < 0 ? 1 : 0);
+	}
+	while (waitpid(pid, &status, 0) < 0)
+		if (errno != EINTR)
+			return log_errno(errno, "%s: waitpid", what);
+	if (WIFSIGNALED(status))
+		return log_errno(EIO, "%s: the download of %s was killed by signal %d", what, url, WTERMSIG(status));
+	return WEXITSTATUS(status) == 0 ? 0 : -EIO; /* the child said why */
+}
+
+/* SHA-256 of what the file holds, read back by vmlaunch: the child that wrote it is not trusted to say. */
+static int hash_file(int fd, char *hex, const char *what)
+{
+	static uint8_t buf[1 << 20];
 	uint8_t digest[SHA256_DIGEST_SIZE];
-	const char *why;
+	struct sha256_ctx sha;
+	off_t at = 0;
+	ssize_t n;
+
+	sha256_init(&sha);
+	while ((n = pread(fd, buf, sizeof(buf), at)) != 0) {
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0)
+			return log_errno(errno, "%s: cannot read the download back", what);
+		sha256_update(&sha, (size_t)n, buf);
+		at += n;
+	}
+	sha256_digest(&sha, sizeof(digest), digest);
+	for (size_t i = 0; i < sizeof(digest); i++)
+		snprintf(hex + 2 * i, 3, "%02x", digest[i]);
+	return 0;
+}
+
+int download_image(const char *url, const char *sha256, const char *what, bool progress, const struct privileges *pv)
+{
+	char *dir = download_cache_dir(), *path = download_cache_path(sha256), *tmp_name = NULL;
+	char got[2 * SHA256_DIGEST_SIZE + 1];
 	struct stat st;
-	CURL *c = NULL;
-	int r;
+	int fd = -1, r;
 
 	if (!dir) {
 		r = log_errno(ENOENT, "%s: no cache directory to download %s into (set HOME or XDG_CACHE_HOME)", what, url);
@@ -214,53 +284,40 @@ int download_image(const char *url, const char *sha256, const char *what, bool p
 		r = 0;
 		goto out;
 	}
-	r = curl_lib_load(&why);
-	if (r < 0) {
-		log_error("%s: source = %s: %s", what, url, why);
-		goto out;
-	}
 	r = mkdir_parents(dir);
 	if (r < 0)
 		goto out;
-	t.fd = r = open_unnamed(dir, &tmp_name);
+	fd = r = open_unnamed(dir, &tmp_name);
 	if (r < 0)
 		goto out;
-	c = curl_lib.curl_easy_init();
-	if (!c) {
-		r = log_errno(ENOMEM, "%s: curl_easy_init", what);
-		goto out;
-	}
-	sha256_init(&t.sha);
 	log_info("%s: downloading %s into %s", what, url, dir);
-	r = fetch(c, &t, url);
+	r = fetch_unprivileged(fd, url, what, progress, pv);
 	if (r < 0)
 		goto out;
-	sha256_digest(&t.sha, sizeof(digest), digest);
-	for (size_t i = 0; i < sizeof(digest); i++)
-		snprintf(got + 2 * i, 3, "%02x", digest[i]);
+	r = hash_file(fd, got, what);
+	if (r < 0)
+		goto out;
 	if (strcmp(got, sha256)) {
 		log_error("%s: %s has SHA-256 %s, not the %s that source-sha256 says; the download was not kept", what, url,
 			  got, sha256);
 		r = -EBADMSG;
 		goto out;
 	}
-	if (fsync(t.fd) < 0) {
+	if (fsync(fd) < 0) {
 		r = log_errno(errno, "%s: cannot write the download of %s", what, url);
 		goto out;
 	}
-	r = give_name(t.fd, tmp_name, path);
+	r = give_name(fd, tmp_name, path);
 	if (r == 0) {
 		free(tmp_name); /* renamed: nothing left to unlink */
 		tmp_name = NULL;
 	}
 out:
-	if (c)
-		curl_lib.curl_easy_cleanup(c);
 	if (tmp_name)
 		unlink(tmp_name);
 	free(tmp_name);
-	if (t.fd >= 0)
-		close(t.fd);
+	if (fd >= 0)
+		close(fd);
 	free(dir);
 	free(path);
 	return r;

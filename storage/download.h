@@ -9,10 +9,12 @@ char *download_cache_dir(void);
 /* Where the image with this SHA-256 (64 lowercase hex digits) is kept: DIR/SHA256; NULL without a cache dir. */
 char *download_cache_path(const char *sha256);
 
+struct privileges;
 /* Makes download_cache_path(sha256) hold URL's content, unless it already does: downloads (http or https, redirects
- * followed within them) into a nameless file in the cache dir (O_TMPFILE: a kill leaves nothing), hashing as it
- * writes, and gives it its name only when the SHA-256 matches; a mismatch keeps nothing. `what` starts each message;
- * progress: one line on stderr, redrawn. 0, or -errno after logging once. */
-int download_image(const char *url, const char *sha256, const char *what, bool progress);
+ * followed within them) into a nameless file in the cache dir (O_TMPFILE: a kill leaves nothing), in a child that
+ * runs as `pv` says with no capabilities, hashes what landed and gives it its name only when the SHA-256 matches; a
+ * mismatch keeps nothing. `what` starts each message; progress: one line on stderr, redrawn. 0, or -errno after
+ * logging once. */
+int download_image(const char *url, const char *sha256, const char *what, bool progress, const struct privileges *pv);
 
 #endif

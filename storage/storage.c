@@ -61,7 +61,7 @@ int storage_describe(const struct storage_context *ctx, const struct disk_config
 	return 0;
 }
 
-int storage_download(const struct disk_config *d, bool progress)
+int storage_download(const struct disk_config *d, bool progress, const struct privileges *pv)
 {
 	char *what;
 	int r;
@@ -69,7 +69,7 @@ int storage_download(const struct disk_config *d, bool progress)
 	if (!config_is_url(d->source))
 		return 0;
 	what = xasprintf("disk \"%s\"", d->name);
-	r = download_image(d->source, d->source_sha256, what, progress);
+	r = download_image(d->source, d->source_sha256, what, progress, pv);
 	free(what);
 	return r;
 }

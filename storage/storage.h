@@ -62,9 +62,10 @@ struct storage_backend {
 /* The backend's describe, then the source image's probe and size check: everything that can be refused is refused
  * here, before the host is touched. -EINVAL for bad input. */
 int storage_describe(const struct storage_context *ctx, const struct disk_config *disk, struct storage_target *out);
+struct privileges;
 /* source = URL: the image into the download cache (download.h), before anything else is set up, so a failed
- * download leaves nothing behind. 0 for a local source. */
-int storage_download(const struct disk_config *disk, bool progress);
+ * download leaves nothing behind; the transfer runs as qemu's user (pv). 0 for a local source. */
+int storage_download(const struct disk_config *disk, bool progress, const struct privileges *pv);
 /* The backend's prepare, then filling the disk from its source. */
 int storage_prepare(const struct storage_context *ctx, const struct disk_config *disk, struct storage_target *target,
 		    struct journal *journal);

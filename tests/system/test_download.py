@@ -1,7 +1,9 @@
 """source = URL with source-sha256: downloaded once into /var/cache/vmlaunch/images (keyed by the SHA-256), verified
-before it is kept, never by --dry-run. The server is python's http.server on 127.0.0.1, started by the test."""
+before it is kept, never by --dry-run, by a child running as qemu's user. The server is python's http.server on
+127.0.0.1, started by the test."""
 import hashlib
 import os
+import pwd
 import socket
 import subprocess
 import sys
@@ -10,9 +12,28 @@ from pathlib import Path
 
 import pytest
 
-from conftest import GUEST, STATE_ROOT, VMLAUNCH, vmlaunch
+from conftest import GUEST, QEMU_USER, STATE_ROOT, VMLAUNCH, vmlaunch
 
 CACHE = Path("/var/cache/vmlaunch/images")
+
+# python's http.server, and each request's log line says which user owns the client's socket (/proc/net/tcp: the
+# connection from the client's port to ours), so a test can see who downloaded.
+SERVER = """
+import functools, http.server, sys
+port, root = int(sys.argv[1]), sys.argv[2]
+
+class Handler(http.server.SimpleHTTPRequestHandler):
+    def log_message(self, fmt, *args):
+        uid = "?"
+        for line in open("/proc/net/tcp").read().splitlines()[1:]:
+            f = line.split()
+            if int(f[1].split(":")[1], 16) == self.client_address[1] and int(f[2].split(":")[1], 16) == port:
+                uid = f[7]
+        sys.stderr.write("uid=%s %s\\n" % (uid, fmt % args))
+        sys.stderr.flush()
+
+http.server.ThreadingHTTPServer(("127.0.0.1", port), functools.partial(Handler, directory=root)).serve_forever()
+"""
 SIZE = 2 << 20
 
 
@@ -33,8 +54,7 @@ def server(tmp_path):
     sha = hashlib.sha256(image).hexdigest()
     port = free_port()
     log = open(tmp_path / "http.log", "w")
-    proc = subprocess.Popen([sys.executable, "-m", "http.server", str(port), "--bind", "127.0.0.1", "--directory",
-                             str(www)], stdout=log, stderr=log)
+    proc = subprocess.Popen([sys.executable, "-c", SERVER, str(port), str(www)], stdout=log, stderr=log)
     deadline = time.monotonic() + 30
     while True:
         try:
@@ -79,6 +99,8 @@ def test_url_image_downloaded_once_verified_and_never_by_dry_run(config, server)
     assert r.returncode == 0, r.stderr
     assert r.stdout.split()[0] == server["sha"], "the guest's disk is not the image"
     assert len(gets(server)) == 1
+    # libcurl ran as qemu's user, not as root
+    assert gets(server)[0].startswith(f"uid={pwd.getpwnam(QEMU_USER).pw_uid} "), gets(server)
     cached = CACHE / server["sha"]
     assert hashlib.sha256(cached.read_bytes()).hexdigest() == server["sha"]
 
