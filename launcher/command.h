@@ -25,7 +25,7 @@ pid_t command_start(char *const argv[], const int *fds, size_t n_fds, const char
 struct privileges;
 /* What a helper daemon runs in beyond command_start's defaults. */
 struct command_daemon {
-	const struct privileges *privileges; /* non-NULL: dropped as qemu's are (its user, no capabilities) */
+	const struct privileges *privileges; /* non-NULL: dropped as qemu's are (no capabilities; its user, if any) */
 	int cwd_fd;                          /* >= 0: its working directory, entered while still root */
 };
 /* command_start for a daemon that runs as qemu's user in a directory of its own (swtpm). */

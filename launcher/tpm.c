@@ -19,6 +19,7 @@
 #include "privileges.h"
 #include "state_dir.h"
 #include "strv.h"
+#include "test_hook.h"
 
 /* A throwaway state directory and whatever swtpm wrote in it (tpm2-00.permall, its temporary copy, .lock): plain
  * files one level deep, never following a symlink; only inside the state dir. */
@@ -130,11 +131,13 @@ int tpm_start(const struct tpm_plan *t, const char *swtpm, const struct privileg
 	strv_push_many(&argv, swtpm, "socket", "--tpm2", "--tpmstate", "dir=.,mode=0600", "--ctrl", "type=unixio,fd=3",
 		       "--terminate", "--log", "fd=4", NULL);
 	pid = command_start_as(argv.v, fds, 2,
-			       &(struct command_daemon){ .privileges = pv->switch_user ? pv : NULL, .cwd_fd = dir_fd },
+			       &(struct command_daemon){ .privileges = pv, .cwd_fd = dir_fd },
 			       log, j, "TPM");
 	r = pid < 0 ? (int)pid : 0;
-	if (r == 0)
+	if (r == 0) {
 		log_info("TPM: swtpm (pid %d) keeps its state in %s", (int)pid, t->state);
+		test_hook_stop_at("tpm");
+	}
 out:
 	for (int i = 0; i < 2; i++)
 		if (fds[i] >= 0)

@@ -13,7 +13,8 @@ from pathlib import Path
 from conftest import GUEST, ROOT, STATE_ROOT, VMLAUNCH
 
 # "convert": inside an acquisition, with qemu-img convert filling a disk (the helper is what stops there)
-PHASES = ["state", "hugepages", "disk", "convert", "qemu", "running", "teardown"]
+# "tpm": swtpm started (the config has tpm = yes), qemu not yet
+PHASES = ["state", "hugepages", "disk", "convert", "tpm", "qemu", "running", "teardown"]
 # "parents": vmlaunch and its guardian at once, not qemu: qemu must die by itself (PR_SET_PDEATHSIG, set again after
 # it changed user, which clears it)
 VICTIMS = ["vmlaunch", "qemu", "guardian", "group", "parents", "all"]
@@ -30,17 +31,21 @@ def our_mounts(name):
 
 
 def processes_of(name):
-    """PIDs whose command line belongs to VM `name`: its qemu (-name NAME,...) or a vmlaunch running its config."""
+    """PIDs whose command line belongs to VM `name`: its qemu (-name NAME,...) or a vmlaunch running its config; or
+    that vmlaunch started for it (VMLAUNCH_STATE_DIR in the environment: swtpm's command line names no path)."""
     found = []
+    started_for = f"VMLAUNCH_STATE_DIR=/run/vmlaunch/{name}".encode()
     for p in Path("/proc").iterdir():
         if not p.name.isdigit():
             continue
         try:
             argv = (p / "cmdline").read_bytes().split(b"\0")
+            env = (p / "environ").read_bytes().split(b"\0")
         except OSError:
             continue
         if (f"{name},debug-threads=on".encode() in argv or any(a.endswith(f"/{name}.conf".encode()) for a in argv) or
-                any(f"/run/vmlaunch/{name}/".encode() in a for a in argv)):  # a helper working on its disks
+                any(f"/run/vmlaunch/{name}/".encode() in a for a in argv) or  # a helper working on its disks
+                started_for in env):
             found.append(int(p.name))
     return found
 
@@ -92,11 +97,11 @@ def exe(pid):
         return ""
 
 
-def write_config(directory, name, source, hugepages, user=None):
+def write_config(directory, name, source, hugepages, user=None, tpm=False):
     conf = Path(directory) / f"{name}.conf"
     conf.write_text(f"[vm]\nname = {name}\nmemory = 256M\n" + ("[memory]\nhugepages = 2M\n" if hugepages else "") +
                     (f"[qemu]\nuser = {user}\n" if user else "") +
-                    GUEST.replace("@BUILD@", str(ROOT / "build")) +
+                    GUEST.replace("@BUILD@", str(ROOT / "build")) + ("tpm = yes\n" if tpm else "") +
                     f"[disk a]\nbackend = tmpfs\nsize = 32M\nsource = {source}\n"
                     "[disk b]\nbackend = zram\nsize = 32M\n")
     return conf
@@ -124,7 +129,7 @@ def run_case(directory, name, phase, victim, timeout=60, user=None):
     """Returns a list of what was left behind (empty when the host is clean) and a description of what happened."""
     zram_before, hugepages_before = zram_devices(), hugepages_total()
     source = make_qcow2_source(directory) if phase == "convert" else make_source(directory)
-    conf = write_config(directory, name, source, hugepages=phase == "hugepages", user=user)
+    conf = write_config(directory, name, source, hugepages=phase == "hugepages", user=user, tpm=phase == "tpm")
     command = ["true"] if phase == "teardown" else ["sh", "-c", "sleep 3"]
     env = dict(os.environ, VMLAUNCH_STOP_AT="helper-qemu-img-convert" if phase == "convert" else phase)
     p = subprocess.Popen([VMLAUNCH, str(conf), "--", *command], env=env, stdin=subprocess.DEVNULL,

@@ -11,6 +11,8 @@ SAMPLE = [
     ("state", "vmlaunch"),
     ("hugepages", "all"),
     ("disk", "group"),
+    ("tpm", "vmlaunch"),  # swtpm running, qemu not yet: the guardian kills and reaps it
+    ("tpm", "all"),       # swtpm dies by PDEATHSIG; --cleanup removes its state
     ("qemu", "qemu"),
     ("running", "vmlaunch"),
     ("running", "guardian"),
