@@ -186,27 +186,31 @@ def firmware_conf(config, name, image, extra=""):
 
 
 def test_cloud_image_boots_by_uefi_with_cloud_init_and_ssh(config, tmp_path, debian_image):
-    """The developer's path: firmware boot, the key injected by a NoCloud seed, vmlaunch --ssh as that user."""
+    """The developer's path: firmware boot, the key injected by a NoCloud seed, vmlaunch --ssh as that user; with a
+    TPM that the firmware measures into."""
     key = tmp_path / "key"
     subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(key)], check=True)
     port = free_port()
     conf = firmware_conf(config, "deb-ssh", debian_image,
                          f"[net n0]\nforward = tcp:{port}-:22\nrestrict = yes\n"
-                         f"[cloud-init]\nssh-key = {key}.pub\nuser = tester\n")
+                         f"[cloud-init]\nssh-key = {key}.pub\nuser = tester\n[boot]\ntpm = yes\n")
     p = start(conf)
     try:
         deadline = time.monotonic() + 600
         while True:
             try:
-                r = vmlaunch("--ssh", "deb-ssh", "--", "sh", "-c", "id -un; test -d /sys/firmware/efi && echo uefi",
-                             timeout=90)
+                r = vmlaunch("--ssh", "deb-ssh", "--", "sh", "-c", "id -un; test -d /sys/firmware/efi && echo uefi; "
+                             "cat /sys/class/tpm/tpm0/pcr-sha256/0", timeout=90)
             except subprocess.TimeoutExpired:
                 continue
             if r.returncode == 0 or time.monotonic() > deadline or p.poll() is not None:
                 break
             time.sleep(3)
         assert r.returncode == 0, r.stderr
-        assert r.stdout == "tester\nuefi\n"
+        user, firmware, pcr0 = r.stdout.splitlines()
+        assert (user, firmware) == ("tester", "uefi")
+        # [boot] tpm: OVMF found the TPM (tpm-crb) and measured itself into PCR 0, which starts as zeros
+        assert len(pcr0) == 64 and set(pcr0) <= set("0123456789ABCDEF") and pcr0 != "0" * 64, pcr0
         # no password anywhere: the key is the way in
         assert "PasswordAuthentication" not in r.stderr
     finally:
