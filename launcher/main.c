@@ -392,7 +392,7 @@ static int launch(const struct vm_config *cfg, struct plan *plan, struct storage
 	test_hook_stop_at("state");
 	if (plan->hugepages >= 0) {
 		r = hugepages_reserve(plan->host->topo.numa, plan->memory_node, plan->hugepages, plan->hugepages_count,
-				      &journal);
+				      state.dir, &journal);
 		if (r < 0)
 			goto out;
 		test_hook_stop_at("hugepages");

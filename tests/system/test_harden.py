@@ -251,3 +251,101 @@ def test_ram_disks_and_hugepages_bounded_by_the_host(config):
     r = vmlaunch("--dry-run", conf)
     assert r.returncode == 2, r.stderr
     assert f"{avail_2m} pages" in r.stderr and "MemAvailable" in r.stderr
+
+
+def forge_and_clean_up(name, records):
+    """Writes a leftover state dir whose journal holds only `records`, then runs --cleanup NAME on it."""
+    state = f"/run/vmlaunch/{name}"
+    assert not os.path.exists(state) and not os.path.exists(f"{state}.lock")
+    os.makedirs(state, mode=0o700)
+    try:
+        with open(f"{state}/journal", "w") as j:
+            j.write("".join(r + "\n" for r in records))
+        r = vmlaunch("--cleanup", name)
+        assert not os.path.exists(state)
+        return r
+    finally:
+        subprocess.run(["rm", "-rf", state, f"{state}.lock"])
+
+
+def test_forged_zram_and_hugepages_records_do_nothing():
+    """A zram device and hugepages vmlaunch did not make for the VM (the host's, another VM's): records naming them
+    in a forged journal, well-formed ones, remove nothing and give nothing back."""
+    with open("/sys/class/zram-control/hot_add") as f:
+        zram = f.read().strip()
+    pool = "/sys/kernel/mm/hugepages/hugepages-2048kB/nr_hugepages"
+    before = int(open(pool).read())
+    try:
+        # someone else's reservation of two pages
+        with open(pool, "w") as f:
+            f.write(str(before + 2))
+        assert int(open(pool).read()) == before + 2, "could not reserve two 2M pages for the test"
+        r = forge_and_clean_up("hforged2", [f"hugepages global:0:2048:{before}:2", f"zram-remove {zram}"])
+        assert r.returncode == 0, r.stderr
+        assert f"refusing to remove /dev/zram{zram}" in r.stderr
+        assert "refusing to give back hugepages" in r.stderr
+        assert os.path.exists(f"/sys/block/zram{zram}")
+        assert int(open(pool).read()) == before + 2
+    finally:
+        with open(pool, "w") as f:
+            f.write(str(before))
+        if os.path.exists(f"/sys/block/zram{zram}"):
+            with open("/sys/class/zram-control/hot_remove", "w") as f:
+                f.write(zram)
+
+
+def test_zram_of_a_vm_is_removed_only_with_its_mark(config):
+    """The VM's own zram device goes at exit (the mark on its state dir names its diskseq); a second VM's journal
+    naming the first one's device while it runs leaves it alone."""
+    conf = config("[vm]\nname = hzram\n" + GUEST + "[disk z]\nbackend = zram\nsize = 16M\n")
+    p = subprocess.Popen([VMLAUNCH, str(conf), "--", "sh", "-c", "echo up; exec sleep 600"],
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        assert p.stdout.readline() == "up\n", p.stderr.read() if p.poll() is not None else ""
+        pid = qemu_of("hzram")
+        devs = [os.readlink(f"/proc/{pid}/fd/{fd}") for fd in os.listdir(f"/proc/{pid}/fd")]
+        zram = next(d for d in devs if d.startswith("/dev/zram"))[len("/dev/zram"):]
+        seq = open(f"/sys/block/zram{zram}/diskseq").read().strip()
+        assert os.getxattr("/run/vmlaunch/hzram", f"trusted.vmlaunch.zram.{zram}") == seq.encode()
+        r = forge_and_clean_up("hzram2", [f"zram-remove {zram}"])
+        assert f"refusing to remove /dev/zram{zram}" in r.stderr
+        assert os.path.exists(f"/sys/block/zram{zram}")
+    finally:
+        p.terminate()
+        p.wait(timeout=120)
+    assert p.returncode == 128 + 15, p.stderr.read()
+    # gone with its VM, unless another test took the number since
+    assert not os.path.exists(f"/sys/block/zram{zram}") or open(f"/sys/block/zram{zram}/diskseq").read().strip() != seq
+
+
+def lvm_usable():
+    """The kernel's device-mapper answering (dmsetup opens /dev/mapper/control; the node can exist without it)."""
+    return subprocess.run(["sh", "-c", "command -v lvcreate && dmsetup version"], capture_output=True).returncode == 0
+
+
+def test_forged_lvm_record_removes_no_volume_without_the_vms_tag(tmp_path):
+    """lvm-remove VG/LV removes a volume only if it carries vmlaunch=STATE_DIR (lvcreate --addtag): the tag check
+    itself is a unit test (test_storage_commands: test_lvm_owner_tag); here a real volume on a loop PV."""
+    if not lvm_usable():
+        reason = ("no device-mapper in this kernel (/dev/mapper/control) or no lvm2: the lvm-remove undo cannot run "
+                  "here; its tag check is unit-tested (test_lvm_owner_tag)")
+        print(reason)
+        pytest.skip(reason)
+    img = tmp_path / "pv.img"
+    img.write_bytes(b"")
+    os.truncate(img, 64 << 20)
+    loop = subprocess.run(["losetup", "--find", "--show", str(img)], capture_output=True, text=True,
+                          check=True).stdout.strip()
+    vg = f"vmlforge{os.getpid()}"
+    try:
+        subprocess.run(["vgcreate", "-s", "4M", vg, loop], check=True, capture_output=True)
+        subprocess.run(["lvcreate", "--yes", "-L", "8M", "-n", "theirs", vg], check=True, capture_output=True)
+        subprocess.run(["lvcreate", "--yes", "-L", "8M", "-n", "other", "--addtag", "vmlaunch=/run/vmlaunch/else",
+                        vg], check=True, capture_output=True)
+        r = forge_and_clean_up("hlvm", [f"lvm-remove {vg}/theirs", f"lvm-remove {vg}/other"])
+        assert r.stderr.count("refusing to remove logical volume") == 2, r.stderr
+        lvs = subprocess.run(["lvs", "--noheadings", "-o", "lv_name", vg], capture_output=True, text=True).stdout
+        assert "theirs" in lvs and "other" in lvs
+    finally:
+        subprocess.run(["vgremove", "-f", vg], capture_output=True)
+        subprocess.run(["losetup", "-d", loop])
