@@ -11,6 +11,7 @@
 
 struct journal;
 struct populate_source;
+struct privileges;
 
 /* The qemu protocol driver of a disk's bottom node. */
 enum storage_driver { DRIVER_FILE, DRIVER_HOST_DEVICE, DRIVER_RBD };
@@ -24,6 +25,7 @@ static inline const char *storage_driver_name(enum storage_driver d)
 struct storage_context {
 	const struct vm_config *cfg;
 	const char *state_dir;
+	const struct privileges *helper_user; /* who parses a source image (qemu's user); NULL: vmlaunch's own */
 };
 
 /* What qemu opens for one disk. Filled by `describe` before anything on the host is touched (so --dry-run shows the

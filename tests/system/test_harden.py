@@ -2,8 +2,11 @@
 import fcntl
 import os
 import pwd
+import signal
 import subprocess
 import tempfile
+import time
+from pathlib import Path
 
 import pytest
 
@@ -128,7 +131,7 @@ def test_qemu_user_root_must_be_written(config):
         p.wait(timeout=120)
 
 
-def test_source_image_naming_a_host_file_is_refused(config, tmp_path):
+def test_source_image_naming_a_host_file_is_refused(config, tmp_path, qemu_user):
     """qemu-img create -b SECRET: as source = it gave the guest SECRET's bytes (read as root)."""
     secret = tmp_path / "secret"
     secret.write_bytes(b"HOST-SECRET-" * 100)
@@ -141,15 +144,100 @@ def test_source_image_naming_a_host_file_is_refused(config, tmp_path):
     assert "HOST-SECRET" not in r.stdout
     assert r.returncode == 2, r.stderr
     assert f"names another file, {secret}" in r.stderr and "source-backing = allow" in r.stderr
-    # allowed in writing, with the format written too, it is followed
-    conf = config("[vm]\nname = hevil\n" + GUEST + disk + "source-backing = allow\n", name="allow.conf")
-    r = vmlaunch(conf, "--", "head", "-c", "12", "/dev/vda")
+    # allowed in writing, with the format written too, it is followed, with qemu's user's rights: never root's
+    r = vmlaunch(config("[vm]\nname = hevil\n" + GUEST + disk + "source-backing = allow\n", name="allow.conf"),
+                 "--", "head", "-c", "12", "/dev/vda")
     assert r.returncode == 2 and "source-backing = allow: needs source-format" in r.stderr
-    conf = config("[vm]\nname = hevil\n" + GUEST + disk + "source-backing = allow\nsource-format = qcow2\n",
-                  name="allow2.conf")
-    r = vmlaunch(conf, "--", "head", "-c", "12", "/dev/vda")
-    assert r.returncode == 0, r.stderr
-    assert r.stdout == "HOST-SECRET-"
+    allowed = disk + "source-backing = allow\nsource-format = qcow2\n"
+    r = vmlaunch(config("[vm]\nname = hevil\n" + GUEST + allowed, name="allow2.conf"),
+                 "--", "head", "-c", "12", "/dev/vda")
+    assert "HOST-SECRET" not in r.stdout
+    assert r.returncode == 1 and "readable by it" in r.stderr, r.stderr  # the secret is root's alone
+    shared = Path(tempfile.mkdtemp(prefix="vmlaunch-chain-"))
+    try:
+        os.chmod(shared, 0o755)
+        (shared / "base.raw").write_bytes(b"SHARED-BASE-" * 100)
+        os.chmod(shared / "base.raw", 0o644)
+        subprocess.run(["qemu-img", "create", "-q", "-f", "qcow2", "-b", str(shared / "base.raw"), "-F", "raw",
+                        str(shared / "top.qcow2"), "1M"], check=True)
+        os.chmod(shared / "top.qcow2", 0o644)
+        conf = config("[vm]\nname = hevil\n" + GUEST + allowed.replace(str(evil), str(shared / "top.qcow2")),
+                      name="allow3.conf")
+        r = vmlaunch(conf, "--", "head", "-c", "12", "/dev/vda")
+        assert r.returncode == 0, r.stderr
+        assert r.stdout == "SHARED-BASE-"
+    finally:
+        subprocess.run(["rm", "-rf", str(shared)])
+
+
+def children(pid):
+    kids = []
+    for task in os.listdir(f"/proc/{pid}/task"):
+        try:
+            kids += [int(c) for c in open(f"/proc/{pid}/task/{task}/children").read().split()]
+        except OSError:
+            pass
+    return kids
+
+
+def stopped_child(p, timeout=60):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        assert p.poll() is None, p.stderr.read()
+        for k in children(p.pid):
+            try:
+                if open(f"/proc/{k}/stat").read().rsplit(")", 1)[1].split()[0] == "T":
+                    return k
+            except OSError:
+                pass
+        time.sleep(0.02)
+    raise AssertionError("no helper stopped")
+
+
+@pytest.mark.parametrize("step", ["info", "convert"])
+def test_source_image_is_parsed_by_qemus_user_and_a_root_only_source_still_populates(config, tmp_path, qemu_user,
+                                                                                     step):
+    """The qcow2 is read by qemu-img as vmlaunch-qemu, paused here (VMLAUNCH_STOP_AT) to look at it in /proc: no
+    uid 0, no capability, no host path of the image open or named; its bytes come from root's qemu-nbd, which
+    parses no format. The image is root's alone (0600 in a 0700 directory) and still fills the disk."""
+    qemu = pwd.getpwnam(qemu_user)
+    raw, image = tmp_path / "root-only.raw", tmp_path / "root-only.qcow2"
+    with open(raw, "wb") as f:
+        f.write(b"ROOT-ONLY-DATA")
+        f.truncate(4 << 20)
+    subprocess.run(["qemu-img", "convert", "-q", "-f", "raw", "-O", "qcow2", str(raw), str(image)], check=True)
+    os.chmod(image, 0o600)
+    assert (os.stat(tmp_path).st_mode & 0o777) == 0o700
+    conf = config("[vm]\nname = hparse\n" + GUEST + f"[disk d]\nbackend = tmpfs\nsize = 16M\nsource = {image}\n")
+    p = subprocess.Popen([VMLAUNCH, str(conf), "--", "head", "-c", "14", "/dev/vda"],
+                         env=dict(os.environ, VMLAUNCH_STOP_AT=f"helper-qemu-img-{step}"),
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        # stopped just before it execs qemu-img (the hook's name is built from that argv): what exec keeps is
+        # its ids, its empty capability sets, no-new-privileges, and the fds without O_CLOEXEC
+        helper = stopped_child(p)
+        status = open(f"/proc/{helper}/status").read()
+        assert status.split("Uid:")[1].split()[:4] == [str(qemu.pw_uid)] * 4, status
+        assert status.split("Gid:")[1].split()[:4] == [str(qemu.pw_gid)] * 4, status
+        assert proc_field(helper, "CapEff") == "0" * 16 and proc_field(helper, "CapPrm") == "0" * 16
+        assert proc_field(helper, "NoNewPrivs") == "1"
+        kept = {}
+        for fd in os.listdir(f"/proc/{helper}/fd"):
+            flags = int(open(f"/proc/{helper}/fdinfo/{fd}").read().split("flags:")[1].split()[0], 8)
+            if not flags & os.O_CLOEXEC:
+                kept[int(fd)] = os.readlink(f"/proc/{helper}/fd/{fd}")
+        # stdin, stdout, stderr, and NBD connections to root's qemu-nbd: the image itself is never among them
+        assert sorted(kept) == list(range(3 + (step == "convert") + 1)), kept
+        assert all(kept[fd].startswith("socket:") for fd in kept if fd >= 3), kept
+        assert not any(str(tmp_path) in f for f in kept.values()), kept
+        os.kill(helper, signal.SIGCONT)
+        out, err = p.communicate(timeout=180)
+    finally:
+        if p.poll() is None:
+            p.kill()
+            p.wait()
+    assert p.returncode == 0, err
+    assert out == "ROOT-ONLY-DATA"
 
 
 def test_raw_source_with_a_forged_header_is_never_probed_as_another_format(config, tmp_path):
