@@ -225,11 +225,19 @@ def test_source_image_is_parsed_by_qemus_user_and_a_root_only_source_still_popul
         for fd in os.listdir(f"/proc/{helper}/fd"):
             flags = int(open(f"/proc/{helper}/fdinfo/{fd}").read().split("flags:")[1].split()[0], 8)
             if not flags & os.O_CLOEXEC:
-                kept[int(fd)] = os.readlink(f"/proc/{helper}/fd/{fd}")
-        # stdin, stdout, stderr, and NBD connections to root's qemu-nbd: the image itself is never among them
+                kept[int(fd)] = os.readlink(f"/proc/{helper}/fd/{fd}"), flags
+        # stdin, stdout, stderr; the image as fd 3: an O_PATH fd of a read-only mount of that file alone, idmapped so
+        # the file is qemu's user's there (nothing is open for reading yet: qemu-img opens /proc/self/fd/3 with its
+        # own rights), or a connection to root's qemu-nbd where the file system has no idmapped mounts; for convert
+        # the disk as fd 4, a connection to root's qemu-nbd
         assert sorted(kept) == list(range(3 + (step == "convert") + 1)), kept
-        assert all(kept[fd].startswith("socket:") for fd in kept if fd >= 3), kept
-        assert not any(str(tmp_path) in f for f in kept.values()), kept
+        image_fd, image_flags = kept[3]
+        # a detached mount's root reads as "/": the file alone, no path on the host
+        assert image_fd.startswith("socket:") or (image_fd == "/" and image_flags & 0o10000000), kept  # O_PATH
+        assert step == "info" or kept[4][0].startswith("socket:"), kept
+        # qemu's user cannot open the image itself
+        r = subprocess.run(["runuser", "-u", qemu_user, "--", "head", "-c", "1", str(image)], capture_output=True)
+        assert r.returncode != 0 and b"Permission denied" in r.stderr
         os.kill(helper, signal.SIGCONT)
         out, err = p.communicate(timeout=180)
     finally:
