@@ -161,9 +161,14 @@ static char *view_json(const char *format, int fd)
 
 /* Another file the image names, which qemu-img would open: a backing file, a qcow2 external data file, a vmdk extent
  * elsewhere. NULL when there is none. */
-static const char *external_file(struct json_object *info, const char *self)
+static const char *external_file(struct json_object *info)
 {
 	struct json_object *v, *spec, *data, *extents;
+	const char *self = "";
+
+	/* an extent is elsewhere when it is not the image itself, as qemu names it */
+	if (json_object_object_get_ex(info, "filename", &v))
+		self = json_object_get_string(v);
 
 	if (json_object_object_get_ex(info, "backing-filename", &v))
 		return json_object_get_string(v);
@@ -210,7 +215,7 @@ static int image_info(struct populate_source *src, const char *name, const int *
 		r = log_errno(EPROTO, "qemu-img info %s: unexpected output (no virtual-size)", src->path);
 		goto out;
 	}
-	other = external_file(info, name);
+	other = external_file(info);
 	if (other && !src->allow_external) {
 		r = log_error("base image %s names another file, %s; expected an image that stands alone (qemu-img "
 			      "convert -O qcow2 flattens a chain) or source-backing = allow",

@@ -194,20 +194,23 @@ def stopped_child(p, timeout=60):
     raise AssertionError("no helper stopped")
 
 
+@pytest.mark.parametrize("where", ["disk", "tmpfs"])
 @pytest.mark.parametrize("step", ["info", "convert"])
 def test_source_image_is_parsed_by_qemus_user_and_a_root_only_source_still_populates(config, tmp_path, qemu_user,
-                                                                                     step):
+                                                                                     step, where):
     """The qcow2 is read by qemu-img as vmlaunch-qemu, paused here (VMLAUNCH_STOP_AT) to look at it in /proc: no
     uid 0, no capability, no host path of the image open or named; its bytes come from root's qemu-nbd, which
     parses no format. The image is root's alone (0600 in a 0700 directory) and still fills the disk."""
     qemu = pwd.getpwnam(qemu_user)
-    raw, image = tmp_path / "root-only.raw", tmp_path / "root-only.qcow2"
+    # on tmpfs (no idmapped mounts on this kernel) the image's bytes come from root's qemu-nbd instead
+    home = tmp_path if where == "disk" else Path(tempfile.mkdtemp(prefix="vmlaunch-parse-", dir="/dev/shm"))
+    raw, image = home / "root-only.raw", home / "root-only.qcow2"
     with open(raw, "wb") as f:
         f.write(b"ROOT-ONLY-DATA")
         f.truncate(4 << 20)
     subprocess.run(["qemu-img", "convert", "-q", "-f", "raw", "-O", "qcow2", str(raw), str(image)], check=True)
     os.chmod(image, 0o600)
-    assert (os.stat(tmp_path).st_mode & 0o777) == 0o700
+    assert (os.stat(home).st_mode & 0o777) == 0o700
     conf = config("[vm]\nname = hparse\n" + GUEST + f"[disk d]\nbackend = tmpfs\nsize = 16M\nsource = {image}\n")
     p = subprocess.Popen([VMLAUNCH, str(conf), "--", "head", "-c", "14", "/dev/vda"],
                          env=dict(os.environ, VMLAUNCH_STOP_AT=f"helper-qemu-img-{step}"),
@@ -244,6 +247,8 @@ def test_source_image_is_parsed_by_qemus_user_and_a_root_only_source_still_popul
         if p.poll() is None:
             p.kill()
             p.wait()
+        if where == "tmpfs":
+            subprocess.run(["rm", "-rf", str(home)])
     assert p.returncode == 0, err
     assert out == "ROOT-ONLY-DATA"
 
@@ -263,6 +268,39 @@ def test_raw_source_with_a_forged_header_is_never_probed_as_another_format(confi
     r = vmlaunch(conf, "--", "head", "-c", "21", "/dev/vda")
     assert r.returncode == 0, r.stderr
     assert r.stdout == "# Disk DescriptorFile"
+
+
+def test_other_formats_learn_their_size_and_files_from_qemu_img_as_qemus_user(config, tmp_path):
+    """A format vmlaunch reads no header of (vmdk): qemu-img info, unprivileged, gives its size and the files it
+    names. A sparse vmdk fills the disk; a descriptor naming a host file, readable by anyone, is refused and nothing
+    is left behind."""
+    raw, image = tmp_path / "r.raw", tmp_path / "s.vmdk"
+    with open(raw, "wb") as f:
+        f.write(b"VMDK-DATA")
+        f.truncate(4 << 20)
+    subprocess.run(["qemu-img", "convert", "-q", "-f", "raw", "-O", "vmdk", str(raw), str(image)], check=True)
+    conf = config("[vm]\nname = hvmdk2\n" + GUEST +
+                  f"[disk d]\nbackend = tmpfs\nsize = 16M\nsource = {image}\nsource-format = vmdk\n")
+    r = vmlaunch(conf, "--", "head", "-c", "9", "/dev/vda")
+    assert r.returncode == 0, r.stderr
+    assert r.stdout == "VMDK-DATA"
+    shared = Path(tempfile.mkdtemp(prefix="vmlaunch-extent-"))
+    try:
+        os.chmod(shared, 0o755)
+        (shared / "secret").write_bytes(b"HOST-SECRET-" * 100)
+        os.chmod(shared / "secret", 0o644)
+        evil = tmp_path / "evil.vmdk"
+        evil.write_text('# Disk DescriptorFile\nversion=1\nCID=12345678\nparentCID=ffffffff\ncreateType="monolithicFlat"\n'
+                        f'RW 2048 FLAT "{shared / "secret"}" 0\n')
+        conf = config("[vm]\nname = hvmdk2\n" + GUEST +
+                      f"[disk d]\nbackend = tmpfs\nsize = 16M\nsource = {evil}\nsource-format = vmdk\n",
+                      name="evil.conf")
+        r = vmlaunch(conf, "--", "head", "-c", "12", "/dev/vda")
+        assert "HOST-SECRET" not in r.stdout
+        assert r.returncode == 1 and f"names another file, {shared / 'secret'}" in r.stderr, r.stderr
+        assert not os.path.exists("/run/vmlaunch/hvmdk2")
+    finally:
+        subprocess.run(["rm", "-rf", str(shared)])
 
 
 def test_forged_journal_touches_nothing_outside_the_state_dir(tmp_path):
