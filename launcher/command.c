@@ -6,6 +6,7 @@
 #include <fcntl.h>
 #include <poll.h>
 #include <signal.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/prctl.h>
@@ -57,23 +58,52 @@ static void collect(int out_fd, int err_fd, char **out, char **err)
 	*err = buf[1] ? buf[1] : xstrdup("");
 }
 
-/* In the child: only async-signal-safe calls. The helper dies with vmlaunch (a kill mid-`qemu-img convert` must not
- * leave it writing into a disk the guardian is about to remove). */
-static void child_exec(char *const argv[], int out_fd, int err_fd, int exec_fd, pid_t parent)
+/* The child's side of both kinds: its user, its death with vmlaunch, its signals, its fds and stdio; then exec. Between
+ * fork and exec of a single-threaded parent: libcap-ng's, initgroups' and setenv's allocations are safe here. */
+static void child_exec(char *const argv[], const struct command_child *c, int in_fd, int out_fd, int err_fd, int go_fd,
+		       int exec_fd, pid_t parent, bool own_group)
 {
 	struct sigaction dfl = { .sa_handler = SIG_DFL };
+	int moved[8];
 	sigset_t none;
-	int null = open("/dev/null", O_RDONLY | O_CLOEXEC);
+	char go, pid[24];
 
+	if (c->n_fds > 8)
+		_exit(127);
+	if (c->cwd_fd && fchdir(*c->cwd_fd) < 0)
+		_exit(127);
+	/* The user first: the kernel clears the death signal at a change of uid, so it is set after. */
+	if (c->as && privileges_drop(c->as) < 0)
+		_exit(126);
+	/* The helper dies with vmlaunch (a kill mid-`qemu-img convert` must not leave it writing into a disk the
+	 * guardian is about to remove); a parent gone already, before the signal was armed, ends it too. */
 	if (prctl(PR_SET_PDEATHSIG, SIGKILL) < 0 || getppid() != parent)
 		_exit(127);
+	if (go_fd >= 0 && read(go_fd, &go, 1) != 1)
+		_exit(127); /* vmlaunch could not record us: never run unrecorded */
 	/* vmlaunch blocks the signals it reads through signalfd; children must start with a clean slate. */
 	for (int s = 1; s < NSIG; s++)
 		sigaction(s, &dfl, NULL);
 	sigemptyset(&none);
 	sigprocmask(SIG_SETMASK, &none, NULL);
-	if (null < 0 || dup2(null, 0) < 0 || dup2(out_fd, 1) < 0 || dup2(err_fd, 2) < 0)
+	if (own_group)
+		setpgid(0, 0); /* a Ctrl-C on the terminal is vmlaunch's to handle */
+	for (size_t i = 0; i < c->n_fds; i++)
+		if ((moved[i] = fcntl(c->fds[i], F_DUPFD_CLOEXEC, 64)) < 0)
+			_exit(127);
+	if (dup2(in_fd, 0) < 0 || dup2(out_fd, 1) < 0 || dup2(err_fd, 2) < 0)
 		_exit(127);
+	for (size_t i = 0; i < c->n_fds; i++)
+		if (dup2(moved[i], 3 + (int)i) < 0)
+			_exit(127);
+	if (c->n_fds)
+		syscall(SYS_close_range, 3 + c->n_fds, ~0U, 4 /* CLOSE_RANGE_CLOEXEC */);
+	if (c->socket_activation) {
+		/* sd_listen_fds(3)'s protocol: the listening sockets from fd 3 on, for this very pid */
+		snprintf(pid, sizeof(pid), "%d", (int)getpid());
+		if (setenv("LISTEN_PID", pid, 1) < 0 || setenv("LISTEN_FDS", c->n_fds == 1 ? "1" : "2", 1) < 0)
+			_exit(127);
+	}
 	test_hook_stop_helper(argv);
 	execvp(argv[0], argv);
 	{
@@ -85,40 +115,74 @@ static void child_exec(char *const argv[], int out_fd, int err_fd, int exec_fd, 
 	_exit(127);
 }
 
-int command_run(char *const argv[], char **out, const char *what)
+/* In the parent after fork: records the child's kill when asked, lets it go on, and reads whether exec worked.
+ * 0, or -errno after logging (the child is then killed and reaped). */
+static int child_started(char *const argv[], const struct command_child *c, pid_t pid, int go_fd, int exec_fd,
+			 const char *what)
 {
-	int out_pipe[2], err_pipe[2], exec_pipe[2], status, r, exec_errno = 0;
+	int exec_errno, r = 0;
+
+	if (c->journal)
+		r = process_journal_kill(c->journal, pid);
+	if (r == 0 && go_fd >= 0 && write(go_fd, "g", 1) != 1)
+		r = log_errno(errno, "%s: cannot start %s", what ? what : "helper", argv[0]);
+	if (go_fd >= 0)
+		close(go_fd);
+	/* EOF at exec, or the child's errno when exec failed */
+	if (r == 0 && read(exec_fd, &exec_errno, sizeof(exec_errno)) == sizeof(exec_errno))
+		r = what ? log_errno(exec_errno, "%s: cannot run %s", what, argv[0]) : -exec_errno;
+	close(exec_fd);
+	if (r < 0) {
+		kill(pid, SIGKILL);
+		while (waitpid(pid, NULL, 0) < 0 && errno == EINTR)
+			;
+	}
+	return r;
+}
+
+int command_run_child(char *const argv[], const struct command_child *c, char **out, const char *what)
+{
+	static const struct command_child plain;
+	int out_pipe[2], err_pipe[2], exec_pipe[2], go[2] = { -1, -1 }, status, r, null;
 	char *captured_out, *captured_err;
 	pid_t pid, parent = getpid();
 
+	if (!c)
+		c = &plain;
 	if (pipe2(out_pipe, O_CLOEXEC) < 0)
 		return log_errno(errno, "pipe");
-	if (pipe2(err_pipe, O_CLOEXEC) < 0 || pipe2(exec_pipe, O_CLOEXEC) < 0) {
+	if (pipe2(err_pipe, O_CLOEXEC) < 0 || pipe2(exec_pipe, O_CLOEXEC) < 0 || (c->journal && pipe2(go, O_CLOEXEC) < 0)) {
 		r = log_errno(errno, "pipe");
 		close(out_pipe[0]);
 		close(out_pipe[1]);
 		return r;
 	}
+	null = open("/dev/null", O_RDONLY | O_CLOEXEC);
 	pid = fork();
-	if (pid == 0)
-		child_exec(argv, out_pipe[1], err_pipe[1], exec_pipe[1], parent);
-	r = pid < 0 ? errno : 0;
+	if (pid == 0) {
+		if (go[1] >= 0)
+			close(go[1]);
+		child_exec(argv, c, null, out_pipe[1], err_pipe[1], go[0], exec_pipe[1], parent, false);
+	}
+	if (null >= 0)
+		close(null);
 	close(out_pipe[1]);
 	close(err_pipe[1]);
 	close(exec_pipe[1]);
-	/* EOF at exec, or the child's errno when exec failed */
-	if (!r && read(exec_pipe[0], &exec_errno, sizeof(exec_errno)) == sizeof(exec_errno))
-		r = exec_errno;
-	close(exec_pipe[0]);
-	if (r) {
-		if (pid > 0)
-			while (waitpid(pid, NULL, 0) < 0 && errno == EINTR)
-				;
+	if (go[0] >= 0)
+		close(go[0]);
+	r = pid < 0 ? -errno : child_started(argv, c, pid, go[1], exec_pipe[0], what);
+	if (pid < 0) {
+		if (go[1] >= 0)
+			close(go[1]);
+		close(exec_pipe[0]);
+	}
+	if (r < 0) {
 		close(out_pipe[0]);
 		close(err_pipe[0]);
-		if (!what)
-			return -r;
-		return log_errno(r, "%s: cannot run %s", what, argv[0]);
+		if (pid < 0 && what)
+			return log_errno(-r, "%s: cannot run %s", what, argv[0]);
+		return r;
 	}
 	collect(out_pipe[0], err_pipe[0], &captured_out, &captured_err);
 	close(out_pipe[0]);
@@ -144,6 +208,11 @@ int command_run(char *const argv[], char **out, const char *what)
 	return r;
 }
 
+int command_run(char *const argv[], char **out, const char *what)
+{
+	return command_run_child(argv, NULL, out, what);
+}
+
 int command_must(char *const argv[], const char *what)
 {
 	int r = command_run(argv, NULL, what);
@@ -151,89 +220,38 @@ int command_must(char *const argv[], const char *what)
 	return r > 0 ? -EIO : r;
 }
 
-/* The daemon's side of command_start: waits for the journal record, moves its fds to 3.., enters its directory and
- * drops to its user (as asked), execs. */
-static void daemon_exec(char *const argv[], const int *fds, size_t n_fds, const struct command_daemon *how, int log_fd,
-			int go_fd, int exec_fd, pid_t parent)
+pid_t command_start_child(char *const argv[], const struct command_child *c, const char *log, const char *what)
 {
-	struct sigaction dfl = { .sa_handler = SIG_DFL };
-	int moved[8], null = open("/dev/null", O_RDWR | O_CLOEXEC);
-	sigset_t none;
-	char go;
-
-	if (prctl(PR_SET_PDEATHSIG, SIGKILL) < 0 || getppid() != parent || n_fds > 8)
-		_exit(127);
-	if (read(go_fd, &go, 1) != 1)
-		_exit(127); /* vmlaunch could not record us: never run unrecorded */
-	for (int s = 1; s < NSIG; s++)
-		sigaction(s, &dfl, NULL);
-	sigemptyset(&none);
-	sigprocmask(SIG_SETMASK, &none, NULL);
-	setpgid(0, 0); /* a Ctrl-C on the terminal is vmlaunch's to handle */
-	if (how && how->cwd_fd >= 0 && fchdir(how->cwd_fd) < 0)
-		_exit(127);
-	for (size_t i = 0; i < n_fds; i++)
-		if ((moved[i] = fcntl(fds[i], F_DUPFD_CLOEXEC, 64)) < 0)
-			_exit(127);
-	if (null < 0 || dup2(null, 0) < 0 || dup2(null, 1) < 0 || dup2(log_fd, 2) < 0)
-		_exit(127);
-	for (size_t i = 0; i < n_fds; i++)
-		if (dup2(moved[i], 3 + (int)i) < 0)
-			_exit(127);
-	syscall(SYS_close_range, 3 + n_fds, ~0U, 4 /* CLOSE_RANGE_CLOEXEC */);
-	if (how && how->privileges) {
-		int r = privileges_drop(how->privileges);
-
-		if (r < 0) {
-			r = -r;
-			if (write(exec_fd, &r, sizeof(r)) < 0)
-				_exit(127);
-			_exit(127);
-		}
-	}
-	execvp(argv[0], argv);
-	{
-		int e = errno;
-
-		if (write(exec_fd, &e, sizeof(e)) < 0)
-			_exit(127);
-	}
-	_exit(127);
-}
-
-pid_t command_start(char *const argv[], const int *fds, size_t n_fds, const char *log, struct journal *j,
-		    const char *what)
-{
-	return command_start_as(argv, fds, n_fds, NULL, log, j, what);
-}
-
-pid_t command_start_as(char *const argv[], const int *fds, size_t n_fds, const struct command_daemon *how,
-		       const char *log, struct journal *j, const char *what)
-{
-	int go[2], exec_pipe[2], exec_errno, log_fd, r;
+	int go[2], exec_pipe[2], log_fd, null, r;
 	pid_t pid, parent = getpid();
 
 	log_fd = open(log, O_WRONLY | O_CREAT | O_APPEND | O_NOFOLLOW | O_CLOEXEC, 0600);
 	if (log_fd < 0)
 		return log_errno(errno, "%s: cannot create %s", what, log);
-	if (pipe2(go, O_CLOEXEC) < 0) {
+	null = open("/dev/null", O_RDWR | O_CLOEXEC);
+	if (null < 0 || pipe2(go, O_CLOEXEC) < 0) {
+		r = log_errno(errno, "%s: pipe", what);
 		close(log_fd);
-		return log_errno(errno, "%s: pipe", what);
+		if (null >= 0)
+			close(null);
+		return r;
 	}
 	if (pipe2(exec_pipe, O_CLOEXEC) < 0) {
 		r = log_errno(errno, "%s: pipe", what);
 		close(go[0]);
 		close(go[1]);
 		close(log_fd);
+		close(null);
 		return r;
 	}
 	pid = fork();
 	if (pid == 0) {
 		close(go[1]);
 		close(exec_pipe[0]);
-		daemon_exec(argv, fds, n_fds, how, log_fd, go[0], exec_pipe[1], parent);
+		child_exec(argv, c, null, null, log_fd, go[0], exec_pipe[1], parent, true);
 	}
 	close(log_fd);
+	close(null);
 	close(go[0]);
 	close(exec_pipe[1]);
 	if (pid < 0) {
@@ -241,18 +259,12 @@ pid_t command_start_as(char *const argv[], const int *fds, size_t n_fds, const s
 		close(exec_pipe[0]);
 		return log_errno(errno, "%s: cannot fork", what);
 	}
-	r = process_journal_kill(j, pid);
-	if (r == 0 && write(go[1], "g", 1) != 1)
-		r = log_errno(errno, "%s: cannot start %s", what, argv[0]);
-	close(go[1]);
-	/* EOF at exec, or the child's errno when exec failed */
-	if (r == 0 && read(exec_pipe[0], &exec_errno, sizeof(exec_errno)) == sizeof(exec_errno))
-		r = log_errno(exec_errno, "%s: cannot run %s", what, argv[0]);
-	close(exec_pipe[0]);
-	if (r < 0) {
-		kill(pid, SIGKILL);
-		waitpid(pid, NULL, 0);
-		return r;
-	}
-	return pid;
+	r = child_started(argv, c, pid, go[1], exec_pipe[0], what);
+	return r < 0 ? r : pid;
+}
+
+pid_t command_start(char *const argv[], const int *fds, size_t n_fds, const char *log, struct journal *j,
+		    const char *what)
+{
+	return command_start_child(argv, &(struct command_child){ .fds = fds, .n_fds = n_fds, .journal = j }, log, what);
 }

@@ -2,6 +2,7 @@
 #ifndef VMLAUNCH_COMMAND_H
 #define VMLAUNCH_COMMAND_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <sys/types.h>
 
@@ -15,21 +16,29 @@ int command_run(char *const argv[], char **out, const char *what);
 int command_must(char *const argv[], const char *what);
 
 struct journal;
+struct privileges;
+
+/* How a helper is started, beyond its argv. */
+struct command_child {
+	const int *fds;                /* become its fds 3, 4, ... (at most 8) */
+	size_t n_fds;
+	bool socket_activation;        /* fds are listening sockets, told by LISTEN_FDS and LISTEN_PID (qemu-nbd) */
+	const struct privileges *as;   /* dropped to before it execs (privileges_drop); NULL: vmlaunch's own */
+	struct journal *journal;       /* its kill (pid + start time) is recorded before it execs; NULL: none */
+	const int *cwd_fd;             /* non-NULL: its working directory, entered by fd before the user changes (the
+	                                * path may cross directories its user cannot search) */
+};
+/* command_run for a helper described by `c` (NULL: as command_run). It dies with vmlaunch (PR_SET_PDEATHSIG, set
+ * after any change of user). */
+int command_run_child(char *const argv[], const struct command_child *c, char **out, const char *what);
+
 /* Starts a helper daemon (virtiofsd, ...) that outlives this call but not vmlaunch: it dies with vmlaunch
  * (PR_SET_PDEATHSIG) and its kill is journaled (pid + start time) before it execs. fds[i] becomes its fd 3 + i;
  * stdin and stdout are /dev/null, stderr goes to `log` (created, 0600) so its chatter stays off the user's
  * terminal. Returns the pid, or -errno after logging `what`. */
 pid_t command_start(char *const argv[], const int *fds, size_t n_fds, const char *log, struct journal *j,
 		    const char *what);
-
-struct privileges;
-/* What a helper daemon runs in beyond command_start's defaults. */
-struct command_daemon {
-	const struct privileges *privileges; /* non-NULL: dropped as qemu's are (no capabilities; its user, if any) */
-	int cwd_fd;                          /* >= 0: its working directory, entered while still root */
-};
-/* command_start for a daemon that runs as qemu's user in a directory of its own (swtpm). */
-pid_t command_start_as(char *const argv[], const int *fds, size_t n_fds, const struct command_daemon *how,
-		       const char *log, struct journal *j, const char *what);
+/* command_start for a daemon described by `c` (its journal must be set). */
+pid_t command_start_child(char *const argv[], const struct command_child *c, const char *log, const char *what);
 
 #endif

@@ -11,6 +11,7 @@
 
 #include "journal.h"
 #include "log.h"
+#include "ownership.h"
 #include "strv.h"
 #include "topology.h"
 
@@ -62,12 +63,23 @@ static bool compact_memory(void)
 	return ok;
 }
 
-int hugepages_reserve(bool numa, unsigned node, int size, uint64_t pages, struct journal *j)
+/* The state dir's mark for one pool ("hugepages.SCOPE.NODE.KIB") and its value ("BEFORE:ADD"). */
+static char *mark_key(const char *scope, unsigned node, unsigned long kib)
+{
+	return xasprintf("hugepages.%s.%u.%lu", scope, node, kib);
+}
+
+static char *mark_value(unsigned long long before, unsigned long long add)
+{
+	return xasprintf("%llu:%llu", before, add);
+}
+
+int hugepages_reserve(bool numa, unsigned node, int size, uint64_t pages, const char *state_dir, struct journal *j)
 {
 	unsigned long kib = hugepage_size_kib(size);
 	char *nr_path = pool_file(numa, node, kib, "nr_hugepages"), *free_path = pool_file(numa, node, kib, "free_hugepages");
 	uint64_t free_pages, before, after, add;
-	char *record = NULL;
+	char *record = NULL, *key = NULL, *value = NULL;
 	int r;
 
 	r = read_count(free_path, &free_pages);
@@ -82,10 +94,15 @@ int hugepages_reserve(bool numa, unsigned node, int size, uint64_t pages, struct
 	r = read_count(nr_path, &before);
 	if (r < 0)
 		goto out;
-	/* The intent first: its undo never takes the pool below `before`, so it is harmless if the write never happens. */
+	/* The intent first: its undo never takes the pool below `before`, so it is harmless if the write never happens.
+	 * The mark before the record: the undo gives back only what the state dir's mark says this VM added. */
 	record = xasprintf("%s:%u:%lu:%llu:%llu", numa ? "numa" : "global", node, kib, (unsigned long long)before,
 			   (unsigned long long)add);
-	r = journal_add(j, "hugepages", record);
+	key = mark_key(numa ? "numa" : "global", node, kib);
+	value = mark_value(before, add);
+	r = ownership_mark(state_dir, key, value);
+	if (r == 0)
+		r = journal_add(j, "hugepages", record);
 	if (r < 0)
 		goto out;
 	r = write_count(nr_path, before + add);
@@ -111,31 +128,44 @@ int hugepages_reserve(bool numa, unsigned node, int size, uint64_t pages, struct
 			 node);
 out:
 	free(record);
+	free(key);
+	free(value);
 	free(nr_path);
 	free(free_path);
 	return r;
 }
 
-/* "numa|global:NODE:KIB:BEFORE:ADD": the pool shrinks by ADD, never below BEFORE (what it had before vmlaunch). */
+/* "numa|global:NODE:KIB:BEFORE:ADD": the pool shrinks by ADD, never below BEFORE (what it had before vmlaunch), and
+ * only when the state dir's mark says this VM added exactly that: a forged record gives back nothing. */
 static int hugepages_release_undo(const char *arg, const char *state_dir)
 {
-	char scope[16];
+	char scope[16], *key, *value, *path;
 	unsigned node;
 	unsigned long kib;
 	unsigned long long before, add;
 	uint64_t now;
-	char *path;
 	int r;
 
-	(void)state_dir;
 	if (sscanf(arg, "%15[a-z]:%u:%lu:%llu:%llu", scope, &node, &kib, &before, &add) != 5 ||
 	    (strcmp(scope, "numa") && strcmp(scope, "global")) || (kib != 2048 && kib != 1048576))
 		return log_errno(EBADMSG, "journal: malformed hugepages record \"%s\"", arg);
-	path = pool_file(!strcmp(scope, "numa"), node, kib, "nr_hugepages");
-	r = read_count(path, &now);
-	if (r == 0 && now > before)
-		r = write_count(path, now - add > before && now > add ? now - add : before);
-	free(path);
+	key = mark_key(scope, node, kib);
+	value = mark_value(before, add);
+	r = ownership_check(state_dir, key, value);
+	if (r == 0)
+		r = log_errno(EPERM, "journal: refusing to give back hugepages \"%s\": vmlaunch did not reserve them for %s",
+			      arg, state_dir);
+	if (r > 0) {
+		path = pool_file(!strcmp(scope, "numa"), node, kib, "nr_hugepages");
+		r = read_count(path, &now);
+		if (r == 0 && now > before)
+			r = write_count(path, now - add > before && now > add ? now - add : before);
+		free(path);
+		if (r == 0)
+			ownership_clear(state_dir, key); /* a second replay gives back nothing more */
+	}
+	free(key);
+	free(value);
 	return r;
 }
 JOURNAL_UNDO(hugepages, "hugepages", hugepages_release_undo)

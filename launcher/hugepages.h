@@ -8,7 +8,8 @@
 struct journal;
 
 /* Makes at least `pages` pages of `size` (HP_2M/HP_1G) free on `node` (the global pool when !numa), counting pages
- * already free; records its intent in the journal before it writes. Not enough memory: an error, and nothing stays reserved. */
-int hugepages_reserve(bool numa, unsigned node, int size, uint64_t pages, struct journal *j);
+ * already free; marks the state dir with what it adds (ownership.h) and records its intent in the journal before it
+ * writes. Not enough memory: an error, and nothing stays reserved. */
+int hugepages_reserve(bool numa, unsigned node, int size, uint64_t pages, const char *state_dir, struct journal *j);
 
 #endif

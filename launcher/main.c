@@ -393,7 +393,7 @@ static int launch(const struct vm_config *cfg, struct plan *plan, struct storage
 	test_hook_stop_at("state");
 	if (plan->hugepages >= 0) {
 		r = hugepages_reserve(plan->host->topo.numa, plan->memory_node, plan->hugepages, plan->hugepages_count,
-				      &journal);
+				      state.dir, &journal);
 		if (r < 0)
 			goto out;
 		test_hook_stop_at("hugepages");
@@ -405,7 +405,8 @@ static int launch(const struct vm_config *cfg, struct plan *plan, struct storage
 			break;
 		}
 		log_info("preparing disk \"%s\" (%s)", cfg->disks[i].name, backend_kind_name(cfg->disks[i].backend));
-		r = storage_prepare(&(struct storage_context){ cfg, state.dir }, &cfg->disks[i], &targets[i], &journal);
+		r = storage_prepare(&(struct storage_context){ cfg, state.dir, plan->privileges }, &cfg->disks[i], &targets[i],
+				    &journal);
 	}
 	if (r < 0)
 		goto out;
@@ -557,7 +558,7 @@ int main(int argc, char **argv)
 	targets = xcalloc(cfg.n_disks, sizeof(*targets));
 	state_dir = state_dir_path(host.state_root, cfg.name);
 	for (size_t i = 0; i < cfg.n_disks; i++) {
-		r = storage_describe(&(struct storage_context){ &cfg, state_dir }, &cfg.disks[i], &targets[i]);
+		r = storage_describe(&(struct storage_context){ &cfg, state_dir, NULL }, &cfg.disks[i], &targets[i]);
 		if (r < 0) {
 			status = r == -EINVAL ? EXIT_BAD_INPUT : EXIT_SETUP_FAILED;
 			goto out;

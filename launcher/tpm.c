@@ -130,9 +130,9 @@ int tpm_start(const struct tpm_plan *t, const char *swtpm, const struct privileg
 	/* --terminate: swtpm exits by itself once qemu closes the control channel; its state is in "." (dir_fd) */
 	strv_push_many(&argv, swtpm, "socket", "--tpm2", "--tpmstate", "dir=.,mode=0600", "--ctrl", "type=unixio,fd=3",
 		       "--terminate", "--log", "fd=4", NULL);
-	pid = command_start_as(argv.v, fds, 2,
-			       &(struct command_daemon){ .privileges = pv, .cwd_fd = dir_fd },
-			       log, j, "TPM");
+	pid = command_start_child(argv.v,
+				  &(struct command_child){ .fds = fds, .n_fds = 2, .as = pv, .journal = j, .cwd_fd = &dir_fd },
+				  log, "TPM");
 	r = pid < 0 ? (int)pid : 0;
 	if (r == 0) {
 		log_info("TPM: swtpm (pid %d) keeps its state in %s", (int)pid, t->state);

@@ -51,9 +51,51 @@ char *lvm_default_lv_name(const char *vm, const char *disk)
 }
 
 /* The command vectors, pure, exposed for unit tests. */
-void lvm_create_argv(const char *vg, const char *lv, unsigned long long bytes, const char *thin_pool, struct strv *out)
+char *lvm_owner_tag(const char *state_dir)
+{
+	return xasprintf("vmlaunch=%s", state_dir);
+}
+
+bool lvm_tag_valid(const char *tag)
+{
+	/* lvm2's validate_tag (lib/misc/lvm-string.c): A-Za-z0-9._-+/=!:&# */
+	if (!*tag)
+		return false;
+	for (; *tag; tag++)
+		if (!isalnum((unsigned char)*tag) && !strchr("._-+/=!:&#", *tag))
+			return false;
+	return true;
+}
+
+bool lvm_tags_include(const char *lv_tags, const char *tag)
+{
+	size_t n = strlen(tag);
+
+	/* `lvs -o lv_tags`: the tags joined by commas on one line, padded with blanks (tags never hold one) */
+	for (const char *p = lv_tags; *p;) {
+		size_t len;
+
+		p += strspn(p, ", \t\n");
+		len = strcspn(p, ", \t\n");
+		if (len && len == n && !strncmp(p, tag, n))
+			return true;
+		p += len;
+	}
+	return false;
+}
+
+/* --addtag TAG when the volume is vmlaunch's to remove: the lvm-remove undo removes only what carries it. */
+static void push_tag(struct strv *out, const char *tag)
+{
+	if (tag)
+		strv_push_many(out, "--addtag", tag, NULL);
+}
+
+void lvm_create_argv(const char *vg, const char *lv, unsigned long long bytes, const char *thin_pool, const char *tag,
+		     struct strv *out)
 {
 	strv_push_many(out, "lvcreate", "--yes", "--wipesignatures", "y", NULL);
+	push_tag(out, tag);
 	if (thin_pool) {
 		strv_push(out, "--virtualsize");
 		strv_pushf(out, "%llub", bytes);
@@ -66,11 +108,13 @@ void lvm_create_argv(const char *vg, const char *lv, unsigned long long bytes, c
 	}
 }
 
-void lvm_create_pool_argv(const char *vg, const char *pool, unsigned long long bytes, struct strv *out)
+void lvm_create_pool_argv(const char *vg, const char *pool, unsigned long long bytes, const char *tag,
+			  struct strv *out)
 {
 	/* 4 MiB chunks, no zeroing of newly provisioned chunks (the guest's writes cover them) */
-	strv_push_many(out, "lvcreate", "--yes", "--type", "thin-pool", "--chunksize", "4M", "--zero", "n", "--size",
-		       NULL);
+	strv_push_many(out, "lvcreate", "--yes", NULL);
+	push_tag(out, tag);
+	strv_push_many(out, "--type", "thin-pool", "--chunksize", "4M", "--zero", "n", "--size", NULL);
 	strv_pushf(out, "%llub", bytes);
 	strv_push_many(out, "--name", pool, vg, NULL);
 }
@@ -104,18 +148,30 @@ static bool valid_vg_slash_lv(const char *s)
 	return ok;
 }
 
+/* Removes VG/LV only when it carries this VM's tag, which vmlaunch gave it at lvcreate: a forged record naming another
+ * volume (the host's root, another VM's disk) does nothing. */
 static int lvm_remove(const char *vg_slash_lv, const char *state_dir)
 {
 	struct strv argv = STRV_INIT;
-	char *what;
+	char *what, *tags = NULL, *tag;
 	int r;
 
-	(void)state_dir;
 	if (!valid_vg_slash_lv(vg_slash_lv))
 		return log_errno(EBADMSG, "journal: lvm-remove of \"%s\": expected VG/LV", vg_slash_lv);
-	strv_push_many(&argv, "lvs", vg_slash_lv, NULL);
-	if (run(&argv, NULL, NULL) != 0)
+	strv_push_many(&argv, "lvs", "--noheadings", "-o", "lv_tags", vg_slash_lv, NULL);
+	if (run(&argv, NULL, &tags) != 0) {
+		free(tags);
 		return 0; /* gone (a replay), or never created */
+	}
+	tag = lvm_owner_tag(state_dir);
+	r = lvm_tags_include(tags, tag) ? 0
+					: log_errno(EPERM, "journal: refusing to remove logical volume %s: it has no tag %s "
+							   "(vmlaunch did not make it for this VM)",
+						    vg_slash_lv, tag);
+	free(tag);
+	free(tags);
+	if (r < 0)
+		return r;
 	what = xasprintf("cannot remove logical volume %s", vg_slash_lv);
 	strv_push_many(&argv, "lvremove", "--yes", vg_slash_lv, NULL);
 	r = run(&argv, what, NULL);
@@ -243,19 +299,23 @@ static int lvm_prepare(const struct storage_context *ctx, const struct disk_conf
 	struct lvm_state *st = t->priv;
 	struct strv argv = STRV_INIT;
 	char *name = xasprintf("%s/%s", d->vg, st->volume), *what = NULL;
+	/* only what is removed at exit is tagged: the proof its undo asks for */
+	char *tag = d->ephemeral ? lvm_owner_tag(ctx->state_dir) : NULL;
 	int r = 0;
 
-	(void)ctx;
-	if (st->create_pool) {
+	if (tag && !lvm_tag_valid(tag))
+		r = log_errno(EINVAL, "disk \"%s\": state dir %s makes no LVM tag (letters, digits and ._-+/=!:&#)",
+			      d->name, ctx->state_dir);
+	if (r == 0 && st->create_pool) {
 		what = xasprintf("disk \"%s\": cannot create thin pool %s/%s", d->name, d->vg, d->thin_pool);
-		lvm_create_pool_argv(d->vg, d->thin_pool, d->thin_pool_size, &argv);
+		lvm_create_pool_argv(d->vg, d->thin_pool, d->thin_pool_size, tag, &argv);
 		r = create_volume(d, d->thin_pool, &argv, j, what);
 		free(what);
 		what = NULL;
 	}
 	if (r == 0 && st->create) {
 		what = xasprintf("disk \"%s\": cannot create logical volume %s", d->name, name);
-		lvm_create_argv(d->vg, st->volume, d->size, d->thin_pool, &argv);
+		lvm_create_argv(d->vg, st->volume, d->size, d->thin_pool, tag, &argv);
 		r = create_volume(d, st->volume, &argv, j, what);
 		free(what);
 		what = NULL;
@@ -274,6 +334,7 @@ static int lvm_prepare(const struct storage_context *ctx, const struct disk_conf
 	}
 	free(what);
 	free(name);
+	free(tag);
 	return r;
 }
 

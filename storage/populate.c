@@ -1,11 +1,10 @@
-/* Disk population: probes a base image with qemu-img and copies it onto a prepared disk (io_uring for raw). */
+/* Disk population: probes a base image and copies it onto a prepared disk (io_uring for raw; image_convert.c else). */
 #define _GNU_SOURCE
 #include "populate.h"
 
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
-#include <json-c/json.h>
 #include <liburing.h>
 #include <linux/fs.h>
 #include <linux/magic.h>
@@ -19,7 +18,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "command.h"
+#include "image_convert.h"
 #include "log.h"
 #include "strv.h"
 
@@ -52,13 +51,6 @@ static uint64_t min_u64(uint64_t a, uint64_t b)
 	return a < b ? a : b;
 }
 
-/* qemu-img reads "proto:..." and "json:{...}" in a file name as protocols, and a leading '-' as an option; a name
- * that starts with '/' or "./" is always a plain file. */
-static char *plain_file_name(const char *path)
-{
-	return path[0] == '/' ? xstrdup(path) : xasprintf("./%s", path);
-}
-
 static double now_seconds(void)
 {
 	struct timespec ts;
@@ -69,91 +61,101 @@ static double now_seconds(void)
 
 static const unsigned char qcow2_magic[4] = { 'Q', 'F', 'I', 0xfb };
 
-/* Another file the image names, which qemu-img convert would open and read as vmlaunch: a backing file, a qcow2
- * external data file, a vmdk extent elsewhere. NULL when there is none. */
-static const char *external_file(struct json_object *info, const char *path)
+static uint64_t be64(const unsigned char *p)
 {
-	struct json_object *v, *spec, *data, *extents;
+	uint64_t v = 0;
 
-	if (json_object_object_get_ex(info, "backing-filename", &v))
-		return json_object_get_string(v);
-	if (!json_object_object_get_ex(info, "format-specific", &spec) ||
-	    !json_object_object_get_ex(spec, "data", &data))
-		return NULL;
-	if (json_object_object_get_ex(data, "data-file", &v))
-		return json_object_get_string(v);
-	if (json_object_object_get_ex(data, "extents", &extents) && json_object_is_type(extents, json_type_array))
-		for (size_t i = 0; i < json_object_array_length(extents); i++)
-			if (json_object_object_get_ex(json_object_array_get_idx(extents, i), "filename", &v) &&
-			    strcmp(json_object_get_string(v), path))
-				return json_object_get_string(v);
-	return NULL;
+	for (int i = 0; i < 8; i++)
+		v = v << 8 | p[i];
+	return v;
+}
+
+static uint32_t be32(const unsigned char *p)
+{
+	return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
+}
+
+/* A qcow2 header's own facts, read as data (docs/interop/qcow2.txt): the virtual size, and whether it names another
+ * file (a backing file; an external data file, incompatible feature bit 2). No parser runs as root: the image is
+ * decoded by qemu-img as qemu's user (image_convert.c), which checks again with qemu's own reading. */
+static int qcow2_header(int fd, const char *path, bool allow_external, struct populate_source *out)
+{
+	unsigned char h[104] = { 0 };
+	uint32_t version;
+	uint64_t backing;
+	char name[1024];
+
+	if (pread(fd, h, sizeof(h), 0) < 72)
+		return log_error("base image %s: its qcow2 header is cut short", path);
+	version = be32(h + 4);
+	if (version != 2 && version != 3)
+		return log_error("base image %s: qcow2 version %u; expected 2 or 3", path, version);
+	out->virtual_size = be64(h + 24);
+	backing = be64(h + 8);
+	if (allow_external)
+		return 0;
+	if (backing) {
+		uint32_t len = be32(h + 16);
+		ssize_t n = pread(fd, name, len < sizeof(name) - 1 ? len : sizeof(name) - 1, (off_t)backing);
+
+		name[n > 0 ? n : 0] = '\0';
+		return log_error("base image %s names another file, %s, as its backing file; expected an image that stands "
+				 "alone (qemu-img convert -O qcow2 flattens a chain) or source-backing = allow",
+				 path, name);
+	}
+	if (version == 3 && be64(h + 72) & 4)
+		return log_error("base image %s keeps its data in another file (an external data file); expected an image "
+				 "that stands alone (qemu-img convert -O qcow2) or source-backing = allow",
+				 path);
+	return 0;
 }
 
 int populate_probe(const char *path, const char *format, bool allow_external, struct populate_source *out)
 {
-	struct json_object *info = NULL, *jformat, *jsize;
 	unsigned char head[4] = { 0 };
-	char *name, *json = NULL, *what;
-	const char *other;
+	struct stat st;
+	uint64_t size;
 	bool qcow2;
-	int fd, r;
+	int fd, r = 0;
 
 	memset(out, 0, sizeof(*out));
-	/* Our own open first: qemu-img's message for a missing file is phrased for qemu developers. */
 	fd = open(path, O_RDONLY | O_CLOEXEC);
 	if (fd < 0)
 		return log_errno(errno, "cannot open the base image %s", path);
 	qcow2 = pread(fd, head, sizeof(head), 0) == sizeof(head) && !memcmp(head, qcow2_magic, sizeof(head));
-	close(fd);
-	/* qemu-img never guesses: unset, the format is qcow2 when the file starts with qcow2's magic and raw otherwise,
-	 * never one of the dozen formats qemu-img would probe for (vmdk, vpc, vdi, ...: some name other host files).
-	 * A raw image a guest wrote a qcow2 header into is then read as qcow2, but one that names no other file (refused
-	 * below), so the guest gets back nothing but its own bytes. */
+	/* Never a guess: unset, the format is qcow2 when the file starts with qcow2's magic and raw otherwise, never one
+	 * of the dozen formats qemu-img would probe for (vmdk, vpc, vdi, ...: some name other host files). A raw image a
+	 * guest wrote a qcow2 header into is then read as qcow2, but one that names no other file (refused below), so
+	 * the guest gets back nothing but its own bytes. */
 	if (format && !strcmp(format, "raw") && qcow2)
 		/* Copying a qcow2 as raw would give the guest the container's bytes, not the disk inside. */
-		return log_error("base image %s is a qcow2 image, not raw; expected format = qcow2", path);
-	if (format && !strcmp(format, "qcow2") && !qcow2)
-		return log_error("base image %s: format = qcow2, but it has no qcow2 header", path);
+		r = log_error("base image %s is a qcow2 image, not raw; expected format = qcow2", path);
+	else if (format && !strcmp(format, "qcow2") && !qcow2)
+		r = log_error("base image %s: format = qcow2, but it has no qcow2 header", path);
+	else if (format && !image_format_name_valid(format))
+		r = log_error("base image %s: format \"%s\": expected a qemu-img format name such as qcow2", path, format);
+	if (r < 0)
+		goto out;
 	if (!format)
 		format = qcow2 ? "qcow2" : "raw";
-
-	name = plain_file_name(path);
-	/* qemu-img info does not open backing files, so this reads the image alone. */
-	what = xasprintf("cannot read the base image %s", path);
-	r = command_run((char *[]){ "qemu-img", "info", "--output=json", "-f", (char *)format, name, NULL }, &json,
-			what);
-	free(what);
-	free(name);
-	if (r != 0) {
-		r = r < 0 ? r : -EIO;
-		goto out;
+	if (!strcmp(format, "raw")) {
+		if (fstat(fd, &st) < 0 || (S_ISBLK(st.st_mode) && ioctl(fd, BLKGETSIZE64, &size) < 0)) {
+			r = log_errno(errno, "cannot read the size of %s", path);
+			goto out;
+		}
+		/* whole 512-byte sectors, as qemu's raw driver presents a file */
+		out->virtual_size = align_up(S_ISBLK(st.st_mode) ? size : (uint64_t)st.st_size, 512);
+	} else if (qcow2) {
+		r = qcow2_header(fd, path, allow_external, out);
+		if (r < 0)
+			goto out;
 	}
-	info = json_tokener_parse(json);
-	if (!info || !json_object_object_get_ex(info, "format", &jformat) ||
-	    !json_object_is_type(jformat, json_type_string) ||
-	    !json_object_object_get_ex(info, "virtual-size", &jsize) || !json_object_is_type(jsize, json_type_int) ||
-	    json_object_get_int64(jsize) < 0) {
-		r = log_errno(EPROTO, "qemu-img info %s: unexpected output (no format or virtual-size)", path);
-		goto out;
-	}
-	/* qemu-img convert runs as root: an image that names /etc/shadow as its backing file would give the guest
-	 * its bytes. */
-	other = external_file(info, path);
-	if (other && !allow_external) {
-		r = log_error("base image %s names another file, %s, which filling the disk would read as root; expected an "
-			      "image that stands alone (qemu-img convert -O qcow2 flattens a chain) or source-backing = "
-			      "allow",
-			      path, other);
-		goto out;
-	}
+	/* other formats: the virtual size is learned by the unprivileged qemu-img info before the copy */
 	out->path = xstrdup(path);
-	out->format = xstrdup(json_object_get_string(jformat));
-	out->virtual_size = (uint64_t)json_object_get_int64(jsize);
-	r = 0;
+	out->format = xstrdup(format);
+	out->allow_external = allow_external;
 out:
-	json_object_put(info);
-	free(json);
+	close(fd);
 	return r;
 }
 
@@ -720,44 +722,6 @@ static int copy_raw(const struct populate_source *src, struct target *t, int src
 	return 0;
 }
 
-static int copy_convert(const struct populate_source *src, const struct populate_target *dst, struct target *t,
-			struct progress *p)
-{
-	struct strv argv = STRV_INIT;
-	char *from = plain_file_name(src->path), *to = plain_file_name(dst->path), *what;
-	double start = now_seconds();
-	int r;
-
-	/* -n: the target exists and keeps its size. -W: out-of-order writes, -m 8: eight requests in flight; a raw
-	 * target does not care about write order. */
-	strv_push_many(&argv, "qemu-img", "convert", "-n", "-O", "raw", "-f", src->format, "-W", "-m", "8", NULL);
-	/* --target-is-zero only when it is true: on a target holding old data qemu-img must write zeros where the
-	 * image has none, and without the flag it does (punching holes or BLKZEROOUT, as zero_range does). */
-	if (dst->zeroed)
-		strv_push(&argv, "--target-is-zero");
-	/* On a block device the page cache would hold a second copy of the disk (RAM twice over for zram or brd). */
-	if (t->blockdev && t->dfd >= 0)
-		strv_push_many(&argv, "-t", "none", NULL);
-	strv_push_many(&argv, from, to, NULL);
-	/* qemu-img's own progress goes to a pipe we read only at its end: say what is happening, then how it went. */
-	if (p->enabled)
-		fprintf(stderr, "vmlaunch: %s: converting the %s image %s with qemu-img...", dst->path, src->format,
-			src->path);
-	/* qemu-img opens the device itself, and takes its own lock on it. */
-	target_close(t);
-	what = xasprintf("cannot convert %s onto %s", src->path, dst->path);
-	r = command_must(argv.v, what);
-	free(what);
-	if (p->enabled && !r)
-		fprintf(stderr, " %.2f GiB in %.1f s\n", (double)src->virtual_size / GIB, now_seconds() - start);
-	else if (p->enabled)
-		fputc('\n', stderr);
-	strv_free(&argv);
-	free(from);
-	free(to);
-	return r;
-}
-
 static int populate_raw(const struct populate_source *src, const struct populate_target *dst, int src_fd,
 			struct target *t, struct progress *p)
 {
@@ -779,29 +743,45 @@ static int populate_raw(const struct populate_source *src, const struct populate
 	return r;
 }
 
-static int populate_convert(const struct populate_source *src, const struct populate_target *dst, struct target *t,
-			    struct progress *p)
+static int populate_convert(struct populate_source *src, const struct populate_target *dst, struct target *t,
+			    struct progress *p, const struct populate_sandbox *sb)
 {
+	struct convert_target ct = { .dst = dst, .blockdev = t->blockdev, .direct = t->dfd >= 0 };
+	double start = now_seconds();
 	int r;
 
-	/* qemu-img zeroes the holes inside the image itself (no --target-is-zero); the disk past the image is ours. */
+	/* qemu-img zeroes the holes inside the image itself (no --target-is-zero); the disk past the image is ours. The
+	 * size of an image in neither raw nor qcow2 is known only later (qemu-img info): the whole disk is zeroed. */
 	if (!dst->zeroed && src->virtual_size < t->size) {
 		struct extents image = { 0 };
 
-		extents_add(&image, 0, src->virtual_size);
+		if (src->virtual_size)
+			extents_add(&image, 0, src->virtual_size);
 		r = zero_gaps(t, &image, 0, t->size, p);
 		free(image.v);
 		if (r < 0)
 			return r;
 		progress_end(p);
-		/* qemu-img may open with O_DIRECT: the zeros written through the page cache must be on the device. */
+		/* qemu-nbd may open with O_DIRECT: the zeros written through the page cache must be on the device. */
 		if (fdatasync(t->fd) < 0)
 			return log_errno(errno, "cannot flush %s", t->path);
 	}
-	return copy_convert(src, dst, t, p);
+	/* qemu-img's own progress goes to a pipe we read only at its end: say what is happening, then how it went. */
+	if (p->enabled)
+		fprintf(stderr, "vmlaunch: %s: converting the %s image %s with qemu-img...", dst->path, src->format,
+			src->path);
+	/* qemu-nbd opens the device itself. */
+	target_close(t);
+	r = image_convert(src, &ct, sb);
+	if (p->enabled && !r)
+		fprintf(stderr, " %.2f GiB in %.1f s\n", (double)src->virtual_size / GIB, now_seconds() - start);
+	else if (p->enabled)
+		fputc('\n', stderr);
+	return r;
 }
 
-int populate_copy(const struct populate_source *src, const struct populate_target *dst, bool progress)
+int populate_copy(struct populate_source *src, const struct populate_target *dst, const struct populate_sandbox *sb,
+		  bool progress)
 {
 	bool raw = !strcmp(src->format, "raw");
 	struct progress p = { .enabled = progress, .target = dst->path };
@@ -820,11 +800,11 @@ int populate_copy(const struct populate_source *src, const struct populate_targe
 		r = log_errno(errno, "cannot stat %s", src->path);
 		goto out;
 	}
-	/* For qemu-img the O_DIRECT open is only a probe: it decides -t none. */
+	/* For qemu-img the O_DIRECT open is only a probe: it decides qemu-nbd's cache mode. */
 	r = target_open(dst, &src_st, raw ? populate_tuning.direct : true, &p, &t);
 	if (r < 0)
 		goto out;
-	r = raw ? populate_raw(src, dst, src_fd, &t, &p) : populate_convert(src, dst, &t, &p);
+	r = raw ? populate_raw(src, dst, src_fd, &t, &p) : populate_convert(src, dst, &t, &p, sb);
 out:
 	progress_interrupt(&p);
 	target_close(&t);

@@ -9,12 +9,14 @@
 struct populate_source {
 	char *path;
 	char *format;          /* "raw", "qcow2", ... as qemu-img names it */
-	uint64_t virtual_size; /* bytes the guest sees */
+	uint64_t virtual_size; /* bytes the guest sees; 0 until qemu-img info for formats other than raw and qcow2 */
+	bool allow_external;   /* source-backing = allow: qemu-img (as qemu's user) may open the files it names */
 };
 
-/* Read-only: `qemu-img info --output=json -f FORMAT` gives the virtual size; qemu-img never probes. `format` NULL
- * means qcow2 when the file starts with qcow2's magic, else raw; a qcow2 asked as raw, or a file without the magic
- * asked as qcow2, is refused. An image that names another file (a backing file, an external data file or extent) is
+/* Read-only, and no parser runs: a raw image's size is its file's; a qcow2's virtual size and whether it names another
+ * file (a backing file, an external data file) are read from its header; other formats are learned by qemu-img info,
+ * as qemu's user, before the copy. `format` NULL means qcow2 when the file starts with qcow2's magic, else raw; a
+ * qcow2 asked as raw, or a file without the magic asked as qcow2, is refused. An image that names another file is
  * refused unless allow_external. Returns 0 or negative errno after logging. */
 int populate_probe(const char *path, const char *format, bool allow_external, struct populate_source *out);
 void populate_source_free(struct populate_source *s);
@@ -27,14 +29,26 @@ struct populate_target {
 	                     source are zeroed, so no other volume's data stays visible to the guest */
 };
 
+struct journal;
+struct privileges;
+/* Where filling from a non-raw image runs its helpers (image_convert.c): qemu-nbd's sockets in `dir` (root's: the
+ * state dir), every helper's kill and file recorded in `journal`, qemu-img as `as` (qemu's user; NULL: vmlaunch's). */
+struct populate_sandbox {
+	const char *dir;
+	struct journal *journal;
+	const struct privileges *as;
+};
+
 /* Copies source -> target. Refuses (clear error, nothing written) when the source's virtual size exceeds the target,
  * when the target is neither a regular file nor a block device, or when it is the source itself. A block device is
  * opened O_EXCL, so a mounted or otherwise claimed device is refused rather than overwritten.
  * raw: copies the source's data extents only (SEEK_DATA/SEEK_HOLE): through io_uring with O_DIRECT writes where the
  *      target takes them, with pread/pwrite into tmpfs (see populate_tuning); fdatasync at the end.
- * other formats: `qemu-img convert -n -O raw -W -m 8`; --target-is-zero only when the target is zeroed.
+ * other formats: `qemu-img convert -n -O raw -W -m 8` as sb->as over NBD (image_convert.c); --target-is-zero only
+ *      when the target is zeroed.
  * progress: when true (callers pass isatty(2)), one progress line on stderr, updated at most 10 times a second. */
-int populate_copy(const struct populate_source *src, const struct populate_target *dst, bool progress);
+int populate_copy(struct populate_source *src, const struct populate_target *dst, const struct populate_sandbox *sb,
+		  bool progress);
 
 /* How the raw copy runs. The defaults were chosen with tests/bench/populate_bench (numbers in tests/bench/README.md);
  * the benchmark and the tests change them, nothing else should. */

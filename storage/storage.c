@@ -87,7 +87,9 @@ int storage_prepare(const struct storage_context *ctx, const struct disk_config 
 		return 0;
 	dst = (struct populate_target){ .path = t->filename, .size = d->size, .zeroed = t->zeroed };
 	log_info("disk \"%s\": filling %s from %s (%s)", d->name, t->filename, t->source->path, t->source->format);
-	return populate_copy(t->source, &dst, isatty(2));
+	return populate_copy(t->source, &dst,
+			     &(struct populate_sandbox){ .dir = ctx->state_dir, .journal = j, .as = ctx->helper_user },
+			     isatty(2));
 }
 
 void storage_target_free(struct storage_target *t)

@@ -11,6 +11,7 @@
 
 struct journal;
 struct populate_source;
+struct privileges;
 
 /* The qemu protocol driver of a disk's bottom node. */
 enum storage_driver { DRIVER_FILE, DRIVER_HOST_DEVICE, DRIVER_RBD };
@@ -24,6 +25,7 @@ static inline const char *storage_driver_name(enum storage_driver d)
 struct storage_context {
 	const struct vm_config *cfg;
 	const char *state_dir;
+	const struct privileges *helper_user; /* who parses a source image (qemu's user); NULL: vmlaunch's own */
 };
 
 /* What qemu opens for one disk. Filled by `describe` before anything on the host is touched (so --dry-run shows the
@@ -74,8 +76,16 @@ void storage_target_free(struct storage_target *t);
 /* Pure command vectors, exposed for unit tests. */
 void brd_modprobe_argv(unsigned count, unsigned long long max_bytes, struct strv *out);
 char *lvm_default_lv_name(const char *vm, const char *disk);
-void lvm_create_argv(const char *vg, const char *lv, unsigned long long bytes, const char *thin_pool, struct strv *out);
-void lvm_create_pool_argv(const char *vg, const char *pool, unsigned long long bytes, struct strv *out);
+/* tag: "--addtag TAG" (NULL: none), what the lvm-remove undo asks of a volume before removing it. */
+void lvm_create_argv(const char *vg, const char *lv, unsigned long long bytes, const char *thin_pool, const char *tag,
+		     struct strv *out);
+void lvm_create_pool_argv(const char *vg, const char *pool, unsigned long long bytes, const char *tag,
+			  struct strv *out);
+/* The tag of volumes vmlaunch removes at exit: "vmlaunch=STATE_DIR", one VM's own. */
+char *lvm_owner_tag(const char *state_dir);
+bool lvm_tag_valid(const char *tag);
+/* Whether `lvs --noheadings -o lv_tags` output lists TAG exactly (not as a prefix of another). */
+bool lvm_tags_include(const char *lv_tags, const char *tag);
 void lvm_readahead_off_argv(const char *vg, const char *lv, struct strv *out);
 
 #endif

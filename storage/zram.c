@@ -12,6 +12,7 @@
 
 #include "journal.h"
 #include "log.h"
+#include "ownership.h"
 #include "storage.h"
 #include "strv.h"
 
@@ -48,12 +49,59 @@ static int zram_remove(const char *id)
 	return 0;
 }
 
+/* The device's disk sequence number: unique for the boot, never reused, so a number another device took after ours
+ * was removed is not mistaken for ours. "0" on kernels before 5.15, which have none. */
+static void zram_diskseq(const char *id, char *buf, size_t size)
+{
+	char *path = xasprintf("/sys/block/zram%s/diskseq", id);
+	FILE *f = fopen(path, "re");
+
+	if (!f || !fgets(buf, (int)size, f))
+		snprintf(buf, size, "0");
+	buf[strcspn(buf, "\n")] = '\0';
+	if (f)
+		fclose(f);
+	free(path);
+}
+
+static bool zram_exists(const char *id)
+{
+	char *path = xasprintf("/sys/block/zram%s", id);
+	bool r = access(path, F_OK) == 0;
+
+	free(path);
+	return r;
+}
+
+/* Removes /dev/zramID only if the state dir's mark says vmlaunch made that very device (its diskseq) for this VM: a
+ * journal record alone, which a forger can write, never removes another VM's or the host's zram device. */
 static int zram_remove_undo(const char *id, const char *state_dir)
 {
-	(void)state_dir;
+	char key[48], want[32], seq[32];
+	int r;
+
 	if (!valid_id(id))
 		return log_errno(EBADMSG, "journal: malformed zram device \"%s\"", id);
-	return zram_remove(id);
+	snprintf(key, sizeof(key), "zram.%s", id);
+	r = ownership_get(state_dir, key, want, sizeof(want));
+	if (r < 0)
+		return r;
+	if (r == 0)
+		return log_errno(EPERM, "journal: refusing to remove /dev/zram%s: vmlaunch did not make it for %s", id,
+				 state_dir);
+	if (!zram_exists(id)) {
+		ownership_clear(state_dir, key); /* already gone: a replay */
+		return 0;
+	}
+	zram_diskseq(id, seq, sizeof(seq));
+	if (strcmp(seq, want))
+		return log_errno(EPERM, "journal: refusing to remove /dev/zram%s: it is another device (diskseq %s) than "
+					"the one made for %s (diskseq %s)",
+				 id, seq, state_dir, want);
+	r = zram_remove(id);
+	if (r == 0)
+		ownership_clear(state_dir, key);
+	return r;
 }
 JOURNAL_UNDO(zram, "zram-remove", zram_remove_undo)
 
@@ -97,11 +145,10 @@ static int wait_for_node(const char *path)
 static int zram_prepare(const struct storage_context *ctx, const struct disk_config *d, struct storage_target *t,
 			struct journal *j)
 {
-	char id[32] = "", size[32], *path;
+	char id[32] = "", size[32], seq[32], key[48], *path;
 	ssize_t n;
 	int fd, r;
 
-	(void)ctx;
 	fd = open(ZRAM_CONTROL "/hot_add", O_RDONLY | O_CLOEXEC);
 	if (fd < 0)
 		return log_errno(errno, "disk \"%s\": cannot open %s/hot_add", d->name, ZRAM_CONTROL);
@@ -114,9 +161,13 @@ static int zram_prepare(const struct storage_context *ctx, const struct disk_con
 	id[strcspn(id, "\n")] = '\0';
 	if (!valid_id(id))
 		return log_errno(EIO, "disk \"%s\": zram hot_add answered \"%s\"", d->name, id);
-	/* hot_add both makes the device and tells its number, so the record can only follow; a kill in between leaves an
-	 * empty, unsized device (no RAM held). */
-	r = journal_add(j, "zram-remove", id);
+	/* hot_add both makes the device and tells its number, so the mark and the record can only follow; a kill in
+	 * between leaves an empty, unsized device (no RAM held). The mark comes first: a record without it does nothing. */
+	zram_diskseq(id, seq, sizeof(seq));
+	snprintf(key, sizeof(key), "zram.%s", id);
+	r = ownership_mark(ctx->state_dir, key, seq);
+	if (r == 0)
+		r = journal_add(j, "zram-remove", id);
 	if (r < 0) {
 		zram_remove(id);
 		return r;

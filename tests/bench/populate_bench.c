@@ -172,14 +172,14 @@ static const char *method_name[] = {
 /* One copy of `image` onto `target`; the programs' start-up is part of their time. */
 static struct measurement run_once(enum method m, const char *image, const char *target)
 {
-	struct populate_source src = { (char *)image, "raw", image_size };
+	struct populate_source src = { (char *)image, "raw", image_size, false };
 	struct populate_target dst = { target, image_size, true };
 	struct measurement start = measure_start();
 	int r;
 
 	switch (m) {
 	case POPULATE:
-		r = populate_copy(&src, &dst, false);
+		r = populate_copy(&src, &dst, &(struct populate_sandbox){ .dir = dir }, false) /* raw: no helper */;
 		break;
 	case QEMU_IMG:
 		r = command_run((char *[]){ "qemu-img", "convert", "-n", "-O", "raw", "-f", "raw", (char *)image,
@@ -332,7 +332,7 @@ static char *attach_loop(const char *backing, bool direct_io, int slot)
 	char *argv[] = { "losetup", "--find", "--show", direct_io ? "--direct-io=on" : "--direct-io=off",
 			 (char *)backing, NULL };
 
-	if (command_run(argv, &loop_devices[slot], 1) != 0) {
+	if (command_run(argv, &loop_devices[slot], "losetup") != 0) {
 		free(loop_devices[slot]);
 		loop_devices[slot] = NULL;
 		fprintf(stderr, "populate_bench: cannot attach a loop device to %s (not root?)\n", backing);
@@ -414,7 +414,7 @@ static void sweep(void)
 	for (int run = 0; run < RUNS; run++)
 		for (size_t c = 0; c < N; c++)
 			for (int k = 0; k < N_SWEEP_TARGETS; k++) {
-				struct populate_source src = { image, "raw", image_size };
+				struct populate_source src = { image, "raw", image_size, false };
 				struct populate_target dst = { targets[k], image_size, true };
 				struct measurement start;
 
@@ -423,7 +423,7 @@ static void sweep(void)
 				populate_tuning = (struct populate_tuning){ configs[c].engine, configs[c].depth,
 									    configs[c].buffer, configs[c].direct };
 				start = measure_start();
-				if (populate_copy(&src, &dst, false) < 0)
+				if (populate_copy(&src, &dst, &(struct populate_sandbox){ .dir = dir }, false) /* raw: no helper */ < 0)
 					exit(1);
 				m[k][c][run] = measure_since(&start);
 			}

@@ -42,7 +42,8 @@ static void test_loaded_only_when_used(void **state)
 				   "0000000000000000000000000000000000000000000000000000000000000000\n",
 				   NULL, &cfg, &err), 0);
 	free(err);
-	assert_int_equal(storage_describe(&(struct storage_context){ &cfg, "/run/vmlaunch/unit-test" }, &cfg.disks[0], &t), 0);
+	assert_int_equal(storage_describe(&(struct storage_context){ &cfg, "/run/vmlaunch/unit-test", NULL },
+					  &cfg.disks[0], &t), 0);
 	assert_null(t.source);
 	assert_int_equal(plan_build(&cfg, &h, &t, &(struct privileges){ 0 }, &(struct run_request){ 0 }, &p), 0);
 	assert_false(mapped("libcurl"));

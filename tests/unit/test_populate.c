@@ -17,6 +17,7 @@
 #include <cmocka.h>
 
 #include "command.h"
+#include "journal.h"
 #include "populate.h"
 #include "strv.h"
 
@@ -40,6 +41,9 @@ static const struct {
 
 /* Made once for the whole group: the images are read-only inputs of every test. */
 static char *dir, *raw_image, *qcow2_image;
+/* qemu-nbd's sockets and the helpers' kills go to the test's directory; qemu-img runs as the test's user. */
+static struct journal journal = { .fd = -1 };
+static struct populate_sandbox sandbox;
 
 /* Per test: the target, the loop device over it, a ramfs mounted for it, and the tuning to restore. */
 struct fixture {
@@ -198,7 +202,7 @@ static uint64_t allocated_bytes(const char *path)
 }
 
 /* Runs populate_copy with stderr sent to a file; returns its result and what it printed. */
-static int copy_capturing(const struct populate_source *src, const struct populate_target *dst, char **err)
+static int copy_capturing(struct populate_source *src, const struct populate_target *dst, char **err)
 {
 	char path[] = "/dev/shm/vmlaunch-populate-err-XXXXXX";
 	int fd = mkstemp(path), saved = dup(2), r;
@@ -208,7 +212,7 @@ static int copy_capturing(const struct populate_source *src, const struct popula
 	assert_true(fd >= 0 && saved >= 0);
 	fflush(stderr);
 	dup2(fd, 2);
-	r = populate_copy(src, dst, false);
+	r = populate_copy(src, dst, &sandbox, false);
 	fflush(stderr);
 	dup2(saved, 2);
 	close(saved);
@@ -258,6 +262,9 @@ static int group_setup(void **state)
 	if (!mkdtemp(tmpl))
 		return -1;
 	dir = xstrdup(tmpl);
+	if (journal_create(&journal, dir) < 0)
+		return -1;
+	sandbox = (struct populate_sandbox){ .dir = dir, .journal = &journal };
 	raw_image = path_in_dir("source.raw");
 	qcow2_image = path_in_dir("source.qcow2");
 	fd = open(raw_image, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
@@ -284,6 +291,7 @@ static int group_teardown(void **state)
 	struct dirent *de;
 
 	(void)state;
+	journal_close(&journal);
 	/* Whatever a failed test left behind goes too. */
 	while (d && (de = readdir(d)))
 		if (de->d_name[0] != '.')
@@ -428,7 +436,7 @@ static void check_sparse_raw_copy(struct fixture *f)
 
 	make_file(f->target, TARGET_SIZE, 0);
 	probe_ok(raw_image, "raw", &src);
-	assert_int_equal(populate_copy(&src, &dst, false), 0);
+	assert_int_equal(populate_copy(&src, &dst, &sandbox, false), 0);
 	assert_same_contents(raw_image, f->target, SOURCE_SIZE);
 	assert_zeros(f->target, SOURCE_SIZE, TARGET_SIZE - SOURCE_SIZE);
 	src_map = data_map(raw_image, SOURCE_SIZE);
@@ -471,7 +479,7 @@ static void test_qcow2_into_fresh_file(void **state)
 
 	make_file(f->target, TARGET_SIZE, 0);
 	probe_ok(qcow2_image, NULL, &src);
-	assert_int_equal(populate_copy(&src, &dst, false), 0);
+	assert_int_equal(populate_copy(&src, &dst, &sandbox, false), 0);
 	assert_same_contents(raw_image, f->target, SOURCE_SIZE);
 	assert_zeros(f->target, SOURCE_SIZE, TARGET_SIZE - SOURCE_SIZE);
 	/* --target-is-zero: qemu-img skips the image's holes too (it works in 4 KiB granules, hence the slack) */
@@ -487,7 +495,7 @@ static void check_not_zeroed(struct fixture *f, const char *image)
 
 	make_file(f->target, TARGET_SIZE, 0xaa);
 	probe_ok(image, NULL, &src);
-	assert_int_equal(populate_copy(&src, &dst, false), 0);
+	assert_int_equal(populate_copy(&src, &dst, &sandbox, false), 0);
 	assert_same_contents(raw_image, f->target, SOURCE_SIZE);
 	assert_zeros(f->target, SOURCE_SIZE, TARGET_SIZE - SOURCE_SIZE);
 	populate_source_free(&src);
@@ -532,7 +540,7 @@ static void test_unaligned_sizes(void **state)
 	for (int engine = POPULATE_ENGINE_URING; engine <= POPULATE_ENGINE_SYNC; engine++) {
 		populate_tuning.engine = engine;
 		make_file(f->target, disk_size, 0xaa);
-		assert_int_equal(populate_copy(&src, &dst, false), 0);
+		assert_int_equal(populate_copy(&src, &dst, &sandbox, false), 0);
 		assert_same_contents(image, f->target, image_size);
 		assert_zeros(f->target, image_size, disk_size - image_size);
 	}
@@ -630,7 +638,7 @@ static void check_loop_device(struct fixture *f, uint64_t size)
 	dst.path = f->loop_device;
 
 	probe_ok(raw_image, "raw", &src);
-	assert_int_equal(populate_copy(&src, &dst, false), 0);
+	assert_int_equal(populate_copy(&src, &dst, &sandbox, false), 0);
 	assert_same_contents(raw_image, f->loop_device, SOURCE_SIZE);
 	assert_zeros(f->loop_device, SOURCE_SIZE, size - SOURCE_SIZE);
 	populate_source_free(&src);
@@ -646,7 +654,7 @@ static void check_loop_device(struct fixture *f, uint64_t size)
 	close(fd);
 	free(buf);
 	probe_ok(qcow2_image, "qcow2", &src);
-	assert_int_equal(populate_copy(&src, &dst, false), 0);
+	assert_int_equal(populate_copy(&src, &dst, &sandbox, false), 0);
 	assert_same_contents(raw_image, f->loop_device, SOURCE_SIZE);
 	assert_zeros(f->loop_device, SOURCE_SIZE, size - SOURCE_SIZE);
 	populate_source_free(&src);

@@ -78,7 +78,7 @@ static void check_golden(const char *dir, const char *config, bool kvm_ok, bool 
 	state_dir = xasprintf("%s/%s", host.state_root, cfg.name);
 	targets = xcalloc(cfg.n_disks, sizeof(*targets));
 	for (size_t i = 0; i < cfg.n_disks; i++) {
-		assert_int_equal(storage_describe(&(struct storage_context){ &cfg, state_dir }, &cfg.disks[i], &targets[i]),
+		assert_int_equal(storage_describe(&(struct storage_context){ &cfg, state_dir, NULL }, &cfg.disks[i], &targets[i]),
 				 0);
 		/* O_DIRECT support depends on the filesystem under /tmp; the probe is tested elsewhere, the syntax here. */
 		targets[i].direct_ok = true;

@@ -39,7 +39,7 @@ static void test_loaded_only_when_used(void **state)
 	assert_int_equal(load_text("[boot]\nkernel = vmlinux\ninitrd = initrd\n[disk d]\nbackend = tmpfs\nsize = 64M\n",
 				   NULL, &cfg, &err), 0);
 	free(err);
-	assert_int_equal(storage_describe(&(struct storage_context){ &cfg, "/run/vmlaunch/unit-test" }, &cfg.disks[0], &t), 0);
+	assert_int_equal(storage_describe(&(struct storage_context){ &cfg, "/run/vmlaunch/unit-test", NULL }, &cfg.disks[0], &t), 0);
 	assert_int_equal(plan_build(&cfg, &h, &t, &(struct privileges){ 0 }, &(struct run_request){ 0 }, &p), 0);
 	assert_false(mapped("librbd.so"));
 	assert_false(mapped("librados.so"));
