@@ -123,7 +123,7 @@ INSTALLED := $(BINDIR)/vmlaunch $(SHAREDIR)/vmlinux $(SHAREDIR)/initramfs.cpio.g
 	$(PREFIX)/share/man/man1/vmlaunch.1 $(PREFIX)/share/man/man5/vmlaunch.conf.5 $(UNITDIR)/vmlaunch@.service \
 	$(PREFIX)/share/bash-completion/completions/vmlaunch $(patsubst configs/%,$(EXAMPLES)/%,$(wildcard configs/*.conf))
 
-# Example configs point at the installed bundled guest instead of ../build.
+# Example configs name the bundled guest as `bundled`: vmlaunch finds it in $(SHAREDIR) from its own bin/.
 install: all
 	@[ -n "$(DESTDIR)" ] || $(MAKE) --no-print-directory qemu-user
 	install -D -m 0755 $(BUILD)/vmlaunch $(DESTDIR)$(BINDIR)/vmlaunch
@@ -135,9 +135,7 @@ install: all
 	install -D -m 0644 launcher/vmlaunch.bash $(DESTDIR)$(PREFIX)/share/bash-completion/completions/vmlaunch
 	install -d $(DESTDIR)$(UNITDIR) $(DESTDIR)$(EXAMPLES)
 	sed 's|@BINDIR@|$(BINDIR)|g' launcher/vmlaunch@.service > $(DESTDIR)$(UNITDIR)/vmlaunch@.service
-	for c in configs/*.conf; do \
-		sed 's|\.\./build/|$(SHAREDIR)/|' $$c > $(DESTDIR)$(EXAMPLES)/$$(basename $$c); \
-	done
+	install -m 0644 configs/*.conf $(DESTDIR)$(EXAMPLES)/
 
 uninstall:
 	rm -f $(addprefix $(DESTDIR),$(INSTALLED))
