@@ -336,13 +336,14 @@ static const struct {
 	const char *key, *file;
 } bundled_files[] = { { "kernel", "vmlinux" }, { "initrd", "initramfs.cpio.gz" }, { "modules", "modules.img" } };
 
-/* `bundled` → where this vmlaunch finds the bundled guest: beside the binary in a build tree (build/vmlaunch,
- * build/vmlinux), else PREFIX/share/vmlaunch for PREFIX/bin/vmlaunch, wherever `make install` put both. Found from the
- * binary, not the config, so a config copied to /etc/vmlaunch boots the same guest. NULL and *looked when absent. */
-static char *bundled_path(const char *file, char **looked)
+/* Found from the binary, not the config, so a config copied to /etc/vmlaunch boots the same guest: beside it in a
+ * build tree (build/vmlaunch, build/vmlinux), PREFIX/share/vmlaunch for PREFIX/bin/vmlaunch wherever `make install`
+ * put both, or a checkout's configs/ (build/../configs/demo.conf). */
+char *config_bundled_file(const char *file, char **looked)
 {
-	char exe[PATH_MAX], *slash, *candidates[2];
+	char exe[PATH_MAX], *slash, *candidates[3];
 	ssize_t n = readlink("/proc/self/exe", exe, sizeof(exe) - 1);
+	char *found = NULL;
 
 	*looked = NULL;
 	if (n <= 0)
@@ -352,19 +353,14 @@ static char *bundled_path(const char *file, char **looked)
 	*slash = '\0';
 	candidates[0] = xasprintf("%s/%s", exe, file);
 	candidates[1] = xasprintf("%s/../share/vmlaunch/%s", exe, file);
-	for (size_t i = 0; i < 2; i++) {
-		char *real = realpath(candidates[i], NULL);
-
-		if (real) {
-			free(candidates[0]);
-			free(candidates[1]);
-			return real;
-		}
-	}
-	*looked = xasprintf("%s or %s", candidates[0], candidates[1]);
-	free(candidates[0]);
-	free(candidates[1]);
-	return NULL;
+	candidates[2] = xasprintf("%s/../configs/%s", exe, file);
+	for (size_t i = 0; i < 3 && !found; i++)
+		found = realpath(candidates[i], NULL);
+	if (!found)
+		*looked = xasprintf("%s, %s or %s", candidates[0], candidates[1], candidates[2]);
+	for (size_t i = 0; i < 3; i++)
+		free(candidates[i]);
+	return found;
 }
 
 /* Section "KIND NAME" → its element, created on first sight. Messages about it as a whole point at its header. */
@@ -489,7 +485,7 @@ static int set_value(struct parse *p, const struct key_spec *k, void *base, cons
 
 			if (strcmp(value, "bundled") || strcmp(k->name, bundled_files[i].key))
 				continue;
-			*(char **)field = bundled_path(bundled_files[i].file, &looked);
+			*(char **)field = config_bundled_file(bundled_files[i].file, &looked);
 			if (!*(char **)field) {
 				fail(p, line, "[%s] %s = bundled: no %s at %s; expected the bundled guest (make guest builds it, "
 					      "make install installs it)",

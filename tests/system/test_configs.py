@@ -121,6 +121,9 @@ def test_install_and_uninstall(public_dir):
     assert r.returncode == 0, r.stderr
     assert "console=ttyS0" in r.stdout
     shutil.rmtree(dest / "etc")
+    r = subprocess.run([installed, "--dry-run"], capture_output=True, text=True)  # no CONFIG: the installed demo
+    assert r.returncode == 0, r.stderr
+    assert f"vmlaunch: no CONFIG given: using the embedded default, {prefix}/share/vmlaunch/demo.conf" in r.stderr
     r = subprocess.run(["make", "-s", "uninstall", f"DESTDIR={dest}", "PREFIX=/usr/local"], cwd=ROOT,
                        capture_output=True, text=True)
     assert r.returncode == 0, r.stderr

@@ -314,6 +314,54 @@ def test_firmware_with_nothing_to_boot_is_reported_and_the_terminal_kept(tmp_pat
     assert not (STATE_ROOT / "blank").exists()
 
 
+def test_no_config_boots_the_embedded_default_verbosely(tmp_path):
+    """`vmlaunch` alone boots the demo that came with it; -v says each step; a binary with no demo says how."""
+    r = vmlaunch("-v", "--", "cat", "/proc/cmdline")
+    assert r.returncode == 0, r.stderr
+    assert "console=ttyS0" in r.stdout
+    assert f"vmlaunch: no CONFIG given: using the embedded default, {DEMO}\n" in r.stderr
+    for step in ('vmlaunch: config ', 'vmlaunch: storage: describing disk "scratch" (tmpfs)', "vmlaunch: accelerator: ",
+                 "vmlaunch: state: /run/vmlaunch/demo (locked)", 'vmlaunch: preparing disk "scratch" (tmpfs)',
+                 "vmlaunch: starting qemu: ", "vmlaunch: pinning: a vCPU (thread ", "vmlaunch: supervising qemu (pid ",
+                 "vmlaunch: the VM stopped (exit status 0); undoing"):
+        assert step in r.stderr, step
+    assert all(line.startswith("vmlaunch: ") for line in r.stderr.splitlines()), r.stderr
+    r = vmlaunch("-v", "--dry-run")
+    assert r.returncode == 0, r.stderr
+    assert "vmlaunch: --dry-run: nothing on the host is touched" in r.stderr and "vmlaunch: CPUs: " in r.stderr
+    lonely = tmp_path / "vmlaunch"
+    lonely.write_bytes(open(VMLAUNCH, "rb").read())
+    lonely.chmod(0o755)
+    r = subprocess.run([str(lonely)], capture_output=True, text=True, timeout=60)
+    assert r.returncode == 2
+    assert r.stderr.startswith("vmlaunch: expected a CONFIG file (vmlaunch [OPTIONS] CONFIG [-- COMMAND...]); without "
+                               "one vmlaunch boots its embedded default, demo.conf, which is not at "), r.stderr
+
+
+def test_cleanup_of_a_running_vm_says_how_to_stop_it(config):
+    conf = config("[vm]\nname = busy\n" + GUEST)
+    p = start(conf, "--", "sleep", "600")
+    try:
+        deadline = time.monotonic() + 60
+        while not (STATE_ROOT / "busy" / "info").exists() and time.monotonic() < deadline:
+            time.sleep(0.2)
+        r = vmlaunch("--cleanup", "busy", "--wait", "1")
+        assert r.returncode == 1
+        assert r.stderr == (f'vmlaunch: VM "busy" is running (vmlaunch pid {p.pid}) and did not stop while --cleanup '
+                            "waited; --cleanup is for what a killed run left behind: stop it with vmlaunch --stop busy "
+                            "(it cleans up after itself)\n")
+        assert (STATE_ROOT / "busy" / "info").exists()  # untouched
+        r = vmlaunch("--stop", "busy", "--wait", "20")
+        assert r.returncode == 0, r.stderr
+    finally:
+        if p.poll() is None:
+            p.send_signal(signal.SIGTERM)
+            time.sleep(1)
+            p.send_signal(signal.SIGTERM)
+        p.wait(timeout=60)
+    assert not (STATE_ROOT / "busy").exists()
+
+
 def test_stop_by_name_powers_off_and_waits(config):
     conf = config("[vm]\nname = stopme\n" + GUEST)
     p = start(conf, "--", "sleep", "600")
