@@ -19,6 +19,8 @@
 #include "cpulist.h"
 #include "log.h"
 
+#define CONFIG_MAX_ERRORS 20
+
 enum section_kind {
 	SEC_VM, SEC_BOOT, SEC_QEMU, SEC_DISK, SEC_MEMORY, SEC_CPU, SEC_TIER, SEC_SHARE, SEC_NET, SEC_CLOUD_INIT, SEC_COUNT
 };
@@ -173,6 +175,7 @@ struct parse {
 	bool section_bad;    /* the current header was reported: its keys are not judged again */
 	unsigned unclosed_line; /* a "[name" line already reported, which libinih reports too */
 	bool failed;
+	unsigned n_errors;
 	char *line_buf;
 	size_t line_cap;
 	/* every section header seen, to catch duplicates and empty sections */
@@ -195,8 +198,14 @@ static int fail(struct parse *p, unsigned line, const char *fmt, ...)
 	char msg[1024];
 	va_list ap;
 
-	/* Every mistake is reported, not only the first: a config is fixed in one pass, not one run per error. */
+	/* Every mistake is reported, not only the first: a config is fixed in one pass, not one run per error. Up to a
+	 * point: a binary file named by mistake is not worth a screen per line. */
 	p->failed = true;
+	if (++p->n_errors > CONFIG_MAX_ERRORS) {
+		if (p->n_errors == CONFIG_MAX_ERRORS + 1)
+			log_error("%s: more mistakes than these %d; not shown", p->where, CONFIG_MAX_ERRORS);
+		return -EINVAL;
+	}
 	va_start(ap, fmt);
 	vsnprintf(msg, sizeof(msg), fmt, ap);
 	va_end(ap);
@@ -1138,6 +1147,10 @@ static int finish(struct parse *p)
 		fail(p, cfg->append_line, "[boot] append: needs kernel = as well (firmware boot has no command line)");
 	if (!cfg->qemu_binary)
 		cfg->qemu_binary = xstrdup("qemu-system-x86_64");
+	/* a path the config names is its own mistake (2); a name looked up in $PATH is the host's (host.c, 1) */
+	if (cfg->qemu_binary_line && strchr(cfg->qemu_binary, '/') && access(cfg->qemu_binary, X_OK) < 0)
+		fail(p, cfg->qemu_binary_line, "[qemu] binary %s: %s; expected an executable qemu-system-x86_64",
+		     cfg->qemu_binary, strerror(errno));
 	for (size_t i = 0; i < cfg->n_disks; i++)
 		finish_disk(p, &cfg->disks[i]);
 	finish_boot(p);

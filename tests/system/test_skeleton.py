@@ -270,6 +270,9 @@ def test_config_mistakes_all_at_once_and_nothing_to_boot_refused(config):
     r = vmlaunch("--dry-run", ROOT / "configs" / "rbd.conf", "--set", "disk.root.conf=/nonexistent/ceph.conf")
     assert r.returncode == 2, r.stderr
     assert "[disk root] conf /nonexistent/ceph.conf: No such file or directory; expected the Ceph cluster's" in r.stderr
+    r = vmlaunch("--dry-run", DEMO, "--set", "qemu.binary=/nonexistent/qemu-system-x86_64")
+    assert r.returncode == 2
+    assert "(from --set) [qemu] binary /nonexistent/qemu-system-x86_64: No such file or directory" in r.stderr
 
 
 def test_firmware_with_nothing_to_boot_is_reported_and_the_terminal_kept(tmp_path):

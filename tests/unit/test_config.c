@@ -50,6 +50,23 @@ static void test_every_mistake_at_once(void **state)
 	assert_null(strstr(err, "test.conf:9"));
 	config_free(&cfg);
 	free(err);
+
+	/* a file that is no config at all (a binary named by mistake): twenty, then a line saying there are more */
+	{
+		char text[1024] = "[vm]\n";
+		size_t lines = 0;
+
+		for (int i = 0; i < 30; i++)
+			snprintf(text + strlen(text), sizeof(text) - strlen(text), "junk%d = 1\n", i);
+		assert_int_equal(load_text(text, NULL, &cfg, &err), -EINVAL);
+		for (const char *c = err; *c; c++)
+			lines += *c == '\n';
+		assert_int_equal(lines, 21);
+		assert_non_null(strstr(err, "vmlaunch: test.conf:21: [vm]: unknown key \"junk19\""));
+		assert_non_null(strstr(err, "vmlaunch: test.conf: more mistakes than these 20; not shown\n"));
+		config_free(&cfg);
+		free(err);
+	}
 }
 
 static void test_full_config(void **state)
