@@ -112,6 +112,12 @@ def test_install_and_uninstall(public_dir):
         shutil.copy(prefix / "share/doc/vmlaunch/examples" / name, etc / name)
     installed = prefix / "bin" / "vmlaunch"
     r = subprocess.run([installed, "--dry-run", etc / "appliance.conf"], capture_output=True, text=True)
+    if not Path("/var/lib/vmlaunch").is_dir():  # its data disk's directory, named by the config: a mistake (2)
+        assert r.returncode == 2
+        assert "no directory /var/lib/vmlaunch to make it in; expected an existing directory (mkdir -p " \
+               "/var/lib/vmlaunch)" in r.stderr
+        r = subprocess.run([installed, "--dry-run", etc / "appliance.conf", "--set",
+                            f"disk.data.path={public_dir}/data.raw"], capture_output=True, text=True)
     assert r.returncode == 0, r.stderr
     argv = r.stdout.splitlines()
     assert argv[argv.index("-kernel") + 1] == str(prefix / "share/vmlaunch/vmlinux")
