@@ -317,14 +317,50 @@ def test_firmware_with_nothing_to_boot_is_reported_and_the_terminal_kept(tmp_pat
     assert not (STATE_ROOT / "blank").exists()
 
 
+def test_make_run_on_a_terminal_leaves_it_as_it_was():
+    """The demo on a terminal (make run): its shell offered, left with exit; no firmware resets the terminal or turns
+    autowrap off, and the terminal's modes after the run are the ones before it."""
+    import termios
+    master, slave = os.openpty()
+    out = b""
+    try:
+        before = termios.tcgetattr(slave)
+        p = subprocess.Popen([VMLAUNCH, str(DEMO), "--set", "vm.name=ttydemo"], stdin=slave, stdout=slave, stderr=slave,
+                             start_new_session=True)
+        os.set_blocking(master, False)
+        deadline = time.monotonic() + 180
+        sent = False
+        while p.poll() is None and time.monotonic() < deadline:
+            try:
+                out += os.read(master, 65536)
+            except BlockingIOError:
+                time.sleep(0.1)
+            if not sent and b"pattern verified" in out and b"/ # " in out.split(b"pattern verified")[-1]:
+                os.write(master, b"exit\n")  # the guest's shell: leaving it powers the guest off
+                sent = True
+        if p.poll() is None:
+            p.kill()
+            p.wait()
+            raise AssertionError("the demo did not power off after exit:\n" + out.decode(errors="replace"))
+        after = termios.tcgetattr(slave)
+    finally:
+        os.close(master)
+        os.close(slave)
+    assert p.returncode == 0, out.decode(errors="replace")
+    for seq in (b"\x1bc", b"\x1b[?7l", b"\x1b[2J"):  # what SeaBIOS's serial console would send
+        assert seq not in out
+    assert after == before
+    assert not (STATE_ROOT / "ttydemo").exists()
+
+
 def test_no_config_boots_the_embedded_default_verbosely(tmp_path):
     """`vmlaunch` alone boots the demo that came with it; -v says each step; a binary with no demo says how."""
-    r = vmlaunch("-v", "--", "cat", "/proc/cmdline")
+    r = vmlaunch("-v", "--set", "vm.name=nocfg", "--", "cat", "/proc/cmdline")  # its own name: others boot the demo
     assert r.returncode == 0, r.stderr
     assert "console=ttyS0" in r.stdout
     assert f"vmlaunch: no CONFIG given: using the embedded default, {DEMO}\n" in r.stderr
     for step in ('vmlaunch: config ', 'vmlaunch: storage: describing disk "scratch" (tmpfs)', "vmlaunch: accelerator: ",
-                 "vmlaunch: state: /run/vmlaunch/demo (locked)", 'vmlaunch: preparing disk "scratch" (tmpfs)',
+                 "vmlaunch: state: /run/vmlaunch/nocfg (locked)", 'vmlaunch: preparing disk "scratch" (tmpfs)',
                  "vmlaunch: starting qemu: ", "vmlaunch: pinning: a vCPU (thread ", "vmlaunch: supervising qemu (pid ",
                  "vmlaunch: the VM stopped (exit status 0); undoing"):
         assert step in r.stderr, step
