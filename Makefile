@@ -122,24 +122,24 @@ SHAREDIR := $(PREFIX)/share/vmlaunch
 EXAMPLES := $(PREFIX)/share/doc/vmlaunch/examples
 UNITDIR ?= $(PREFIX)/lib/systemd/system
 INSTALLED := $(BINDIR)/vmlaunch $(SHAREDIR)/vmlinux $(SHAREDIR)/initramfs.cpio.gz $(SHAREDIR)/modules.img \
+	$(SHAREDIR)/demo.conf \
 	$(PREFIX)/share/man/man1/vmlaunch.1 $(PREFIX)/share/man/man5/vmlaunch.conf.5 $(UNITDIR)/vmlaunch@.service \
 	$(PREFIX)/share/bash-completion/completions/vmlaunch $(patsubst configs/%,$(EXAMPLES)/%,$(wildcard configs/*.conf))
 
-# Example configs point at the installed bundled guest instead of ../build.
+# Example configs name the bundled guest as `bundled`: vmlaunch finds it in $(SHAREDIR) from its own bin/.
 install: all
 	@[ -n "$(DESTDIR)" ] || $(MAKE) --no-print-directory qemu-user
 	install -D -m 0755 $(BUILD)/vmlaunch $(DESTDIR)$(BINDIR)/vmlaunch
 	install -D -m 0644 $(BUILD)/vmlinux $(DESTDIR)$(SHAREDIR)/vmlinux
 	install -D -m 0644 $(BUILD)/initramfs.cpio.gz $(DESTDIR)$(SHAREDIR)/initramfs.cpio.gz
 	install -D -m 0644 $(BUILD)/modules.img $(DESTDIR)$(SHAREDIR)/modules.img
+	install -D -m 0644 configs/demo.conf $(DESTDIR)$(SHAREDIR)/demo.conf
 	install -D -m 0644 launcher/man/vmlaunch.1 $(DESTDIR)$(PREFIX)/share/man/man1/vmlaunch.1
 	install -D -m 0644 launcher/man/vmlaunch.conf.5 $(DESTDIR)$(PREFIX)/share/man/man5/vmlaunch.conf.5
 	install -D -m 0644 launcher/vmlaunch.bash $(DESTDIR)$(PREFIX)/share/bash-completion/completions/vmlaunch
 	install -d $(DESTDIR)$(UNITDIR) $(DESTDIR)$(EXAMPLES)
 	sed 's|@BINDIR@|$(BINDIR)|g' launcher/vmlaunch@.service > $(DESTDIR)$(UNITDIR)/vmlaunch@.service
-	for c in configs/*.conf; do \
-		sed 's|\.\./build/|$(SHAREDIR)/|' $$c > $(DESTDIR)$(EXAMPLES)/$$(basename $$c); \
-	done
+	install -m 0644 configs/*.conf $(DESTDIR)$(EXAMPLES)/
 
 uninstall:
 	rm -f $(addprefix $(DESTDIR),$(INSTALLED))

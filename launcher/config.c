@@ -19,6 +19,8 @@
 #include "cpulist.h"
 #include "log.h"
 
+#define CONFIG_MAX_ERRORS 20
+
 enum section_kind {
 	SEC_VM, SEC_BOOT, SEC_QEMU, SEC_DISK, SEC_MEMORY, SEC_CPU, SEC_TIER, SEC_SHARE, SEC_NET, SEC_CLOUD_INIT, SEC_COUNT
 };
@@ -173,7 +175,10 @@ struct parse {
 	char *set_where;
 	unsigned line;     /* of the line libinih is working on: the reader counts them */
 	bool key_in_section; /* mirrors libinih's rule for continuation lines */
+	bool section_bad;    /* the current header was reported: its keys are not judged again */
+	unsigned unclosed_line; /* a "[name" line already reported, which libinih reports too */
 	bool failed;
+	unsigned n_errors;
 	char *line_buf;
 	size_t line_cap;
 	/* every section header seen, to catch duplicates and empty sections */
@@ -196,9 +201,14 @@ static int fail(struct parse *p, unsigned line, const char *fmt, ...)
 	char msg[1024];
 	va_list ap;
 
-	if (p->failed)
-		return -EINVAL;
+	/* Every mistake is reported, not only the first: a config is fixed in one pass, not one run per error. Up to a
+	 * point: a binary file named by mistake is not worth a screen per line. */
 	p->failed = true;
+	if (++p->n_errors > CONFIG_MAX_ERRORS) {
+		if (p->n_errors == CONFIG_MAX_ERRORS + 1)
+			log_error("%s: more mistakes than these %d; not shown", p->where, CONFIG_MAX_ERRORS);
+		return -EINVAL;
+	}
 	va_start(ap, fmt);
 	vsnprintf(msg, sizeof(msg), fmt, ap);
 	va_end(ap);
@@ -275,6 +285,44 @@ static bool valid_name(const char *s, size_t max)
 	return true;
 }
 
+/* Levenshtein distance, for "did you mean": words here are short, so one row of the table is enough. */
+static size_t edit_distance(const char *a, const char *b)
+{
+	size_t la = strlen(a), lb = strlen(b), row[65];
+
+	if (la > 64 || lb > 64)
+		return SIZE_MAX;
+	for (size_t j = 0; j <= lb; j++)
+		row[j] = j;
+	for (size_t i = 1; i <= la; i++) {
+		size_t diag = row[0];
+
+		row[0] = i;
+		for (size_t j = 1; j <= lb; j++) {
+			size_t up = row[j], best = diag + (tolower((unsigned char)a[i - 1]) != tolower((unsigned char)b[j - 1]));
+
+			if (up + 1 < best)
+				best = up + 1;
+			if (row[j - 1] + 1 < best)
+				best = row[j - 1] + 1;
+			diag = up;
+			row[j] = best;
+		}
+	}
+	return row[lb];
+}
+
+/* A near miss: close enough to be a typo (a third of the word, at least one edit), and the closest. */
+static bool near_miss(const char *typed, const char *candidate, size_t *best)
+{
+	size_t d = edit_distance(typed, candidate), allowed = strlen(candidate) / 3;
+
+	if (d > (allowed ? allowed : 1) || d >= *best)
+		return false;
+	*best = d;
+	return true;
+}
+
 bool config_vm_name_valid(const char *name)
 {
 	size_t n = strlen(name);
@@ -293,6 +341,38 @@ static char *resolve_path(const struct vm_config *cfg, const char *v)
 		return joined;
 	free(joined);
 	return canonical;
+}
+
+/* The bundled guest's files for `kernel = bundled` and the like. */
+static const struct {
+	const char *key, *file;
+} bundled_files[] = { { "kernel", "vmlinux" }, { "initrd", "initramfs.cpio.gz" }, { "modules", "modules.img" } };
+
+/* Found from the binary, not the config, so a config copied to /etc/vmlaunch boots the same guest: beside it in a
+ * build tree (build/vmlaunch, build/vmlinux), PREFIX/share/vmlaunch for PREFIX/bin/vmlaunch wherever `make install`
+ * put both, or a checkout's configs/ (build/../configs/demo.conf). */
+char *config_bundled_file(const char *file, char **looked)
+{
+	char exe[PATH_MAX], *slash, *candidates[3];
+	ssize_t n = readlink("/proc/self/exe", exe, sizeof(exe) - 1);
+	char *found = NULL;
+
+	*looked = NULL;
+	if (n <= 0)
+		return NULL;
+	exe[n] = '\0';
+	slash = strrchr(exe, '/');
+	*slash = '\0';
+	candidates[0] = xasprintf("%s/%s", exe, file);
+	candidates[1] = xasprintf("%s/../share/vmlaunch/%s", exe, file);
+	candidates[2] = xasprintf("%s/../configs/%s", exe, file);
+	for (size_t i = 0; i < 3 && !found; i++)
+		found = realpath(candidates[i], NULL);
+	if (!found)
+		*looked = xasprintf("%s, %s or %s", candidates[0], candidates[1], candidates[2]);
+	for (size_t i = 0; i < 3; i++)
+		free(candidates[i]);
+	return found;
 }
 
 /* Section "KIND NAME" → its element, created on first sight. Messages about it as a whole point at its header. */
@@ -362,10 +442,28 @@ static int classify_section(struct parse *p, const char *section, unsigned line,
 			*kind = (enum section_kind)i;
 			return 0;
 		}
-	return fail(p, line,
-		    "unknown section [%s]: expected [vm], [boot], [memory], [cpu], [qemu], [disk NAME], [share NAME], [net "
-		    "NAME] or [memory tier NAME]",
-		    section);
+	{
+		/* "[disks root]" → [disk root]: the kind word is compared, the name kept */
+		const char *space = strchr(section, ' ');
+		char *first = xstrndup(section, space ? (size_t)(space - section) : strlen(section)), *suggestion = NULL;
+		size_t best = SIZE_MAX;
+
+		for (size_t i = 0; i < SEC_COUNT; i++) {
+			bool named = named_kind_of((enum section_kind)i) != NULL;
+
+			if (i == SEC_TIER || named != (space != NULL) || !near_miss(named ? first : section, section_names[i], &best))
+				continue;
+			free(suggestion);
+			suggestion = named ? xasprintf("%s%s", section_names[i], space) : xstrdup(section_names[i]);
+		}
+		fail(p, line,
+		     "unknown section [%s]%s%s%s: expected [vm], [boot], [memory], [cpu], [qemu], [cloud-init], [disk NAME], "
+		     "[share NAME], [net NAME] or [memory tier NAME]",
+		     section, suggestion ? " (did you mean [" : "", suggestion ? suggestion : "", suggestion ? "]?)" : "");
+		free(first);
+		free(suggestion);
+		return -EINVAL;
+	}
 }
 
 static int set_value(struct parse *p, const struct key_spec *k, void *base, const char *section, const char *value,
@@ -401,6 +499,22 @@ static int set_value(struct parse *p, const struct key_spec *k, void *base, cons
 		if (!*value)
 			return fail(p, line, "[%s] %s: expected a path", section, what);
 		free(*(char **)field);
+		*(char **)field = NULL;
+		for (size_t i = 0; k->section == SEC_BOOT && i < sizeof(bundled_files) / sizeof(bundled_files[0]); i++) {
+			char *looked;
+
+			if (strcmp(value, "bundled") || strcmp(k->name, bundled_files[i].key))
+				continue;
+			*(char **)field = config_bundled_file(bundled_files[i].file, &looked);
+			if (!*(char **)field) {
+				fail(p, line, "[%s] %s = bundled: no %s at %s; expected the bundled guest (make guest builds it, "
+					      "make install installs it)",
+				     section, what, bundled_files[i].file, looked);
+				free(looked);
+				return -EINVAL;
+			}
+			return 0;
+		}
 		*(char **)field = resolve_path(p->cfg, value);
 		return 0;
 	case T_PATHS: {
@@ -529,6 +643,26 @@ static char *known_keys_of(enum section_kind kind)
 	return xstrdup(buf);
 }
 
+/* " (did you mean \"size\"?)" for a near miss in the same section, " (it goes in [boot])" for another section's key,
+ * or "". */
+static char *did_you_mean_key(enum section_kind kind, const char *name)
+{
+	const char *suggestion = NULL;
+	const struct key_spec *elsewhere = NULL;
+	size_t best = SIZE_MAX, n_elsewhere = 0;
+
+	for (size_t i = 0; i < sizeof(keys) / sizeof(keys[0]); i++)
+		if (keys[i].section != kind && !strcmp(keys[i].name, name))
+			elsewhere = &keys[i], n_elsewhere++;
+	if (n_elsewhere == 1) /* a key of several sections (path, size) names no one place */
+		return xasprintf(" (it goes in [%s%s])", section_names[elsewhere->section],
+				 named_kind_of(elsewhere->section) ? " NAME" : "");
+	for (size_t i = 0; i < sizeof(keys) / sizeof(keys[0]); i++)
+		if (keys[i].section == kind && near_miss(name, keys[i].name, &best))
+			suggestion = keys[i].name;
+	return suggestion ? xasprintf(" (did you mean \"%s\"?)", suggestion) : xstrdup("");
+}
+
 /* One key = value. `from_file` distinguishes the file (duplicates refused) from --set (overrides allowed). */
 static int apply(struct parse *p, const char *section, const char *name, const char *value, unsigned line,
 		 bool from_file)
@@ -543,9 +677,12 @@ static int apply(struct parse *p, const char *section, const char *name, const c
 		return -EINVAL;
 	k = find_key(kind, name);
 	if (!k) {
+		char *hint = did_you_mean_key(kind, name);
+
 		list = known_keys_of(kind);
-		fail(p, line, "[%s]: unknown key \"%s\": expected one of %s", section, name, list);
+		fail(p, line, "[%s]: unknown key \"%s\"%s: expected one of %s", section, name, hint, list);
 		free(list);
+		free(hint);
 		return -EINVAL;
 	}
 	if (from_file && k->type != T_WORDS && k->type != T_APPEND && k->type != T_PATHS) {
@@ -568,15 +705,16 @@ static int config_ini_handler(void *user, const char *section, const char *name,
 {
 	struct parse *p = user;
 
-	if (p->failed)
-		return 1; /* report only the first error; libinih keeps going */
 	p->key_in_section = true;
+	if (p->section_bad)
+		return 1; /* its header's mistake is said once, not once per key */
 	if (!*section) {
 		fail(p, p->line, "\"%s\" is outside any section: expected a section header such as [vm] first",
 		     name);
-		return 0;
+		return 1;
 	}
-	return apply(p, section, name, value, p->line, true) < 0 ? 0 : 1;
+	apply(p, section, name, value, p->line, true);
+	return 1; /* reported by apply: libinih's own return then means a syntax error alone */
 }
 
 static void note_section(struct parse *p, const char *line)
@@ -584,7 +722,10 @@ static void note_section(struct parse *p, const char *line)
 	const char *end = strchr(line, ']');
 	char *name;
 
+	p->key_in_section = false;
+	p->section_bad = true;
 	if (!end) {
+		p->unclosed_line = p->line;
 		fail(p, p->line, "expected [section], key = value, or a comment (no ']' closes the section name)");
 		return;
 	}
@@ -608,11 +749,14 @@ static void note_section(struct parse *p, const char *line)
 		enum section_kind kind;
 		const char *disk_name;
 
-		classify_section(p, name, p->line, &kind, &disk_name);
+		if (classify_section(p, name, p->line, &kind, &disk_name) < 0) {
+			free(name);
+			return;
+		}
 	}
 	p->sections = xrealloc(p->sections, (p->n_sections + 1) * sizeof(*p->sections));
 	p->sections[p->n_sections++] = (struct seen_section){ name, p->line };
-	p->key_in_section = false;
+	p->section_bad = false;
 }
 
 /* libinih's line reader, wrapped to count lines (libinih does not pass them to the handler), to refuse what it would
@@ -631,8 +775,8 @@ static char *config_ini_reader(char *str, int num, void *stream)
 	else if (len > num - 1)
 		fail(p, p->line, "line is longer than %d characters: split long values over continuation lines",
 		     num - 2);
-	if (p->failed) {
-		str[0] = '\0';
+	if ((size_t)len != strlen(p->line_buf) || len > num - 1) {
+		str[0] = '\0'; /* reported: the rest of the file is still read, so every mistake is said at once */
 		return str;
 	}
 	memcpy(str, p->line_buf, (size_t)len + 1);
@@ -973,6 +1117,32 @@ static int finish_tuning(struct parse *p)
 	return 0;
 }
 
+/* Without a kernel the firmware boots from a disk: one that vmlaunch makes empty (a RAM disk with no source =)
+ * holds no boot loader, and SeaBIOS would wait at "No bootable device." for ever. A tap may boot over the network
+ * (PXE), and [qemu] extra may add a boot device of its own. */
+static int finish_nothing_to_boot(struct parse *p)
+{
+	const struct vm_config *cfg = p->cfg;
+
+	if (cfg->kernel || cfg->qemu_extra.n)
+		return 0;
+	for (size_t i = 0; i < cfg->n_disks; i++) {
+		const struct disk_config *d = &cfg->disks[i];
+		bool made_empty = (d->backend == BACKEND_TMPFS || d->backend == BACKEND_ZRAM || d->backend == BACKEND_BRD) &&
+				  !d->source;
+
+		if (!made_empty)
+			return 0;
+	}
+	for (size_t i = 0; i < cfg->n_nets; i++)
+		if (cfg->nets[i].mode == NET_TAP)
+			return 0;
+	return fail(p, 0,
+		    "nothing to boot: no [boot] kernel, and no disk with an operating system on it (%s); expected "
+		    "[boot] kernel = bundled (the bundled guest), or a disk with path = IMAGE or source = IMAGE",
+		    cfg->n_disks ? "a RAM disk without source = starts empty" : "no [disk] at all");
+}
+
 static int finish(struct parse *p)
 {
 	struct vm_config *cfg = p->cfg;
@@ -995,40 +1165,45 @@ static int finish(struct parse *p)
 		cfg->name = xstrdup(base);
 		free(copy);
 	}
+	/* Each check below reports and goes on: every mistake of a config is said in one run. */
 	if (!config_vm_name_valid(cfg->name))
-		return fail(p, cfg->name_line,
-			    "[vm] name \"%s\": expected 1 to %d letters, digits, '_', '.' or '-', not ending in .lock (it names "
-			    "/run/vmlaunch/NAME)",
-			    cfg->name, VM_NAME_MAX);
+		fail(p, cfg->name_line,
+		     "[vm] name \"%s\": expected 1 to %d letters, digits, '_', '.' or '-', not ending in .lock (it names "
+		     "/run/vmlaunch/NAME)",
+		     cfg->name, VM_NAME_MAX);
 	if (cfg->memory < (16ULL << 20))
-		return fail(p, cfg->memory_line, "[vm] memory: expected at least 16M");
+		fail(p, cfg->memory_line, "[vm] memory: expected at least 16M");
 	if (!cfg->machine)
 		cfg->machine = xstrdup("q35");
 	if (strcmp(cfg->machine, "q35"))
-		return fail(p, cfg->machine_line, "[vm] machine \"%s\": expected q35 (the only machine vmlaunch tunes for)",
-			    cfg->machine);
+		fail(p, cfg->machine_line, "[vm] machine \"%s\": expected q35 (the only machine vmlaunch tunes for)",
+		     cfg->machine);
 	if (cfg->kernel && access(cfg->kernel, R_OK) < 0)
-		return fail(p, cfg->kernel_line, "[boot] kernel %s: %s", cfg->kernel, strerror(errno));
+		fail(p, cfg->kernel_line, "[boot] kernel %s: %s", cfg->kernel, strerror(errno));
 	if (cfg->initrd && access(cfg->initrd, R_OK) < 0)
-		return fail(p, cfg->initrd_line, "[boot] initrd %s: %s", cfg->initrd, strerror(errno));
+		fail(p, cfg->initrd_line, "[boot] initrd %s: %s", cfg->initrd, strerror(errno));
 	if (!cfg->kernel && cfg->initrd_line)
-		return fail(p, cfg->initrd_line, "[boot] initrd: needs kernel = as well");
+		fail(p, cfg->initrd_line, "[boot] initrd: needs kernel = as well");
 	if (!cfg->kernel && cfg->append_line)
-		return fail(p, cfg->append_line, "[boot] append: needs kernel = as well (firmware boot has no command line)");
+		fail(p, cfg->append_line, "[boot] append: needs kernel = as well (firmware boot has no command line)");
 	if (!cfg->qemu_binary)
 		cfg->qemu_binary = xstrdup("qemu-system-x86_64");
+	/* a path the config names is its own mistake (2); a name looked up in $PATH is the host's (host.c, 1) */
+	if (cfg->qemu_binary_line && strchr(cfg->qemu_binary, '/') && access(cfg->qemu_binary, X_OK) < 0)
+		fail(p, cfg->qemu_binary_line, "[qemu] binary %s: %s; expected an executable qemu-system-x86_64",
+		     cfg->qemu_binary, strerror(errno));
 	for (size_t i = 0; i < cfg->n_disks; i++)
-		if (finish_disk(p, &cfg->disks[i]) < 0)
-			return -EINVAL;
-	if (finish_boot(p) < 0 || finish_cloud_init(p) < 0)
-		return -EINVAL;
+		finish_disk(p, &cfg->disks[i]);
+	finish_boot(p);
+	finish_cloud_init(p);
 	for (size_t i = 0; i < cfg->n_shares; i++)
-		if (finish_share(p, &cfg->shares[i]) < 0)
-			return -EINVAL;
+		finish_share(p, &cfg->shares[i]);
 	for (size_t i = 0; i < cfg->n_nets; i++)
-		if (finish_net(p, &cfg->nets[i]) < 0)
-			return -EINVAL;
-	return finish_tuning(p);
+		finish_net(p, &cfg->nets[i]);
+	finish_tuning(p);
+	if (!p->failed) /* a judgement on the whole config: said when its parts are right */
+		finish_nothing_to_boot(p);
+	return p->failed ? -EINVAL : 0;
 }
 
 static int apply_set(struct parse *p, const char *arg)
@@ -1115,11 +1290,11 @@ int config_load(const char *file, const struct strv *sets, struct vm_config *cfg
 	}
 	r = ini_parse_stream(config_ini_reader, &p, config_ini_handler, &p);
 	fclose(p.f);
-	if (r < 0 && !p.failed)
+	if (r < 0)
 		fail(&p, 0, "cannot parse: out of memory");
-	else if (r > 0 && !p.failed)
+	else if (r > 0 && (unsigned)r != p.unclosed_line)
 		fail(&p, (unsigned)r, "expected [section], key = value, or a comment");
-	for (size_t i = 0; !p.failed && sets && i < sets->n; i++)
+	for (size_t i = 0; sets && i < sets->n; i++)
 		apply_set(&p, sets->v[i]);
 	p.where = file;
 	if (!p.failed)

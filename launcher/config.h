@@ -239,6 +239,10 @@ const char *backend_kind_name(enum backend_kind b);
 /* Every key the parser accepts, from its own table, for the documentation test: "section.key" ("disk.size" for
  * [disk NAME] size), NULL-terminated. */
 const char *const *config_known_keys(void);
+/* The bundled guest's FILE (vmlinux, initramfs.cpio.gz, modules.img) or the embedded default demo.conf, found from
+ * vmlaunch's own binary (a build tree, or PREFIX/share/vmlaunch). NULL, with the places looked at in *looked (to
+ * free), when it is not there. */
+char *config_bundled_file(const char *file, char **looked);
 /* Whether NAME can name a VM: it becomes /run/vmlaunch/NAME, beside NAME.lock. */
 bool config_vm_name_valid(const char *name);
 

@@ -42,13 +42,16 @@
 #define VMLAUNCH_VERSION "0.1"
 #endif
 
+#define DEFAULT_CONFIG "demo.conf" /* booted when no CONFIG is given; make install puts it in PREFIX/share/vmlaunch */
+
 static void usage(FILE *out)
 {
-	fputs("Usage: vmlaunch [OPTIONS] CONFIG [-- COMMAND [ARG...]]\n"
+	fputs("Usage: vmlaunch [OPTIONS] [CONFIG] [-- COMMAND [ARG...]]\n"
 	      "\n"
 	      "Launch one QEMU virtual machine described by CONFIG: set up its storage, start qemu with a tuned\n"
 	      "command line, supervise it, and undo everything at exit. With -- COMMAND, run COMMAND inside the\n"
-	      "bundled guest and exit with its exit status.\n"
+	      "bundled guest and exit with its exit status. Without CONFIG, boot the embedded default (demo.conf,\n"
+	      "installed in PREFIX/share/vmlaunch).\n"
 	      "\n"
 	      "Options:\n"
 	      "  -n, --dry-run            print qemu's argv, one argument per line, and exit; touches nothing\n"
@@ -77,8 +80,10 @@ static void usage(FILE *out)
 	      "\n"
 	      "Exit status:\n"
 	      "  0        the VM powered off (with -- COMMAND: the command's status, 0-255, exactly)\n"
-	      "  1        vmlaunch or qemu failed; what vmlaunch had set up was undone\n"
-	      "  2        bad command line or config; nothing on the host was touched\n"
+	      "  1        vmlaunch or qemu failed, or the firmware found nothing to boot; what vmlaunch had set up\n"
+	      "           was undone\n"
+	      "  2        bad command line or config (a file it names that does not exist included); nothing on\n"
+	      "           the host was touched\n"
 	      "  125      -- COMMAND: the guest panicked or stopped without reporting the command's status\n"
 	      "  128+N    stopped by signal N before the VM finished (a graceful powerdown after SIGINT/SIGTERM\n"
 	      "           without -- COMMAND exits 0)\n"
@@ -238,11 +243,7 @@ static int parse_options(int argc, char **argv, struct options *o)
 		o->config = optind < argc ? argv[optind] : NULL; /* here: the VM's name */
 		return 0;
 	}
-	if (optind >= argc) {
-		log_error("expected a CONFIG file (vmlaunch [OPTIONS] CONFIG [-- COMMAND...])");
-		return -EINVAL;
-	}
-	o->config = argv[optind++];
+	o->config = optind < argc ? argv[optind++] : NULL; /* none: the embedded default (main) */
 	if (optind < argc) {
 		log_error("unexpected \"%s\" after CONFIG: expected -- COMMAND [ARG...]", argv[optind]);
 		return -EINVAL;
@@ -378,6 +379,7 @@ static int launch(const struct vm_config *cfg, struct plan *plan, struct storage
 	r = state_dir_acquire(&state, plan->host->state_root, cfg->name);
 	if (r < 0)
 		goto out;
+	log_info("state: %s (locked); every step below is journaled before it acts", state.dir);
 	/* inherited by every program started from here on: how an undo knows a pid is this VM's (process.c) */
 	if (setenv(PROCESS_STATE_ENV, state.dir, 1) < 0) {
 		r = log_errno(errno, "setenv");
@@ -392,6 +394,7 @@ static int launch(const struct vm_config *cfg, struct plan *plan, struct storage
 		goto out;
 	test_hook_stop_at("state");
 	if (plan->hugepages >= 0) {
+		log_info("hugepages: %llu pages for guest RAM", (unsigned long long)plan->hugepages_count);
 		r = hugepages_reserve(plan->host->topo.numa, plan->memory_node, plan->hugepages, plan->hugepages_count,
 				      state.dir, &journal);
 		if (r < 0)
@@ -444,7 +447,12 @@ static int launch(const struct vm_config *cfg, struct plan *plan, struct storage
 	}
 	/* Built now that the disks exist: some learn their device only when made (/dev/zramN). */
 	qemu_argv_build(plan, &cmdline);
-	log_info("starting %s", cmdline.argv.v[0]);
+	if (log_verbose) {
+		char *joined = strv_join(&cmdline.argv, " ");
+
+		log_info("starting qemu: %s", joined);
+		free(joined);
+	}
 	r = run_start(plan, &cmdline, extra, &journal, &vm);
 	for (size_t i = 0; i < plan->n_extra_fds; i++)
 		if (extra[i] >= 0)
@@ -460,7 +468,10 @@ static int launch(const struct vm_config *cfg, struct plan *plan, struct storage
 	if (r < 0)
 		goto out;
 	test_hook_stop_at("qemu");
+	log_info("supervising qemu (pid %d): signals, QMP events%s", (int)vm.pid,
+		 plan->command_mode ? ", the command's output and status" : "");
 	status = run_supervise(plan, &vm, sigfd, &guardian);
+	log_info("the VM stopped (exit status %d); undoing what was set up, newest first", status);
 out:
 	for (size_t i = 0; extra && i < plan->n_extra_fds; i++)
 		if (extra[i] >= 0)
@@ -524,7 +535,7 @@ int main(int argc, char **argv)
 	struct qemu_cmdline cmdline = { 0 };
 	struct storage_target *targets = NULL;
 	struct privileges privileges = { 0 };
-	char *state_dir = NULL;
+	char *state_dir = NULL, *default_config = NULL;
 	int status = EXIT_BAD_INPUT, r;
 
 	signal(SIGPIPE, SIG_IGN); /* a closed stdout must not kill vmlaunch before it has cleaned up */
@@ -534,8 +545,26 @@ int main(int argc, char **argv)
 		status = by_name(&o);
 		goto out;
 	}
+	if (!o.config) {
+		char *looked;
+
+		/* the demo that came with vmlaunch: what `vmlaunch` alone, or `vmlaunch -- CMD`, boots */
+		default_config = config_bundled_file(DEFAULT_CONFIG, &looked);
+		if (!default_config) {
+			log_error("expected a CONFIG file (vmlaunch [OPTIONS] CONFIG [-- COMMAND...]); without one vmlaunch boots "
+				  "its embedded default, %s, which is not at %s (make builds a checkout's, make install "
+				  "installs it)",
+				  DEFAULT_CONFIG, looked);
+			free(looked);
+			goto out;
+		}
+		fprintf(stderr, "vmlaunch: no CONFIG given: using the embedded default, %s\n", default_config);
+		o.config = default_config;
+	}
 	if (config_load(o.config, &o.sets, &cfg) < 0)
 		goto out;
+	log_info("config %s: VM \"%s\", %u vCPU(s), %llu MiB, %zu disk(s)%s", cfg.file, cfg.name, cfg.cpus,
+		 (unsigned long long)(cfg.memory >> 20), cfg.n_disks, o.command.n ? ", running a command" : "");
 
 	status = EXIT_SETUP_FAILED;
 	if (host_probe(cfg.qemu_binary,
@@ -557,7 +586,10 @@ int main(int argc, char **argv)
 			goto out;
 	targets = xcalloc(cfg.n_disks, sizeof(*targets));
 	state_dir = state_dir_path(host.state_root, cfg.name);
+	log_info("host: qemu %s, state in %s", host.qemu_path, state_dir);
 	for (size_t i = 0; i < cfg.n_disks; i++) {
+		log_info("storage: describing disk \"%s\" (%s); nothing is made yet", cfg.disks[i].name,
+			 backend_kind_name(cfg.disks[i].backend));
 		r = storage_describe(&(struct storage_context){ &cfg, state_dir, NULL }, &cfg.disks[i], &targets[i]);
 		if (r < 0) {
 			status = r == -EINVAL ? EXIT_BAD_INPUT : EXIT_SETUP_FAILED;
@@ -569,6 +601,12 @@ int main(int argc, char **argv)
 		status = r == -EINVAL ? EXIT_BAD_INPUT : EXIT_SETUP_FAILED;
 		goto out;
 	}
+	log_info("accelerator: %s", plan.accel_why);
+	log_info("firmware: %s", plan.firmware_why);
+	if (plan.memory_why)
+		log_info("memory: %s", plan.memory_why);
+	if (plan.cpus.why)
+		log_info("CPUs: %s", plan.cpus.why);
 	/* a host fact for the run: --dry-run shows the command line wherever the bridge is */
 	if (!o.dry_run && !o.explain && find_bridges(&plan) < 0)
 		goto out;
@@ -579,6 +617,7 @@ int main(int argc, char **argv)
 		log_warn("tcmalloc not found in the dynamic loader's cache (install libgoogle-perftools4); qemu uses glibc "
 			 "malloc");
 	if (o.dry_run || o.explain) {
+		log_info("%s: nothing on the host is touched; qemu's argv follows on stdout", o.dry_run ? "--dry-run" : "--explain");
 		/* Devices that exist only once made (/dev/zramN) show as "?": the real name is known at launch. */
 		qemu_argv_build(&plan, &cmdline);
 		if (o.explain)
@@ -596,6 +635,7 @@ out:
 		storage_target_free(&targets[i]);
 	free(targets);
 	free(state_dir);
+	free(default_config);
 	host_facts_free(&host);
 	privileges_free(&privileges);
 	config_free(&cfg);

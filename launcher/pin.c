@@ -25,6 +25,12 @@ static int set_affinity(pid_t tid, const struct cpulist *l, const char *what)
 			return 0; /* a short-lived worker thread that already ended */
 		return log_errno(errno, "cannot pin %s (thread %d)", what, (int)tid);
 	}
+	if (log_verbose) {
+		char *cpus = cpulist_format(l->cpu, l->n);
+
+		log_info("pinning: %s (thread %d) on host CPUs %s", what, (int)tid, cpus);
+		free(cpus);
+	}
 	return 0;
 }
 

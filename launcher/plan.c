@@ -328,11 +328,17 @@ static void plan_firmware(const struct vm_config *cfg, const struct host_facts *
 		p->uefi_vars = cfg->nvram ? xstrdup(cfg->nvram) : state_file(p->state_dir, "uefi-vars.fd");
 		p->firmware_why = xasprintf("UEFI: %s (%s); variables in %s%s", host->ovmf.description, host->ovmf.code,
 					    p->uefi_vars, cfg->nvram ? ", kept across runs" : ", a fresh copy per run");
+	} else if (cfg->kernel) {
+		p->firmware_why = xstrdup("qboot, which loads the kernel and nothing else; SeaBIOS would also clear the "
+					  "terminal and turn its autowrap off through the serial console");
 	} else {
-		p->firmware_why = xstrdup(cfg->kernel ? "SeaBIOS, which hands over to the kernel; its own output kept off "
-							"the serial console (it clears the terminal)"
-						      : "SeaBIOS (no OVMF installed, or firmware = bios); its own output "
-							"kept off the serial console (it clears the terminal)");
+		p->firmware_log = state_file(p->state_dir, STATE_FIRMWARE_LOG);
+		p->firmware_why = xasprintf(
+			"SeaBIOS (no OVMF installed, or firmware = bios); its messages go to its debug port, %s, not to the "
+			"serial console (-display none, not -nographic: told there is no display, it would draw its screen "
+			"there with terminal control sequences); reboot-timeout=0: with nothing to boot it resets at once, and "
+			"vmlaunch reads \"No bootable device.\" there and stops the VM",
+			p->firmware_log);
 	}
 }
 
@@ -497,6 +503,7 @@ void plan_free(struct plan *p)
 	free(p->allocator_why);
 	free(p->accel_why);
 	free(p->console_log);
+	free(p->firmware_log);
 	free(p->cmdline);
 	free(p->cmdline_why);
 	free(p->state_dir);

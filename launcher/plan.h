@@ -106,6 +106,7 @@ struct plan {
 	char *uefi_vars;             /* its variable store: [boot] nvram, or a copy in the state dir */
 	char *firmware_why;
 	struct tpm_plan tpm;
+	char *firmware_log;           /* SeaBIOS boots from a disk: its messages, where "No bootable device." shows */
 	char *seed;                  /* [cloud-init]: the NoCloud seed volume in the state dir */
 	char ssh_host[64];           /* the host end of a forward to the guest's port 22 ("" if none): vmlaunch --ssh */
 	unsigned ssh_port;

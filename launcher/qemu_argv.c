@@ -226,6 +226,14 @@ static void push_machine(struct qemu_cmdline *c, const struct plan *p)
 		/* qboot: a minimal firmware that loads the kernel and nothing else; SeaBIOS would also clear the terminal
 		 * and turn its autowrap off through the serial console */
 		strv_push_many(a, "-bios", "qboot.rom", NULL);
+	} else if (p->firmware_log) {
+		char *log = file_or_fdset(c, p, p->firmware_log, O_WRONLY | O_NOFOLLOW);
+
+		strv_push(a, "-chardev");
+		strv_pushf(a, "file,id=firmware-log,path=%s", log);
+		strv_push_many(a, "-device", "isa-debugcon,iobase=0x402,chardev=firmware-log", "-boot", "reboot-timeout=0",
+			       NULL);
+		free(log);
 	}
 	group_end(c);
 
@@ -287,7 +295,10 @@ static void push_control(struct qemu_cmdline *c, const struct plan *p)
 
 	group_begin(c, "no default devices, host config files or display: no NIC option ROMs or VGA to initialise, "
 		       "a reproducible machine");
-	strv_push_many(a, "-nodefaults", "-no-user-config", "-nographic", NULL);
+	/* -nographic would also tell SeaBIOS (fw_cfg NOGRAPHIC) to draw its screen on the serial console */
+	strv_push_many(a, "-nodefaults", "-no-user-config", p->firmware_log ? "-display" : "-nographic", NULL);
+	if (p->firmware_log)
+		strv_push(a, "none");
 	group_end(c);
 
 	group_begin(c, "QMP on a socket vmlaunch holds, and on qmp.sock in the state dir (bound by vmlaunch, fd 7) for other "

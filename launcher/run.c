@@ -313,6 +313,7 @@ struct supervisor {
 	int phase;           /* 0 running, 1 powerdown sent, 2 quit sent, 3 SIGKILL sent */
 	long long deadline;  /* when to escalate to the next phase */
 	bool panicked;
+	bool nothing_to_boot; /* SeaBIOS said "No bootable device." */
 	char *shutdown_reason;
 	char status[64];
 	size_t status_len;
@@ -329,6 +330,21 @@ struct supervisor {
 	} out[2];
 };
 
+/* Whether SeaBIOS gave up: its messages (its debug port's log) say "No bootable device." */
+static bool firmware_found_nothing(const struct plan *p)
+{
+	char buf[4096];
+	FILE *f = p->firmware_log ? fopen(p->firmware_log, "re") : NULL;
+	bool found = false;
+
+	if (!f)
+		return false;
+	while (!found && fgets(buf, sizeof(buf), f))
+		found = strstr(buf, "No bootable device.") != NULL;
+	fclose(f);
+	return found;
+}
+
 static void on_event(void *user, const char *event, struct json_object *data)
 {
 	struct supervisor *s = user;
@@ -337,6 +353,14 @@ static void on_event(void *user, const char *event, struct json_object *data)
 	log_info("QMP event %s", event);
 	if (!strcmp(event, "GUEST_PANICKED")) {
 		s->panicked = true;
+	} else if (!strcmp(event, "RESET") && !s->nothing_to_boot && firmware_found_nothing(s->p)) {
+		/* reboot-timeout=0: the firmware resets as soon as it has found nothing; it would only find nothing again */
+		s->nothing_to_boot = true;
+		if (s->phase < 2 && s->vm->qmp.fd >= 0) {
+			qmp_send(&s->vm->qmp, "quit", NULL); /* there is no guest to power off */
+			s->phase = 2;
+			s->deadline = monotonic_ms() + QUIT_GRACE_MS;
+		}
 	} else if (!strcmp(event, "SHUTDOWN") && data && json_object_object_get_ex(data, "reason", &reason)) {
 		free(s->shutdown_reason);
 		s->shutdown_reason = xstrdup(json_object_get_string(reason));
@@ -534,6 +558,12 @@ static int exit_status(struct supervisor *s, int wstatus)
 
 	if (WIFSIGNALED(wstatus) && s->phase < 3)
 		log_error("qemu was killed by signal %d (%s)", WTERMSIG(wstatus), strsignal(WTERMSIG(wstatus)));
+	if (s->nothing_to_boot || firmware_found_nothing(p)) {
+		log_error("the firmware found nothing to boot (SeaBIOS: \"No bootable device.\"): no disk holds a boot "
+			  "loader; expected a disk image with an operating system (path = or source =), or [boot] kernel = "
+			  "bundled");
+		return EXIT_SETUP_FAILED;
+	}
 	if (s->panicked) {
 		log_error("the guest kernel panicked");
 		if (p->console_log)

@@ -186,8 +186,10 @@ static int read_pid(const char *dir)
 
 /* flock()ed lock files can be unlinked by their holder at exit; a waiter that opened the old inode must notice.
  * Waits up to wait_ms for a holder to finish. */
-static int lock(struct state_dir *s, const char *name, int wait_ms)
+static int lock(struct state_dir *s, const char *name, int wait_ms, bool for_cleanup)
 {
+	int waited_ms = wait_ms;
+
 	for (;;) {
 		struct stat a, b;
 
@@ -207,11 +209,22 @@ static int lock(struct state_dir *s, const char *name, int wait_ms)
 				continue;
 			}
 			pid = read_pid(s->dir);
-			if (pid > 0)
-				log_error("VM \"%s\" is already running (vmlaunch pid %d); stop it or choose another [vm] name",
-					  name, pid);
+			if (for_cleanup) {
+				char who[32] = "";
+
+				if (pid > 0)
+					snprintf(who, sizeof(who), " (vmlaunch pid %d)", pid);
+				/* a running VM has nothing to clean up: its own vmlaunch undoes everything when it stops */
+				log_error("VM \"%s\" is running%s%s; --cleanup is for what a killed run left behind: stop it "
+					  "with vmlaunch --stop %s (it cleans up after itself)",
+					  name, who, waited_ms > 0 ? " and did not stop while --cleanup waited" : "", name);
+			} else if (pid > 0)
+				log_error("VM \"%s\" is already running (vmlaunch pid %d); stop it (vmlaunch --stop %s) or choose "
+					  "another [vm] name",
+					  name, pid, name);
 			else
-				log_error("VM \"%s\" is already running; stop it or choose another [vm] name", name);
+				log_error("VM \"%s\" is already running; stop it (vmlaunch --stop %s) or choose another [vm] name",
+					  name, name);
 			return -EBUSY;
 		}
 		if (fstat(s->lock_fd, &a) == 0 && stat(s->lock_path, &b) == 0 && a.st_ino == b.st_ino &&
@@ -270,7 +283,7 @@ int state_dir_acquire(struct state_dir *s, const char *root, const char *name)
 	r = check_trusted_dir(root);
 	if (r < 0)
 		return r;
-	r = lock(s, name, 0);
+	r = lock(s, name, 0, false);
 	if (r < 0)
 		return r;
 	r = undo_leftover(s, name, true);
@@ -331,7 +344,7 @@ static int cleanup_one(const char *root, const char *name, int wait_ms)
 		return r;
 	s.dir = state_dir_path(root, name);
 	s.lock_path = lock_path(root, name);
-	r = lock(&s, name, wait_ms);
+	r = lock(&s, name, wait_ms, true);
 	if (r == 0)
 		r = undo_leftover(&s, name, false);
 	if (r == 0)

@@ -131,3 +131,17 @@ bool words_have(const char *list, const char *word, bool prefix)
 	}
 	return false;
 }
+
+char *strv_join(const struct strv *s, const char *sep)
+{
+	size_t len = 1;
+	char *out, *end;
+
+	for (size_t i = 0; i < s->n; i++)
+		len += strlen(s->v[i]) + strlen(sep);
+	out = end = xmalloc(len);
+	*out = '\0';
+	for (size_t i = 0; i < s->n; i++)
+		end = stpcpy(stpcpy(end, i ? sep : ""), s->v[i]);
+	return out;
+}

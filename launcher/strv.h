@@ -19,6 +19,8 @@ void strv_pushf(struct strv *s, const char *fmt, ...) __attribute__((format(prin
 void strv_push_many(struct strv *s, ...) __attribute__((sentinel));
 void strv_extend(struct strv *s, const struct strv *other);
 void strv_free(struct strv *s);
+/* The words joined by SEP, for messages (-v shows qemu's argv); never run through a shell. */
+char *strv_join(const struct strv *s, const char *sep);
 
 /* xmalloc-style helpers shared by the whole program. */
 /* Whether the blank-separated words of `list` (NULL: none) include `word` itself, or with `prefix` one starting with

@@ -53,7 +53,22 @@ static int file_describe(const struct storage_context *ctx, const struct disk_co
 	if (stat(d->path, &st) < 0 && errno == ENOENT && d->size && !d->ephemeral && !d->readonly &&
 	    d->format == FORMAT_RAW) {
 		/* an appliance's data disk on its first start: made sparse at launch, kept from then on */
-		struct file_state *fs = xcalloc(1, sizeof(*fs));
+		struct file_state *fs;
+		char *parent = xstrdup(d->path), *slash = strrchr(parent, '/');
+		struct stat pst;
+
+		if (slash)
+			*slash = '\0';
+		/* its directory is named by the config too: not there is the config's mistake (2), said before anything */
+		if (slash && slash != parent && (stat(parent, &pst) < 0 || !S_ISDIR(pst.st_mode))) {
+			log_error("%s:%u: [disk %s] path %s: no directory %s to make it in; expected an existing directory "
+				  "(mkdir -p %s)",
+				  cfg->file, d->path_line, d->name, d->path, parent, parent);
+			free(parent);
+			return -EINVAL;
+		}
+		free(parent);
+		fs = xcalloc(1, sizeof(*fs));
 
 		fs->create = true;
 		t->priv = fs;

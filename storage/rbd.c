@@ -206,8 +206,19 @@ static int describe_connect(const struct storage_context *ctx, const struct disk
 	unsigned conf_line = d->ceph_conf_line ? d->ceph_conf_line : d->line;
 	const char *what;
 	char *key = NULL, *why = NULL;
-	int r = rbd_cluster_configure(s, c, &what);
+	int r;
 
+	/* A file the config names (or its default) that is not there is a config mistake (exit 2), not a host failure */
+	if (access(s->conf, R_OK) < 0 || (s->keyring && access(s->keyring, R_OK) < 0)) {
+		bool conf = access(s->conf, R_OK) < 0;
+		unsigned line = conf ? conf_line : d->keyring_line;
+
+		return log_error("%s:%u: [disk %s] %s %s: %s; expected %s", cfg->file, line, d->name, conf ? "conf" : "keyring",
+				 conf ? s->conf : s->keyring, strerror(errno),
+				 conf ? "the Ceph cluster's configuration file (conf = PATH; default " RBD_DEFAULT_CONF ")"
+				      : "a readable keyring file (keyring = PATH)");
+	}
+	r = rbd_cluster_configure(s, c, &what);
 	if (r < 0)
 		return log_errno(r, "%s:%u: [disk %s] conf %s: %s", cfg->file, conf_line, d->name, s->conf, what);
 	r = rbd_find_key(*c, s->user, &key, &why);

@@ -90,8 +90,8 @@ def test_every_config_parses():
         assert r.returncode == 0 or "/var/lib/vmlaunch/" in r.stderr, (conf, r.stderr)
 
 
-def test_install_and_uninstall(tmp_path):
-    dest = tmp_path / "root"
+def test_install_and_uninstall(public_dir):
+    dest = public_dir / "root"  # where qemu's own user (vmlaunch-qemu) can read the installed guest
     r = subprocess.run(["make", "-s", "install", f"DESTDIR={dest}", "PREFIX=/usr/local"], cwd=ROOT,
                        capture_output=True, text=True)
     assert r.returncode == 0, r.stderr
@@ -104,8 +104,32 @@ def test_install_and_uninstall(tmp_path):
     assert "ExecStart=/usr/local/bin/vmlaunch /etc/vmlaunch/%i.conf" in unit
     assert "ExecStopPost=/usr/local/bin/vmlaunch --cleanup %i" in unit
     assert "KillMode=mixed" in unit and "Type=notify" in unit
-    demo = (prefix / "share/doc/vmlaunch/examples/demo.conf").read_text()
-    assert "kernel = /usr/local/share/vmlaunch/vmlinux" in demo
+    # Where the shipped configs' comments say to put them: /etc/vmlaunch. `bundled` is the installed guest, found from
+    # the installed binary, so the copies work as they are.
+    etc = dest / "etc" / "vmlaunch"
+    etc.mkdir(parents=True)
+    for name in ("appliance.conf", "demo.conf"):
+        shutil.copy(prefix / "share/doc/vmlaunch/examples" / name, etc / name)
+    installed = prefix / "bin" / "vmlaunch"
+    r = subprocess.run([installed, "--dry-run", etc / "appliance.conf"], capture_output=True, text=True)
+    if not Path("/var/lib/vmlaunch").is_dir():  # its data disk's directory, named by the config: a mistake (2)
+        assert r.returncode == 2
+        assert "no directory /var/lib/vmlaunch to make it in; expected an existing directory (mkdir -p " \
+               "/var/lib/vmlaunch)" in r.stderr
+        r = subprocess.run([installed, "--dry-run", etc / "appliance.conf", "--set",
+                            f"disk.data.path={public_dir}/data.raw"], capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    argv = r.stdout.splitlines()
+    assert argv[argv.index("-kernel") + 1] == str(prefix / "share/vmlaunch/vmlinux")
+    assert argv[argv.index("-initrd") + 1] == str(prefix / "share/vmlaunch/initramfs.cpio.gz")
+    r = subprocess.run([installed, etc / "demo.conf", "--", "cat", "/proc/cmdline"], capture_output=True, text=True,
+                       timeout=180)
+    assert r.returncode == 0, r.stderr
+    assert "console=ttyS0" in r.stdout
+    shutil.rmtree(dest / "etc")
+    r = subprocess.run([installed, "--dry-run"], capture_output=True, text=True)  # no CONFIG: the installed demo
+    assert r.returncode == 0, r.stderr
+    assert f"vmlaunch: no CONFIG given: using the embedded default, {prefix}/share/vmlaunch/demo.conf" in r.stderr
     r = subprocess.run(["make", "-s", "uninstall", f"DESTDIR={dest}", "PREFIX=/usr/local"], cwd=ROOT,
                        capture_output=True, text=True)
     assert r.returncode == 0, r.stderr

@@ -229,10 +229,12 @@ def test_command_through_qemu_guest_agent_on_a_bios_boot(config, debian_image):
     assert not (STATE_ROOT / "deb-qga").exists()
 
 
-def test_guest_without_an_agent_is_125_in_bounded_time(config):
-    """Firmware with nothing to boot: no agent ever answers; vmlaunch gives up after agent-timeout, not never."""
+def test_guest_without_an_agent_is_125_in_bounded_time(config, tmp_path):
+    """A boot sector that only loops: no agent ever answers; vmlaunch gives up after agent-timeout, not never."""
+    loop = tmp_path / "loop.raw"
+    loop.write_bytes(b"\xeb\xfe" + bytes(508) + b"\x55\xaa" + bytes((1 << 20) - 512))  # jmp $, boot signature
     conf = config("[vm]\nname = noagent\nagent-timeout = 5\n[boot]\nfirmware = bios\n"
-                  "[disk empty]\nbackend = tmpfs\nsize = 16M\n")
+                  f"[disk loop]\nbackend = file\npath = {loop}\nformat = raw\n")
     t0 = time.monotonic()
     r = vmlaunch(conf, "--", "true", timeout=120)
     assert r.returncode == 125, r.stderr

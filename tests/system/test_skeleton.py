@@ -244,6 +244,163 @@ def test_newcomer_mistakes_get_messages_that_say_what_to_do():
     assert r.returncode == 2 and r.stderr == "vmlaunch: --set: expected a value (vmlaunch --help)\n"
 
 
+def test_config_mistakes_all_at_once_and_nothing_to_boot_refused(config):
+    """Every mistake in one run, each with file:line and a near miss named; a config with nothing to boot is refused
+    before anything starts; a file the config names that is not there is a config mistake (2), not a host failure."""
+    conf = config("[vm]\nname = many\ncpu = 2\nmemory = 1.5G\n" + GUEST
+                  + "[disks scratch]\nbackend = tmpfs\n[disk a]\nbackend = tmpfs\nsize = 16M\nsizee = 1G\n")
+    r = vmlaunch("--dry-run", conf, "--set", "vm.acel=tcg")
+    assert r.returncode == 2
+    lines = r.stderr.splitlines()
+    assert f'vmlaunch: {conf}:3: [vm]: unknown key "cpu" (did you mean "cpus"?): expected one of' in r.stderr
+    assert f'vmlaunch: {conf}:4: [vm] memory "1.5G": expected a whole number' in r.stderr
+    assert f"vmlaunch: {conf}:10: unknown section [disks scratch] (did you mean [disk scratch]?)" in r.stderr
+    assert f'vmlaunch: {conf}:15: [disk a]: unknown key "sizee" (did you mean "size"?)' in r.stderr
+    assert 'vmlaunch: --set vm.acel=tcg: [vm]: unknown key "acel" (did you mean "accel"?)' in r.stderr
+    assert len(lines) == 5 and all(l.startswith("vmlaunch: ") for l in lines), r.stderr
+
+    empty = config("[vm]\nname = empty\n[disk d]\nbackend = tmpfs\nsize = 16M\n", name="empty.conf")
+    r = vmlaunch(empty, "--", "true")
+    assert r.returncode == 2
+    assert r.stderr == (f"vmlaunch: {empty}: nothing to boot: no [boot] kernel, and no disk with an operating system on "
+                        "it (a RAM disk without source = starts empty); expected [boot] kernel = bundled (the bundled "
+                        "guest), or a disk with path = IMAGE or source = IMAGE\n")
+    assert not (STATE_ROOT / "empty").exists()
+
+    r = vmlaunch("--dry-run", ROOT / "configs" / "rbd.conf", "--set", "disk.root.conf=/nonexistent/ceph.conf")
+    assert r.returncode == 2, r.stderr
+    assert "[disk root] conf /nonexistent/ceph.conf: No such file or directory; expected the Ceph cluster's" in r.stderr
+    r = vmlaunch("--dry-run", DEMO, "--set", "qemu.binary=/nonexistent/qemu-system-x86_64")
+    assert r.returncode == 2
+    assert "(from --set) [qemu] binary /nonexistent/qemu-system-x86_64: No such file or directory" in r.stderr
+
+
+def test_firmware_with_nothing_to_boot_is_reported_and_the_terminal_kept(tmp_path):
+    """SeaBIOS on a blank disk: noticed ("No bootable device.") and reported with exit 1, not waited on; under a
+    terminal, none of the firmware's control sequences reach it and its modes are what they were."""
+    import termios
+    blank = tmp_path / "blank.raw"
+    with open(blank, "wb") as f:
+        f.truncate(1 << 20)
+    conf = tmp_path / "blank.conf"
+    conf.write_text(f"[vm]\nname = blank\nmemory = 128M\n[boot]\nfirmware = bios\n"
+                    f"[disk d]\nbackend = file\npath = {blank}\nformat = raw\n")
+    master, slave = os.openpty()
+    try:
+        before = termios.tcgetattr(slave)
+        p = subprocess.Popen([VMLAUNCH, str(conf)], stdin=slave, stdout=slave, stderr=slave, start_new_session=True)
+        out = b""
+        deadline = time.monotonic() + 120
+        while p.poll() is None and time.monotonic() < deadline:
+            os.set_blocking(master, False)
+            try:
+                out += os.read(master, 65536)
+            except BlockingIOError:
+                time.sleep(0.1)
+        if p.poll() is None:
+            p.kill()
+            p.wait()
+            raise AssertionError("vmlaunch waited on a guest with nothing to boot:\n" + out.decode(errors="replace"))
+        try:
+            out += os.read(master, 65536)
+        except BlockingIOError:
+            pass
+        after = termios.tcgetattr(slave)
+    finally:
+        os.close(master)
+        os.close(slave)
+    text = out.decode(errors="replace")
+    assert p.returncode == 1, text
+    assert 'the firmware found nothing to boot (SeaBIOS: "No bootable device.")' in text
+    assert "\x1b" not in text  # no ESC c, ESC[?7l or ESC[2J from SeaBIOS's serial console
+    assert after == before
+    assert not (STATE_ROOT / "blank").exists()
+
+
+def test_make_run_on_a_terminal_leaves_it_as_it_was():
+    """The demo on a terminal (make run): its shell offered, left with exit; no firmware resets the terminal or turns
+    autowrap off, and the terminal's modes after the run are the ones before it."""
+    import termios
+    master, slave = os.openpty()
+    out = b""
+    try:
+        before = termios.tcgetattr(slave)
+        p = subprocess.Popen([VMLAUNCH, str(DEMO), "--set", "vm.name=ttydemo"], stdin=slave, stdout=slave, stderr=slave,
+                             start_new_session=True)
+        os.set_blocking(master, False)
+        deadline = time.monotonic() + 180
+        sent = False
+        while p.poll() is None and time.monotonic() < deadline:
+            try:
+                out += os.read(master, 65536)
+            except BlockingIOError:
+                time.sleep(0.1)
+            if not sent and b"pattern verified" in out and b"/ # " in out.split(b"pattern verified")[-1]:
+                os.write(master, b"exit\n")  # the guest's shell: leaving it powers the guest off
+                sent = True
+        if p.poll() is None:
+            p.kill()
+            p.wait()
+            raise AssertionError("the demo did not power off after exit:\n" + out.decode(errors="replace"))
+        after = termios.tcgetattr(slave)
+    finally:
+        os.close(master)
+        os.close(slave)
+    assert p.returncode == 0, out.decode(errors="replace")
+    for seq in (b"\x1bc", b"\x1b[?7l", b"\x1b[2J"):  # what SeaBIOS's serial console would send
+        assert seq not in out
+    assert after == before
+    assert not (STATE_ROOT / "ttydemo").exists()
+
+
+def test_no_config_boots_the_embedded_default_verbosely(tmp_path):
+    """`vmlaunch` alone boots the demo that came with it; -v says each step; a binary with no demo says how."""
+    r = vmlaunch("-v", "--set", "vm.name=nocfg", "--", "cat", "/proc/cmdline")  # its own name: others boot the demo
+    assert r.returncode == 0, r.stderr
+    assert "console=ttyS0" in r.stdout
+    assert f"vmlaunch: no CONFIG given: using the embedded default, {DEMO}\n" in r.stderr
+    for step in ('vmlaunch: config ', 'vmlaunch: storage: describing disk "scratch" (tmpfs)', "vmlaunch: accelerator: ",
+                 "vmlaunch: state: /run/vmlaunch/nocfg (locked)", 'vmlaunch: preparing disk "scratch" (tmpfs)',
+                 "vmlaunch: starting qemu: ", "vmlaunch: pinning: a vCPU (thread ", "vmlaunch: supervising qemu (pid ",
+                 "vmlaunch: the VM stopped (exit status 0); undoing"):
+        assert step in r.stderr, step
+    assert all(line.startswith("vmlaunch: ") for line in r.stderr.splitlines()), r.stderr
+    r = vmlaunch("-v", "--dry-run")
+    assert r.returncode == 0, r.stderr
+    assert "vmlaunch: --dry-run: nothing on the host is touched" in r.stderr and "vmlaunch: CPUs: " in r.stderr
+    lonely = tmp_path / "vmlaunch"
+    lonely.write_bytes(open(VMLAUNCH, "rb").read())
+    lonely.chmod(0o755)
+    r = subprocess.run([str(lonely)], capture_output=True, text=True, timeout=60)
+    assert r.returncode == 2
+    assert r.stderr.startswith("vmlaunch: expected a CONFIG file (vmlaunch [OPTIONS] CONFIG [-- COMMAND...]); without "
+                               "one vmlaunch boots its embedded default, demo.conf, which is not at "), r.stderr
+
+
+def test_cleanup_of_a_running_vm_says_how_to_stop_it(config):
+    conf = config("[vm]\nname = busy\n" + GUEST)
+    p = start(conf, "--", "sleep", "600")
+    try:
+        deadline = time.monotonic() + 60
+        while not (STATE_ROOT / "busy" / "info").exists() and time.monotonic() < deadline:
+            time.sleep(0.2)
+        r = vmlaunch("--cleanup", "busy", "--wait", "1")
+        assert r.returncode == 1
+        assert r.stderr == (f'vmlaunch: VM "busy" is running (vmlaunch pid {p.pid}) and did not stop while --cleanup '
+                            "waited; --cleanup is for what a killed run left behind: stop it with vmlaunch --stop busy "
+                            "(it cleans up after itself)\n")
+        assert (STATE_ROOT / "busy" / "info").exists()  # untouched
+        r = vmlaunch("--stop", "busy", "--wait", "20")
+        assert r.returncode == 0, r.stderr
+    finally:
+        if p.poll() is None:
+            p.send_signal(signal.SIGTERM)
+            time.sleep(1)
+            p.send_signal(signal.SIGTERM)
+        p.wait(timeout=60)
+    assert not (STATE_ROOT / "busy").exists()
+
+
 def test_stop_by_name_powers_off_and_waits(config):
     conf = config("[vm]\nname = stopme\n" + GUEST)
     p = start(conf, "--", "sleep", "600")

@@ -21,9 +21,52 @@ static void expect_error(const char *text, const char *const *sets, const char *
 	assert_int_equal(r, -EINVAL);
 	/* one line, prefixed like every vmlaunch message */
 	assert_true(!strncmp(err, "vmlaunch: ", 10));
-	assert_ptr_equal(strchr(err, '\n'), err + strlen(err) - 1);
+	if (strchr(err, '\n') != err + strlen(err) - 1)
+		fail_msg("expected one line, got\n%s", err);
 	config_free(&cfg);
 	free(err);
+}
+
+/* Every mistake of a config in one run, each with its line, near misses named; a bad header is said once. */
+static void test_every_mistake_at_once(void **state)
+{
+	struct vm_config cfg;
+	char *err;
+	(void)state;
+
+	assert_int_equal(load_text("[vm]\ncpu = 2\nmemory = 1.5G\n" BOOT "[disks root]\nbackend = tmpfs\nsize = 1G\n"
+				   "[disk a]\nbackend = tmpfs\nsizee = 1G\nkernel = x\n",
+				   (const char *const[]){ "vm.acel=kvm", NULL }, &cfg, &err),
+			 -EINVAL);
+	assert_non_null(strstr(err, "vmlaunch: test.conf:2: [vm]: unknown key \"cpu\" (did you mean \"cpus\"?)"));
+	assert_non_null(strstr(err, "vmlaunch: test.conf:3: [vm] memory \"1.5G\": expected a whole number"));
+	assert_non_null(strstr(err, "vmlaunch: test.conf:7: unknown section [disks root] (did you mean [disk root]?)"));
+	assert_non_null(strstr(err, "vmlaunch: test.conf:12: [disk a]: unknown key \"sizee\" (did you mean \"size\"?)"));
+	assert_non_null(strstr(err, "vmlaunch: test.conf:13: [disk a]: unknown key \"kernel\" (it goes in [boot])"));
+	assert_non_null(strstr(err, "vmlaunch: --set vm.acel=kvm: [vm]: unknown key \"acel\" (did you mean "
+				    "\"accel\"?)"));
+	/* the keys under the bad header are not judged again */
+	assert_null(strstr(err, "test.conf:8"));
+	assert_null(strstr(err, "test.conf:9"));
+	config_free(&cfg);
+	free(err);
+
+	/* a file that is no config at all (a binary named by mistake): twenty, then a line saying there are more */
+	{
+		char text[1024] = "[vm]\n";
+		size_t lines = 0;
+
+		for (int i = 0; i < 30; i++)
+			snprintf(text + strlen(text), sizeof(text) - strlen(text), "junk%d = 1\n", i);
+		assert_int_equal(load_text(text, NULL, &cfg, &err), -EINVAL);
+		for (const char *c = err; *c; c++)
+			lines += *c == '\n';
+		assert_int_equal(lines, 21);
+		assert_non_null(strstr(err, "vmlaunch: test.conf:21: [vm]: unknown key \"junk19\""));
+		assert_non_null(strstr(err, "vmlaunch: test.conf: more mistakes than these 20; not shown\n"));
+		config_free(&cfg);
+		free(err);
+	}
 }
 
 static void test_full_config(void **state)
@@ -125,10 +168,10 @@ static void test_error_messages(void **state)
 {
 	(void)state;
 	expect_error("[vm]\ncpu = 2\n", NULL,
-		     "test.conf:2: [vm]: unknown key \"cpu\": expected one of name, cpus, memory, accel");
+		     "test.conf:2: [vm]: unknown key \"cpu\" (did you mean \"cpus\"?): expected one of name, cpus, memory, accel");
 	expect_error("[vm]\nname = a\n[vmm]\nx = 1\n", NULL,
-		     "test.conf:3: unknown section [vmm]: expected [vm], [boot], [memory], [cpu], [qemu], [disk NAME], [share NAME], "
-		     "[net NAME] or [memory tier NAME]");
+		     "test.conf:3: unknown section [vmm] (did you mean [vm]?): expected [vm], [boot], [memory], [cpu], [qemu], "
+		     "[cloud-init], [disk NAME], [share NAME], [net NAME] or [memory tier NAME]");
 	expect_error(BOOT "[disk root]\nbackend = tmpfs\nsize = 20X\n", NULL,
 		     "test.conf:6: [disk root] size \"20X\": expected a whole number with K, M, G or T suffix");
 	expect_error(BOOT "\n[disk root]\nsize = 1G\n", NULL,
@@ -307,7 +350,8 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_full_config), cmocka_unit_test(test_defaults),
 		cmocka_unit_test(test_set_overrides), cmocka_unit_test(test_sizes),
-		cmocka_unit_test(test_error_messages), cmocka_unit_test(test_hostile_lines),
+		cmocka_unit_test(test_error_messages),
+		cmocka_unit_test(test_every_mistake_at_once), cmocka_unit_test(test_hostile_lines),
 		cmocka_unit_test(test_set_errors), cmocka_unit_test(test_devices),
 	};
 	return cmocka_run_group_tests_name("config", tests, NULL, NULL);

@@ -196,8 +196,9 @@ static void test_console_and_command_mode(void **state)
 	}
 	config_free(&cfg);
 
-	/* without a kernel the command goes through the guest's qemu-guest-agent, with nothing over fw_cfg */
-	load("[vm]\nname = t\n", &cfg);
+	/* without a kernel the command goes through the guest's qemu-guest-agent, with nothing over fw_cfg (a boot
+	 * device of its own, or the config would have nothing to boot) */
+	load("[vm]\nname = t\n[qemu]\nextra = -cdrom installer.iso\n", &cfg);
 	assert_int_equal(plan_build(&cfg, &tty, NULL, &nopriv, &(struct run_request){ .command_mode = true }, &p), 0);
 	assert_true(p.agent_mode);
 	assert_null(p.argv_file);
