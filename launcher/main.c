@@ -413,6 +413,8 @@ static int launch(const struct vm_config *cfg, struct plan *plan, struct storage
 		goto out;
 	for (size_t i = 0; i < plan->n_shares && r >= 0; i++)
 		r = share_start(&plan->shares[i], plan->host->virtiofsd, plan->privileges, &journal);
+	if (r == 0 && plan->n_shares)
+		test_hook_stop_at("share");
 	if (r == 0 && plan->uefi)
 		r = firmware_vars_prepare(plan->uefi->vars_template, plan->uefi_vars, !cfg->nvram, &journal);
 	if (r == 0 && plan->seed)
@@ -429,6 +431,8 @@ static int launch(const struct vm_config *cfg, struct plan *plan, struct storage
 			r = tap_open(n, &journal, &extra[n->fd_base - QEMU_FD_EXTRA],
 				     &extra[n->fd_base - QEMU_FD_EXTRA + n->queues]);
 	}
+	if (r == 0 && plan->n_nets)
+		test_hook_stop_at("network");
 	if (r < 0)
 		goto out;
 	r = hand_over(plan, targets, &state);
