@@ -286,7 +286,7 @@ def render(data):
              "tap": "**vmlaunch `mode = tap`** (a queue per vCPU; vhost-net only under KVM), in a netns",
              "qemu-default": "qemu's default `-nic user`", "passt": "passt, `-netdev stream`, virtio-net"}
     nics = {v: sorted({r.get("nic", "?") for r in runs[v] if "nic" in r}) for v in runs}
-    L = ["Ran %s, `%s`, %d interleaved rounds, vmlaunch %s. The guest: the Debian 12 test image's userland on the "
+    L = ["Ran %s, `%s`, %d interleaved rounds, %s. The guest: the Debian 12 test image's userland on the "
          "bundled kernel (`[boot] root =`), 2 vCPUs, 1 GiB, **TCG**: the guest's network stack is emulated code, so "
          "every figure is bounded by the guest CPU, not by the backend alone. iperf3 3.12, %d s per direction, the "
          "server in the guest; request rate: 64-byte request and answer on one TCP connection (TCP_NODELAY), %d s. "
@@ -321,7 +321,13 @@ def main():
     ap.add_argument("--rounds", type=int, default=int(os.environ.get("BENCH_ROUNDS", "3")))
     ap.add_argument("--only", default=",".join(VARIANTS), help="comma-separated: " + ", ".join(VARIANTS))
     ap.add_argument("--ssh-rounds", type=int, default=None, help="boot-to-ssh rounds (default: --rounds)")
+    ap.add_argument("--render", action="store_true", help="only render results/net.md again from results/net.json")
     args = ap.parse_args()
+    if args.render:
+        md = render(B.load_json("net.json"))
+        with open(os.path.join(B.RESULTS_DIR, "net.md"), "w") as f:
+            f.write(md + "\n")
+        return
     if not os.path.exists(DEBIAN):
         sys.exit(f"{DEBIAN} is missing: make debian-image")
     variants = [v for v in VARIANTS if v in args.only.split(",")]

@@ -161,11 +161,10 @@ def render(data):
         return "%s (%s)" % (B.fmt_num(B.median(xs)), B.fmt_range(lo, hi)) if xs else "–"
 
     names = {"host": "host (no VM)", "virtiofs": "**vmlaunch, virtiofs [share]**", "9p": "9p (`-virtfs`, vmtest-style)"}
-    L = ["Ran %s, `%s`, %d interleaved rounds (host, virtiofs, 9p in each), vmlaunch %s. The job: `make -j2` of %d "
+    L = ["Ran %s, `%s`, %d interleaved rounds (host, virtiofs, 9p in each), %s. The job: `make -j2` of %d "
          "of vmlaunch's C files (%s lines, `gcc -O0`), the tree shared read-only; a 1 GiB file read by `dd`; "
          "10,000 files of 4 KiB read by `cat`. The guest: the Debian 12 test image's userland on the bundled kernel "
-         "(`[boot] root =`), 2 vCPUs, 1 GiB, **TCG** (every guest number is bounded by emulation: the build is CPU "
-         "work, 20–40× slower than on the host). Times are measured inside the guest, boot excluded; \"whole run\" is "
+         "(`[boot] root =`), 2 vCPUs, 1 GiB, **TCG** (every guest number is bounded by emulation). Times are measured inside the guest, boot excluded; \"whole run\" is "
          "`vmlaunch CONF -- JOB` from start to exit. Median (min–max)." % (
              data["host"]["date"], data["command"], data["rounds"], data["host"]["vmlaunch"], data["sources"],
              B.fmt_num(data["lines"])), ""]
@@ -188,7 +187,13 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--rounds", type=int, default=int(os.environ.get("BENCH_ROUNDS", "3")))
     ap.add_argument("--only", default=",".join(VARIANTS), help="comma-separated: " + ", ".join(VARIANTS))
+    ap.add_argument("--render", action="store_true", help="only render results/share.md again from results/share.json")
     args = ap.parse_args()
+    if args.render:
+        md = render(B.load_json("share.json"))
+        with open(os.path.join(B.RESULTS_DIR, "share.md"), "w") as f:
+            f.write(md + "\n")
+        return
     if not os.path.exists(DEBIAN):
         sys.exit(f"{DEBIAN} is missing: make debian-image")
     variants = [v for v in VARIANTS if v in args.only.split(",")]
