@@ -418,6 +418,8 @@ static int launch(const struct vm_config *cfg, struct plan *plan, struct storage
 		goto out;
 	for (size_t i = 0; i < plan->n_shares && r >= 0; i++)
 		r = share_start(&plan->shares[i], plan->host->virtiofsd, plan->privileges, &journal);
+	if (r == 0 && plan->n_shares)
+		test_hook_stop_at("share");
 	if (r == 0 && plan->tpm.wanted)
 		r = tpm_start(&plan->tpm, plan->host->swtpm, plan->privileges, &journal);
 	if (r == 0 && plan->uefi)
@@ -436,6 +438,8 @@ static int launch(const struct vm_config *cfg, struct plan *plan, struct storage
 			r = tap_open(n, &journal, &extra[n->fd_base - QEMU_FD_EXTRA],
 				     &extra[n->fd_base - QEMU_FD_EXTRA + n->queues]);
 	}
+	if (r == 0 && plan->n_nets)
+		test_hook_stop_at("network");
 	if (r < 0)
 		goto out;
 	r = hand_over(plan, targets, &state);

@@ -24,12 +24,14 @@ BENCH_INITRD := $(BUILD)/bench/initramfs-fio.cpio
 # Debian packages the VM benchmarks use; installed when missing (root), like `make deps`.
 BENCH_DEPS := fio strace gnuplot-nox cpio
 BENCH_LIBVIRT_DEPS := libvirt-daemon-system libvirt-clients
+# bench-net: iperf3 (its binary and libraries go into the guest over a share) and passt, the backend compared
+BENCH_NET_DEPS := iperf3 passt
 
 .PHONY: bench bench-populate bench-io bench-explore bench-launch bench-libvirt bench-guest bench-deps bench-report \
-	bench-smoke
+	bench-smoke bench-share bench-net
 # All of it, one VM at a time: at the defaults about 2 h 45 min on this 2-CPU TCG host (io ~70 min, explore ~70 min,
 # launch ~3 min, libvirt ~5 min, populate ~5 min; more when neighbours load the CPUs).
-bench: bench-populate bench-io bench-explore bench-launch bench-libvirt
+bench: bench-populate bench-io bench-explore bench-launch bench-libvirt bench-share bench-net
 
 # Every variant once, briefly (~25 min here): proves the tooling, the numbers mean little.
 bench-smoke:
@@ -52,7 +54,8 @@ bench-populate: $(BUILD)/bench/populate_bench
 	$(BENCH_ENV) $(BENCH_PY) tests/bench/report.py
 
 bench-deps:
-	@missing=$$(for p in $(BENCH_DEPS) $(if $(filter bench-libvirt bench,$(MAKECMDGOALS)),$(BENCH_LIBVIRT_DEPS)); do \
+	@missing=$$(for p in $(BENCH_DEPS) $(if $(filter bench-libvirt bench,$(MAKECMDGOALS)),$(BENCH_LIBVIRT_DEPS)) \
+		$(if $(filter bench-net bench,$(MAKECMDGOALS)),$(BENCH_NET_DEPS)); do \
 		dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null | grep -q '^install ok installed$$' || echo $$p; done); \
 	if [ -n "$$missing" ]; then \
 		echo "Installing: $$missing"; \
@@ -89,6 +92,17 @@ bench-launch: bench-deps
 bench-libvirt: bench-deps
 	$(MAKE) $(BUILD)/vmlaunch guest
 	$(BENCH_ENV) $(BENCH_PY) tests/bench/libvirt_bench.py
+
+# Shares (issue 20) and networking (issue 21): the Debian test image's userland on the bundled kernel.
+bench-share: bench-deps
+	$(MAKE) $(BUILD)/vmlaunch guest debian-image
+	$(BENCH_ENV) $(BENCH_PY) tests/bench/share_bench.py
+	$(BENCH_ENV) $(BENCH_PY) tests/bench/report.py
+
+bench-net: bench-deps
+	$(MAKE) $(BUILD)/vmlaunch guest debian-image
+	$(BENCH_ENV) $(BENCH_PY) tests/bench/net_bench.py
+	$(BENCH_ENV) $(BENCH_PY) tests/bench/report.py
 
 # results.md and guest-io.png from the JSON already in tests/bench/results/
 bench-report:

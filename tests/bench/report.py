@@ -516,6 +516,14 @@ def populate_section():
     return L
 
 
+def md_section(title, name, how):
+    """A section a benchmark script renders itself (results/NAME, written by share_bench.py and net_bench.py)."""
+    p = os.path.join(B.RESULTS_DIR, name)
+    if not os.path.exists(p):
+        return [title, "", "Not run yet: %s." % how, ""]
+    return [title, "", B.read(p).strip(), ""]
+
+
 def summary(io, ex, la, lv):
     """The table for the README."""
     L = ["## Summary", ""]
@@ -599,6 +607,10 @@ def main():
     L += lean_section()
     L += populate_section()
     L += libvirt_section(lv, la)
+    L += md_section("## 5. Host directories in the guest: virtiofs, 9p, the host (`make bench-share`)", "share.md",
+                    "`make bench-share`")
+    L += md_section("## 6. Guest networking: user, tap, qemu's default, passt; boot to ssh (`make bench-net`)",
+                    "net.md", "`make bench-net`")
     with open(OUT + ".tmp", "w") as f:
         f.write("\n".join(L).rstrip() + "\n")
     os.replace(OUT + ".tmp", OUT)

@@ -20,10 +20,11 @@ def main():
         for i in range(iterations):
             phase, victim = rng.choice(killmatrix.PHASES), rng.choice(killmatrix.VICTIMS)
             user = rng.choice(killmatrix.USERS)
-            left, what = killmatrix.run_case(d, f"stress{i % 4}", phase, victim, user=user)
+            features = rng.sample(killmatrix.FEATURES, rng.randrange(len(killmatrix.FEATURES) + 1))
+            left, what = killmatrix.run_case(d, f"stress{i % 4}", phase, victim, user=user, features=features)
             status = "ok" if not left else f"LEAK {left}"
             leaks += bool(left)
-            print(f"{i + 1:4d} {what:22s} {status}", flush=True)
+            print(f"{i + 1:4d} {what:32s} {status}", flush=True)
     print(f"{iterations - leaks} passed, {leaks} failed")
     print(f"leaks found: {leaks}")
     return 1 if leaks else 0

@@ -12,12 +12,17 @@ from pathlib import Path
 
 from conftest import GUEST, ROOT, STATE_ROOT, VMLAUNCH
 
-# "convert": inside an acquisition, with qemu-img convert filling a disk (the helper is what stops there)
-# "tpm": swtpm started (the config has tpm = yes), qemu not yet
-PHASES = ["state", "hugepages", "disk", "convert", "tpm", "qemu", "running", "teardown"]
+# "convert": inside an acquisition, with qemu-img convert filling a disk (the helper is what stops there); "share":
+# a [share]'s virtiofsd started, qemu not yet; "network": a tap on a bridge made, qemu not yet; "tpm": swtpm started
+# (the config has tpm = yes), qemu not yet
+PHASES = ["state", "hugepages", "disk", "convert", "share", "network", "tpm", "qemu", "running", "teardown"]
 # "parents": vmlaunch and its guardian at once, not qemu: qemu must die by itself (PR_SET_PDEATHSIG, set again after
-# it changed user, which clears it)
-VICTIMS = ["vmlaunch", "qemu", "guardian", "group", "parents", "all"]
+# it changed user, which clears it); "virtiofsd": the share's daemon (both of its processes)
+VICTIMS = ["vmlaunch", "qemu", "guardian", "virtiofsd", "group", "parents", "all"]
+# what the VM has besides its disks: a read-only [share] (virtiofsd, a bind mount), a tap on a bridge in a network
+# namespace the matrix makes (traffic never leaves it)
+FEATURES = ["share", "tap"]
+TAP = "vmlkill0"
 # [qemu] user: None is the default (vmlaunch-qemu as root)
 USERS = [None, "root", "nobody"]
 
@@ -31,10 +36,11 @@ def our_mounts(name):
 
 
 def processes_of(name):
-    """PIDs whose command line belongs to VM `name`: its qemu (-name NAME,...) or a vmlaunch running its config; or
-    that vmlaunch started for it (VMLAUNCH_STATE_DIR in the environment: swtpm's command line names no path)."""
+    """PIDs whose command line belongs to VM `name`: its qemu (-name NAME,...) or a vmlaunch running its config, or
+    that vmlaunch started for it (VMLAUNCH_STATE_DIR in their environment: virtiofsd, swtpm, helpers; a zombie is
+    dead already and is not counted)."""
     found = []
-    started_for = f"VMLAUNCH_STATE_DIR=/run/vmlaunch/{name}".encode()
+    state_env = f"VMLAUNCH_STATE_DIR={STATE_ROOT / name}".encode()
     for p in Path("/proc").iterdir():
         if not p.name.isdigit():
             continue
@@ -44,8 +50,9 @@ def processes_of(name):
         except OSError:
             continue
         if (f"{name},debug-threads=on".encode() in argv or any(a.endswith(f"/{name}.conf".encode()) for a in argv) or
-                any(f"/run/vmlaunch/{name}/".encode() in a for a in argv) or  # a helper working on its disks
-                started_for in env):
+                any(f"/run/vmlaunch/{name}/".encode() in a for a in argv)):  # a helper working on its disks
+            found.append(int(p.name))
+        elif state_env in env and state_of(int(p.name)) not in (None, "Z"):
             found.append(int(p.name))
     return found
 
@@ -57,8 +64,44 @@ def hugepages_total():
     return 0
 
 
-def leftovers(name, zram_before, hugepages_before=None):
+def netns_links(ns):
+    return subprocess.run(["ip", "netns", "exec", ns, "ip", "-br", "link"], capture_output=True, text=True).stdout
+
+
+class Netns:
+    """A network namespace of the matrix's own with a bridge br0 (192.168.77.1/24): the tap's only neighbours."""
+
+    def __init__(self):
+        self.name = f"vmlk{os.getpid()}"
+
+    def __enter__(self):
+        subprocess.run(["ip", "netns", "add", self.name], check=True)
+        try:
+            for cmd in (["ip", "link", "set", "lo", "up"], ["ip", "link", "add", "br0", "type", "bridge"],
+                        ["ip", "link", "set", "br0", "up"], ["ip", "addr", "add", "192.168.77.1/24", "dev", "br0"]):
+                subprocess.run(["ip", "netns", "exec", self.name, *cmd], check=True)
+        except BaseException:
+            self.__exit__()
+            raise
+        return self.name
+
+    def __exit__(self, *exc):
+        subprocess.run(["ip", "netns", "del", self.name], check=False)
+
+
+def virtiofsd_of(pid):
+    """virtiofsd processes below `pid` (vmlaunch's child and, sandboxed, its child in a new pid namespace)."""
+    found = []
+    for k in children(pid):
+        if "virtiofsd" in exe(k):
+            found += [k, *(c for c in children(k) if "virtiofsd" in exe(c))]
+    return found
+
+
+def leftovers(name, zram_before, hugepages_before=None, netns=None):
     left = []
+    if netns and TAP in netns_links(netns):
+        left.append(f"tap {TAP} in netns {netns}")
     if hugepages_before is not None and hugepages_total() != hugepages_before:
         left.append(f"hugepages: {hugepages_total()} reserved, {hugepages_before} before")
     if (STATE_ROOT / name).exists():
@@ -97,13 +140,17 @@ def exe(pid):
         return ""
 
 
-def write_config(directory, name, source, hugepages, user=None, tpm=False):
+def write_config(directory, name, source, hugepages, user=None, tpm=False, features=()):
     conf = Path(directory) / f"{name}.conf"
+    shared = Path(directory) / "shared"
+    shared.mkdir(exist_ok=True)
     conf.write_text(f"[vm]\nname = {name}\nmemory = 256M\n" + ("[memory]\nhugepages = 2M\n" if hugepages else "") +
                     (f"[qemu]\nuser = {user}\n" if user else "") +
                     GUEST.replace("@BUILD@", str(ROOT / "build")) + ("tpm = yes\n" if tpm else "") +
                     f"[disk a]\nbackend = tmpfs\nsize = 32M\nsource = {source}\n"
-                    "[disk b]\nbackend = zram\nsize = 32M\n")
+                    "[disk b]\nbackend = zram\nsize = 32M\n" +
+                    (f"[share s]\npath = {shared}\n" if "share" in features else "") +
+                    (f"[net lan]\nmode = tap\nbridge = br0\ntap = {TAP}\n" if "tap" in features else ""))
     return conf
 
 
@@ -125,14 +172,30 @@ def make_qcow2_source(directory):
     return src
 
 
-def run_case(directory, name, phase, victim, timeout=60, user=None):
-    """Returns a list of what was left behind (empty when the host is clean) and a description of what happened."""
+def run_case(directory, name, phase, victim, timeout=60, user=None, features=(), relaunch=False):
+    """Returns a list of what was left behind (empty when the host is clean) and a description of what happened.
+
+    features: what the VM has besides its disks (FEATURES); the phases "share" and "network" imply theirs. A tap
+    needs a network namespace: the case makes one and runs vmlaunch inside it. relaunch: afterwards, the same name
+    must launch again (a stale lock, socket or tap would refuse it)."""
+    features = set(features)
+    if phase in ("share", "network"):
+        features.add("share" if phase == "share" else "tap")
+    if "tap" in features:
+        with Netns() as ns:
+            return _run_case(directory, name, phase, victim, timeout, user, features, relaunch, ns)
+    return _run_case(directory, name, phase, victim, timeout, user, features, relaunch, None)
+
+
+def _run_case(directory, name, phase, victim, timeout, user, features, relaunch, netns):
     zram_before, hugepages_before = zram_devices(), hugepages_total()
     source = make_qcow2_source(directory) if phase == "convert" else make_source(directory)
-    conf = write_config(directory, name, source, hugepages=phase == "hugepages", user=user, tpm=phase == "tpm")
+    conf = write_config(directory, name, source, hugepages=phase == "hugepages", user=user, tpm=phase == "tpm",
+                        features=features)
     command = ["true"] if phase == "teardown" else ["sh", "-c", "sleep 3"]
     env = dict(os.environ, VMLAUNCH_STOP_AT="helper-qemu-img-convert" if phase == "convert" else phase)
-    p = subprocess.Popen([VMLAUNCH, str(conf), "--", *command], env=env, stdin=subprocess.DEVNULL,
+    inside = ["ip", "netns", "exec", netns] if netns else []  # `ip netns exec` execs vmlaunch: p.pid is vmlaunch
+    p = subprocess.Popen([*inside, VMLAUNCH, str(conf), "--", *command], env=env, stdin=subprocess.DEVNULL,
                          stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True)
     deadline = time.monotonic() + timeout
 
@@ -154,7 +217,8 @@ def run_case(directory, name, phase, victim, timeout=60, user=None):
     kids = children(p.pid)
     qemu = [k for k in kids if "qemu-system" in exe(k)]
     guardian = [k for k in kids if exe(k) == exe(p.pid)]
-    what = f"{phase}/{victim}" + (f"/{user}" if user else "")
+    virtiofsd = virtiofsd_of(p.pid)
+    what = f"{phase}/{victim}" + (f"/{user}" if user else "") + "".join(f"+{f}" for f in sorted(features))
     if victim == "vmlaunch":
         os.kill(p.pid, signal.SIGKILL)
     elif victim == "qemu":
@@ -163,6 +227,12 @@ def run_case(directory, name, phase, victim, timeout=60, user=None):
             what += " (no qemu yet: ran to the end)"
         for q in qemu:
             os.kill(q, signal.SIGKILL)
+        os.kill(frozen, signal.SIGCONT)
+    elif victim == "virtiofsd":
+        if not virtiofsd:
+            what += " (no virtiofsd: ran to the end)"
+        for v in virtiofsd:
+            os.kill(v, signal.SIGKILL)
         os.kill(frozen, signal.SIGCONT)
     elif victim == "guardian":
         for g in guardian:
@@ -189,18 +259,26 @@ def run_case(directory, name, phase, victim, timeout=60, user=None):
             time.sleep(0.05)
         survivors = [q for q in qemu if state_of(q) not in (None, "Z")]
         if survivors:
-            subprocess.run([VMLAUNCH, "--cleanup", name], capture_output=True, timeout=timeout)
+            subprocess.run([*inside, VMLAUNCH, "--cleanup", name], capture_output=True, timeout=timeout)
             return [f"qemu {q} outlived vmlaunch and its guardian" for q in survivors], what
     if victim in ("all", "parents"):
         # nothing survived to clean up: that is what --cleanup (ExecStopPost) is for
-        r = subprocess.run([VMLAUNCH, "--cleanup", name], capture_output=True, text=True, timeout=timeout)
+        r = subprocess.run([*inside, VMLAUNCH, "--cleanup", name], capture_output=True, text=True, timeout=timeout)
         if r.returncode != 0:
             return [f"--cleanup failed ({r.returncode}): {r.stderr}"], what
     # the guardian works asynchronously: give it a few seconds
     deadline = time.monotonic() + 15
-    left = leftovers(name, zram_before, hugepages_before)
+    left = leftovers(name, zram_before, hugepages_before, netns)
     while left and time.monotonic() < deadline:
         time.sleep(0.1)
-        left = leftovers(name, zram_before, hugepages_before)
+        left = leftovers(name, zram_before, hugepages_before, netns)
+    # the virtiofsd seen at the kill, whatever its command line says: dead (a zombie is the reaper's business)
+    left += [f"virtiofsd {v}" for v in virtiofsd if state_of(v) not in (None, "Z")]
     p.stderr.close()
+    if relaunch and not left:
+        r = subprocess.run([*inside, VMLAUNCH, str(conf), "--", "true"], stdin=subprocess.DEVNULL,
+                           capture_output=True, text=True, timeout=180)
+        if r.returncode != 0:
+            left.append(f"the next launch of {name} failed ({r.returncode}): {r.stderr.strip()[-500:]}")
+        left += leftovers(name, zram_before, hugepages_before, netns)
     return left, what

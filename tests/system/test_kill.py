@@ -31,6 +31,22 @@ SAMPLE_USERS = [
 ]
 
 
+# a [share] (issue 20) and a tap on a bridge (issue 21): frozen with virtiofsd or the tap made and no qemu yet, or
+# with qemu running; afterwards no virtiofsd, bind mount, state dir or tap remains, and the same name launches again
+SAMPLE_FEATURES = [
+    ("share", "vmlaunch", ()),  # the guardian undoes: virtiofsd, the read-only bind, the socket
+    ("share", "virtiofsd", ()),  # resumed without its daemon: qemu cannot connect, the set-up unwinds
+    ("share", "all", ()),  # nobody left but the daemon (PR_SET_PDEATHSIG); --cleanup takes the bind
+    ("running", "qemu", ("share",)),
+    ("running", "virtiofsd", ("share",)),
+    ("running", "parents", ("share",)),
+    ("network", "vmlaunch", ()),
+    ("network", "all", ()),
+    ("running", "qemu", ("tap",)),
+    ("running", "parents", ("tap",)),
+]
+
+
 @pytest.mark.parametrize("phase,victim", SAMPLE)
 def test_kill_leaves_nothing(tmp_path, phase, victim):
     left, what = killmatrix.run_case(tmp_path, f"kill-{phase}-{victim}", phase, victim)
@@ -40,6 +56,14 @@ def test_kill_leaves_nothing(tmp_path, phase, victim):
 @pytest.mark.parametrize("phase,victim,user", SAMPLE_USERS)
 def test_kill_leaves_nothing_whoever_qemu_runs_as(tmp_path, phase, victim, user):
     left, what = killmatrix.run_case(tmp_path, f"kill-{phase}-{victim}-{user or 'default'}", phase, victim, user=user)
+    assert left == [], f"{what} left: {left}"
+
+
+@pytest.mark.parametrize("phase,victim,features", SAMPLE_FEATURES)
+def test_kill_leaves_no_virtiofsd_bind_or_tap(tmp_path, phase, victim, features):
+    name = f"kill-{phase}-{victim}" + "".join(f"-{f}" for f in features)
+    left, what = killmatrix.run_case(tmp_path, name, phase, victim, features=features, relaunch=True)
+    assert "ran to the end" not in what  # the victim existed and was killed
     assert left == [], f"{what} left: {left}"
 
 
