@@ -499,6 +499,8 @@ static void print_console_tail(const char *path)
 
 static void outbuf_append(struct outbuf *o, const char *data, size_t n)
 {
+	if (!n)
+		return; /* nothing captured: o->data may still be NULL, which memcpy must not get */
 	if (o->len + n > o->cap) {
 		o->cap = (o->len + n) * 2;
 		o->data = xrealloc(o->data, o->cap);
