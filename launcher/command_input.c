@@ -79,9 +79,47 @@ void command_input_begin(struct command_input *ci, int port, const int *control,
 	}
 }
 
+void command_input_collect(struct command_input *ci, size_t max)
+{
+	memset(ci, 0, sizeof(*ci));
+	ci->in = isatty(STDIN_FILENO) ? -1 : STDIN_FILENO;
+	ci->port = -1;
+	ci->winch = -1;
+	ci->collect_max = max;
+	if (ci->in < 0)
+		log_info("stdin is a terminal: the command gets no input through qemu-guest-agent");
+}
+
+static void take_all(struct command_input *ci)
+{
+	ssize_t n;
+
+	if (ci->cap - ci->len < INPUT_BUF) {
+		ci->cap = ci->cap ? ci->cap * 2 : INPUT_BUF * 4;
+		ci->buf = xrealloc(ci->buf, ci->cap);
+	}
+	n = read(ci->in, ci->buf + ci->len, ci->cap - ci->len);
+	if (n < 0 && (errno == EINTR || errno == EAGAIN))
+		return;
+	if (n <= 0) {
+		ci->in = -1;
+		return;
+	}
+	ci->len += (size_t)n;
+	if (ci->len > ci->collect_max) {
+		ci->too_big = true;
+		ci->in = -1;
+	}
+}
+
 void command_input_pollfds(const struct command_input *ci, struct pollfd *fds)
 {
 	/* One buffer at a time: a command that does not read its stdin holds vmlaunch's stdin back, not its memory. */
+	if (ci->collect_max) {
+		fds[0] = (struct pollfd){ ci->in, POLLIN, 0 };
+		fds[1] = fds[2] = (struct pollfd){ -1, 0, 0 };
+		return;
+	}
 	fds[0] = (struct pollfd){ ci->port >= 0 && ci->len == 0 ? ci->in : -1, POLLIN, 0 };
 	fds[1] = (struct pollfd){ ci->len > ci->off ? ci->port : -1, POLLOUT, 0 };
 	fds[2] = (struct pollfd){ ci->winch, POLLIN, 0 };
@@ -155,6 +193,11 @@ static void send_winsize(struct command_input *ci)
 
 void command_input_handle(struct command_input *ci, const struct pollfd *fds)
 {
+	if (ci->collect_max) {
+		if (fds[0].revents && ci->in >= 0)
+			take_all(ci);
+		return;
+	}
 	if (fds[0].revents && ci->in >= 0) {
 		take_stdin(ci);
 		give_port(ci); /* usually all of it at once: the socket has room */

@@ -509,6 +509,27 @@ static void outbuf_append(struct outbuf *o, const char *data, size_t n)
 	o->len += n;
 }
 
+/* Agent mode: guest-exec waits for all of stdin; too much of it ends the run before the command starts. */
+static void feed_agent_input(struct supervisor *s)
+{
+	if (!s->agent.input_pending || s->input.in >= 0)
+		return;
+	if (!s->input.too_big) {
+		agent_set_input(&s->agent, s->input.buf, s->input.len);
+		return;
+	}
+	log_error("stdin is larger than %u MiB, the most vmlaunch passes through qemu-guest-agent (guest-exec takes "
+		  "a command's input all at once); give the guest large data through a [share] instead",
+		  AGENT_INPUT_MAX >> 20);
+	s->agent.input_pending = false;
+	s->agent_running = false;
+	s->agent_failed = true;
+	if (s->phase < 2) {
+		s->phase = 1;
+		escalate(s); /* quit: the command never started */
+	}
+}
+
 /* Agent mode: what the agent finished brings the VM down, with the command's status or the reason it has none. */
 static void drive_agent(struct supervisor *s, bool readable)
 {
@@ -597,6 +618,9 @@ int run_supervise(const struct plan *p, struct vm_process *vm, int sigfd, struct
 				    p->cfg->agent_timeout);
 			vm->agent_fd = -1; /* the agent's now */
 			s.agent_running = true;
+			s.agent.input_pending = true;
+			command_input_collect(&s.input, AGENT_INPUT_MAX);
+			s.input_running = true;
 		}
 		if (vm->in_fd >= 0) {
 			command_input_begin(&s.input, vm->in_fd, &vm->status_fd, p->command_tty);
@@ -669,8 +693,10 @@ int run_supervise(const struct plan *p, struct vm_process *vm, int sigfd, struct
 			acknowledge(&s);
 		if (s.input_running)
 			command_input_handle(&s.input, &fds[10]);
-		if (s.agent_running)
+		if (s.agent_running) {
+			feed_agent_input(&s);
 			drive_agent(&s, fds[9].revents != 0);
+		}
 		if (fds[6].revents && guardian_restart(guardian) < 0)
 			log_warn("running without a guardian: if vmlaunch is killed now, run vmlaunch --cleanup %s",
 				 p->cfg->name);

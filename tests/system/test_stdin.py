@@ -12,7 +12,7 @@ import termios
 import time
 
 from conftest import GUEST, STATE_ROOT, VMLAUNCH, vmlaunch
-from test_guest import debian_conf, debian_image  # noqa: F401 (a fixture)
+from test_guest import debian_conf, debian_image, firmware_conf  # noqa: F401 (a fixture)
 
 
 def guest_conf(config, name):
@@ -155,3 +155,27 @@ def test_terminal_in_the_images_userland(config, debian_image):  # noqa: F811
         assert termios.tcgetattr(term.slave) == term.modes
     finally:
         term.close()
+
+
+def test_stdin_through_qemu_guest_agent_on_a_bios_boot(config, debian_image):  # noqa: F811
+    """guest-exec's input-data: all of stdin, read before the command starts."""
+    conf = firmware_conf(config, "deb-qga-stdin", debian_image, "[boot]\nfirmware = bios\n")
+    data = os.urandom(256 << 10)
+    r = subprocess.run([VMLAUNCH, str(conf), "--", "sh", "-c", "sha256sum; exit 5"], input=data,
+                       capture_output=True, timeout=900)
+    assert r.returncode == 5, r.stderr
+    assert r.stdout.split()[0].decode() == hashlib.sha256(data).hexdigest()
+    assert not (STATE_ROOT / "deb-qga-stdin").exists()
+
+
+def test_stdin_over_the_agents_bound_is_refused_in_bounded_time(config):
+    """More than guest-exec is given at once: said, and the VM stopped, whether or not an agent ever answers."""
+    conf = config("[vm]\nname = qga-big\nagent-timeout = 600\n[boot]\nfirmware = bios\n"
+                  "[disk empty]\nbackend = tmpfs\nsize = 16M\n")
+    t0 = time.monotonic()
+    r = subprocess.run([VMLAUNCH, str(conf), "--", "cat"], input=b"\0" * (17 << 20), capture_output=True,
+                       timeout=300)
+    assert r.returncode == 125, r.stderr
+    assert b"stdin is larger than 16 MiB" in r.stderr
+    assert time.monotonic() - t0 < 120  # not the agent-timeout
+    assert not (STATE_ROOT / "qga-big").exists()
