@@ -30,7 +30,7 @@
  *  - a guest that cannot start the command reports exit=127 (not found) or exit=126 (not executable), like a shell,
  *    and exit=125 (GUEST_EXIT_AGENT_FAILURE) when it could not set up what the command needs: a port missing after
  *    5 s, an empty argv, an unknown user, a malformed env entry, a root disk that does not mount, a share that does
- *    not mount. The reason goes to the serial console and to the stderr port.
+ *    not mount, a pty that cannot be opened. The reason goes to the serial console and to the stderr port.
  * Without the fw_cfg file the guest runs its demo (initramfs/init), or boots the root image's init (below).
  *
  * Optional fw_cfg files, in command mode and, where it makes sense, without a command:

@@ -394,7 +394,8 @@ int plan_build(const struct vm_config *cfg, const struct host_facts *host, const
 		/* The command's own output owns stdout; the kernel's goes to a log shown if the guest fails. */
 		p->console_log = state_file(p->state_dir, STATE_CONSOLE);
 	p->interactive = host->stdin_is_tty && !p->console_log;
-	/* as ssh does: a terminal on both sides is a person at it, who wants a shell that behaves like one */
+	/* a terminal on both sides is a person at it, who wants a shell that behaves like one; with stdout a pipe or a
+	 * file the output stays the command's own bytes (a pty would turn \n into \r\n) */
 	p->command_tty = command_mode && cfg->kernel && host->stdin_is_tty && host->stdout_is_tty;
 	plan_guest_files(cfg, req, p);
 	plan_shares(cfg, p);

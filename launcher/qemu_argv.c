@@ -470,7 +470,8 @@ static void push_net(struct qemu_cmdline *c, const struct net_plan *n)
 	free(netdev);
 }
 
-/* What the bundled guest reads through fw_cfg: the command's argv, its user and environment, the shares. */
+/* What the bundled guest reads through fw_cfg: the command's argv, its user and environment, its terminal, the
+ * shares. */
 static void push_guest_files(struct qemu_cmdline *c, const struct plan *p)
 {
 	struct strv *a = &c->argv;
@@ -478,7 +479,8 @@ static void push_guest_files(struct qemu_cmdline *c, const struct plan *p)
 	if (!p->n_guest_files)
 		return;
 	group_begin(c, "what the bundled guest reads at boot over fw_cfg (the command's argv and environment as "
-		       "NUL-separated strings: no shell quoting anywhere; its user; the shares to mount)");
+		       "NUL-separated strings: no shell quoting anywhere; its user; its terminal's size and TERM; the "
+		       "shares to mount)");
 	for (size_t i = 0; i < p->n_guest_files; i++) {
 		char *path = qemu_opt_escape(p->guest_files[i].path);
 
