@@ -179,3 +179,23 @@ def test_stdin_over_the_agents_bound_is_refused_in_bounded_time(config):
     assert b"stdin is larger than 16 MiB" in r.stderr
     assert time.monotonic() - t0 < 120  # not the agent-timeout
     assert not (STATE_ROOT / "qga-big").exists()
+
+
+def test_terminal_restored_when_vmlaunch_is_killed(config):
+    """SIGKILL leaves vmlaunch no chance to restore its raw terminal: the guardian does, as it undoes the rest."""
+    conf = guest_conf(config, "stdin-tty-kill")
+    term = Terminal(conf, "--", "sh")
+    try:
+        term.read_until(b"# ")
+        assert not termios.tcgetattr(term.slave)[3] & termios.ICANON
+        term.proc.kill()
+        term.proc.wait()
+        deadline = time.monotonic() + 60
+        while termios.tcgetattr(term.slave) != term.modes and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert termios.tcgetattr(term.slave) == term.modes, "the terminal was left raw"
+        while (STATE_ROOT / "stdin-tty-kill").exists() and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert not (STATE_ROOT / "stdin-tty-kill").exists()
+    finally:
+        term.close()
