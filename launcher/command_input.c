@@ -1,4 +1,5 @@
-/* vmlaunch's stdin to the guest command's stdin port; its end and the terminal's size over the status port. */
+/* vmlaunch's stdin for the guest command: to its stdin port, the end and the terminal's size told on the status
+ * port; or read whole for qemu-guest-agent. */
 #define _GNU_SOURCE
 #include "command_input.h"
 
@@ -114,12 +115,12 @@ static void take_all(struct command_input *ci)
 
 void command_input_pollfds(const struct command_input *ci, struct pollfd *fds)
 {
-	/* One buffer at a time: a command that does not read its stdin holds vmlaunch's stdin back, not its memory. */
 	if (ci->collect_max) {
 		fds[0] = (struct pollfd){ ci->in, POLLIN, 0 };
 		fds[1] = fds[2] = (struct pollfd){ -1, 0, 0 };
 		return;
 	}
+	/* One buffer at a time: a command that does not read its stdin holds vmlaunch's stdin back, not its memory. */
 	fds[0] = (struct pollfd){ ci->port >= 0 && ci->len == 0 ? ci->in : -1, POLLIN, 0 };
 	fds[1] = (struct pollfd){ ci->len > ci->off ? ci->port : -1, POLLOUT, 0 };
 	fds[2] = (struct pollfd){ ci->winch, POLLIN, 0 };

@@ -1,5 +1,6 @@
 """The guest command's stdin (its own virtio-serial port, EOF included) and an interactive terminal: a pty in the
-guest, the host's terminal raw while the command runs and exactly as it was afterwards."""
+guest, the host's terminal raw while the command runs and exactly as it was afterwards. Stdin through
+qemu-guest-agent is in test_guest.py's agent test (one firmware boot for both)."""
 import fcntl
 import hashlib
 import os
@@ -12,7 +13,7 @@ import termios
 import time
 
 from conftest import GUEST, STATE_ROOT, VMLAUNCH, vmlaunch
-from test_guest import debian_conf, debian_image, firmware_conf  # noqa: F401 (a fixture)
+from test_guest import debian_conf, debian_image  # noqa: F401 (a fixture)
 
 
 def guest_conf(config, name):
@@ -27,7 +28,7 @@ def test_piped_stdin_reaches_the_command_and_ends_with_eof(config):
     assert r.stdout == "first=x\ny\nz\nend\n"
 
 
-def test_large_stdin_arrives_complete(config, tmp_path):
+def test_large_stdin_arrives_complete(config):
     data = os.urandom(10 << 20)
     conf = guest_conf(config, "stdin-big")
     # through a pipe, as `producer | vmlaunch` gives it: no size known in advance
@@ -155,17 +156,6 @@ def test_terminal_in_the_images_userland(config, debian_image):  # noqa: F811
         assert termios.tcgetattr(term.slave) == term.modes
     finally:
         term.close()
-
-
-def test_stdin_through_qemu_guest_agent_on_a_bios_boot(config, debian_image):  # noqa: F811
-    """guest-exec's input-data: all of stdin, read before the command starts."""
-    conf = firmware_conf(config, "deb-qga-stdin", debian_image, "[boot]\nfirmware = bios\n")
-    data = os.urandom(256 << 10)
-    r = subprocess.run([VMLAUNCH, str(conf), "--", "sh", "-c", "sha256sum; exit 5"], input=data,
-                       capture_output=True, timeout=900)
-    assert r.returncode == 5, r.stderr
-    assert r.stdout.split()[0].decode() == hashlib.sha256(data).hexdigest()
-    assert not (STATE_ROOT / "deb-qga-stdin").exists()
 
 
 def test_stdin_over_the_agents_bound_is_refused_in_bounded_time(config):
