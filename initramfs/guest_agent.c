@@ -38,6 +38,7 @@
 #define ARGV_PATH FWCFG_DIR GUEST_FWCFG_ARGV "/raw"
 #define USER_PATH FWCFG_DIR GUEST_FWCFG_USER "/raw"
 #define ENV_PATH FWCFG_DIR GUEST_FWCFG_ENV "/raw"
+#define TTY_PATH FWCFG_DIR GUEST_FWCFG_TTY "/raw"
 #define PORTS_DIR "/sys/class/virtio-ports"
 #define COMMAND_PATH "/sbin:/bin:/usr/sbin:/usr/bin"
 /* A distribution's usual PATH, for commands in a root image. */
@@ -76,7 +77,17 @@ struct command {
         char **env; /* NAME=VALUE entries from GUEST_FWCFG_ENV, NULL-terminated; never NULL itself */
         const char *root; /* the image to chroot into, or NULL for the bundled guest itself */
         struct user user;
+        bool tty; /* GUEST_FWCFG_TTY: the command runs on a pty of this size, with this TERM */
+        struct winsize winsize;
+        char term[64];
 };
+
+/* What the host writes to the status port, one line at a time: "eof=BYTES", "winsize=ROWS COLS", "ok". Kept across
+ * reads, since a line may arrive in pieces, and from the command's run to the final acknowledgement. */
+static struct {
+        char data[256];
+        size_t length;
+} host_lines;
 
 /* Where errors are also copied while the stderr port is open: in command mode the user reads that port, not
  * necessarily the console. */
@@ -224,6 +235,31 @@ static int command_env_read(char ***ret_env) {
                         return -EINVAL;
                 }
         }
+        return 0;
+}
+
+/* GUEST_FWCFG_TTY: "ROWS COLS TERM"; absent means no pty. */
+static int command_tty_read(struct command *c) {
+        unsigned rows, cols;
+        char *data;
+        size_t size;
+        int r = read_file(TTY_PATH, &data, &size);
+
+        if (r == -ENOENT)
+                return 0;
+        if (r < 0) {
+                console_error("cannot read %s: %s", TTY_PATH, strerror(-r));
+                return r;
+        }
+        data[size] = '\0'; /* read_file leaves room: size < allocated */
+        r = sscanf(data, "%u %u %63s", &rows, &cols, c->term) == 3 && rows <= 0xffff && cols <= 0xffff ? 0 : -EINVAL;
+        free(data);
+        if (r < 0) {
+                console_error("%s: expected \"ROWS COLS TERM\"", TTY_PATH);
+                return r;
+        }
+        c->tty = true;
+        c->winsize = (struct winsize){ .ws_row = (unsigned short) rows, .ws_col = (unsigned short) cols };
         return 0;
 }
 
@@ -467,10 +503,11 @@ _Noreturn static void child_fail(const char *what, const char *argument) {
         _exit(EXIT_AGENT_FAILURE);
 }
 
-static void child_exec(const struct command *c, int stdout_fd, int stderr_fd) {
+/* With a pty, stdin_fd, stdout_fd and stderr_fd are all its terminal end, which becomes the controlling terminal
+ * of the command's new session. */
+static void child_exec(const struct command *c, int stdin_fd, int stdout_fd, int stderr_fd) {
         const struct user *u = &c->user;
         sigset_t none;
-        int null_fd;
 
         sigemptyset(&none);
         sigprocmask(SIG_SETMASK, &none, NULL);
@@ -478,14 +515,11 @@ static void child_exec(const struct command *c, int stdout_fd, int stderr_fd) {
                 signal(sig, SIG_DFL);
         setsid();
 
-        null_fd = open("/dev/null", O_RDONLY);
-        if (null_fd < 0 || dup2(null_fd, STDIN_FILENO) < 0 || dup2(stdout_fd, STDOUT_FILENO) < 0 ||
-            dup2(stderr_fd, STDERR_FILENO) < 0) {
+        if ((c->tty && ioctl(stdin_fd, TIOCSCTTY, 0) < 0) || dup2(stdin_fd, STDIN_FILENO) < 0 ||
+            dup2(stdout_fd, STDOUT_FILENO) < 0 || dup2(stderr_fd, STDERR_FILENO) < 0) {
                 console_error("cannot set up the command's stdio: %m");
                 _exit(EXIT_AGENT_FAILURE);
         }
-        if (null_fd > STDERR_FILENO)
-                close(null_fd);
 
         if (c->root && (chroot(c->root) < 0 || chdir("/") < 0))
                 child_fail("chroot to", c->root);
@@ -506,6 +540,8 @@ static void child_exec(const struct command *c, int stdout_fd, int stderr_fd) {
                 child_fail("chdir to", "/");
         setenv("PATH", c->root ? IMAGE_COMMAND_PATH : COMMAND_PATH, 1);
         setenv("HOME", u->home, 1);
+        if (c->tty)
+                setenv("TERM", c->term, 1);
         for (char **entry = c->env; *entry; entry++)
                 putenv(*entry);
 
@@ -569,41 +605,211 @@ static bool relay_some(int from, int to, unsigned long long *count) {
         return true;
 }
 
-/* The command's output goes through pipes this agent copies to the ports, so it knows how many bytes the host must
- * have before the VM may power off (qemu drops what a slow host has not taken yet). Returns the exit code once the
- * command has exited and every writer of its pipes is gone (what it left running is killed then). */
-static int command_run(const struct command *c, int stdout_fd, int stderr_fd) {
-        int out[2], err[2], code = -1, open_pipes = 2;
+/* The host's stdin on its way to the command: read from the stdin port, written to the command's stdin pipe (or
+ * its pty) without ever blocking this agent. */
+struct input {
+        int port;   /* the stdin port; -1 once it said goodbye */
+        int target; /* the pipe's write end (non-blocking) or the pty; -1 once closed, or the command gone */
+        bool tty;
+        char buffer[65536];
+        size_t length, offset;
+        unsigned long long received, expected; /* expected: from the host's eof= line, ULLONG_MAX until then */
+};
+
+/* Writes what is buffered as far as the target takes it; at the end of the host's stdin closes the pipe, which is
+ * the command's EOF. A command that closed its stdin (EPIPE) gets nothing more. */
+static void input_flush(struct input *in) {
+        while (in->target >= 0 && in->offset < in->length) {
+                ssize_t n = write(in->target, in->buffer + in->offset, in->length - in->offset);
+
+                if (n < 0 && errno == EINTR)
+                        continue;
+                if (n < 0 && errno == EAGAIN)
+                        return;
+                if (n < 0) {
+                        if (!in->tty)
+                                close(in->target);
+                        in->target = -1;
+                        break;
+                }
+                in->offset += (size_t) n;
+        }
+        in->length = in->offset = 0;
+        if (!in->tty && in->target >= 0 && in->received >= in->expected) {
+                close(in->target);
+                in->target = -1;
+        }
+}
+
+static void input_take(struct input *in) {
+        ssize_t n = read(in->port, in->buffer, sizeof(in->buffer));
+
+        if (n < 0 && (errno == EINTR || errno == EAGAIN))
+                return;
+        if (n <= 0) {
+                /* the host closed the port: nothing more is coming, whatever it said */
+                in->port = -1;
+                in->expected = in->received;
+        } else {
+                in->received += (unsigned long long) n;
+                in->length = (size_t) n;
+                in->offset = 0;
+        }
+        input_flush(in);
+}
+
+/* One read from the status port; calls on_line for each complete line (without its newline). False once the port
+ * is closed or broken. */
+static bool host_lines_read(int fd, void (*on_line)(const char *line, void *context), void *context) {
+        ssize_t n = read(fd, host_lines.data + host_lines.length, sizeof(host_lines.data) - 1 - host_lines.length);
+        char *start, *newline;
+
+        if (n < 0 && (errno == EINTR || errno == EAGAIN))
+                return true;
+        if (n <= 0)
+                return false;
+        host_lines.length += (size_t) n;
+        host_lines.data[host_lines.length] = '\0';
+        for (start = host_lines.data; (newline = strchr(start, '\n')); start = newline + 1) {
+                *newline = '\0';
+                on_line(start, context);
+        }
+        host_lines.length -= (size_t) (start - host_lines.data);
+        memmove(host_lines.data, start, host_lines.length);
+        if (host_lines.length == sizeof(host_lines.data) - 1)
+                host_lines.length = 0; /* no line is that long: drop the garbage rather than stall */
+        return true;
+}
+
+struct running {
+        struct input *input;
+        int pty; /* the pty's host side, or -1 */
+};
+
+static void on_host_line(const char *line, void *context) {
+        struct running *r = context;
+        unsigned long long bytes;
+        unsigned rows, cols;
+
+        if (sscanf(line, "eof=%llu", &bytes) == 1 && !r->input->tty) {
+                r->input->expected = bytes;
+                input_flush(r->input);
+        } else if (sscanf(line, "winsize=%u %u", &rows, &cols) == 2 && r->pty >= 0) {
+                struct winsize size = { .ws_row = (unsigned short) rows, .ws_col = (unsigned short) cols };
+
+                /* the kernel sends SIGWINCH to the pty's foreground process group */
+                ioctl(r->pty, TIOCSWINSZ, &size);
+        }
+}
+
+/* A pty from the devpts of the root the command runs in (so that its name, /dev/pts/N, means the same there), its
+ * terminal end owned by the command's user, as grantpt(3) leaves it. Returns the host side, *ret_terminal the
+ * other. */
+static int pty_open(const struct command *c, int *ret_terminal) {
+        char ptmx[4096];
+        int unlock = 0, host, terminal;
+
+        if (!c->root && mkdir("/dev/pts", 0755) < 0 && errno != EEXIST)
+                return -errno;
+        /* the bundled guest mounts no devpts of its own; an image's is mounted by the init (guest_protocol.h) */
+        if (!c->root && mount("devpts", "/dev/pts", "devpts", MS_NOSUID | MS_NOEXEC, "gid=5,mode=0620,ptmxmode=0666") < 0 &&
+            errno != EBUSY)
+                return -errno;
+        snprintf(ptmx, sizeof(ptmx), "%s/dev/pts/ptmx", c->root ? c->root : "");
+        host = open(ptmx, O_RDWR | O_NOCTTY | O_CLOEXEC | O_NONBLOCK);
+        if (host < 0)
+                return -errno;
+        if (ioctl(host, TIOCSPTLCK, &unlock) < 0 || ioctl(host, TIOCSWINSZ, &c->winsize) < 0 ||
+            (terminal = ioctl(host, TIOCGPTPEER, O_RDWR | O_NOCTTY | O_CLOEXEC)) < 0) {
+                int r = -errno;
+
+                close(host);
+                return r;
+        }
+        if (c->user.name && fchown(terminal, c->user.uid, (gid_t) -1) < 0)
+                console_error("cannot give the pty to user %s: %m", c->user.name);
+        *ret_terminal = terminal;
+        return host;
+}
+
+/* The command's output goes through pipes (or its pty) this agent copies to the ports, so it knows how many bytes
+ * the host must have before the VM may power off (qemu drops what a slow host has not taken yet); its input comes
+ * the other way, from the stdin port. Returns the exit code once the command has exited and every writer of its
+ * pipes is gone (what it left running is killed then). */
+static int command_run(const struct command *c, int stdout_fd, int stderr_fd, int stdin_fd, int status_fd) {
+        int out[2] = { -1, -1 }, err[2] = { -1, -1 }, in[2] = { -1, -1 }, code = -1, open_pipes;
+        struct input *input = calloc(1, sizeof(*input));
+        struct running running = { input, -1 };
         pid_t pid;
 
-        if (pipe2(out, O_CLOEXEC) < 0 || pipe2(err, O_CLOEXEC) < 0) {
-                console_error("cannot make the command's pipes: %m");
+        if (!input) {
+                console_error("out of memory");
                 return EXIT_AGENT_FAILURE;
         }
+        if (c->tty) {
+                int host = pty_open(c, &in[0]);
+
+                if (host < 0) {
+                        console_error("cannot open a pty for the command: %s", strerror(-host));
+                        free(input);
+                        return EXIT_AGENT_FAILURE;
+                }
+                out[0] = running.pty = input->target = host;
+                out[1] = err[1] = in[0];
+                open_pipes = 1;
+        } else {
+                if (pipe2(out, O_CLOEXEC) < 0 || pipe2(err, O_CLOEXEC) < 0 || pipe2(in, O_CLOEXEC) < 0 ||
+                    fcntl(in[1], F_SETFL, O_NONBLOCK) < 0) {
+                        console_error("cannot make the command's pipes: %m");
+                        free(input);
+                        return EXIT_AGENT_FAILURE;
+                }
+                input->target = in[1];
+                open_pipes = 2;
+        }
+        input->port = stdin_fd;
+        input->tty = c->tty;
+        input->expected = ~0ULL;
         pid = fork();
         if (pid < 0) {
                 console_error("cannot fork: %m");
+                free(input);
                 return EXIT_AGENT_FAILURE;
         }
         if (pid == 0)
-                child_exec(c, out[1], err[1]);
-        close(out[1]);
-        close(err[1]);
-        struct pollfd fds[2] = { { out[0], POLLIN, 0 }, { err[0], POLLIN, 0 } };
+                child_exec(c, in[0], out[1], err[1]);
+        close(in[0]);
+        if (!c->tty) {
+                close(out[1]);
+                close(err[1]);
+        }
+        struct pollfd fds[5] = { { out[0], POLLIN, 0 }, { c->tty ? -1 : err[0], POLLIN, 0 } };
         int ports[2] = { stdout_fd, stderr_fd };
+        bool status_open = status_fd >= 0;
 
         while (open_pipes > 0) {
                 int status;
                 pid_t done;
 
-                if (poll(fds, 2, code < 0 ? 100 : 1000) < 0 && errno != EINTR)
+                fds[2] = (struct pollfd){ input->length == 0 ? input->port : -1, POLLIN, 0 };
+                fds[3] = (struct pollfd){ input->length ? input->target : -1, POLLOUT, 0 };
+                fds[4] = (struct pollfd){ status_open ? status_fd : -1, POLLIN, 0 };
+                if (poll(fds, 5, code < 0 ? 100 : 1000) < 0 && errno != EINTR)
                         break;
                 for (int i = 0; i < 2; i++)
                         if (fds[i].fd >= 0 && fds[i].revents && !relay_some(fds[i].fd, ports[i], &port_bytes[i])) {
                                 close(fds[i].fd);
                                 fds[i].fd = -1;
                                 open_pipes--;
+                                if (c->tty)
+                                        input->target = running.pty = -1; /* the pty is gone with it */
                         }
+                if (fds[2].revents)
+                        input_take(input);
+                if (fds[3].revents)
+                        input_flush(input);
+                if (fds[4].revents)
+                        status_open = host_lines_read(status_fd, on_host_line, &running);
                 /* As PID 1 every orphan is ours to reap; once the command is gone, what it left must let go of
                  * its pipes, or its output would never end. */
                 while ((done = waitpid(-1, &status, WNOHANG)) > 0)
@@ -612,6 +818,9 @@ static int command_run(const struct command *c, int stdout_fd, int stderr_fd) {
                 if (code >= 0 && open_pipes > 0)
                         kill(-1, SIGKILL);
         }
+        if (!c->tty && input->target >= 0)
+                close(input->target);
+        free(input);
         if (code < 0)
                 code = command_wait(pid);
         return code;
@@ -625,6 +834,8 @@ static int command_read(struct command *c) {
                 r = command_env_read(&c->env);
         if (r == 0)
                 r = command_user_read(c->root, &c->user);
+        if (r == 0)
+                r = command_tty_read(c);
         return r;
 }
 
@@ -791,12 +1002,19 @@ static int probe_main(const char *disk) {
         return 0;
 }
 
+static void on_ack_line(const char *line, void *context) {
+        if (strcmp(line, "ok") == 0)
+                *(bool *) context = true;
+}
+
 /* "exit=N out=BYTES err=BYTES", then the host's "ok" once it has every byte (bounded: a host that never answers
- * does not keep the VM up). */
+ * does not keep the VM up). Other lines (a late eof=) are skipped. */
 static void status_report(int status_fd, int code) {
-        char line[96], ack[8];
+        char line[96];
         int length = snprintf(line, sizeof(line), "exit=%d out=%llu err=%llu\n", code, port_bytes[0], port_bytes[1]);
         struct pollfd p = { status_fd, POLLIN, 0 };
+        struct timespec start;
+        bool acknowledged = false;
 
         if (status_fd < 0)
                 return;
@@ -804,8 +1022,16 @@ static void status_report(int status_fd, int code) {
                 console_error("cannot write the exit status to port %s: %m", GUEST_PORT_STATUS);
                 return;
         }
-        if (poll(&p, 1, STATUS_ACK_TIMEOUT_MS) <= 0 || read(status_fd, ack, sizeof(ack)) <= 0)
-                console_error("the host did not acknowledge the output in %d ms", STATUS_ACK_TIMEOUT_MS);
+        clock_gettime(CLOCK_MONOTONIC, &start);
+        while (!acknowledged) {
+                long left = STATUS_ACK_TIMEOUT_MS - elapsed_ms(&start);
+
+                if (left <= 0 || poll(&p, 1, (int) left) <= 0 ||
+                    !host_lines_read(status_fd, on_ack_line, &acknowledged)) {
+                        console_error("the host did not acknowledge the output in %d ms", STATUS_ACK_TIMEOUT_MS);
+                        return;
+                }
+        }
 }
 
 int main(int argc, char **argv) {
@@ -813,8 +1039,10 @@ int main(int argc, char **argv) {
                 { GUEST_PORT_STDOUT, -1 },
                 { GUEST_PORT_STDERR, -1 },
                 { GUEST_PORT_STATUS, -1 },
+                { GUEST_PORT_STDIN, -1 },
         };
         struct port *stdout_port = &ports[0], *stderr_port = &ports[1], *status_port = &ports[2];
+        struct port *stdin_port = &ports[3];
         struct command command = { 0 };
         const char *failure = NULL;
         int code = EXIT_AGENT_FAILURE, r;
@@ -839,16 +1067,18 @@ int main(int argc, char **argv) {
                 return EXIT_AGENT_FAILURE;
         }
         umask(022);
+        /* a command that closed its stdin is an EPIPE on our write, not a signal */
+        signal(SIGPIPE, SIG_IGN);
         if (chdir("/") < 0)
                 console_error("cannot chdir to /: %m");
 
-        r = ports_open(ports, 3);
+        r = ports_open(ports, 4);
         error_port_fd = stderr_port->fd;
         if (failure)
                 console_error("%s", failure);
         else if (r == 0 && command_read(&command) == 0) {
                 loopback_up();
-                code = command_run(&command, stdout_port->fd, stderr_port->fd);
+                code = command_run(&command, stdout_port->fd, stderr_port->fd, stdin_port->fd, status_port->fd);
         }
 
         processes_kill_remaining();
@@ -856,6 +1086,7 @@ int main(int argc, char **argv) {
                 root_unmount(command.root);
         error_port_fd = -1;
         ports_close(ports, 2);
+        ports_close(stdin_port, 1);
         status_report(status_port->fd, code);
         ports_close(status_port, 1);
 

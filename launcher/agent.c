@@ -39,6 +39,25 @@ long agent_base64_decode(const char *in, char *out)
 	return len;
 }
 
+char *agent_base64_encode(const char *in, size_t len)
+{
+	static const char alphabet[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+	const unsigned char *p = (const unsigned char *)in;
+	char *out = xmalloc((len + 2) / 3 * 4 + 1), *o = out;
+
+	for (size_t i = 0; i < len; i += 3) {
+		unsigned bits = (unsigned)p[i] << 16 | (i + 1 < len ? (unsigned)p[i + 1] << 8 : 0) |
+				(i + 2 < len ? p[i + 2] : 0);
+
+		*o++ = alphabet[bits >> 18];
+		*o++ = alphabet[bits >> 12 & 63];
+		*o++ = i + 1 < len ? alphabet[bits >> 6 & 63] : '=';
+		*o++ = i + 2 < len ? alphabet[bits & 63] : '=';
+	}
+	*o = '\0';
+	return out;
+}
+
 static void send_json(struct agent *a, struct json_object *msg, bool delimited)
 {
 	const char *s = json_object_to_json_string_ext(msg, JSON_C_TO_STRING_PLAIN);
@@ -80,11 +99,18 @@ static void send_due(struct agent *a)
 		a->next_ms = monotonic_ms() + AGENT_SYNC_EVERY_MS;
 		break;
 	case AGENT_EXEC:
+		if (a->input_pending) {
+			a->next_ms = -1; /* agent_set_input sends it */
+			json_object_put(args);
+			break;
+		}
 		json_object_object_add(args, "path", json_object_new_string(a->argv.v[0]));
 		json_object_object_add(args, "arg", strings(&a->argv, 1));
 		if (a->env.n)
 			json_object_object_add(args, "env", strings(&a->env, 0));
 		json_object_object_add(args, "capture-output", json_object_new_boolean(1));
+		if (a->input)
+			json_object_object_add(args, "input-data", json_object_new_string(a->input));
 		send_json(a, command("guest-exec", args), false);
 		a->next_ms = -1; /* until it answers */
 		break;
@@ -189,6 +215,14 @@ void agent_begin(struct agent *a, int fd, const struct strv *argv, const struct 
 	a->state = AGENT_SYNC;
 }
 
+void agent_set_input(struct agent *a, const char *data, size_t len)
+{
+	a->input = len ? agent_base64_encode(data, len) : NULL;
+	a->input_pending = false;
+	if (a->state == AGENT_EXEC)
+		a->next_ms = 0;
+}
+
 int agent_timeout_ms(const struct agent *a)
 {
 	long long now = monotonic_ms(), next = a->next_ms;
@@ -253,6 +287,7 @@ void agent_free(struct agent *a)
 	free(a->buf);
 	strv_free(&a->argv);
 	strv_free(&a->env);
+	free(a->input);
 	free(a->out);
 	free(a->err);
 	free(a->failure);

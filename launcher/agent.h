@@ -8,6 +8,10 @@
 
 #include "strv.h"
 
+/* The most of vmlaunch's stdin passed as guest-exec's input-data: it is held in memory twice (raw and base64) and
+ * sent in one JSON request, which qemu-guest-agent's parser caps at 64 MiB. */
+#define AGENT_INPUT_MAX (16u << 20)
+
 enum agent_state { AGENT_SYNC, AGENT_EXEC, AGENT_STATUS, AGENT_DONE, AGENT_FAILED };
 
 struct agent {
@@ -21,6 +25,8 @@ struct agent {
 	long long deadline_ms;     /* AGENT_SYNC: when to give up */
 	unsigned timeout_s;
 	struct strv argv, env;
+	bool input_pending;        /* guest-exec waits for agent_set_input */
+	char *input;               /* the command's stdin, base64, or NULL for none (/dev/null in the guest) */
 	int exit_code;             /* AGENT_DONE: the command's status (128+N for a signal) */
 	char *out, *err;           /* AGENT_DONE: its captured output, decoded */
 	size_t out_len, err_len;
@@ -30,6 +36,9 @@ struct agent {
 /* Starts talking on fd (taken over). env: NAME=VALUE entries; user: run through runuser, or NULL for root. */
 void agent_begin(struct agent *a, int fd, const struct strv *argv, const struct strv *env, const char *user,
 		 unsigned timeout_s);
+/* The command's whole stdin, once vmlaunch has read it (guest-exec takes it all at once, as input-data). Called
+ * only when input_pending was set before the agent could send guest-exec; len 0 sends none. */
+void agent_set_input(struct agent *a, const char *data, size_t len);
 /* Milliseconds until agent_tick wants to run, or -1. */
 int agent_timeout_ms(const struct agent *a);
 /* Reads what the agent sent (when its fd is readable) and sends what is due. */
@@ -38,5 +47,7 @@ void agent_free(struct agent *a);
 
 /* Standard base64 (RFC 4648) → bytes; -1 on a malformed string. Exposed for tests. */
 long agent_base64_decode(const char *in, char *out);
+/* Bytes → standard base64 with padding, NUL-terminated, malloc'ed. Exposed for tests. */
+char *agent_base64_encode(const char *in, size_t len);
 
 #endif

@@ -1,11 +1,26 @@
-/* Whole writes and a monotonic clock, for the poll loops of qmp.c and run.c. */
+/* Whole writes, stdio kept open and a monotonic clock, for the poll loops of qmp.c and run.c. */
 #define _GNU_SOURCE
 #include "fdio.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <poll.h>
 #include <time.h>
 #include <unistd.h>
+
+void stdio_keep_open(void)
+{
+	for (int fd = 0; fd < 3; fd++)
+		if (fcntl(fd, F_GETFD) < 0 && errno == EBADF) {
+			int null = open("/dev/null", fd ? O_WRONLY : O_RDONLY);
+
+			/* opened on the lowest free number: this one, since the lower ones are open now */
+			if (null >= 0 && null != fd) {
+				dup2(null, fd);
+				close(null);
+			}
+		}
+}
 
 int fd_write_all(int fd, const void *buf, size_t len)
 {

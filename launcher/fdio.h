@@ -6,6 +6,9 @@
 
 /* Writes all of buf, waiting for POLLOUT on a non-blocking fd. 0 or -errno. */
 int fd_write_all(int fd, const void *buf, size_t len);
+/* /dev/null on whichever of fds 0, 1 and 2 is closed, so that nothing vmlaunch opens lands there and is taken
+ * for its stdin or stdout (the guest command's stdin is read from fd 0). */
+void stdio_keep_open(void);
 /* CLOCK_MONOTONIC in milliseconds. */
 long long monotonic_ms(void);
 

@@ -20,7 +20,7 @@
 
 #define GUARDIAN_DONE 'D'
 
-static void guardian_main(const struct state_dir *state, int pipe_fd, pid_t owner)
+static void guardian_main(const struct state_dir *state, int pipe_fd, pid_t owner, const struct termios *tty)
 {
 	struct sigaction ign = { .sa_handler = SIG_IGN }, dfl = { .sa_handler = SIG_DFL };
 	sigset_t none;
@@ -39,7 +39,9 @@ static void guardian_main(const struct state_dir *state, int pipe_fd, pid_t owne
 	sigprocmask(SIG_SETMASK, &none, NULL);
 	null = open("/dev/null", O_RDWR);
 	if (null >= 0) {
-		dup2(null, 0);
+		/* a terminal on stdin stays, to be restored; anything else (a pipe) must not be held open by us */
+		if (!tty)
+			dup2(null, 0);
 		dup2(null, 1);
 	}
 	/* Keep only stderr (to say what happened), the pipe and the lock: close_range over the gaps between them, not a
@@ -63,6 +65,9 @@ static void guardian_main(const struct state_dir *state, int pipe_fd, pid_t owne
 	if (n == 1 && c == GUARDIAN_DONE)
 		_exit(0);
 
+	/* first, so that the user can read what follows: vmlaunch may have died with the terminal raw */
+	if (tty)
+		tcsetattr(0, TCSADRAIN, tty);
 	log_warn("vmlaunch (pid %d) ended without cleaning up; undoing what it set up for %s", (int)owner, state->dir);
 	journal_replay(state->dir);
 	state_dir_remove(state);
@@ -75,6 +80,8 @@ int guardian_start(struct guardian *g, const struct state_dir *state)
 	pid_t owner = getpid();
 
 	g->state = state;
+	if (!g->tty_saved && isatty(0) && tcgetattr(0, &g->tty) == 0)
+		g->tty_saved = true;
 	g->pid = -1;
 	g->pidfd = g->pipe_fd = -1;
 	if (pipe2(fds, O_CLOEXEC) < 0)
@@ -88,7 +95,7 @@ int guardian_start(struct guardian *g, const struct state_dir *state)
 	}
 	if (g->pid == 0) {
 		close(fds[1]);
-		guardian_main(state, fds[0], owner);
+		guardian_main(state, fds[0], owner, g->tty_saved ? &g->tty : NULL);
 	}
 	close(fds[0]);
 	g->pipe_fd = fds[1];

@@ -2,7 +2,9 @@
 #ifndef VMLAUNCH_GUARDIAN_H
 #define VMLAUNCH_GUARDIAN_H
 
+#include <stdbool.h>
 #include <sys/types.h>
+#include <termios.h>
 
 #include "state_dir.h"
 
@@ -11,9 +13,13 @@ struct guardian {
 	int pidfd;   /* readable when the guardian died: vmlaunch starts another */
 	int pipe_fd; /* our end; EOF on the guardian's end without the "done" byte means vmlaunch died */
 	const struct state_dir *state;
+	/* The terminal on stdin as it was when the first guardian started: a vmlaunch killed while the terminal was
+	 * raw (the command's pty, qemu's stdio console) leaves it so, and the guardian puts it back. */
+	struct termios tty;
+	bool tty_saved;
 };
 
-/* Forks the guardian. It shares the state dir's lock (the same open file description), so no other vmlaunch can take
+/* Forks the guardian (the first time, it notes the terminal's modes: see tty). It shares the state dir's lock (the same open file description), so no other vmlaunch can take
  * the name while it cleans up. Returns 0 or -errno. */
 int guardian_start(struct guardian *g, const struct state_dir *state);
 /* vmlaunch finished its own teardown: the guardian exits without acting. */

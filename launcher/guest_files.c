@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <unistd.h>
 
 #include "fdio.h"
@@ -35,6 +36,23 @@ static void append_shares(char **buf, size_t *len, const struct plan *p)
 		append(buf, len, line, strlen(line));
 		free(line);
 	}
+}
+
+/* "ROWS COLS TERM": the terminal on stdout as it is now (later changes go over the status port), and the TERM that
+ * describes it, as ssh passes it; "dumb" when there is none that fits on the line. */
+static void append_tty(char **buf, size_t *len)
+{
+	struct winsize size = { .ws_row = 24, .ws_col = 80 };
+	const char *term = getenv("TERM");
+	char *line;
+
+	if (ioctl(STDOUT_FILENO, TIOCGWINSZ, &size) < 0 || !size.ws_row || !size.ws_col)
+		size = (struct winsize){ .ws_row = 24, .ws_col = 80 };
+	if (!term || !*term || strlen(term) > 63 || strpbrk(term, " \t\n"))
+		term = "dumb";
+	line = xasprintf("%u %u %s\n", size.ws_row, size.ws_col, term);
+	append(buf, len, line, strlen(line));
+	free(line);
 }
 
 static int write_file(const char *path, const char *data, size_t len)
@@ -69,6 +87,9 @@ int guest_files_write(const struct plan *p, const struct strv *command)
 			break;
 		case GUEST_FILE_SHARES:
 			append_shares(&buf, &len, p);
+			break;
+		case GUEST_FILE_TTY:
+			append_tty(&buf, &len);
 			break;
 		}
 		r = write_file(p->guest_files[i].path, buf ? buf : "", len);

@@ -7,17 +7,30 @@
  *  - the command's argv reaches the guest as the fw_cfg file GUEST_FWCFG_ARGV: each argument followed by one NUL
  *    byte, no quoting of any kind (the guest reads it from
  *    /sys/firmware/qemu_fw_cfg/by_name/opt/org.vmlaunch/argv/raw);
- *  - the guest runs it with stdin from /dev/null, its stdout and stderr connected to the virtio-serial ports named
- *    GUEST_PORT_STDOUT and GUEST_PORT_STDERR (found through /sys/class/virtio-ports/NAME/name);
+ *  - the guest runs it with its stdout and stderr connected to the virtio-serial ports named GUEST_PORT_STDOUT and
+ *    GUEST_PORT_STDERR (found through /sys/class/virtio-ports/NAME/name), and its stdin fed from the port
+ *    GUEST_PORT_STDIN through a pipe the guest writes: a command that never reads its stdin is never blocked by it;
+ *  - the end of the host's stdin: once the host has written all of it (BYTES in total) to GUEST_PORT_STDIN, it
+ *    writes one line "eof=BYTES\n" to GUEST_PORT_STATUS; the guest closes the command's stdin when it has read
+ *    BYTES from the stdin port (the line and the data travel on different queues, so either may arrive first).
+ *    The host never closes the stdin port's chardev itself: that would be the port's disconnection, not an EOF;
+ *  - with the fw_cfg file GUEST_FWCFG_TTY ("ROWS COLS TERM\n", written when vmlaunch's stdin and stdout are a
+ *    terminal) the command gets a pty instead: the guest opens a pty (/dev/pts/ptmx of the root it runs in, devpts
+ *    mounted at /dev/pts first in the bundled guest), makes its other end the command's controlling terminal and
+ *    stdin, stdout and stderr, sets its window size to ROWS x COLS and TERM in the environment, and copies
+ *    GUEST_PORT_STDIN to the pty and the pty to GUEST_PORT_STDOUT (nothing on GUEST_PORT_STDERR but the guest's own
+ *    errors). The host's terminal is in raw mode meanwhile, so Ctrl-C is a byte the pty turns into SIGINT. A line
+ *    "winsize=ROWS COLS\n" from the host on GUEST_PORT_STATUS resizes the pty (the command gets SIGWINCH); an
+ *    eof= line is ignored in this mode;
  *  - the command's output reaches the ports through pipes the guest copies, counting the bytes; when the command
  *    has ended and its pipes are closed, the guest writes one line "exit=N out=BYTES err=BYTES\n" (N in 0..255; a
- *    command killed by signal S reports 128+S) to GUEST_PORT_STATUS and waits (up to 60 s) for the host's "ok\n"
- *    on that port, which the host sends once it has read BYTES from each port: qemu drops what a slow host has
+ *    command killed by signal S reports 128+S) to GUEST_PORT_STATUS and waits (up to 60 s) for the host's line
+ *    "ok\n" on that port (skipping other lines: an eof= may still come), which the host sends once it has read BYTES from each port: qemu drops what a slow host has
  *    not taken yet when the VM powers off. Then the guest syncs and powers off;
  *  - a guest that cannot start the command reports exit=127 (not found) or exit=126 (not executable), like a shell,
  *    and exit=125 (GUEST_EXIT_AGENT_FAILURE) when it could not set up what the command needs: a port missing after
  *    5 s, an empty argv, an unknown user, a malformed env entry, a root disk that does not mount, a share that does
- *    not mount. The reason goes to the serial console and to the stderr port.
+ *    not mount, a pty that cannot be opened. The reason goes to the serial console and to the stderr port.
  * Without the fw_cfg file the guest runs its demo (initramfs/init), or boots the root image's init (below).
  *
  * Optional fw_cfg files, in command mode and, where it makes sense, without a command:
@@ -67,9 +80,11 @@
 #define GUEST_FWCFG_USER "opt/org.vmlaunch/user"
 #define GUEST_FWCFG_ENV "opt/org.vmlaunch/env"
 #define GUEST_FWCFG_SHARES "opt/org.vmlaunch/shares"
+#define GUEST_FWCFG_TTY "opt/org.vmlaunch/tty"
 #define GUEST_PORT_STDOUT "org.vmlaunch.stdout"
 #define GUEST_PORT_STDERR "org.vmlaunch.stderr"
 #define GUEST_PORT_STATUS "org.vmlaunch.status"
+#define GUEST_PORT_STDIN "org.vmlaunch.stdin"
 #define GUEST_CMDLINE_INTERACTIVE "vmlaunch.interactive"
 #define GUEST_CMDLINE_PATTERN_DISK "vmlaunch.pattern-disk"
 #define GUEST_CMDLINE_ROOT "vmlaunch.root"

@@ -202,6 +202,7 @@ int host_probe(const char *qemu_binary, const struct host_wants *want, struct ho
 	h->tsc_clocksource = probe_tsc_clocksource();
 	h->tsc_invariant = probe_tsc_invariant();
 	h->stdin_is_tty = isatty(0);
+	h->stdout_is_tty = isatty(1);
 	probe_meminfo(&h->mem_total, &h->mem_available);
 	h->state_root = host_state_root();
 	h->tcmalloc_path = want->tcmalloc ? find_tcmalloc() : NULL;

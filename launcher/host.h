@@ -13,6 +13,7 @@ struct host_facts {
 	char *qemu_path; /* absolute path of the qemu binary */
 	struct kvm_probe_result kvm;
 	bool stdin_is_tty;
+	bool stdout_is_tty;
 	bool pvpanic_pci; /* this qemu has the pvpanic-pci device */
 	bool io_uring;    /* the kernel runs io_uring and this qemu is linked with liburing: aio=io_uring works */
 	bool tsc_clocksource; /* the host kernel keeps time with the TSC: it found the TSC invariant and in sync */

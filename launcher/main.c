@@ -14,6 +14,7 @@
 
 #include "config.h"
 #include "exit_status.h"
+#include "fdio.h"
 #include "guardian.h"
 #include "cloud_init.h"
 #include "firmware.h"
@@ -50,7 +51,8 @@ static void usage(FILE *out)
 	      "\n"
 	      "Launch one QEMU virtual machine described by CONFIG: set up its storage, start qemu with a tuned\n"
 	      "command line, supervise it, and undo everything at exit. With -- COMMAND, run COMMAND inside the\n"
-	      "bundled guest and exit with its exit status. Without CONFIG, boot the embedded default (demo.conf,\n"
+	      "bundled guest and exit with its exit status; its stdin is vmlaunch's (with a terminal on stdin\n"
+	      "and stdout, it runs on a pty in the guest). Without CONFIG, boot the embedded default (demo.conf,\n"
 	      "installed in PREFIX/share/vmlaunch).\n"
 	      "\n"
 	      "Options:\n"
@@ -367,7 +369,8 @@ static int launch(const struct vm_config *cfg, struct plan *plan, struct storage
 	struct state_dir state = { .lock_fd = -1 };
 	struct journal journal = { .fd = -1 };
 	struct guardian guardian = { .pid = -1, .pidfd = -1, .pipe_fd = -1 };
-	struct vm_process vm = { .pid = -1, .pidfd = -1, .out_fd = -1, .err_fd = -1, .status_fd = -1, .agent_fd = -1 };
+	struct vm_process vm = { .pid = -1, .pidfd = -1, .out_fd = -1, .err_fd = -1, .status_fd = -1, .agent_fd = -1,
+				  .in_fd = -1 };
 	struct termios saved_tty;
 	bool tty_saved = plan->interactive && tcgetattr(0, &saved_tty) == 0;
 	int status = EXIT_SETUP_FAILED, sigfd, r, *extra = NULL;
@@ -543,6 +546,7 @@ int main(int argc, char **argv)
 	int status = EXIT_BAD_INPUT, r;
 
 	signal(SIGPIPE, SIG_IGN); /* a closed stdout must not kill vmlaunch before it has cleaned up */
+	stdio_keep_open();
 	if (parse_options(argc, argv, &o) < 0)
 		goto out;
 	if (o.list || o.status_name || o.stop_name || o.ssh_name || o.cleanup) {

@@ -371,6 +371,7 @@ static void plan_guest_files(const struct vm_config *cfg, const struct run_reque
 		{ p->command_mode && cfg->kernel && cfg->command_user, GUEST_FILE_USER, GUEST_FWCFG_USER, "user" },
 		{ p->command_mode && cfg->kernel && req->env && req->env->n, GUEST_FILE_ENV, GUEST_FWCFG_ENV, "env" },
 		{ cfg->kernel && cfg->n_shares > 0, GUEST_FILE_SHARES, GUEST_FWCFG_SHARES, "shares" },
+		{ p->command_tty, GUEST_FILE_TTY, GUEST_FWCFG_TTY, "tty" },
 	};
 
 	for (size_t i = 0; i < sizeof(files) / sizeof(files[0]); i++)
@@ -416,6 +417,9 @@ int plan_build(const struct vm_config *cfg, const struct host_facts *host, const
 		/* The command's own output owns stdout; the kernel's goes to a log shown if the guest fails. */
 		p->console_log = state_file(p->state_dir, STATE_CONSOLE);
 	p->interactive = host->stdin_is_tty && !p->console_log;
+	/* a terminal on both sides is a person at it, who wants a shell that behaves like one; with stdout a pipe or a
+	 * file the output stays the command's own bytes (a pty would turn \n into \r\n) */
+	p->command_tty = command_mode && cfg->kernel && host->stdin_is_tty && host->stdout_is_tty;
 	plan_guest_files(cfg, req, p);
 	plan_shares(cfg, p);
 	plan_nets(cfg, host, p);

@@ -20,10 +20,11 @@ enum {
 	QEMU_FD_STATUS = 6,
 	QEMU_FD_QMP_EXT = 7, /* a listening socket vmlaunch bound at STATE_DIR/qmp.sock, for other tools */
 	QEMU_FD_AGENT = 8,   /* command mode without a kernel: qemu-guest-agent's port */
-	QEMU_FD_COUNT = 6,
+	QEMU_FD_STDIN = 9,   /* command mode: the guest command's stdin */
+	QEMU_FD_COUNT = 7,
 	/* From here: what vmlaunch hands qemu open. First the devices' (tap queues, vhost-net; p->n_extra_fds, numbered
 	 * by the plan), then what qemu_argv asks for instead of paths (qemu_cmdline.fds, qemu as another user). */
-	QEMU_FD_EXTRA = 9,
+	QEMU_FD_EXTRA = 10,
 };
 
 struct disk_plan {
@@ -72,7 +73,7 @@ struct net_plan {
 };
 
 /* A file the guest reads through fw_cfg: NAME in the guest, PATH in the state dir, written at launch. */
-enum guest_file_kind { GUEST_FILE_ARGV, GUEST_FILE_USER, GUEST_FILE_ENV, GUEST_FILE_SHARES };
+enum guest_file_kind { GUEST_FILE_ARGV, GUEST_FILE_USER, GUEST_FILE_ENV, GUEST_FILE_SHARES, GUEST_FILE_TTY };
 struct guest_file {
 	enum guest_file_kind kind;
 	const char *name;
@@ -88,6 +89,7 @@ struct plan {
 	bool command_mode;  /* vmlaunch CONFIG -- COMMAND */
 	bool agent_mode;    /* ... in a firmware-booted guest, through its qemu-guest-agent */
 	bool interactive;   /* a terminal on stdin and the console on stdio: the demo guest offers a shell */
+	bool command_tty;   /* command mode in the bundled guest with a terminal on stdin and stdout: a pty there */
 	char *console_log;  /* NULL: serial console on stdio */
 	char *cmdline;      /* kernel command line */
 	char *cmdline_why;
@@ -111,7 +113,7 @@ struct plan {
 	char ssh_host[64];           /* the host end of a forward to the guest's port 22 ("" if none): vmlaunch --ssh */
 	unsigned ssh_port;
 	char *seed_why;
-	struct guest_file guest_files[4]; /* argv, user, env, shares: what exists */
+	struct guest_file guest_files[5]; /* argv, user, env, shares, tty: what exists */
 	size_t n_guest_files;
 	const struct strv *env; /* --env NAME=VALUE for the command */
 	const struct strv *command; /* -- COMMAND */

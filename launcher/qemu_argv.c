@@ -498,7 +498,8 @@ static void push_net(struct qemu_cmdline *c, const struct net_plan *n)
 	free(netdev);
 }
 
-/* What the bundled guest reads through fw_cfg: the command's argv, its user and environment, the shares. */
+/* What the bundled guest reads through fw_cfg: the command's argv, its user and environment, its terminal, the
+ * shares. */
 static void push_guest_files(struct qemu_cmdline *c, const struct plan *p)
 {
 	struct strv *a = &c->argv;
@@ -506,7 +507,8 @@ static void push_guest_files(struct qemu_cmdline *c, const struct plan *p)
 	if (!p->n_guest_files)
 		return;
 	group_begin(c, "what the bundled guest reads at boot over fw_cfg (the command's argv and environment as "
-		       "NUL-separated strings: no shell quoting anywhere; its user; the shares to mount)");
+		       "NUL-separated strings: no shell quoting anywhere; its user; its terminal's size and TERM; the "
+		       "shares to mount)");
 	for (size_t i = 0; i < p->n_guest_files; i++) {
 		char *path = qemu_opt_escape(p->guest_files[i].path);
 
@@ -531,12 +533,16 @@ static void push_agent_channel(struct qemu_cmdline *c)
 	group_end(c);
 }
 
-/* -- COMMAND: output and status out over virtio-serial. */
-static void push_command_channel(struct qemu_cmdline *c)
+/* -- COMMAND: input in, output and status out over virtio-serial. */
+static void push_command_channel(struct qemu_cmdline *c, const struct plan *p)
 {
 	struct strv *a = &c->argv;
 
-	group_begin(c, "the command's stdout, stderr and exit status over virtio-serial ports vmlaunch reads");
+	group_begin(c, p->command_tty ? "the command on a pty in the guest (stdin and stdout are a terminal, raw while it "
+					"runs): its input and output, and its exit status, over virtio-serial ports vmlaunch "
+					"reads and writes"
+				      : "the command's stdin, stdout, stderr and exit status over virtio-serial ports vmlaunch "
+					"reads and writes");
 	strv_push_many(a, "-device", "virtio-serial-pci,id=vmlaunch-serial", NULL);
 	strv_push(a, "-chardev");
 	strv_pushf(a, "socket,id=guest-stdout,fd=%d", QEMU_FD_STDOUT);
@@ -547,6 +553,9 @@ static void push_command_channel(struct qemu_cmdline *c)
 	strv_push(a, "-chardev");
 	strv_pushf(a, "socket,id=guest-status,fd=%d", QEMU_FD_STATUS);
 	strv_push_many(a, "-device", "virtserialport,chardev=guest-status,name=" GUEST_PORT_STATUS, NULL);
+	strv_push(a, "-chardev");
+	strv_pushf(a, "socket,id=guest-stdin,fd=%d", QEMU_FD_STDIN);
+	strv_push_many(a, "-device", "virtserialport,chardev=guest-stdin,name=" GUEST_PORT_STDIN, NULL);
 	group_end(c);
 }
 
@@ -572,7 +581,7 @@ void qemu_argv_build(const struct plan *p, struct qemu_cmdline *c)
 	if (p->agent_mode)
 		push_agent_channel(c);
 	else if (p->command_mode)
-		push_command_channel(c);
+		push_command_channel(c, p);
 	push_guest_files(c, p);
 	if (p->cfg->qemu_extra.n) {
 		group_begin(c, "[qemu] extra from the config, passed through as given");

@@ -20,6 +20,7 @@
 #include <unistd.h>
 
 #include "agent.h"
+#include "command_input.h"
 #include "exit_status.h"
 #include "guardian.h"
 #include "journal.h"
@@ -49,8 +50,8 @@ static int pidfd_open_(pid_t pid)
 static void child_exec(const struct plan *p, const struct qemu_cmdline *c, char **envp, const int src[QEMU_FD_COUNT],
 		       const int *handed, size_t n_handed, int *moved, int errpipe, pid_t parent)
 {
-	static const int target[QEMU_FD_COUNT] = { QEMU_FD_QMP,	QEMU_FD_STDOUT,	 QEMU_FD_STDERR,
-						  QEMU_FD_STATUS, QEMU_FD_QMP_EXT, QEMU_FD_AGENT };
+	static const int target[QEMU_FD_COUNT] = { QEMU_FD_QMP,	   QEMU_FD_STDOUT, QEMU_FD_STDERR, QEMU_FD_STATUS,
+						  QEMU_FD_QMP_EXT, QEMU_FD_AGENT,  QEMU_FD_STDIN };
 	struct sigaction dfl = { .sa_handler = SIG_DFL };
 	size_t n = QEMU_FD_COUNT + n_handed;
 	sigset_t none;
@@ -174,8 +175,8 @@ int run_start(const struct plan *p, const struct qemu_cmdline *c, const int *ext
 	      struct vm_process *vm)
 {
 	struct strv env = STRV_INIT;
-	/* 0 QMP, 1-3 the bundled guest's stdout, stderr and status, 4 qemu-guest-agent */
-	int pairs[5][2], child_ends[QEMU_FD_COUNT], errpipe[2], child_errno = 0, listen_fd = -1, r;
+	/* 0 QMP, 1-3 the bundled guest's stdout, stderr and status, 4 qemu-guest-agent, 5 the bundled guest's stdin */
+	int pairs[6][2], child_ends[QEMU_FD_COUNT], errpipe[2], child_errno = 0, listen_fd = -1, r;
 	/* the devices' fds (the caller's), then what qemu_argv passes instead of paths (ours to open and close) */
 	size_t n_handed = p->n_extra_fds + c->n_fds;
 	int *handed = xcalloc(n_handed + 1, sizeof(int)), *passed = handed + p->n_extra_fds;
@@ -185,13 +186,13 @@ int run_start(const struct plan *p, const struct qemu_cmdline *c, const int *ext
 
 	memset(vm, 0, sizeof(*vm));
 	vm->pid = -1;
-	vm->pidfd = vm->qmp.fd = vm->out_fd = vm->err_fd = vm->status_fd = vm->agent_fd = -1;
+	vm->pidfd = vm->qmp.fd = vm->out_fd = vm->err_fd = vm->status_fd = vm->agent_fd = vm->in_fd = -1;
 	for (size_t i = 0; i < c->n_fds; i++)
 		passed[i] = -1; /* nothing to close on an early failure */
-	for (int i = 0; i < 5; i++)
+	for (int i = 0; i < 6; i++)
 		pairs[i][0] = pairs[i][1] = -1;
-	for (int i = 0; i < 5; i++)
-		if ((i == 0 || (i < 4 && p->command_mode && !p->agent_mode) || (i == 4 && p->agent_mode)) &&
+	for (int i = 0; i < 6; i++)
+		if ((i == 0 || (i != 4 && p->command_mode && !p->agent_mode) || (i == 4 && p->agent_mode)) &&
 		    socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, pairs[i]) < 0) {
 			r = log_errno(errno, "socketpair");
 			goto fail;
@@ -216,6 +217,7 @@ int run_start(const struct plan *p, const struct qemu_cmdline *c, const int *ext
 		child_ends[i] = pairs[i][1];
 	child_ends[4] = listen_fd;
 	child_ends[5] = pairs[4][1];
+	child_ends[6] = pairs[5][1];
 
 	qemu_environment(p, &env);
 	vm->pid = fork();
@@ -254,7 +256,7 @@ int run_start(const struct plan *p, const struct qemu_cmdline *c, const int *ext
 		r = log_errno(child_errno, "cannot start %s", c->argv.v[0]);
 		goto fail;
 	}
-	for (int i = 0; i < 5; i++)
+	for (int i = 0; i < 6; i++)
 		if (pairs[i][1] >= 0) {
 			close(pairs[i][1]);
 			pairs[i][1] = -1;
@@ -270,7 +272,8 @@ int run_start(const struct plan *p, const struct qemu_cmdline *c, const int *ext
 	vm->err_fd = pairs[2][0];
 	vm->status_fd = pairs[3][0];
 	vm->agent_fd = pairs[4][0];
-	pairs[1][0] = pairs[2][0] = pairs[3][0] = pairs[4][0] = -1;
+	vm->in_fd = pairs[5][0];
+	pairs[1][0] = pairs[2][0] = pairs[3][0] = pairs[4][0] = pairs[5][0] = -1;
 	r = qmp_connect(&vm->qmp, pairs[0][0], NULL, NULL, QMP_TIMEOUT_MS, true);
 	pairs[0][0] = -1; /* owned by vm->qmp now */
 	if (r < 0)
@@ -285,7 +288,7 @@ fail:
 	free(moved);
 	if (listen_fd >= 0)
 		close(listen_fd);
-	for (int i = 0; i < 5; i++)
+	for (int i = 0; i < 6; i++)
 		for (int k = 0; k < 2; k++)
 			if (pairs[i][k] >= 0)
 				close(pairs[i][k]);
@@ -320,6 +323,8 @@ struct supervisor {
 	unsigned long long received[2]; /* bytes read from the guest's stdout and stderr ports */
 	bool acked;                      /* the guest was told it has all of them, and may power off */
 	struct agent agent; /* agent mode: the command through qemu-guest-agent */
+	struct command_input input; /* command mode in the bundled guest: its stdin */
+	bool input_running;
 	bool agent_running, agent_failed;
 	/* The guest's stdout/stderr, read as soon as qemu passes them on and written out as fd 1/2 can take them:
 	 * qemu drops what it still holds when the guest powers off, so vmlaunch must never stop reading because its
@@ -445,6 +450,8 @@ static void acknowledge(struct supervisor *s)
 	    s->received[1] < err)
 		return;
 	s->acked = true;
+	if (s->input_running)
+		command_input_stop(&s->input); /* the command is over: the rest of stdin is not its */
 	if (write(s->vm->status_fd, "ok\n", 3) != 3)
 		log_warn("cannot acknowledge the guest's output: %s", strerror(errno));
 }
@@ -516,12 +523,35 @@ static void print_console_tail(const char *path)
 
 static void outbuf_append(struct outbuf *o, const char *data, size_t n)
 {
+	if (!n)
+		return; /* nothing captured: o->data may still be NULL, which memcpy must not get */
 	if (o->len + n > o->cap) {
 		o->cap = (o->len + n) * 2;
 		o->data = xrealloc(o->data, o->cap);
 	}
 	memcpy(o->data + o->len, data, n);
 	o->len += n;
+}
+
+/* Agent mode: guest-exec waits for all of stdin; too much of it ends the run before the command starts. */
+static void feed_agent_input(struct supervisor *s)
+{
+	if (!s->agent.input_pending || s->input.in >= 0)
+		return;
+	if (!s->input.too_big) {
+		agent_set_input(&s->agent, s->input.buf, s->input.len);
+		return;
+	}
+	log_error("stdin is larger than %u MiB, the most vmlaunch passes through qemu-guest-agent (guest-exec takes "
+		  "a command's input all at once); give the guest large data through a [share] instead",
+		  AGENT_INPUT_MAX >> 20);
+	s->agent.input_pending = false;
+	s->agent_running = false;
+	s->agent_failed = true;
+	if (s->phase < 2) {
+		s->phase = 1;
+		escalate(s); /* quit: the command never started */
+	}
 }
 
 /* Agent mode: what the agent finished brings the VM down, with the command's status or the reason it has none. */
@@ -618,13 +648,21 @@ int run_supervise(const struct plan *p, struct vm_process *vm, int sigfd, struct
 				    p->cfg->agent_timeout);
 			vm->agent_fd = -1; /* the agent's now */
 			s.agent_running = true;
+			s.agent.input_pending = true;
+			command_input_collect(&s.input, AGENT_INPUT_MAX);
+			s.input_running = true;
+		}
+		if (vm->in_fd >= 0) {
+			command_input_begin(&s.input, vm->in_fd, &vm->status_fd, p->command_tty);
+			vm->in_fd = -1; /* the input's now */
+			s.input_running = true;
 		}
 	}
 	/* Set-up is over: the poll loop below is all vmlaunch runs until the guest stops. */
 	trim_resident();
 
 	while (!exited) {
-		struct pollfd fds[10] = {
+		struct pollfd fds[10 + COMMAND_INPUT_POLLFDS] = {
 			{ sigfd, POLLIN, 0 },	      { vm->pidfd, POLLIN, 0 },    { vm->qmp.fd, POLLIN, 0 },
 			{ vm->out_fd, POLLIN, 0 },    { vm->err_fd, POLLIN, 0 },   { vm->status_fd, POLLIN, 0 },
 			{ guardian->pidfd, POLLIN, 0 },
@@ -644,7 +682,11 @@ int run_supervise(const struct plan *p, struct vm_process *vm, int sigfd, struct
 			if (agent >= 0 && (timeout < 0 || agent < timeout))
 				timeout = agent;
 		}
-		if (poll(fds, 10, timeout) < 0) {
+		for (int i = 10; i < 10 + COMMAND_INPUT_POLLFDS; i++)
+			fds[i].fd = -1;
+		if (s.input_running)
+			command_input_pollfds(&s.input, &fds[10]);
+		if (poll(fds, 10 + COMMAND_INPUT_POLLFDS, timeout) < 0) {
 			if (errno == EINTR)
 				continue;
 			r = log_errno(errno, "poll");
@@ -679,8 +721,12 @@ int run_supervise(const struct plan *p, struct vm_process *vm, int sigfd, struct
 			relay(&s, &vm->status_fd, -1);
 		if (fds[3].revents || fds[4].revents || fds[5].revents)
 			acknowledge(&s);
-		if (s.agent_running)
+		if (s.input_running)
+			command_input_handle(&s.input, &fds[10]);
+		if (s.agent_running) {
+			feed_agent_input(&s);
 			drive_agent(&s, fds[9].revents != 0);
+		}
 		if (fds[6].revents && guardian_restart(guardian) < 0)
 			log_warn("running without a guardian: if vmlaunch is killed now, run vmlaunch --cleanup %s",
 				 p->cfg->name);
@@ -699,6 +745,8 @@ int run_supervise(const struct plan *p, struct vm_process *vm, int sigfd, struct
 	if (vm->qmp.fd >= 0)
 		qmp_dispatch(&vm->qmp); /* a last SHUTDOWN or GUEST_PANICKED event */
 	drain(&s);
+	if (s.input_running)
+		command_input_end(&s.input); /* the terminal as it was, before any message below */
 	r = exit_status(&s, wstatus);
 	free(s.shutdown_reason);
 	if (p->agent_mode)
@@ -724,5 +772,7 @@ void run_cleanup(struct vm_process *vm)
 		close(vm->status_fd);
 	if (vm->agent_fd >= 0)
 		close(vm->agent_fd);
-	vm->pidfd = vm->out_fd = vm->err_fd = vm->status_fd = vm->agent_fd = -1;
+	if (vm->in_fd >= 0)
+		close(vm->in_fd);
+	vm->pidfd = vm->out_fd = vm->err_fd = vm->status_fd = vm->agent_fd = vm->in_fd = -1;
 }

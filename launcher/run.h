@@ -17,6 +17,7 @@ struct vm_process {
 	int pidfd;
 	struct qmp qmp;
 	int out_fd, err_fd, status_fd; /* command mode: our ends of the guest's stdout/stderr/status channels */
+	int in_fd;                     /* command mode: our end of the guest command's stdin channel */
 	int agent_fd;                  /* agent mode: our end of qemu-guest-agent's port */
 };
 

@@ -15,8 +15,11 @@ DEMO = ROOT / "configs" / "demo.conf"
 
 
 def vmlaunch(*args, **kw):
-    """Runs vmlaunch to completion; returns the CompletedProcess (text mode)."""
+    """Runs vmlaunch to completion; returns the CompletedProcess (text mode). Its stdin is /dev/null unless given: the
+    guest command reads vmlaunch's stdin, which must not be whatever pytest was started with."""
     kw.setdefault("timeout", 180)
+    if "input" not in kw:
+        kw.setdefault("stdin", subprocess.DEVNULL)
     return subprocess.run([VMLAUNCH, *map(str, args)], capture_output=True, text=True, **kw)
 
 

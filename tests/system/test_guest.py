@@ -1,5 +1,6 @@
 """Real work in the guest: host directories over virtiofs, the command's environment and user, user-mode networking,
 and a distro image's own userland on the bundled kernel."""
+import hashlib
 import os
 import signal
 import socket
@@ -221,10 +222,13 @@ def test_cloud_image_boots_by_uefi_with_cloud_init_and_ssh(config, tmp_path, deb
 
 
 def test_command_through_qemu_guest_agent_on_a_bios_boot(config, debian_image):
+    """Environment, stdout, stderr and status; and stdin, which guest-exec takes all at once (input-data)."""
     conf = firmware_conf(config, "deb-qga", debian_image, "[boot]\nfirmware = bios\n")
-    r = vmlaunch("--env", "WHO=agent", conf, "--", "sh", "-c", 'echo "out $WHO"; echo err >&2; exit 42', timeout=900)
+    data = "".join(f"line {i}\n" for i in range(20000))  # ~200 KiB
+    r = vmlaunch("--env", "WHO=agent", conf, "--", "sh", "-c", 'echo "out $WHO"; md5sum; echo err >&2; exit 42',
+                 input=data, timeout=900)
     assert r.returncode == 42, r.stderr
-    assert r.stdout == "out agent\n"
+    assert r.stdout == f"out agent\n{hashlib.md5(data.encode()).hexdigest()}  -\n"
     assert "err\n" in r.stderr
     assert not (STATE_ROOT / "deb-qga").exists()
 

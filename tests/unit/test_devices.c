@@ -25,6 +25,22 @@ static void test_base64(void **state)
 	assert_int_equal(agent_base64_decode("AAEC/w==", out), 4);
 	assert_memory_equal(out, "\x00\x01\x02\xff", 4);
 	assert_int_equal(agent_base64_decode("a!b=", out), -1);
+	/* the command's stdin for guest-exec's input-data: every padding case, and bytes with the high bit set */
+	{
+		static const struct { const char *in; size_t len; const char *out; } cases[] = {
+			{ "", 0, "" }, { "a", 1, "YQ==" }, { "ab", 2, "YWI=" }, { "abc", 3, "YWJj" },
+			{ "hello world\n", 12, "aGVsbG8gd29ybGQK" }, { "\0\1\2\xff", 4, "AAEC/w==" },
+		};
+
+		for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+			char *enc = agent_base64_encode(cases[i].in, cases[i].len);
+
+			assert_string_equal(enc, cases[i].out);
+			assert_int_equal(agent_base64_decode(enc, out), (long)cases[i].len);
+			assert_memory_equal(out, cases[i].in, cases[i].len);
+			free(enc);
+		}
+	}
 }
 
 static void test_cloud_init_user_data(void **state)

@@ -143,7 +143,24 @@ static void test_console_and_command_mode(void **state)
 	assert_string_equal(p.console_log, "/run/vmlaunch/t/console.log");
 	assert_string_equal(p.argv_file, "/run/vmlaunch/t/argv");
 	assert_string_equal(p.cmdline, "console=ttyS0 panic=-1 mitigations=off no_timer_check quiet");
+	assert_false(p.command_tty); /* stdin is a terminal, stdout is not: input as a stream, output as bytes */
+	assert_int_equal(p.n_guest_files, 1);
 	plan_free(&p);
+
+	/* a terminal on both sides: the command gets a pty, and the guest its size and TERM through fw_cfg */
+	tty.stdout_is_tty = true;
+	assert_int_equal(plan_build(&cfg, &tty, NULL, &nopriv, &(struct run_request){ .command_mode = true }, &p), 0);
+	assert_true(p.command_tty);
+	assert_int_equal(p.n_guest_files, 2);
+	assert_int_equal(p.guest_files[1].kind, GUEST_FILE_TTY);
+	assert_string_equal(p.guest_files[1].name, "opt/org.vmlaunch/tty");
+	assert_string_equal(p.guest_files[1].path, "/run/vmlaunch/t/tty");
+	plan_free(&p);
+	/* ... but not without a command: the demo's shell is on the serial console */
+	assert_int_equal(plan_build(&cfg, &tty, NULL, &nopriv, &(struct run_request){ .command_mode = false }, &p), 0);
+	assert_false(p.command_tty);
+	plan_free(&p);
+	tty.stdout_is_tty = false;
 
 	{
 		struct host_facts kvm = host_with(KVM_USABLE, false);
@@ -199,10 +216,12 @@ static void test_console_and_command_mode(void **state)
 	/* without a kernel the command goes through the guest's qemu-guest-agent, with nothing over fw_cfg (a boot
 	 * device of its own, or the config would have nothing to boot) */
 	load("[vm]\nname = t\n[qemu]\nextra = -cdrom installer.iso\n", &cfg);
+	tty.stdout_is_tty = true;
 	assert_int_equal(plan_build(&cfg, &tty, NULL, &nopriv, &(struct run_request){ .command_mode = true }, &p), 0);
 	assert_true(p.agent_mode);
 	assert_null(p.argv_file);
 	assert_int_equal(p.n_guest_files, 0);
+	assert_false(p.command_tty); /* guest-exec has no pty */
 	plan_free(&p);
 	config_free(&cfg);
 }
