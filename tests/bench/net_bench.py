@@ -19,6 +19,7 @@ cloud-init test), from `vmlaunch CONF` started to the first `vmlaunch --ssh NAME
 Writes results/net.json and results/net.md (report.py puts the latter into results.md).
 """
 import argparse
+import contextlib
 import json
 import os
 import shutil
@@ -229,6 +230,8 @@ def run_variant(variant, tools, workdir):
         if passt:
             passt.kill()
             passt.wait()
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(sock)  # passt leaves its socket behind when killed
     r["load_after"] = B.loadavg()
     return r
 
