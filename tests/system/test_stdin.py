@@ -158,10 +158,12 @@ def test_terminal_in_the_images_userland(config, debian_image):  # noqa: F811
         term.close()
 
 
-def test_stdin_over_the_agents_bound_is_refused_in_bounded_time(config):
+def test_stdin_over_the_agents_bound_is_refused_in_bounded_time(config, tmp_path):
     """More than guest-exec is given at once: said, and the VM stopped, whether or not an agent ever answers."""
+    loop = tmp_path / "loop.raw"  # a boot sector that only loops (jmp $): something to boot, no agent ever
+    loop.write_bytes(b"\xeb\xfe" + bytes(508) + b"\x55\xaa" + bytes((1 << 20) - 512))
     conf = config("[vm]\nname = qga-big\nagent-timeout = 600\n[boot]\nfirmware = bios\n"
-                  "[disk empty]\nbackend = tmpfs\nsize = 16M\n")
+                  f"[disk loop]\nbackend = file\npath = {loop}\nformat = raw\n")
     t0 = time.monotonic()
     r = subprocess.run([VMLAUNCH, str(conf), "--", "cat"], input=b"\0" * (17 << 20), capture_output=True,
                        timeout=300)
