@@ -1,6 +1,8 @@
-/* Config file → struct vm_config: libinih does the INI syntax, this file the schema, with a file:line for every error. */
+/* Config file → struct vm_config: libinih does the INI syntax, this file the schema and the reading, with a file:line
+ * for every error; config_check.c judges the config as a whole once it is read. */
 #define _GNU_SOURCE
 #include "config.h"
+#include "config_parse.h"
 
 #include <ctype.h>
 #include <errno.h>
@@ -9,7 +11,6 @@
 #include <limits.h>
 #include <stdarg.h>
 #include <stddef.h>
-#include <pwd.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -21,26 +22,6 @@
 
 #define CONFIG_MAX_ERRORS 20
 
-enum section_kind {
-	SEC_VM, SEC_BOOT, SEC_QEMU, SEC_DISK, SEC_MEMORY, SEC_CPU, SEC_TIER, SEC_SHARE, SEC_NET, SEC_CLOUD_INIT, SEC_COUNT
-};
-enum value_type { T_STRING, T_PATH, T_SOURCE, T_PATHS, T_SIZE, T_UINT, T_BOOL, T_ENUM, T_WORDS, T_APPEND, T_CPULIST, T_PIN, T_NODE };
-
-struct key_spec {
-	enum section_kind section;
-	const char *name;
-	enum value_type type;
-	size_t offset;      /* of the value in vm_config or disk_config */
-	size_t line_offset; /* of its `unsigned line` */
-	const char *const *choices; /* T_ENUM: the accepted words, in enum order */
-	unsigned min, max;          /* T_UINT bounds */
-	unsigned backends;          /* [disk] keys: the backends that use it (B_ALL: every one) */
-};
-
-#define B(kind) (1u << (kind))
-#define B_ALL (~0u)
-#define B_BLOCK (B(BACKEND_ZRAM) | B(BACKEND_BRD) | B(BACKEND_LVM))
-#define B_CREATED (B(BACKEND_TMPFS) | B_BLOCK) /* vmlaunch creates the disk: it has a size and can be filled */
 
 static const char *const accel_words[] = { "auto", "kvm", "tcg", NULL };
 static const char *const format_words[] = { "raw", "qcow2", NULL };
@@ -132,6 +113,10 @@ static const struct key_spec keys[] = {
 	{ SEC_DISK, "ms-mode", T_ENUM, DISK(ms_mode), ms_mode_words, 0, 0, B(BACKEND_RBD) },
 };
 
+const struct key_spec *const config_keys = keys;
+const size_t config_n_keys = sizeof(keys) / sizeof(keys[0]);
+const char *const *const config_backend_words = backend_words;
+
 static const char *const section_names[SEC_COUNT] = {
 	[SEC_VM] = "vm",	 [SEC_BOOT] = "boot", [SEC_QEMU] = "qemu",	 [SEC_DISK] = "disk",
 	[SEC_MEMORY] = "memory", [SEC_CPU] = "cpu",   [SEC_TIER] = "memory tier", [SEC_SHARE] = "share",
@@ -167,36 +152,8 @@ const char *const *config_known_keys(void)
 	return list;
 }
 
-/* Parser state shared by the line reader and the libinih handler. */
-struct parse {
-	struct vm_config *cfg;
-	FILE *f;
-	const char *where; /* "FILE" while reading the file, "--set ARG" afterwards */
-	char *set_where;
-	unsigned line;     /* of the line libinih is working on: the reader counts them */
-	bool key_in_section; /* mirrors libinih's rule for continuation lines */
-	bool section_bad;    /* the current header was reported: its keys are not judged again */
-	unsigned unclosed_line; /* a "[name" line already reported, which libinih reports too */
-	bool failed;
-	unsigned n_errors;
-	char *line_buf;
-	size_t line_cap;
-	/* every section header seen, to catch duplicates and empty sections */
-	struct seen_section {
-		char *name;
-		unsigned line;
-	} *sections;
-	size_t n_sections;
-	/* keys set in the current file, to refuse a key given twice */
-	struct seen_key {
-		char *section, *key;
-		unsigned line;
-	} *seen;
-	size_t n_seen;
-};
 
-static int fail(struct parse *p, unsigned line, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
-static int fail(struct parse *p, unsigned line, const char *fmt, ...)
+int config_fail(struct parse *p, unsigned line, const char *fmt, ...)
 {
 	char msg[1024];
 	va_list ap;
@@ -261,7 +218,7 @@ static int parse_bool(const char *s, bool *out)
 	return -EINVAL;
 }
 
-static char *choices_list(const char *const *choices)
+char *config_choices_list(const char *const *choices)
 {
 	char buf[256] = "";
 
@@ -273,7 +230,7 @@ static char *choices_list(const char *const *choices)
 	return xstrdup(buf);
 }
 
-static bool valid_name(const char *s, size_t max)
+bool config_valid_name(const char *s, size_t max)
 {
 	size_t n = strlen(s);
 
@@ -328,7 +285,7 @@ bool config_vm_name_valid(const char *name)
 	size_t n = strlen(name);
 
 	/* NAME.lock sits beside the state dir NAME: "x.lock" would be another VM's lock */
-	return valid_name(name, VM_NAME_MAX) && !(n >= 5 && !strcmp(name + n - 5, ".lock"));
+	return config_valid_name(name, VM_NAME_MAX) && !(n >= 5 && !strcmp(name + n - 5, ".lock"));
 }
 
 static char *resolve_path(const struct vm_config *cfg, const char *v)
@@ -430,8 +387,8 @@ static int classify_section(struct parse *p, const char *section, unsigned line,
 		if (strncmp(section, prefix, n) || (section[n] != ' ' && section[n] != '.'))
 			continue;
 		name = section + n + 1;
-		if (!valid_name(name, DISK_NAME_MAX))
-			return fail(p, line, "section [%s]: name \"%s\": expected 1 to %d letters, digits, '_', '.' or '-'",
+		if (!config_valid_name(name, DISK_NAME_MAX))
+			return config_fail(p, line, "section [%s]: name \"%s\": expected 1 to %d letters, digits, '_', '.' or '-'",
 				    section, name, DISK_NAME_MAX);
 		*kind = named_kinds[i].kind;
 		*disk_name = name;
@@ -456,7 +413,7 @@ static int classify_section(struct parse *p, const char *section, unsigned line,
 			free(suggestion);
 			suggestion = named ? xasprintf("%s%s", section_names[i], space) : xstrdup(section_names[i]);
 		}
-		fail(p, line,
+		config_fail(p, line,
 		     "unknown section [%s]%s%s%s: expected [vm], [boot], [memory], [cpu], [qemu], [cloud-init], [disk NAME], "
 		     "[share NAME], [net NAME] or [memory tier NAME]",
 		     section, suggestion ? " (did you mean [" : "", suggestion ? suggestion : "", suggestion ? "]?)" : "");
@@ -478,12 +435,12 @@ static int set_value(struct parse *p, const struct key_spec *k, void *base, cons
 	 * (--set can carry them; the file cannot). */
 	for (const char *c = value; *c; c++)
 		if ((unsigned char)*c < ' ' && *c != '\t')
-			return fail(p, line, "[%s] %s: contains a control character (0x%02x); expected text", section, what,
+			return config_fail(p, line, "[%s] %s: contains a control character (0x%02x); expected text", section, what,
 				    (unsigned char)*c);
 	switch (k->type) {
 	case T_STRING:
 		if (!*value)
-			return fail(p, line, "[%s] %s: expected a value", section, what);
+			return config_fail(p, line, "[%s] %s: expected a value", section, what);
 		free(*(char **)field);
 		*(char **)field = xstrdup(value);
 		return 0;
@@ -497,7 +454,7 @@ static int set_value(struct parse *p, const struct key_spec *k, void *base, cons
 		/* fall through */
 	case T_PATH:
 		if (!*value)
-			return fail(p, line, "[%s] %s: expected a path", section, what);
+			return config_fail(p, line, "[%s] %s: expected a path", section, what);
 		free(*(char **)field);
 		*(char **)field = NULL;
 		for (size_t i = 0; k->section == SEC_BOOT && i < sizeof(bundled_files) / sizeof(bundled_files[0]); i++) {
@@ -507,7 +464,7 @@ static int set_value(struct parse *p, const struct key_spec *k, void *base, cons
 				continue;
 			*(char **)field = config_bundled_file(bundled_files[i].file, &looked);
 			if (!*(char **)field) {
-				fail(p, line, "[%s] %s = bundled: no %s at %s; expected the bundled guest (make guest builds it, "
+				config_fail(p, line, "[%s] %s = bundled: no %s at %s; expected the bundled guest (make guest builds it, "
 					      "make install installs it)",
 				     section, what, bundled_files[i].file, looked);
 				free(looked);
@@ -522,7 +479,7 @@ static int set_value(struct parse *p, const struct key_spec *k, void *base, cons
 		char *path;
 
 		if (!*value)
-			return fail(p, line, "[%s] %s: expected a path", section, what);
+			return config_fail(p, line, "[%s] %s: expected a path", section, what);
 		path = resolve_path(p->cfg, value);
 		strv_push((struct strv *)field, path);
 		free(path);
@@ -530,7 +487,7 @@ static int set_value(struct parse *p, const struct key_spec *k, void *base, cons
 	}
 	case T_SIZE:
 		if (config_parse_size(value, (uint64_t *)field) < 0)
-			return fail(p, line,
+			return config_fail(p, line,
 				    "[%s] %s \"%s\": expected a whole number with K, M, G or T suffix (e.g. 512M, 2G)",
 				    section, what, value);
 		return 0;
@@ -541,14 +498,14 @@ static int set_value(struct parse *p, const struct key_spec *k, void *base, cons
 		errno = 0;
 		n = strtoul(value, &end, 10);
 		if (!isdigit((unsigned char)*value) || *end || errno || n < k->min || n > k->max)
-			return fail(p, line, "[%s] %s \"%s\": expected a whole number from %u to %u", section, what,
+			return config_fail(p, line, "[%s] %s \"%s\": expected a whole number from %u to %u", section, what,
 				    value, k->min, k->max);
 		*(unsigned *)field = (unsigned)n;
 		return 0;
 	}
 	case T_BOOL:
 		if (parse_bool(value, (bool *)field) < 0)
-			return fail(p, line, "[%s] %s \"%s\": expected yes or no", section, what, value);
+			return config_fail(p, line, "[%s] %s \"%s\": expected yes or no", section, what, value);
 		return 0;
 	case T_ENUM:
 		for (size_t i = 0; k->choices[i]; i++)
@@ -556,8 +513,8 @@ static int set_value(struct parse *p, const struct key_spec *k, void *base, cons
 				*(int *)field = (int)i;
 				return 0;
 			}
-		list = choices_list(k->choices);
-		fail(p, line, "[%s] %s \"%s\": expected %s", section, what, value, list);
+		list = config_choices_list(k->choices);
+		config_fail(p, line, "[%s] %s \"%s\": expected %s", section, what, value, list);
 		free(list);
 		return -EINVAL;
 	case T_WORDS: {
@@ -580,14 +537,14 @@ static int set_value(struct parse *p, const struct key_spec *k, void *base, cons
 		}
 		cpulist_free(l);
 		if (cpulist_parse(value, l) < 0)
-			return fail(p, line, "[%s] %s \"%s\": expected %shost CPUs like 2-5 or 2,3,4,5", section, what, value,
+			return config_fail(p, line, "[%s] %s \"%s\": expected %shost CPUs like 2-5 or 2,3,4,5", section, what, value,
 				    k->type == T_PIN ? "auto, off, or " : "");
 		if (k->type == T_PIN)
 			*(enum pin_choice *)field = PIN_LIST;
 		for (size_t i = 0; k->type == T_PIN && i < l->n; i++)
 			for (size_t j = 0; j < i; j++)
 				if (l->cpu[i] == l->cpu[j])
-					return fail(p, line, "[%s] %s \"%s\": names host CPU %u twice; expected one CPU per "
+					return config_fail(p, line, "[%s] %s \"%s\": names host CPU %u twice; expected one CPU per "
 							     "vCPU (vCPUs sharing a CPU stall each other)",
 						    section, what, value, l->cpu[i]);
 		return 0;
@@ -603,7 +560,7 @@ static int set_value(struct parse *p, const struct key_spec *k, void *base, cons
 		errno = 0;
 		n = strtoul(value, &end, 10);
 		if (!isdigit((unsigned char)*value) || *end || errno || n > k->max)
-			return fail(p, line, "[%s] %s \"%s\": expected auto or a node number from 0 to %u", section, what,
+			return config_fail(p, line, "[%s] %s \"%s\": expected auto or a node number from 0 to %u", section, what,
 				    value, k->max);
 		*(int *)field = (int)n;
 		return 0;
@@ -680,7 +637,7 @@ static int apply(struct parse *p, const char *section, const char *name, const c
 		char *hint = did_you_mean_key(kind, name);
 
 		list = known_keys_of(kind);
-		fail(p, line, "[%s]: unknown key \"%s\"%s: expected one of %s", section, name, hint, list);
+		config_fail(p, line, "[%s]: unknown key \"%s\"%s: expected one of %s", section, name, hint, list);
 		free(list);
 		free(hint);
 		return -EINVAL;
@@ -691,7 +648,7 @@ static int apply(struct parse *p, const char *section, const char *name, const c
 		for (size_t i = 0; i < p->n_seen; i++)
 			if (!strcmp(p->seen[i].section, canonical) && !strcmp(p->seen[i].key, name)) {
 				free(canonical);
-				return fail(p, line, "[%s] %s: set twice (first on line %u); expected it once", section,
+				return config_fail(p, line, "[%s] %s: set twice (first on line %u); expected it once", section,
 					    name, p->seen[i].line);
 			}
 		p->seen = xrealloc(p->seen, (p->n_seen + 1) * sizeof(*p->seen));
@@ -709,7 +666,7 @@ static int config_ini_handler(void *user, const char *section, const char *name,
 	if (p->section_bad)
 		return 1; /* its header's mistake is said once, not once per key */
 	if (!*section) {
-		fail(p, p->line, "\"%s\" is outside any section: expected a section header such as [vm] first",
+		config_fail(p, p->line, "\"%s\" is outside any section: expected a section header such as [vm] first",
 		     name);
 		return 1;
 	}
@@ -726,7 +683,7 @@ static void note_section(struct parse *p, const char *line)
 	p->section_bad = true;
 	if (!end) {
 		p->unclosed_line = p->line;
-		fail(p, p->line, "expected [section], key = value, or a comment (no ']' closes the section name)");
+		config_fail(p, p->line, "expected [section], key = value, or a comment (no ']' closes the section name)");
 		return;
 	}
 	{
@@ -739,7 +696,7 @@ static void note_section(struct parse *p, const char *line)
 	}
 	for (size_t i = 0; i < p->n_sections; i++)
 		if (!strcmp(p->sections[i].name, name)) {
-			fail(p, p->line, "section [%s] appears twice (first on line %u); expected each section once", name,
+			config_fail(p, p->line, "section [%s] appears twice (first on line %u); expected each section once", name,
 			     p->sections[i].line);
 			free(name);
 			return;
@@ -771,9 +728,9 @@ static char *config_ini_reader(char *str, int num, void *stream)
 		return NULL;
 	p->line++;
 	if ((size_t)len != strlen(p->line_buf))
-		fail(p, p->line, "contains a NUL byte: expected text");
+		config_fail(p, p->line, "contains a NUL byte: expected text");
 	else if (len > num - 1)
-		fail(p, p->line, "line is longer than %d characters: split long values over continuation lines",
+		config_fail(p, p->line, "line is longer than %d characters: split long values over continuation lines",
 		     num - 2);
 	if ((size_t)len != strlen(p->line_buf) || len > num - 1) {
 		str[0] = '\0'; /* reported: the rest of the file is still read, so every mistake is said at once */
@@ -789,358 +746,6 @@ static char *config_ini_reader(char *str, int num, void *stream)
 	if (*s == '[' && (s == str || !p->key_in_section))
 		note_section(p, s);
 	return str;
-}
-
-static const char *unused_key_hint(const char *key, enum backend_kind b)
-{
-	if (b == BACKEND_FILE && !strcmp(key, "source"))
-		return " (path = is the image itself)";
-	if (b != BACKEND_FILE && !strcmp(key, "path"))
-		return " (vmlaunch creates the disk; use source = to fill it)";
-	if (b != BACKEND_FILE && !strcmp(key, "format"))
-		return " (the disk vmlaunch creates is raw; source-format = describes the source image)";
-	return "";
-}
-
-static int finish_disk(struct parse *p, struct disk_config *d)
-{
-	bool in_ram = d->backend == BACKEND_TMPFS || d->backend == BACKEND_ZRAM || d->backend == BACKEND_BRD;
-	const char *b;
-	char *list;
-
-	if (!d->backend_line) {
-		list = choices_list(backend_words);
-		if (d->line == CONFIG_LINE_SET)
-			fail(p, d->line, "no disk is named \"%s\" in %s; to add one, also give --set disk.%s.backend=%s",
-			     d->name, p->cfg->file, d->name, list);
-		else
-			fail(p, d->line, "[disk %s]: missing key \"backend\": expected backend = %s", d->name, list);
-		free(list);
-		return -EINVAL;
-	}
-	b = backend_kind_name(d->backend);
-	for (size_t i = 0; i < sizeof(keys) / sizeof(keys[0]); i++) {
-		const struct key_spec *k = &keys[i];
-		unsigned line;
-
-		if (k->section != SEC_DISK)
-			continue;
-		line = *(const unsigned *)((const char *)d + k->line_offset);
-		if (line && !(k->backends & B(d->backend)))
-			return fail(p, line, "[disk %s] %s: not used by backend %s%s", d->name, k->name, b,
-				    unused_key_hint(k->name, d->backend));
-	}
-	if (d->backend == BACKEND_FILE && !d->path_line)
-		return fail(p, d->line, "[disk %s]: backend file needs path = IMAGE (a raw or qcow2 file)", d->name);
-	if (in_ram && !d->size_line)
-		return fail(p, d->line, "[disk %s]: backend %s needs size = (e.g. size = 1G)", d->name, b);
-	if (d->backend == BACKEND_RBD && !d->pool_line)
-		return fail(p, d->line, "[disk %s]: backend rbd needs pool = POOL", d->name);
-	if (d->create_line && d->create && d->clone_from_line)
-		return fail(p, d->clone_from_line, "[disk %s] clone-from: expected either create = yes or clone-from =, not both",
-			    d->name);
-	if (d->clone_from && (!strchr(d->clone_from, '/') || !strchr(d->clone_from, '@')))
-		return fail(p, d->clone_from_line, "[disk %s] clone-from \"%s\": expected POOL/IMAGE@SNAPSHOT", d->name,
-			    d->clone_from);
-	if (d->backend == BACKEND_LVM && !d->vg_line)
-		return fail(p, d->line, "[disk %s]: backend lvm needs vg = VOLUME_GROUP", d->name);
-	if (d->thin_pool_size_line && !d->thin_pool_line)
-		return fail(p, d->thin_pool_size_line, "[disk %s] thin-pool-size: needs thin-pool = NAME as well", d->name);
-	if (in_ram) {
-		if (d->ephemeral_line && !d->ephemeral)
-			return fail(p, d->ephemeral_line,
-				    "[disk %s] ephemeral: a %s disk lives in RAM and is always ephemeral; expected yes",
-				    d->name, b);
-		d->ephemeral = true;
-	}
-	if (d->source_format_line && !d->source_line)
-		return fail(p, d->source_format_line, "[disk %s] source-format: needs source = IMAGE as well", d->name);
-	if (d->source_sha256_line && !d->source_line)
-		return fail(p, d->source_sha256_line, "[disk %s] source-sha256: needs source = URL as well", d->name);
-	if (d->source_sha256 && !config_is_url(d->source))
-		return fail(p, d->source_sha256_line, "[disk %s] source-sha256: goes with source = URL (http:// or https://); "
-				"a local image is used as it is", d->name);
-	if (d->source_sha256) {
-		size_t n = strspn(d->source_sha256, "0123456789abcdefABCDEF");
-
-		if (n != 64 || d->source_sha256[n])
-			return fail(p, d->source_sha256_line,
-				    "[disk %s] source-sha256 \"%s\": expected the image's SHA-256, 64 hex digits (what "
-				    "sha256sum prints)", d->name, d->source_sha256);
-		for (char *c = d->source_sha256; *c; c++)
-			*c = (char)tolower((unsigned char)*c);
-	}
-	if (config_is_url(d->source) && !d->source_sha256)
-		return fail(p, d->source_line,
-			    "[disk %s] source %s: a URL needs source-sha256 = the image's SHA-256 (64 hex digits, published "
-			    "beside the image), which vmlaunch checks before it uses the download", d->name, d->source);
-	if (d->source_backing_line && !d->source_line)
-		return fail(p, d->source_backing_line, "[disk %s] source-backing: needs source = IMAGE as well", d->name);
-	/* with a chain allowed, a guessed format could follow a header a guest wrote into a raw image */
-	if (d->source_backing == SOURCE_BACKING_ALLOW && !d->source_format)
-		return fail(p, d->source_backing_line, "[disk %s] source-backing = allow: needs source-format as well",
-			    d->name);
-	if (d->readonly && d->ephemeral && d->backend == BACKEND_FILE)
-		return fail(p, d->readonly_line,
-			    "[disk %s] readonly: an ephemeral overlay exists to take writes; expected either readonly or ephemeral",
-			    d->name);
-	return 0;
-}
-
-/* A path inside the guest: absolute, no whitespace or control characters (the guest protocol is line based). */
-static bool valid_guest_path(const char *s)
-{
-	if (s[0] != '/' || strlen(s) > 255 || strstr(s, "/../") || !strcmp(s, "/"))
-		return false;
-	for (; *s; s++)
-		if ((unsigned char)*s <= ' ' || *s == 0x7f)
-			return false;
-	return true;
-}
-
-/* [boot] root =, modules = and [vm] command-user = go with the bundled guest. */
-static int finish_boot(struct parse *p)
-{
-	struct vm_config *cfg = p->cfg;
-	bool found = false;
-
-	if (cfg->root) {
-		for (size_t i = 0; i < cfg->n_disks; i++)
-			found |= !strcmp(cfg->disks[i].name, cfg->root);
-		if (!found)
-			return fail(p, cfg->root_line, "[boot] root \"%s\": no [disk %s]; expected the name of a [disk] section",
-				    cfg->root, cfg->root);
-		if (!cfg->kernel)
-			return fail(p, cfg->root_line, "[boot] root: needs kernel = and initrd = (the bundled guest mounts the "
-						       "disk and runs its userland)");
-		if (!cfg->modules) {
-			/* the bundled guest's build puts the kernel's modules image beside the kernel */
-			char *dir = xstrdup(cfg->kernel), *slash = strrchr(dir, '/');
-
-			if (slash)
-				*slash = '\0';
-			cfg->modules = xasprintf("%s/modules.img", slash ? dir : ".");
-			free(dir);
-		}
-		if (access(cfg->modules, R_OK) < 0)
-			return fail(p, cfg->modules_line ? cfg->modules_line : cfg->root_line,
-				    "[boot] modules %s: %s; expected the kernel's modules image (make guest builds "
-				    "modules.img beside the bundled vmlinux)",
-				    cfg->modules, strerror(errno));
-	} else if (cfg->modules_line) {
-		return fail(p, cfg->modules_line, "[boot] modules: goes with root = DISK");
-	}
-	if (cfg->kernel && (cfg->firmware == FIRMWARE_UEFI || cfg->firmware == FIRMWARE_UEFI_SECURE))
-		return fail(p, cfg->firmware_line, "[boot] firmware = uefi: the kernel boots directly (PVH), without "
-						   "firmware; expected firmware = bios with kernel =");
-	if (cfg->nvram && cfg->firmware != FIRMWARE_UEFI && cfg->firmware != FIRMWARE_UEFI_SECURE &&
-	    (cfg->firmware != FIRMWARE_AUTO || cfg->kernel))
-		return fail(p, cfg->nvram_line, "[boot] nvram: UEFI's variable store; expected firmware = uefi");
-	if (cfg->tpm_state && !cfg->tpm)
-		return fail(p, cfg->tpm_state_line, "[boot] tpm-state: the TPM's kept state; expected tpm = yes as well");
-	if (cfg->tpm_state) {
-		struct stat st;
-
-		/* made at first start (like nvram =); what is there already must be a directory */
-		if (stat(cfg->tpm_state, &st) == 0 && !S_ISDIR(st.st_mode))
-			return fail(p, cfg->tpm_state_line, "[boot] tpm-state %s: expected a directory (swtpm keeps its "
-							    "files there)",
-				    cfg->tpm_state);
-	}
-	if (cfg->command_user && (!valid_name(cfg->command_user, 32) || cfg->command_user[0] == '.'))
-		return fail(p, cfg->command_user_line, "[vm] command-user \"%s\": expected a user name", cfg->command_user);
-	return 0;
-}
-
-/* The invoking user: the one behind sudo, else this one; root alone has no login of its own in a guest. */
-static struct passwd *invoking_user(void)
-{
-	const char *sudo = getenv("SUDO_USER");
-	struct passwd *pw = sudo && *sudo ? getpwnam(sudo) : NULL;
-
-	return pw ? pw : getpwuid(getuid());
-}
-
-/* [cloud-init]: a NoCloud seed for cloud images; keys readable now, so a bad one is a config error. */
-static int finish_cloud_init(struct parse *p)
-{
-	struct vm_config *cfg = p->cfg;
-	struct passwd *pw;
-
-	for (size_t i = 0; i < p->n_sections; i++)
-		if (!strcmp(p->sections[i].name, "cloud-init"))
-			cfg->cloud_init_line = p->sections[i].line;
-	if (!cfg->cloud_init_line && (cfg->cloud_keys.n || cfg->cloud_user || cfg->cloud_user_data))
-		cfg->cloud_init_line = CONFIG_LINE_SET; /* made by --set alone */
-	if (!cfg->cloud_init_line)
-		return 0;
-	pw = invoking_user();
-	if (!cfg->cloud_keys.n && pw) {
-		static const char *const kinds[] = { "ed25519", "ecdsa", "rsa" };
-
-		for (size_t i = 0; i < sizeof(kinds) / sizeof(kinds[0]); i++) {
-			char *key = xasprintf("%s/.ssh/id_%s.pub", pw->pw_dir, kinds[i]);
-
-			if (access(key, R_OK) == 0)
-				strv_push(&cfg->cloud_keys, key);
-			free(key);
-		}
-	}
-	for (size_t i = 0; i < cfg->cloud_keys.n; i++)
-		if (access(cfg->cloud_keys.v[i], R_OK) < 0)
-			return fail(p, cfg->cloud_keys_line, "[cloud-init] ssh-key %s: %s; expected a readable public key file",
-				    cfg->cloud_keys.v[i], strerror(errno));
-	if (cfg->cloud_user_data && access(cfg->cloud_user_data, R_OK) < 0)
-		return fail(p, cfg->cloud_user_data_line, "[cloud-init] user-data %s: %s", cfg->cloud_user_data,
-			    strerror(errno));
-	if (!cfg->cloud_user)
-		cfg->cloud_user = xstrdup(pw && pw->pw_uid != 0 ? pw->pw_name : "vmlaunch");
-	if (!valid_name(cfg->cloud_user, 32) || cfg->cloud_user[0] == '.' || !strcmp(cfg->cloud_user, "root"))
-		return fail(p, cfg->cloud_user_line, "[cloud-init] user \"%s\": expected a user name other than root",
-			    cfg->cloud_user);
-	return 0;
-}
-
-static int finish_share(struct parse *p, struct share_config *s)
-{
-	struct stat st;
-
-	if (!s->path_line)
-		return fail(p, s->line, "[share %s]: missing key \"path\": expected path = HOST_DIRECTORY", s->name);
-	if (stat(s->path, &st) < 0)
-		return fail(p, s->path_line, "[share %s] path %s: %s; expected an existing directory", s->name, s->path,
-			    strerror(errno));
-	if (!S_ISDIR(st.st_mode))
-		return fail(p, s->path_line, "[share %s] path %s: expected a directory", s->name, s->path);
-	if (!s->readonly_line)
-		s->readonly = true;
-	if (!s->tag)
-		s->tag = xstrdup(s->name);
-	if (strlen(s->tag) > 36 || !valid_name(s->tag, 36))
-		return fail(p, s->tag_line, "[share %s] tag \"%s\": expected 1 to 36 letters, digits, '_', '.' or '-'",
-			    s->name, s->tag);
-	if (!s->mount)
-		s->mount = xasprintf("/mnt/%s", s->name);
-	if (!valid_guest_path(s->mount))
-		return fail(p, s->mount_line, "[share %s] mount \"%s\": expected an absolute guest path without blanks",
-			    s->name, s->mount);
-	for (struct share_config *o = p->cfg->shares; o < s; o++)
-		if (!strcmp(o->tag, s->tag) || !strcmp(o->mount, s->mount))
-			return fail(p, s->line, "[share %s]: same %s as [share %s]; expected each share its own", s->name,
-				    strcmp(o->tag, s->tag) ? "mount" : "tag", o->name);
-	return 0;
-}
-
-/* forward = tcp:[HOSTADDR:]HOSTPORT-:GUESTPORT, as qemu's hostfwd spells it. */
-static bool valid_forward(const char *f)
-{
-	unsigned a, b, c, d, host, guest;
-	char tail;
-
-	if (strncmp(f, "tcp:", 4) && strncmp(f, "udp:", 4))
-		return false;
-	f += 4;
-	if (sscanf(f, "%u.%u.%u.%u:%u-:%u%c", &a, &b, &c, &d, &host, &guest, &tail) == 6)
-		return a < 256 && b < 256 && c < 256 && d < 256 && host && host < 65536 && guest && guest < 65536;
-	return sscanf(f, "%u-:%u%c", &host, &guest, &tail) == 2 && strspn(f, "0123456789") == strcspn(f, "-") && host &&
-	       host < 65536 && guest && guest < 65536;
-}
-
-static int finish_net(struct parse *p, struct net_config *n)
-{
-	for (size_t i = 0; i < n->forwards.n; i++)
-		if (!valid_forward(n->forwards.v[i]))
-			return fail(p, n->forwards_line,
-				    "[net %s] forward \"%s\": expected tcp:[HOSTADDR:]HOSTPORT-:GUESTPORT (e.g. "
-				    "tcp:2222-:22 or tcp:127.0.0.1:8080-:80)",
-				    n->name, n->forwards.v[i]);
-	if (n->mode != NET_USER && (n->forwards.n || n->restricted_line))
-		return fail(p, n->forwards.n ? n->forwards_line : n->restricted_line,
-			    "[net %s]: forward and restrict go with mode = user (a tap is on its bridge's network)", n->name);
-	if (n->mode == NET_TAP && !n->bridge)
-		return fail(p, n->line, "[net %s]: mode = tap needs bridge = BRIDGE (an existing bridge: ip link add BR type "
-					"bridge)",
-			    n->name);
-	if (n->mode != NET_TAP && (n->bridge_line || n->tap_line))
-		return fail(p, n->bridge_line ? n->bridge_line : n->tap_line, "[net %s]: bridge and tap go with mode = tap",
-			    n->name);
-	if ((n->bridge && (strlen(n->bridge) >= 16 || !valid_name(n->bridge, 15))) ||
-	    (n->tap && (strlen(n->tap) >= 16 || !valid_name(n->tap, 15))))
-		return fail(p, n->bridge && (strlen(n->bridge) >= 16 || !valid_name(n->bridge, 15)) ? n->bridge_line
-												      : n->tap_line,
-			    "[net %s]: expected an interface name of up to 15 letters, digits, '_', '.' or '-'", n->name);
-	if (n->mac) {
-		unsigned m[6];
-		char tail;
-
-		if (sscanf(n->mac, "%2x:%2x:%2x:%2x:%2x:%2x%c", &m[0], &m[1], &m[2], &m[3], &m[4], &m[5], &tail) != 6 ||
-		    strlen(n->mac) != 17 || (m[0] & 1))
-			return fail(p, n->mac_line, "[net %s] mac \"%s\": expected a unicast address like 52:54:00:12:34:56",
-				    n->name, n->mac);
-	}
-	return 0;
-}
-
-static int finish_tuning(struct parse *p)
-{
-	struct vm_config *cfg = p->cfg;
-
-	if (cfg->pin == PIN_LIST && cfg->pin_cpus.n != cfg->cpus) {
-		char *l = cpulist_format(cfg->pin_cpus.cpu, cfg->pin_cpus.n);
-
-		fail(p, cfg->pin_line, "[cpu] pin \"%s\": names %zu host CPUs; expected one per vCPU (%u)", l,
-		     cfg->pin_cpus.n, cfg->cpus);
-		free(l);
-		return -EINVAL;
-	}
-	if (cfg->pin != PIN_LIST && (cfg->pin_iothreads_line || cfg->pin_emulator_line))
-		return fail(p, cfg->pin_iothreads_line ? cfg->pin_iothreads_line : cfg->pin_emulator_line,
-			    "[cpu] iothreads and emulator go with pin = LIST; expected pin = host CPUs for the vCPUs");
-	if (cfg->qemu_user && !getpwnam(cfg->qemu_user))
-		return fail(p, cfg->qemu_user_line, "[qemu] user \"%s\": no such user", cfg->qemu_user);
-	for (size_t i = 0; i < cfg->n_tiers; i++) {
-		struct tier_config *t = &cfg->tiers[i];
-
-		if (!t->backend_line)
-			return fail(p, t->line, "[memory tier %s]: missing key \"backend\": expected backend = dram or file",
-				    t->name);
-		if (!t->size_line)
-			return fail(p, t->line, "[memory tier %s]: missing key \"size\" (e.g. size = 1G)", t->name);
-		if (t->size % (2ULL << 20))
-			return fail(p, t->size_line, "[memory tier %s] size: expected a multiple of 2M", t->name);
-		if (t->backend == TIER_FILE && !t->path_line)
-			return fail(p, t->line, "[memory tier %s]: backend file needs path = (a DAX device, file or directory)",
-				    t->name);
-		if (t->backend == TIER_DRAM && t->path_line)
-			return fail(p, t->path_line, "[memory tier %s] path: not used by backend dram", t->name);
-	}
-	return 0;
-}
-
-/* Without a kernel the firmware boots from a disk: one that vmlaunch makes empty (a RAM disk with no source =)
- * holds no boot loader, and SeaBIOS would wait at "No bootable device." for ever. A tap may boot over the network
- * (PXE), and [qemu] extra may add a boot device of its own. */
-static int finish_nothing_to_boot(struct parse *p)
-{
-	const struct vm_config *cfg = p->cfg;
-
-	if (cfg->kernel || cfg->qemu_extra.n)
-		return 0;
-	for (size_t i = 0; i < cfg->n_disks; i++) {
-		const struct disk_config *d = &cfg->disks[i];
-		bool made_empty = (d->backend == BACKEND_TMPFS || d->backend == BACKEND_ZRAM || d->backend == BACKEND_BRD) &&
-				  !d->source;
-
-		if (!made_empty)
-			return 0;
-	}
-	for (size_t i = 0; i < cfg->n_nets; i++)
-		if (cfg->nets[i].mode == NET_TAP)
-			return 0;
-	return fail(p, 0,
-		    "nothing to boot: no [boot] kernel, and no disk with an operating system on it (%s); expected "
-		    "[boot] kernel = bundled (the bundled guest), or a disk with path = IMAGE or source = IMAGE",
-		    cfg->n_disks ? "a RAM disk without source = starts empty" : "no [disk] at all");
 }
 
 static int finish(struct parse *p)
@@ -1165,44 +770,7 @@ static int finish(struct parse *p)
 		cfg->name = xstrdup(base);
 		free(copy);
 	}
-	/* Each check below reports and goes on: every mistake of a config is said in one run. */
-	if (!config_vm_name_valid(cfg->name))
-		fail(p, cfg->name_line,
-		     "[vm] name \"%s\": expected 1 to %d letters, digits, '_', '.' or '-', not ending in .lock (it names "
-		     "/run/vmlaunch/NAME)",
-		     cfg->name, VM_NAME_MAX);
-	if (cfg->memory < (16ULL << 20))
-		fail(p, cfg->memory_line, "[vm] memory: expected at least 16M");
-	if (!cfg->machine)
-		cfg->machine = xstrdup("q35");
-	if (strcmp(cfg->machine, "q35"))
-		fail(p, cfg->machine_line, "[vm] machine \"%s\": expected q35 (the only machine vmlaunch tunes for)",
-		     cfg->machine);
-	if (cfg->kernel && access(cfg->kernel, R_OK) < 0)
-		fail(p, cfg->kernel_line, "[boot] kernel %s: %s", cfg->kernel, strerror(errno));
-	if (cfg->initrd && access(cfg->initrd, R_OK) < 0)
-		fail(p, cfg->initrd_line, "[boot] initrd %s: %s", cfg->initrd, strerror(errno));
-	if (!cfg->kernel && cfg->initrd_line)
-		fail(p, cfg->initrd_line, "[boot] initrd: needs kernel = as well");
-	if (!cfg->kernel && cfg->append_line)
-		fail(p, cfg->append_line, "[boot] append: needs kernel = as well (firmware boot has no command line)");
-	if (!cfg->qemu_binary)
-		cfg->qemu_binary = xstrdup("qemu-system-x86_64");
-	/* a path the config names is its own mistake (2); a name looked up in $PATH is the host's (host.c, 1) */
-	if (cfg->qemu_binary_line && strchr(cfg->qemu_binary, '/') && access(cfg->qemu_binary, X_OK) < 0)
-		fail(p, cfg->qemu_binary_line, "[qemu] binary %s: %s; expected an executable qemu-system-x86_64",
-		     cfg->qemu_binary, strerror(errno));
-	for (size_t i = 0; i < cfg->n_disks; i++)
-		finish_disk(p, &cfg->disks[i]);
-	finish_boot(p);
-	finish_cloud_init(p);
-	for (size_t i = 0; i < cfg->n_shares; i++)
-		finish_share(p, &cfg->shares[i]);
-	for (size_t i = 0; i < cfg->n_nets; i++)
-		finish_net(p, &cfg->nets[i]);
-	finish_tuning(p);
-	if (!p->failed) /* a judgement on the whole config: said when its parts are right */
-		finish_nothing_to_boot(p);
+	config_check(p);
 	return p->failed ? -EINVAL : 0;
 }
 
@@ -1221,12 +789,12 @@ static int apply_set(struct parse *p, const char *arg)
 		end += sprintf(end, (unsigned char)*c < ' ' ? "\\x%02x" : "%c", (unsigned char)*c);
 	p->where = p->set_where;
 	if (!eq)
-		return fail(p, 0, "expected --set SECTION.KEY=VALUE (e.g. --set vm.cpus=4 or --set disk.root.size=2G)");
+		return config_fail(p, 0, "expected --set SECTION.KEY=VALUE (e.g. --set vm.cpus=4 or --set disk.root.size=2G)");
 	lhs = xstrndup(arg, (size_t)(eq - arg));
 	dot = strrchr(lhs, '.');
 	if (!dot || dot == lhs || !dot[1]) {
 		free(lhs);
-		return fail(p, 0, "expected --set SECTION.KEY=VALUE (e.g. --set vm.cpus=4 or --set disk.root.size=2G)");
+		return config_fail(p, 0, "expected --set SECTION.KEY=VALUE (e.g. --set vm.cpus=4 or --set disk.root.size=2G)");
 	}
 	/* "disk.root" and "disk root" both name [disk root] */
 	section = xstrndup(lhs, (size_t)(dot - lhs));
@@ -1279,21 +847,21 @@ int config_load(const char *file, const struct strv *sets, struct vm_config *cfg
 
 		if (fstat(fileno(p.f), &st) == 0 && !S_ISREG(st.st_mode)) {
 			fclose(p.f);
-			return fail(&p, 0, "not a regular file; expected a config file such as configs/demo.conf");
+			return config_fail(&p, 0, "not a regular file; expected a config file such as configs/demo.conf");
 		}
 	}
 	if (!config_trusted(fileno(p.f))) {
 		fclose(p.f);
-		return fail(&p, 0,
+		return config_fail(&p, 0,
 			    "writable by a user other than root: vmlaunch runs as root and does what the config says; expected "
 			    "owner root and no group/other write permission (chown root; chmod go-w)");
 	}
 	r = ini_parse_stream(config_ini_reader, &p, config_ini_handler, &p);
 	fclose(p.f);
 	if (r < 0)
-		fail(&p, 0, "cannot parse: out of memory");
+		config_fail(&p, 0, "cannot parse: out of memory");
 	else if (r > 0 && (unsigned)r != p.unclosed_line)
-		fail(&p, (unsigned)r, "expected [section], key = value, or a comment");
+		config_fail(&p, (unsigned)r, "expected [section], key = value, or a comment");
 	for (size_t i = 0; sets && i < sets->n; i++)
 		apply_set(&p, sets->v[i]);
 	p.where = file;

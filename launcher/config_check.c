@@ -1,0 +1,410 @@
+/* Judges a config as a whole once all of it was read: each disk, share, NIC and the boot, every mistake reported
+ * with its file:line (config_parse.h). */
+#define _GNU_SOURCE
+#include "config_parse.h"
+
+#include <ctype.h>
+#include <errno.h>
+#include <pwd.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "log.h"
+
+static const char *unused_key_hint(const char *key, enum backend_kind b)
+{
+	if (b == BACKEND_FILE && !strcmp(key, "source"))
+		return " (path = is the image itself)";
+	if (b != BACKEND_FILE && !strcmp(key, "path"))
+		return " (vmlaunch creates the disk; use source = to fill it)";
+	if (b != BACKEND_FILE && !strcmp(key, "format"))
+		return " (the disk vmlaunch creates is raw; source-format = describes the source image)";
+	return "";
+}
+
+static int finish_disk(struct parse *p, struct disk_config *d)
+{
+	bool in_ram = d->backend == BACKEND_TMPFS || d->backend == BACKEND_ZRAM || d->backend == BACKEND_BRD;
+	const char *b;
+	char *list;
+
+	if (!d->backend_line) {
+		list = config_choices_list(config_backend_words);
+		if (d->line == CONFIG_LINE_SET)
+			config_fail(p, d->line, "no disk is named \"%s\" in %s; to add one, also give --set disk.%s.backend=%s",
+			     d->name, p->cfg->file, d->name, list);
+		else
+			config_fail(p, d->line, "[disk %s]: missing key \"backend\": expected backend = %s", d->name, list);
+		free(list);
+		return -EINVAL;
+	}
+	b = backend_kind_name(d->backend);
+	for (size_t i = 0; i < config_n_keys; i++) {
+		const struct key_spec *k = &config_keys[i];
+		unsigned line;
+
+		if (k->section != SEC_DISK)
+			continue;
+		line = *(const unsigned *)((const char *)d + k->line_offset);
+		if (line && !(k->backends & B(d->backend)))
+			return config_fail(p, line, "[disk %s] %s: not used by backend %s%s", d->name, k->name, b,
+				    unused_key_hint(k->name, d->backend));
+	}
+	if (d->backend == BACKEND_FILE && !d->path_line)
+		return config_fail(p, d->line, "[disk %s]: backend file needs path = IMAGE (a raw or qcow2 file)", d->name);
+	if (in_ram && !d->size_line)
+		return config_fail(p, d->line, "[disk %s]: backend %s needs size = (e.g. size = 1G)", d->name, b);
+	if (d->backend == BACKEND_RBD && !d->pool_line)
+		return config_fail(p, d->line, "[disk %s]: backend rbd needs pool = POOL", d->name);
+	if (d->create_line && d->create && d->clone_from_line)
+		return config_fail(p, d->clone_from_line, "[disk %s] clone-from: expected either create = yes or clone-from =, not both",
+			    d->name);
+	if (d->clone_from && (!strchr(d->clone_from, '/') || !strchr(d->clone_from, '@')))
+		return config_fail(p, d->clone_from_line, "[disk %s] clone-from \"%s\": expected POOL/IMAGE@SNAPSHOT", d->name,
+			    d->clone_from);
+	if (d->backend == BACKEND_LVM && !d->vg_line)
+		return config_fail(p, d->line, "[disk %s]: backend lvm needs vg = VOLUME_GROUP", d->name);
+	if (d->thin_pool_size_line && !d->thin_pool_line)
+		return config_fail(p, d->thin_pool_size_line, "[disk %s] thin-pool-size: needs thin-pool = NAME as well", d->name);
+	if (in_ram) {
+		if (d->ephemeral_line && !d->ephemeral)
+			return config_fail(p, d->ephemeral_line,
+				    "[disk %s] ephemeral: a %s disk lives in RAM and is always ephemeral; expected yes",
+				    d->name, b);
+		d->ephemeral = true;
+	}
+	if (d->source_format_line && !d->source_line)
+		return config_fail(p, d->source_format_line, "[disk %s] source-format: needs source = IMAGE as well", d->name);
+	if (d->source_sha256_line && !d->source_line)
+		return config_fail(p, d->source_sha256_line, "[disk %s] source-sha256: needs source = URL as well", d->name);
+	if (d->source_sha256 && !config_is_url(d->source))
+		return config_fail(p, d->source_sha256_line, "[disk %s] source-sha256: goes with source = URL (http:// or https://); "
+				"a local image is used as it is", d->name);
+	if (d->source_sha256) {
+		size_t n = strspn(d->source_sha256, "0123456789abcdefABCDEF");
+
+		if (n != 64 || d->source_sha256[n])
+			return config_fail(p, d->source_sha256_line,
+				    "[disk %s] source-sha256 \"%s\": expected the image's SHA-256, 64 hex digits (what "
+				    "sha256sum prints)", d->name, d->source_sha256);
+		for (char *c = d->source_sha256; *c; c++)
+			*c = (char)tolower((unsigned char)*c);
+	}
+	if (config_is_url(d->source) && !d->source_sha256)
+		return config_fail(p, d->source_line,
+			    "[disk %s] source %s: a URL needs source-sha256 = the image's SHA-256 (64 hex digits, published "
+			    "beside the image), which vmlaunch checks before it uses the download", d->name, d->source);
+	if (d->source_backing_line && !d->source_line)
+		return config_fail(p, d->source_backing_line, "[disk %s] source-backing: needs source = IMAGE as well", d->name);
+	/* with a chain allowed, a guessed format could follow a header a guest wrote into a raw image */
+	if (d->source_backing == SOURCE_BACKING_ALLOW && !d->source_format)
+		return config_fail(p, d->source_backing_line, "[disk %s] source-backing = allow: needs source-format as well",
+			    d->name);
+	if (d->readonly && d->ephemeral && d->backend == BACKEND_FILE)
+		return config_fail(p, d->readonly_line,
+			    "[disk %s] readonly: an ephemeral overlay exists to take writes; expected either readonly or ephemeral",
+			    d->name);
+	return 0;
+}
+
+/* A path inside the guest: absolute, no whitespace or control characters (the guest protocol is line based). */
+static bool valid_guest_path(const char *s)
+{
+	if (s[0] != '/' || strlen(s) > 255 || strstr(s, "/../") || !strcmp(s, "/"))
+		return false;
+	for (; *s; s++)
+		if ((unsigned char)*s <= ' ' || *s == 0x7f)
+			return false;
+	return true;
+}
+
+/* [boot] root =, modules = and [vm] command-user = go with the bundled guest. */
+static int finish_boot(struct parse *p)
+{
+	struct vm_config *cfg = p->cfg;
+	bool found = false;
+
+	if (cfg->root) {
+		for (size_t i = 0; i < cfg->n_disks; i++)
+			found |= !strcmp(cfg->disks[i].name, cfg->root);
+		if (!found)
+			return config_fail(p, cfg->root_line, "[boot] root \"%s\": no [disk %s]; expected the name of a [disk] section",
+				    cfg->root, cfg->root);
+		if (!cfg->kernel)
+			return config_fail(p, cfg->root_line, "[boot] root: needs kernel = and initrd = (the bundled guest mounts the "
+						       "disk and runs its userland)");
+		if (!cfg->modules) {
+			/* the bundled guest's build puts the kernel's modules image beside the kernel */
+			char *dir = xstrdup(cfg->kernel), *slash = strrchr(dir, '/');
+
+			if (slash)
+				*slash = '\0';
+			cfg->modules = xasprintf("%s/modules.img", slash ? dir : ".");
+			free(dir);
+		}
+		if (access(cfg->modules, R_OK) < 0)
+			return config_fail(p, cfg->modules_line ? cfg->modules_line : cfg->root_line,
+				    "[boot] modules %s: %s; expected the kernel's modules image (make guest builds "
+				    "modules.img beside the bundled vmlinux)",
+				    cfg->modules, strerror(errno));
+	} else if (cfg->modules_line) {
+		return config_fail(p, cfg->modules_line, "[boot] modules: goes with root = DISK");
+	}
+	if (cfg->kernel && (cfg->firmware == FIRMWARE_UEFI || cfg->firmware == FIRMWARE_UEFI_SECURE))
+		return config_fail(p, cfg->firmware_line, "[boot] firmware = uefi: the kernel boots directly (PVH), without "
+						   "firmware; expected firmware = bios with kernel =");
+	if (cfg->nvram && cfg->firmware != FIRMWARE_UEFI && cfg->firmware != FIRMWARE_UEFI_SECURE &&
+	    (cfg->firmware != FIRMWARE_AUTO || cfg->kernel))
+		return config_fail(p, cfg->nvram_line, "[boot] nvram: UEFI's variable store; expected firmware = uefi");
+	if (cfg->tpm_state && !cfg->tpm)
+		return config_fail(p, cfg->tpm_state_line, "[boot] tpm-state: the TPM's kept state; expected tpm = yes as well");
+	if (cfg->tpm_state) {
+		struct stat st;
+
+		/* made at first start (like nvram =); what is there already must be a directory */
+		if (stat(cfg->tpm_state, &st) == 0 && !S_ISDIR(st.st_mode))
+			return config_fail(p, cfg->tpm_state_line, "[boot] tpm-state %s: expected a directory (swtpm keeps its "
+							    "files there)",
+				    cfg->tpm_state);
+	}
+	if (cfg->command_user && (!config_valid_name(cfg->command_user, 32) || cfg->command_user[0] == '.'))
+		return config_fail(p, cfg->command_user_line, "[vm] command-user \"%s\": expected a user name", cfg->command_user);
+	return 0;
+}
+
+/* The invoking user: the one behind sudo, else this one; root alone has no login of its own in a guest. */
+static struct passwd *invoking_user(void)
+{
+	const char *sudo = getenv("SUDO_USER");
+	struct passwd *pw = sudo && *sudo ? getpwnam(sudo) : NULL;
+
+	return pw ? pw : getpwuid(getuid());
+}
+
+/* [cloud-init]: a NoCloud seed for cloud images; keys readable now, so a bad one is a config error. */
+static int finish_cloud_init(struct parse *p)
+{
+	struct vm_config *cfg = p->cfg;
+	struct passwd *pw;
+
+	for (size_t i = 0; i < p->n_sections; i++)
+		if (!strcmp(p->sections[i].name, "cloud-init"))
+			cfg->cloud_init_line = p->sections[i].line;
+	if (!cfg->cloud_init_line && (cfg->cloud_keys.n || cfg->cloud_user || cfg->cloud_user_data))
+		cfg->cloud_init_line = CONFIG_LINE_SET; /* made by --set alone */
+	if (!cfg->cloud_init_line)
+		return 0;
+	pw = invoking_user();
+	if (!cfg->cloud_keys.n && pw) {
+		static const char *const kinds[] = { "ed25519", "ecdsa", "rsa" };
+
+		for (size_t i = 0; i < sizeof(kinds) / sizeof(kinds[0]); i++) {
+			char *key = xasprintf("%s/.ssh/id_%s.pub", pw->pw_dir, kinds[i]);
+
+			if (access(key, R_OK) == 0)
+				strv_push(&cfg->cloud_keys, key);
+			free(key);
+		}
+	}
+	for (size_t i = 0; i < cfg->cloud_keys.n; i++)
+		if (access(cfg->cloud_keys.v[i], R_OK) < 0)
+			return config_fail(p, cfg->cloud_keys_line, "[cloud-init] ssh-key %s: %s; expected a readable public key file",
+				    cfg->cloud_keys.v[i], strerror(errno));
+	if (cfg->cloud_user_data && access(cfg->cloud_user_data, R_OK) < 0)
+		return config_fail(p, cfg->cloud_user_data_line, "[cloud-init] user-data %s: %s", cfg->cloud_user_data,
+			    strerror(errno));
+	if (!cfg->cloud_user)
+		cfg->cloud_user = xstrdup(pw && pw->pw_uid != 0 ? pw->pw_name : "vmlaunch");
+	if (!config_valid_name(cfg->cloud_user, 32) || cfg->cloud_user[0] == '.' || !strcmp(cfg->cloud_user, "root"))
+		return config_fail(p, cfg->cloud_user_line, "[cloud-init] user \"%s\": expected a user name other than root",
+			    cfg->cloud_user);
+	return 0;
+}
+
+static int finish_share(struct parse *p, struct share_config *s)
+{
+	struct stat st;
+
+	if (!s->path_line)
+		return config_fail(p, s->line, "[share %s]: missing key \"path\": expected path = HOST_DIRECTORY", s->name);
+	if (stat(s->path, &st) < 0)
+		return config_fail(p, s->path_line, "[share %s] path %s: %s; expected an existing directory", s->name, s->path,
+			    strerror(errno));
+	if (!S_ISDIR(st.st_mode))
+		return config_fail(p, s->path_line, "[share %s] path %s: expected a directory", s->name, s->path);
+	if (!s->readonly_line)
+		s->readonly = true;
+	if (!s->tag)
+		s->tag = xstrdup(s->name);
+	if (strlen(s->tag) > 36 || !config_valid_name(s->tag, 36))
+		return config_fail(p, s->tag_line, "[share %s] tag \"%s\": expected 1 to 36 letters, digits, '_', '.' or '-'",
+			    s->name, s->tag);
+	if (!s->mount)
+		s->mount = xasprintf("/mnt/%s", s->name);
+	if (!valid_guest_path(s->mount))
+		return config_fail(p, s->mount_line, "[share %s] mount \"%s\": expected an absolute guest path without blanks",
+			    s->name, s->mount);
+	for (struct share_config *o = p->cfg->shares; o < s; o++)
+		if (!strcmp(o->tag, s->tag) || !strcmp(o->mount, s->mount))
+			return config_fail(p, s->line, "[share %s]: same %s as [share %s]; expected each share its own", s->name,
+				    strcmp(o->tag, s->tag) ? "mount" : "tag", o->name);
+	return 0;
+}
+
+/* forward = tcp:[HOSTADDR:]HOSTPORT-:GUESTPORT, as qemu's hostfwd spells it. */
+static bool valid_forward(const char *f)
+{
+	unsigned a, b, c, d, host, guest;
+	char tail;
+
+	if (strncmp(f, "tcp:", 4) && strncmp(f, "udp:", 4))
+		return false;
+	f += 4;
+	if (sscanf(f, "%u.%u.%u.%u:%u-:%u%c", &a, &b, &c, &d, &host, &guest, &tail) == 6)
+		return a < 256 && b < 256 && c < 256 && d < 256 && host && host < 65536 && guest && guest < 65536;
+	return sscanf(f, "%u-:%u%c", &host, &guest, &tail) == 2 && strspn(f, "0123456789") == strcspn(f, "-") && host &&
+	       host < 65536 && guest && guest < 65536;
+}
+
+static int finish_net(struct parse *p, struct net_config *n)
+{
+	for (size_t i = 0; i < n->forwards.n; i++)
+		if (!valid_forward(n->forwards.v[i]))
+			return config_fail(p, n->forwards_line,
+				    "[net %s] forward \"%s\": expected tcp:[HOSTADDR:]HOSTPORT-:GUESTPORT (e.g. "
+				    "tcp:2222-:22 or tcp:127.0.0.1:8080-:80)",
+				    n->name, n->forwards.v[i]);
+	if (n->mode != NET_USER && (n->forwards.n || n->restricted_line))
+		return config_fail(p, n->forwards.n ? n->forwards_line : n->restricted_line,
+			    "[net %s]: forward and restrict go with mode = user (a tap is on its bridge's network)", n->name);
+	if (n->mode == NET_TAP && !n->bridge)
+		return config_fail(p, n->line, "[net %s]: mode = tap needs bridge = BRIDGE (an existing bridge: ip link add BR type "
+					"bridge)",
+			    n->name);
+	if (n->mode != NET_TAP && (n->bridge_line || n->tap_line))
+		return config_fail(p, n->bridge_line ? n->bridge_line : n->tap_line, "[net %s]: bridge and tap go with mode = tap",
+			    n->name);
+	if ((n->bridge && (strlen(n->bridge) >= 16 || !config_valid_name(n->bridge, 15))) ||
+	    (n->tap && (strlen(n->tap) >= 16 || !config_valid_name(n->tap, 15))))
+		return config_fail(p, n->bridge && (strlen(n->bridge) >= 16 || !config_valid_name(n->bridge, 15)) ? n->bridge_line
+												      : n->tap_line,
+			    "[net %s]: expected an interface name of up to 15 letters, digits, '_', '.' or '-'", n->name);
+	if (n->mac) {
+		unsigned m[6];
+		char tail;
+
+		if (sscanf(n->mac, "%2x:%2x:%2x:%2x:%2x:%2x%c", &m[0], &m[1], &m[2], &m[3], &m[4], &m[5], &tail) != 6 ||
+		    strlen(n->mac) != 17 || (m[0] & 1))
+			return config_fail(p, n->mac_line, "[net %s] mac \"%s\": expected a unicast address like 52:54:00:12:34:56",
+				    n->name, n->mac);
+	}
+	return 0;
+}
+
+static int finish_tuning(struct parse *p)
+{
+	struct vm_config *cfg = p->cfg;
+
+	if (cfg->pin == PIN_LIST && cfg->pin_cpus.n != cfg->cpus) {
+		char *l = cpulist_format(cfg->pin_cpus.cpu, cfg->pin_cpus.n);
+
+		config_fail(p, cfg->pin_line, "[cpu] pin \"%s\": names %zu host CPUs; expected one per vCPU (%u)", l,
+		     cfg->pin_cpus.n, cfg->cpus);
+		free(l);
+		return -EINVAL;
+	}
+	if (cfg->pin != PIN_LIST && (cfg->pin_iothreads_line || cfg->pin_emulator_line))
+		return config_fail(p, cfg->pin_iothreads_line ? cfg->pin_iothreads_line : cfg->pin_emulator_line,
+			    "[cpu] iothreads and emulator go with pin = LIST; expected pin = host CPUs for the vCPUs");
+	if (cfg->qemu_user && !getpwnam(cfg->qemu_user))
+		return config_fail(p, cfg->qemu_user_line, "[qemu] user \"%s\": no such user", cfg->qemu_user);
+	for (size_t i = 0; i < cfg->n_tiers; i++) {
+		struct tier_config *t = &cfg->tiers[i];
+
+		if (!t->backend_line)
+			return config_fail(p, t->line, "[memory tier %s]: missing key \"backend\": expected backend = dram or file",
+				    t->name);
+		if (!t->size_line)
+			return config_fail(p, t->line, "[memory tier %s]: missing key \"size\" (e.g. size = 1G)", t->name);
+		if (t->size % (2ULL << 20))
+			return config_fail(p, t->size_line, "[memory tier %s] size: expected a multiple of 2M", t->name);
+		if (t->backend == TIER_FILE && !t->path_line)
+			return config_fail(p, t->line, "[memory tier %s]: backend file needs path = (a DAX device, file or directory)",
+				    t->name);
+		if (t->backend == TIER_DRAM && t->path_line)
+			return config_fail(p, t->path_line, "[memory tier %s] path: not used by backend dram", t->name);
+	}
+	return 0;
+}
+
+/* Without a kernel the firmware boots from a disk: one that vmlaunch makes empty (a RAM disk with no source =)
+ * holds no boot loader, and SeaBIOS would wait at "No bootable device." for ever. A tap may boot over the network
+ * (PXE), and [qemu] extra may add a boot device of its own. */
+static int finish_nothing_to_boot(struct parse *p)
+{
+	const struct vm_config *cfg = p->cfg;
+
+	if (cfg->kernel || cfg->qemu_extra.n)
+		return 0;
+	for (size_t i = 0; i < cfg->n_disks; i++) {
+		const struct disk_config *d = &cfg->disks[i];
+		bool made_empty = (d->backend == BACKEND_TMPFS || d->backend == BACKEND_ZRAM || d->backend == BACKEND_BRD) &&
+				  !d->source;
+
+		if (!made_empty)
+			return 0;
+	}
+	for (size_t i = 0; i < cfg->n_nets; i++)
+		if (cfg->nets[i].mode == NET_TAP)
+			return 0;
+	return config_fail(p, 0,
+		    "nothing to boot: no [boot] kernel, and no disk with an operating system on it (%s); expected "
+		    "[boot] kernel = bundled (the bundled guest), or a disk with path = IMAGE or source = IMAGE",
+		    cfg->n_disks ? "a RAM disk without source = starts empty" : "no [disk] at all");
+}
+
+void config_check(struct parse *p)
+{
+	struct vm_config *cfg = p->cfg;
+
+	/* Each check below reports and goes on: every mistake of a config is said in one run. */
+	if (!config_vm_name_valid(cfg->name))
+		config_fail(p, cfg->name_line,
+		     "[vm] name \"%s\": expected 1 to %d letters, digits, '_', '.' or '-', not ending in .lock (it names "
+		     "/run/vmlaunch/NAME)",
+		     cfg->name, VM_NAME_MAX);
+	if (cfg->memory < (16ULL << 20))
+		config_fail(p, cfg->memory_line, "[vm] memory: expected at least 16M");
+	if (!cfg->machine)
+		cfg->machine = xstrdup("q35");
+	if (strcmp(cfg->machine, "q35"))
+		config_fail(p, cfg->machine_line, "[vm] machine \"%s\": expected q35 (the only machine vmlaunch tunes for)",
+		     cfg->machine);
+	if (cfg->kernel && access(cfg->kernel, R_OK) < 0)
+		config_fail(p, cfg->kernel_line, "[boot] kernel %s: %s", cfg->kernel, strerror(errno));
+	if (cfg->initrd && access(cfg->initrd, R_OK) < 0)
+		config_fail(p, cfg->initrd_line, "[boot] initrd %s: %s", cfg->initrd, strerror(errno));
+	if (!cfg->kernel && cfg->initrd_line)
+		config_fail(p, cfg->initrd_line, "[boot] initrd: needs kernel = as well");
+	if (!cfg->kernel && cfg->append_line)
+		config_fail(p, cfg->append_line, "[boot] append: needs kernel = as well (firmware boot has no command line)");
+	if (!cfg->qemu_binary)
+		cfg->qemu_binary = xstrdup("qemu-system-x86_64");
+	/* a path the config names is its own mistake (2); a name looked up in $PATH is the host's (host.c, 1) */
+	if (cfg->qemu_binary_line && strchr(cfg->qemu_binary, '/') && access(cfg->qemu_binary, X_OK) < 0)
+		config_fail(p, cfg->qemu_binary_line, "[qemu] binary %s: %s; expected an executable qemu-system-x86_64",
+		     cfg->qemu_binary, strerror(errno));
+	for (size_t i = 0; i < cfg->n_disks; i++)
+		finish_disk(p, &cfg->disks[i]);
+	finish_boot(p);
+	finish_cloud_init(p);
+	for (size_t i = 0; i < cfg->n_shares; i++)
+		finish_share(p, &cfg->shares[i]);
+	for (size_t i = 0; i < cfg->n_nets; i++)
+		finish_net(p, &cfg->nets[i]);
+	finish_tuning(p);
+	if (!p->failed) /* a judgement on the whole config: said when its parts are right */
+		finish_nothing_to_boot(p);
+}
