@@ -1,5 +1,6 @@
 """Faults: each gives a clear error and the documented exit status, and leaves nothing behind."""
 import os
+import re
 import subprocess
 
 import killmatrix
@@ -27,11 +28,17 @@ def test_config_writable_by_others_is_refused_as_root(config):
 
 
 def test_qemu_binary_missing(config):
+    """A path the config names that does not exist is the config's mistake (2); a name not in $PATH is the host's (1)."""
     z, m = killmatrix.zram_devices(), mounts()
     conf = config("[vm]\nname = noqemu\n" + GUEST + DISKS + "[qemu]\nbinary = /nonexistent/qemu\n")
     r = vmlaunch(conf, "--", "true")
-    assert r.returncode == 1
-    assert 'qemu binary "/nonexistent/qemu" not found' in r.stderr
+    assert r.returncode == 2, r.stderr
+    assert re.search(r"\.conf:\d+: \[qemu\] binary /nonexistent/qemu: No such file or directory", r.stderr), r.stderr
+    assert_clean("noqemu", z, m)
+    conf = config("[vm]\nname = noqemu\n" + GUEST + DISKS + "[qemu]\nbinary = no-such-qemu-system\n")
+    r = vmlaunch(conf, "--", "true")
+    assert r.returncode == 1, r.stderr
+    assert 'qemu binary "no-such-qemu-system" not found' in r.stderr
     assert_clean("noqemu", z, m)
 
 
