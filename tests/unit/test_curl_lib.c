@@ -12,19 +12,6 @@
 #include "storage.h"
 #include "test_helpers.h"
 
-static bool mapped(const char *soname)
-{
-	FILE *f = fopen("/proc/self/maps", "re");
-	char line[4096];
-	bool found = false;
-
-	assert_non_null(f);
-	while (!found && fgets(line, sizeof(line), f))
-		found = strstr(line, soname) != NULL;
-	fclose(f);
-	return found;
-}
-
 static void test_loaded_only_when_used(void **state)
 {
 	struct host_facts h = { .qemu_path = "/usr/bin/qemu-system-x86_64", .state_root = "/run/vmlaunch" };
@@ -46,11 +33,11 @@ static void test_loaded_only_when_used(void **state)
 					  &cfg.disks[0], &t), 0);
 	assert_null(t.source);
 	assert_int_equal(plan_build(&cfg, &h, &t, &(struct privileges){ 0 }, &(struct run_request){ 0 }, &p), 0);
-	assert_false(mapped("libcurl"));
+	assert_false(library_mapped("libcurl"));
 
 	/* what a download does first */
 	assert_int_equal(curl_lib_load(&why), 0);
-	assert_true(mapped("libcurl.so.4"));
+	assert_true(library_mapped("libcurl.so.4"));
 	assert_non_null(curl_lib.curl_easy_perform);
 	assert_int_equal(curl_lib_load(&why), 0); /* once */
 

@@ -4,6 +4,7 @@
 
 #define _GNU_SOURCE
 #include <fcntl.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -28,6 +29,21 @@ static inline char *test_dir(void)
 	close(open(p, O_WRONLY | O_CREAT, 0644));
 	free(p);
 	return dir;
+}
+
+/* Whether a library whose path contains soname is mapped into this process (/proc/self/maps). */
+static inline bool library_mapped(const char *soname)
+{
+	FILE *f = fopen("/proc/self/maps", "re");
+	char line[4096];
+	bool found = false;
+
+	if (!f)
+		abort();
+	while (!found && fgets(line, sizeof(line), f))
+		found = strstr(line, soname) != NULL;
+	fclose(f);
+	return found;
 }
 
 static inline void write_file_n(const char *path, const char *text, size_t len)

@@ -12,19 +12,6 @@
 #include "storage.h"
 #include "test_helpers.h"
 
-static bool mapped(const char *soname)
-{
-	FILE *f = fopen("/proc/self/maps", "re");
-	char line[4096];
-	bool found = false;
-
-	assert_non_null(f);
-	while (!found && fgets(line, sizeof(line), f))
-		found = strstr(line, soname) != NULL;
-	fclose(f);
-	return found;
-}
-
 static void test_loaded_only_when_used(void **state)
 {
 	struct host_facts h = { .qemu_path = "/usr/bin/qemu-system-x86_64", .state_root = "/run/vmlaunch" };
@@ -41,13 +28,13 @@ static void test_loaded_only_when_used(void **state)
 	free(err);
 	assert_int_equal(storage_describe(&(struct storage_context){ &cfg, "/run/vmlaunch/unit-test", NULL }, &cfg.disks[0], &t), 0);
 	assert_int_equal(plan_build(&cfg, &h, &t, &(struct privileges){ 0 }, &(struct run_request){ 0 }, &p), 0);
-	assert_false(mapped("librbd.so"));
-	assert_false(mapped("librados.so"));
+	assert_false(library_mapped("librbd.so"));
+	assert_false(library_mapped("librados.so"));
 
 	/* What the rbd backend does first: without a cluster, loading is all that can be shown. */
 	assert_int_equal(rbd_lib_load(&why), 0);
-	assert_true(mapped("librbd.so"));
-	assert_true(mapped("librados.so"));
+	assert_true(library_mapped("librbd.so"));
+	assert_true(library_mapped("librados.so"));
 	assert_non_null(rbd_lib.rados_create2);
 	assert_non_null(rbd_lib.rbd_watchers_list_cleanup);
 	assert_int_equal(rbd_lib_load(&why), 0); /* once */
