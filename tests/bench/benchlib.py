@@ -561,3 +561,10 @@ class QemuSampler:
                 out[kind + "_cpu_util"] = cpu / (len(sel) * self.period)  # qemu's CPUs busy, of the 2 host CPUs
                 out[kind + "_us"] = {r: 1e6 * sum(x[3][r] for x in sel) / ops for r in ROLES}
         return out
+
+
+def load_note(order):
+    """The load average at the start of each run, in run order (pairs of variant and load): a shared machine's
+    neighbours move single runs, and a table says so."""
+    return ("Load average (1, 5, 15 min) at the start of each run, in run order — **this machine is shared with "
+            "other jobs**, whose load moves single runs: %s." % "; ".join("%s %s" % (v, la) for v, la in order))

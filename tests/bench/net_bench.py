@@ -312,9 +312,7 @@ def render(data):
                      B.fmt_num(B.median(ssh), 1), B.fmt_range(*B.minmax(ssh), 1), len(ssh),
                      len(data["ssh"]) - len(ssh)))
         L.append("")
-    L.append("Load average (1, 5, 15 min) at the start of each run, in run order — **this machine is shared with "
-             "other jobs**, whose load moves single runs: %s." % "; ".join(
-                 "%s %s" % (v, la) for v, la in data["order"]))
+    L.append(B.load_note(data["order"]))
     L.append("")
     return "\n".join(L)
 

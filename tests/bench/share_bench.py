@@ -176,9 +176,7 @@ def render(data):
     L.append(B.md_table(["variant", "build, s", "1 GiB read, s", "1 GiB read, MiB/s", "10,000 files, s",
                          "whole run, s"], rows, ["---"] + ["---:"] * 5))
     L.append("")
-    L.append("Load average (1, 5, 15 min) at the start of each run, in run order — **this machine is shared with "
-             "other jobs**, whose load moves single runs: %s." % "; ".join(
-                 "%s %s" % (v, la) for v, la in data["order"]))
+    L.append(B.load_note(data["order"]))
     L.append("")
     return "\n".join(L)
 
