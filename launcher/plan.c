@@ -387,12 +387,14 @@ int plan_build(const struct vm_config *cfg, const struct host_facts *host, const
 		return log_error("%s:%u: [vm] memory: expected a multiple of 1M", cfg->file, cfg->memory_line);
 
 	p->state_dir = state_dir_path(host->state_root, cfg->name);
-	if (cfg->console_log)
-		p->console_log = xstrdup(cfg->console_log);
-	else if (command_mode)
-		/* The command's own output owns stdout; the kernel's goes to a log shown if the guest fails. */
-		p->console_log = state_file(p->state_dir, STATE_CONSOLE);
-	p->interactive = host->stdin_is_tty && !p->console_log;
+	/* A terminal on stdin keeps the console (the demo's shell); otherwise vmlaunch relays it to a log, to
+	 * vmlaunch --console, and to stdout unless the command's own output owns stdout or console-log says where. */
+	p->interactive = host->stdin_is_tty && !cfg->console_log && !command_mode;
+	if (!p->interactive) {
+		p->console_log = cfg->console_log ? xstrdup(cfg->console_log) : state_file(p->state_dir, STATE_CONSOLE);
+		p->console_socket = state_file(p->state_dir, STATE_CONSOLE_SOCKET);
+		p->console_to_stdout = !command_mode && !cfg->console_log;
+	}
 	plan_guest_files(cfg, req, p);
 	plan_shares(cfg, p);
 	plan_nets(cfg, host, p);
@@ -479,6 +481,7 @@ void plan_free(struct plan *p)
 	free(p->allocator_why);
 	free(p->accel_why);
 	free(p->console_log);
+	free(p->console_socket);
 	free(p->cmdline);
 	free(p->cmdline_why);
 	free(p->state_dir);

@@ -20,10 +20,11 @@ enum {
 	QEMU_FD_STATUS = 6,
 	QEMU_FD_QMP_EXT = 7, /* a listening socket vmlaunch bound at STATE_DIR/qmp.sock, for other tools */
 	QEMU_FD_AGENT = 8,   /* command mode without a kernel: qemu-guest-agent's port */
-	QEMU_FD_COUNT = 6,
+	QEMU_FD_CONSOLE = 9, /* the serial console, relayed by vmlaunch (console.c) when no terminal holds it */
+	QEMU_FD_COUNT = 7,
 	/* From here: what vmlaunch hands qemu open. First the devices' (tap queues, vhost-net; p->n_extra_fds, numbered
 	 * by the plan), then what qemu_argv asks for instead of paths (qemu_cmdline.fds, qemu as another user). */
-	QEMU_FD_EXTRA = 9,
+	QEMU_FD_EXTRA = 10,
 };
 
 struct disk_plan {
@@ -79,7 +80,9 @@ struct plan {
 	bool command_mode;  /* vmlaunch CONFIG -- COMMAND */
 	bool agent_mode;    /* ... in a firmware-booted guest, through its qemu-guest-agent */
 	bool interactive;   /* a terminal on stdin and the console on stdio: the demo guest offers a shell */
-	char *console_log;  /* NULL: serial console on stdio */
+	char *console_log;  /* the relayed console's log; NULL: serial console on stdio (interactive) */
+	char *console_socket; /* where vmlaunch --console attaches (with console_log), in the state dir */
+	bool console_to_stdout; /* the relayed console also goes to stdout (no command, no console-log) */
 	char *cmdline;      /* kernel command line */
 	char *cmdline_why;
 	char *state_dir;

@@ -300,18 +300,18 @@ static void push_control(struct qemu_cmdline *c, const struct plan *p)
 	strv_push_many(a, "-mon", "chardev=qmp-ext,mode=control", "-S", NULL);
 	group_end(c);
 
-	if (p->console_log) {
-		char *why = xasprintf("serial console to %s", p->console_log), *path;
+	if (p->console_socket) {
+		char *why = xasprintf("serial console relayed by vmlaunch (fd %d): to %s%s, and to vmlaunch --console %s "
+				      "(Ctrl-] detaches)",
+				      QEMU_FD_CONSOLE, p->console_log, p->console_to_stdout ? " and stdout" : "",
+				      p->cfg->name);
 
 		group_begin(c, why);
 		free(why);
-		path = file_or_fdset(c, p, p->console_log, O_WRONLY | O_NOFOLLOW);
 		strv_push(a, "-chardev");
-		strv_pushf(a, "file,id=console,path=%s", path);
-		free(path);
+		strv_pushf(a, "socket,id=console,fd=%d", QEMU_FD_CONSOLE);
 	} else {
-		group_begin(c, p->interactive ? "serial console on this terminal; Ctrl-C goes to the guest"
-					      : "serial console on stdio");
+		group_begin(c, "serial console on this terminal; Ctrl-C goes to the guest");
 		strv_push_many(a, "-chardev", "stdio,id=console,signal=off", NULL);
 	}
 	strv_push_many(a, "-serial", "chardev:console", NULL);

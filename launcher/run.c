@@ -20,6 +20,7 @@
 #include <unistd.h>
 
 #include "agent.h"
+#include "console.h"
 #include "exit_status.h"
 #include "guardian.h"
 #include "journal.h"
@@ -49,8 +50,8 @@ static int pidfd_open_(pid_t pid)
 static void child_exec(const struct plan *p, const struct qemu_cmdline *c, char **envp, const int src[QEMU_FD_COUNT],
 		       const int *handed, size_t n_handed, int *moved, int errpipe, pid_t parent)
 {
-	static const int target[QEMU_FD_COUNT] = { QEMU_FD_QMP,	QEMU_FD_STDOUT,	 QEMU_FD_STDERR,
-						  QEMU_FD_STATUS, QEMU_FD_QMP_EXT, QEMU_FD_AGENT };
+	static const int target[QEMU_FD_COUNT] = { QEMU_FD_QMP,	   QEMU_FD_STDOUT, QEMU_FD_STDERR, QEMU_FD_STATUS,
+						  QEMU_FD_QMP_EXT, QEMU_FD_AGENT,  QEMU_FD_CONSOLE };
 	struct sigaction dfl = { .sa_handler = SIG_DFL };
 	size_t n = QEMU_FD_COUNT + n_handed;
 	sigset_t none;
@@ -186,6 +187,8 @@ int run_start(const struct plan *p, const struct qemu_cmdline *c, const int *ext
 	memset(vm, 0, sizeof(*vm));
 	vm->pid = -1;
 	vm->pidfd = vm->qmp.fd = vm->out_fd = vm->err_fd = vm->status_fd = vm->agent_fd = -1;
+	vm->console = (struct console)CONSOLE_INIT;
+	child_ends[6] = -1;
 	for (size_t i = 0; i < c->n_fds; i++)
 		passed[i] = -1; /* nothing to close on an early failure */
 	for (int i = 0; i < 5; i++)
@@ -204,6 +207,14 @@ int run_start(const struct plan *p, const struct qemu_cmdline *c, const int *ext
 	if (pipe2(errpipe, O_CLOEXEC) < 0) {
 		r = log_errno(errno, "pipe");
 		goto fail;
+	}
+	if (p->console_socket) {
+		r = console_open(&vm->console, p->console_socket, p->console_log, p->console_to_stdout, &child_ends[6]);
+		if (r < 0) {
+			close(errpipe[0]);
+			close(errpipe[1]);
+			goto fail;
+		}
 	}
 	listen_fd = listen_qmp(p);
 	if (listen_fd < 0) {
@@ -261,6 +272,10 @@ int run_start(const struct plan *p, const struct qemu_cmdline *c, const int *ext
 		}
 	close(listen_fd);
 	listen_fd = -1;
+	if (child_ends[6] >= 0) {
+		close(child_ends[6]);
+		child_ends[6] = -1;
+	}
 	vm->pidfd = pidfd_open_(vm->pid);
 	if (vm->pidfd < 0) {
 		r = log_errno(errno, "pidfd_open");
@@ -285,6 +300,8 @@ fail:
 	free(moved);
 	if (listen_fd >= 0)
 		close(listen_fd);
+	if (child_ends[6] >= 0)
+		close(child_ends[6]);
 	for (int i = 0; i < 5; i++)
 		for (int k = 0; k < 2; k++)
 			if (pairs[i][k] >= 0)
@@ -442,6 +459,29 @@ static void flush_some(struct supervisor *s, int which)
 	o->len -= (size_t)n;
 }
 
+static void outbuf_append(struct outbuf *o, const char *data, size_t n)
+{
+	if (o->len + n > o->cap) {
+		o->cap = (o->len + n) * 2;
+		o->data = xrealloc(o->data, o->cap);
+	}
+	memcpy(o->data + o->len, data, n);
+	o->len += n;
+}
+
+/* The relayed console: the log and a client get it in console.c; stdout through the buffer, which drops rather
+ * than stalls the guest when stdout is slow (the log keeps everything). */
+#define CONSOLE_STDOUT_MAX (4u << 20)
+
+static void console_relay(struct supervisor *s)
+{
+	char buf[16384];
+	ssize_t n = console_from_guest(&s->vm->console, buf, sizeof(buf));
+
+	if (n > 0 && s->vm->console.to_stdout && s->out[0].len + (size_t)n <= CONSOLE_STDOUT_MAX)
+		outbuf_append(&s->out[0], buf, (size_t)n);
+}
+
 /* After qemu exited: everything left in the sockets, then everything buffered, blocking as long as it takes. */
 static void drain(struct supervisor *s)
 {
@@ -464,6 +504,12 @@ static void drain(struct supervisor *s)
 			}
 			relay(s, fds[i], which[i]);
 		}
+	}
+	if (vm->console.qemu_fd >= 0) {
+		fcntl(vm->console.qemu_fd, F_SETFL, fcntl(vm->console.qemu_fd, F_GETFL) | O_NONBLOCK);
+		for (struct pollfd p = { vm->console.qemu_fd, POLLIN, 0 }; vm->console.qemu_fd >= 0 && poll(&p, 1, 1000) > 0;
+		     p.fd = vm->console.qemu_fd)
+			console_relay(s);
 	}
 	for (int i = 0; i < 2; i++) {
 		if (s->out[i].len)
@@ -488,16 +534,6 @@ static void print_console_tail(const char *path)
 	fprintf(stderr, "vmlaunch: the guest console's last lines (%s):\n", path);
 	for (unsigned i = n > 20 ? n - 20 : 0; i < n; i++)
 		fprintf(stderr, "  | %s", ring[i % 20]);
-}
-
-static void outbuf_append(struct outbuf *o, const char *data, size_t n)
-{
-	if (o->len + n > o->cap) {
-		o->cap = (o->len + n) * 2;
-		o->data = xrealloc(o->data, o->cap);
-	}
-	memcpy(o->data + o->len, data, n);
-	o->len += n;
 }
 
 /* Agent mode: what the agent finished brings the VM down, with the command's status or the reason it has none. */
@@ -594,12 +630,14 @@ int run_supervise(const struct plan *p, struct vm_process *vm, int sigfd, struct
 	trim_resident();
 
 	while (!exited) {
-		struct pollfd fds[10] = {
+		struct pollfd fds[13] = {
 			{ sigfd, POLLIN, 0 },	      { vm->pidfd, POLLIN, 0 },    { vm->qmp.fd, POLLIN, 0 },
 			{ vm->out_fd, POLLIN, 0 },    { vm->err_fd, POLLIN, 0 },   { vm->status_fd, POLLIN, 0 },
 			{ guardian->pidfd, POLLIN, 0 },
 			{ s.out[0].len ? 1 : -1, POLLOUT, 0 }, { s.out[1].len ? 2 : -1, POLLOUT, 0 },
 			{ s.agent_running ? s.agent.fd : -1, POLLIN, 0 },
+			{ vm->console.qemu_fd, POLLIN, 0 }, { vm->console.listen_fd, POLLIN, 0 },
+			{ vm->console.client_fd, POLLIN, 0 },
 		};
 		int timeout = -1;
 
@@ -614,7 +652,7 @@ int run_supervise(const struct plan *p, struct vm_process *vm, int sigfd, struct
 			if (agent >= 0 && (timeout < 0 || agent < timeout))
 				timeout = agent;
 		}
-		if (poll(fds, 10, timeout) < 0) {
+		if (poll(fds, 13, timeout) < 0) {
 			if (errno == EINTR)
 				continue;
 			r = log_errno(errno, "poll");
@@ -637,6 +675,12 @@ int run_supervise(const struct plan *p, struct vm_process *vm, int sigfd, struct
 			close(vm->qmp.fd);
 			vm->qmp.fd = -1; /* qemu closed QMP: it is exiting; the pidfd tells when */
 		}
+		if (fds[10].revents)
+			console_relay(&s);
+		if (fds[11].revents)
+			console_accept(&vm->console);
+		if (fds[12].revents)
+			console_from_client(&vm->console);
 		if (fds[3].revents)
 			relay(&s, &vm->out_fd, 0);
 		if (fds[4].revents)
@@ -695,4 +739,5 @@ void run_cleanup(struct vm_process *vm)
 	if (vm->agent_fd >= 0)
 		close(vm->agent_fd);
 	vm->pidfd = vm->out_fd = vm->err_fd = vm->status_fd = vm->agent_fd = -1;
+	console_close(&vm->console);
 }

@@ -13,6 +13,7 @@ struct journal;
 #define STATE_INFO "info"         /* what --list shows */
 #define STATE_QMP "qmp.sock"      /* QMP for other tools */
 #define STATE_CONSOLE "console.log"
+#define STATE_CONSOLE_SOCKET "console.sock" /* vmlaunch --console attaches here */
 #define STATE_ARGV "argv"         /* -- COMMAND's argv for the guest */
 
 struct state_dir {
