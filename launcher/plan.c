@@ -336,6 +336,28 @@ static void plan_firmware(const struct vm_config *cfg, const struct host_facts *
 	}
 }
 
+/* When the guest counts as reachable, for systemd's READY=1: the way in it offers, in the order a user would try. */
+static void plan_ready(struct plan *p)
+{
+	if (p->ssh_port) {
+		p->ready = READY_SSH;
+		p->ready_why = xasprintf("READY=1 for systemd once ssh answers on %s:%u (an SSH banner through the forward), "
+					 "not when qemu starts; STATUS= says what it waits for",
+					 p->ssh_host, p->ssh_port);
+	} else if (p->agent_mode) {
+		p->ready = READY_AGENT;
+		p->ready_why = xstrdup("READY=1 for systemd once the guest's qemu-guest-agent answers, not when qemu starts");
+	} else if (p->command_mode) {
+		p->ready = READY_GUEST_PORT;
+		p->ready_why = xstrdup("READY=1 for systemd once the bundled guest opens its ports (QMP VSERPORT_CHANGE), "
+				       "not when qemu starts");
+	} else {
+		p->ready = READY_AT_START;
+		p->ready_why = xstrdup("READY=1 for systemd when the guest starts running: it offers no ssh forward or "
+				       "agent to wait for");
+	}
+}
+
 /* The files the bundled guest reads through fw_cfg (guest_protocol.h). */
 static void plan_guest_files(const struct vm_config *cfg, const struct run_request *req, struct plan *p)
 {
@@ -407,6 +429,7 @@ int plan_build(const struct vm_config *cfg, const struct host_facts *host, const
 					cfg->name, cfg->cloud_user, cfg->cloud_keys.n,
 					cfg->cloud_user_data ? ", user-data as written" : "");
 	}
+	plan_ready(p);
 	r = plan_pci_slots(cfg, host, p);
 	if (r < 0)
 		return r;
@@ -482,6 +505,7 @@ void plan_free(struct plan *p)
 	free(p->accel_why);
 	free(p->console_log);
 	free(p->console_socket);
+	free(p->ready_why);
 	free(p->cmdline);
 	free(p->cmdline_why);
 	free(p->state_dir);

@@ -63,6 +63,14 @@ struct net_plan {
 	char *why;
 };
 
+/* What tells systemd (READY=1) that the guest can be reached, not merely that qemu started. */
+enum ready_signal {
+	READY_AT_START, /* nothing in the guest to ask: when it starts running */
+	READY_SSH,      /* an SSH banner through the forward to port 22 */
+	READY_AGENT,    /* qemu-guest-agent answers guest-sync (-- COMMAND in a firmware-booted guest) */
+	READY_GUEST_PORT, /* the bundled guest opens its virtio-serial ports (QMP VSERPORT_CHANGE) */
+};
+
 /* A file the guest reads through fw_cfg: NAME in the guest, PATH in the state dir, written at launch. */
 enum guest_file_kind { GUEST_FILE_ARGV, GUEST_FILE_USER, GUEST_FILE_ENV, GUEST_FILE_SHARES };
 struct guest_file {
@@ -102,6 +110,8 @@ struct plan {
 	char *seed;                  /* [cloud-init]: the NoCloud seed volume in the state dir */
 	char ssh_host[64];           /* the host end of a forward to the guest's port 22 ("" if none): vmlaunch --ssh */
 	unsigned ssh_port;
+	enum ready_signal ready;
+	char *ready_why;
 	char *seed_why;
 	struct guest_file guest_files[4]; /* argv, user, env, shares: what exists */
 	size_t n_guest_files;

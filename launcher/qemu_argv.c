@@ -272,6 +272,8 @@ static void push_process_reasons(struct qemu_cmdline *c, const struct plan *p)
 	if (p->cpus.why)
 		push_reason(c, p->cpus.why);
 	push_reason(c, p->allocator_why);
+	if (p->ready_why)
+		push_reason(c, p->ready_why);
 	why = xasprintf("qemu runs with every capability set empty (bounding set too) and no-new-privileges%s%s: it "
 			"needs none of the root powers vmlaunch uses for mounts, modules and sysfs",
 			p->privileges && p->privileges->switch_user ? ", as user " : "",

@@ -25,6 +25,7 @@
 #include "guardian.h"
 #include "journal.h"
 #include "privileges.h"
+#include "ready.h"
 #include "state_dir.h"
 #include "process.h"
 #include "test_hook.h"
@@ -335,6 +336,10 @@ struct supervisor {
 	size_t status_len;
 	unsigned long long received[2]; /* bytes read from the guest's stdout and stderr ports */
 	bool acked;                      /* the guest was told it has all of them, and may power off */
+	bool ready;                /* READY=1 was sent */
+	bool probing;              /* READY_SSH: the probe runs */
+	struct ready_probe probe;
+	long long waiting_since, next_status; /* STATUS= lines while the guest is not reachable yet */
 	struct agent agent; /* agent mode: the command through qemu-guest-agent */
 	bool agent_running, agent_failed;
 	/* The guest's stdout/stderr, read as soon as qemu passes them on and written out as fd 1/2 can take them:
@@ -346,13 +351,55 @@ struct supervisor {
 	} out[2];
 };
 
+/* systemd hears READY=1 once the guest answers the way the plan chose (plan_ready), with what answered. */
+static void mark_ready(struct supervisor *s, const char *what)
+{
+	char *st;
+
+	if (s->ready)
+		return;
+	s->ready = true;
+	if (s->probing)
+		ready_probe_close(&s->probe);
+	s->probing = false;
+	st = xasprintf("READY=1\nSTATUS=running %s (qemu pid %d): %s", s->p->cfg->name, (int)s->vm->pid, what);
+	log_info("ready: %s", what);
+	notify_systemd(st);
+	free(st);
+}
+
+#define STATUS_EVERY_MS 10000
+
+/* Until then, every few seconds: what vmlaunch waits for, and for how long. */
+static void say_waiting(struct supervisor *s)
+{
+	const struct plan *p = s->p;
+	long long now = monotonic_ms();
+	char *st;
+
+	if (s->ready || now < s->next_status)
+		return;
+	s->next_status = now + STATUS_EVERY_MS;
+	if (p->ready == READY_SSH)
+		st = xasprintf("STATUS=%s: waiting for ssh on %s:%u (%lld s)", p->cfg->name, p->ssh_host, p->ssh_port,
+			       (now - s->waiting_since) / 1000);
+	else
+		st = xasprintf("STATUS=%s: waiting for the guest's %s (%lld s)", p->cfg->name,
+			       p->ready == READY_AGENT ? "qemu-guest-agent" : "ports", (now - s->waiting_since) / 1000);
+	notify_systemd(st);
+	free(st);
+}
+
 static void on_event(void *user, const char *event, struct json_object *data)
 {
 	struct supervisor *s = user;
-	struct json_object *reason;
+	struct json_object *reason, *open;
 
 	log_info("QMP event %s", event);
-	if (!strcmp(event, "GUEST_PANICKED")) {
+	if (!strcmp(event, "VSERPORT_CHANGE") && s->p->ready == READY_GUEST_PORT && data &&
+	    json_object_object_get_ex(data, "open", &open) && json_object_get_boolean(open)) {
+		mark_ready(s, "the bundled guest opened its ports");
+	} else if (!strcmp(event, "GUEST_PANICKED")) {
 		s->panicked = true;
 	} else if (!strcmp(event, "SHUTDOWN") && data && json_object_object_get_ex(data, "reason", &reason)) {
 		free(s->shutdown_reason);
@@ -542,6 +589,8 @@ static void drive_agent(struct supervisor *s, bool readable)
 	struct agent *a = &s->agent;
 
 	agent_tick(a, readable);
+	if (a->state == AGENT_EXEC || a->state == AGENT_STATUS || a->state == AGENT_DONE)
+		mark_ready(s, "qemu-guest-agent answered");
 	if (a->state == AGENT_DONE) {
 		outbuf_append(&s->out[0], a->out ? a->out : "", a->out_len);
 		outbuf_append(&s->out[1], a->err ? a->err : "", a->err_len);
@@ -614,10 +663,15 @@ int run_supervise(const struct plan *p, struct vm_process *vm, int sigfd, struct
 	if (r < 0)
 		escalate(&s), escalate(&s); /* could not start the guest: quit qemu */
 	else {
-		char *st = xasprintf("READY=1\nSTATUS=running %s (qemu pid %d)", p->cfg->name, (int)vm->pid);
-
-		notify_systemd(st);
-		free(st);
+		s.waiting_since = monotonic_ms();
+		if (p->ready == READY_AT_START)
+			mark_ready(&s, "the guest runs");
+		else
+			say_waiting(&s);
+		if (p->ready == READY_SSH) {
+			ready_probe_init(&s.probe, p->ssh_host, p->ssh_port);
+			s.probing = true;
+		}
 		test_hook_stop_at("running");
 		if (p->agent_mode) {
 			agent_begin(&s.agent, vm->agent_fd, p->command, p->env, p->cfg->command_user,
@@ -630,7 +684,7 @@ int run_supervise(const struct plan *p, struct vm_process *vm, int sigfd, struct
 	trim_resident();
 
 	while (!exited) {
-		struct pollfd fds[13] = {
+		struct pollfd fds[14] = {
 			{ sigfd, POLLIN, 0 },	      { vm->pidfd, POLLIN, 0 },    { vm->qmp.fd, POLLIN, 0 },
 			{ vm->out_fd, POLLIN, 0 },    { vm->err_fd, POLLIN, 0 },   { vm->status_fd, POLLIN, 0 },
 			{ guardian->pidfd, POLLIN, 0 },
@@ -638,6 +692,7 @@ int run_supervise(const struct plan *p, struct vm_process *vm, int sigfd, struct
 			{ s.agent_running ? s.agent.fd : -1, POLLIN, 0 },
 			{ vm->console.qemu_fd, POLLIN, 0 }, { vm->console.listen_fd, POLLIN, 0 },
 			{ vm->console.client_fd, POLLIN, 0 },
+			{ s.probing ? s.probe.fd : -1, (short)ready_probe_events(&s.probe), 0 },
 		};
 		int timeout = -1;
 
@@ -652,7 +707,19 @@ int run_supervise(const struct plan *p, struct vm_process *vm, int sigfd, struct
 			if (agent >= 0 && (timeout < 0 || agent < timeout))
 				timeout = agent;
 		}
-		if (poll(fds, 13, timeout) < 0) {
+		if (s.probing) {
+			int probe = ready_probe_timeout_ms(&s.probe);
+
+			if (probe >= 0 && (timeout < 0 || probe < timeout))
+				timeout = probe;
+		}
+		if (!s.ready && !s.phase) {
+			long long left = s.next_status - monotonic_ms();
+
+			if (timeout < 0 || left < timeout)
+				timeout = left > 0 ? (int)left : 0;
+		}
+		if (poll(fds, 14, timeout) < 0) {
 			if (errno == EINTR)
 				continue;
 			r = log_errno(errno, "poll");
@@ -675,6 +742,14 @@ int run_supervise(const struct plan *p, struct vm_process *vm, int sigfd, struct
 			close(vm->qmp.fd);
 			vm->qmp.fd = -1; /* qemu closed QMP: it is exiting; the pidfd tells when */
 		}
+		if (s.probing && !s.phase && ready_probe_step(&s.probe, fds[13].revents)) {
+			char *what = xasprintf("ssh answered on %s:%u", p->ssh_host, p->ssh_port);
+
+			mark_ready(&s, what);
+			free(what);
+		}
+		if (!s.phase)
+			say_waiting(&s);
 		if (fds[10].revents)
 			console_relay(&s);
 		if (fds[11].revents)
@@ -715,6 +790,8 @@ int run_supervise(const struct plan *p, struct vm_process *vm, int sigfd, struct
 	drain(&s);
 	r = exit_status(&s, wstatus);
 	free(s.shutdown_reason);
+	if (s.probing)
+		ready_probe_close(&s.probe);
 	if (p->agent_mode)
 		agent_free(&s.agent);
 	return r;

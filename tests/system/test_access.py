@@ -3,6 +3,7 @@ and the network and provisioning mistakes a user makes on the way."""
 import os
 import pty
 import select
+import socket
 import subprocess
 import time
 
@@ -89,3 +90,53 @@ def test_console_of_a_vm_that_is_not_running():
     r = vmlaunch("--console", "nosuchvm")
     assert r.returncode == 1
     assert 'VM "nosuchvm" is not running' in r.stderr
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def datagrams(sock):
+    """Every datagram the notify socket holds now."""
+    got = []
+    while True:
+        try:
+            got.append(sock.recv(4096).decode())
+        except BlockingIOError:
+            return got
+
+
+def test_ready_only_once_ssh_answers_through_the_forward(config, tmp_path):
+    """systemd's READY=1 comes when the guest's port 22 gives an SSH banner through the forward, not when qemu starts;
+    STATUS= lines say what vmlaunch waits for meanwhile. The guest serves the banner only after a pause."""
+    port = free_port()
+    notify = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    notify.bind(str(tmp_path / "notify"))
+    notify.setblocking(False)
+    conf = config("[vm]\nname = readyssh\n" + GUEST + f"[net n0]\nforward = tcp:{port}-:22\nrestrict = yes\n")
+    p = subprocess.Popen([VMLAUNCH, str(conf), "--", "sh", "-c",
+                          "sleep 4; echo serving; printf 'SSH-2.0-guest\\r\\n' | nc -l -p 22; echo served; "
+                          "exec sleep 600"],
+                         stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                         env={**os.environ, "NOTIFY_SOCKET": str(tmp_path / "notify")})
+    try:
+        assert p.stdout.readline() == "serving\n", p.stderr.read() if p.poll() is not None else ""
+        before = datagrams(notify)
+        # the guest has run for seconds (it printed), but its port 22 has not answered: not ready yet
+        assert not any("READY=1" in d for d in before), before
+        assert any("STATUS=readyssh: waiting for ssh on 127.0.0.1:%d" % port in d for d in before), before
+        assert p.stdout.readline() == "served\n"  # vmlaunch's probe read the banner
+        deadline = time.monotonic() + 30
+        after = []
+        while time.monotonic() < deadline and not any("READY=1" in d for d in after):
+            after += datagrams(notify)
+            time.sleep(0.1)
+        ready = [d for d in after if "READY=1" in d]
+        assert ready and f"ssh answered on 127.0.0.1:{port}" in ready[0], after
+    finally:
+        p.terminate()
+        p.communicate(timeout=120)
+        notify.close()
+    assert not (STATE_ROOT / "readyssh").exists()
