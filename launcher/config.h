@@ -104,7 +104,7 @@ struct net_config {
 	unsigned line;
 	enum net_mode mode;
 	unsigned mode_line;
-	struct strv forwards; /* "tcp:[HOSTADDR:]HOSTPORT-:GUESTPORT", as written */
+	struct strv forwards; /* "tcp:[HOSTADDR:]HOSTPORT[+]-:GUESTPORT", as written */
 	unsigned forwards_line;
 	bool restricted; /* restrict = yes: no traffic beyond the host's forwards */
 	unsigned restricted_line;
@@ -229,5 +229,14 @@ const char *backend_kind_name(enum backend_kind b);
 const char *const *config_known_keys(void);
 /* Whether NAME can name a VM: it becomes /run/vmlaunch/NAME, beside NAME.lock. */
 bool config_vm_name_valid(const char *name);
+
+/* One forward = (config_forward_parse): HOSTADDR made explicit (127.0.0.1 unless written). */
+struct net_forward {
+	bool udp;
+	char addr[16];
+	unsigned host, guest;
+	bool first_free; /* HOSTPORT+: that port or the first free one after it, chosen at launch */
+};
+bool config_forward_parse(const char *text, struct net_forward *out);
 
 #endif

@@ -18,6 +18,7 @@
 #include "guardian.h"
 #include "cloud_init.h"
 #include "firmware.h"
+#include "forward.h"
 #include "guest_files.h"
 #include "hugepages.h"
 #include "pin.h"
@@ -579,7 +580,7 @@ int main(int argc, char **argv)
 		goto out;
 	}
 	/* a host fact for the run: --dry-run shows the command line wherever the bridge is */
-	if (!o.dry_run && !o.explain && find_bridges(&plan) < 0)
+	if (!o.dry_run && !o.explain && (find_bridges(&plan) < 0 || forward_resolve(&plan) < 0))
 		goto out;
 	/* said where it matters: a run, not a --dry-run or an --explain, which shows the reason itself */
 	if (plan.accel_warning && !o.dry_run && !o.explain)

@@ -237,23 +237,18 @@ static void plan_nets(const struct vm_config *cfg, const struct host_facts *host
 		else
 			default_mac(cfg->name, n->name, np->mac);
 		/* qemu's hostfwd binds every address when none is given: a forward is for this host unless it says so */
+		np->n_forwards = n->forwards.n;
+		np->forwards = xcalloc(n->forwards.n + 1, sizeof(*np->forwards));
 		for (size_t k = 0; k < n->forwards.n; k++) {
-			const char *f = n->forwards.v[k];
+			struct net_forward *f = &np->forwards[k];
 
-			unsigned a, b, c, d, host, guest;
-
-			if (strchr(f + 4, '.'))
-				strv_push(&np->forwards, f);
-			else
-				strv_pushf(&np->forwards, "%.4s127.0.0.1:%s", f, f + 4);
+			config_forward_parse(n->forwards.v[k], f); /* validated by config.c */
 			/* the first forward to the guest's ssh port is where vmlaunch --ssh connects */
-			if (!p->ssh_port && !strncmp(f, "tcp:", 4) &&
-			    sscanf(np->forwards.v[k] + 4, "%u.%u.%u.%u:%u-:%u", &a, &b, &c, &d, &host, &guest) == 6 &&
-			    guest == 22) {
-				snprintf(p->ssh_host, sizeof(p->ssh_host), "%u.%u.%u.%u", a, b, c, d);
-				if (!strcmp(p->ssh_host, "0.0.0.0"))
-					strcpy(p->ssh_host, "127.0.0.1");
-				p->ssh_port = host;
+			if (!p->ssh_port && !f->udp && f->guest == 22) {
+				snprintf(p->ssh_host, sizeof(p->ssh_host), "%s",
+					 strcmp(f->addr, "0.0.0.0") ? f->addr : "127.0.0.1");
+				p->ssh_port = f->host;
+				p->ssh_forward = f;
 			}
 		}
 		if (n->mode == NET_TAP) {
@@ -288,7 +283,7 @@ static void plan_nets(const struct vm_config *cfg, const struct host_facts *host
 				"process; the guest reaches the host as 10.0.2.2)%s%s; virtio-net-pci, mac %s",
 				n->name,
 				n->restricted ? ", restrict=on: the guest reaches nothing beyond the forwards" : "",
-				np->forwards.n ? ", forwards on the host's loopback unless an address is written" : "", np->mac);
+				np->n_forwards ? ", forwards on the host's loopback unless an address is written" : "", np->mac);
 	}
 }
 
@@ -520,7 +515,7 @@ void plan_free(struct plan *p)
 	}
 	free(p->shares);
 	for (size_t i = 0; i < p->n_nets; i++) {
-		strv_free(&p->nets[i].forwards);
+		free(p->nets[i].forwards);
 		free(p->nets[i].why);
 	}
 	free(p->nets);

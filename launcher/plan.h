@@ -59,7 +59,8 @@ struct net_plan {
 	bool vhost;            /* tap: vhost-net queues too (KVM and /dev/vhost-net) */
 	unsigned bridge_index; /* tap: filled at launch, when the bridge is looked up */
 	int fd_base;           /* tap: qemu's fd of queue 0; vhost's follow the queues */
-	struct strv forwards; /* hostfwd values, HOSTADDR made explicit (127.0.0.1 unless written) */
+	struct net_forward *forwards; /* user mode: each forward, its port made concrete at launch (forward.c) */
+	size_t n_forwards;
 	char *why;
 };
 
@@ -110,6 +111,7 @@ struct plan {
 	char *seed;                  /* [cloud-init]: the NoCloud seed volume in the state dir */
 	char ssh_host[64];           /* the host end of a forward to the guest's port 22 ("" if none): vmlaunch --ssh */
 	unsigned ssh_port;
+	const struct net_forward *ssh_forward; /* the forward ssh_port comes from (its port may move at launch) */
 	enum ready_signal ready;
 	char *ready_why;
 	char *seed_why;

@@ -449,8 +449,9 @@ static void push_net(struct qemu_cmdline *c, const struct net_plan *n)
 		netdev = tap_netdev(n);
 
 	group_begin(c, n->why);
-	for (size_t i = 0; netdev && i < n->forwards.n; i++) {
-		char *more = xasprintf("%s,hostfwd=%s", netdev, n->forwards.v[i]);
+	for (size_t i = 0; netdev && i < n->n_forwards; i++) {
+		const struct net_forward *f = &n->forwards[i];
+		char *more = xasprintf("%s,hostfwd=%s:%s:%u-:%u", netdev, f->udp ? "udp" : "tcp", f->addr, f->host, f->guest);
 
 		free(netdev);
 		netdev = more;

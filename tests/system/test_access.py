@@ -140,3 +140,90 @@ def test_ready_only_once_ssh_answers_through_the_forward(config, tmp_path):
         p.communicate(timeout=120)
         notify.close()
     assert not (STATE_ROOT / "readyssh").exists()
+
+
+def nothing_left(name):
+    return not (STATE_ROOT / name).exists() and not (STATE_ROOT / f"{name}.lock").exists() and \
+        f"/run/vmlaunch/{name}" not in open("/proc/self/mounts").read()
+
+
+def test_forward_port_in_use_is_refused_before_anything_is_made(config):
+    """A host problem, said before qemu starts: exit 1 naming the port and the forward; no disk made, no state dir."""
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen(1)
+        port = taken.getsockname()[1]
+        conf = config("[vm]\nname = fwdbusy\n" + GUEST + "[disk d]\nbackend = tmpfs\nsize = 16M\n"
+                      f"[net n0]\nforward = tcp:{port}-:22\n")
+        r = vmlaunch(conf, "--", "true")
+    assert r.returncode == 1, r.stderr
+    assert f"{conf}:12: [net n0] forward tcp:127.0.0.1:{port}-:22: port {port} on 127.0.0.1 is in use" in r.stderr
+    assert f"tcp:{port}+-:22 for the first free port" in r.stderr
+    assert "qemu" not in r.stderr  # refused before qemu, not by it
+    assert nothing_left("fwdbusy")
+
+
+def test_first_free_port_is_taken_printed_and_used_by_ssh(config):
+    """forward = tcp:PORT+-:22 when PORT is taken: the next free one, printed, is the one qemu forwards and the one
+    vmlaunch --ssh reads from the state dir."""
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen(1)
+        port = taken.getsockname()[1]
+        conf = config("[vm]\nname = fwdfree\n" + GUEST + f"[net n0]\nforward = tcp:{port}+-:22\nrestrict = yes\n")
+        p = subprocess.Popen([VMLAUNCH, str(conf), "--", "sh", "-c", "echo pong | nc -l -p 22; exec sleep 600"],
+                             stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        try:
+            line = p.stderr.readline()
+            assert "[net n0] forward tcp 127.0.0.1:" in line and "(the ports before it are in use)" in line, line
+            used = int(line.split("127.0.0.1:")[1].split()[0])
+            assert used > port
+            deadline = time.monotonic() + 120
+            while not (STATE_ROOT / "fwdfree" / "info").exists() and time.monotonic() < deadline:
+                time.sleep(0.2)
+            info = (STATE_ROOT / "fwdfree" / "info").read_text()
+            assert f"ssh 127.0.0.1 {used} " in info  # what vmlaunch --ssh connects to
+            got = b""
+            while time.monotonic() < deadline and got != b"pong\n":
+                try:
+                    with socket.create_connection(("127.0.0.1", used), timeout=2) as s:
+                        s.settimeout(5)
+                        got = s.recv(100)
+                except OSError:
+                    time.sleep(0.5)
+            assert got == b"pong\n"  # the guest's port 22, through the port that was printed
+        finally:
+            p.terminate()
+            p.communicate(timeout=120)
+    assert nothing_left("fwdfree")
+
+
+def test_unreadable_or_private_ssh_key_is_a_config_error(config, tmp_path):
+    keydir = tmp_path / "keys"
+    keydir.mkdir()
+    conf = config("[vm]\nname = badkey\n" + GUEST + f"[cloud-init]\nssh-key = {keydir}\n")
+    r = vmlaunch(conf)
+    assert r.returncode == 2, r.stderr
+    assert f"{conf}:9: [cloud-init] ssh-key {keydir}: Is a directory; expected a readable public key file" in r.stderr
+    private = tmp_path / "id_test"
+    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(private)], check=True)
+    conf = config("[vm]\nname = badkey\n" + GUEST + f"[cloud-init]\nssh-key = {private}\n")
+    r = vmlaunch(conf)
+    assert r.returncode == 2, r.stderr
+    assert f"{conf}:9: [cloud-init] ssh-key {private}: expected an OpenSSH public key" in r.stderr
+    assert "this is a private key" in r.stderr
+    assert nothing_left("badkey")
+
+
+def test_uefi_without_ovmf_names_the_package(config, tmp_path):
+    empty = tmp_path / "no-firmware"
+    empty.mkdir()
+    conf = config("[vm]\nname = noovmf\n[boot]\nfirmware = uefi\n[disk d]\nbackend = tmpfs\nsize = 16M\n")
+    r = subprocess.run([VMLAUNCH, str(conf)], capture_output=True, text=True, timeout=60,
+                       env={**os.environ, "VMLAUNCH_FIRMWARE_DIR": str(empty)})
+    assert r.returncode == 1, r.stderr
+    assert "[boot] firmware = uefi: no OVMF firmware is installed (apt-get install ovmf" in r.stderr
+    assert nothing_left("noovmf")
+    # the same config on this host, which has OVMF, plans a UEFI boot: the hook is what made the difference
+    r = vmlaunch("--dry-run", conf)
+    assert r.returncode == 0 and "node-name=fw-code" in r.stdout, r.stderr
