@@ -79,6 +79,7 @@ static const struct key_spec keys[] = {
 	{ SEC_CLOUD_INIT, "ssh-key", T_PATHS, VM(cloud_keys), NULL, 0, 0, 0 },
 	{ SEC_CLOUD_INIT, "user", T_STRING, VM(cloud_user), NULL, 0, 0, 0 },
 	{ SEC_CLOUD_INIT, "user-data", T_PATH, VM(cloud_user_data), NULL, 0, 0, 0 },
+	{ SEC_CLOUD_INIT, "merge-keys", T_BOOL, VM(cloud_merge_keys), NULL, 0, 0, 0 },
 	{ SEC_QEMU, "binary", T_STRING, VM(qemu_binary), NULL, 0, 0, 0 },
 	{ SEC_QEMU, "extra", T_WORDS, VM(qemu_extra), NULL, 0, 0, 0 },
 	{ SEC_QEMU, "allocator", T_ENUM, VM(allocator), allocator_words, 0, 0, 0 },
@@ -840,6 +841,8 @@ static int finish_cloud_init(struct parse *p)
 	if (cfg->cloud_user_data && access(cfg->cloud_user_data, R_OK) < 0)
 		return fail(p, cfg->cloud_user_data_line, "[cloud-init] user-data %s: %s", cfg->cloud_user_data,
 			    strerror(errno));
+	if (!cfg->cloud_merge_keys_line)
+		cfg->cloud_merge_keys = true;
 	if (!cfg->cloud_user)
 		cfg->cloud_user = xstrdup(pw && pw->pw_uid != 0 ? pw->pw_name : "vmlaunch");
 	if (!valid_name(cfg->cloud_user, 32) || cfg->cloud_user[0] == '.' || !strcmp(cfg->cloud_user, "root"))

@@ -180,8 +180,10 @@ struct vm_config {
 	unsigned cloud_keys_line;
 	char *cloud_user; /* the guest user made with the keys (default: the invoking user's name) */
 	unsigned cloud_user_line;
-	char *cloud_user_data; /* used as written instead of vmlaunch's own */
+	char *cloud_user_data; /* a #cloud-config file merged with the keys (cloud_init.c); anything else as written */
 	unsigned cloud_user_data_line;
+	bool cloud_merge_keys; /* merge-keys = yes (default): the keys join a #cloud-config user-data */
+	unsigned cloud_merge_keys_line;
 
 	char *qemu_binary;
 	unsigned qemu_binary_line;

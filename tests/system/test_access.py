@@ -3,9 +3,13 @@ and the network and provisioning mistakes a user makes on the way."""
 import os
 import pty
 import select
+import signal
 import socket
 import subprocess
 import time
+from pathlib import Path
+
+import pytest
 
 from conftest import GUEST, STATE_ROOT, VMLAUNCH, vmlaunch
 
@@ -227,3 +231,55 @@ def test_uefi_without_ovmf_names_the_package(config, tmp_path):
     # the same config on this host, which has OVMF, plans a UEFI boot: the hook is what made the difference
     r = vmlaunch("--dry-run", conf)
     assert r.returncode == 0 and "node-name=fw-code" in r.stdout, r.stderr
+
+
+DEBIAN = Path(__file__).resolve().parents[2] / "build" / "images" / "debian12.raw"
+
+
+def wait_ready(notify, p, timeout):
+    """Waits for READY=1 on the notify socket (vmlaunch's ssh probe) while vmlaunch runs; returns what arrived."""
+    got = []
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline and p.poll() is None:
+        got += datagrams(notify)
+        if any("READY=1" in d for d in got):
+            return got
+        time.sleep(0.5)
+    raise AssertionError(f"no READY=1 in {timeout} s (vmlaunch {'exited' if p.poll() is not None else 'runs'}): {got}")
+
+
+def test_cloud_config_user_data_is_merged_with_the_key(config, tmp_path):
+    """A #cloud-config user-data keeps doing what it says (write_files) and the injected key still logs in as the
+    image's default user; READY=1 arrives when the guest's real sshd answers."""
+    if not DEBIAN.exists():
+        pytest.skip("build/images/debian12.raw: make debian-image")
+    key = tmp_path / "key"
+    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(key)], check=True)
+    (tmp_path / "ud.yaml").write_text("#cloud-config\nwrite_files:\n  - path: /etc/made-by-user-data\n"
+                                      "    content: \"from the file\\n\"\n")
+    port = free_port()
+    notify = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    notify.bind(str(tmp_path / "notify"))
+    notify.setblocking(False)
+    conf = config(f"[vm]\nname = deb-ud\ncpus = 2\nmemory = 1G\n"
+                  f"[disk sys]\nbackend = file\npath = {DEBIAN}\nformat = raw\nephemeral = yes\n"
+                  f"[net n0]\nforward = tcp:{port}-:22\nrestrict = yes\n"
+                  f"[cloud-init]\nssh-key = {key}.pub\nuser = debian\nuser-data = {tmp_path / 'ud.yaml'}\n")
+    p = subprocess.Popen([VMLAUNCH, str(conf)], stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                         stderr=subprocess.PIPE, text=True, env={**os.environ, "NOTIFY_SOCKET": str(tmp_path / "notify")})
+    try:
+        seed = (STATE_ROOT / "deb-ud" / "user-data")
+        deadline = time.monotonic() + 60
+        while not seed.exists() and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert "Merge-Type: dict(recurse_array,no_replace)+list(append)" in seed.read_text()
+        wait_ready(notify, p, 900)
+        r = vmlaunch("--ssh", "deb-ud", "--", "sh", "-c", "id -un; cat /etc/made-by-user-data", timeout=120)
+        assert r.returncode == 0, r.stderr
+        assert r.stdout == "debian\nfrom the file\n"
+    finally:
+        p.send_signal(signal.SIGTERM)
+        _, err = p.communicate(timeout=300)
+        notify.close()
+    assert p.returncode == 0, err
+    assert nothing_left("deb-ud")
