@@ -783,7 +783,7 @@ static struct passwd *invoking_user(void)
 static int check_public_key(struct parse *p, const char *path)
 {
 	unsigned line = p->cfg->cloud_keys_line;
-	char buf[32] = "";
+	char buf[16384] = ""; /* a public key is one line; an RSA-16384 one is under 3 KiB */
 	ssize_t n;
 	int fd = open(path, O_RDONLY | O_CLOEXEC);
 
@@ -804,6 +804,8 @@ static int check_public_key(struct parse *p, const char *path)
 		return fail(p, line, "[cloud-init] ssh-key %s: expected an OpenSSH public key (a line such as "
 				     "\"ssh-ed25519 AAAA... you@host\", the .pub file)%s",
 			    path, strstr(buf, "PRIVATE KEY") ? "; this is a private key" : "");
+	buf[strcspn(buf, "\r\n")] = '\0';
+	strv_push(&p->cfg->cloud_key_lines, buf);
 	return 0;
 }
 
@@ -1226,6 +1228,7 @@ void config_free(struct vm_config *cfg)
 	free(cfg->command_user);
 	free(cfg->nvram);
 	strv_free(&cfg->cloud_keys);
+	strv_free(&cfg->cloud_key_lines);
 	free(cfg->cloud_user);
 	free(cfg->cloud_user_data);
 	cpulist_free(&cfg->pin_cpus);

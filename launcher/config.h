@@ -178,6 +178,7 @@ struct vm_config {
 	unsigned cloud_init_line; /* the [cloud-init] header; 0: no seed */
 	struct strv cloud_keys;   /* ssh-key =, or the invoking user's ~/.ssh/id_*.pub */
 	unsigned cloud_keys_line;
+	struct strv cloud_key_lines; /* each key file's first line, read when the config is loaded */
 	char *cloud_user; /* the guest user made with the keys (default: the invoking user's name) */
 	unsigned cloud_user_line;
 	char *cloud_user_data; /* a #cloud-config file merged with the keys (cloud_init.c); anything else as written */

@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "credentials.h"
 #include "guest_protocol.h"
 #include "topology.h"
 
@@ -399,6 +400,22 @@ static void push_seed(struct qemu_cmdline *c, const struct plan *p)
 	free(file);
 }
 
+/* SMBIOS type 11 credentials for a distro's systemd (firmware boot, or root = DISK: qboot installs the SMBIOS tables
+ * too): root's keys and its name without cloud-init. */
+static void push_credentials(struct qemu_cmdline *c, const struct plan *p)
+{
+	struct strv values = STRV_INIT;
+
+	credentials_smbios(p->cfg, &values);
+	group_begin(c, "systemd credentials as SMBIOS type 11 strings (systemd 252 and later import them): root's "
+		       "authorized_keys from the [cloud-init] keys and the host name, for a systemd guest even without "
+		       "cloud-init");
+	for (size_t i = 0; i < values.n; i++)
+		strv_push_many(&c->argv, "-smbios", values.v[i], NULL);
+	group_end(c);
+	strv_free(&values);
+}
+
 static void push_share(struct qemu_cmdline *c, const struct plan *p, const struct share_plan *s)
 {
 	struct strv *a = &c->argv;
@@ -538,6 +555,8 @@ void qemu_argv_build(const struct plan *p, struct qemu_cmdline *c)
 		push_modules(c, p);
 	if (p->seed)
 		push_seed(c, p);
+	if (p->seed && (!p->cfg->kernel || p->cfg->root)) /* a distro's own init: firmware, or root = DISK */
+		push_credentials(c, p);
 	for (size_t i = 0; i < p->n_shares; i++)
 		push_share(c, p, &p->shares[i]);
 	for (size_t i = 0; i < p->n_nets; i++)

@@ -283,3 +283,48 @@ def test_cloud_config_user_data_is_merged_with_the_key(config, tmp_path):
         notify.close()
     assert p.returncode == 0, err
     assert nothing_left("deb-ud")
+
+
+def test_smbios_credentials_give_root_the_key_without_cloud_init(config, tmp_path):
+    """systemd's own provisioning: the key reaches root's authorized_keys through an SMBIOS type 11 credential, with
+    cloud-init disabled on the kernel command line (the image's systemd boots on the bundled kernel)."""
+    if not DEBIAN.exists():
+        pytest.skip("build/images/debian12.raw: make debian-image")
+    key = tmp_path / "key"
+    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(key)], check=True)
+    port = free_port()
+    notify = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    notify.bind(str(tmp_path / "notify"))
+    notify.setblocking(False)
+    conf = config(f"[vm]\nname = deb-cred\ncpus = 2\nmemory = 1G\n" + GUEST + "append = cloud-init=disabled\n"
+                  "root = sys\n"
+                  f"[disk sys]\nbackend = file\npath = {DEBIAN}\nformat = raw\nephemeral = yes\n"
+                  f"[net n0]\nforward = tcp:{port}-:22\nrestrict = yes\n"
+                  f"[cloud-init]\nssh-key = {key}.pub\n")
+    dry = vmlaunch("--dry-run", conf)
+    assert dry.returncode == 0, dry.stderr
+    creds = [a for a in dry.stdout.splitlines() if a.startswith("type=11,value=io.systemd.credential.binary:")]
+    assert len(creds) == 1
+    import base64
+    assert base64.b64decode(creds[0].split("ssh.authorized_keys.root=", 1)[1]).decode() == \
+        (tmp_path / "key.pub").read_text()
+    p = subprocess.Popen([VMLAUNCH, str(conf)], stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                         stderr=subprocess.PIPE, text=True, env={**os.environ, "NOTIFY_SOCKET": str(tmp_path / "notify")})
+    try:
+        wait_ready(notify, p, 900)
+        r = subprocess.run(["ssh", "-p", str(port), "-i", str(key), "-o", "IdentitiesOnly=yes", "-o",
+                            "StrictHostKeyChecking=no", "-o", "UserKnownHostsFile=/dev/null", "-o", "LogLevel=ERROR",
+                            "-o", "BatchMode=yes", "root@127.0.0.1",
+                            "id -un; systemctl is-active cloud-init.service cloud-init-local.service || true; "
+                            "ls /run/credentials/@system/"],
+                           capture_output=True, text=True, timeout=120)
+        assert r.returncode == 0, r.stderr
+        lines = r.stdout.split()
+        assert lines[0] == "root"
+        assert lines[1:3] == ["inactive", "inactive"]  # cloud-init never ran: systemd did it
+        assert "ssh.authorized_keys.root" in lines
+    finally:
+        p.send_signal(signal.SIGTERM)
+        _, err = p.communicate(timeout=300)
+        notify.close()
+    assert nothing_left("deb-cred")

@@ -9,6 +9,7 @@
 
 #include "agent.h"
 #include "cloud_init.h"
+#include "credentials.h"
 #include "firmware.h"
 #include "test_helpers.h"
 
@@ -86,6 +87,35 @@ static void test_cloud_init_merge_user_data(void **state)
 	strv_free(&keys);
 }
 
+/* SMBIOS type 11 credentials: RFC 4648 base64, and the strings systemd's import-creds.c looks for. */
+static void test_smbios_credentials(void **state)
+{
+	static const char *const vectors[][2] = { { "", "" },	       { "f", "Zg==" },		{ "fo", "Zm8=" },
+						   { "foo", "Zm9v" },   { "foob", "Zm9vYg==" }, { "fooba", "Zm9vYmE=" },
+						   { "foobar", "Zm9vYmFy" } };
+	struct vm_config cfg = { 0 };
+	struct strv out = STRV_INIT;
+
+	(void)state;
+	for (size_t i = 0; i < sizeof(vectors) / sizeof(vectors[0]); i++) {
+		char *b = credential_base64(vectors[i][0], strlen(vectors[i][0]));
+
+		assert_string_equal(b, vectors[i][1]);
+		free(b);
+	}
+	cfg.name = "web";
+	strv_push(&cfg.cloud_key_lines, "ssh-ed25519 AAAA a@b");
+	strv_push(&cfg.cloud_key_lines, "ssh-rsa BBBB c@d");
+	credentials_smbios(&cfg, &out);
+	assert_int_equal(out.n, 2);
+	/* base64 of "ssh-ed25519 AAAA a@b\nssh-rsa BBBB c@d\n": both keys, one per line */
+	assert_string_equal(out.v[0], "type=11,value=io.systemd.credential.binary:ssh.authorized_keys.root="
+				      "c3NoLWVkMjU1MTkgQUFBQSBhQGIKc3NoLXJzYSBCQkJCIGNAZAo=");
+	assert_string_equal(out.v[1], "type=11,value=io.systemd.credential:system.hostname=web");
+	strv_free(&out);
+	strv_free(&cfg.cloud_key_lines);
+}
+
 static void write_descriptor(const char *dir, const char *name, const char *code, const char *features)
 {
 	char *path = xasprintf("%s/%s", dir, name);
@@ -134,6 +164,7 @@ int main(void)
 		cmocka_unit_test(test_base64),
 		cmocka_unit_test(test_cloud_init_user_data),
 		cmocka_unit_test(test_cloud_init_merge_user_data),
+		cmocka_unit_test(test_smbios_credentials),
 		cmocka_unit_test(test_firmware_descriptors),
 	};
 
