@@ -66,6 +66,47 @@ char *cloud_init_user_data(const struct vm_config *cfg, const struct strv *keys)
 	return text;
 }
 
+/* cloud-init merges cloud-config parts in order, by each part's Merge-Type header (default dict(replace)+list()+str(),
+ * cloudinit/handlers/cloud_config.py): ours comes second and asks for lists to be appended, keys not replaced, so
+ * the file's own ssh_authorized_keys and everything else in it stay as written. No YAML is parsed here. */
+#define KEYS_MERGE_TYPE "dict(recurse_array,no_replace)+list(append)"
+
+char *cloud_init_merge_user_data(const char *file_text, const struct strv *keys)
+{
+	char *boundary = NULL, *keys_part, *tmp, *out;
+	unsigned long long h = 14695981039346656037ULL;
+
+	if (!keys->n || strncmp(file_text, "#cloud-config", 13) || (file_text[13] != '\n' && file_text[13] != '\r'))
+		return NULL;
+	keys_part = xstrdup("#cloud-config\nssh_authorized_keys:\n");
+	for (size_t i = 0; i < keys->n; i++) {
+		char *q = yaml_quote(keys->v[i]);
+
+		tmp = xasprintf("%s  - %s\n", keys_part, q);
+		free(q);
+		free(keys_part);
+		keys_part = tmp;
+	}
+	/* a boundary that occurs in neither part (RFC 2046) */
+	for (const char *s = file_text; *s; s++)
+		h = (h ^ (unsigned char)*s) * 1099511628211ULL;
+	do {
+		free(boundary);
+		boundary = xasprintf("==vmlaunch-%016llx==", h++);
+	} while (strstr(file_text, boundary) || strstr(keys_part, boundary));
+	out = xasprintf("Content-Type: multipart/mixed; boundary=\"%s\"\nMIME-Version: 1.0\n\n"
+			"--%s\nContent-Type: text/cloud-config; charset=\"utf-8\"\nMIME-Version: 1.0\n"
+			"Content-Disposition: attachment; filename=\"user-data\"\n\n%s%s"
+			"--%s\nContent-Type: text/cloud-config; charset=\"utf-8\"\nMIME-Version: 1.0\n"
+			"Merge-Type: " KEYS_MERGE_TYPE "\nContent-Disposition: attachment; filename=\"vmlaunch-keys\"\n\n%s"
+			"--%s--\n",
+			boundary, boundary, file_text, file_text[0] && file_text[strlen(file_text) - 1] != '\n' ? "\n" : "",
+			boundary, keys_part, boundary);
+	free(boundary);
+	free(keys_part);
+	return out;
+}
+
 /* The first line of each public key file (a key is one line). */
 static int read_keys(const struct vm_config *cfg, struct strv *keys)
 {
@@ -145,6 +186,14 @@ int cloud_init_make_seed(const struct plan *p, struct journal *j)
 
 	if (r == 0 && cfg->cloud_user_data && !(user_data = read_all(cfg->cloud_user_data)))
 		r = log_errno(errno, "cannot read %s", cfg->cloud_user_data);
+	if (r == 0 && user_data && cfg->cloud_merge_keys) {
+		char *merged = cloud_init_merge_user_data(user_data, &keys);
+
+		if (merged) {
+			free(user_data);
+			user_data = merged;
+		}
+	}
 	if (r == 0 && !user_data)
 		user_data = cloud_init_user_data(cfg, &keys);
 	if (r == 0) {

@@ -6,6 +6,7 @@
 
 #include <ctype.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <ini.h>
 #include <libgen.h>
 #include <limits.h>
@@ -63,6 +64,7 @@ static const struct key_spec keys[] = {
 	{ SEC_CLOUD_INIT, "ssh-key", T_PATHS, VM(cloud_keys), NULL, 0, 0, 0 },
 	{ SEC_CLOUD_INIT, "user", T_STRING, VM(cloud_user), NULL, 0, 0, 0 },
 	{ SEC_CLOUD_INIT, "user-data", T_PATH, VM(cloud_user_data), NULL, 0, 0, 0 },
+	{ SEC_CLOUD_INIT, "merge-keys", T_BOOL, VM(cloud_merge_keys), NULL, 0, 0, 0 },
 	{ SEC_QEMU, "binary", T_STRING, VM(qemu_binary), NULL, 0, 0, 0 },
 	{ SEC_QEMU, "extra", T_WORDS, VM(qemu_extra), NULL, 0, 0, 0 },
 	{ SEC_QEMU, "allocator", T_ENUM, VM(allocator), allocator_words, 0, 0, 0 },
@@ -943,6 +945,7 @@ void config_free(struct vm_config *cfg)
 	free(cfg->nvram);
 	free(cfg->tpm_state);
 	strv_free(&cfg->cloud_keys);
+	strv_free(&cfg->cloud_key_lines);
 	free(cfg->cloud_user);
 	free(cfg->cloud_user_data);
 	cpulist_free(&cfg->pin_cpus);

@@ -112,7 +112,7 @@ struct net_config {
 	unsigned line;
 	enum net_mode mode;
 	unsigned mode_line;
-	struct strv forwards; /* "tcp:[HOSTADDR:]HOSTPORT-:GUESTPORT", as written */
+	struct strv forwards; /* "tcp:[HOSTADDR:]HOSTPORT[+]-:GUESTPORT", as written */
 	unsigned forwards_line;
 	bool restricted; /* restrict = yes: no traffic beyond the host's forwards */
 	unsigned restricted_line;
@@ -190,10 +190,13 @@ struct vm_config {
 	unsigned cloud_init_line; /* the [cloud-init] header; 0: no seed */
 	struct strv cloud_keys;   /* ssh-key =, or the invoking user's ~/.ssh/id_*.pub */
 	unsigned cloud_keys_line;
+	struct strv cloud_key_lines; /* each key file's first line, read when the config is loaded */
 	char *cloud_user; /* the guest user made with the keys (default: the invoking user's name) */
 	unsigned cloud_user_line;
-	char *cloud_user_data; /* used as written instead of vmlaunch's own */
+	char *cloud_user_data; /* a #cloud-config file merged with the keys (cloud_init.c); anything else as written */
 	unsigned cloud_user_data_line;
+	bool cloud_merge_keys; /* merge-keys = yes (default): the keys join a #cloud-config user-data */
+	unsigned cloud_merge_keys_line;
 
 	char *qemu_binary;
 	unsigned qemu_binary_line;
@@ -245,5 +248,14 @@ const char *const *config_known_keys(void);
 char *config_bundled_file(const char *file, char **looked);
 /* Whether NAME can name a VM: it becomes /run/vmlaunch/NAME, beside NAME.lock. */
 bool config_vm_name_valid(const char *name);
+
+/* One forward = (config_forward_parse): HOSTADDR made explicit (127.0.0.1 unless written). */
+struct net_forward {
+	bool udp;
+	char addr[16];
+	unsigned host, guest;
+	bool first_free; /* HOSTPORT+: that port or the first free one after it, chosen at launch */
+};
+bool config_forward_parse(const char *text, struct net_forward *out);
 
 #endif

@@ -5,6 +5,7 @@
 
 #include <ctype.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <pwd.h>
 #include <stdlib.h>
 #include <string.h>
@@ -183,6 +184,38 @@ static struct passwd *invoking_user(void)
 	return pw ? pw : getpwuid(getuid());
 }
 
+/* A key file is read now, as the seed will read it (root reads a mode-000 file, but not a directory or a private
+ * key pasted by mistake): its first line must be an OpenSSH public key. */
+static int check_public_key(struct parse *p, const char *path)
+{
+	unsigned line = p->cfg->cloud_keys_line;
+	char buf[16384] = ""; /* a public key is one line; an RSA-16384 one is under 3 KiB */
+	ssize_t n;
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+
+	if (fd < 0)
+		return config_fail(p, line, "[cloud-init] ssh-key %s: %s; expected a readable public key file (ssh-keygen "
+					    "makes one: ~/.ssh/id_ed25519.pub)",
+				   path, strerror(errno));
+	n = read(fd, buf, sizeof(buf) - 1);
+	if (n < 0) {
+		int e = errno;
+
+		close(fd);
+		return config_fail(p, line, "[cloud-init] ssh-key %s: %s; expected a readable public key file", path,
+				   strerror(e));
+	}
+	close(fd);
+	buf[n] = '\0';
+	if (strncmp(buf, "ssh-", 4) && strncmp(buf, "ecdsa-", 6) && strncmp(buf, "sk-", 3))
+		return config_fail(p, line, "[cloud-init] ssh-key %s: expected an OpenSSH public key (a line such as "
+					    "\"ssh-ed25519 AAAA... you@host\", the .pub file)%s",
+				   path, strstr(buf, "PRIVATE KEY") ? "; this is a private key" : "");
+	buf[strcspn(buf, "\r\n")] = '\0';
+	strv_push(&p->cfg->cloud_key_lines, buf);
+	return 0;
+}
+
 /* [cloud-init]: a NoCloud seed for cloud images; keys readable now, so a bad one is a config error. */
 static int finish_cloud_init(struct parse *p)
 {
@@ -208,13 +241,17 @@ static int finish_cloud_init(struct parse *p)
 			free(key);
 		}
 	}
-	for (size_t i = 0; i < cfg->cloud_keys.n; i++)
-		if (access(cfg->cloud_keys.v[i], R_OK) < 0)
-			return config_fail(p, cfg->cloud_keys_line, "[cloud-init] ssh-key %s: %s; expected a readable public key file",
-				    cfg->cloud_keys.v[i], strerror(errno));
+	for (size_t i = 0; i < cfg->cloud_keys.n; i++) {
+		int r = check_public_key(p, cfg->cloud_keys.v[i]);
+
+		if (r < 0)
+			return r;
+	}
 	if (cfg->cloud_user_data && access(cfg->cloud_user_data, R_OK) < 0)
 		return config_fail(p, cfg->cloud_user_data_line, "[cloud-init] user-data %s: %s", cfg->cloud_user_data,
-			    strerror(errno));
+				   strerror(errno));
+	if (!cfg->cloud_merge_keys_line)
+		cfg->cloud_merge_keys = true;
 	if (!cfg->cloud_user)
 		cfg->cloud_user = xstrdup(pw && pw->pw_uid != 0 ? pw->pw_name : "vmlaunch");
 	if (!config_valid_name(cfg->cloud_user, 32) || cfg->cloud_user[0] == '.' || !strcmp(cfg->cloud_user, "root"))
@@ -253,19 +290,53 @@ static int finish_share(struct parse *p, struct share_config *s)
 	return 0;
 }
 
-/* forward = tcp:[HOSTADDR:]HOSTPORT-:GUESTPORT, as qemu's hostfwd spells it. */
-static bool valid_forward(const char *f)
+/* forward = tcp:[HOSTADDR:]HOSTPORT[+]-:GUESTPORT: qemu's hostfwd spelling, plus '+' for "or the first free port
+ * after it". HOSTADDR defaults to 127.0.0.1: a forward is for this host unless it says otherwise. */
+bool config_forward_parse(const char *f, struct net_forward *out)
 {
-	unsigned a, b, c, d, host, guest;
-	char tail;
+	unsigned a = 127, b = 0, c = 0, d = 1, host, guest;
+	const char *port;
+	char *end;
 
+	memset(out, 0, sizeof(*out));
 	if (strncmp(f, "tcp:", 4) && strncmp(f, "udp:", 4))
 		return false;
+	out->udp = f[0] == 'u';
 	f += 4;
-	if (sscanf(f, "%u.%u.%u.%u:%u-:%u%c", &a, &b, &c, &d, &host, &guest, &tail) == 6)
-		return a < 256 && b < 256 && c < 256 && d < 256 && host && host < 65536 && guest && guest < 65536;
-	return sscanf(f, "%u-:%u%c", &host, &guest, &tail) == 2 && strspn(f, "0123456789") == strcspn(f, "-") && host &&
-	       host < 65536 && guest && guest < 65536;
+	port = strchr(f, ':');
+	if (port && port > f && port[-1] != '-') { /* an address before the port ("-:" separates the guest's) */
+		int n = 0;
+
+		if (sscanf(f, "%3u.%3u.%3u.%3u:%n", &a, &b, &c, &d, &n) != 4 || f + n != port + 1 || a > 255 || b > 255 ||
+		    c > 255 || d > 255)
+			return false;
+		port++;
+	} else {
+		port = f;
+	}
+	if (port[0] < '0' || port[0] > '9')
+		return false;
+	host = (unsigned)strtoul(port, &end, 10);
+	if (*end == '+') {
+		out->first_free = true;
+		end++;
+	}
+	if (strncmp(end, "-:", 2) || end[2] < '0' || end[2] > '9')
+		return false;
+	guest = (unsigned)strtoul(end + 2, &end, 10);
+	if (*end || !host || host > 65535 || !guest || guest > 65535)
+		return false;
+	snprintf(out->addr, sizeof(out->addr), "%u.%u.%u.%u", a, b, c, d);
+	out->host = host;
+	out->guest = guest;
+	return true;
+}
+
+static bool valid_forward(const char *f)
+{
+	struct net_forward parsed;
+
+	return config_forward_parse(f, &parsed);
 }
 
 static int finish_net(struct parse *p, struct net_config *n)
@@ -273,8 +344,8 @@ static int finish_net(struct parse *p, struct net_config *n)
 	for (size_t i = 0; i < n->forwards.n; i++)
 		if (!valid_forward(n->forwards.v[i]))
 			return config_fail(p, n->forwards_line,
-				    "[net %s] forward \"%s\": expected tcp:[HOSTADDR:]HOSTPORT-:GUESTPORT (e.g. "
-				    "tcp:2222-:22 or tcp:127.0.0.1:8080-:80)",
+				    "[net %s] forward \"%s\": expected tcp:[HOSTADDR:]HOSTPORT[+]-:GUESTPORT (e.g. "
+				    "tcp:2222-:22, tcp:2222+-:22 for the first free port from 2222, or tcp:127.0.0.1:8080-:80)",
 				    n->name, n->forwards.v[i]);
 	if (n->mode != NET_USER && (n->forwards.n || n->restricted_line))
 		return config_fail(p, n->forwards.n ? n->forwards_line : n->restricted_line,

@@ -183,7 +183,11 @@ int host_probe(const char *qemu_binary, const struct host_wants *want, struct ho
 			close(fd);
 	}
 	if (want->firmware != FIRMWARE_BIOS) {
-		static const char *const dirs[] = { "/etc/qemu/firmware", "/usr/share/qemu/firmware", NULL };
+		/* VMLAUNCH_FIRMWARE_DIR (test only, vmlaunch(1)): one directory instead, so a test can show a host
+		 * without OVMF on a host that has it */
+		const char *test_dir = getenv("VMLAUNCH_FIRMWARE_DIR");
+		const char *const dirs[] = { test_dir ? test_dir : "/etc/qemu/firmware",
+					     test_dir ? test_dir : "/usr/share/qemu/firmware", NULL };
 		bool secure = want->firmware == FIRMWARE_UEFI_SECURE;
 
 		if (firmware_find(dirs, secure, &h->ovmf) < 0 && want->firmware != FIRMWARE_AUTO)

@@ -13,11 +13,13 @@
 #include <unistd.h>
 
 #include "config.h"
+#include "console.h"
 #include "exit_status.h"
 #include "fdio.h"
 #include "guardian.h"
 #include "cloud_init.h"
 #include "firmware.h"
+#include "forward.h"
 #include "guest_files.h"
 #include "hugepages.h"
 #include "pin.h"
@@ -76,6 +78,8 @@ static void usage(FILE *out)
 	      "      --ssh NAME [-- COMMAND]\n"
 	      "                           ssh into running VM NAME (its forward to port 22, its [cloud-init] user\n"
 	      "                           and key); the exit status is ssh's\n"
+	      "      --console NAME       attach this terminal to running VM NAME's serial console; Ctrl-]\n"
+	      "                           detaches and leaves the VM running\n"
 	      "  -v, --verbose            say what vmlaunch is doing\n"
 	      "  -h, --help               show this help and exit\n"
 	      "  -V, --version            show the version and exit\n"
@@ -99,7 +103,7 @@ struct options {
 	struct strv env;
 	struct strv command;
 	bool dry_run, explain, cleanup, list, json;
-	const char *status_name, *ssh_name, *stop_name;
+	const char *status_name, *ssh_name, *stop_name, *console_name;
 	int wait_seconds;
 };
 
@@ -144,7 +148,7 @@ static int parse_options(int argc, char **argv, struct options *o)
 		{ "list", no_argument, NULL, 'l' },    { "status", required_argument, NULL, 'S' },
 		{ "env", required_argument, NULL, 'E' }, { "share", required_argument, NULL, 'H' },
 		{ "ssh", required_argument, NULL, 'X' },    { "stop", required_argument, NULL, 'T' },
-		{ "json", no_argument, NULL, 'J' },
+		{ "json", no_argument, NULL, 'J' },    { "console", required_argument, NULL, 'O' },
 		{ NULL, 0, NULL, 0 },
 	};
 	int c, dashdash = 1, all = argc;
@@ -195,6 +199,9 @@ static int parse_options(int argc, char **argv, struct options *o)
 		case 'T':
 			o->stop_name = optarg;
 			break;
+		case 'O':
+			o->console_name = optarg;
+			break;
 		case 'J':
 			o->json = true;
 			break;
@@ -228,9 +235,10 @@ static int parse_options(int argc, char **argv, struct options *o)
 			return -EINVAL;
 		}
 	}
-	if (o->list || o->status_name || o->ssh_name || o->stop_name) {
+	if (o->list || o->status_name || o->ssh_name || o->stop_name || o->console_name) {
 		if (optind < argc) {
-			log_error("unexpected \"%s\": --list, --status, --stop and --ssh take no CONFIG", argv[optind]);
+			log_error("unexpected \"%s\": --list, --status, --stop, --ssh and --console take no CONFIG",
+				  argv[optind]);
 			return -EINVAL;
 		}
 		for (int i = dashdash + 1; o->ssh_name && i < all; i++)
@@ -370,7 +378,7 @@ static int launch(const struct vm_config *cfg, struct plan *plan, struct storage
 	struct journal journal = { .fd = -1 };
 	struct guardian guardian = { .pid = -1, .pidfd = -1, .pipe_fd = -1 };
 	struct vm_process vm = { .pid = -1, .pidfd = -1, .out_fd = -1, .err_fd = -1, .status_fd = -1, .agent_fd = -1,
-				  .in_fd = -1 };
+				  .in_fd = -1, .console = CONSOLE_INIT };
 	struct termios saved_tty;
 	bool tty_saved = plan->interactive && tcgetattr(0, &saved_tty) == 0;
 	int status = EXIT_SETUP_FAILED, sigfd, r, *extra = NULL;
@@ -502,12 +510,20 @@ out:
 	return status;
 }
 
-/* The verbs that name a VM instead of a config: --list, --status, --stop, --ssh, --cleanup. */
+/* The verbs that name a VM instead of a config: --list, --status, --stop, --ssh, --console, --cleanup. */
 static int by_name(const struct options *o)
 {
-	const char *name = o->status_name ? o->status_name : o->stop_name ? o->stop_name : o->ssh_name ? o->ssh_name
-										 : o->cleanup ? o->config : NULL;
-	const char *verb = o->status_name ? "status" : o->stop_name ? "stop" : o->ssh_name ? "ssh" : "cleanup";
+	const char *name = o->status_name	 ? o->status_name
+			   : o->stop_name	 ? o->stop_name
+			   : o->ssh_name	 ? o->ssh_name
+			   : o->console_name ? o->console_name
+			   : o->cleanup	 ? o->config
+					 : NULL;
+	const char *verb = o->status_name ? "status"
+			   : o->stop_name ? "stop"
+			   : o->ssh_name  ? "ssh"
+			   : o->console_name ? "console"
+					     : "cleanup";
 	char *root;
 	int r;
 
@@ -527,6 +543,8 @@ static int by_name(const struct options *o)
 		r = status_stop(root, o->stop_name, o->wait_seconds * 1000);
 	else if (o->ssh_name)
 		r = status_ssh(root, o->ssh_name, &o->command); /* returns only when ssh could not be run */
+	else if (o->console_name)
+		r = console_attach(root, o->console_name);
 	else
 		r = state_dir_cleanup(root, o->config, o->wait_seconds * 1000);
 	free(root);
@@ -549,7 +567,7 @@ int main(int argc, char **argv)
 	stdio_keep_open();
 	if (parse_options(argc, argv, &o) < 0)
 		goto out;
-	if (o.list || o.status_name || o.stop_name || o.ssh_name || o.cleanup) {
+	if (o.list || o.status_name || o.stop_name || o.ssh_name || o.console_name || o.cleanup) {
 		status = by_name(&o);
 		goto out;
 	}
@@ -616,7 +634,7 @@ int main(int argc, char **argv)
 	if (plan.cpus.why)
 		log_info("CPUs: %s", plan.cpus.why);
 	/* a host fact for the run: --dry-run shows the command line wherever the bridge is */
-	if (!o.dry_run && !o.explain && find_bridges(&plan) < 0)
+	if (!o.dry_run && !o.explain && (find_bridges(&plan) < 0 || forward_resolve(&plan) < 0))
 		goto out;
 	/* said where it matters: a run, not a --dry-run or an --explain, which shows the reason itself */
 	if (plan.accel_warning && !o.dry_run && !o.explain)

@@ -237,23 +237,18 @@ static void plan_nets(const struct vm_config *cfg, const struct host_facts *host
 		else
 			default_mac(cfg->name, n->name, np->mac);
 		/* qemu's hostfwd binds every address when none is given: a forward is for this host unless it says so */
+		np->n_forwards = n->forwards.n;
+		np->forwards = xcalloc(n->forwards.n + 1, sizeof(*np->forwards));
 		for (size_t k = 0; k < n->forwards.n; k++) {
-			const char *f = n->forwards.v[k];
+			struct net_forward *f = &np->forwards[k];
 
-			unsigned a, b, c, d, host, guest;
-
-			if (strchr(f + 4, '.'))
-				strv_push(&np->forwards, f);
-			else
-				strv_pushf(&np->forwards, "%.4s127.0.0.1:%s", f, f + 4);
+			config_forward_parse(n->forwards.v[k], f); /* validated by config.c */
 			/* the first forward to the guest's ssh port is where vmlaunch --ssh connects */
-			if (!p->ssh_port && !strncmp(f, "tcp:", 4) &&
-			    sscanf(np->forwards.v[k] + 4, "%u.%u.%u.%u:%u-:%u", &a, &b, &c, &d, &host, &guest) == 6 &&
-			    guest == 22) {
-				snprintf(p->ssh_host, sizeof(p->ssh_host), "%u.%u.%u.%u", a, b, c, d);
-				if (!strcmp(p->ssh_host, "0.0.0.0"))
-					strcpy(p->ssh_host, "127.0.0.1");
-				p->ssh_port = host;
+			if (!p->ssh_port && !f->udp && f->guest == 22) {
+				snprintf(p->ssh_host, sizeof(p->ssh_host), "%s",
+					 strcmp(f->addr, "0.0.0.0") ? f->addr : "127.0.0.1");
+				p->ssh_port = f->host;
+				p->ssh_forward = f;
 			}
 		}
 		if (n->mode == NET_TAP) {
@@ -290,7 +285,7 @@ static void plan_nets(const struct vm_config *cfg, const struct host_facts *host
 				"10.0.2.2)%s%s; virtio-net-pci, mac %s",
 				n->name,
 				n->restricted ? ", restrict=on: the guest reaches nothing beyond the forwards" : "",
-				np->forwards.n ? ", forwards on the host's loopback unless an address is written" : "", np->mac);
+				np->n_forwards ? ", forwards on the host's loopback unless an address is written" : "", np->mac);
 	}
 }
 
@@ -361,6 +356,28 @@ static void plan_tpm(const struct vm_config *cfg, struct plan *p)
 			   t->state, t->persistent ? ", kept across runs" : ", thrown away at exit");
 }
 
+/* When the guest counts as reachable, for systemd's READY=1: the way in it offers, in the order a user would try. */
+static void plan_ready(struct plan *p)
+{
+	if (p->ssh_port) {
+		p->ready = READY_SSH;
+		p->ready_why = xasprintf("READY=1 for systemd once ssh answers on %s:%u (an SSH banner through the forward), "
+					 "not when qemu starts; STATUS= says what it waits for",
+					 p->ssh_host, p->ssh_port);
+	} else if (p->agent_mode) {
+		p->ready = READY_AGENT;
+		p->ready_why = xstrdup("READY=1 for systemd once the guest's qemu-guest-agent answers, not when qemu starts");
+	} else if (p->command_mode) {
+		p->ready = READY_GUEST_PORT;
+		p->ready_why = xstrdup("READY=1 for systemd once the bundled guest opens its ports (QMP VSERPORT_CHANGE), "
+				       "not when qemu starts");
+	} else {
+		p->ready = READY_AT_START;
+		p->ready_why = xstrdup("READY=1 for systemd when the guest starts running: it offers no ssh forward or "
+				       "agent to wait for");
+	}
+}
+
 /* The files the bundled guest reads through fw_cfg (guest_protocol.h). */
 static void plan_guest_files(const struct vm_config *cfg, const struct run_request *req, struct plan *p)
 {
@@ -413,12 +430,14 @@ int plan_build(const struct vm_config *cfg, const struct host_facts *host, const
 		return log_error("%s:%u: [vm] memory: expected a multiple of 1M", cfg->file, cfg->memory_line);
 
 	p->state_dir = state_dir_path(host->state_root, cfg->name);
-	if (cfg->console_log)
-		p->console_log = xstrdup(cfg->console_log);
-	else if (command_mode)
-		/* The command's own output owns stdout; the kernel's goes to a log shown if the guest fails. */
-		p->console_log = state_file(p->state_dir, STATE_CONSOLE);
-	p->interactive = host->stdin_is_tty && !p->console_log;
+	/* A terminal on stdin keeps the console (the demo's shell); otherwise vmlaunch relays it to a log, to
+	 * vmlaunch --console, and to stdout unless the command's own output owns stdout or console-log says where. */
+	p->interactive = host->stdin_is_tty && !cfg->console_log && !command_mode;
+	if (!p->interactive) {
+		p->console_log = cfg->console_log ? xstrdup(cfg->console_log) : state_file(p->state_dir, STATE_CONSOLE);
+		p->console_socket = state_file(p->state_dir, STATE_CONSOLE_SOCKET);
+		p->console_to_stdout = !command_mode && !cfg->console_log;
+	}
 	/* a terminal on both sides is a person at it, who wants a shell that behaves like one; with stdout a pipe or a
 	 * file the output stays the command's own bytes (a pty would turn \n into \r\n) */
 	p->command_tty = command_mode && cfg->kernel && host->stdin_is_tty && host->stdout_is_tty;
@@ -435,6 +454,7 @@ int plan_build(const struct vm_config *cfg, const struct host_facts *host, const
 					cfg->name, cfg->cloud_user, cfg->cloud_keys.n,
 					cfg->cloud_user_data ? ", user-data as written" : "");
 	}
+	plan_ready(p);
 	r = plan_pci_slots(cfg, host, p);
 	if (r < 0)
 		return r;
@@ -510,6 +530,8 @@ void plan_free(struct plan *p)
 	free(p->accel_why);
 	free(p->console_log);
 	free(p->firmware_log);
+	free(p->console_socket);
+	free(p->ready_why);
 	free(p->cmdline);
 	free(p->cmdline_why);
 	free(p->state_dir);
@@ -524,7 +546,7 @@ void plan_free(struct plan *p)
 	}
 	free(p->shares);
 	for (size_t i = 0; i < p->n_nets; i++) {
-		strv_free(&p->nets[i].forwards);
+		free(p->nets[i].forwards);
 		free(p->nets[i].why);
 	}
 	free(p->nets);

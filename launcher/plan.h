@@ -21,10 +21,11 @@ enum {
 	QEMU_FD_QMP_EXT = 7, /* a listening socket vmlaunch bound at STATE_DIR/qmp.sock, for other tools */
 	QEMU_FD_AGENT = 8,   /* command mode without a kernel: qemu-guest-agent's port */
 	QEMU_FD_STDIN = 9,   /* command mode: the guest command's stdin */
-	QEMU_FD_COUNT = 7,
+	QEMU_FD_CONSOLE = 10, /* the serial console, relayed by vmlaunch (console.c) when no terminal holds it */
+	QEMU_FD_COUNT = 8,
 	/* From here: what vmlaunch hands qemu open. First the devices' (tap queues, vhost-net; p->n_extra_fds, numbered
 	 * by the plan), then what qemu_argv asks for instead of paths (qemu_cmdline.fds, qemu as another user). */
-	QEMU_FD_EXTRA = 10,
+	QEMU_FD_EXTRA = 11,
 };
 
 struct disk_plan {
@@ -68,8 +69,17 @@ struct net_plan {
 	bool vhost;            /* tap: vhost-net queues too (KVM and /dev/vhost-net) */
 	unsigned bridge_index; /* tap: filled at launch, when the bridge is looked up */
 	int fd_base;           /* tap: qemu's fd of queue 0; vhost's follow the queues */
-	struct strv forwards; /* hostfwd values, HOSTADDR made explicit (127.0.0.1 unless written) */
+	struct net_forward *forwards; /* user mode: each forward, its port made concrete at launch (forward.c) */
+	size_t n_forwards;
 	char *why;
+};
+
+/* What tells systemd (READY=1) that the guest can be reached, not merely that qemu started. */
+enum ready_signal {
+	READY_AT_START, /* nothing in the guest to ask: when it starts running */
+	READY_SSH,      /* an SSH banner through the forward to port 22 */
+	READY_AGENT,    /* qemu-guest-agent answers guest-sync (-- COMMAND in a firmware-booted guest) */
+	READY_GUEST_PORT, /* the bundled guest opens its virtio-serial ports (QMP VSERPORT_CHANGE) */
 };
 
 /* A file the guest reads through fw_cfg: NAME in the guest, PATH in the state dir, written at launch. */
@@ -90,7 +100,9 @@ struct plan {
 	bool agent_mode;    /* ... in a firmware-booted guest, through its qemu-guest-agent */
 	bool interactive;   /* a terminal on stdin and the console on stdio: the demo guest offers a shell */
 	bool command_tty;   /* command mode in the bundled guest with a terminal on stdin and stdout: a pty there */
-	char *console_log;  /* NULL: serial console on stdio */
+	char *console_log;  /* the relayed console's log; NULL: serial console on stdio (interactive) */
+	char *console_socket; /* where vmlaunch --console attaches (with console_log), in the state dir */
+	bool console_to_stdout; /* the relayed console also goes to stdout (no command, no console-log) */
 	char *cmdline;      /* kernel command line */
 	char *cmdline_why;
 	char *state_dir;
@@ -112,6 +124,9 @@ struct plan {
 	char *seed;                  /* [cloud-init]: the NoCloud seed volume in the state dir */
 	char ssh_host[64];           /* the host end of a forward to the guest's port 22 ("" if none): vmlaunch --ssh */
 	unsigned ssh_port;
+	const struct net_forward *ssh_forward; /* the forward ssh_port comes from (its port may move at launch) */
+	enum ready_signal ready;
+	char *ready_why;
 	char *seed_why;
 	struct guest_file guest_files[5]; /* argv, user, env, shares, tty: what exists */
 	size_t n_guest_files;

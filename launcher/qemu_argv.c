@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "credentials.h"
 #include "guest_protocol.h"
 #include "topology.h"
 
@@ -280,6 +281,8 @@ static void push_process_reasons(struct qemu_cmdline *c, const struct plan *p)
 	if (p->cpus.why)
 		push_reason(c, p->cpus.why);
 	push_reason(c, p->allocator_why);
+	if (p->ready_why)
+		push_reason(c, p->ready_why);
 	why = xasprintf("qemu runs with every capability set empty (bounding set too) and no-new-privileges%s%s: it "
 			"needs none of the root powers vmlaunch uses for mounts, modules and sysfs",
 			p->privileges && p->privileges->switch_user ? ", as user " : "",
@@ -311,18 +314,18 @@ static void push_control(struct qemu_cmdline *c, const struct plan *p)
 	strv_push_many(a, "-mon", "chardev=qmp-ext,mode=control", "-S", NULL);
 	group_end(c);
 
-	if (p->console_log) {
-		char *why = xasprintf("serial console to %s", p->console_log), *path;
+	if (p->console_socket) {
+		char *why = xasprintf("serial console relayed by vmlaunch (fd %d): to %s%s, and to vmlaunch --console %s "
+				      "(Ctrl-] detaches)",
+				      QEMU_FD_CONSOLE, p->console_log, p->console_to_stdout ? " and stdout" : "",
+				      p->cfg->name);
 
 		group_begin(c, why);
 		free(why);
-		path = file_or_fdset(c, p, p->console_log, O_WRONLY | O_NOFOLLOW);
 		strv_push(a, "-chardev");
-		strv_pushf(a, "file,id=console,path=%s", path);
-		free(path);
+		strv_pushf(a, "socket,id=console,fd=%d", QEMU_FD_CONSOLE);
 	} else {
-		group_begin(c, p->interactive ? "serial console on this terminal; Ctrl-C goes to the guest"
-					      : "serial console on stdio");
+		group_begin(c, "serial console on this terminal; Ctrl-C goes to the guest");
 		strv_push_many(a, "-chardev", "stdio,id=console,signal=off", NULL);
 	}
 	strv_push_many(a, "-serial", "chardev:console", NULL);
@@ -408,6 +411,22 @@ static void push_seed(struct qemu_cmdline *c, const struct plan *p)
 	free(file);
 }
 
+/* SMBIOS type 11 credentials for a distro's systemd (firmware boot, or root = DISK: qboot installs the SMBIOS tables
+ * too): root's keys and its name without cloud-init. */
+static void push_credentials(struct qemu_cmdline *c, const struct plan *p)
+{
+	struct strv values = STRV_INIT;
+
+	credentials_smbios(p->cfg, &values);
+	group_begin(c, "systemd credentials as SMBIOS type 11 strings (systemd 252 and later import them): root's "
+		       "authorized_keys from the [cloud-init] keys and the host name, for a systemd guest even without "
+		       "cloud-init");
+	for (size_t i = 0; i < values.n; i++)
+		strv_push_many(&c->argv, "-smbios", values.v[i], NULL);
+	group_end(c);
+	strv_free(&values);
+}
+
 static void push_share(struct qemu_cmdline *c, const struct plan *p, const struct share_plan *s)
 {
 	struct strv *a = &c->argv;
@@ -475,8 +494,9 @@ static void push_net(struct qemu_cmdline *c, const struct net_plan *n)
 		netdev = tap_netdev(n);
 
 	group_begin(c, n->why);
-	for (size_t i = 0; netdev && i < n->forwards.n; i++) {
-		char *more = xasprintf("%s,hostfwd=%s", netdev, n->forwards.v[i]);
+	for (size_t i = 0; netdev && i < n->n_forwards; i++) {
+		const struct net_forward *f = &n->forwards[i];
+		char *more = xasprintf("%s,hostfwd=%s:%s:%u-:%u", netdev, f->udp ? "udp" : "tcp", f->addr, f->host, f->guest);
 
 		free(netdev);
 		netdev = more;
@@ -572,6 +592,8 @@ void qemu_argv_build(const struct plan *p, struct qemu_cmdline *c)
 		push_modules(c, p);
 	if (p->seed)
 		push_seed(c, p);
+	if (p->seed && (!p->cfg->kernel || p->cfg->root)) /* a distro's own init: firmware, or root = DISK */
+		push_credentials(c, p);
 	for (size_t i = 0; i < p->n_shares; i++)
 		push_share(c, p, &p->shares[i]);
 	for (size_t i = 0; i < p->n_nets; i++)

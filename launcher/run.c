@@ -21,10 +21,12 @@
 
 #include "agent.h"
 #include "command_input.h"
+#include "console.h"
 #include "exit_status.h"
 #include "guardian.h"
 #include "journal.h"
 #include "privileges.h"
+#include "ready.h"
 #include "state_dir.h"
 #include "process.h"
 #include "test_hook.h"
@@ -51,7 +53,7 @@ static void child_exec(const struct plan *p, const struct qemu_cmdline *c, char 
 		       const int *handed, size_t n_handed, int *moved, int errpipe, pid_t parent)
 {
 	static const int target[QEMU_FD_COUNT] = { QEMU_FD_QMP,	   QEMU_FD_STDOUT, QEMU_FD_STDERR, QEMU_FD_STATUS,
-						  QEMU_FD_QMP_EXT, QEMU_FD_AGENT,  QEMU_FD_STDIN };
+						  QEMU_FD_QMP_EXT, QEMU_FD_AGENT,  QEMU_FD_STDIN, QEMU_FD_CONSOLE };
 	struct sigaction dfl = { .sa_handler = SIG_DFL };
 	size_t n = QEMU_FD_COUNT + n_handed;
 	sigset_t none;
@@ -187,6 +189,8 @@ int run_start(const struct plan *p, const struct qemu_cmdline *c, const int *ext
 	memset(vm, 0, sizeof(*vm));
 	vm->pid = -1;
 	vm->pidfd = vm->qmp.fd = vm->out_fd = vm->err_fd = vm->status_fd = vm->agent_fd = vm->in_fd = -1;
+	vm->console = (struct console)CONSOLE_INIT;
+	child_ends[7] = -1;
 	for (size_t i = 0; i < c->n_fds; i++)
 		passed[i] = -1; /* nothing to close on an early failure */
 	for (int i = 0; i < 6; i++)
@@ -205,6 +209,14 @@ int run_start(const struct plan *p, const struct qemu_cmdline *c, const int *ext
 	if (pipe2(errpipe, O_CLOEXEC) < 0) {
 		r = log_errno(errno, "pipe");
 		goto fail;
+	}
+	if (p->console_socket) {
+		r = console_open(&vm->console, p->console_socket, p->console_log, p->console_to_stdout, &child_ends[7]);
+		if (r < 0) {
+			close(errpipe[0]);
+			close(errpipe[1]);
+			goto fail;
+		}
 	}
 	listen_fd = listen_qmp(p);
 	if (listen_fd < 0) {
@@ -263,6 +275,10 @@ int run_start(const struct plan *p, const struct qemu_cmdline *c, const int *ext
 		}
 	close(listen_fd);
 	listen_fd = -1;
+	if (child_ends[7] >= 0) {
+		close(child_ends[7]);
+		child_ends[7] = -1;
+	}
 	vm->pidfd = pidfd_open_(vm->pid);
 	if (vm->pidfd < 0) {
 		r = log_errno(errno, "pidfd_open");
@@ -288,6 +304,8 @@ fail:
 	free(moved);
 	if (listen_fd >= 0)
 		close(listen_fd);
+	if (child_ends[7] >= 0)
+		close(child_ends[7]);
 	for (int i = 0; i < 6; i++)
 		for (int k = 0; k < 2; k++)
 			if (pairs[i][k] >= 0)
@@ -322,6 +340,10 @@ struct supervisor {
 	size_t status_len;
 	unsigned long long received[2]; /* bytes read from the guest's stdout and stderr ports */
 	bool acked;                      /* the guest was told it has all of them, and may power off */
+	bool ready;                /* READY=1 was sent */
+	bool probing;              /* READY_SSH: the probe runs */
+	struct ready_probe probe;
+	long long waiting_since, next_status; /* STATUS= lines while the guest is not reachable yet */
 	struct agent agent; /* agent mode: the command through qemu-guest-agent */
 	struct command_input input; /* command mode in the bundled guest: its stdin */
 	bool input_running;
@@ -350,13 +372,55 @@ static bool firmware_found_nothing(const struct plan *p)
 	return found;
 }
 
+/* systemd hears READY=1 once the guest answers the way the plan chose (plan_ready), with what answered. */
+static void mark_ready(struct supervisor *s, const char *what)
+{
+	char *st;
+
+	if (s->ready)
+		return;
+	s->ready = true;
+	if (s->probing)
+		ready_probe_close(&s->probe);
+	s->probing = false;
+	st = xasprintf("READY=1\nSTATUS=running %s (qemu pid %d): %s", s->p->cfg->name, (int)s->vm->pid, what);
+	log_info("ready: %s", what);
+	notify_systemd(st);
+	free(st);
+}
+
+#define STATUS_EVERY_MS 10000
+
+/* Until then, every few seconds: what vmlaunch waits for, and for how long. */
+static void say_waiting(struct supervisor *s)
+{
+	const struct plan *p = s->p;
+	long long now = monotonic_ms();
+	char *st;
+
+	if (s->ready || now < s->next_status)
+		return;
+	s->next_status = now + STATUS_EVERY_MS;
+	if (p->ready == READY_SSH)
+		st = xasprintf("STATUS=%s: waiting for ssh on %s:%u (%lld s)", p->cfg->name, p->ssh_host, p->ssh_port,
+			       (now - s->waiting_since) / 1000);
+	else
+		st = xasprintf("STATUS=%s: waiting for the guest's %s (%lld s)", p->cfg->name,
+			       p->ready == READY_AGENT ? "qemu-guest-agent" : "ports", (now - s->waiting_since) / 1000);
+	notify_systemd(st);
+	free(st);
+}
+
 static void on_event(void *user, const char *event, struct json_object *data)
 {
 	struct supervisor *s = user;
-	struct json_object *reason;
+	struct json_object *reason, *open;
 
 	log_info("QMP event %s", event);
-	if (!strcmp(event, "GUEST_PANICKED")) {
+	if (!strcmp(event, "VSERPORT_CHANGE") && s->p->ready == READY_GUEST_PORT && data &&
+	    json_object_object_get_ex(data, "open", &open) && json_object_get_boolean(open)) {
+		mark_ready(s, "the bundled guest opened its ports");
+	} else if (!strcmp(event, "GUEST_PANICKED")) {
 		s->panicked = true;
 	} else if (!strcmp(event, "RESET") && !s->nothing_to_boot && firmware_found_nothing(s->p)) {
 		/* reboot-timeout=0: the firmware resets as soon as it has found nothing; it would only find nothing again */
@@ -473,6 +537,31 @@ static void flush_some(struct supervisor *s, int which)
 	o->len -= (size_t)n;
 }
 
+static void outbuf_append(struct outbuf *o, const char *data, size_t n)
+{
+	if (!n)
+		return; /* nothing captured: o->data may still be NULL, which memcpy must not get */
+	if (o->len + n > o->cap) {
+		o->cap = (o->len + n) * 2;
+		o->data = xrealloc(o->data, o->cap);
+	}
+	memcpy(o->data + o->len, data, n);
+	o->len += n;
+}
+
+/* The relayed console: the log and a client get it in console.c; stdout through the buffer, which drops rather
+ * than stalls the guest when stdout is slow (the log keeps everything). */
+#define CONSOLE_STDOUT_MAX (4u << 20)
+
+static void console_relay(struct supervisor *s)
+{
+	char buf[16384];
+	ssize_t n = console_from_guest(&s->vm->console, buf, sizeof(buf));
+
+	if (n > 0 && s->vm->console.to_stdout && s->out[0].len + (size_t)n <= CONSOLE_STDOUT_MAX)
+		outbuf_append(&s->out[0], buf, (size_t)n);
+}
+
 /* After qemu exited: everything left in the sockets, then everything buffered, blocking as long as it takes. */
 static void drain(struct supervisor *s)
 {
@@ -495,6 +584,12 @@ static void drain(struct supervisor *s)
 			}
 			relay(s, fds[i], which[i]);
 		}
+	}
+	if (vm->console.qemu_fd >= 0) {
+		fcntl(vm->console.qemu_fd, F_SETFL, fcntl(vm->console.qemu_fd, F_GETFL) | O_NONBLOCK);
+		for (struct pollfd p = { vm->console.qemu_fd, POLLIN, 0 }; vm->console.qemu_fd >= 0 && poll(&p, 1, 1000) > 0;
+		     p.fd = vm->console.qemu_fd)
+			console_relay(s);
 	}
 	for (int i = 0; i < 2; i++) {
 		if (s->out[i].len)
@@ -519,18 +614,6 @@ static void print_console_tail(const char *path)
 	fprintf(stderr, "vmlaunch: the guest console's last lines (%s):\n", path);
 	for (unsigned i = n > 20 ? n - 20 : 0; i < n; i++)
 		fprintf(stderr, "  | %s", ring[i % 20]);
-}
-
-static void outbuf_append(struct outbuf *o, const char *data, size_t n)
-{
-	if (!n)
-		return; /* nothing captured: o->data may still be NULL, which memcpy must not get */
-	if (o->len + n > o->cap) {
-		o->cap = (o->len + n) * 2;
-		o->data = xrealloc(o->data, o->cap);
-	}
-	memcpy(o->data + o->len, data, n);
-	o->len += n;
 }
 
 /* Agent mode: guest-exec waits for all of stdin; too much of it ends the run before the command starts. */
@@ -560,6 +643,8 @@ static void drive_agent(struct supervisor *s, bool readable)
 	struct agent *a = &s->agent;
 
 	agent_tick(a, readable);
+	if (a->state == AGENT_EXEC || a->state == AGENT_STATUS || a->state == AGENT_DONE)
+		mark_ready(s, "qemu-guest-agent answered");
 	if (a->state == AGENT_DONE) {
 		outbuf_append(&s->out[0], a->out ? a->out : "", a->out_len);
 		outbuf_append(&s->out[1], a->err ? a->err : "", a->err_len);
@@ -638,10 +723,15 @@ int run_supervise(const struct plan *p, struct vm_process *vm, int sigfd, struct
 	if (r < 0)
 		escalate(&s), escalate(&s); /* could not start the guest: quit qemu */
 	else {
-		char *st = xasprintf("READY=1\nSTATUS=running %s (qemu pid %d)", p->cfg->name, (int)vm->pid);
-
-		notify_systemd(st);
-		free(st);
+		s.waiting_since = monotonic_ms();
+		if (p->ready == READY_AT_START)
+			mark_ready(&s, "the guest runs");
+		else
+			say_waiting(&s);
+		if (p->ready == READY_SSH) {
+			ready_probe_init(&s.probe, p->ssh_host, p->ssh_port);
+			s.probing = true;
+		}
 		test_hook_stop_at("running");
 		if (p->agent_mode) {
 			agent_begin(&s.agent, vm->agent_fd, p->command, p->env, p->cfg->command_user,
@@ -662,12 +752,15 @@ int run_supervise(const struct plan *p, struct vm_process *vm, int sigfd, struct
 	trim_resident();
 
 	while (!exited) {
-		struct pollfd fds[10 + COMMAND_INPUT_POLLFDS] = {
+		struct pollfd fds[14 + COMMAND_INPUT_POLLFDS] = {
 			{ sigfd, POLLIN, 0 },	      { vm->pidfd, POLLIN, 0 },    { vm->qmp.fd, POLLIN, 0 },
 			{ vm->out_fd, POLLIN, 0 },    { vm->err_fd, POLLIN, 0 },   { vm->status_fd, POLLIN, 0 },
 			{ guardian->pidfd, POLLIN, 0 },
 			{ s.out[0].len ? 1 : -1, POLLOUT, 0 }, { s.out[1].len ? 2 : -1, POLLOUT, 0 },
 			{ s.agent_running ? s.agent.fd : -1, POLLIN, 0 },
+			{ vm->console.qemu_fd, POLLIN, 0 }, { vm->console.listen_fd, POLLIN, 0 },
+			{ vm->console.client_fd, POLLIN, 0 },
+			{ s.probing ? s.probe.fd : -1, (short)ready_probe_events(&s.probe), 0 },
 		};
 		int timeout = -1;
 
@@ -682,11 +775,23 @@ int run_supervise(const struct plan *p, struct vm_process *vm, int sigfd, struct
 			if (agent >= 0 && (timeout < 0 || agent < timeout))
 				timeout = agent;
 		}
-		for (int i = 10; i < 10 + COMMAND_INPUT_POLLFDS; i++)
+		if (s.probing) {
+			int probe = ready_probe_timeout_ms(&s.probe);
+
+			if (probe >= 0 && (timeout < 0 || probe < timeout))
+				timeout = probe;
+		}
+		if (!s.ready && !s.phase) {
+			long long left = s.next_status - monotonic_ms();
+
+			if (timeout < 0 || left < timeout)
+				timeout = left > 0 ? (int)left : 0;
+		}
+		for (int i = 14; i < 14 + COMMAND_INPUT_POLLFDS; i++)
 			fds[i].fd = -1;
 		if (s.input_running)
-			command_input_pollfds(&s.input, &fds[10]);
-		if (poll(fds, 10 + COMMAND_INPUT_POLLFDS, timeout) < 0) {
+			command_input_pollfds(&s.input, &fds[14]);
+		if (poll(fds, 14 + COMMAND_INPUT_POLLFDS, timeout) < 0) {
 			if (errno == EINTR)
 				continue;
 			r = log_errno(errno, "poll");
@@ -709,6 +814,20 @@ int run_supervise(const struct plan *p, struct vm_process *vm, int sigfd, struct
 			close(vm->qmp.fd);
 			vm->qmp.fd = -1; /* qemu closed QMP: it is exiting; the pidfd tells when */
 		}
+		if (s.probing && !s.phase && ready_probe_step(&s.probe, fds[13].revents)) {
+			char *what = xasprintf("ssh answered on %s:%u", p->ssh_host, p->ssh_port);
+
+			mark_ready(&s, what);
+			free(what);
+		}
+		if (!s.phase)
+			say_waiting(&s);
+		if (fds[10].revents)
+			console_relay(&s);
+		if (fds[11].revents)
+			console_accept(&vm->console);
+		if (fds[12].revents)
+			console_from_client(&vm->console);
 		if (fds[3].revents)
 			relay(&s, &vm->out_fd, 0);
 		if (fds[4].revents)
@@ -722,7 +841,7 @@ int run_supervise(const struct plan *p, struct vm_process *vm, int sigfd, struct
 		if (fds[3].revents || fds[4].revents || fds[5].revents)
 			acknowledge(&s);
 		if (s.input_running)
-			command_input_handle(&s.input, &fds[10]);
+			command_input_handle(&s.input, &fds[14]);
 		if (s.agent_running) {
 			feed_agent_input(&s);
 			drive_agent(&s, fds[9].revents != 0);
@@ -749,6 +868,8 @@ int run_supervise(const struct plan *p, struct vm_process *vm, int sigfd, struct
 		command_input_end(&s.input); /* the terminal as it was, before any message below */
 	r = exit_status(&s, wstatus);
 	free(s.shutdown_reason);
+	if (s.probing)
+		ready_probe_close(&s.probe);
 	if (p->agent_mode)
 		agent_free(&s.agent);
 	return r;
@@ -775,4 +896,5 @@ void run_cleanup(struct vm_process *vm)
 	if (vm->in_fd >= 0)
 		close(vm->in_fd);
 	vm->pidfd = vm->out_fd = vm->err_fd = vm->status_fd = vm->agent_fd = vm->in_fd = -1;
+	console_close(&vm->console);
 }

@@ -5,6 +5,7 @@
 #include <stdbool.h>
 #include <sys/types.h>
 
+#include "console.h"
 #include "plan.h"
 #include "qemu_argv.h"
 #include "qmp.h"
@@ -19,6 +20,7 @@ struct vm_process {
 	int out_fd, err_fd, status_fd; /* command mode: our ends of the guest's stdout/stderr/status channels */
 	int in_fd;                     /* command mode: our end of the guest command's stdin channel */
 	int agent_fd;                  /* agent mode: our end of qemu-guest-agent's port */
+	struct console console;        /* the relayed serial console (plan->console_socket) */
 };
 
 /* fork+exec qemu (never through a shell) with its channels on the fds qemu_argv.c named; qemu dies with vmlaunch

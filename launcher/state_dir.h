@@ -14,6 +14,7 @@ struct journal;
 #define STATE_QMP "qmp.sock"      /* QMP for other tools */
 #define STATE_CONSOLE "console.log"
 #define STATE_FIRMWARE_LOG "firmware.log" /* SeaBIOS's messages (its debug port) */
+#define STATE_CONSOLE_SOCKET "console.sock" /* vmlaunch --console attaches here */
 #define STATE_ARGV "argv"         /* -- COMMAND's argv for the guest */
 
 struct state_dir {

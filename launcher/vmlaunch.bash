@@ -20,7 +20,7 @@ _vmlaunch()
 		[ "${COMP_WORDS[i]}" = "--" ] && return 0
 	done
 	case "$prev" in
-	--status|--cleanup|--stop|--ssh)
+	--status|--cleanup|--stop|--ssh|--console)
 		COMPREPLY=($(compgen -W "$(_vmlaunch_names)" -- "$cur"))
 		return 0
 		;;
@@ -38,7 +38,7 @@ _vmlaunch()
 		;;
 	esac
 	if [[ "$cur" == -* ]]; then
-		COMPREPLY=($(compgen -W "--dry-run --explain --set --share --env --cleanup --wait --list --status --stop --ssh --json --verbose --help --version" -- "$cur"))
+		COMPREPLY=($(compgen -W "--dry-run --explain --set --share --env --cleanup --wait --list --status --stop --ssh --console --json --verbose --help --version" -- "$cur"))
 		return 0
 	fi
 	COMPREPLY=($(compgen -f -X '!*.conf' -- "$cur") $(compgen -d -- "$cur"))

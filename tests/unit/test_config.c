@@ -330,8 +330,23 @@ static void test_devices(void **state)
 	expect_error(BOOT "[share a]\npath = /tmp\n[share b]\npath = /tmp\ntag = a\n", NULL,
 		     "[share b]: same tag as [share a]");
 	expect_error(BOOT "[net n]\nforward = 2222:22\n", NULL,
-		     "test.conf:5: [net n] forward \"2222:22\": expected tcp:[HOSTADDR:]HOSTPORT-:GUESTPORT");
+		     "test.conf:5: [net n] forward \"2222:22\": expected tcp:[HOSTADDR:]HOSTPORT[+]-:GUESTPORT");
 	expect_error(BOOT "[net n]\nforward = tcp:99999-:22\n", NULL, "[net n] forward \"tcp:99999-:22\"");
+	expect_error(BOOT "[net n]\nforward = tcp:2222++-:22\n", NULL, "[net n] forward \"tcp:2222++-:22\"");
+	expect_error(BOOT "[net n]\nforward = tcp:1.2.3:2222-:22\n", NULL, "[net n] forward \"tcp:1.2.3:2222-:22\"");
+	expect_error(BOOT "[net n]\nforward = tcp:2222-:22x\n", NULL, "[net n] forward \"tcp:2222-:22x\"");
+	expect_error(BOOT "[net n]\nforward = tcp:256.0.0.1:2222-:22\n", NULL, "[net n] forward \"tcp:256.0.0.1");
+	{
+		struct net_forward f;
+
+		/* HOSTPORT+: the first free port from there, on loopback unless an address is written */
+		assert_true(config_forward_parse("tcp:2222+-:22", &f));
+		assert_true(f.first_free && !f.udp && f.host == 2222 && f.guest == 22);
+		assert_string_equal(f.addr, "127.0.0.1");
+		assert_true(config_forward_parse("udp:0.0.0.0:53-:5353", &f));
+		assert_true(!f.first_free && f.udp && f.host == 53 && f.guest == 5353);
+		assert_string_equal(f.addr, "0.0.0.0");
+	}
 	expect_error(BOOT "[net n]\nmac = 01:00:00:00:00:01\n", NULL, "[net n] mac \"01:00:00:00:00:01\": expected a unicast");
 	expect_error(BOOT "[boot]\n", NULL, "section [boot] appears twice");
 	expect_error("[boot]\nkernel = vmlinux\ninitrd = initrd\nroot = nodisk\n", NULL,

@@ -9,6 +9,7 @@
 
 #include "agent.h"
 #include "cloud_init.h"
+#include "credentials.h"
 #include "firmware.h"
 #include "test_helpers.h"
 
@@ -66,6 +67,71 @@ static void test_cloud_init_user_data(void **state)
 	strv_free(&keys);
 }
 
+/* user-data = FILE: a #cloud-config file joins the keys as a second MIME part that appends; anything else stays. */
+static void test_cloud_init_merge_user_data(void **state)
+{
+	struct strv keys = STRV_INIT, none = STRV_INIT;
+	const char *file = "#cloud-config\nruncmd:\n  - [touch, /made-by-user-data]\n";
+	char *text, *first, *second, *boundary;
+
+	(void)state;
+	strv_push(&keys, "ssh-ed25519 AAAAC3Nza alice@host");
+	text = cloud_init_merge_user_data(file, &keys);
+	assert_non_null(text);
+	assert_true(!strncmp(text, "Content-Type: multipart/mixed; boundary=\"==vmlaunch-", 52));
+	boundary = xstrndup(text + 41, strcspn(text + 41, "\""));
+	first = strstr(text, "filename=\"user-data\"\n\n");
+	second = strstr(text, "filename=\"vmlaunch-keys\"\n\n");
+	assert_non_null(first);
+	assert_non_null(second);
+	assert_true(first < second); /* the file first: ours merges into it */
+	assert_true(!strncmp(first + 22, file, strlen(file))); /* as written */
+	assert_non_null(strstr(text, "Merge-Type: dict(recurse_array,no_replace)+list(append)\n"));
+	assert_non_null(strstr(second, "#cloud-config\nssh_authorized_keys:\n  - \"ssh-ed25519 AAAAC3Nza alice@host\"\n--"));
+	{
+		char *end = xasprintf("--%s--\n", boundary);
+
+		assert_true(strlen(text) > strlen(end) && !strcmp(text + strlen(text) - strlen(end), end));
+		free(end);
+	}
+	free(boundary);
+	free(text);
+	/* not cloud-config (a script), or no keys: used as written */
+	assert_null(cloud_init_merge_user_data("#!/bin/sh\necho hi\n", &keys));
+	assert_null(cloud_init_merge_user_data("#cloud-config-archive\n- type: text/x-shellscript\n", &keys));
+	assert_null(cloud_init_merge_user_data(file, &none));
+	strv_free(&keys);
+}
+
+/* SMBIOS type 11 credentials: RFC 4648 base64, and the strings systemd's import-creds.c looks for. */
+static void test_smbios_credentials(void **state)
+{
+	static const char *const vectors[][2] = { { "", "" },	       { "f", "Zg==" },		{ "fo", "Zm8=" },
+						   { "foo", "Zm9v" },   { "foob", "Zm9vYg==" }, { "fooba", "Zm9vYmE=" },
+						   { "foobar", "Zm9vYmFy" } };
+	struct vm_config cfg = { 0 };
+	struct strv out = STRV_INIT;
+
+	(void)state;
+	for (size_t i = 0; i < sizeof(vectors) / sizeof(vectors[0]); i++) {
+		char *b = credential_base64(vectors[i][0], strlen(vectors[i][0]));
+
+		assert_string_equal(b, vectors[i][1]);
+		free(b);
+	}
+	cfg.name = "web";
+	strv_push(&cfg.cloud_key_lines, "ssh-ed25519 AAAA a@b");
+	strv_push(&cfg.cloud_key_lines, "ssh-rsa BBBB c@d");
+	credentials_smbios(&cfg, &out);
+	assert_int_equal(out.n, 2);
+	/* base64 of "ssh-ed25519 AAAA a@b\nssh-rsa BBBB c@d\n": both keys, one per line */
+	assert_string_equal(out.v[0], "type=11,value=io.systemd.credential.binary:ssh.authorized_keys.root="
+				      "c3NoLWVkMjU1MTkgQUFBQSBhQGIKc3NoLXJzYSBCQkJCIGNAZAo=");
+	assert_string_equal(out.v[1], "type=11,value=io.systemd.credential:system.hostname=web");
+	strv_free(&out);
+	strv_free(&cfg.cloud_key_lines);
+}
+
 static void write_descriptor(const char *dir, const char *name, const char *code, const char *features)
 {
 	char *path = xasprintf("%s/%s", dir, name);
@@ -113,6 +179,8 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_base64),
 		cmocka_unit_test(test_cloud_init_user_data),
+		cmocka_unit_test(test_cloud_init_merge_user_data),
+		cmocka_unit_test(test_smbios_credentials),
 		cmocka_unit_test(test_firmware_descriptors),
 	};
 

@@ -134,6 +134,8 @@ static void test_console_and_command_mode(void **state)
 	assert_int_equal(plan_build(&cfg, &tty, NULL, &nopriv, &(struct run_request){ .command_mode = false }, &p), 0);
 	assert_true(p.interactive);
 	assert_null(p.console_log);
+	assert_null(p.console_socket); /* the terminal has the console: nothing to attach to */
+	assert_int_equal(p.ready, READY_AT_START);
 	/* TCG here (PVM): it executes nothing speculatively, so mitigations=off; the user's words come last */
 	assert_string_equal(p.cmdline, "console=ttyS0 panic=-1 mitigations=off no_timer_check vmlaunch.interactive=1 quiet");
 	plan_free(&p);
@@ -141,6 +143,9 @@ static void test_console_and_command_mode(void **state)
 	assert_int_equal(plan_build(&cfg, &tty, NULL, &nopriv, &(struct run_request){ .command_mode = true }, &p), 0);
 	assert_false(p.interactive); /* the command's output owns stdout */
 	assert_string_equal(p.console_log, "/run/vmlaunch/t/console.log");
+	assert_string_equal(p.console_socket, "/run/vmlaunch/t/console.sock");
+	assert_false(p.console_to_stdout);
+	assert_int_equal(p.ready, READY_GUEST_PORT); /* the bundled guest opening its ports */
 	assert_string_equal(p.argv_file, "/run/vmlaunch/t/argv");
 	assert_string_equal(p.cmdline, "console=ttyS0 panic=-1 mitigations=off no_timer_check quiet");
 	assert_false(p.command_tty); /* stdin is a terminal, stdout is not: input as a stream, output as bytes */
@@ -168,6 +173,9 @@ static void test_console_and_command_mode(void **state)
 		/* on KVM the guest's mitigations matter: left alone */
 		assert_int_equal(plan_build(&cfg, &kvm, NULL, &nopriv, &(struct run_request){ .command_mode = false }, &p), 0);
 		assert_string_equal(p.cmdline, "console=ttyS0 panic=-1 quiet");
+		/* no terminal, no command (a systemd unit): the console relayed to the log, a socket and stdout */
+		assert_string_equal(p.console_socket, "/run/vmlaunch/t/console.sock");
+		assert_true(p.console_to_stdout);
 		plan_free(&p);
 	}
 	config_free(&cfg);
@@ -296,6 +304,33 @@ static void test_poll_queue_under_tcg(void **state)
 	config_free(&cfg);
 }
 
+/* READY=1 waits for what a user gets in by: ssh through its forward first, else the agent or the guest's ports. */
+static void test_ready_waits_for_the_way_in(void **state)
+{
+	struct vm_config cfg;
+	struct plan p;
+	struct host_facts h = host_with(KVM_PVM, false);
+	(void)state;
+
+	load("[vm]\nname = t\n" BOOT "[net n0]\nforward = tcp:2200-:22\nforward = tcp:8080-:80\n", &cfg);
+	assert_int_equal(plan_build(&cfg, &h, NULL, &nopriv, &(struct run_request){ .command_mode = true }, &p), 0);
+	assert_int_equal(p.ready, READY_SSH);
+	assert_string_equal(p.ssh_host, "127.0.0.1");
+	assert_int_equal(p.ssh_port, 2200);
+	assert_non_null(strstr(p.ready_why, "127.0.0.1:2200"));
+	plan_free(&p);
+	config_free(&cfg);
+
+	load("[vm]\nname = t\n[boot]\nfirmware = bios\n[qemu]\nextra = -cdrom installer.iso\n", &cfg); /* firmware boot: -- COMMAND via the agent */
+	assert_int_equal(plan_build(&cfg, &h, NULL, &nopriv, &(struct run_request){ .command_mode = true }, &p), 0);
+	assert_int_equal(p.ready, READY_AGENT);
+	plan_free(&p);
+	assert_int_equal(plan_build(&cfg, &h, NULL, &nopriv, &(struct run_request){ .command_mode = false }, &p), 0);
+	assert_int_equal(p.ready, READY_AT_START);
+	plan_free(&p);
+	config_free(&cfg);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -304,6 +339,7 @@ int main(void)
 		cmocka_unit_test(test_console_and_command_mode),
 		cmocka_unit_test(test_iothread_polls_on_any_cpu),
 		cmocka_unit_test(test_poll_queue_under_tcg),
+		cmocka_unit_test(test_ready_waits_for_the_way_in),
 	};
 	return cmocka_run_group_tests_name("plan", tests, NULL, NULL);
 }
