@@ -222,7 +222,10 @@ def test_unreadable_or_private_ssh_key_is_a_config_error(config, tmp_path):
 def test_uefi_without_ovmf_names_the_package(config, tmp_path):
     empty = tmp_path / "no-firmware"
     empty.mkdir()
-    conf = config("[vm]\nname = noovmf\n[boot]\nfirmware = uefi\n[disk d]\nbackend = tmpfs\nsize = 16M\n")
+    image = tmp_path / "disk.raw"  # something to boot, as far as the config can tell
+    image.write_bytes(bytes(1 << 20))
+    conf = config(f"[vm]\nname = noovmf\n[boot]\nfirmware = uefi\n[disk d]\nbackend = file\npath = {image}\n"
+                  "format = raw\n")
     r = subprocess.run([VMLAUNCH, str(conf)], capture_output=True, text=True, timeout=60,
                        env={**os.environ, "VMLAUNCH_FIRMWARE_DIR": str(empty)})
     assert r.returncode == 1, r.stderr
