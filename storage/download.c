@@ -21,6 +21,7 @@
 #include "curl_lib.h"
 #include "fdio.h"
 #include "log.h"
+#include "progress.h"
 #include "privileges.h"
 #include "strv.h"
 
@@ -47,11 +48,9 @@ char *download_cache_path(const char *sha256)
 struct transfer {
 	int fd;
 	uint64_t done;
-	curl_off_t shown; /* the byte count the progress line shows */
 	int write_errno;
-	bool progress, drawn;
 	const char *what;
-	struct timespec start, last;
+	struct progress line;
 };
 
 static size_t on_data(char *data, size_t size, size_t n, void *opaque)
@@ -67,42 +66,17 @@ static size_t on_data(char *data, size_t size, size_t n, void *opaque)
 	return len;
 }
 
-static double seconds_since(const struct timespec *a, const struct timespec *b)
-{
-	return (double)(b->tv_sec - a->tv_sec) + (double)(b->tv_nsec - a->tv_nsec) / 1e9;
-}
-
-/* One line on stderr, redrawn at most 10 times a second: a bar when the server said the size, MiB and rate. */
+/* The progress line: libcurl calls this about once a second when nothing moves and many times a second when data
+ * flows; the line is redrawn at most 10 times a second, the last (complete) one always. */
 static int on_progress(void *opaque, curl_off_t total, curl_off_t now, curl_off_t ut, curl_off_t un)
 {
 	struct transfer *t = opaque;
-	struct timespec ts;
-	double elapsed, mib = 1024.0 * 1024.0;
-	char bar[23] = "";
 
 	(void)ut;
 	(void)un;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	/* libcurl calls this about once a second when nothing moves, and many times a second when data flows: a redraw
-	 * only when something changed, the last (complete) one always */
-	if (!t->progress || (t->drawn && now == t->shown) ||
-	    (t->drawn && seconds_since(&t->last, &ts) < 0.1 && !(total > 0 && now == total)))
-		return 0;
-	t->last = ts;
-	t->shown = now;
-	elapsed = seconds_since(&t->start, &ts);
-	if (total > 0) {
-		unsigned fill = (unsigned)(now * 20 / total);
-
-		bar[0] = '[';
-		memset(bar + 1, '#', fill);
-		memset(bar + 1 + fill, '.', 20 - fill);
-		bar[21] = ']';
-		bar[22] = '\0';
-	}
-	fprintf(stderr, "\rvmlaunch: %s: downloading %s %8.1f/%.1f MiB %6.1f MiB/s", t->what, bar, (double)now / mib,
-		(double)(total > 0 ? total : now) / mib, elapsed > 0 ? (double)now / mib / elapsed : 0.0);
-	t->drawn = true;
+	t->line.total = total > 0 ? (uint64_t)total : 0;
+	t->line.done = (uint64_t)now;
+	progress_draw(&t->line, total > 0 && now == total);
 	return 0;
 }
 
@@ -161,13 +135,12 @@ static int fetch(CURL *c, struct transfer *t, const char *url)
 	curl_lib.curl_easy_setopt(c, CURLOPT_ERRORBUFFER, error);
 	curl_lib.curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_data);
 	curl_lib.curl_easy_setopt(c, CURLOPT_WRITEDATA, t);
-	curl_lib.curl_easy_setopt(c, CURLOPT_NOPROGRESS, t->progress ? 0L : 1L);
+	curl_lib.curl_easy_setopt(c, CURLOPT_NOPROGRESS, t->line.enabled ? 0L : 1L);
 	curl_lib.curl_easy_setopt(c, CURLOPT_XFERINFOFUNCTION, on_progress);
 	curl_lib.curl_easy_setopt(c, CURLOPT_XFERINFODATA, t);
-	clock_gettime(CLOCK_MONOTONIC, &t->start);
+	progress_begin(&t->line, "downloading", 0);
 	rc = curl_lib.curl_easy_perform(c);
-	if (t->drawn)
-		fputc('\n', stderr);
+	progress_interrupt(&t->line);
 	if (rc == CURLE_WRITE_ERROR && t->write_errno)
 		return log_errno(t->write_errno, "%s: cannot write the download of %s", t->what, url);
 	if (rc != CURLE_OK) {
@@ -211,7 +184,7 @@ static int fetch_unprivileged(int fd, const char *url, const char *what, bool pr
 	if (pid < 0)
 		return log_errno(errno, "%s: cannot fork", what);
 	if (pid == 0) {
-		struct transfer t = { .fd = fd, .progress = progress, .what = what };
+		struct transfer t = { .fd = fd, .what = what, .line = { .enabled = progress, .target = what } };
 		const char *why;
 		CURL *c;
 		int r;

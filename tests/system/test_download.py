@@ -154,5 +154,5 @@ def test_download_shows_progress_on_a_terminal(config, server, tmp_path):
                        text=True, timeout=180, stdin=subprocess.DEVNULL)
     assert r.returncode == 0, r.stdout + r.stderr
     out = typescript.read_text(errors="replace")
-    assert 'vmlaunch: disk "d": downloading [####################]' in out, out
-    assert "2.0/2.0 MiB" in out, out
+    assert 'vmlaunch: disk "d": downloading [##########]' in out, out
+    assert "100% 2.0/2.0 MiB" in out, out
