@@ -954,3 +954,16 @@ void config_free(struct vm_config *cfg)
 	free(cfg->qemu_user);
 	memset(cfg, 0, sizeof(*cfg));
 }
+
+const char *config_at(const struct vm_config *cfg, unsigned line)
+{
+	static char ring[4][PATH_MAX + 32];
+	static unsigned next;
+	char *buf = ring[next++ % 4];
+
+	if (line == CONFIG_LINE_SET)
+		snprintf(buf, sizeof(ring[0]), "%s (from --set)", cfg->file);
+	else
+		snprintf(buf, sizeof(ring[0]), "%s:%u", cfg->file, line);
+	return buf;
+}

@@ -27,6 +27,10 @@ static inline bool config_is_url(const char *s)
 
 /* The `line` of a value that came from --set rather than the file. */
 #define CONFIG_LINE_SET 0xffffffffu
+/* "FILE:LINE", or "FILE (from --set)" for a value --set gave: where a message points. Valid until the next four
+ * calls (a small ring of buffers, for a message that names two places). */
+struct vm_config;
+const char *config_at(const struct vm_config *cfg, unsigned line);
 
 /* The head of every named section ([disk NAME], [share NAME], ...): the parser finds and makes them alike. */
 struct named_section {

@@ -46,9 +46,9 @@ static int resolve_one(struct plan *p, const struct net_plan *n, struct net_forw
 		if (r == -EADDRINUSE)
 			continue;
 		if (r < 0)
-			return log_errno(r, "%s:%u: [net %s] forward %s:%s:%u-:%u: cannot bind %s:%u", p->cfg->file,
-					 nc->forwards_line, nc->name, f->udp ? "udp" : "tcp", f->addr, port, f->guest,
-					 f->addr, port);
+			return log_errno(r, "%s: [net %s] forward %s:%s:%u-:%u: cannot bind %s:%u",
+					 config_at(p->cfg, nc->forwards_line), nc->name, f->udp ? "udp" : "tcp",
+					 f->addr, port, f->guest, f->addr, port);
 		f->host = port;
 		if (p->ssh_forward == f)
 			p->ssh_port = port;
@@ -59,13 +59,13 @@ static int resolve_one(struct plan *p, const struct net_plan *n, struct net_forw
 		return 0;
 	}
 	if (f->first_free)
-		log_error("%s:%u: [net %s] forward: ports %u to %u on %s are all in use", p->cfg->file, nc->forwards_line,
-			  nc->name, first, last, f->addr);
+		log_error("%s: [net %s] forward: ports %u to %u on %s are all in use",
+			  config_at(p->cfg, nc->forwards_line), nc->name, first, last, f->addr);
 	else
-		log_error("%s:%u: [net %s] forward %s:%s:%u-:%u: port %u on %s is in use (another VM or service has it; "
+		log_error("%s: [net %s] forward %s:%s:%u-:%u: port %u on %s is in use (another VM or service has it; "
 			  "write %s:%u+-:%u for the first free port from %u)",
-			  p->cfg->file, nc->forwards_line, nc->name, f->udp ? "udp" : "tcp", f->addr, first, f->guest, first,
-			  f->addr, f->udp ? "udp" : "tcp", first, f->guest, first);
+			  config_at(p->cfg, nc->forwards_line), nc->name, f->udp ? "udp" : "tcp", f->addr, first,
+			  f->guest, first, f->addr, f->udp ? "udp" : "tcp", first, f->guest, first);
 	return -EADDRINUSE;
 }
 

@@ -311,8 +311,9 @@ static int find_bridges(struct plan *plan)
 			continue;
 		n->bridge_index = tap_bridge_index(n->cfg->bridge);
 		if (!n->bridge_index) {
-			log_error("%s:%u: [net %s] bridge %s: no such bridge on this host (ip link add %s type bridge)",
-				  plan->cfg->file, n->cfg->bridge_line, n->cfg->name, n->cfg->bridge, n->cfg->bridge);
+			log_error("%s: [net %s] bridge %s: no such bridge on this host (ip link add %s type bridge)",
+				  config_at(plan->cfg, n->cfg->bridge_line), n->cfg->name, n->cfg->bridge,
+				  n->cfg->bridge);
 			return -ENODEV;
 		}
 	}

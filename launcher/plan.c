@@ -72,8 +72,8 @@ static int plan_accel(const struct vm_config *cfg, const struct host_facts *host
 		return 0;
 	case ACCEL_KVM:
 		if (!usable)
-			return log_errno(ENODEV, "%s:%u: [vm] accel = kvm, but KVM cannot run guests here: %s",
-					 cfg->file, cfg->accel_line, host->kvm.reason);
+			return log_errno(ENODEV, "%s: [vm] accel = kvm, but KVM cannot run guests here: %s",
+					 config_at(cfg, cfg->accel_line), host->kvm.reason);
 		p->kvm = true;
 		p->accel_why = xstrdup("KVM: accel = kvm and /dev/kvm runs a 64-bit guest");
 		return 0;
@@ -127,12 +127,13 @@ static int plan_host_memory(const struct vm_config *cfg, const struct host_facts
 				 host->mem_available >> 20);
 	if (p->hugepages >= 0 && host->mem_available &&
 	    p->hugepages_count * (uint64_t)hugepage_size_kib(p->hugepages) * 1024 > host->mem_available)
-		return log_error("%s:%u: [memory] hugepages = %s: %llu pages (%llu MiB) for guest RAM, but only %llu MiB "
-				 "of the host's %llu MiB are available (MemAvailable, MemTotal); expected less memory or "
-				 "hugepages = off",
-				 cfg->file, cfg->hugepages_line, hugepage_size_name(p->hugepages),
-				 (unsigned long long)p->hugepages_count, (unsigned long long)(cfg->memory >> 20),
-				 host->mem_available >> 20, host->mem_total >> 20);
+		return log_error(
+			"%s: [memory] hugepages = %s: %llu pages (%llu MiB) for guest RAM, but only %llu MiB "
+			"of the host's %llu MiB are available (MemAvailable, MemTotal); expected less memory or "
+			"hugepages = off",
+			config_at(cfg, cfg->hugepages_line), hugepage_size_name(p->hugepages),
+			(unsigned long long)p->hugepages_count, (unsigned long long)(cfg->memory >> 20),
+			host->mem_available >> 20, host->mem_total >> 20);
 	return 0;
 }
 
@@ -179,8 +180,9 @@ static int plan_memory(const struct vm_config *cfg, const struct host_facts *hos
 	}
 	page = (uint64_t)hugepage_size_kib(p->hugepages) * 1024;
 	if (cfg->memory % page)
-		return log_error("%s:%u: [memory] hugepages = %s: [vm] memory must be a multiple of %s", cfg->file,
-				 cfg->hugepages_line, hugepage_size_name(p->hugepages), hugepage_size_name(p->hugepages));
+		return log_error("%s: [memory] hugepages = %s: [vm] memory must be a multiple of %s",
+				 config_at(cfg, cfg->hugepages_line), hugepage_size_name(p->hugepages),
+				 hugepage_size_name(p->hugepages));
 	p->hugepages_count = cfg->memory / page;
 	p->memory_why = xasprintf("guest RAM on %llu %s hugepages (fewer TLB misses) from an anonymous memfd "
 				  "(nothing on a hugetlbfs a crash could leave behind), preallocated%s",
@@ -427,7 +429,7 @@ int plan_build(const struct vm_config *cfg, const struct host_facts *host, const
 	/* the bundled guest takes the command over fw_cfg; a firmware-booted distro through its qemu-guest-agent */
 	p->agent_mode = command_mode && !cfg->kernel;
 	if (cfg->memory % (1ULL << 20))
-		return log_error("%s:%u: [vm] memory: expected a multiple of 1M", cfg->file, cfg->memory_line);
+		return log_error("%s: [vm] memory: expected a multiple of 1M", config_at(cfg, cfg->memory_line));
 
 	p->state_dir = state_dir_path(host->state_root, cfg->name);
 	/* A terminal on stdin keeps the console (the demo's shell); otherwise vmlaunch relays it to a log, to

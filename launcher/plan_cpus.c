@@ -148,8 +148,8 @@ static int check_cpus(const struct vm_config *cfg, const struct topology *t, con
 {
 	for (size_t i = 0; i < l->n; i++)
 		if (!node_of_cpu(t, l->cpu[i]))
-			return log_error("%s:%u: [cpu] %s: host CPU %u is not online or not allowed to vmlaunch", cfg->file,
-					 line, key, l->cpu[i]);
+			return log_error("%s: [cpu] %s: host CPU %u is not online or not allowed to vmlaunch",
+					 config_at(cfg, line), key, l->cpu[i]);
 	return 0;
 }
 
@@ -186,8 +186,8 @@ static int plan_list(const struct vm_config *cfg, const struct topology *t, stru
 		list_copy(&io, cfg->pin_iothreads.cpu, cfg->pin_iothreads.n);
 		r = check_cpus(cfg, t, "iothreads", cfg->pin_iothreads_line, &io);
 		if (r == 0 && io.n != 1 && io.n != p->n_iothreads)
-			r = log_error("%s:%u: [cpu] iothreads: names %zu CPUs; expected 1 (shared) or one per disk (%zu)",
-				      cfg->file, cfg->pin_iothreads_line, io.n, p->n_iothreads);
+			r = log_error("%s: [cpu] iothreads: names %zu CPUs; expected 1 (shared) or one per disk (%zu)",
+				      config_at(cfg, cfg->pin_iothreads_line), io.n, p->n_iothreads);
 		for (size_t i = 0; r == 0 && i < p->n_iothreads; i++)
 			list_push(&p->iothread[i], io.cpu[io.n == 1 ? 0 : i]);
 		cpulist_free(&io);
@@ -212,8 +212,8 @@ int plan_cpus(const struct vm_config *cfg, const struct topology *t, size_t n_io
 	p->n_iothreads = n_iothreads;
 	p->iothread = xcalloc(n_iothreads ? n_iothreads : 1, sizeof(*p->iothread));
 	if (cfg->host_node != HOST_NODE_AUTO && !find_node(t, (unsigned)cfg->host_node))
-		return log_error("%s:%u: [memory] host-node %d: no such node on this host", cfg->file, cfg->host_node_line,
-				 cfg->host_node);
+		return log_error("%s: [memory] host-node %d: no such node on this host",
+				 config_at(cfg, cfg->host_node_line), cfg->host_node);
 	if (cfg->pin == PIN_OFF) {
 		p->node = cfg->host_node;
 		p->why = xstrdup("pin = off: qemu's threads run where the scheduler puts them");

@@ -107,14 +107,15 @@ static int brd_describe(const struct storage_context *ctx, const struct disk_con
 	if (brd_builtin()) {
 		if (brd_builtin_bytes() < d->size)
 			return log_errno(ENOSPC,
-					 "%s:%u: [disk %s] brd is built into this kernel with %llu-byte devices, smaller "
+					 "%s: [disk %s] brd is built into this kernel with %llu-byte devices, smaller "
 					 "than size = %llu; expected a smaller size, or backend = zram",
-					 cfg->file, d->size_line, d->name, brd_builtin_bytes(), (unsigned long long)d->size);
+					 config_at(cfg, d->size_line), d->name, brd_builtin_bytes(),
+					 (unsigned long long)d->size);
 	} else if (access("/sys/module/brd", F_OK) == 0) {
 		return log_errno(EBUSY,
-				 "%s:%u: [disk %s] brd is already loaded by someone else; vmlaunch uses brd only when it "
+				 "%s: [disk %s] brd is already loaded by someone else; vmlaunch uses brd only when it "
 				 "loads it (rmmod brd, or use backend = zram)",
-				 cfg->file, d->backend_line, d->name);
+				 config_at(cfg, d->backend_line), d->name);
 	}
 	t->driver = DRIVER_HOST_DEVICE;
 	t->filename = xasprintf("/dev/ram%u", index);

@@ -61,9 +61,10 @@ static int file_describe(const struct storage_context *ctx, const struct disk_co
 			*slash = '\0';
 		/* its directory is named by the config too: not there is the config's mistake (2), said before anything */
 		if (slash && slash != parent && (stat(parent, &pst) < 0 || !S_ISDIR(pst.st_mode))) {
-			log_error("%s:%u: [disk %s] path %s: no directory %s to make it in; expected an existing directory "
-				  "(mkdir -p %s)",
-				  cfg->file, d->path_line, d->name, d->path, parent, parent);
+			log_error(
+				"%s: [disk %s] path %s: no directory %s to make it in; expected an existing directory "
+				"(mkdir -p %s)",
+				config_at(cfg, d->path_line), d->name, d->path, parent, parent);
 			free(parent);
 			return -EINVAL;
 		}
@@ -87,15 +88,15 @@ static int file_describe(const struct storage_context *ctx, const struct disk_co
 		return 0;
 	}
 	if (stat(d->path, &st) < 0)
-		return log_error("%s:%u: [disk %s] path %s: %s%s", cfg->file, d->path_line, d->name, d->path,
-				 strerror(errno),
-				 errno == ENOENT ? "; with size = (and format raw), vmlaunch makes it at first start" : "");
+		return log_error(
+			"%s: [disk %s] path %s: %s%s", config_at(cfg, d->path_line), d->name, d->path, strerror(errno),
+			errno == ENOENT ? "; with size = (and format raw), vmlaunch makes it at first start" : "");
 	if (!S_ISREG(st.st_mode) && !S_ISBLK(st.st_mode))
-		return log_error("%s:%u: [disk %s] path %s: expected a disk image file or a block device", cfg->file,
-				 d->path_line, d->name, d->path);
+		return log_error("%s: [disk %s] path %s: expected a disk image file or a block device",
+				 config_at(cfg, d->path_line), d->name, d->path);
 	fd = open(d->path, O_RDONLY | O_CLOEXEC);
 	if (fd < 0)
-		return log_error("%s:%u: [disk %s] path %s: %s", cfg->file, d->path_line, d->name, d->path,
+		return log_error("%s: [disk %s] path %s: %s", config_at(cfg, d->path_line), d->name, d->path,
 				 strerror(errno));
 	if (pread(fd, head, sizeof(head), 0) < 0)
 		head[0] = 0;
@@ -104,15 +105,15 @@ static int file_describe(const struct storage_context *ctx, const struct disk_co
 	/* Never guess a format from the contents: a guest can write a qcow2 header onto its raw disk. Only refuse the
 	 * combination that is certainly a mistake. */
 	if (is_qcow2 && d->format == FORMAT_RAW)
-		return log_error("%s:%u: [disk %s] path %s starts with a qcow2 header; expected format = qcow2 (vmlaunch "
+		return log_error("%s: [disk %s] path %s starts with a qcow2 header; expected format = qcow2 (vmlaunch "
 				 "never guesses formats)",
-				 cfg->file, d->format_line ? d->format_line : d->line, d->name, d->path);
+				 config_at(cfg, d->format_line ? d->format_line : d->line), d->name, d->path);
 	if (!is_qcow2 && d->format == FORMAT_QCOW2)
-		return log_error("%s:%u: [disk %s] format = qcow2, but %s is not a qcow2 image", cfg->file,
-				 d->format_line, d->name, d->path);
+		return log_error("%s: [disk %s] format = qcow2, but %s is not a qcow2 image",
+				 config_at(cfg, d->format_line), d->name, d->path);
 	if (!d->readonly && !d->ephemeral && access(d->path, W_OK) < 0)
-		return log_error("%s:%u: [disk %s] path %s is not writable; expected readonly = yes or ephemeral = yes",
-				 cfg->file, d->path_line, d->name, d->path);
+		return log_error("%s: [disk %s] path %s is not writable; expected readonly = yes or ephemeral = yes",
+				 config_at(cfg, d->path_line), d->name, d->path);
 
 	t->driver = S_ISBLK(st.st_mode) ? DRIVER_HOST_DEVICE : DRIVER_FILE;
 	t->readonly = d->readonly;

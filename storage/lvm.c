@@ -230,41 +230,43 @@ static int lvm_describe(const struct storage_context *ctx, const struct disk_con
 	t->priv = st;
 	st->volume = d->lv ? xstrdup(d->lv) : lvm_default_lv_name(cfg->name, d->name);
 	if (!valid_lvm_name(d->vg) || !valid_lvm_name(st->volume) || (d->thin_pool && !valid_lvm_name(d->thin_pool)))
-		return log_error("%s:%u: [disk %s]: expected LVM names of letters, digits and + _ . - (vg \"%s\", lv "
+		return log_error("%s: [disk %s]: expected LVM names of letters, digits and + _ . - (vg \"%s\", lv "
 				 "\"%s\")",
-				 cfg->file, d->line, d->name, d->vg, st->volume);
+				 config_at(cfg, d->line), d->name, d->vg, st->volume);
 	strv_push_many(&argv, "vgs", d->vg, NULL);
 	r = run(&argv, NULL, NULL);
 	if (r == -ENOENT)
-		return log_errno(ENOENT, "%s:%u: [disk %s] backend lvm: the LVM tools are not installed (apt-get install "
-					 "lvm2)",
-				 cfg->file, d->backend_line, d->name);
+		return log_errno(ENOENT,
+				 "%s: [disk %s] backend lvm: the LVM tools are not installed (apt-get install "
+				 "lvm2)",
+				 config_at(cfg, d->backend_line), d->name);
 	if (r != 0)
-		return log_error("%s:%u: [disk %s] vg \"%s\": no such volume group (see vgs)", cfg->file, d->vg_line,
+		return log_error("%s: [disk %s] vg \"%s\": no such volume group (see vgs)", config_at(cfg, d->vg_line),
 				 d->name, d->vg);
 	r = lv_query(d->vg, st->volume, &bytes, &active);
 	if (r < 0)
 		return log_errno(r, "disk \"%s\": cannot read lvs output for %s/%s", d->name, d->vg, st->volume);
 	if (r == 1) {
 		if (d->ephemeral)
-			return log_error("%s:%u: [disk %s]: logical volume %s/%s exists; an ephemeral disk is created "
+			return log_error("%s: [disk %s]: logical volume %s/%s exists; an ephemeral disk is created "
 					 "fresh and removed at exit, and vmlaunch never removes a volume it did not "
 					 "create (expected ephemeral = no to use it, or another lv =)",
-					 cfg->file, d->line, d->name, d->vg, st->volume);
+					 config_at(cfg, d->line), d->name, d->vg, st->volume);
 		t->keep_contents = true;
 		st->activate = !active;
 	} else {
 		if (!d->size)
-			return log_error("%s:%u: [disk %s]: logical volume %s/%s does not exist; expected size = to create "
-					 "it",
-					 cfg->file, d->line, d->name, d->vg, st->volume);
+			return log_error(
+				"%s: [disk %s]: logical volume %s/%s does not exist; expected size = to create "
+				"it",
+				config_at(cfg, d->line), d->name, d->vg, st->volume);
 		st->create = true;
 		if (d->thin_pool) {
 			r = lv_query(d->vg, d->thin_pool, &pool_bytes, &active);
 			if (r == 0 && !d->thin_pool_size)
-				return log_error("%s:%u: [disk %s] thin-pool \"%s\": no such pool in %s; expected "
+				return log_error("%s: [disk %s] thin-pool \"%s\": no such pool in %s; expected "
 						 "thin-pool-size = to create it",
-						 cfg->file, d->thin_pool_line, d->name, d->thin_pool, d->vg);
+						 config_at(cfg, d->thin_pool_line), d->name, d->thin_pool, d->vg);
 			st->create_pool = r == 0;
 		}
 	}

@@ -67,31 +67,32 @@ static int check_config(const struct vm_config *cfg, const struct disk_config *d
 	struct rbd_parent parent;
 
 	if (!valid_rbd_name(s->pool))
-		return log_error("%s:%u: [disk %s] pool \"%s\": expected a pool name (no / or @)", cfg->file, d->pool_line,
-				 d->name, s->pool);
+		return log_error("%s: [disk %s] pool \"%s\": expected a pool name (no / or @)",
+				 config_at(cfg, d->pool_line), d->name, s->pool);
 	if (!valid_rbd_name(s->image))
-		return log_error("%s:%u: [disk %s] image \"%s\": expected an image name (no / or @)", cfg->file,
-				 d->image_line ? d->image_line : d->line, d->name, s->image);
+		return log_error("%s: [disk %s] image \"%s\": expected an image name (no / or @)",
+				 config_at(cfg, d->image_line ? d->image_line : d->line), d->name, s->image);
 	if (s->ns && !valid_rbd_name(s->ns))
-		return log_error("%s:%u: [disk %s] namespace \"%s\": expected a namespace name (no / or @)", cfg->file,
-				 d->rbd_namespace_line, d->name, s->ns);
+		return log_error("%s: [disk %s] namespace \"%s\": expected a namespace name (no / or @)",
+				 config_at(cfg, d->rbd_namespace_line), d->name, s->ns);
 	if (!strncmp(s->user, "client.", 7) || !*s->user || strpbrk(s->user, " \t"))
-		return log_error("%s:%u: [disk %s] user \"%s\": expected the cephx id without \"client.\" (user = %s)",
-				 cfg->file, d->ceph_user_line, d->name, s->user,
+		return log_error("%s: [disk %s] user \"%s\": expected the cephx id without \"client.\" (user = %s)",
+				 config_at(cfg, d->ceph_user_line), d->name, s->user,
 				 strncmp(s->user, "client.", 7) ? "ID" : s->user + 7);
 	if (d->create && !d->size)
-		return log_error("%s:%u: [disk %s]: create = yes needs size = (e.g. size = 10G) for a new image", cfg->file,
-				 d->create_line, d->name);
+		return log_error("%s: [disk %s]: create = yes needs size = (e.g. size = 10G) for a new image",
+				 config_at(cfg, d->create_line), d->name);
 	if (d->clone_from && rbd_parent_parse(d->clone_from, &parent) < 0)
-		return log_error("%s:%u: [disk %s] clone-from \"%s\": expected POOL/IMAGE@SNAPSHOT or "
+		return log_error("%s: [disk %s] clone-from \"%s\": expected POOL/IMAGE@SNAPSHOT or "
 				 "POOL/NAMESPACE/IMAGE@SNAPSHOT",
-				 cfg->file, d->clone_from_line, d->name, d->clone_from);
+				 config_at(cfg, d->clone_from_line), d->name, d->clone_from);
 	if (d->clone_from)
 		rbd_parent_free(&parent);
 	if (d->ephemeral && !d->create && !d->clone_from)
-		return log_error("%s:%u: [disk %s]: an ephemeral rbd disk is an image vmlaunch creates and removes at exit; "
-				 "expected create = yes or clone-from = (vmlaunch never removes an image it did not create)",
-				 cfg->file, d->ephemeral_line, d->name);
+		return log_error(
+			"%s: [disk %s]: an ephemeral rbd disk is an image vmlaunch creates and removes at exit; "
+			"expected create = yes or clone-from = (vmlaunch never removes an image it did not create)",
+			config_at(cfg, d->ephemeral_line), d->name);
 	return 0;
 }
 
@@ -108,34 +109,34 @@ static int check_parent(const struct vm_config *cfg, const struct disk_config *d
 	name = rbd_image_name(p.pool, p.ns, p.image);
 	r = rbd_open_pool(c, p.pool, p.ns, &io);
 	if (r < 0) {
-		r = log_errno(r, "%s:%u: [disk %s] clone-from: cannot open pool \"%s\"", cfg->file, d->clone_from_line,
-			      d->name, p.pool);
+		r = log_errno(r, "%s: [disk %s] clone-from: cannot open pool \"%s\"",
+			      config_at(cfg, d->clone_from_line), d->name, p.pool);
 		goto out;
 	}
 	r = rbd_lib.rbd_open_read_only(io, p.image, &img, NULL);
 	if (r < 0) {
-		r = log_errno(r, "%s:%u: [disk %s] clone-from: cannot open image %s", cfg->file, d->clone_from_line,
+		r = log_errno(r, "%s: [disk %s] clone-from: cannot open image %s", config_at(cfg, d->clone_from_line),
 			      d->name, name);
 		goto out;
 	}
 	r = rbd_lib.rbd_snap_is_protected(img, p.snap, &prot);
 	if (r < 0) {
-		r = log_errno(r, "%s:%u: [disk %s] clone-from: no snapshot \"%s\" of %s", cfg->file, d->clone_from_line,
-			      d->name, p.snap, name);
+		r = log_errno(r, "%s: [disk %s] clone-from: no snapshot \"%s\" of %s",
+			      config_at(cfg, d->clone_from_line), d->name, p.snap, name);
 		goto out;
 	}
 	if (!prot) {
-		r = log_error("%s:%u: [disk %s] clone-from: snapshot %s@%s is not protected; a clone needs its parent to "
+		r = log_error("%s: [disk %s] clone-from: snapshot %s@%s is not protected; a clone needs its parent to "
 			      "stay (rbd snap protect %s@%s)",
-			      cfg->file, d->clone_from_line, d->name, name, p.snap, name, p.snap);
+			      config_at(cfg, d->clone_from_line), d->name, name, p.snap, name, p.snap);
 		goto out;
 	}
 	r = rbd_lib.rbd_snap_set(img, p.snap);
 	if (r >= 0)
 		r = rbd_lib.rbd_get_size(img, bytes);
 	if (r < 0)
-		r = log_errno(r, "%s:%u: [disk %s] clone-from: cannot read the size of %s@%s", cfg->file,
-			      d->clone_from_line, d->name, name, p.snap);
+		r = log_errno(r, "%s: [disk %s] clone-from: cannot read the size of %s@%s",
+			      config_at(cfg, d->clone_from_line), d->name, name, p.snap);
 out:
 	if (img)
 		rbd_lib.rbd_close(img);
@@ -213,18 +214,21 @@ static int describe_connect(const struct storage_context *ctx, const struct disk
 		bool conf = access(s->conf, R_OK) < 0;
 		unsigned line = conf ? conf_line : d->keyring_line;
 
-		return log_error("%s:%u: [disk %s] %s %s: %s; expected %s", cfg->file, line, d->name, conf ? "conf" : "keyring",
-				 conf ? s->conf : s->keyring, strerror(errno),
-				 conf ? "the Ceph cluster's configuration file (conf = PATH; default " RBD_DEFAULT_CONF ")"
+		return log_error("%s: [disk %s] %s %s: %s; expected %s", config_at(cfg, line), d->name,
+				 conf ? "conf" : "keyring", conf ? s->conf : s->keyring, strerror(errno),
+				 conf ? "the Ceph cluster's configuration file (conf = PATH; default " RBD_DEFAULT_CONF
+					")"
 				      : "a readable keyring file (keyring = PATH)");
 	}
 	r = rbd_cluster_configure(s, c, &what);
 	if (r < 0)
-		return log_errno(r, "%s:%u: [disk %s] conf %s: %s", cfg->file, conf_line, d->name, s->conf, what);
+		return log_errno(r, "%s: [disk %s] conf %s: %s", config_at(cfg, conf_line), d->name, s->conf, what);
 	r = rbd_find_key(*c, s->user, &key, &why);
 	if (r < 0) {
-		r = log_errno(r, "%s:%u: [disk %s]: no cephx key for client.%s: %s", cfg->file,
-			      d->keyring_line ? d->keyring_line : d->ceph_user_line ? d->ceph_user_line : conf_line,
+		r = log_errno(r, "%s: [disk %s]: no cephx key for client.%s: %s",
+			      config_at(cfg, d->keyring_line	 ? d->keyring_line
+					     : d->ceph_user_line ? d->ceph_user_line
+								 : conf_line),
 			      d->name, s->user, why);
 		free(why);
 		return r;
@@ -242,14 +246,15 @@ static int describe_connect(const struct storage_context *ctx, const struct disk
 				: d->ceph_user_line			? d->ceph_user_line
 									: conf_line;
 
-		return log_errno(r, "%s:%u: [disk %s]: cannot connect to the Ceph cluster in %s as client.%s%s%s", cfg->file,
-				 line, d->name, s->conf, s->user, s->ms_mode != MS_MODE_DEFAULT ? " with ms-mode = " : "",
+		return log_errno(r, "%s: [disk %s]: cannot connect to the Ceph cluster in %s as client.%s%s%s",
+				 config_at(cfg, line), d->name, s->conf, s->user,
+				 s->ms_mode != MS_MODE_DEFAULT ? " with ms-mode = " : "",
 				 s->ms_mode != MS_MODE_DEFAULT ? rbd_ms_mode_word(s->ms_mode) : "");
 	}
 	r = rbd_open_pool(*c, s->pool, s->ns, io);
 	if (r < 0)
-		return log_errno(r, "%s:%u: [disk %s] pool \"%s\": cannot open the pool in the Ceph cluster of %s",
-				 cfg->file, d->pool_line, d->name, s->pool, s->conf);
+		return log_errno(r, "%s: [disk %s] pool \"%s\": cannot open the pool in the Ceph cluster of %s",
+				 config_at(cfg, d->pool_line), d->name, s->pool, s->conf);
 	return 0;
 }
 
@@ -263,27 +268,31 @@ static int describe_existing(const struct storage_context *ctx, const struct dis
 		/* describe runs before the state dir's leftovers are undone: say how to undo them */
 		bool leftover = journal_exists(ctx->state_dir);
 
-		return log_error("%s:%u: [disk %s]: image %s exists; an ephemeral disk is created fresh and removed at exit, "
-				 "and vmlaunch never removes an image it did not create (expected ephemeral = no to use "
-				 "it, or another image =%s%s)",
-				 cfg->file, d->ephemeral_line, d->name, name,
-				 leftover ? "; a run of this VM that did not finish may have left it: vmlaunch --cleanup " : "",
-				 leftover ? cfg->name : "");
+		return log_error(
+			"%s: [disk %s]: image %s exists; an ephemeral disk is created fresh and removed at exit, "
+			"and vmlaunch never removes an image it did not create (expected ephemeral = no to use "
+			"it, or another image =%s%s)",
+			config_at(cfg, d->ephemeral_line), d->name, name,
+			leftover ? "; a run of this VM that did not finish may have left it: vmlaunch --cleanup " : "",
+			leftover ? cfg->name : "");
 	}
 	if (watchers && !d->readonly)
-		return log_errno(EBUSY, "%s:%u: [disk %s]: image %s is open by %zu other client(s) (rbd status %s); two "
-					"writers would corrupt it",
-				 cfg->file, d->image_line ? d->image_line : d->line, d->name, name, watchers, name);
+		return log_errno(EBUSY,
+				 "%s: [disk %s]: image %s is open by %zu other client(s) (rbd status %s); two "
+				 "writers would corrupt it",
+				 config_at(cfg, d->image_line ? d->image_line : d->line), d->name, name, watchers,
+				 name);
 	if (d->size > bytes && d->readonly)
-		return log_error("%s:%u: [disk %s]: image %s is %llu bytes, smaller than size = %llu, and readonly = yes "
+		return log_error("%s: [disk %s]: image %s is %llu bytes, smaller than size = %llu, and readonly = yes "
 				 "forbids growing it",
-				 cfg->file, d->size_line, d->name, name, (unsigned long long)bytes,
+				 config_at(cfg, d->size_line), d->name, name, (unsigned long long)bytes,
 				 (unsigned long long)d->size);
 	if (d->size && d->size < bytes)
-		log_warn("%s:%u: [disk %s]: image %s is %llu bytes, larger than size = %llu; vmlaunch never shrinks an image "
-			 "(the guest's data would be cut off), so it stays at %llu bytes",
-			 cfg->file, d->size_line, d->name, name, (unsigned long long)bytes, (unsigned long long)d->size,
-			 (unsigned long long)bytes);
+		log_warn(
+			"%s: [disk %s]: image %s is %llu bytes, larger than size = %llu; vmlaunch never shrinks an image "
+			"(the guest's data would be cut off), so it stays at %llu bytes",
+			config_at(cfg, d->size_line), d->name, name, (unsigned long long)bytes,
+			(unsigned long long)d->size, (unsigned long long)bytes);
 	t->keep_contents = true;
 	log_info("disk \"%s\": using %s (%llu bytes%s)", d->name, t->filename, (unsigned long long)bytes,
 		 d->size > bytes ? ", grown to size = at launch" : "");
@@ -303,14 +312,16 @@ static int describe_new(const struct storage_context *ctx, const struct disk_con
 		if (r < 0)
 			return r;
 		if (d->size && d->size < parent_bytes)
-			log_warn("%s:%u: [disk %s]: the parent %s is %llu bytes, larger than size = %llu; a clone is never "
-				 "smaller than its parent, so it stays at %llu bytes",
-				 cfg->file, d->size_line, d->name, d->clone_from, (unsigned long long)parent_bytes,
-				 (unsigned long long)d->size, (unsigned long long)parent_bytes);
+			log_warn(
+				"%s: [disk %s]: the parent %s is %llu bytes, larger than size = %llu; a clone is never "
+				"smaller than its parent, so it stays at %llu bytes",
+				config_at(cfg, d->size_line), d->name, d->clone_from, (unsigned long long)parent_bytes,
+				(unsigned long long)d->size, (unsigned long long)parent_bytes);
 	} else if (!d->create) {
-		return log_errno(ENOENT, "%s:%u: [disk %s]: no image %s in the Ceph cluster of %s (expected create = yes "
-					 "with size =, or clone-from =)",
-				 cfg->file, d->image_line ? d->image_line : d->line, d->name, name, s->conf);
+		return log_errno(ENOENT,
+				 "%s: [disk %s]: no image %s in the Ceph cluster of %s (expected create = yes "
+				 "with size =, or clone-from =)",
+				 config_at(cfg, d->image_line ? d->image_line : d->line), d->name, name, s->conf);
 	}
 	((struct rbd_state *)t->priv)->create = true;
 	t->zeroed = !d->clone_from;
@@ -339,8 +350,8 @@ static int rbd_describe(const struct storage_context *ctx, const struct disk_con
 	if (r == 0) {
 		r = probe_image(io, s.image, &bytes, &watchers);
 		if (r < 0)
-			r = log_errno(r, "%s:%u: [disk %s]: cannot open image %s as client.%s", cfg->file,
-				      d->image_line ? d->image_line : d->line, d->name, name, s.user);
+			r = log_errno(r, "%s: [disk %s]: cannot open image %s as client.%s",
+				      config_at(cfg, d->image_line ? d->image_line : d->line), d->name, name, s.user);
 		else if (r == 1)
 			r = describe_existing(ctx, d, name, bytes, watchers, t);
 		else

@@ -46,18 +46,22 @@ int storage_describe(const struct storage_context *ctx, const struct disk_config
 	if (r < 0) {
 		free(src);
 		/* the message is logged; point at the line it came from */
-		log_error("%s:%u: [disk %s] source: expected a readable disk image%s", cfg->file, d->source_line, d->name,
-			  r == -ENOENT ? " (a cloud image: download one, e.g. Fedora-Cloud-Base-Generic, Debian's genericcloud "
-					 "or an Ubuntu cloud image, and point source = at it)"
-				       : "");
+		log_error(
+			"%s: [disk %s] source: expected a readable disk image%s", config_at(cfg, d->source_line),
+			d->name,
+			r == -ENOENT
+				? " (a cloud image: download one, e.g. Fedora-Cloud-Base-Generic, Debian's genericcloud "
+				  "or an Ubuntu cloud image, and point source = at it)"
+				: "");
 		return -EINVAL;
 	}
 	t->source = src;
 	if (d->size && src->virtual_size > d->size)
-		return log_error("%s:%u: [disk %s] source %s is %llu bytes (%s), larger than size = %llu bytes; expected size "
-				 ">= the image's virtual size",
-				 cfg->file, d->size_line, d->name, d->source, (unsigned long long)src->virtual_size,
-				 src->format, (unsigned long long)d->size);
+		return log_error(
+			"%s: [disk %s] source %s is %llu bytes (%s), larger than size = %llu bytes; expected size "
+			">= the image's virtual size",
+			config_at(cfg, d->size_line), d->name, d->source, (unsigned long long)src->virtual_size,
+			src->format, (unsigned long long)d->size);
 	return 0;
 }
 

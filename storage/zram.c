@@ -110,13 +110,15 @@ static int zram_describe(const struct storage_context *ctx, const struct disk_co
 	const struct vm_config *cfg = ctx->cfg;
 
 	if (access(ZRAM_CONTROL "/hot_add", R_OK) < 0)
-		return log_errno(ENODEV, "%s:%u: [disk %s] backend zram: %s is missing (load the zram module: modprobe zram)",
-				 cfg->file, d->backend_line, d->name, ZRAM_CONTROL);
+		return log_errno(ENODEV,
+				 "%s: [disk %s] backend zram: %s is missing (load the zram module: modprobe zram)",
+				 config_at(cfg, d->backend_line), d->name, ZRAM_CONTROL);
 	if (d->comp_algorithm)
 		for (const char *c = d->comp_algorithm; *c; c++)
 			if (!isalnum((unsigned char)*c) && *c != '-')
-				return log_error("%s:%u: [disk %s] comp-algorithm \"%s\": expected a name such as lz4, zstd or lzo-rle",
-						 cfg->file, d->comp_algorithm_line, d->name, d->comp_algorithm);
+				return log_error(
+					"%s: [disk %s] comp-algorithm \"%s\": expected a name such as lz4, zstd or lzo-rle",
+					config_at(cfg, d->comp_algorithm_line), d->name, d->comp_algorithm);
 	/* The device number is known only once hot_add has answered. */
 	t->driver = DRIVER_HOST_DEVICE;
 	t->filename = xstrdup("/dev/zram?");

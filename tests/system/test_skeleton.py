@@ -242,6 +242,10 @@ def test_newcomer_mistakes_get_messages_that_say_what_to_do():
     assert "unknown option -a; if it is the command's, put -- before the command" in r.stderr
     r = vmlaunch("--set")
     assert r.returncode == 2 and r.stderr == "vmlaunch: --set: expected a value (vmlaunch --help)\n"
+    # a value --set gave is said to come from --set, not from line 4294967295 of the file
+    r = vmlaunch("--dry-run", "--set", "disk.x.backend=file", "--set", "disk.x.path=/nonexistent/x.raw", DEMO)
+    assert r.returncode == 2
+    assert r.stderr.startswith(f"vmlaunch: {DEMO} (from --set): [disk x] path /nonexistent/x.raw: No such file"), r.stderr
 
 
 def test_config_mistakes_all_at_once_and_nothing_to_boot_refused(config):
