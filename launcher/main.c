@@ -138,103 +138,89 @@ static int share_option(const char *arg, struct strv *sets)
 	return 0;
 }
 
-static int parse_options(int argc, char **argv, struct options *o)
+/* One option getopt found (c); argv and argc for the messages that name it. */
+static int take_option(int c, struct options *o, char **argv, int argc)
 {
-	static const struct option longopts[] = {
-		{ "dry-run", no_argument, NULL, 'n' }, { "explain", no_argument, NULL, 'e' },
-		{ "set", required_argument, NULL, 's' }, { "verbose", no_argument, NULL, 'v' },
-		{ "help", no_argument, NULL, 'h' },    { "version", no_argument, NULL, 'V' },
-		{ "cleanup", no_argument, NULL, 'C' }, { "wait", required_argument, NULL, 'W' },
-		{ "list", no_argument, NULL, 'l' },    { "status", required_argument, NULL, 'S' },
-		{ "env", required_argument, NULL, 'E' }, { "share", required_argument, NULL, 'H' },
-		{ "ssh", required_argument, NULL, 'X' },    { "stop", required_argument, NULL, 'T' },
-		{ "json", no_argument, NULL, 'J' },    { "console", required_argument, NULL, 'O' },
-		{ NULL, 0, NULL, 0 },
-	};
-	int c, dashdash = 1, all = argc;
-
-	/* Options may come before or after CONFIG; the first "--" ends them, and getopt never sees what follows it, so
-	 * COMMAND's own options are never ours. */
-	while (dashdash < argc && strcmp(argv[dashdash], "--"))
-		dashdash++;
-	argc = dashdash;
-	opterr = 0; /* our own messages: one prefix, and a hint when a COMMAND's option was taken for ours */
-	while ((c = getopt_long(argc, argv, ":nes:vhVl", longopts, NULL)) != -1) {
-		switch (c) {
-		case 'n':
-			o->dry_run = true;
-			break;
-		case 'e':
-			o->explain = true;
-			break;
-		case 's':
-			strv_push(&o->sets, optarg);
-			break;
-		case 'E':
-			if (!strchr(optarg, '=') || optarg[0] == '=') {
-				log_error("--env %s: expected NAME=VALUE", optarg);
-				return -EINVAL;
-			}
-			strv_push(&o->env, optarg);
-			break;
-		case 'H':
-			if (share_option(optarg, &o->sets) < 0)
-				return -EINVAL;
-			break;
-		case 'v':
-			log_verbose = 1;
-			break;
-		case 'C':
-			o->cleanup = true;
-			break;
-		case 'l':
-			o->list = true;
-			break;
-		case 'S':
-			o->status_name = optarg;
-			break;
-		case 'X':
-			o->ssh_name = optarg;
-			break;
-		case 'T':
-			o->stop_name = optarg;
-			break;
-		case 'O':
-			o->console_name = optarg;
-			break;
-		case 'J':
-			o->json = true;
-			break;
-		case 'W': {
-			char *end;
-			long v = strtol(optarg, &end, 10);
-
-			if (*end || end == optarg || v < 0 || v > 3600) {
-				log_error("--wait %s: expected seconds from 0 to 3600", optarg);
-				return -EINVAL;
-			}
-			o->wait_seconds = (int)v;
-			break;
-		}
-		case 'h':
-			usage(stdout);
-			exit(EXIT_VM_OK);
-		case 'V':
-			printf("vmlaunch %s\n", VMLAUNCH_VERSION);
-			exit(EXIT_VM_OK);
-		case ':':
-			log_error("%s: expected a value (vmlaunch --help)", argv[optind - 1]);
-			return -EINVAL;
-		default:
-			if (optind > 1 && optind - 1 < argc && argv[optind - 1][0] == '-' && optind > 2)
-				log_error("unknown option %s; if it is the command's, put -- before the command "
-					  "(vmlaunch CONFIG -- COMMAND ARG...)",
-					  argv[optind - 1]);
-			else
-				log_error("unknown option %s (vmlaunch --help)", argv[optind - 1]);
+	switch (c) {
+	case 'n':
+		o->dry_run = true;
+		return 0;
+	case 'e':
+		o->explain = true;
+		return 0;
+	case 's':
+		strv_push(&o->sets, optarg);
+		return 0;
+	case 'E':
+		if (!strchr(optarg, '=') || optarg[0] == '=') {
+			log_error("--env %s: expected NAME=VALUE", optarg);
 			return -EINVAL;
 		}
+		strv_push(&o->env, optarg);
+		return 0;
+	case 'H':
+		if (share_option(optarg, &o->sets) < 0)
+			return -EINVAL;
+		return 0;
+	case 'v':
+		log_verbose = 1;
+		return 0;
+	case 'C':
+		o->cleanup = true;
+		return 0;
+	case 'l':
+		o->list = true;
+		return 0;
+	case 'S':
+		o->status_name = optarg;
+		return 0;
+	case 'X':
+		o->ssh_name = optarg;
+		return 0;
+	case 'T':
+		o->stop_name = optarg;
+		return 0;
+	case 'O':
+		o->console_name = optarg;
+		return 0;
+	case 'J':
+		o->json = true;
+		return 0;
+	case 'W': {
+		char *end;
+		long v = strtol(optarg, &end, 10);
+
+		if (*end || end == optarg || v < 0 || v > 3600) {
+			log_error("--wait %s: expected seconds from 0 to 3600", optarg);
+			return -EINVAL;
+		}
+		o->wait_seconds = (int)v;
+		return 0;
 	}
+	case 'h':
+		usage(stdout);
+		exit(EXIT_VM_OK);
+	case 'V':
+		printf("vmlaunch %s\n", VMLAUNCH_VERSION);
+		exit(EXIT_VM_OK);
+	case ':':
+		log_error("%s: expected a value (vmlaunch --help)", argv[optind - 1]);
+		return -EINVAL;
+	default:
+		if (optind > 1 && optind - 1 < argc && argv[optind - 1][0] == '-' && optind > 2)
+			log_error("unknown option %s; if it is the command's, put -- before the command "
+				  "(vmlaunch CONFIG -- COMMAND ARG...)",
+				  argv[optind - 1]);
+		else
+			log_error("unknown option %s (vmlaunch --help)", argv[optind - 1]);
+		return -EINVAL;
+	}
+}
+
+/* What follows the options: CONFIG (or a by-name verb's NAME) and -- COMMAND. dashdash is where "--" stood (argc
+ * when absent), all the whole argv's count. */
+static int take_operands(struct options *o, char **argv, int argc, int dashdash, int all)
+{
 	if (o->list || o->status_name || o->ssh_name || o->stop_name || o->console_name) {
 		if (optind < argc) {
 			log_error("unexpected \"%s\": --list, --status, --stop, --ssh and --console take no CONFIG",
@@ -265,6 +251,33 @@ static int parse_options(int argc, char **argv, struct options *o)
 	for (int i = dashdash + 1; i < all; i++)
 		strv_push(&o->command, argv[i]);
 	return 0;
+}
+
+static int parse_options(int argc, char **argv, struct options *o)
+{
+	static const struct option longopts[] = {
+		{ "dry-run", no_argument, NULL, 'n' }, { "explain", no_argument, NULL, 'e' },
+		{ "set", required_argument, NULL, 's' }, { "verbose", no_argument, NULL, 'v' },
+		{ "help", no_argument, NULL, 'h' },    { "version", no_argument, NULL, 'V' },
+		{ "cleanup", no_argument, NULL, 'C' }, { "wait", required_argument, NULL, 'W' },
+		{ "list", no_argument, NULL, 'l' },    { "status", required_argument, NULL, 'S' },
+		{ "env", required_argument, NULL, 'E' }, { "share", required_argument, NULL, 'H' },
+		{ "ssh", required_argument, NULL, 'X' },    { "stop", required_argument, NULL, 'T' },
+		{ "json", no_argument, NULL, 'J' },    { "console", required_argument, NULL, 'O' },
+		{ NULL, 0, NULL, 0 },
+	};
+	int c, dashdash = 1, all = argc;
+
+	/* Options may come before or after CONFIG; the first "--" ends them, and getopt never sees what follows it, so
+	 * COMMAND's own options are never ours. */
+	while (dashdash < argc && strcmp(argv[dashdash], "--"))
+		dashdash++;
+	argc = dashdash;
+	opterr = 0; /* our own messages: one prefix, and a hint when a COMMAND's option was taken for ours */
+	while ((c = getopt_long(argc, argv, ":nes:vhVl", longopts, NULL)) != -1)
+		if (take_option(c, o, argv, argc) < 0)
+			return -EINVAL;
+	return take_operands(o, argv, argc, dashdash, all);
 }
 
 static void print_argv(const struct qemu_cmdline *c)
