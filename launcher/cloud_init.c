@@ -1,4 +1,5 @@
-/* The NoCloud seed: cloud-init finds a vfat volume labelled CIDATA and reads meta-data and user-data from it. */
+/* The NoCloud seed: cloud-init finds a vfat volume labelled CIDATA and reads meta-data, user-data and, for a static
+ * address, network-config from it. */
 #define _GNU_SOURCE
 #include "cloud_init.h"
 
@@ -166,6 +167,34 @@ static char *read_all(const char *path)
 	return text;
 }
 
+char *cloud_init_network_config(const struct plan *p)
+{
+	struct strv lines = STRV_INIT;
+	bool any = false;
+	char *text;
+
+	strv_push(&lines, "version: 2\nethernets:\n");
+	for (size_t i = 0; i < p->n_nets; i++) {
+		const struct net_plan *np = &p->nets[i];
+		const struct net_config *n = np->cfg;
+
+		if (n->mode == NET_NONE)
+			continue;
+		strv_pushf(&lines, "  %s:\n    match:\n      macaddress: \"%s\"\n", n->name, np->mac);
+		if (!n->address) {
+			strv_push(&lines, "    dhcp4: true\n");
+			continue;
+		}
+		any = true;
+		strv_pushf(&lines, "    addresses: [\"%s\"]\n", n->address);
+		if (n->gateway)
+			strv_pushf(&lines, "    routes:\n      - to: 0.0.0.0/0\n        via: \"%s\"\n", n->gateway);
+	}
+	text = any ? strv_join(&lines, "") : NULL;
+	strv_free(&lines);
+	return text;
+}
+
 /* FNV-1a of the user-data: a new instance-id whenever it changes, so cloud-init applies new keys to a kept disk. */
 static unsigned long long digest(const char *s)
 {
@@ -182,6 +211,7 @@ int cloud_init_make_seed(const struct plan *p, struct journal *j)
 	struct strv keys = STRV_INIT;
 	char *user_data = NULL, *meta = NULL, *ud_path = state_file(p->state_dir, "user-data");
 	char *md_path = state_file(p->state_dir, "meta-data"), *what = xasprintf("cloud-init seed %s", p->seed);
+	char *network = cloud_init_network_config(p), *nc_path = state_file(p->state_dir, "network-config");
 	int r = read_keys(cfg, &keys);
 
 	if (r == 0 && cfg->cloud_user_data && !(user_data = read_all(cfg->cloud_user_data)))
@@ -203,6 +233,8 @@ int cloud_init_make_seed(const struct plan *p, struct journal *j)
 	}
 	if (r == 0)
 		r = write_text(j, md_path, meta);
+	if (r == 0 && network)
+		r = write_text(j, nc_path, network);
 	if (r == 0)
 		r = state_dir_journal_file(j, p->seed);
 	if (r == 0)
@@ -210,13 +242,17 @@ int cloud_init_make_seed(const struct plan *p, struct journal *j)
 	if (r == 0) {
 		/* mtools refuses an image whose geometry it does not like unless told not to check */
 		setenv("MTOOLS_SKIP_CHECK", "1", 1);
-		r = command_must((char *[]){ "mcopy", "-o", "-i", p->seed, ud_path, md_path, "::", NULL }, what);
+		r = command_must((char *[]){ "mcopy", "-o", "-i", p->seed, ud_path, md_path, network ? nc_path : "::",
+					     network ? "::" : NULL, NULL },
+				 what);
 	}
 	strv_free(&keys);
 	free(user_data);
 	free(meta);
 	free(ud_path);
 	free(md_path);
+	free(network);
+	free(nc_path);
 	free(what);
 	return r;
 }

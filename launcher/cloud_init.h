@@ -14,6 +14,10 @@ char *cloud_init_user_data(const struct vm_config *cfg, const struct strv *keys)
  * so that lists append (the file's own keys stay). NULL: FILE is used as written (not #cloud-config, no keys, or
  * merge-keys = no). Pure; exposed for tests. */
 char *cloud_init_merge_user_data(const char *file_text, const struct strv *keys);
+/* network-config (version 2) when a tap NIC has a static address: that NIC gets its address (and default route),
+ * every other NIC with a backend DHCP, each matched by its MAC (a seed's network-config replaces cloud-init's own
+ * DHCP fallback, so the others must be named too). NULL when no NIC has an address. Pure; exposed for tests. */
+char *cloud_init_network_config(const struct plan *p);
 /* Writes the seed's files and builds plan->seed (a vfat volume labelled CIDATA, with mkfs.vfat and mcopy), each
  * journaled before it is made. */
 int cloud_init_make_seed(const struct plan *p, struct journal *j);

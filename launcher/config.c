@@ -88,6 +88,8 @@ static const struct key_spec keys[] = {
 	{ SEC_NET, "mac", T_STRING, NET(mac), NULL, 0, 0, 0 },
 	{ SEC_NET, "bridge", T_STRING, NET(bridge), NULL, 0, 0, 0 },
 	{ SEC_NET, "tap", T_STRING, NET(tap), NULL, 0, 0, 0 },
+	{ SEC_NET, "address", T_STRING, NET(address), NULL, 0, 0, 0 },
+	{ SEC_NET, "gateway", T_STRING, NET(gateway), NULL, 0, 0, 0 },
 	{ SEC_DISK, "backend", T_ENUM, DISK(backend), backend_words, 0, 0, B_ALL },
 	{ SEC_DISK, "size", T_SIZE, DISK(size), NULL, 0, 0, B_CREATED | B(BACKEND_RBD) | B(BACKEND_FILE) },
 	{ SEC_DISK, "path", T_PATH, DISK(path), NULL, 0, 0, B(BACKEND_FILE) },
@@ -937,6 +939,8 @@ void config_free(struct vm_config *cfg)
 		free(cfg->nets[i].mac);
 		free(cfg->nets[i].bridge);
 		free(cfg->nets[i].tap);
+		free(cfg->nets[i].address);
+		free(cfg->nets[i].gateway);
 	}
 	free(cfg->nets);
 	free(cfg->root);

@@ -126,6 +126,10 @@ struct net_config {
 	unsigned bridge_line;
 	char *tap; /* tap: its name; default vml + a hash of the VM's and NIC's names */
 	unsigned tap_line;
+	char *address; /* tap: a static IPv4 address/prefix for the guest, set by cloud-init's network-config */
+	unsigned address_line;
+	char *gateway; /* with address: the default route's next hop */
+	unsigned gateway_line;
 };
 
 enum hugepages_choice { HUGEPAGES_OFF, HUGEPAGES_2M, HUGEPAGES_1G };

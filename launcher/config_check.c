@@ -4,6 +4,7 @@
 #include "config_parse.h"
 
 #include <ctype.h>
+#include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <pwd.h>
@@ -339,6 +340,45 @@ static bool valid_forward(const char *f)
 	return config_forward_parse(f, &parsed);
 }
 
+/* address = A.B.C.D/N (and gateway = A.B.C.D): the guest's side of a tap, which only the guest can set, through the
+ * seed's network-config. */
+static int check_static_address(struct parse *p, struct net_config *n)
+{
+	struct in_addr a;
+	char ip[INET_ADDRSTRLEN];
+	const char *slash = n->address ? strchr(n->address, '/') : NULL;
+	char *end = NULL;
+	unsigned long prefix;
+	size_t len;
+
+	if (n->gateway && !n->address)
+		return config_fail(p, n->gateway_line, "[net %s] gateway: needs address = as well", n->name);
+	if (!n->address)
+		return 0;
+	if (n->mode != NET_TAP)
+		return config_fail(p, n->address_line,
+				   "[net %s] address: goes with mode = tap (user mode's guest address is slirp's, by DHCP)",
+				   n->name);
+	if (!p->cfg->cloud_init_line)
+		return config_fail(p, n->address_line,
+				   "[net %s] address: needs a [cloud-init] section (the guest sets it from the seed's "
+				   "network-config)",
+				   n->name);
+	prefix = slash ? strtoul(slash + 1, &end, 10) : 0;
+	len = slash ? (size_t)(slash - n->address) : 0;
+	if (len && len < sizeof(ip)) {
+		memcpy(ip, n->address, len);
+		ip[len] = '\0';
+	}
+	if (!len || len >= sizeof(ip) || !slash[1] || *end || prefix < 1 || prefix > 32 || inet_pton(AF_INET, ip, &a) != 1)
+		return config_fail(p, n->address_line, "[net %s] address \"%s\": expected A.B.C.D/PREFIX (e.g. 192.168.1.20/24)",
+				   n->name, n->address);
+	if (n->gateway && inet_pton(AF_INET, n->gateway, &a) != 1)
+		return config_fail(p, n->gateway_line, "[net %s] gateway \"%s\": expected an IPv4 address (e.g. 192.168.1.1)",
+				   n->name, n->gateway);
+	return 0;
+}
+
 static int finish_net(struct parse *p, struct net_config *n)
 {
 	for (size_t i = 0; i < n->forwards.n; i++)
@@ -371,7 +411,7 @@ static int finish_net(struct parse *p, struct net_config *n)
 			return config_fail(p, n->mac_line, "[net %s] mac \"%s\": expected a unicast address like 52:54:00:12:34:56",
 				    n->name, n->mac);
 	}
-	return 0;
+	return check_static_address(p, n);
 }
 
 static int finish_tuning(struct parse *p)

@@ -270,12 +270,18 @@ static void plan_nets(const struct vm_config *cfg, const struct host_facts *host
 			p->n_extra_fds += np->queues * (np->vhost ? 2 : 1);
 			np->why = xasprintf("net \"%s\": tap %s on bridge %s, made by vmlaunch and handed to qemu as open fds "
 					    "(qemu has no privileges): %u queue(s), one per vCPU, multi-queue virtio-net%s; "
-					    "mac %s",
+					    "mac %s%s%s%s",
 					    n->name, np->tap, n->bridge, np->queues,
 					    np->vhost ? " with vhost-net (the kernel moves the packets)"
 						      : p->kvm ? " (no /dev/vhost-net here: qemu moves the packets)"
 							       : " (vhost-net needs KVM)",
-					    np->mac);
+					    np->mac, n->address ? "; the guest takes " : "", n->address ? n->address : "",
+					    n->address ? " from the seed's network-config (vmlaunch --ssh connects there)" : "");
+			/* no forward to port 22: vmlaunch --ssh (and READY=1) go to the static address, from the bridge's side */
+			if (!p->ssh_port && n->address) {
+				snprintf(p->ssh_host, sizeof(p->ssh_host), "%.*s", (int)strcspn(n->address, "/"), n->address);
+				p->ssh_port = 22;
+			}
 		} else if (n->mode == NET_NONE)
 			np->why = xasprintf("net \"%s\": a virtio NIC with no backend: the guest sees a link that never comes up",
 					    n->name);
@@ -363,7 +369,7 @@ static void plan_ready(struct plan *p)
 {
 	if (p->ssh_port) {
 		p->ready = READY_SSH;
-		p->ready_why = xasprintf("READY=1 for systemd once ssh answers on %s:%u (an SSH banner through the forward), "
+		p->ready_why = xasprintf("READY=1 for systemd once ssh answers on %s:%u (an SSH banner read back), "
 					 "not when qemu starts; STATUS= says what it waits for",
 					 p->ssh_host, p->ssh_port);
 	} else if (p->agent_mode) {

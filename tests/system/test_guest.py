@@ -221,6 +221,36 @@ def test_cloud_image_boots_by_uefi_with_cloud_init_and_ssh(config, tmp_path, deb
     assert not (STATE_ROOT / "deb-ssh").exists()
 
 
+def test_bios_boot_with_cloud_init_and_ssh(config, tmp_path, debian_image):
+    """The same way in on a BIOS boot (the image's own GRUB): the NoCloud seed's key and user, vmlaunch --ssh through
+    the first free port from the one written (HOSTPORT+)."""
+    key = tmp_path / "key"
+    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(key)], check=True)
+    port = free_port()
+    conf = firmware_conf(config, "deb-bios-ssh", debian_image,
+                         f"[boot]\nfirmware = bios\n[net n0]\nforward = tcp:{port}+-:22\nrestrict = yes\n"
+                         f"[cloud-init]\nssh-key = {key}.pub\nuser = tester\n")
+    p = start(conf)
+    try:
+        deadline = time.monotonic() + 900
+        while True:
+            try:
+                r = vmlaunch("--ssh", "deb-bios-ssh", "--", "sh", "-c",
+                             "id -un; test -d /sys/firmware/efi && echo uefi || echo bios", timeout=90)
+            except subprocess.TimeoutExpired:
+                continue
+            if r.returncode == 0 or time.monotonic() > deadline or p.poll() is not None:
+                break
+            time.sleep(3)
+        assert r.returncode == 0, r.stderr
+        assert r.stdout.splitlines() == ["tester", "bios"]
+    finally:
+        p.send_signal(signal.SIGTERM)
+        out, err = p.communicate(timeout=300)
+    assert p.returncode == 0, err
+    assert not (STATE_ROOT / "deb-bios-ssh").exists()
+
+
 def test_command_through_qemu_guest_agent_on_a_bios_boot(config, debian_image):
     """Environment, stdout, stderr and status; and stdin, which guest-exec takes all at once (input-data)."""
     conf = firmware_conf(config, "deb-qga", debian_image, "[boot]\nfirmware = bios\n")

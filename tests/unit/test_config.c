@@ -348,6 +348,21 @@ static void test_devices(void **state)
 		assert_string_equal(f.addr, "0.0.0.0");
 	}
 	expect_error(BOOT "[net n]\nmac = 01:00:00:00:00:01\n", NULL, "[net n] mac \"01:00:00:00:00:01\": expected a unicast");
+	/* a static address: a tap's, set by cloud-init, written as A.B.C.D/PREFIX */
+	expect_error(BOOT "[net n]\naddress = 10.0.0.2/24\n[cloud-init]\nuser = u\n", NULL,
+		     "[net n] address: goes with mode = tap");
+	expect_error(BOOT "[net n]\nmode = tap\nbridge = br0\naddress = 10.0.0.2/24\n", NULL,
+		     "[net n] address: needs a [cloud-init] section");
+	expect_error(BOOT "[net n]\nmode = tap\nbridge = br0\naddress = 10.0.0.2\n[cloud-init]\nuser = u\n", NULL,
+		     "[net n] address \"10.0.0.2\": expected A.B.C.D/PREFIX");
+	expect_error(BOOT "[net n]\nmode = tap\nbridge = br0\naddress = 10.0.0.300/24\n[cloud-init]\nuser = u\n", NULL,
+		     "[net n] address \"10.0.0.300/24\": expected A.B.C.D/PREFIX");
+	expect_error(BOOT "[net n]\nmode = tap\nbridge = br0\naddress = 10.0.0.2/33\n[cloud-init]\nuser = u\n", NULL,
+		     "[net n] address \"10.0.0.2/33\"");
+	expect_error(BOOT "[net n]\nmode = tap\nbridge = br0\ngateway = 10.0.0.1\n", NULL,
+		     "[net n] gateway: needs address = as well");
+	expect_error(BOOT "[net n]\nmode = tap\nbridge = br0\naddress = 10.0.0.2/24\ngateway = x\n[cloud-init]\nuser = u\n",
+		     NULL, "[net n] gateway \"x\": expected an IPv4 address");
 	expect_error(BOOT "[boot]\n", NULL, "section [boot] appears twice");
 	expect_error("[boot]\nkernel = vmlinux\ninitrd = initrd\nroot = nodisk\n", NULL,
 		     "test.conf:4: [boot] root \"nodisk\": no [disk nodisk]");

@@ -67,6 +67,37 @@ static void test_cloud_init_user_data(void **state)
 	strv_free(&keys);
 }
 
+/* A static address: network-config names that NIC by its MAC with the address and route, and every other NIC with a
+ * backend by its MAC with DHCP (the seed's network-config replaces cloud-init's DHCP fallback); none without one. */
+static void test_cloud_init_network_config(void **state)
+{
+	struct net_config nets[3] = {
+		{ .name = "lan", .mode = NET_TAP, .address = "192.168.77.2/24", .gateway = "192.168.77.1" },
+		{ .name = "up", .mode = NET_USER },
+		{ .name = "off", .mode = NET_NONE },
+	};
+	struct net_plan np[3] = {
+		{ .cfg = &nets[0], .mac = "52:54:00:00:00:01" },
+		{ .cfg = &nets[1], .mac = "52:54:00:00:00:02" },
+		{ .cfg = &nets[2], .mac = "52:54:00:00:00:03" },
+	};
+	struct plan p = { .nets = np, .n_nets = 3 };
+	char *text;
+
+	(void)state;
+	text = cloud_init_network_config(&p);
+	assert_non_null(text);
+	assert_string_equal(text, "version: 2\nethernets:\n"
+				  "  lan:\n    match:\n      macaddress: \"52:54:00:00:00:01\"\n"
+				  "    addresses: [\"192.168.77.2/24\"]\n"
+				  "    routes:\n      - to: 0.0.0.0/0\n        via: \"192.168.77.1\"\n"
+				  "  up:\n    match:\n      macaddress: \"52:54:00:00:00:02\"\n    dhcp4: true\n");
+	free(text);
+	nets[0].address = NULL;
+	nets[0].gateway = NULL;
+	assert_null(cloud_init_network_config(&p));
+}
+
 /* user-data = FILE: a #cloud-config file joins the keys as a second MIME part that appends; anything else stays. */
 static void test_cloud_init_merge_user_data(void **state)
 {
@@ -180,6 +211,7 @@ int main(void)
 		cmocka_unit_test(test_base64),
 		cmocka_unit_test(test_cloud_init_user_data),
 		cmocka_unit_test(test_cloud_init_merge_user_data),
+		cmocka_unit_test(test_cloud_init_network_config),
 		cmocka_unit_test(test_smbios_credentials),
 		cmocka_unit_test(test_firmware_descriptors),
 	};
