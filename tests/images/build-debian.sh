@@ -251,8 +251,8 @@ datasource_list: [ NoCloud, None ]
 manage_etc_hosts: true
 # New host keys on each instance (the image has none); no DSA, which sshd no longer loads.
 ssh_genkeytypes: [ rsa, ecdsa, ed25519 ]
-# The image's network is systemd-networkd's 20-wired.network (DHCP on en*), not cloud-init's.
-network: {config: disabled}
+# A seed's network-config ([net] address: a static address on a tap) is applied, through systemd-networkd; without
+# one cloud-init falls back to DHCP on the first NIC, and 20-wired.network covers boots without cloud-init.
 # Keep the image's apt sources; do not let cloud-init write its own sources.list.
 apt:
   preserve_sources_list: true

@@ -221,34 +221,43 @@ def test_cloud_image_boots_by_uefi_with_cloud_init_and_ssh(config, tmp_path, deb
     assert not (STATE_ROOT / "deb-ssh").exists()
 
 
-def test_bios_boot_with_cloud_init_and_ssh(config, tmp_path, debian_image):
-    """The same way in on a BIOS boot (the image's own GRUB): the NoCloud seed's key and user, vmlaunch --ssh through
-    the first free port from the one written (HOSTPORT+)."""
+def test_bios_boot_with_a_static_address_on_a_bridge_and_ssh_there(config, tmp_path, debian_image, netns):
+    """The appliance's path, on a BIOS boot (the image's own GRUB): a tap on a bridge (in a network namespace of the
+    test's own) with a static address from the seed's network-config, and vmlaunch --ssh to that address as the
+    seed's user, with its key."""
     key = tmp_path / "key"
     subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(key)], check=True)
-    port = free_port()
-    conf = firmware_conf(config, "deb-bios-ssh", debian_image,
-                         f"[boot]\nfirmware = bios\n[net n0]\nforward = tcp:{port}+-:22\nrestrict = yes\n"
-                         f"[cloud-init]\nssh-key = {key}.pub\nuser = tester\n")
-    p = start(conf)
+    conf = firmware_conf(config, "deb-static", debian_image,
+                         "[boot]\nfirmware = bios\n[net lan]\nmode = tap\nbridge = br0\naddress = 192.168.77.2/24\n"
+                         f"gateway = 192.168.77.1\n[cloud-init]\nssh-key = {key}.pub\nuser = tester\n")
+    inside = ["ip", "netns", "exec", netns]
+    p = subprocess.Popen([*inside, VMLAUNCH, str(conf)], stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                         stderr=subprocess.PIPE, text=True)
     try:
         deadline = time.monotonic() + 900
         while True:
             try:
-                r = vmlaunch("--ssh", "deb-bios-ssh", "--", "sh", "-c",
-                             "id -un; test -d /sys/firmware/efi && echo uefi || echo bios", timeout=90)
+                r = subprocess.run([*inside, VMLAUNCH, "--ssh", "deb-static", "--", "sh", "-c",
+                                    "id -un; test -d /sys/firmware/efi && echo uefi || echo bios; ip -4 -br addr"],
+                                   capture_output=True, text=True, timeout=90, stdin=subprocess.DEVNULL)
             except subprocess.TimeoutExpired:
                 continue
             if r.returncode == 0 or time.monotonic() > deadline or p.poll() is not None:
                 break
             time.sleep(3)
         assert r.returncode == 0, r.stderr
-        assert r.stdout.splitlines() == ["tester", "bios"]
+        user, firmware, *addrs = r.stdout.splitlines()
+        assert (user, firmware) == ("tester", "bios")
+        assert any("192.168.77.2/24" in a for a in addrs), addrs
+        # the bridge's side reaches the address it was given
+        ping = subprocess.run([*inside, "ping", "-c", "1", "-W", "5", "192.168.77.2"], capture_output=True, text=True)
+        assert ping.returncode == 0, ping.stdout
     finally:
-        p.send_signal(signal.SIGTERM)
-        out, err = p.communicate(timeout=300)
+        subprocess.run([*inside, VMLAUNCH, "--stop", "deb-static", "--wait", "300"], capture_output=True, timeout=400)
+        out, err = p.communicate(timeout=120)
     assert p.returncode == 0, err
-    assert not (STATE_ROOT / "deb-bios-ssh").exists()
+    assert not (STATE_ROOT / "deb-static").exists()
+    assert "vml" not in netns_links(netns)  # the tap is gone
 
 
 def test_command_through_qemu_guest_agent_on_a_bios_boot(config, debian_image):
