@@ -6,7 +6,6 @@ import signal
 import socket
 import subprocess
 import time
-from pathlib import Path
 
 import pytest
 
@@ -181,6 +180,21 @@ def test_image_userland_statuses_user_and_large_output(config, debian_image):
     assert 'VERSION_CODENAME=bookworm' in r.stdout
 
 
+def ssh_when_up(name, command, proc, prefix=(), deadline_s=900):
+    """vmlaunch --ssh NAME -- COMMAND, again every few seconds until it succeeds, the VM is gone or the deadline passes
+    (a firmware boot with cloud-init takes minutes under TCG). prefix: e.g. `ip netns exec NS`."""
+    deadline = time.monotonic() + deadline_s
+    while True:
+        try:
+            r = subprocess.run([*prefix, VMLAUNCH, "--ssh", name, "--", *command], capture_output=True, text=True,
+                               timeout=90, stdin=subprocess.DEVNULL)
+        except subprocess.TimeoutExpired as e:
+            r = subprocess.CompletedProcess(e.cmd, -1, "", "ssh timed out")
+        if r.returncode == 0 or time.monotonic() > deadline or proc.poll() is not None:
+            return r
+        time.sleep(3)
+
+
 def firmware_conf(config, name, image, extra=""):
     return config(f"[vm]\nname = {name}\ncpus = 2\nmemory = 1G\nagent-timeout = 600\n"
                   f"[disk sys]\nbackend = file\npath = {image}\nformat = raw\nephemeral = yes\n" + extra)
@@ -197,16 +211,8 @@ def test_cloud_image_boots_by_uefi_with_cloud_init_and_ssh(config, tmp_path, deb
                          f"[cloud-init]\nssh-key = {key}.pub\nuser = tester\n[boot]\ntpm = yes\n")
     p = start(conf)
     try:
-        deadline = time.monotonic() + 600
-        while True:
-            try:
-                r = vmlaunch("--ssh", "deb-ssh", "--", "sh", "-c", "id -un; test -d /sys/firmware/efi && echo uefi; "
-                             "cat /sys/class/tpm/tpm0/pcr-sha256/0", timeout=90)
-            except subprocess.TimeoutExpired:
-                continue
-            if r.returncode == 0 or time.monotonic() > deadline or p.poll() is not None:
-                break
-            time.sleep(3)
+        r = ssh_when_up("deb-ssh", ["sh", "-c", "id -un; test -d /sys/firmware/efi && echo uefi; "
+                                          "cat /sys/class/tpm/tpm0/pcr-sha256/0"], p, deadline_s=600)
         assert r.returncode == 0, r.stderr
         user, firmware, pcr0 = r.stdout.splitlines()
         assert (user, firmware) == ("tester", "uefi")
@@ -234,17 +240,8 @@ def test_bios_boot_with_a_static_address_on_a_bridge_and_ssh_there(config, tmp_p
     p = subprocess.Popen([*inside, VMLAUNCH, str(conf)], stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
                          stderr=subprocess.PIPE, text=True)
     try:
-        deadline = time.monotonic() + 900
-        while True:
-            try:
-                r = subprocess.run([*inside, VMLAUNCH, "--ssh", "deb-static", "--", "sh", "-c",
-                                    "id -un; test -d /sys/firmware/efi && echo uefi || echo bios; ip -4 -br addr"],
-                                   capture_output=True, text=True, timeout=90, stdin=subprocess.DEVNULL)
-            except subprocess.TimeoutExpired:
-                continue
-            if r.returncode == 0 or time.monotonic() > deadline or p.poll() is not None:
-                break
-            time.sleep(3)
+        r = ssh_when_up("deb-static", ["sh", "-c", "id -un; test -d /sys/firmware/efi && echo uefi || echo bios; "
+                                             "ip -4 -br addr"], p, prefix=inside)
         assert r.returncode == 0, r.stderr
         user, firmware, *addrs = r.stdout.splitlines()
         assert (user, firmware) == ("tester", "bios")
