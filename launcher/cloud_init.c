@@ -32,6 +32,30 @@ static char *yaml_quote(const char *s)
 	return out;
 }
 
+/* FNV-1a: the instance-id changes whenever the user-data does (so cloud-init applies new keys to a kept disk), and
+ * the MIME boundary starts from the file it separates. */
+static unsigned long long digest(const char *s)
+{
+	unsigned long long h = 14695981039346656037ULL;
+
+	for (; *s; s++)
+		h = (h ^ (unsigned char)*s) * 1099511628211ULL;
+	return h;
+}
+
+/* Appends "INDENT- KEY" for each key, YAML-quoted. */
+static char *append_keys(char *text, const struct strv *keys, const char *indent)
+{
+	for (size_t i = 0; i < keys->n; i++) {
+		char *q = yaml_quote(keys->v[i]), *more = xasprintf("%s%s- %s\n", text, indent, q);
+
+		free(q);
+		free(text);
+		text = more;
+	}
+	return text;
+}
+
 char *cloud_init_user_data(const struct vm_config *cfg, const struct strv *keys)
 {
 	char *text = xasprintf("#cloud-config\n# written by vmlaunch for VM %s\nusers:\n  - default\n  - name: %s\n"
@@ -43,14 +67,7 @@ char *cloud_init_user_data(const struct vm_config *cfg, const struct strv *keys)
 		free(text);
 		text = more;
 	}
-	for (size_t i = 0; i < keys->n; i++) {
-		char *q = yaml_quote(keys->v[i]);
-
-		more = xasprintf("%s      - %s\n", text, q);
-		free(q);
-		free(text);
-		text = more;
-	}
+	text = append_keys(text, keys, "      ");
 	if (cfg->n_shares) {
 		more = xasprintf("%smounts:\n", text);
 		free(text);
@@ -74,23 +91,14 @@ char *cloud_init_user_data(const struct vm_config *cfg, const struct strv *keys)
 
 char *cloud_init_merge_user_data(const char *file_text, const struct strv *keys)
 {
-	char *boundary = NULL, *keys_part, *tmp, *out;
-	unsigned long long h = 14695981039346656037ULL;
+	char *boundary = NULL, *keys_part, *out;
+	unsigned long long h;
 
 	if (!keys->n || strncmp(file_text, "#cloud-config", 13) || (file_text[13] != '\n' && file_text[13] != '\r'))
 		return NULL;
-	keys_part = xstrdup("#cloud-config\nssh_authorized_keys:\n");
-	for (size_t i = 0; i < keys->n; i++) {
-		char *q = yaml_quote(keys->v[i]);
-
-		tmp = xasprintf("%s  - %s\n", keys_part, q);
-		free(q);
-		free(keys_part);
-		keys_part = tmp;
-	}
+	keys_part = append_keys(xstrdup("#cloud-config\nssh_authorized_keys:\n"), keys, "  ");
 	/* a boundary that occurs in neither part (RFC 2046) */
-	for (const char *s = file_text; *s; s++)
-		h = (h ^ (unsigned char)*s) * 1099511628211ULL;
+	h = digest(file_text);
 	do {
 		free(boundary);
 		boundary = xasprintf("==vmlaunch-%016llx==", h++);
@@ -195,15 +203,6 @@ char *cloud_init_network_config(const struct plan *p)
 	return text;
 }
 
-/* FNV-1a of the user-data: a new instance-id whenever it changes, so cloud-init applies new keys to a kept disk. */
-static unsigned long long digest(const char *s)
-{
-	unsigned long long h = 14695981039346656037ULL;
-
-	for (; *s; s++)
-		h = (h ^ (unsigned char)*s) * 1099511628211ULL;
-	return h;
-}
 
 int cloud_init_make_seed(const struct plan *p, struct journal *j)
 {
