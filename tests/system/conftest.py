@@ -14,6 +14,13 @@ STATE_ROOT = Path("/run/vmlaunch")
 DEMO = ROOT / "configs" / "demo.conf"
 
 
+def free_port():
+    """A TCP port on 127.0.0.1 that nothing listens on right now."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
 def vmlaunch(*args, **kw):
     """Runs vmlaunch to completion; returns the CompletedProcess (text mode). Its stdin is /dev/null unless given: the
     guest command reads vmlaunch's stdin, which must not be whatever pytest was started with."""

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import GUEST, STATE_ROOT, VMLAUNCH, vmlaunch
+from conftest import GUEST, STATE_ROOT, VMLAUNCH, free_port, vmlaunch
 
 
 def pty_read_until(fd, needle, timeout=120):
@@ -42,6 +42,24 @@ def wait_for_file_text(path, needle, timeout=120):
     raise AssertionError(f"{needle!r} not in {path}:\n{path.read_text(errors='replace') if path.exists() else '-'}")
 
 
+def attach_type_detach(name, line, expect):
+    """vmlaunch --console NAME on a pty: types LINE, waits for EXPECT, detaches with Ctrl-]; vmlaunch says so and
+    exits 0."""
+    pid, fd = pty.fork()
+    if pid == 0:
+        os.execv(VMLAUNCH, [VMLAUNCH, "--console", name])
+    try:
+        pty_read_until(fd, b"Ctrl-] detaches")
+        os.write(fd, line + b"\r")
+        pty_read_until(fd, expect)
+        os.write(fd, b"\x1d")
+        pty_read_until(fd, f"detached from {name}'s console".encode())
+        _, status = os.waitpid(pid, 0)
+    finally:
+        os.close(fd)
+    assert os.WIFEXITED(status) and os.WEXITSTATUS(status) == 0
+
+
 def test_console_attach_type_detach_and_the_vm_keeps_running(config, tmp_path):
     """A VM started with no terminal (as the systemd unit starts it): its console is logged, reachable on a socket,
     and a detach leaves it running."""
@@ -52,17 +70,7 @@ def test_console_attach_type_detach_and_the_vm_keeps_running(config, tmp_path):
     try:
         # the log has the boot output while nobody is attached
         wait_for_file_text(log, "interactive shell on the serial console")
-        pid, fd = pty.fork()
-        if pid == 0:
-            os.execv(VMLAUNCH, [VMLAUNCH, "--console", "contest"])
-        pty_read_until(fd, b"Ctrl-] detaches")
-        os.write(fd, b"echo typed-$((6*7))\r")
-        pty_read_until(fd, b"typed-42")
-        os.write(fd, b"\x1d")
-        pty_read_until(fd, b"detached from contest's console")
-        _, status = os.waitpid(pid, 0)
-        os.close(fd)
-        assert os.WIFEXITED(status) and os.WEXITSTATUS(status) == 0
+        attach_type_detach("contest", b"echo typed-$((6*7))", b"typed-42")
         # detached: the VM still runs, and qemu says so
         st = vmlaunch("--status", "contest")
         assert st.returncode == 0, st.stderr
@@ -72,15 +80,7 @@ def test_console_attach_type_detach_and_the_vm_keeps_running(config, tmp_path):
         assert "vmlaunch-demo: kernel " in text  # the boot output, from before anyone attached
         assert "typed-42" in text  # and what happened while attached
         # a second attach works after a detach
-        pid, fd = pty.fork()
-        if pid == 0:
-            os.execv(VMLAUNCH, [VMLAUNCH, "--console", "contest"])
-        pty_read_until(fd, b"Ctrl-] detaches")
-        os.write(fd, b"echo again-$((2+3))\r")
-        pty_read_until(fd, b"again-5")
-        os.write(fd, b"\x1d")
-        os.waitpid(pid, 0)
-        os.close(fd)
+        attach_type_detach("contest", b"echo again-$((2+3))", b"again-5")
     finally:
         stop = vmlaunch("--stop", "contest", timeout=120)
         _, err = p.communicate(timeout=120)
@@ -94,12 +94,6 @@ def test_console_of_a_vm_that_is_not_running():
     r = vmlaunch("--console", "nosuchvm")
     assert r.returncode == 1
     assert 'VM "nosuchvm" is not running' in r.stderr
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def datagrams(sock):

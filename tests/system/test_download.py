@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import GUEST, QEMU_USER, STATE_ROOT, VMLAUNCH, vmlaunch
+from conftest import GUEST, QEMU_USER, STATE_ROOT, VMLAUNCH, free_port, vmlaunch
 
 CACHE = Path("/var/cache/vmlaunch/images")
 
@@ -35,12 +35,6 @@ class Handler(http.server.SimpleHTTPRequestHandler):
 http.server.ThreadingHTTPServer(("127.0.0.1", port), functools.partial(Handler, directory=root)).serve_forever()
 """
 SIZE = 2 << 20
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @pytest.fixture

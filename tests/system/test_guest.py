@@ -9,7 +9,7 @@ import time
 
 import pytest
 
-from conftest import GUEST, ROOT, STATE_ROOT, VMLAUNCH, mounts, netns_links, start, vmlaunch
+from conftest import GUEST, ROOT, STATE_ROOT, VMLAUNCH, free_port, mounts, netns_links, start, vmlaunch
 
 DEBIAN = ROOT / "build" / "images" / "debian12.raw"
 
@@ -18,12 +18,6 @@ def virtiofsd_pids(vm):
     """The virtiofsd processes serving VM `vm` (found by the state dir in their command line): none may outlive it."""
     out = subprocess.run(["pgrep", "-f", f"virtiofsd .*source=/.*{vm}"], capture_output=True, text=True).stdout
     return {int(p) for p in out.split()}
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def test_shares_read_only_enforced_and_writable_share_reaches_the_host(config, tmp_path):
