@@ -116,31 +116,6 @@ char *cloud_init_merge_user_data(const char *file_text, const struct strv *keys)
 	return out;
 }
 
-/* The first line of each public key file (a key is one line). */
-static int read_keys(const struct vm_config *cfg, struct strv *keys)
-{
-	for (size_t i = 0; i < cfg->cloud_keys.n; i++) {
-		FILE *f = fopen(cfg->cloud_keys.v[i], "re");
-		char *line = NULL;
-		size_t cap = 0;
-		ssize_t n;
-
-		if (!f)
-			return log_errno(errno, "cannot read ssh key %s", cfg->cloud_keys.v[i]);
-		n = getline(&line, &cap, f);
-		fclose(f);
-		if (n <= 0 || (strncmp(line, "ssh-", 4) && strncmp(line, "ecdsa-", 6) && strncmp(line, "sk-", 3))) {
-			free(line);
-			return log_errno(EINVAL, "%s: expected an OpenSSH public key (ssh-ed25519 AAAA...)",
-					 cfg->cloud_keys.v[i]);
-		}
-		line[strcspn(line, "\r\n")] = '\0';
-		strv_push(keys, line);
-		free(line);
-	}
-	return 0;
-}
-
 static int write_text(struct journal *j, const char *path, const char *text)
 {
 	int fd, r = state_dir_journal_file(j, path);
@@ -207,16 +182,16 @@ char *cloud_init_network_config(const struct plan *p)
 int cloud_init_make_seed(const struct plan *p, struct journal *j)
 {
 	const struct vm_config *cfg = p->cfg;
-	struct strv keys = STRV_INIT;
+	const struct strv *keys = &cfg->cloud_key_lines; /* read and checked when the config was loaded */
 	char *user_data = NULL, *meta = NULL, *ud_path = state_file(p->state_dir, "user-data");
 	char *md_path = state_file(p->state_dir, "meta-data"), *what = xasprintf("cloud-init seed %s", p->seed);
 	char *network = cloud_init_network_config(p), *nc_path = state_file(p->state_dir, "network-config");
-	int r = read_keys(cfg, &keys);
+	int r = 0;
 
-	if (r == 0 && cfg->cloud_user_data && !(user_data = read_all(cfg->cloud_user_data)))
+	if (cfg->cloud_user_data && !(user_data = read_all(cfg->cloud_user_data)))
 		r = log_errno(errno, "cannot read %s", cfg->cloud_user_data);
 	if (r == 0 && user_data && cfg->cloud_merge_keys) {
-		char *merged = cloud_init_merge_user_data(user_data, &keys);
+		char *merged = cloud_init_merge_user_data(user_data, keys);
 
 		if (merged) {
 			free(user_data);
@@ -224,7 +199,7 @@ int cloud_init_make_seed(const struct plan *p, struct journal *j)
 		}
 	}
 	if (r == 0 && !user_data)
-		user_data = cloud_init_user_data(cfg, &keys);
+		user_data = cloud_init_user_data(cfg, keys);
 	if (r == 0) {
 		meta = xasprintf("instance-id: vmlaunch-%s-%016llx\nlocal-hostname: %s\n", cfg->name, digest(user_data),
 				 cfg->name);
@@ -245,7 +220,6 @@ int cloud_init_make_seed(const struct plan *p, struct journal *j)
 					     network ? "::" : NULL, NULL },
 				 what);
 	}
-	strv_free(&keys);
 	free(user_data);
 	free(meta);
 	free(ud_path);
