@@ -442,7 +442,7 @@ static int launch(const struct vm_config *cfg, struct plan *plan, struct storage
 	if (r < 0)
 		goto out;
 	for (size_t i = 0; i < plan->n_shares && r >= 0; i++)
-		r = share_start(&plan->shares[i], plan->host->virtiofsd, plan->privileges, &journal);
+		r = share_start(&plan->shares[i], plan->host->virtiofsd, &journal);
 	if (r == 0 && plan->n_shares)
 		test_hook_stop_at("share");
 	if (r == 0 && plan->tpm.wanted)

@@ -8,13 +8,11 @@
 #include <sys/mount.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
-#include <sys/un.h>
 #include <unistd.h>
 
 #include "command.h"
 #include "journal.h"
 #include "log.h"
-#include "privileges.h"
 #include "state_dir.h"
 #include "strv.h"
 
@@ -34,30 +32,7 @@ static int bind_read_only(const struct share_plan *s, struct journal *j)
 	return r;
 }
 
-/* vmlaunch listens, so the socket exists before qemu connects, and virtiofsd gets it as an fd (--fd). */
-static int listen_socket(const struct share_plan *s, const struct privileges *pv, struct journal *j)
-{
-	struct sockaddr_un addr = { .sun_family = AF_UNIX };
-	int fd, r = state_dir_journal_file(j, s->socket);
-
-	if (r < 0)
-		return r;
-	if (strlen(s->socket) >= sizeof(addr.sun_path))
-		return log_errno(ENAMETOOLONG, "share \"%s\": socket path %s", s->cfg->name, s->socket);
-	strcpy(addr.sun_path, s->socket);
-	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-	if (fd < 0)
-		return log_errno(errno, "socket");
-	if (bind(fd, (struct sockaddr *)&addr, sizeof(addr)) < 0 || listen(fd, 1) < 0) {
-		r = log_errno(errno, "share \"%s\": cannot listen on %s", s->cfg->name, s->socket);
-		close(fd);
-		return r;
-	}
-	(void)pv; /* qemu as another user is handed a connection to the socket (run.c), never its path */
-	return fd;
-}
-
-int share_start(const struct share_plan *s, const char *virtiofsd, const struct privileges *pv, struct journal *j)
+int share_start(const struct share_plan *s, const char *virtiofsd, struct journal *j)
 {
 	struct strv argv = STRV_INIT;
 	char *what = xasprintf("share \"%s\"", s->cfg->name), *log;
@@ -66,7 +41,7 @@ int share_start(const struct share_plan *s, const char *virtiofsd, const struct 
 
 	if (r < 0)
 		goto out;
-	fd = r = listen_socket(s, pv, j);
+	fd = r = state_dir_listen(j, s->socket, what); /* virtiofsd --fd; qemu as another user gets a connection */
 	if (r < 0)
 		goto out;
 	/* qemu 7.2's C virtiofsd: sandboxed in its own mount, pid and net namespaces by default */

@@ -7,7 +7,7 @@
 struct journal;
 
 /* Makes the share's read-only bind (when readonly), listens on its socket and starts virtiofsd on it; each step is
- * journaled before it acts. With [qemu] user, the socket is handed to that user. */
-int share_start(const struct share_plan *s, const char *virtiofsd, const struct privileges *pv, struct journal *j);
+ * journaled before it acts. A qemu under another user is handed a connection to the socket (run.c), never its path. */
+int share_start(const struct share_plan *s, const char *virtiofsd, struct journal *j);
 
 #endif

@@ -10,7 +10,9 @@
 #include <string.h>
 #include <sys/file.h>
 #include <sys/mount.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/un.h>
 #include <unistd.h>
 
 #include "config.h"
@@ -404,4 +406,26 @@ int state_dir_cleanup(const char *root, const char *name, int wait_ms)
 	}
 	closedir(d);
 	return r;
+}
+
+int state_dir_listen(struct journal *j, const char *path, const char *what)
+{
+	struct sockaddr_un addr = { .sun_family = AF_UNIX };
+	int fd, r;
+
+	if (strlen(path) >= sizeof(addr.sun_path))
+		return log_errno(ENAMETOOLONG, "%s: socket path %s", what, path);
+	r = state_dir_journal_file(j, path);
+	if (r < 0)
+		return r;
+	strcpy(addr.sun_path, path);
+	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		return log_errno(errno, "%s: socket", what);
+	if (bind(fd, (struct sockaddr *)&addr, sizeof(addr)) < 0 || listen(fd, 1) < 0) {
+		r = log_errno(errno, "%s: cannot listen on %s", what, path);
+		close(fd);
+		return r;
+	}
+	return fd;
 }

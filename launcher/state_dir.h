@@ -39,6 +39,10 @@ bool state_dir_running(const char *root, const char *name);
 
 /* Records the removal of PATH, a file or an empty directory inside the state dir, before it is made. */
 int state_dir_journal_file(struct journal *j, const char *path);
+/* A listening unix socket at PATH in the state dir, its removal journaled first: vmlaunch listens, so the socket
+ * exists before qemu connects, and the helper (virtiofsd, swtpm) is handed the fd. Returns the fd, or negative errno
+ * after logging with `what`. */
+int state_dir_listen(struct journal *j, const char *path, const char *what);
 int state_dir_journal_dir(struct journal *j, const char *path);
 /* Records the unmount of a mount point inside the state dir, before mounting there. */
 int state_dir_journal_mount(struct journal *j, const char *path);

@@ -10,7 +10,6 @@
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
-#include <sys/un.h>
 #include <unistd.h>
 
 #include "command.h"
@@ -85,29 +84,6 @@ static int state_directory(const struct tpm_plan *t, const struct privileges *pv
 	return fd;
 }
 
-/* vmlaunch listens, so the socket exists before qemu connects; swtpm gets it as an fd. */
-static int listen_socket(const char *path, struct journal *j)
-{
-	struct sockaddr_un addr = { .sun_family = AF_UNIX };
-	int fd, r;
-
-	if (strlen(path) >= sizeof(addr.sun_path))
-		return log_errno(ENAMETOOLONG, "TPM socket path %s", path);
-	r = state_dir_journal_file(j, path);
-	if (r < 0)
-		return r;
-	strcpy(addr.sun_path, path);
-	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-	if (fd < 0)
-		return log_errno(errno, "socket");
-	if (bind(fd, (struct sockaddr *)&addr, sizeof(addr)) < 0 || listen(fd, 1) < 0) {
-		r = log_errno(errno, "cannot listen on %s", path);
-		close(fd);
-		return r;
-	}
-	return fd;
-}
-
 int tpm_start(const struct tpm_plan *t, const char *swtpm, const struct privileges *pv, struct journal *j)
 {
 	struct strv argv = STRV_INIT;
@@ -118,7 +94,7 @@ int tpm_start(const struct tpm_plan *t, const char *swtpm, const struct privileg
 	dir_fd = r = state_directory(t, pv, j);
 	if (r < 0)
 		goto out;
-	fds[0] = r = listen_socket(t->socket, j);
+	fds[0] = r = state_dir_listen(j, t->socket, "TPM");
 	if (r < 0)
 		goto out;
 	/* its log as an fd of its own: swtpm 0.7 closes its stdio before it opens --log fd= */
