@@ -380,11 +380,15 @@ def test_ram_disks_and_hugepages_bounded_by_the_host(config):
     r = vmlaunch("--dry-run", conf)
     assert r.returncode == 2, r.stderr
     assert f"this host has {total_mib} MiB (MemTotal" in r.stderr
-    avail_2m = (meminfo_bytes("MemAvailable") >> 21) + 2
-    conf = config(f"[vm]\nname = hram\nmemory = {avail_2m * 2}M\n[memory]\nhugepages = 2M\n" + GUEST, name="hp.conf")
+    # Halfway between MemAvailable and MemTotal: within MemTotal, so only the hugepage bound can refuse it, and far
+    # enough above MemAvailable that memory freed between this read and vmlaunch's (a VM just ended) cannot fit it.
+    avail_mib = meminfo_bytes("MemAvailable") >> 20
+    pages = (avail_mib + total_mib) // 4
+    assert pages * 2 - avail_mib >= 64, "MemAvailable is too close to MemTotal for this test"
+    conf = config(f"[vm]\nname = hram\nmemory = {pages * 2}M\n[memory]\nhugepages = 2M\n" + GUEST, name="hp.conf")
     r = vmlaunch("--dry-run", conf)
     assert r.returncode == 2, r.stderr
-    assert f"{avail_2m} pages" in r.stderr and "MemAvailable" in r.stderr
+    assert f"{pages} pages" in r.stderr and "MemAvailable" in r.stderr
 
 
 def forge_and_clean_up(name, records):
