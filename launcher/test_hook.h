@@ -3,7 +3,7 @@
 #ifndef VMLAUNCH_TEST_HOOK_H
 #define VMLAUNCH_TEST_HOOK_H
 
-/* Phases: "state" (state dir, journal and guardian exist), "hugepages" (reserved), "disk" (a disk was made, before it is filled),
+/* Phases: "state" (state dir, journal and guardian exist), "hugepages" (reserved), "disk" (a disk was made, before it is filled), "zram-added" (hot_add answered, before the device's mark),
  * "qemu" (qemu started, guest not yet running), "running" (after cont), "teardown" (after the first undo). */
 void test_hook_stop_at(const char *phase);
 /* The guardian, a fork of vmlaunch, must never stop itself. */

@@ -1,7 +1,9 @@
 /* Backend "zram": a compressed RAM block device made with /sys/class/zram-control/hot_add, removed with hot_remove. */
 #define _GNU_SOURCE
 #include <ctype.h>
+#include <dirent.h>
 #include <errno.h>
+#include <libgen.h>
 #include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -15,6 +17,7 @@
 #include "ownership.h"
 #include "storage.h"
 #include "strv.h"
+#include "test_hook.h"
 
 #define ZRAM_CONTROL "/sys/class/zram-control"
 
@@ -105,6 +108,112 @@ static int zram_remove_undo(const char *id, const char *state_dir)
 }
 JOURNAL_UNDO(zram, "zram-remove", zram_remove_undo)
 
+/* Reads a small sysfs attribute of /dev/zramID as a number; -1 when it cannot be read. */
+static long long zram_attr(const char *id, const char *attr)
+{
+	char *path = xasprintf("/sys/block/zram%s/%s", id, attr);
+	FILE *f = fopen(path, "re");
+	long long v = -1;
+
+	if (f && fscanf(f, "%lld", &v) != 1)
+		v = -1;
+	if (f)
+		fclose(f);
+	free(path);
+	return v;
+}
+
+/* The highest disk sequence number of the block devices now present: every device made afterwards has a higher one
+ * (the kernel's counter only grows). 0 when the kernel has no diskseq (before 5.15). */
+static unsigned long long diskseq_floor(void)
+{
+	unsigned long long floor = 0;
+	DIR *d = opendir("/sys/block");
+	struct dirent *e;
+
+	while (d && (e = readdir(d))) {
+		char *path = xasprintf("/sys/block/%s/diskseq", e->d_name);
+		FILE *f = fopen(path, "re");
+		unsigned long long v;
+
+		if (f && fscanf(f, "%llu", &v) == 1 && v > floor)
+			floor = v;
+		if (f)
+			fclose(f);
+		free(path);
+	}
+	if (d)
+		closedir(d);
+	return floor;
+}
+
+/* Whether another VM's state dir (a sibling of ours) vouches for /dev/zramID with diskseq SEQ: it carries the
+ * device's own mark, or a pending hot_add that may have made it (its floor below SEQ). */
+static bool claimed_elsewhere(const char *state_dir, const char *id, unsigned long long seq)
+{
+	char *copy = xstrdup(state_dir), *root = dirname(copy), *base, key[48], value[32];
+	DIR *d = opendir(root);
+	struct dirent *e;
+	bool claimed = false;
+
+	base = strrchr(state_dir, '/');
+	base = base ? base + 1 : (char *)state_dir;
+	snprintf(key, sizeof(key), "zram.%s", id);
+	while (d && !claimed && (e = readdir(d))) {
+		char *other;
+
+		if (e->d_type != DT_DIR || e->d_name[0] == '.' || !strcmp(e->d_name, base))
+			continue;
+		other = xasprintf("%s/%s", root, e->d_name);
+		if (ownership_get(other, key, value, sizeof(value)) > 0)
+			claimed = true;
+		else if (ownership_get(other, "zram.pending", value, sizeof(value)) > 0 && strtoull(value, NULL, 10) < seq)
+			claimed = true;
+		free(other);
+	}
+	if (d)
+		closedir(d);
+	free(copy);
+	return claimed;
+}
+
+/* Undo of a hot_add interrupted before its device's mark: the device is the one made after the recorded floor that
+ * is still unsized (vmlaunch sizes it right after the mark) and that no other VM's state dir vouches for. An open
+ * device cannot be removed (hot_remove answers EBUSY), so a device in use is never taken. */
+static int zram_pending_undo(const char *arg, const char *state_dir)
+{
+	char floor_s[32];
+	unsigned long long floor;
+	DIR *d;
+	struct dirent *e;
+	int r;
+
+	(void)arg; /* the floor is read from the mark, which a forger cannot write */
+	r = ownership_get(state_dir, "zram.pending", floor_s, sizeof(floor_s));
+	if (r <= 0)
+		return r; /* no mark: the hot_add finished and its own record undoes it, or never ran */
+	floor = strtoull(floor_s, NULL, 10);
+	d = opendir("/sys/block");
+	while (floor && d && (e = readdir(d))) {
+		const char *id = e->d_name + 4;
+		long long seq;
+
+		if (strncmp(e->d_name, "zram", 4) || !valid_id(id))
+			continue;
+		seq = zram_attr(id, "diskseq");
+		if (seq <= (long long)floor || zram_attr(id, "disksize") != 0 ||
+		    claimed_elsewhere(state_dir, id, (unsigned long long)seq))
+			continue;
+		log_info("journal: removing /dev/zram%s, made by a hot_add interrupted before its record", id);
+		zram_remove(id);
+	}
+	if (d)
+		closedir(d);
+	ownership_clear(state_dir, "zram.pending");
+	return 0;
+}
+JOURNAL_UNDO(zram_pending, "zram-pending", zram_pending_undo)
+
 static int zram_describe(const struct storage_context *ctx, const struct disk_config *d, struct storage_target *t)
 {
 	const struct vm_config *cfg = ctx->cfg;
@@ -154,17 +263,29 @@ static int zram_prepare(const struct storage_context *ctx, const struct disk_con
 	fd = open(ZRAM_CONTROL "/hot_add", O_RDONLY | O_CLOEXEC);
 	if (fd < 0)
 		return log_errno(errno, "disk \"%s\": cannot open %s/hot_add", d->name, ZRAM_CONTROL);
+	/* hot_add makes the device before it tells its number: the intent is the diskseq floor, so that an undo after a
+	 * kill in between can still find the device (the one above the floor, unsized, that nobody else claims). */
+	snprintf(seq, sizeof(seq), "%llu", diskseq_floor());
+	r = ownership_mark(ctx->state_dir, "zram.pending", seq);
+	if (r == 0)
+		r = journal_add(j, "zram-pending", seq);
+	if (r < 0) {
+		close(fd);
+		return r;
+	}
 	n = read(fd, id, sizeof(id) - 1);
 	r = n < 0 ? -errno : 0;
 	close(fd);
-	if (r < 0)
+	if (r < 0) {
+		ownership_clear(ctx->state_dir, "zram.pending"); /* nothing was made */
 		return log_errno(r, "disk \"%s\": zram hot_add failed", d->name);
+	}
 	id[n > 0 ? n : 0] = '\0';
 	id[strcspn(id, "\n")] = '\0';
 	if (!valid_id(id))
 		return log_errno(EIO, "disk \"%s\": zram hot_add answered \"%s\"", d->name, id);
-	/* hot_add both makes the device and tells its number, so the mark and the record can only follow; a kill in
-	 * between leaves an empty, unsized device (no RAM held). The mark comes first: a record without it does nothing. */
+	test_hook_stop_at("zram-added");
+	/* The device's own mark comes first (a record without it does nothing), then the pending one goes. */
 	zram_diskseq(id, seq, sizeof(seq));
 	snprintf(key, sizeof(key), "zram.%s", id);
 	r = ownership_mark(ctx->state_dir, key, seq);
@@ -174,6 +295,7 @@ static int zram_prepare(const struct storage_context *ctx, const struct disk_con
 		zram_remove(id);
 		return r;
 	}
+	ownership_clear(ctx->state_dir, "zram.pending");
 	free(t->filename);
 	t->filename = xasprintf("/dev/zram%s", id);
 

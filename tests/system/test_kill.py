@@ -11,6 +11,8 @@ SAMPLE = [
     ("state", "vmlaunch"),
     ("hugepages", "all"),
     ("disk", "group"),
+    ("zram-added", "vmlaunch"),  # the guardian finds the unmarked device through the pending hot_add's floor
+    ("zram-added", "all"),       # so does --cleanup
     ("tpm", "vmlaunch"),  # swtpm running, qemu not yet: the guardian kills and reaps it
     ("tpm", "all"),       # swtpm dies by PDEATHSIG; --cleanup removes its state
     ("qemu", "qemu"),
