@@ -12,17 +12,20 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/un.h>
+#include <sys/wait.h>
 #include <termios.h>
 #include <unistd.h>
 
 #include "fdio.h"
 #include "log.h"
 #include "state_dir.h"
+#include "term_filter.h"
 
 #define DETACH_KEY 0x1d /* Ctrl-] as telnet, virsh console and vmspawn use it */
 
@@ -67,6 +70,22 @@ int console_open(struct console *c, const char *socket_path, const char *log_pat
 	return 0;
 }
 
+/* OVMF's boot manager names what it starts: 'BdsDxe: starting Boot0002 "EFI Internal Shell" from ...' comes only
+ * after every other boot option failed (the shell is its last one). */
+static void watch_uefi_shell(struct console *c, const char *buf, size_t n)
+{
+	for (size_t i = 0; i < n && !c->uefi_shell; i++) {
+		if (buf[i] != '\n') {
+			if (c->line_len < sizeof(c->line) - 1)
+				c->line[c->line_len++] = buf[i];
+			continue;
+		}
+		c->line[c->line_len] = '\0';
+		c->uefi_shell = strstr(c->line, "BdsDxe: starting Boot") && strstr(c->line, "\"EFI Internal Shell\"");
+		c->line_len = 0;
+	}
+}
+
 ssize_t console_from_guest(struct console *c, char *buf, size_t size)
 {
 	ssize_t n = read(c->qemu_fd, buf, size);
@@ -80,6 +99,8 @@ ssize_t console_from_guest(struct console *c, char *buf, size_t size)
 	}
 	if (fd_write_all(c->log_fd, buf, (size_t)n) < 0)
 		log_warn("cannot write the console log: %s", strerror(errno));
+	if (c->watch_uefi_shell)
+		watch_uefi_shell(c, buf, (size_t)n);
 	/* a client that cannot take it now loses it (the log has it): the guest must never wait for a terminal */
 	if (c->client_fd >= 0 && send(c->client_fd, buf, (size_t)n, MSG_DONTWAIT | MSG_NOSIGNAL) < 0 &&
 	    errno != EAGAIN) {
@@ -139,7 +160,8 @@ void console_close(struct console *c)
 static int relay_terminal(int sock, const char *name)
 {
 	struct termios saved, raw;
-	bool tty = isatty(0) && tcgetattr(0, &saved) == 0, stdin_open = true;
+	bool tty = isatty(0) && tcgetattr(0, &saved) == 0, stdin_open = true, out_tty = isatty(1);
+	struct term_filter filter = { 0 };
 	int r = 0;
 
 	if (tty) {
@@ -167,6 +189,12 @@ static int relay_terminal(int sock, const char *name)
 					name, tty ? "\r\n" : "\n");
 				break;
 			}
+			if (out_tty) {
+				char clean[sizeof(buf) + sizeof(filter.held)];
+
+				n = (ssize_t)term_filter(&filter, buf, (size_t)n, clean);
+				memcpy(buf, clean, (size_t)n);
+			}
 			if (fd_write_all(1, buf, (size_t)n) < 0)
 				break;
 		}
@@ -189,6 +217,51 @@ static int relay_terminal(int sock, const char *name)
 	if (tty)
 		tcsetattr(0, TCSANOW, &saved);
 	return r;
+}
+
+int console_terminal_start(struct console *c, const char *name)
+{
+	int pair[2];
+	pid_t pid;
+
+	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, pair) < 0)
+		return log_errno(errno, "socketpair");
+	pid = fork();
+	if (pid < 0) {
+		close(pair[0]);
+		close(pair[1]);
+		return log_errno(errno, "fork");
+	}
+	if (pid == 0) {
+		struct sigaction ign = { .sa_handler = SIG_IGN };
+		sigset_t none;
+
+		/* the terminal is raw, so a signal comes from elsewhere and is vmlaunch's to act on; this child goes when
+		 * the console closes, after putting the terminal back */
+		for (int sig = SIGHUP; sig <= SIGTERM; sig++)
+			if (sig == SIGHUP || sig == SIGINT || sig == SIGQUIT || sig == SIGTERM)
+				sigaction(sig, &ign, NULL);
+		sigemptyset(&none);
+		sigprocmask(SIG_SETMASK, &none, NULL);
+		/* nothing of vmlaunch's but the terminal and the socket: an inherited pipe end would keep a reader of
+		 * vmlaunch's (qemu's exec check) waiting */
+		if (dup2(pair[1], 3) < 0 || close_range(4, ~0U, 0) < 0)
+			_exit(1);
+		_exit(relay_terminal(3, name) < 0 ? 1 : 0);
+	}
+	close(pair[1]);
+	fcntl(pair[0], F_SETFL, fcntl(pair[0], F_GETFL) | O_NONBLOCK);
+	c->client_fd = pair[0];
+	c->terminal_pid = pid;
+	return 0;
+}
+
+void console_terminal_wait(struct console *c)
+{
+	if (c->terminal_pid > 0)
+		while (waitpid(c->terminal_pid, NULL, 0) < 0 && errno == EINTR)
+			;
+	c->terminal_pid = 0;
 }
 
 int console_attach(const char *root, const char *name)

@@ -411,6 +411,22 @@ static void plan_guest_files(const struct vm_config *cfg, const struct run_reque
 	p->command = req->command;
 }
 
+/* A terminal on stdin keeps the console (the demo's shell); otherwise vmlaunch relays it to a log, to vmlaunch
+ * --console, and to stdout unless the command's own output owns stdout or console-log says where. OVMF's serial
+ * output resets the terminal and switches its mode: on a terminal vmlaunch relays that console too, filtered. */
+static void plan_console(const struct vm_config *cfg, const struct host_facts *host, bool command_mode, struct plan *p)
+{
+	bool terminal = host->stdin_is_tty && !cfg->console_log && !command_mode;
+
+	p->console_on_terminal = terminal && p->uefi;
+	p->interactive = terminal && !p->console_on_terminal;
+	if (p->interactive)
+		return;
+	p->console_log = cfg->console_log ? xstrdup(cfg->console_log) : state_file(p->state_dir, STATE_CONSOLE);
+	p->console_socket = state_file(p->state_dir, STATE_CONSOLE_SOCKET);
+	p->console_to_stdout = !command_mode && !cfg->console_log && !p->console_on_terminal;
+}
+
 int plan_build(const struct vm_config *cfg, const struct host_facts *host, const struct storage_target *targets,
 	       const struct privileges *privileges, const struct run_request *req, struct plan *p)
 {
@@ -438,14 +454,6 @@ int plan_build(const struct vm_config *cfg, const struct host_facts *host, const
 		return log_error("%s: [vm] memory: expected a multiple of 1M", config_at(cfg, cfg->memory_line));
 
 	p->state_dir = state_dir_path(host->state_root, cfg->name);
-	/* A terminal on stdin keeps the console (the demo's shell); otherwise vmlaunch relays it to a log, to
-	 * vmlaunch --console, and to stdout unless the command's own output owns stdout or console-log says where. */
-	p->interactive = host->stdin_is_tty && !cfg->console_log && !command_mode;
-	if (!p->interactive) {
-		p->console_log = cfg->console_log ? xstrdup(cfg->console_log) : state_file(p->state_dir, STATE_CONSOLE);
-		p->console_socket = state_file(p->state_dir, STATE_CONSOLE_SOCKET);
-		p->console_to_stdout = !command_mode && !cfg->console_log;
-	}
 	/* a terminal on both sides is a person at it, who wants a shell that behaves like one; with stdout a pipe or a
 	 * file the output stays the command's own bytes (a pty would turn \n into \r\n) */
 	p->command_tty = command_mode && cfg->kernel && host->stdin_is_tty && host->stdout_is_tty;
@@ -454,6 +462,7 @@ int plan_build(const struct vm_config *cfg, const struct host_facts *host, const
 	plan_nets(cfg, host, p);
 	p->modules_image = cfg->root ? cfg->modules : NULL;
 	plan_firmware(cfg, host, p);
+	plan_console(cfg, host, command_mode, p);
 	plan_tpm(cfg, p);
 	if (cfg->cloud_init_line) {
 		p->seed = state_file(p->state_dir, "cidata.img");

@@ -103,6 +103,7 @@ struct plan {
 	char *console_log;  /* the relayed console's log; NULL: serial console on stdio (interactive) */
 	char *console_socket; /* where vmlaunch --console attaches (with console_log), in the state dir */
 	bool console_to_stdout; /* the relayed console also goes to stdout (no command, no console-log) */
+	bool console_on_terminal; /* UEFI on a terminal: vmlaunch relays the console to it, filtered (term_filter.h) */
 	char *cmdline;      /* kernel command line */
 	char *cmdline_why;
 	char *state_dir;

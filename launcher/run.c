@@ -29,6 +29,7 @@
 #include "ready.h"
 #include "state_dir.h"
 #include "process.h"
+#include "term_filter.h"
 #include "test_hook.h"
 #include "trim.h"
 #include "fdio.h"
@@ -212,6 +213,9 @@ int run_start(const struct plan *p, const struct qemu_cmdline *c, const int *ext
 	}
 	if (p->console_socket) {
 		r = console_open(&vm->console, p->console_socket, p->console_log, p->console_to_stdout, &child_ends[7]);
+		vm->console.watch_uefi_shell = p->uefi != NULL;
+		if (r == 0 && p->console_on_terminal)
+			r = console_terminal_start(&vm->console, p->cfg->name);
 		if (r < 0) {
 			close(errpipe[0]);
 			close(errpipe[1]);
@@ -334,7 +338,8 @@ struct supervisor {
 	int phase;           /* 0 running, 1 powerdown sent, 2 quit sent, 3 SIGKILL sent */
 	long long deadline;  /* when to escalate to the next phase */
 	bool panicked;
-	bool nothing_to_boot; /* SeaBIOS said "No bootable device." */
+	bool nothing_to_boot; /* SeaBIOS said "No bootable device.", or OVMF started its shell */
+	struct term_filter stdout_filter; /* the relayed console on a terminal stdout */
 	char *shutdown_reason;
 	char status[64];
 	size_t status_len;
@@ -370,6 +375,17 @@ static bool firmware_found_nothing(const struct plan *p)
 		found = strstr(buf, "No bootable device.") != NULL;
 	fclose(f);
 	return found;
+}
+
+/* The firmware found nothing to boot: there is no guest to power off. */
+static void stop_nothing_to_boot(struct supervisor *s)
+{
+	s->nothing_to_boot = true;
+	if (s->phase < 2 && s->vm->qmp.fd >= 0) {
+		qmp_send(&s->vm->qmp, "quit", NULL);
+		s->phase = 2;
+		s->deadline = monotonic_ms() + QUIT_GRACE_MS;
+	}
 }
 
 /* systemd hears READY=1 once the guest answers the way the plan chose (plan_ready), with what answered. */
@@ -424,12 +440,7 @@ static void on_event(void *user, const char *event, struct json_object *data)
 		s->panicked = true;
 	} else if (!strcmp(event, "RESET") && !s->nothing_to_boot && firmware_found_nothing(s->p)) {
 		/* reboot-timeout=0: the firmware resets as soon as it has found nothing; it would only find nothing again */
-		s->nothing_to_boot = true;
-		if (s->phase < 2 && s->vm->qmp.fd >= 0) {
-			qmp_send(&s->vm->qmp, "quit", NULL); /* there is no guest to power off */
-			s->phase = 2;
-			s->deadline = monotonic_ms() + QUIT_GRACE_MS;
-		}
+		stop_nothing_to_boot(s);
 	} else if (!strcmp(event, "SHUTDOWN") && data && json_object_object_get_ex(data, "reason", &reason)) {
 		free(s->shutdown_reason);
 		s->shutdown_reason = xstrdup(json_object_get_string(reason));
@@ -556,10 +567,17 @@ static void outbuf_append(struct outbuf *o, const char *data, size_t n)
 static void console_relay(struct supervisor *s)
 {
 	char buf[16384];
+	char clean[sizeof(buf) + sizeof(s->stdout_filter.held)];
 	ssize_t n = console_from_guest(&s->vm->console, buf, sizeof(buf));
 
-	if (n > 0 && s->vm->console.to_stdout && s->out[0].len + (size_t)n <= CONSOLE_STDOUT_MAX)
-		outbuf_append(&s->out[0], buf, (size_t)n);
+	if (n > 0 && s->vm->console.to_stdout && s->out[0].len + (size_t)n <= CONSOLE_STDOUT_MAX) {
+		if (s->p->host->stdout_is_tty)
+			outbuf_append(&s->out[0], clean, term_filter(&s->stdout_filter, buf, (size_t)n, clean));
+		else
+			outbuf_append(&s->out[0], buf, (size_t)n);
+	}
+	if (s->vm->console.uefi_shell && !s->nothing_to_boot)
+		stop_nothing_to_boot(s);
 }
 
 /* After qemu exited: everything left in the sockets, then everything buffered, blocking as long as it takes. */
@@ -674,9 +692,10 @@ static int exit_status(struct supervisor *s, int wstatus)
 	if (WIFSIGNALED(wstatus) && s->phase < 3)
 		log_error("qemu was killed by signal %d (%s)", WTERMSIG(wstatus), strsignal(WTERMSIG(wstatus)));
 	if (s->nothing_to_boot || firmware_found_nothing(p)) {
-		log_error("the firmware found nothing to boot (SeaBIOS: \"No bootable device.\"): no disk holds a boot "
-			  "loader; expected a disk image with an operating system (path = or source =), or [boot] kernel = "
-			  "bundled");
+		log_error("the firmware found nothing to boot (%s): no disk holds a boot loader; expected a disk image "
+			  "with an operating system (path = or source =), or [boot] kernel = bundled",
+			  p->uefi ? "OVMF: every boot option failed, it started its UEFI shell" :
+				    "SeaBIOS: \"No bootable device.\"");
 		return EXIT_SETUP_FAILED;
 	}
 	if (s->panicked) {
@@ -866,6 +885,10 @@ int run_supervise(const struct plan *p, struct vm_process *vm, int sigfd, struct
 	drain(&s);
 	if (s.input_running)
 		command_input_end(&s.input); /* the terminal as it was, before any message below */
+	if (vm->console.terminal_pid > 0) {
+		console_close(&vm->console); /* its relay puts the terminal back as it goes */
+		console_terminal_wait(&vm->console);
+	}
 	r = exit_status(&s, wstatus);
 	free(s.shutdown_reason);
 	if (s.probing)
@@ -897,4 +920,5 @@ void run_cleanup(struct vm_process *vm)
 		close(vm->in_fd);
 	vm->pidfd = vm->out_fd = vm->err_fd = vm->status_fd = vm->agent_fd = vm->in_fd = -1;
 	console_close(&vm->console);
+	console_terminal_wait(&vm->console);
 }

@@ -6,6 +6,8 @@ import signal
 import subprocess
 import time
 
+import pytest
+
 from conftest import DEMO, GUEST, QMP, ROOT, STATE_ROOT, VMLAUNCH, mounts, read_until, start, vmlaunch
 
 
@@ -279,15 +281,18 @@ def test_config_mistakes_all_at_once_and_nothing_to_boot_refused(config):
     assert "(from --set) [qemu] binary /nonexistent/qemu-system-x86_64: No such file or directory" in r.stderr
 
 
-def test_firmware_with_nothing_to_boot_is_reported_and_the_terminal_kept(tmp_path):
-    """SeaBIOS on a blank disk: noticed ("No bootable device.") and reported with exit 1, not waited on; under a
-    terminal, none of the firmware's control sequences reach it and its modes are what they were."""
+@pytest.mark.parametrize("firmware", ["bios", "uefi"])
+def test_firmware_with_nothing_to_boot_is_reported_and_the_terminal_kept(tmp_path, firmware):
+    """SeaBIOS or OVMF on a blank disk: noticed (SeaBIOS's "No bootable device.", OVMF starting its shell) and
+    reported with exit 1, not waited on; under a terminal, no firmware sequence that changes the terminal's mode
+    reaches it (SeaBIOS's screen goes to its debug port; OVMF's is relayed through a filter, which lets its screen
+    clears and colours through) and its modes are what they were."""
     import termios
     blank = tmp_path / "blank.raw"
     with open(blank, "wb") as f:
         f.truncate(1 << 20)
     conf = tmp_path / "blank.conf"
-    conf.write_text(f"[vm]\nname = blank\nmemory = 128M\n[boot]\nfirmware = bios\n"
+    conf.write_text(f"[vm]\nname = blank\nmemory = 128M\n[boot]\nfirmware = {firmware}\n"
                     f"[disk d]\nbackend = file\npath = {blank}\nformat = raw\n")
     master, slave = os.openpty()
     try:
@@ -315,8 +320,14 @@ def test_firmware_with_nothing_to_boot_is_reported_and_the_terminal_kept(tmp_pat
         os.close(slave)
     text = out.decode(errors="replace")
     assert p.returncode == 1, text
-    assert 'the firmware found nothing to boot (SeaBIOS: "No bootable device.")' in text
-    assert "\x1b" not in text  # no ESC c, ESC[?7l or ESC[2J from SeaBIOS's serial console
+    if firmware == "bios":
+        assert 'the firmware found nothing to boot (SeaBIOS: "No bootable device.")' in text
+        assert "\x1b" not in text  # no ESC c, ESC[?7l or ESC[2J from SeaBIOS's serial console
+    else:
+        assert "the firmware found nothing to boot (OVMF: every boot option failed, it started its UEFI shell)" in text
+        assert 'BdsDxe: failed to load Boot0001 "UEFI Misc Device"' in text  # its console reached the terminal
+        for mode in ("\x1bc", "\x1b[?7l", "\x1b[=3h"):
+            assert mode not in text
     assert after == before
     assert not (STATE_ROOT / "blank").exists()
 
