@@ -427,6 +427,83 @@ static void plan_console(const struct vm_config *cfg, const struct host_facts *h
 	p->console_to_stdout = !command_mode && !cfg->console_log && !p->console_on_terminal;
 }
 
+/* The cloud-init NoCloud seed, made at launch when the config has a [cloud-init] section. */
+static void plan_seed(const struct vm_config *cfg, struct plan *p)
+{
+	if (!cfg->cloud_init_line)
+		return;
+	p->seed = state_file(p->state_dir, "cidata.img");
+	p->seed_why = xasprintf("cloud-init NoCloud seed (label CIDATA, read-only): hostname %s, user %s with %zu ssh "
+				"key(s)%s",
+				cfg->name, cfg->cloud_user, cfg->cloud_keys.n,
+				cfg->cloud_user_data ? ", user-data as written" : "");
+}
+
+/* The kernel command line of a direct kernel boot, and why each word is there. */
+static void plan_cmdline(const struct vm_config *cfg, const struct host_facts *host, struct plan *p)
+{
+	/* TCG executes nothing speculatively, so the guest's Spectre/Meltdown mitigations protect nothing and cost
+	 * much of its I/O rate; the user's own append comes after and can say otherwise. */
+	bool tsc = !p->kvm && (host->tsc_clocksource || host->tsc_invariant) &&
+		   !words_have(cfg->append, "tsc=", true) && !words_have(cfg->append, "clocksource=", true);
+	/* Under TCG a completion interrupt is relayed iothread -> main loop -> MSI, and a vCPU spends itself
+	 * taking it: one poll queue lets polled I/O skip it and leaves one interrupt queue (see cmdline_why). */
+	bool poll_queue = !p->kvm && cfg->cpus >= 2 && cfg->n_disks > 0 &&
+			  !words_have(cfg->append, "virtio_blk.poll_queues=", true);
+	bool dhcp = false;
+	char *root = cfg->root ? xasprintf(" " GUEST_CMDLINE_ROOT "=%s " GUEST_CMDLINE_MODULES "=" GUEST_MODULES_SERIAL,
+					   cfg->root)
+			       : xstrdup("");
+
+	for (size_t i = 0; i < cfg->n_nets; i++)
+		dhcp |= cfg->nets[i].mode == NET_USER;
+	/* no_timer_check: under TCG on a loaded host the kernel's early IO-APIC timer check can miss its ticks
+	 * and panic ("IO-APIC + timer doesn't work!"), as in other VMs whose vCPUs are descheduled */
+	p->cmdline = xasprintf("console=ttyS0 panic=-1%s%s%s%s%s%s%s%s",
+			       p->kvm ? "" : " mitigations=off no_timer_check",
+			       tsc ? " tsc=reliable" : "", poll_queue ? " virtio_blk.poll_queues=1" : "",
+			       p->interactive ? " " GUEST_CMDLINE_INTERACTIVE "=1" : "", root,
+			       dhcp ? " " GUEST_CMDLINE_NET "=" GUEST_CMDLINE_NET_DHCP : "", cfg->append ? " " : "",
+			       cfg->append ? cfg->append : "");
+	free(root);
+	p->cmdline_why = xasprintf(
+		"%s%s%s",
+		p->kvm ? "direct kernel boot ([boot]); an uncompressed vmlinux enters through PVH, skipping the emulated "
+			 "decompression"
+		       : "direct kernel boot ([boot]) through PVH for an uncompressed vmlinux; mitigations=off: TCG "
+			 "executes nothing speculatively, so the guest's Spectre/Meltdown mitigations protect nothing "
+			 "and cost much of its I/O rate; no_timer_check: the early IO-APIC timer check fails when the "
+			 "host deschedules an emulated vCPU, and panics the guest",
+		tsc ? "; tsc=reliable: under TCG the guest's TSC is qemu's tick counter, the host's TSC plus an "
+		      "offset, never going back across vCPUs, and ticking at one rate where the host's TSC does "
+		      "(invariant: constant_tsc and nonstop_tsc, or the host keeps time with it); without an "
+		      "invariant-TSC CPUID bit the guest kernel would distrust it and read the emulated HPET, where "
+		      "each clock read is an MMIO exit under qemu's big lock"
+		    : "",
+		poll_queue ? "; virtio_blk.poll_queues=1: one virtqueue of each disk serves polled I/O (io_uring "
+			     "IOPOLL, fio --hipri), which completes with no interrupt, where under TCG each one is "
+			     "relayed iothread -> main loop -> MSI and taken by an emulated vCPU; the other I/O shares "
+			     "one interrupt queue whose vCPU is often not the submitter's, so the two vCPUs split the "
+			     "work"
+			   : "");
+}
+
+static void plan_disks(const struct vm_config *cfg, const struct host_facts *host, const struct storage_target *targets,
+		       struct plan *p)
+{
+	p->n_disks = cfg->n_disks;
+	p->disks = xcalloc(cfg->n_disks, sizeof(*p->disks));
+	for (size_t i = 0; i < cfg->n_disks; i++) {
+		struct disk_plan *d = &p->disks[i];
+
+		d->cfg = &cfg->disks[i];
+		d->target = &targets[i];
+		snprintf(d->node, sizeof(d->node), "disk-%s", cfg->disks[i].name);
+		snprintf(d->iothread, sizeof(d->iothread), "io-%s", cfg->disks[i].name);
+		plan_disk_io(d->cfg, d->target, host, d);
+	}
+}
+
 int plan_build(const struct vm_config *cfg, const struct host_facts *host, const struct storage_target *targets,
 	       const struct privileges *privileges, const struct run_request *req, struct plan *p)
 {
@@ -464,13 +541,7 @@ int plan_build(const struct vm_config *cfg, const struct host_facts *host, const
 	plan_firmware(cfg, host, p);
 	plan_console(cfg, host, command_mode, p);
 	plan_tpm(cfg, p);
-	if (cfg->cloud_init_line) {
-		p->seed = state_file(p->state_dir, "cidata.img");
-		p->seed_why = xasprintf("cloud-init NoCloud seed (label CIDATA, read-only): hostname %s, user %s with %zu ssh "
-					"key(s)%s",
-					cfg->name, cfg->cloud_user, cfg->cloud_keys.n,
-					cfg->cloud_user_data ? ", user-data as written" : "");
-	}
+	plan_seed(cfg, p);
 	plan_ready(p);
 	r = plan_pci_slots(cfg, host, p);
 	if (r < 0)
@@ -478,64 +549,9 @@ int plan_build(const struct vm_config *cfg, const struct host_facts *host, const
 	r = plan_host_memory(cfg, host, p);
 	if (r < 0)
 		return r;
-	if (cfg->kernel) {
-		/* TCG executes nothing speculatively, so the guest's Spectre/Meltdown mitigations protect nothing and cost
-		 * much of its I/O rate; the user's own append comes after and can say otherwise. */
-		bool tsc = !p->kvm && (host->tsc_clocksource || host->tsc_invariant) &&
-			   !words_have(cfg->append, "tsc=", true) && !words_have(cfg->append, "clocksource=", true);
-		/* Under TCG a completion interrupt is relayed iothread -> main loop -> MSI, and a vCPU spends itself
-		 * taking it: one poll queue lets polled I/O skip it and leaves one interrupt queue (see cmdline_why). */
-		bool poll_queue = !p->kvm && cfg->cpus >= 2 && cfg->n_disks > 0 &&
-				  !words_have(cfg->append, "virtio_blk.poll_queues=", true);
-		bool dhcp = false;
-		char *root = cfg->root ? xasprintf(" " GUEST_CMDLINE_ROOT "=%s " GUEST_CMDLINE_MODULES "=" GUEST_MODULES_SERIAL,
-						   cfg->root)
-				       : xstrdup("");
-
-		for (size_t i = 0; i < cfg->n_nets; i++)
-			dhcp |= cfg->nets[i].mode == NET_USER;
-		/* no_timer_check: under TCG on a loaded host the kernel's early IO-APIC timer check can miss its ticks
-		 * and panic ("IO-APIC + timer doesn't work!"), as in other VMs whose vCPUs are descheduled */
-		p->cmdline = xasprintf("console=ttyS0 panic=-1%s%s%s%s%s%s%s%s",
-				       p->kvm ? "" : " mitigations=off no_timer_check",
-				       tsc ? " tsc=reliable" : "", poll_queue ? " virtio_blk.poll_queues=1" : "",
-				       p->interactive ? " " GUEST_CMDLINE_INTERACTIVE "=1" : "", root,
-				       dhcp ? " " GUEST_CMDLINE_NET "=" GUEST_CMDLINE_NET_DHCP : "", cfg->append ? " " : "",
-				       cfg->append ? cfg->append : "");
-		free(root);
-		p->cmdline_why = xasprintf(
-			"%s%s%s",
-			p->kvm ? "direct kernel boot ([boot]); an uncompressed vmlinux enters through PVH, skipping the emulated "
-				 "decompression"
-			       : "direct kernel boot ([boot]) through PVH for an uncompressed vmlinux; mitigations=off: TCG "
-				 "executes nothing speculatively, so the guest's Spectre/Meltdown mitigations protect nothing "
-				 "and cost much of its I/O rate; no_timer_check: the early IO-APIC timer check fails when the "
-				 "host deschedules an emulated vCPU, and panics the guest",
-			tsc ? "; tsc=reliable: under TCG the guest's TSC is qemu's tick counter, the host's TSC plus an "
-			      "offset, never going back across vCPUs, and ticking at one rate where the host's TSC does "
-			      "(invariant: constant_tsc and nonstop_tsc, or the host keeps time with it); without an "
-			      "invariant-TSC CPUID bit the guest kernel would distrust it and read the emulated HPET, where "
-			      "each clock read is an MMIO exit under qemu's big lock"
-			    : "",
-			poll_queue ? "; virtio_blk.poll_queues=1: one virtqueue of each disk serves polled I/O (io_uring "
-				     "IOPOLL, fio --hipri), which completes with no interrupt, where under TCG each one is "
-				     "relayed iothread -> main loop -> MSI and taken by an emulated vCPU; the other I/O shares "
-				     "one interrupt queue whose vCPU is often not the submitter's, so the two vCPUs split the "
-				     "work"
-				   : "");
-	}
-
-	p->n_disks = cfg->n_disks;
-	p->disks = xcalloc(cfg->n_disks, sizeof(*p->disks));
-	for (size_t i = 0; i < cfg->n_disks; i++) {
-		struct disk_plan *d = &p->disks[i];
-
-		d->cfg = &cfg->disks[i];
-		d->target = &targets[i];
-		snprintf(d->node, sizeof(d->node), "disk-%s", cfg->disks[i].name);
-		snprintf(d->iothread, sizeof(d->iothread), "io-%s", cfg->disks[i].name);
-		plan_disk_io(d->cfg, d->target, host, d);
-	}
+	if (cfg->kernel)
+		plan_cmdline(cfg, host, p);
+	plan_disks(cfg, host, targets, p);
 	return 0;
 }
 
