@@ -42,56 +42,58 @@ static bool dir_takes_direct_io(const char *dir)
 	return true;
 }
 
-static int file_describe(const struct storage_context *ctx, const struct disk_config *d, struct storage_target *t)
+/* The directory a path is in: "/" for a file at the top or a bare name. */
+static char *parent_dir(const char *path)
 {
-	const struct vm_config *cfg = ctx->cfg;
+	char *dir = xstrdup(path), *slash = strrchr(dir, '/');
+
+	if (!slash || slash == dir) {
+		free(dir);
+		return xstrdup("/");
+	}
+	*slash = '\0';
+	return dir;
+}
+
+/* An appliance's data disk on its first start: made sparse at launch, kept from then on. */
+static int describe_new_image(const struct storage_context *ctx, const struct disk_config *d, struct storage_target *t)
+{
+	char *parent = parent_dir(d->path);
+	struct file_state *fs;
+	struct stat pst;
+
+	/* its directory is named by the config too: not there is the config's mistake (2), said before anything */
+	if (stat(parent, &pst) < 0 || !S_ISDIR(pst.st_mode)) {
+		log_error("%s: [disk %s] path %s: no directory %s to make it in; expected an existing directory "
+			  "(mkdir -p %s)",
+			  config_at(ctx->cfg, d->path_line), d->name, d->path, parent, parent);
+		free(parent);
+		return -EINVAL;
+	}
+	fs = xcalloc(1, sizeof(*fs));
+	fs->create = true;
+	t->priv = fs;
+	t->driver = DRIVER_FILE;
+	t->filename = xstrdup(d->path);
+	t->format = FORMAT_RAW;
+	t->direct_ok = dir_takes_direct_io(parent);
+	t->zeroed = true;
+	free(parent);
+	return 0;
+}
+
+/* An existing image or block device, as the config says it is: stat'ed into *st. */
+static int check_image(const struct vm_config *cfg, const struct disk_config *d, struct stat *st)
+{
 	unsigned char head[4] = { 0 };
-	struct stat st;
 	bool is_qcow2;
 	int fd;
 
-	if (stat(d->path, &st) < 0 && errno == ENOENT && d->size && !d->ephemeral && !d->readonly &&
-	    d->format == FORMAT_RAW) {
-		/* an appliance's data disk on its first start: made sparse at launch, kept from then on */
-		struct file_state *fs;
-		char *parent = xstrdup(d->path), *slash = strrchr(parent, '/');
-		struct stat pst;
-
-		if (slash)
-			*slash = '\0';
-		/* its directory is named by the config too: not there is the config's mistake (2), said before anything */
-		if (slash && slash != parent && (stat(parent, &pst) < 0 || !S_ISDIR(pst.st_mode))) {
-			log_error(
-				"%s: [disk %s] path %s: no directory %s to make it in; expected an existing directory "
-				"(mkdir -p %s)",
-				config_at(cfg, d->path_line), d->name, d->path, parent, parent);
-			free(parent);
-			return -EINVAL;
-		}
-		free(parent);
-		fs = xcalloc(1, sizeof(*fs));
-
-		fs->create = true;
-		t->priv = fs;
-		t->driver = DRIVER_FILE;
-		t->filename = xstrdup(d->path);
-		t->format = FORMAT_RAW;
-		{
-			char *dir = xstrdup(d->path), *slash = strrchr(dir, '/');
-
-			if (slash)
-				*slash = '\0';
-			t->direct_ok = dir_takes_direct_io(slash && slash != dir ? dir : "/");
-			free(dir);
-		}
-		t->zeroed = true;
-		return 0;
-	}
-	if (stat(d->path, &st) < 0)
+	if (stat(d->path, st) < 0)
 		return log_error(
 			"%s: [disk %s] path %s: %s%s", config_at(cfg, d->path_line), d->name, d->path, strerror(errno),
 			errno == ENOENT ? "; with size = (and format raw), vmlaunch makes it at first start" : "");
-	if (!S_ISREG(st.st_mode) && !S_ISBLK(st.st_mode))
+	if (!S_ISREG(st->st_mode) && !S_ISBLK(st->st_mode))
 		return log_error("%s: [disk %s] path %s: expected a disk image file or a block device",
 				 config_at(cfg, d->path_line), d->name, d->path);
 	fd = open(d->path, O_RDONLY | O_CLOEXEC);
@@ -114,7 +116,46 @@ static int file_describe(const struct storage_context *ctx, const struct disk_co
 	if (!d->readonly && !d->ephemeral && access(d->path, W_OK) < 0)
 		return log_error("%s: [disk %s] path %s is not writable; expected readonly = yes or ephemeral = yes",
 				 config_at(cfg, d->path_line), d->name, d->path);
+	return 0;
+}
 
+/* ephemeral = yes: the image is never written; a qcow2 overlay in the state dir takes the writes and vanishes at
+ * exit. The overlay's backing file is opened with the overlay's cache mode, so both must take O_DIRECT. */
+static void describe_overlay(const struct storage_context *ctx, const struct disk_config *d, const struct stat *st,
+			     struct storage_target *t)
+{
+	struct file_state *fs = xcalloc(1, sizeof(*fs));
+	char *parent = xstrdup(ctx->state_dir), *slash = strrchr(parent, '/');
+
+	/* the state dir is made at launch: probe the nearest directory of it that exists */
+	if (slash && slash != parent)
+		*slash = '\0';
+	while (access(parent, F_OK) < 0 && (slash = strrchr(parent, '/')) && slash != parent)
+		*slash = '\0';
+	t->direct_ok = t->direct_ok && dir_takes_direct_io(parent);
+	free(parent);
+	t->driver = DRIVER_FILE;
+	t->filename = xasprintf("%s/%s.overlay.qcow2", ctx->state_dir, d->name);
+	t->format = FORMAT_QCOW2;
+	fs->base = xstrdup(d->path);
+	fs->base_format = d->format;
+	t->priv = fs;
+	t->backing = xstrdup(d->path);
+	t->backing_format = d->format;
+	t->backing_driver = S_ISBLK(st->st_mode) ? DRIVER_HOST_DEVICE : DRIVER_FILE;
+}
+
+static int file_describe(const struct storage_context *ctx, const struct disk_config *d, struct storage_target *t)
+{
+	struct stat st;
+	int fd, r;
+
+	if (stat(d->path, &st) < 0 && errno == ENOENT && d->size && !d->ephemeral && !d->readonly &&
+	    d->format == FORMAT_RAW)
+		return describe_new_image(ctx, d, t);
+	r = check_image(ctx->cfg, d, &st);
+	if (r < 0)
+		return r;
 	t->driver = S_ISBLK(st.st_mode) ? DRIVER_HOST_DEVICE : DRIVER_FILE;
 	t->readonly = d->readonly;
 	t->ephemeral = d->ephemeral;
@@ -123,26 +164,7 @@ static int file_describe(const struct storage_context *ctx, const struct disk_co
 	if (fd >= 0)
 		close(fd);
 	if (d->ephemeral) {
-		/* The image is never written: a qcow2 overlay in the state dir takes the writes and vanishes at exit. The
-		 * overlay's backing file is opened with the overlay's cache mode, so both must take O_DIRECT. */
-		struct file_state *fs = xcalloc(1, sizeof(*fs));
-		char *parent = xstrdup(ctx->state_dir), *slash = strrchr(parent, '/');
-
-		if (slash && slash != parent)
-			*slash = '\0';
-		while (access(parent, F_OK) < 0 && (slash = strrchr(parent, '/')) && slash != parent)
-			*slash = '\0';
-		t->direct_ok = t->direct_ok && dir_takes_direct_io(parent);
-		free(parent);
-		t->driver = DRIVER_FILE;
-		t->filename = xasprintf("%s/%s.overlay.qcow2", ctx->state_dir, d->name);
-		t->format = FORMAT_QCOW2;
-		fs->base = xstrdup(d->path);
-		fs->base_format = d->format;
-		t->priv = fs;
-		t->backing = xstrdup(d->path);
-		t->backing_format = d->format;
-		t->backing_driver = S_ISBLK(st.st_mode) ? DRIVER_HOST_DEVICE : DRIVER_FILE;
+		describe_overlay(ctx, d, &st, t);
 	} else {
 		/* a persistent image is the user's data: its owner decides who may open it, vmlaunch does not chown it */
 		t->filename = xstrdup(d->path);
