@@ -231,55 +231,54 @@ out:
 	return r;
 }
 
-int image_convert(struct populate_source *src, const struct convert_target *t, const struct populate_sandbox *sb)
-{
-	const struct populate_target *dst = t->dst;
-	struct nbd_export in = { .conn = { -1, -1 } }, out = { .conn = { -1, -1 } };
-	struct strv argv = STRV_INIT;
-	char *from = NULL, *info_name = NULL, *to = NULL, *what = NULL;
-	int fds[2], status, r, view = -1;
-	size_t n_fds = 0;
+/* How qemu-img reaches the source: by path, through a read-only view of it alone, or through an NBD export. */
+struct source_access {
+	char *name; /* qemu-img's filename for it: a path, or a json: filename on the helper's fd 3 */
+	int view;   /* the view, or -1 */
+	struct nbd_export nbd;
+};
 
-	if (!image_format_name_valid(src->format))
-		return log_error("base image %s: format \"%s\": expected a qemu-img format name such as qcow2", src->path,
-				 src->format);
+static int source_open(const struct populate_source *src, const struct populate_sandbox *sb, struct source_access *a)
+{
+	int r;
+
 	if (src->allow_external) {
 		/* the chain is followed by path, with qemu's user's rights: never root's */
-		from = src->path[0] == '/' ? xstrdup(src->path) : xasprintf("./%s", src->path);
-		info_name = xstrdup(from);
-	} else if (sb->as && sb->as->switch_user &&
-		   (view = source_view_open(src->path, sb->as->uid, sb->as->gid)) >= 0) {
+		a->name = src->path[0] == '/' ? xstrdup(src->path) : xasprintf("./%s", src->path);
+		return 0;
+	}
+	if (sb->as && sb->as->switch_user && (a->view = source_view_open(src->path, sb->as->uid, sb->as->gid)) >= 0) {
 		/* The fast way: qemu-img reads the file itself, through a read-only mount of it alone in which it is
 		 * qemu's user's file. NBD costs ~5 times the CPU of reading the file (tests/bench/README.md). */
-		info_name = view_json(src->format, 3);
-		from = view_json(src->format, 3);
-	} else {
-		r = export_start(sb, "populate-source", src->path, false, false, 2, &in);
-		if (r < 0)
-			goto done;
-		info_name = nbd_json(src->format, 3, true);
-		from = nbd_json(src->format, 3, true);
+		a->name = view_json(src->format, 3);
+		return 0;
 	}
-	if (view >= 0)
-		r = image_info(src, info_name, &view, 1, sb);
-	else
-		r = image_info(src, info_name, in.conn, in.n_conn ? 1 : 0, sb);
+	/* two connections: one for qemu-img info, one for the convert */
+	r = export_start(sb, "populate-source", src->path, false, false, 2, &a->nbd);
 	if (r < 0)
-		goto done;
-	if (src->virtual_size > dst->size) {
-		r = log_error("cannot populate %s from %s: the image's virtual size (%" PRIu64 " bytes) is larger than the "
-			      "disk (%" PRIu64 " bytes); make the disk at least as large as the image",
-			      dst->path, src->path, src->virtual_size, dst->size);
-		goto done;
-	}
-	r = export_start(sb, "populate-target", dst->path, true, t->blockdev && t->direct, 1, &out);
-	if (r < 0)
-		goto done;
-	if (view >= 0)
-		fds[n_fds++] = view;
-	else if (in.n_conn)
-		fds[n_fds++] = in.conn[1];
-	fds[n_fds++] = out.conn[0];
+		return r;
+	a->name = nbd_json(src->format, 3, true);
+	return 0;
+}
+
+static void source_close(struct source_access *a)
+{
+	if (a->view >= 0)
+		close(a->view);
+	export_stop(&a->nbd);
+	free(a->name);
+}
+
+/* qemu-img convert FROM (the helper's fds[0] when there are two) onto the target's export OUT (its last fd), then
+ * waits for OUT's server, which exits once qemu-img's connection is closed, after flushing the disk. */
+static int convert_onto(const struct populate_source *src, const struct populate_target *dst,
+			const struct populate_sandbox *sb, const char *from, const int *fds, size_t n_fds,
+			struct nbd_export *out)
+{
+	struct strv argv = STRV_INIT;
+	char *to, *what;
+	int status, r;
+
 	to = xasprintf("json:{\"driver\":\"raw\",\"file\":{\"driver\":\"nbd\",\"server\":{\"type\":\"fd\",\"str\":\"%zu\"}}}",
 		       2 + n_fds);
 	/* -n: the target exists and keeps its size. -W: out-of-order writes, -m 8: eight requests in flight; a raw
@@ -297,24 +296,57 @@ int image_convert(struct populate_source *src, const struct convert_target *t, c
 			      &(struct command_child){ .fds = fds, .n_fds = n_fds, .as = sb->as, .journal = sb->journal },
 			      NULL, what);
 	r = r > 0 ? -EIO : r;
-	/* the target's server exits once qemu-img's connection is closed, after flushing the disk */
-	export_close(&out);
+	export_close(out);
 	if (r < 0)
-		kill(out.pid, SIGTERM);
-	while (waitpid(out.pid, &status, 0) < 0 && errno == EINTR)
+		kill(out->pid, SIGTERM);
+	while (waitpid(out->pid, &status, 0) < 0 && errno == EINTR)
 		;
 	if (r == 0 && (!WIFEXITED(status) || WEXITSTATUS(status)))
 		r = log_errno(EIO, "%s: qemu-nbd failed (see %s/populate-nbd.log)", what, sb->dir);
-	out.pid = 0;
-done:
-	if (view >= 0)
-		close(view);
-	export_stop(&out);
-	export_stop(&in);
+	out->pid = 0;
 	strv_free(&argv);
-	free(from);
-	free(info_name);
 	free(to);
 	free(what);
+	return r;
+}
+
+int image_convert(struct populate_source *src, const struct convert_target *t, const struct populate_sandbox *sb)
+{
+	const struct populate_target *dst = t->dst;
+	struct source_access in = { .view = -1, .nbd = { .conn = { -1, -1 } } };
+	struct nbd_export out = { .conn = { -1, -1 } };
+	int fds[2], r;
+	size_t n_fds = 0;
+
+	if (!image_format_name_valid(src->format))
+		return log_error("base image %s: format \"%s\": expected a qemu-img format name such as qcow2", src->path,
+				 src->format);
+	r = source_open(src, sb, &in);
+	if (r < 0)
+		goto done;
+	if (in.view >= 0)
+		r = image_info(src, in.name, &in.view, 1, sb);
+	else
+		r = image_info(src, in.name, in.nbd.conn, in.nbd.n_conn ? 1 : 0, sb);
+	if (r < 0)
+		goto done;
+	if (src->virtual_size > dst->size) {
+		r = log_error("cannot populate %s from %s: the image's virtual size (%" PRIu64 " bytes) is larger than the "
+			      "disk (%" PRIu64 " bytes); make the disk at least as large as the image",
+			      dst->path, src->path, src->virtual_size, dst->size);
+		goto done;
+	}
+	r = export_start(sb, "populate-target", dst->path, true, t->blockdev && t->direct, 1, &out);
+	if (r < 0)
+		goto done;
+	if (in.view >= 0)
+		fds[n_fds++] = in.view;
+	else if (in.nbd.n_conn)
+		fds[n_fds++] = in.nbd.conn[1];
+	fds[n_fds++] = out.conn[0];
+	r = convert_onto(src, dst, sb, in.name, fds, n_fds, &out);
+done:
+	export_stop(&out);
+	source_close(&in);
 	return r;
 }
