@@ -26,10 +26,9 @@ static const char *unused_key_hint(const char *key, enum backend_kind b)
 	return "";
 }
 
-static int finish_disk(struct parse *p, struct disk_config *d)
+/* [disk] backend = is given, and no key is there that the backend does not use. */
+static int check_disk_keys(struct parse *p, const struct disk_config *d)
 {
-	bool in_ram = d->backend == BACKEND_TMPFS || d->backend == BACKEND_ZRAM || d->backend == BACKEND_BRD;
-	const char *b;
 	char *list;
 
 	if (!d->backend_line) {
@@ -42,7 +41,6 @@ static int finish_disk(struct parse *p, struct disk_config *d)
 		free(list);
 		return -EINVAL;
 	}
-	b = backend_kind_name(d->backend);
 	for (size_t i = 0; i < config_n_keys; i++) {
 		const struct key_spec *k = &config_keys[i];
 		unsigned line;
@@ -51,9 +49,19 @@ static int finish_disk(struct parse *p, struct disk_config *d)
 			continue;
 		line = *(const unsigned *)((const char *)d + k->line_offset);
 		if (line && !(k->backends & B(d->backend)))
-			return config_fail(p, line, "[disk %s] %s: not used by backend %s%s", d->name, k->name, b,
-				    unused_key_hint(k->name, d->backend));
+			return config_fail(p, line, "[disk %s] %s: not used by backend %s%s", d->name, k->name,
+					   backend_kind_name(d->backend), unused_key_hint(k->name, d->backend));
 	}
+	return 0;
+}
+
+/* What each backend needs besides its keys (a file's path, a RAM disk's size, an rbd pool, an lvm vg); a RAM disk
+ * is always ephemeral. */
+static int check_disk_needs(struct parse *p, struct disk_config *d)
+{
+	bool in_ram = d->backend == BACKEND_TMPFS || d->backend == BACKEND_ZRAM || d->backend == BACKEND_BRD;
+	const char *b = backend_kind_name(d->backend);
+
 	if (d->backend == BACKEND_FILE && !d->path_line)
 		return config_fail(p, d->line, "[disk %s]: backend file needs path = IMAGE (a raw or qcow2 file)", d->name);
 	if (in_ram && !d->size_line)
@@ -77,6 +85,12 @@ static int finish_disk(struct parse *p, struct disk_config *d)
 				    d->name, b);
 		d->ephemeral = true;
 	}
+	return 0;
+}
+
+/* source = and the keys that go with it: source-format, source-sha256 (for a URL, lower-cased), source-backing. */
+static int check_disk_source(struct parse *p, struct disk_config *d)
+{
 	if (d->source_format_line && !d->source_line)
 		return config_fail(p, d->source_format_line, "[disk %s] source-format: needs source = IMAGE as well", d->name);
 	if (d->source_sha256_line && !d->source_line)
@@ -104,12 +118,29 @@ static int finish_disk(struct parse *p, struct disk_config *d)
 	if (d->source_backing == SOURCE_BACKING_ALLOW && !d->source_format)
 		return config_fail(p, d->source_backing_line, "[disk %s] source-backing = allow: needs source-format as well",
 			    d->name);
+	return 0;
+}
+
+static int finish_disk(struct parse *p, struct disk_config *d)
+{
+	int r;
+
+	r = check_disk_keys(p, d);
+	if (r < 0)
+		return r;
+	r = check_disk_needs(p, d);
+	if (r < 0)
+		return r;
+	r = check_disk_source(p, d);
+	if (r < 0)
+		return r;
 	if (d->readonly && d->ephemeral && d->backend == BACKEND_FILE)
 		return config_fail(p, d->readonly_line,
 			    "[disk %s] readonly: an ephemeral overlay exists to take writes; expected either readonly or ephemeral",
 			    d->name);
 	return 0;
 }
+
 
 /* A path inside the guest: absolute, no whitespace or control characters (the guest protocol is line based). */
 static bool valid_guest_path(const char *s)
