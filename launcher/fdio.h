@@ -1,4 +1,5 @@
-/* Small I/O helpers shared by the QMP client and the supervisor: whole writes on (non-)blocking fds, a clock. */
+/* Small I/O helpers shared by the QMP client and the supervisor: whole writes on (non-)blocking fds, and the one
+ * monotonic clock (timeouts, progress lines). */
 #ifndef VMLAUNCH_FDIO_H
 #define VMLAUNCH_FDIO_H
 

@@ -5,23 +5,16 @@
 #include <stdio.h>
 #include <string.h>
 #include <sys/ioctl.h>
-#include <time.h>
 #include <unistd.h>
 
-static double now_seconds(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
+#include "fdio.h"
 
 void progress_begin(struct progress *p, const char *phase, uint64_t total)
 {
 	p->phase = phase;
 	p->done = 0;
 	p->total = total;
-	p->start = now_seconds();
+	p->start = monotonic_ms() / 1000.0;
 	p->last = 0;
 }
 
@@ -37,7 +30,7 @@ void progress_draw(struct progress *p, bool force)
 
 	if (!p->enabled)
 		return;
-	t = now_seconds();
+	t = monotonic_ms() / 1000.0;
 	if (!force && t - p->last < 0.1)
 		return;
 	p->last = t;

@@ -15,9 +15,9 @@
 #include <sys/mman.h>
 #include <sys/stat.h>
 #include <sys/vfs.h>
-#include <time.h>
 #include <unistd.h>
 
+#include "fdio.h"
 #include "image_convert.h"
 #include "log.h"
 #include "progress.h"
@@ -50,14 +50,6 @@ static uint64_t align_up(uint64_t x, uint64_t a)
 static uint64_t min_u64(uint64_t a, uint64_t b)
 {
 	return a < b ? a : b;
-}
-
-static double now_seconds(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
 
 /* The target, opened for both kinds of write: O_DIRECT where it is taken, buffered for what O_DIRECT cannot do. */
@@ -570,7 +562,7 @@ static int populate_convert(struct populate_source *src, const struct populate_t
 			    struct progress *p, const struct populate_sandbox *sb)
 {
 	struct convert_target ct = { .dst = dst, .blockdev = t->blockdev, .direct = t->dfd >= 0 };
-	double start = now_seconds();
+	long long start = monotonic_ms();
 	int r;
 
 	/* qemu-img zeroes the holes inside the image itself (no --target-is-zero); the disk past the image is ours. The
@@ -597,7 +589,7 @@ static int populate_convert(struct populate_source *src, const struct populate_t
 	target_close(t);
 	r = image_convert(src, &ct, sb);
 	if (p->enabled && !r)
-		fprintf(stderr, " %.2f GiB in %.1f s\n", (double)src->virtual_size / GIB, now_seconds() - start);
+		fprintf(stderr, " %.2f GiB in %.1f s\n", (double)src->virtual_size / GIB, (double)(monotonic_ms() - start) / 1000.0);
 	else if (p->enabled)
 		fputc('\n', stderr);
 	return r;

@@ -3,7 +3,7 @@ BENCH_CFLAGS := -O2 -g
 BENCH_ARGS ?=
 POPULATE_BENCH_SRC := tests/bench/populate_bench.c storage/populate.c storage/image_probe.c storage/image_convert.c \
 	storage/source_view.c launcher/progress.c launcher/command.c launcher/process.c launcher/journal.c \
-	launcher/privileges.c launcher/test_hook.c launcher/log.c launcher/strv.c
+	launcher/privileges.c launcher/test_hook.c launcher/log.c launcher/strv.c launcher/fdio.c
 
 # VM benchmarks: seconds per fio workload (BENCH_SECONDS=5 for a smoke run), interleaved rounds, and the exploration's
 # seconds per workload. They write tests/bench/results/*.json and regenerate tests/bench/results.md and guest-io.png.
