@@ -36,8 +36,16 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import benchlib as B  # noqa: E402
+import cpusample  # noqa: E402
+import fiojobs  # noqa: E402
 
-WORKLOADS = [w for w in B.WORKLOADS if w[0] in ("randread-qd32", "randwrite-qd32")]
+WORKLOADS = [w for w in fiojobs.WORKLOADS if w[0] in ("randread-qd32", "randwrite-qd32")]
+# Polled I/O: io_uring with IORING_SETUP_IOPOLL. It completes without an interrupt on a device with poll queues
+# (virtio_blk.poll_queues=N in the guest); elsewhere the kernel completes it by interrupt as usual.
+POLLED_WORKLOADS = [
+    ("randread-qd32-polled", "randread", 32, ("--ioengine=io_uring", "--hipri")),
+    ("randwrite-qd32-polled", "randwrite", 32, ("--ioengine=io_uring", "--hipri")),
+]
 # Words vmlaunch adds to the guest kernel's command line itself (under TCG), as opposed to the config's append.
 GUEST_WORDS = ("mitigations=off", "tsc=reliable", "virtio_blk.poll_queues=1")
 
@@ -69,6 +77,13 @@ def drop_iothread(args):
     return set_prop(out, "virtio-blk", "iothread", None)
 
 
+def guest_bzimage():
+    """The guest kernel as Debian ships it (a bzImage: its decompressor runs in the guest, and sets up 5-level
+    paging when the CPU has LA57, which the PVH entry of the extracted vmlinux never does)."""
+    kver = B.run([os.path.join(B.ROOT, "initramfs", "build.sh"), "default-kver"]).stdout.strip()
+    return "/boot/vmlinuz-" + kver
+
+
 # id -> (what changes, function(spec) -> spec); spec: dict(machine, accel, cpu, append, disk)
 def knob(field, fn):
     def apply(s):
@@ -97,7 +112,7 @@ KNOBS = {
                     "through its decompressor)",
                     knob("cpu", lambda c: ",".join(p for p in c.split(",") if p != "la57=off"))),
     "bzimage": ("the guest kernel booted as Debian's bzImage (/boot/vmlinuz-*, through its decompressor) instead of "
-                "the extracted vmlinux through PVH: as a guest booted from its disk", knob("kernel", lambda k: B.guest_bzimage())),
+                "the extracted vmlinux through PVH: as a guest booted from its disk", knob("kernel", lambda k: guest_bzimage())),
     "cpu-max-smap-off": ("`-cpu max,smap=off` (no stac/clac around every guest kernel access to user memory)",
                          knob("cpu", lambda c: c + ",smap=off")),
     "cpu-max-intel": ("`-cpu max,vendor=GenuineIntel`", knob("cpu", lambda c: c + ",vendor=GenuineIntel")),
@@ -230,7 +245,7 @@ def main():
         if not os.path.exists(f):
             sys.exit("explore.py: %s is missing (make bench-guest)" % f)
 
-    workloads = WORKLOADS + (B.POLLED_WORKLOADS if args.polled else [])
+    workloads = WORKLOADS + (POLLED_WORKLOADS if args.polled else [])
     d = tempfile.mkdtemp(prefix="vmbench-explore-", dir="/dev/shm")
     raw = os.path.join(d, "disk.raw")
     try:
@@ -278,14 +293,14 @@ def main():
             data["variants"][vid] = {"what": what, "kind": kind, "runs": [],
                                      "args": describe_spec(x).replace(raw, "IMG") if kind == "spec" else (" ".join(x).replace(raw, "IMG") if kind.startswith("qemu") else
                                                                                     " ".join("--set " + s for s in x))}
-        tmo = 300 + 3 * len(workloads) * (args.seconds + B.ramp_seconds(args.seconds))
+        tmo = 300 + 3 * len(workloads) * (args.seconds + fiojobs.ramp_seconds(args.seconds))
         for r in range(1, args.rounds + 1):
             data["round_loads"].append(B.before_round(r, args.rounds))
             for vid, what, kind, x in variants:
                 run = {"round": r, "load_before": B.loadavg()}
                 B.log("round %d: %s" % (r, vid))
                 dev = "/dev/sda" if vid.startswith("qemu-defaults") else "/dev/vda"
-                gargv = B.guest_fio_argv(dev, args.seconds, workloads)
+                gargv = fiojobs.guest_fio_argv(dev, args.seconds, workloads)
                 if kind == "vmlaunch":
                     qmp = "/run/vmlaunch/bench-explore/qmp.sock"
                     marker = b"-name\0bench-explore,"
@@ -295,7 +310,7 @@ def main():
                     qmp_args = ["-qmp", "unix:%s,server=on,wait=off" % qmp]
                 try:
                     nice = x["io_nice"] if kind == "spec" else None
-                    with B.HostSteal() as steal, B.QemuSampler(marker, qmp, io_nice=nice) as sampler:
+                    with cpusample.HostSteal() as steal, cpusample.QemuSampler(marker, qmp, io_nice=nice) as sampler:
                         if kind == "vmlaunch":
                             out, wall = B.run_vmlaunch_command(conf, gargv, tmo, sets=x)
                         elif kind in ("qemu", "qemu-mo"):  # under vmlaunch's accelerator and CPU model
@@ -304,7 +319,7 @@ def main():
                             out, wall = B.run_qemu_command(ref + x + qmp_args, gargv, tmo)
                         else:
                             out, wall = B.run_qemu_command(spec_argv(x) + qmp_args, gargv, tmo)
-                    run.update(results=B.parse_fio(out), wall=round(wall, 1), per_cpu_s=sampler.per_cpu_second(),
+                    run.update(results=fiojobs.parse_fio(out), wall=round(wall, 1), per_cpu_s=sampler.per_cpu_second(),
                                steal=steal.fraction)
                     pcs = run["per_cpu_s"]
                     B.log("  " + ", ".join("%s %.0f IOPS" % (k, v["iops"]) for k, v in run["results"].items()) +

@@ -21,6 +21,8 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import benchlib as B  # noqa: E402
+import cpusample  # noqa: E402
+import fiojobs  # noqa: E402
 
 
 class Variant:
@@ -145,7 +147,7 @@ def backing(disk_mb, want_rbd):
 
 
 def timeout_for(seconds, n_workloads):
-    return 300 + 3 * n_workloads * (seconds + B.ramp_seconds(seconds))
+    return 300 + 3 * n_workloads * (seconds + fiojobs.ramp_seconds(seconds))
 
 
 def run_variant(v, ctx, seconds, workloads, confdir):
@@ -153,12 +155,12 @@ def run_variant(v, ctx, seconds, workloads, confdir):
     tmo = timeout_for(seconds, len(workloads))
     if v.kind == "qemu":
         argv = B.base_qemu_argv(accel=ctx.accel, cpu=ctx.cpu) + v.disk(ctx)
-        out, wall = B.run_qemu_command(argv, B.guest_fio_argv(v.device, seconds, workloads), tmo)
-        return B.parse_fio(out), wall
+        out, wall = B.run_qemu_command(argv, fiojobs.guest_fio_argv(v.device, seconds, workloads), tmo)
+        return fiojobs.parse_fio(out), wall
     if v.kind == "vmlaunch":
         conf = B.write_conf(os.path.join(confdir, v.id + ".conf"), "bench-io-" + v.id, v.conf(ctx))
-        out, wall = B.run_vmlaunch_command(conf, B.guest_fio_argv(v.device, seconds, workloads), tmo)
-        return B.parse_fio(out), wall
+        out, wall = B.run_vmlaunch_command(conf, fiojobs.guest_fio_argv(v.device, seconds, workloads), tmo)
+        return fiojobs.parse_fio(out), wall
     extra, cm = v.host(ctx)
     with cm as dev:
         args = extra if extra is not None else ["--filename=" + dev]
@@ -166,8 +168,8 @@ def run_variant(v, ctx, seconds, workloads, confdir):
         args = [a for a in args if not a.startswith("--ioengine=")]
         env = dict(os.environ, CEPH_CONF=ctx.ceph_conf) if ctx.ceph_conf else None
         t0 = time.monotonic()
-        p = B.run(["fio"] + B.fio_args(seconds, workloads, engine, extra=args), env=env, timeout=tmo)
-        return B.parse_fio(p.stdout), time.monotonic() - t0
+        p = B.run(["fio"] + fiojobs.fio_args(seconds, workloads, engine, extra=args), env=env, timeout=tmo)
+        return fiojobs.parse_fio(p.stdout), time.monotonic() - t0
 
 
 def describe(v, ctx, confdir):
@@ -198,13 +200,13 @@ def main():
     for f in (B.VMLAUNCH, B.VMLINUX, B.INITRAMFS_FIO):
         if not os.path.exists(f):
             sys.exit("guest_io.py: %s is missing (make bench-guest)" % f)
-    workloads = B.WORKLOADS
+    workloads = fiojobs.WORKLOADS
     mode = os.environ.get("BENCH_RBD", "auto")
     want_rbd = bool(os.environ.get("CEPH_DIR")) or mode == "start" or (mode == "auto" and shutil.which("ceph-mon"))
     confdir = tempfile.mkdtemp(prefix="vmbench-conf-")
     data = {"host": B.host_info(), "seconds": args.seconds, "rounds": args.rounds, "disk_mb": args.disk_mb,
-            "ramp_seconds": B.ramp_seconds(args.seconds), "workloads": [w[0] for w in workloads],
-            "fio_guest": " ".join(B.fio_args(args.seconds, workloads, "libaio", "/dev/vda")),
+            "ramp_seconds": fiojobs.ramp_seconds(args.seconds), "workloads": [w[0] for w in workloads],
+            "fio_guest": " ".join(fiojobs.fio_args(args.seconds, workloads, "libaio", "/dev/vda")),
             "started": time.strftime("%Y-%m-%d %H:%M:%S"), "round_loads": [], "variants": {}, "order": []}
     if not want_rbd:
         data["rbd_note"] = ("RBD group not run: no CEPH_DIR (a cluster from tests/ceph/start.sh), and BENCH_RBD=%s%s"
@@ -259,7 +261,7 @@ def main():
                     B.log("round %d: %s" % (r, v.id))
                     run = {"round": r, "load_before": B.loadavg()}
                     try:
-                        with B.HostSteal() as steal:
+                        with cpusample.HostSteal() as steal:
                             res, wall = run_variant(v, ctx, args.seconds, workloads, confdir)
                         run.update(results=res, wall=round(wall, 1), steal=steal.fraction)
                         B.log("  " + ", ".join("%s %.0f IOPS" % (k, x["iops"]) for k, x in res.items()) + "; %s" % steal)

@@ -32,6 +32,7 @@ import threading
 import time
 
 import benchlib as B
+import mdtable
 
 WORK = os.environ.get("BENCH_NET_DIR", "/var/tmp/vmlaunch-bench-net")
 DEBIAN = os.path.join(B.BUILD, "images", "debian12.raw")
@@ -283,7 +284,7 @@ def render(data):
     def cell(v, key, scale=1.0, digits=0):
         xs = [r[key] * scale for r in runs.get(v, []) if key in r]
         lo, hi = B.minmax(xs)
-        return "%s (%s)" % (B.fmt_num(B.median(xs), digits), B.fmt_range(lo, hi, digits)) if xs else "–"
+        return "%s (%s)" % (mdtable.fmt_num(B.median(xs), digits), mdtable.fmt_range(lo, hi, digits)) if xs else "–"
 
     names = {"user": "**vmlaunch `mode = user`** (slirp, virtio-net)",
              "tap": "**vmlaunch `mode = tap`** (a queue per vCPU; vhost-net only under KVM), in a netns",
@@ -302,17 +303,17 @@ def render(data):
             rows.append([names[v] + (" (guest driver: %s)" % ", ".join(n.split()[-1] for n in nics[v]) if nics[v] else ""),
                          cell(v, "to_guest_bps", 1e-6), cell(v, "from_guest_bps", 1e-6), cell(v, "rr_per_s"),
                          "%d" % errs])
-    L.append(B.md_table(["backend", "host → guest, Mbit/s", "guest → host, Mbit/s", "requests/s", "failed runs"],
+    L.append(mdtable.md_table(["backend", "host → guest, Mbit/s", "guest → host, Mbit/s", "requests/s", "failed runs"],
                         rows, ["---", "---:", "---:", "---:", "---:"]))
     L.append("")
     ssh = [r["ssh_s"] for r in data.get("ssh", []) if "ssh_s" in r]
     if data.get("ssh"):
         L.append("Boot to ssh (the Debian image by UEFI, cloud-init seed with a key, `vmlaunch --ssh` polled every "
                  "0.5 s until `true` succeeds): %s s, median (%s) of %d boots, %d failed." % (
-                     B.fmt_num(B.median(ssh), 1), B.fmt_range(*B.minmax(ssh), 1), len(ssh),
+                     mdtable.fmt_num(B.median(ssh), 1), mdtable.fmt_range(*B.minmax(ssh), 1), len(ssh),
                      len(data["ssh"]) - len(ssh)))
         L.append("")
-    L.append(B.load_note(data["order"]))
+    L.append(mdtable.load_note(data["order"]))
     L.append("")
     return "\n".join(L)
 

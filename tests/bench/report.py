@@ -10,6 +10,8 @@ import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import benchlib as B  # noqa: E402
+import cpusample  # noqa: E402
+import mdtable  # noqa: E402
 
 OUT = os.path.join(B.HERE, "results.md")
 PNG = os.path.join(B.HERE, "guest-io.png")
@@ -165,10 +167,10 @@ def io_tables(io, brief):
             ref = v.get("ref")
             rr = ratio(med, stat(vs[ref], wl, "iops")[0]) if ref in vs else (1.0 if v["kind"] == "vmlaunch" and med else None)
             label = v["label"] if v["kind"] != "vmlaunch" else "**%s**" % v["label"]
-            rows.append([GROUP_TITLE.get(v["group"], v["group"]), label, B.fmt_num(med),
-                         B.fmt_range(lo, hi), B.fmt_num(ms(lat), 2), B.fmt_num(ms(p99), 2), fmt_ratio(rr),
+            rows.append([GROUP_TITLE.get(v["group"], v["group"]), label, mdtable.fmt_num(med),
+                         mdtable.fmt_range(lo, hi), mdtable.fmt_num(ms(lat), 2), mdtable.fmt_num(ms(p99), 2), fmt_ratio(rr),
                          "%d/%d" % (n, len(v["runs"]))])
-        L.append(B.md_table(["backing", "variant", "IOPS (median)", "min–max", "mean lat ms", "p99 lat ms",
+        L.append(mdtable.md_table(["backing", "variant", "IOPS (median)", "min–max", "mean lat ms", "p99 lat ms",
                              "÷ vmlaunch", "runs ok"], rows,
                             ["---", "---", "---:", "---:", "---:", "---:", "---:", "---:"]))
         L.append("")
@@ -178,7 +180,7 @@ def io_tables(io, brief):
              "named in the backing column):")
     L.append("")
     rows = [[vid, "`%s`" % vs[vid]["args"].replace("|", "\\|")] for vid in order]
-    L.append(B.md_table(["variant", "arguments"], rows))
+    L.append(mdtable.md_table(["variant", "arguments"], rows))
     L.append("")
     if io.get("rbd_note"):
         L.append(io["rbd_note"] + ".")
@@ -278,18 +280,18 @@ def thread_table(ex):
 
     rows = []
     for vid in ex["order"]:
-        cells = [us(vs[vid], kind, role) for kind in ("read", "write") for role in B.ROLES]
+        cells = [us(vs[vid], kind, role) for kind in ("read", "write") for role in cpusample.ROLES]
         if any(c is not None for c in cells):
-            rows.append(["`%s`" % vid] + [B.fmt_num(c) if c is not None else "–" for c in cells])
+            rows.append(["`%s`" % vid] + [mdtable.fmt_num(c) if c is not None else "–" for c in cells])
     if not rows:
         return []
     names = {"vcpu": "vCPUs", "main": "main loop", "iothread": "iothreads", "other": "other"}
-    hdr = ["variant"] + ["%s: %s" % (kind, names[r]) for kind in ("read", "write") for r in B.ROLES]
+    hdr = ["variant"] + ["%s: %s" % (kind, names[r]) for kind in ("read", "write") for r in cpusample.ROLES]
     return ["Where qemu's CPU goes: µs of host CPU per request (medians over the rounds, same intervals as \"per "
             "qemu CPU-s\"), by thread — the vCPU threads (the guest's own code, emulated), the main loop (the BQL; "
             "without KVM's irqfd also every completion interrupt an iothread raises: iothread → eventfd → main loop → "
             "MSI → vCPU), the iothreads (virtio-blk and the I/O), and qemu's other threads (thread-pool workers for "
-            "aio=threads, RCU, the monitor):", "", B.md_table(hdr, rows, ["---"] + ["---:"] * (len(hdr) - 1)), ""]
+            "aio=threads, RCU, the monitor):", "", mdtable.md_table(hdr, rows, ["---"] + ["---:"] * (len(hdr) - 1)), ""]
 
 
 def explore_notes():
@@ -322,10 +324,10 @@ def explore_table(ex):
         row = ["`%s`" % vid, v["what"]]
         for wl in ex["workloads"]:
             med, (lo, hi), n = stat(v, wl, "iops")
-            row += [B.fmt_num(med), B.fmt_range(lo, hi), fmt_ratio(ratio(med, stat(hand, wl, "iops")[0] if hand else None))]
+            row += [mdtable.fmt_num(med), mdtable.fmt_range(lo, hi), fmt_ratio(ratio(med, stat(hand, wl, "iops")[0] if hand else None))]
         for kind in ("read", "write"):
             med = eff(v, kind)
-            row += [B.fmt_num(med), fmt_ratio(ratio(med, eff(hand, kind) if hand else None))]
+            row += [mdtable.fmt_num(med), fmt_ratio(ratio(med, eff(hand, kind) if hand else None))]
         rr = stat(v, "randread-qd32", "iops")[0]
         if qd or vd:
             row += [fmt_ratio(ratio(rr, stat(qd, "randread-qd32", "iops")[0] if qd else None)),
@@ -350,7 +352,7 @@ def explore_table(ex):
         hdr += ["vs qemu defaults + " + label, "vs virtio defaults + " + label]
     hdr += ["runs ok"]
     al += ["---:"] * (len(hdr) - len(al))
-    L.append(B.md_table(hdr, rows, al))
+    L.append(mdtable.md_table(hdr, rows, al))
     L.append("")
     L += failure_lines([(vid, r) for vid in ex["order"] for r in errors_of(vs[vid])], title="Failed runs:")
     return L
@@ -391,8 +393,8 @@ def launch_section(la):
 
     def row(name, m, how, digits=0, unit=""):
         med, (lo, hi) = m
-        return [name, (B.fmt_num(med, digits) + unit) if med is not None else "–",
-                B.fmt_range(lo, hi, digits) if lo is not None else "–", how]
+        return [name, (mdtable.fmt_num(med, digits) + unit) if med is not None else "–",
+                mdtable.fmt_range(lo, hi, digits) if lo is not None else "–", how]
 
     rows = [
         row("vmlaunch start → qemu's execve", col(R, "strace", "launch_ms"), "`strace -f --seccomp-bpf -ttt -e trace=execve,exit_group`", 1, " ms"),
@@ -411,7 +413,7 @@ def launch_section(la):
         row("**bare qemu**, vmlaunch's argv, fds supplied", col(R, "bare", "wall_s"), "see below", 2, " s"),
         row("**minimal hand-written qemu** command line", col(R, "minimal", "wall_s"), "see below", 2, " s"),
     ]
-    L.append(B.md_table(["measure", "median", "min–max", "how"], rows, ["---", "---:", "---:", "---"]))
+    L.append(mdtable.md_table(["measure", "median", "min–max", "how"], rows, ["---", "---:", "---:", "---"]))
     L.append("")
     lc = la.get("library_cost")
     if lc and "with" in lc:
@@ -420,8 +422,8 @@ def launch_section(la):
                  "an empty program linked with vmlaunch's other libraries takes %s ms per exec and %s MiB max RSS; "
                  "the same linked with librbd and librados too, %s ms and %s MiB (%d×50 execs each, interleaved, "
                  "medians; load %s)." % (
-                     B.fmt_num(lc["without"]["ms_median"], 1), B.fmt_num((lc["without"]["rss_kb"] or 0) / 1024, 1),
-                     B.fmt_num(lc["with"]["ms_median"], 1), B.fmt_num((lc["with"]["rss_kb"] or 0) / 1024, 1),
+                     mdtable.fmt_num(lc["without"]["ms_median"], 1), mdtable.fmt_num((lc["without"]["rss_kb"] or 0) / 1024, 1),
+                     mdtable.fmt_num(lc["with"]["ms_median"], 1), mdtable.fmt_num((lc["with"]["rss_kb"] or 0) / 1024, 1),
                      len(lc["with"]["ms"]), lc["load"]))
         L.append("")
     helpers = sorted({h for r in R["strace"] for h in r.get("helpers", [])})
@@ -472,7 +474,7 @@ def libvirt_section(lv, la):
 
     def cell(m, digits, unit):
         med, (lo, hi) = m
-        return "–" if med is None else "%s%s (%s)" % (B.fmt_num(med, digits), unit, B.fmt_range(lo, hi, digits))
+        return "–" if med is None else "%s%s (%s)" % (mdtable.fmt_num(med, digits), unit, mdtable.fmt_range(lo, hi, digits))
 
     idle = lv.get("libvirtd_idle_rss_kb", {})
     rows = [
@@ -486,9 +488,9 @@ def libvirt_section(lv, la):
          cell(col(R, "vmlaunch", "guardian_rss_kb", 1 / 1024), 1, " MiB") + " guardian",
          cell(col(R, "libvirt", "libvirtd_rss_kb", 1 / 1024), 1, " MiB") + " libvirtd + " +
          cell(col(R, "libvirt", "virtlogd_rss_kb", 1 / 1024), 1, " MiB") + " virtlogd (idle before any domain: %s MiB libvirtd)" % (
-             B.fmt_num((idle.get("libvirtd") or 0) / 1024, 1))],
+             mdtable.fmt_num((idle.get("libvirtd") or 0) / 1024, 1))],
     ]
-    L.append(B.md_table(["measure: median (min–max)", "vmlaunch", "libvirt"], rows))
+    L.append(mdtable.md_table(["measure: median (min–max)", "vmlaunch", "libvirt"], rows))
     L.append("")
     L += failures(R)
     return L
@@ -541,38 +543,38 @@ def summary(io, ex, la, lv):
             for c in cols:
                 med = stat(vs[c], wl, "iops")[0]
                 if c == "vmlaunch-tmpfs" or med is None or ref is None:
-                    row.append(B.fmt_num(med))
+                    row.append(mdtable.fmt_num(med))
                 elif c.startswith("host"):
-                    row.append("%s (%.0f×)" % (B.fmt_num(med), med / ref))
+                    row.append("%s (%.0f×)" % (mdtable.fmt_num(med), med / ref))
                 else:
-                    row.append("%s (vmlaunch %.2f×)" % (B.fmt_num(med), ref / med))
+                    row.append("%s (vmlaunch %.2f×)" % (mdtable.fmt_num(med), ref / med))
             rows.append(row)
         L.append("Guest disk I/O, IOPS, median of %d interleaved rounds, %d s each; fio in the bundled guest "
                  "(2 vCPUs, **TCG**: emulation bounds every guest number), same %d MiB raw image on tmpfs; load "
                  "average %s:" % (io["rounds"], io["seconds"], io["disk_mb"],
                                   " / ".join(x.split()[0] for x in io["round_loads"])))
         L.append("")
-        L.append(B.md_table(["workload"] + [names[c] for c in cols], rows, ["---"] + ["---:"] * len(cols)))
+        L.append(mdtable.md_table(["workload"] + [names[c] for c in cols], rows, ["---"] + ["---:"] * len(cols)))
         L.append("")
         L += target_lines(io)
     rows = []
     if la:
         R = la["runs"]
-        rows += [["vmlaunch start → qemu exec", B.fmt_num(col(R, "strace", "launch_ms")[0], 1) + " ms"],
-                 ["teardown after qemu exits", B.fmt_num(col(R, "strace", "teardown_ms")[0], 1) + " ms"],
-                 ["vmlaunch's RSS while supervising", B.fmt_num((col(R, "vmlaunch", "rss_kb")[0] or 0) / 1024, 1) + " MiB"],
+        rows += [["vmlaunch start → qemu exec", mdtable.fmt_num(col(R, "strace", "launch_ms")[0], 1) + " ms"],
+                 ["teardown after qemu exits", mdtable.fmt_num(col(R, "strace", "teardown_ms")[0], 1) + " ms"],
+                 ["vmlaunch's RSS while supervising", mdtable.fmt_num((col(R, "vmlaunch", "rss_kb")[0] or 0) / 1024, 1) + " MiB"],
                  ["`vmlaunch CONF -- true` vs bare qemu (same argv)", "%s s vs %s s" % (
-                     B.fmt_num(col(R, "vmlaunch", "wall_s")[0], 2), B.fmt_num(col(R, "bare", "wall_s")[0], 2))]]
+                     mdtable.fmt_num(col(R, "vmlaunch", "wall_s")[0], 2), mdtable.fmt_num(col(R, "bare", "wall_s")[0], 2))]]
     if lv and lv["runs"].get("libvirt"):
         R = lv["runs"]
-        rows += [["libvirt: `virsh create` start → qemu exec", B.fmt_num(col(R, "libvirt", "launch_ms")[0], 1) + " ms"],
+        rows += [["libvirt: `virsh create` start → qemu exec", mdtable.fmt_num(col(R, "libvirt", "launch_ms")[0], 1) + " ms"],
                  ["libvirtd's RSS (+ virtlogd)", "%s MiB (+ %s MiB)" % (
-                     B.fmt_num((col(R, "libvirt", "libvirtd_rss_kb")[0] or 0) / 1024, 1),
-                     B.fmt_num((col(R, "libvirt", "virtlogd_rss_kb")[0] or 0) / 1024, 1))]]
+                     mdtable.fmt_num((col(R, "libvirt", "libvirtd_rss_kb")[0] or 0) / 1024, 1),
+                     mdtable.fmt_num((col(R, "libvirt", "virtlogd_rss_kb")[0] or 0) / 1024, 1))]]
     if rows:
         L.append("Launch cost (medians; load averages in sections 2 and 4):")
         L.append("")
-        L.append(B.md_table(["measure", "value"], rows, ["---", "---:"]))
+        L.append(mdtable.md_table(["measure", "value"], rows, ["---", "---:"]))
         L.append("")
     return L
 

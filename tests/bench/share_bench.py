@@ -19,12 +19,12 @@ import argparse
 import json
 import os
 import shutil
-import subprocess
 import sys
 import tempfile
 import time
 
 import benchlib as B
+import mdtable
 
 WORK = os.environ.get("BENCH_SHARE_DIR", "/var/tmp/vmlaunch-bench-share")
 DEBIAN = os.path.join(B.BUILD, "images", "debian12.raw")
@@ -153,12 +153,12 @@ def render(data):
     def cell(v, key, digits=1):
         xs = [r[key] for r in runs[v] if key in r]
         lo, hi = B.minmax(xs)
-        return "%s (%s)" % (B.fmt_num(B.median(xs), digits), B.fmt_range(lo, hi, digits)) if xs else "–"
+        return "%s (%s)" % (mdtable.fmt_num(B.median(xs), digits), mdtable.fmt_range(lo, hi, digits)) if xs else "–"
 
     def rate(v, key, size_key):
         xs = [r[size_key] / r[key] / 2**20 for r in runs[v] if key in r and r[key] > 0]
         lo, hi = B.minmax(xs)
-        return "%s (%s)" % (B.fmt_num(B.median(xs)), B.fmt_range(lo, hi)) if xs else "–"
+        return "%s (%s)" % (mdtable.fmt_num(B.median(xs)), mdtable.fmt_range(lo, hi)) if xs else "–"
 
     names = {"host": "host (no VM)", "virtiofs": "**vmlaunch, virtiofs [share]**", "9p": "9p (`-virtfs`, vmtest-style)"}
     L = ["Ran %s, `%s`, %d interleaved rounds (host, virtiofs, 9p in each), %s. The job: `make -j2` of %d "
@@ -167,16 +167,16 @@ def render(data):
          "(`[boot] root =`), 2 vCPUs, 1 GiB, **TCG** (every guest number is bounded by emulation). Times are measured inside the guest, boot excluded; \"whole run\" is "
          "`vmlaunch CONF -- JOB` from start to exit. Median (min–max)." % (
              data["host"]["date"], data["command"], data["rounds"], data["host"]["vmlaunch"], data["sources"],
-             B.fmt_num(data["lines"])), ""]
+             mdtable.fmt_num(data["lines"])), ""]
     rows = []
     for v in VARIANTS:
         if v in runs:
             rows.append([names[v], cell(v, "build_s"), cell(v, "big_s", 2), rate(v, "big_s", "big_bytes"),
                          cell(v, "small_s", 2), cell(v, "wall_s")])
-    L.append(B.md_table(["variant", "build, s", "1 GiB read, s", "1 GiB read, MiB/s", "10,000 files, s",
+    L.append(mdtable.md_table(["variant", "build, s", "1 GiB read, s", "1 GiB read, MiB/s", "10,000 files, s",
                          "whole run, s"], rows, ["---"] + ["---:"] * 5))
     L.append("")
-    L.append(B.load_note(data["order"]))
+    L.append(mdtable.load_note(data["order"]))
     L.append("")
     return "\n".join(L)
 
