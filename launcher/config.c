@@ -1,5 +1,5 @@
 /* Config file → struct vm_config: libinih does the INI syntax, this file the schema and the reading, with a file:line
- * for every error; config_check.c judges the config as a whole once it is read. */
+ * for every error; config_check.c judges the config as a whole once it is read (config_load.c does both). */
 #define _GNU_SOURCE
 #include "config.h"
 #include "config_parse.h"
@@ -848,7 +848,6 @@ static int finish(struct parse *p)
 		cfg->name = xstrdup(base);
 		free(copy);
 	}
-	config_check(p);
 	return p->failed ? -EINVAL : 0;
 }
 
@@ -896,9 +895,9 @@ static bool config_trusted(int fd)
 	return st.st_uid == 0 && !(st.st_mode & S_IWOTH) && (!(st.st_mode & S_IWGRP) || st.st_gid == 0);
 }
 
-int config_load(const char *file, const struct strv *sets, struct vm_config *cfg)
+int config_read(struct parse *p, const char *file, const struct strv *sets)
 {
-	struct parse p = { .cfg = cfg, .where = file };
+	struct vm_config *cfg = p->cfg;
 	char *copy, *dir;
 	int r;
 
@@ -917,46 +916,49 @@ int config_load(const char *file, const struct strv *sets, struct vm_config *cfg
 	cfg->agent_timeout = 120;
 	cfg->shutdown_timeout = 60;
 
-	p.f = fopen(file, "re");
-	if (!p.f)
+	p->f = fopen(file, "re");
+	if (!p->f)
 		return log_errno(errno, "cannot read config %s", file);
 	{
 		struct stat st;
 
-		if (fstat(fileno(p.f), &st) == 0 && !S_ISREG(st.st_mode)) {
-			fclose(p.f);
-			return config_fail(&p, 0, "not a regular file; expected a config file such as configs/demo.conf");
+		if (fstat(fileno(p->f), &st) == 0 && !S_ISREG(st.st_mode)) {
+			fclose(p->f);
+			return config_fail(p, 0, "not a regular file; expected a config file such as configs/demo.conf");
 		}
 	}
-	if (!config_trusted(fileno(p.f))) {
-		fclose(p.f);
-		return config_fail(&p, 0,
+	if (!config_trusted(fileno(p->f))) {
+		fclose(p->f);
+		return config_fail(p, 0,
 			    "writable by a user other than root: vmlaunch runs as root and does what the config says; expected "
 			    "owner root and no group/other write permission (chown root; chmod go-w)");
 	}
-	r = ini_parse_stream(config_ini_reader, &p, config_ini_handler, &p);
-	fclose(p.f);
+	r = ini_parse_stream(config_ini_reader, p, config_ini_handler, p);
+	fclose(p->f);
 	if (r < 0)
-		config_fail(&p, 0, "cannot parse: out of memory");
-	else if (r > 0 && (unsigned)r != p.unclosed_line)
-		config_fail(&p, (unsigned)r, "expected [section], key = value, or a comment");
+		config_fail(p, 0, "cannot parse: out of memory");
+	else if (r > 0 && (unsigned)r != p->unclosed_line)
+		config_fail(p, (unsigned)r, "expected [section], key = value, or a comment");
 	for (size_t i = 0; sets && i < sets->n; i++)
-		apply_set(&p, sets->v[i]);
-	p.where = file;
-	if (!p.failed)
-		finish(&p);
+		apply_set(p, sets->v[i]);
+	p->where = file;
+	if (!p->failed)
+		finish(p);
+	return p->failed ? -EINVAL : 0;
+}
 
-	free(p.line_buf);
-	free(p.set_where);
-	for (size_t i = 0; i < p.n_sections; i++)
-		free(p.sections[i].name);
-	free(p.sections);
-	for (size_t i = 0; i < p.n_seen; i++) {
-		free(p.seen[i].section);
-		free(p.seen[i].key);
+void config_parse_free(struct parse *p)
+{
+	free(p->line_buf);
+	free(p->set_where);
+	for (size_t i = 0; i < p->n_sections; i++)
+		free(p->sections[i].name);
+	free(p->sections);
+	for (size_t i = 0; i < p->n_seen; i++) {
+		free(p->seen[i].section);
+		free(p->seen[i].key);
 	}
-	free(p.seen);
-	return p.failed ? -EINVAL : 0;
+	free(p->seen);
 }
 
 const char *backend_kind_name(enum backend_kind b)

@@ -1,6 +1,7 @@
 /* Judges a config as a whole once all of it was read: each disk, share, NIC and the boot, every mistake reported
  * with its file:line (config_parse.h). */
 #define _GNU_SOURCE
+#include "config.h"
 #include "config_parse.h"
 
 #include <ctype.h>

@@ -1,5 +1,5 @@
-/* What config.c (reading the INI file) and config_check.c (judging the whole config) share: the schema's types
- * and the parser's state. Internal to those two files. */
+/* What config.c (reading the INI file), config_check.c (judging the whole config) and config_load.c (both, in
+ * order) share: the schema's types and the parser's state. Internal to those three files. */
 #ifndef VMLAUNCH_CONFIG_PARSE_H
 #define VMLAUNCH_CONFIG_PARSE_H
 
@@ -7,7 +7,9 @@
 #include <stddef.h>
 #include <stdio.h>
 
-#include "config.h"
+/* config.h defines these; this header names them only, so that it sits below config.c rather than beside it. */
+struct strv;
+struct vm_config;
 
 enum section_kind {
 	SEC_VM, SEC_BOOT, SEC_QEMU, SEC_DISK, SEC_MEMORY, SEC_CPU, SEC_TIER, SEC_SHARE, SEC_NET, SEC_CLOUD_INIT, SEC_COUNT
@@ -70,6 +72,11 @@ int config_fail(struct parse *p, unsigned line, const char *fmt, ...) __attribut
 char *config_choices_list(const char *const *choices);
 /* 1 to max letters, digits, '_', '.' or '-', not starting with '.' or '-'. */
 bool config_valid_name(const char *s, size_t max);
+
+/* Reads FILE into p->cfg (defaults first) and applies each --set of `sets` on top; every mistake reported. 0, -EINVAL
+ * after a mistake, or the negative errno of a file that cannot be read. */
+int config_read(struct parse *p, const char *file, const struct strv *sets);
+void config_parse_free(struct parse *p);
 
 /* Every check on the config as a whole, once all of it was read (config_check.c): each mistake reported. */
 void config_check(struct parse *p);
