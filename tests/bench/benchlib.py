@@ -15,10 +15,12 @@ import re
 import shlex
 import shutil
 import signal
+import socket
 import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -170,17 +172,62 @@ def write_argv_file(path, guest_argv):
 
 
 def command_mode_args(workdir, guest_argv):
-    """The guest agent's channels as the initramfs README describes them: file-backed virtio-serial ports (qemu
-    writes everything before the guest powers off), the argv over fw_cfg, the console to a file."""
+    """The guest agent's channels (launcher/guest_protocol.h): stdout and stderr on file-backed virtio-serial ports
+    (qemu writes everything before the guest powers off), an empty stdin port, the status port on a socket that
+    GuestStatus answers, the argv over fw_cfg, the console to a file."""
     write_argv_file(os.path.join(workdir, "argv"), guest_argv)
-    for n in ("stdout", "stderr", "status", "console"):
+    for n in ("stdout", "stderr", "console"):
         open(os.path.join(workdir, n), "w").close()
     a = ["-serial", "file:" + os.path.join(workdir, "console"), "-device", "virtio-serial-pci"]
-    for n in ("stdout", "stderr", "status"):
+    for n in ("stdout", "stderr"):
         a += ["-chardev", "file,id=%s,path=%s" % (n, os.path.join(workdir, n)),
               "-device", "virtserialport,chardev=%s,name=org.vmlaunch.%s" % (n, n)]
+    a += ["-chardev", "null,id=stdin", "-device", "virtserialport,chardev=stdin,name=org.vmlaunch.stdin",
+          "-chardev", "socket,id=status,path=%s,server=on,wait=off" % os.path.join(workdir, "status.sock"),
+          "-device", "virtserialport,chardev=status,name=org.vmlaunch.status"]
     a += ["-fw_cfg", "name=opt/org.vmlaunch/argv,file=" + os.path.join(workdir, "argv")]
     return a
+
+
+class GuestStatus(threading.Thread):
+    """The host's side of the status port: says the command's stdin is empty ("eof=0"), reads the guest's
+    "exit=N out=BYTES err=BYTES" line, and acknowledges it ("ok") once the output files hold that many bytes: the
+    guest powers off only then. The line is in .line ("" if none came)."""
+
+    def __init__(self, workdir, qemu):
+        super().__init__(daemon=True)
+        self.workdir, self.qemu, self.line = workdir, qemu, ""
+
+    def run(self):
+        sock = socket.socket(socket.AF_UNIX)
+        try:
+            while self.qemu.poll() is None:
+                try:
+                    sock.connect(os.path.join(self.workdir, "status.sock"))
+                    break
+                except OSError:
+                    time.sleep(0.02)
+            else:
+                return
+            sock.sendall(b"eof=0\n")
+            for line in sock.makefile("r", errors="replace"):
+                if line.startswith("exit="):
+                    self.line = line.strip()
+                    self._wait_for_output()
+                    sock.sendall(b"ok\n")
+                    return
+        except OSError:
+            pass
+        finally:
+            sock.close()
+
+    def _wait_for_output(self):
+        want = dict(re.findall(r"(out|err)=(\d+)", self.line))
+        deadline = time.monotonic() + 10
+        for name, key in (("stdout", "out"), ("stderr", "err")):
+            while (os.path.getsize(os.path.join(self.workdir, name)) < int(want.get(key, 0)) and
+                   time.monotonic() < deadline):
+                time.sleep(0.01)
 
 
 def read(path):
@@ -208,6 +255,8 @@ def run_qemu_command(argv, guest_argv, timeout, workdir=None, env=None):
         t0 = time.monotonic()
         p = subprocess.Popen(full, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                              text=True, env=env, start_new_session=True)
+        status = GuestStatus(workdir, p)
+        status.start()
         try:
             out, err = p.communicate(timeout=timeout)
         except subprocess.TimeoutExpired:
@@ -215,10 +264,10 @@ def run_qemu_command(argv, guest_argv, timeout, workdir=None, env=None):
             p.communicate()
             raise RuntimeError("qemu timed out after %d s; console:\n%s" % (timeout, tail(read(os.path.join(workdir, "console")))))
         wall = time.monotonic() - t0
-        status = read(os.path.join(workdir, "status")).strip()
-        if p.returncode != 0 or status != "exit=0":
+        status.join(timeout=5)
+        if p.returncode != 0 or not re.match(r"exit=0\b", status.line):
             raise RuntimeError("qemu exit %d, guest %r\nqemu stderr: %s\nguest stderr: %s\nconsole:\n%s" % (
-                p.returncode, status, tail(err), tail(read(os.path.join(workdir, "stderr"))),
+                p.returncode, status.line, tail(err), tail(read(os.path.join(workdir, "stderr"))),
                 tail(read(os.path.join(workdir, "console")))))
         return read(os.path.join(workdir, "stdout")), wall
     finally:
