@@ -123,6 +123,7 @@ static void test_disk_io(void **state)
 	free(out.why);
 }
 
+/* Where the console goes with and without a command and a terminal, and when the command gets a pty. */
 static void test_console_and_command_mode(void **state)
 {
 	struct vm_config cfg;
@@ -165,61 +166,79 @@ static void test_console_and_command_mode(void **state)
 	assert_int_equal(plan_build(&cfg, &tty, NULL, &nopriv, &(struct run_request){ .command_mode = false }, &p), 0);
 	assert_false(p.command_tty);
 	plan_free(&p);
-	tty.stdout_is_tty = false;
-
-	{
-		struct host_facts kvm = host_with(KVM_USABLE, false);
-
-		/* on KVM the guest's mitigations matter: left alone */
-		assert_int_equal(plan_build(&cfg, &kvm, NULL, &nopriv, &(struct run_request){ .command_mode = false }, &p), 0);
-		assert_string_equal(p.cmdline, "console=ttyS0 panic=-1 quiet");
-		/* no terminal, no command (a systemd unit): the console relayed to the log, a socket and stdout */
-		assert_string_equal(p.console_socket, "/run/vmlaunch/t/console.sock");
-		assert_true(p.console_to_stdout);
-		plan_free(&p);
-	}
 	config_free(&cfg);
+}
 
-	{
-		struct host_facts tsc = host_with(KVM_PVM, false), kvm = host_with(KVM_USABLE, false);
+/* On KVM the guest's mitigations matter: the kernel command line is the user's. */
+static void test_kvm_leaves_the_cmdline_alone(void **state)
+{
+	struct vm_config cfg;
+	struct plan p;
+	struct host_facts kvm = host_with(KVM_USABLE, false);
+	(void)state;
 
-		/* TCG on a host that keeps time with its TSC: the guest is told its TSC is reliable, not the HPET */
-		tsc.tsc_clocksource = kvm.tsc_clocksource = true;
-		load("[vm]\nname = t\n" BOOT "append = quiet\n", &cfg);
-		assert_int_equal(plan_build(&cfg, &tsc, NULL, &nopriv, &(struct run_request){ .command_mode = true }, &p), 0);
-		assert_string_equal(p.cmdline, "console=ttyS0 panic=-1 mitigations=off no_timer_check tsc=reliable quiet");
-		assert_non_null(strstr(p.cmdline_why, "tsc=reliable"));
-		plan_free(&p);
-		/* KVM gives the guest kvmclock: left alone */
-		assert_int_equal(plan_build(&cfg, &kvm, NULL, &nopriv, &(struct run_request){ .command_mode = true }, &p), 0);
-		assert_string_equal(p.cmdline, "console=ttyS0 panic=-1 quiet");
-		plan_free(&p);
-		/* a host keeping time with something else (kvm-clock in a VM) whose CPU says its TSC is invariant: the
-		 * guest's TSC (the host's, never going back) ticks at one rate, so it is trusted too */
-		tsc.tsc_clocksource = false;
-		tsc.tsc_invariant = true;
-		assert_int_equal(plan_build(&cfg, &tsc, NULL, &nopriv, &(struct run_request){ .command_mode = true }, &p), 0);
-		assert_string_equal(p.cmdline, "console=ttyS0 panic=-1 mitigations=off no_timer_check tsc=reliable quiet");
-		plan_free(&p);
-		/* neither: the guest keeps its own judgement (the HPET) */
-		tsc.tsc_invariant = false;
-		assert_int_equal(plan_build(&cfg, &tsc, NULL, &nopriv, &(struct run_request){ .command_mode = true }, &p), 0);
-		assert_string_equal(p.cmdline, "console=ttyS0 panic=-1 mitigations=off no_timer_check quiet");
-		plan_free(&p);
-		tsc.tsc_clocksource = true;
-		config_free(&cfg);
-		/* the user's own clock choice wins */
-		load("[vm]\nname = t\n" BOOT "append = quiet clocksource=hpet\n", &cfg);
-		assert_int_equal(plan_build(&cfg, &tsc, NULL, &nopriv, &(struct run_request){ .command_mode = true }, &p), 0);
-		assert_string_equal(p.cmdline, "console=ttyS0 panic=-1 mitigations=off no_timer_check quiet clocksource=hpet");
-		plan_free(&p);
-		config_free(&cfg);
-		load("[vm]\nname = t\n" BOOT "append = tsc=unstable\n", &cfg);
-		assert_int_equal(plan_build(&cfg, &tsc, NULL, &nopriv, &(struct run_request){ .command_mode = true }, &p), 0);
-		assert_string_equal(p.cmdline, "console=ttyS0 panic=-1 mitigations=off no_timer_check tsc=unstable");
-		plan_free(&p);
-	}
+	load("[vm]\nname = t\n" BOOT "append = quiet\n", &cfg);
+	assert_int_equal(plan_build(&cfg, &kvm, NULL, &nopriv, &(struct run_request){ .command_mode = false }, &p), 0);
+	assert_string_equal(p.cmdline, "console=ttyS0 panic=-1 quiet");
+	/* no terminal, no command (a systemd unit): the console relayed to the log, a socket and stdout */
+	assert_string_equal(p.console_socket, "/run/vmlaunch/t/console.sock");
+	assert_true(p.console_to_stdout);
+	plan_free(&p);
 	config_free(&cfg);
+}
+
+/* Under TCG the guest trusts its TSC where the host's is steady, unless the user chose a clock. */
+static void test_tcg_tsc_reliable(void **state)
+{
+	struct vm_config cfg;
+	struct plan p;
+	struct host_facts tsc = host_with(KVM_PVM, false), kvm = host_with(KVM_USABLE, false);
+	(void)state;
+
+	/* TCG on a host that keeps time with its TSC: the guest is told its TSC is reliable, not the HPET */
+	tsc.tsc_clocksource = kvm.tsc_clocksource = true;
+	load("[vm]\nname = t\n" BOOT "append = quiet\n", &cfg);
+	assert_int_equal(plan_build(&cfg, &tsc, NULL, &nopriv, &(struct run_request){ .command_mode = true }, &p), 0);
+	assert_string_equal(p.cmdline, "console=ttyS0 panic=-1 mitigations=off no_timer_check tsc=reliable quiet");
+	assert_non_null(strstr(p.cmdline_why, "tsc=reliable"));
+	plan_free(&p);
+	/* KVM gives the guest kvmclock: left alone */
+	assert_int_equal(plan_build(&cfg, &kvm, NULL, &nopriv, &(struct run_request){ .command_mode = true }, &p), 0);
+	assert_string_equal(p.cmdline, "console=ttyS0 panic=-1 quiet");
+	plan_free(&p);
+	/* a host keeping time with something else (kvm-clock in a VM) whose CPU says its TSC is invariant: the
+	 * guest's TSC (the host's, never going back) ticks at one rate, so it is trusted too */
+	tsc.tsc_clocksource = false;
+	tsc.tsc_invariant = true;
+	assert_int_equal(plan_build(&cfg, &tsc, NULL, &nopriv, &(struct run_request){ .command_mode = true }, &p), 0);
+	assert_string_equal(p.cmdline, "console=ttyS0 panic=-1 mitigations=off no_timer_check tsc=reliable quiet");
+	plan_free(&p);
+	/* neither: the guest keeps its own judgement (the HPET) */
+	tsc.tsc_invariant = false;
+	assert_int_equal(plan_build(&cfg, &tsc, NULL, &nopriv, &(struct run_request){ .command_mode = true }, &p), 0);
+	assert_string_equal(p.cmdline, "console=ttyS0 panic=-1 mitigations=off no_timer_check quiet");
+	plan_free(&p);
+	tsc.tsc_clocksource = true;
+	config_free(&cfg);
+	/* the user's own clock choice wins */
+	load("[vm]\nname = t\n" BOOT "append = quiet clocksource=hpet\n", &cfg);
+	assert_int_equal(plan_build(&cfg, &tsc, NULL, &nopriv, &(struct run_request){ .command_mode = true }, &p), 0);
+	assert_string_equal(p.cmdline, "console=ttyS0 panic=-1 mitigations=off no_timer_check quiet clocksource=hpet");
+	plan_free(&p);
+	config_free(&cfg);
+	load("[vm]\nname = t\n" BOOT "append = tsc=unstable\n", &cfg);
+	assert_int_equal(plan_build(&cfg, &tsc, NULL, &nopriv, &(struct run_request){ .command_mode = true }, &p), 0);
+	assert_string_equal(p.cmdline, "console=ttyS0 panic=-1 mitigations=off no_timer_check tsc=unstable");
+	plan_free(&p);
+	config_free(&cfg);
+}
+
+static void test_agent_mode_without_a_kernel(void **state)
+{
+	struct vm_config cfg;
+	struct plan p;
+	struct host_facts tty = host_with(KVM_PVM, true);
+	(void)state;
 
 	/* without a kernel the command goes through the guest's qemu-guest-agent, with nothing over fw_cfg (a boot
 	 * device of its own, or the config would have nothing to boot) */
@@ -337,6 +356,9 @@ int main(void)
 		cmocka_unit_test(test_accel),
 		cmocka_unit_test(test_disk_io),
 		cmocka_unit_test(test_console_and_command_mode),
+		cmocka_unit_test(test_kvm_leaves_the_cmdline_alone),
+		cmocka_unit_test(test_tcg_tsc_reliable),
+		cmocka_unit_test(test_agent_mode_without_a_kernel),
 		cmocka_unit_test(test_iothread_polls_on_any_cpu),
 		cmocka_unit_test(test_poll_queue_under_tcg),
 		cmocka_unit_test(test_ready_waits_for_the_way_in),
