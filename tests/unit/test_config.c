@@ -277,8 +277,8 @@ static void test_set_errors(void **state)
 		     "test.conf: (from --set) [disk d] path: not used by backend tmpfs");
 }
 
-/* [share], [net], [boot] root and the values that reach the guest protocol or the journal. */
-static void test_devices(void **state)
+/* [share] and [net] as read, and the mistakes in them. */
+static void test_shares_and_nets(void **state)
 {
 	struct vm_config cfg;
 	char *err;
@@ -302,6 +302,22 @@ static void test_devices(void **state)
 	config_free(&cfg);
 	free(err);
 
+	expect_error(BOOT "[share s]\nreadonly = no\n", NULL, "test.conf:4: [share s]: missing key \"path\"");
+	expect_error(BOOT "[share s]\npath = /nonexistent-dir\n", NULL,
+		     "test.conf:5: [share s] path /nonexistent-dir: No such file or directory; expected an existing directory");
+	expect_error(BOOT "[share s]\npath = /tmp\nmount = relative\n", NULL,
+		     "test.conf:6: [share s] mount \"relative\": expected an absolute guest path without blanks");
+	expect_error(BOOT "[share a]\npath = /tmp\n[share b]\npath = /tmp\ntag = a\n", NULL,
+		     "[share b]: same tag as [share a]");
+}
+
+/* source = URL needs its SHA-256, which is kept in lower case. */
+static void test_source_url_and_sha256(void **state)
+{
+	struct vm_config cfg;
+	char *err;
+
+	(void)state;
 	expect_error(BOOT "[disk d]\nbackend = tmpfs\nsize = 8M\nsource = https://example.org/x.qcow2\n", NULL,
 		     "test.conf:7: [disk d] source https://example.org/x.qcow2: a URL needs source-sha256 =");
 	expect_error(BOOT "[disk d]\nbackend = tmpfs\nsize = 8M\nsource = /tmp\nsource-sha256 = ab\n", NULL,
@@ -317,18 +333,23 @@ static void test_devices(void **state)
 			    "abcdef0123456789abcdef0123456789abcdef0123456789abcdef0123456789");
 	config_free(&cfg);
 	free(err);
+}
+
+/* [boot] tpm and tpm-state. */
+static void test_tpm_keys(void **state)
+{
+	(void)state;
 	expect_error(BOOT "tpm-state = /tmp\n", NULL,
 		     "test.conf:4: [boot] tpm-state: the TPM's kept state; expected tpm = yes as well");
 	expect_error(BOOT "tpm = yes\ntpm-state = /dev/null\n", NULL,
 		     "test.conf:5: [boot] tpm-state /dev/null: expected a directory");
 	expect_error(BOOT "tpm = maybe\n", NULL, "test.conf:4: [boot] tpm \"maybe\": expected yes or no");
-	expect_error(BOOT "[share s]\nreadonly = no\n", NULL, "test.conf:4: [share s]: missing key \"path\"");
-	expect_error(BOOT "[share s]\npath = /nonexistent-dir\n", NULL,
-		     "test.conf:5: [share s] path /nonexistent-dir: No such file or directory; expected an existing directory");
-	expect_error(BOOT "[share s]\npath = /tmp\nmount = relative\n", NULL,
-		     "test.conf:6: [share s] mount \"relative\": expected an absolute guest path without blanks");
-	expect_error(BOOT "[share a]\npath = /tmp\n[share b]\npath = /tmp\ntag = a\n", NULL,
-		     "[share b]: same tag as [share a]");
+}
+
+/* [net] forwards, MAC and static addresses. */
+static void test_net_forwards_and_addresses(void **state)
+{
+	(void)state;
 	expect_error(BOOT "[net n]\nforward = 2222:22\n", NULL,
 		     "test.conf:5: [net n] forward \"2222:22\": expected tcp:[HOSTADDR:]HOSTPORT[+]-:GUESTPORT");
 	expect_error(BOOT "[net n]\nforward = tcp:99999-:22\n", NULL, "[net n] forward \"tcp:99999-:22\"");
@@ -363,6 +384,12 @@ static void test_devices(void **state)
 		     "[net n] gateway: needs address = as well");
 	expect_error(BOOT "[net n]\nmode = tap\nbridge = br0\naddress = 10.0.0.2/24\ngateway = x\n[cloud-init]\nuser = u\n",
 		     NULL, "[net n] gateway \"x\": expected an IPv4 address");
+}
+
+/* [boot] root, and the values that reach the guest protocol or the journal. */
+static void test_root_and_values_that_reach_the_guest(void **state)
+{
+	(void)state;
 	expect_error(BOOT "[boot]\n", NULL, "section [boot] appears twice");
 	expect_error("[boot]\nkernel = vmlinux\ninitrd = initrd\nroot = nodisk\n", NULL,
 		     "test.conf:4: [boot] root \"nodisk\": no [disk nodisk]");
@@ -382,7 +409,9 @@ int main(void)
 		cmocka_unit_test(test_set_overrides), cmocka_unit_test(test_sizes),
 		cmocka_unit_test(test_error_messages),
 		cmocka_unit_test(test_every_mistake_at_once), cmocka_unit_test(test_hostile_lines),
-		cmocka_unit_test(test_set_errors), cmocka_unit_test(test_devices),
+		cmocka_unit_test(test_set_errors), cmocka_unit_test(test_shares_and_nets),
+		cmocka_unit_test(test_source_url_and_sha256), cmocka_unit_test(test_tpm_keys),
+		cmocka_unit_test(test_net_forwards_and_addresses), cmocka_unit_test(test_root_and_values_that_reach_the_guest),
 	};
 	return cmocka_run_group_tests_name("config", tests, NULL, NULL);
 }
