@@ -12,6 +12,10 @@
                        kernel words vmlaunch adds under TCG (`-guest-words`): the ratio to these is the qemu flags'
   and one variant per knob (--list shows them).
 
+  The hand-written command line is kept as named parts (the -cpu, the -accel, the guest kernel's words, the disk's
+  iothread object, blockdev and virtio-blk device, each a qemu option parsed into its properties); a knob changes
+  one property or word of one part, never a string by its prefix.
+
   Each knob is a change from vmlaunch's current default: a flag vmlaunch already sets (packed=on, mitigations=off
   in the guest under TCG; the iothread's busy polling, qemu's default, by `poll-0`) is tested by taking it away, and
   `old-default` (the id lists the knobs) takes all of them away: vmlaunch's command line before they became
@@ -27,8 +31,8 @@ BENCH_EXPLORE_ROUNDS (default BENCH_ROUNDS, else 5), BENCH_DISK_MB, BENCH_EXPLOR
 Writes tests/bench/results/explore.json, then regenerates results.md (report.py).
 """
 import argparse
+import copy
 import os
-import re
 import shutil
 import sys
 import tempfile
@@ -50,177 +54,229 @@ POLLED_WORKLOADS = [
 GUEST_WORDS = ("mitigations=off", "tsc=reliable", "virtio_blk.poll_queues=1")
 
 
-def set_prop(args, starts, key, value):
-    """In the argument that starts with `starts`, set key=value (replacing it; value None removes it)."""
-    out = []
-    for a in args:
-        if a.startswith(starts):
-            parts = [p for p in a.split(",") if not p.startswith(key + "=")]
-            if value is not None:
-                parts.append("%s=%s" % (key, value))
-            a = ",".join(parts)
-        out.append(a)
-    return out
+class QemuOpts:
+    """One qemu option's value as named parts: its leading word (a -device's or -object's type, a -cpu model, an
+    accelerator, a machine type; None for -blockdev's key=value form) and its properties, in order. ",," is qemu's
+    escaped comma."""
+
+    def __init__(self, text):
+        parts = [p.replace("\0", ",") for p in text.replace(",,", "\0").split(",")]
+        self.word = None if "=" in parts[0] else parts.pop(0)
+        self.props = dict(p.split("=", 1) for p in parts)
+
+    def get(self, key):
+        return self.props.get(key)
+
+    def set(self, key, value):
+        """A copy with key=value (in its place if the key is there, else at the end); value None removes the key."""
+        out = copy.deepcopy(self)
+        if value is None:
+            out.props.pop(key, None)
+        else:
+            out.props[key] = value
+        return out
+
+    def __str__(self):
+        parts = ([self.word] if self.word is not None else []) + ["%s=%s" % kv for kv in self.props.items()]
+        return ",".join(p.replace(",", ",,") for p in parts)
 
 
-def drop_iothread(args):
-    out = []
-    skip = False
-    for a in args:
-        if skip:
-            skip = False
-            continue
-        if a == "-object":
-            skip = True  # the iothread object's value follows
-            continue
-        out.append(a)
-    return set_prop(out, "virtio-blk", "iothread", None)
+# A spec is the hand-written command line as named parts: machine, accel, cpu (QemuOpts), kernel, append (the guest
+# kernel's words after console=ttyS0 panic=-1), smp, memory, the disk's iothread (QemuOpts or None), blockdev and
+# device (QemuOpts), and io_nice (the main loop's and iothread's nice value, None: unchanged). A knob is a function
+# that changes a copy of it.
+
+def prop(part, key, value):
+    """key=value in one part (value None: without the key)."""
+    def change(s):
+        s[part] = s[part].set(key, value)
+    return change
 
 
-def guest_bzimage():
+def model(part, word):
+    """Another leading word in one part: `-cpu qemu64` for `-cpu max`."""
+    def change(s):
+        s[part] = copy.deepcopy(s[part])
+        s[part].word = word
+    return change
+
+
+def add_words(*words):
+    def change(s):
+        s["append"] = s["append"] + list(words)
+    return change
+
+
+def drop_word(word):
+    def change(s):
+        s["append"] = [w for w in s["append"] if w != word]
+    return change
+
+
+def field(name, fn):
+    """A part that is a plain value, as fn(old value)."""
+    def change(s):
+        s[name] = fn(s[name])
+    return change
+
+
+def changes(*fns):
+    def change(s):
+        for fn in fns:
+            fn(s)
+    return change
+
+
+def without_iothread(s):
+    s["iothread"] = None
+    s["device"] = s["device"].set("iothread", None)
+
+
+def changed(spec, *knobs):
+    """A copy of spec with the knobs' changes."""
+    s = copy.deepcopy(spec)
+    for k in knobs:
+        KNOBS[k][1](s)
+    return s
+
+
+def guest_bzimage(_):
     """The guest kernel as Debian ships it (a bzImage: its decompressor runs in the guest, and sets up 5-level
     paging when the CPU has LA57, which the PVH entry of the extracted vmlinux never does)."""
     kver = B.run([os.path.join(B.ROOT, "initramfs", "build.sh"), "default-kver"]).stdout.strip()
     return "/boot/vmlinuz-" + kver
 
 
-# id -> (what changes, function(spec) -> spec); spec: dict(machine, accel, cpu, append, disk)
-def knob(field, fn):
-    def apply(s):
-        s = dict(s)
-        s[field] = fn(s[field])
-        return s
-    return apply
-
-
-def drop_word(text, word):
-    return " ".join(w for w in text.split() if w != word)
-
-
+# id -> (what changes, how)
 KNOBS = {
-    "cpu-qemu64": ("`-cpu qemu64` instead of `-cpu max`", knob("cpu", lambda c: "qemu64")),
-    "cpu-EPYC": ("`-cpu EPYC` instead of `-cpu max`", knob("cpu", lambda c: "EPYC")),
-    "cpu-Skylake-Client": ("`-cpu Skylake-Client` (an Intel model: the guest turns on PTI)", knob("cpu", lambda c: "Skylake-Client")),
-    "cpu-max-pcid-off": ("`-cpu max,pcid=off,invpcid=off`", knob("cpu", lambda c: c + ",pcid=off,invpcid=off")),
-    "tsc-reliable": ("guest kernel `tsc=reliable` (TSC clocksource instead of HPET)", knob("append", lambda a: a + " tsc=reliable")),
-    "cpu-max-pku-off": ("`-cpu max,pku=off`", knob("cpu", lambda c: c + ",pku=off")),
-    "cpu-max-monitor-off": ("`-cpu max,monitor=off`", knob("cpu", lambda c: c + ",monitor=off")),
+    "cpu-qemu64": ("`-cpu qemu64` instead of `-cpu max`", model("cpu", "qemu64")),
+    "cpu-EPYC": ("`-cpu EPYC` instead of `-cpu max`", model("cpu", "EPYC")),
+    "cpu-Skylake-Client": ("`-cpu Skylake-Client` (an Intel model: the guest turns on PTI)",
+                           model("cpu", "Skylake-Client")),
+    "cpu-max-pcid-off": ("`-cpu max,pcid=off,invpcid=off`", changes(prop("cpu", "pcid", "off"),
+                                                                     prop("cpu", "invpcid", "off"))),
+    "tsc-reliable": ("guest kernel `tsc=reliable` (TSC clocksource instead of HPET)", add_words("tsc=reliable")),
+    "cpu-max-pku-off": ("`-cpu max,pku=off`", prop("cpu", "pku", "off")),
+    "cpu-max-monitor-off": ("`-cpu max,monitor=off`", prop("cpu", "monitor", "off")),
     "cpu-max-la57-off": ("`-cpu max,la57=off` (no LA57: a guest kernel booted through its decompressor sets up 4-level "
                          "page tables, not 5; the vmlinux booted through PVH uses 4 levels either way)",
-                         knob("cpu", lambda c: c + ",la57=off")),
+                         prop("cpu", "la57", "off")),
     "cpu-la57-on": ("without `la57=off` (`-cpu max` with LA57: 5-level page tables for a guest kernel booted "
-                    "through its decompressor)",
-                    knob("cpu", lambda c: ",".join(p for p in c.split(",") if p != "la57=off"))),
+                    "through its decompressor)", prop("cpu", "la57", None)),
     "bzimage": ("the guest kernel booted as Debian's bzImage (/boot/vmlinuz-*, through its decompressor) instead of "
-                "the extracted vmlinux through PVH: as a guest booted from its disk", knob("kernel", lambda k: guest_bzimage())),
+                "the extracted vmlinux through PVH: as a guest booted from its disk", field("kernel", guest_bzimage)),
     "cpu-max-smap-off": ("`-cpu max,smap=off` (no stac/clac around every guest kernel access to user memory)",
-                         knob("cpu", lambda c: c + ",smap=off")),
-    "cpu-max-intel": ("`-cpu max,vendor=GenuineIntel`", knob("cpu", lambda c: c + ",vendor=GenuineIntel")),
+                         prop("cpu", "smap", "off")),
+    "cpu-max-intel": ("`-cpu max,vendor=GenuineIntel`", prop("cpu", "vendor", "GenuineIntel")),
     "mitigations-off": ("guest kernel `mitigations=off` (no retpolines, RSB filling, … in the guest)",
-                        knob("append", lambda a: a + " mitigations=off")),
+                        add_words("mitigations=off")),
     "mitigations-on": ("without the guest kernel's `mitigations=off` (the guest's default Spectre mitigations)",
-                       knob("append", lambda a: drop_word(a, "mitigations=off"))),
+                       drop_word("mitigations=off")),
     "poll-queues-0": ("without the guest kernel's `virtio_blk.poll_queues=1` (two interrupt queues, no poll queue)",
-                      knob("append", lambda a: drop_word(a, "virtio_blk.poll_queues=1"))),
+                      drop_word("virtio_blk.poll_queues=1")),
     "poll-queues-1": ("guest kernel `virtio_blk.poll_queues=1` (one poll queue, one interrupt queue)",
-                      knob("append", lambda a: a + " virtio_blk.poll_queues=1")),
+                      add_words("virtio_blk.poll_queues=1")),
     "nohz-off": ("guest kernel `nohz=off` (a periodic tick instead of reprogramming the LAPIC timer at every idle "
-                 "entry and exit)", knob("append", lambda a: a + " nohz=off")),
+                 "entry and exit)", add_words("nohz=off")),
     "highres-off": ("guest kernel `highres=off nohz=off` (a periodic LAPIC tick, never reprogrammed: fewer qemu "
-                    "timer updates)", knob("append", lambda a: a + " highres=off nohz=off")),
+                    "timer updates)", add_words("highres=off", "nohz=off")),
     "tsc-unreliable": ("without the guest kernel's `tsc=reliable` (the guest falls back to the HPET clocksource)",
-                       knob("append", lambda a: drop_word(a, "tsc=reliable"))),
+                       drop_word("tsc=reliable")),
     "idle-poll": ("guest kernel `idle=poll` (idle vCPUs spin instead of halting: no halt/wake-up per request, but "
-                  "they burn host CPU)", knob("append", lambda a: a + " idle=poll")),
+                  "they burn host CPU)", add_words("idle=poll")),
     "spectre-v2-off": ("guest kernel `spectre_v2=off` (no retpolines and RSB filling; the other mitigations stay)",
-                       knob("append", lambda a: a + " spectre_v2=off")),
+                       add_words("spectre_v2=off")),
     "init-on-alloc-off": ("guest kernel `init_on_alloc=0` (Debian's kernel zeroes every page and slab allocation by "
-                          "default; under TCG the zeroing is emulated)", knob("append", lambda a: a + " init_on_alloc=0")),
-    "preempt-none": ("guest kernel `preempt=none` (Debian's default is voluntary)",
-                     knob("append", lambda a: a + " preempt=none")),
-    "tcg-single": ("`-accel tcg,thread=single` (one thread for all vCPUs)", knob("accel", lambda a: a + ",thread=single")),
-    "tcg-tb-256": ("`-accel tcg,tb-size=256` (MiB; default 1 GiB)", knob("accel", lambda a: a + ",tb-size=256")),
+                          "default; under TCG the zeroing is emulated)", add_words("init_on_alloc=0")),
+    "preempt-none": ("guest kernel `preempt=none` (Debian's default is voluntary)", add_words("preempt=none")),
+    "tcg-single": ("`-accel tcg,thread=single` (one thread for all vCPUs)", prop("accel", "thread", "single")),
+    "tcg-tb-256": ("`-accel tcg,tb-size=256` (MiB; default 1 GiB)", prop("accel", "tb-size", "256")),
     "poll-0": ("iothread `poll-max-ns=0` (no busy polling; qemu's default 32768)",
-               knob("disk", lambda d: set_prop(d, "iothread,", "poll-max-ns", "0"))),
+               prop("iothread", "poll-max-ns", "0")),
     "poll-32k": ("iothread busy-polling at qemu's default (`poll-max-ns` unset: adaptive up to 32768 ns)",
-                 knob("disk", lambda d: set_prop(d, "iothread,", "poll-max-ns", None))),
-    "poll-200k": ("iothread `poll-max-ns=200000`", knob("disk", lambda d: set_prop(d, "iothread,", "poll-max-ns", "200000"))),
-    "no-iothread": ("no iothread (virtio-blk served by the main loop)", knob("disk", drop_iothread)),
-    "num-queues-1": ("virtio-blk `num-queues=1` (default: one per vCPU)",
-                     knob("disk", lambda d: set_prop(d, "virtio-blk", "num-queues", "1"))),
+                 prop("iothread", "poll-max-ns", None)),
+    "poll-200k": ("iothread `poll-max-ns=200000`", prop("iothread", "poll-max-ns", "200000")),
+    "no-iothread": ("no iothread (virtio-blk served by the main loop)", without_iothread),
+    "num-queues-1": ("virtio-blk `num-queues=1` (default: one per vCPU)", prop("device", "num-queues", "1")),
     "smp-cores": ("`-smp N,sockets=1,cores=N` (the vCPUs as cores of one socket, sharing its L3, instead of qemu's "
                   "one socket per vCPU: the guest's block layer completes a request on the vCPU the interrupt came to, "
                   "without an IPI to the submitting one)",
-                  knob("smp", lambda n: "{0},sockets=1,cores={0}".format(n.split(",")[0]))),
+                  field("smp", lambda n: "{0},sockets=1,cores={0}".format(n.split(",")[0]))),
     "io-nice-10": ("qemu's main loop thread and iothread at nice -10 (the vCPU threads stay at 0): the threads that "
                    "relay each request and its completion win the CPU they share with a busy vCPU at once",
-                   knob("io_nice", lambda n: -10)),
-    "queue-size-1024": ("virtio-blk `queue-size=1024` (default 256)",
-                        knob("disk", lambda d: set_prop(d, "virtio-blk", "queue-size", "1024"))),
-    "packed": ("virtio-blk `packed=on` (packed virtqueue)", knob("disk", lambda d: set_prop(d, "virtio-blk", "packed", "on"))),
-    "packed-off": ("virtio-blk without `packed=on` (split virtqueue, qemu's default)",
-                   knob("disk", lambda d: set_prop(d, "virtio-blk", "packed", None))),
+                   field("io_nice", lambda n: -10)),
+    "queue-size-1024": ("virtio-blk `queue-size=1024` (default 256)", prop("device", "queue-size", "1024")),
+    "packed": ("virtio-blk `packed=on` (packed virtqueue)", prop("device", "packed", "on")),
+    "packed-off": ("virtio-blk without `packed=on` (split virtqueue, qemu's default)", prop("device", "packed", None)),
     "ioeventfd-off": ("no iothread and virtio-blk `ioeventfd=off` (requests handled in the vCPU thread that "
                       "notifies; an iothread needs ioeventfd)",
-                      knob("disk", lambda d: set_prop(drop_iothread(d), "virtio-blk", "ioeventfd", "off"))),
-    "aio-native": ("blockdev `aio=native`", knob("disk", lambda d: set_prop(d, "driver=file", "aio", "native"))),
-    "aio-io_uring": ("blockdev `aio=io_uring`", knob("disk", lambda d: set_prop(d, "driver=file", "aio", "io_uring"))),
-    "aio-threads": ("blockdev `aio=threads`", knob("disk", lambda d: set_prop(d, "driver=file", "aio", "threads"))),
+                      changes(without_iothread, prop("device", "ioeventfd", "off"))),
+    "aio-native": ("blockdev `aio=native`", prop("blockdev", "aio", "native")),
+    "aio-io_uring": ("blockdev `aio=io_uring`", prop("blockdev", "aio", "io_uring")),
+    "aio-threads": ("blockdev `aio=threads`", prop("blockdev", "aio", "threads")),
     "cache-direct-off": ("blockdev `cache.direct=off,aio=threads` (through the host page cache)",
-                         knob("disk", lambda d: set_prop(set_prop(d, "driver=file", "cache.direct", "off"),
-                                                         "driver=file", "aio", "threads"))),
+                         changes(prop("blockdev", "cache.direct", "off"), prop("blockdev", "aio", "threads"))),
 }
-
-
-def has(spec, text):
-    return any(text in a for a in spec["disk"]) or text in spec["append"]
 
 
 def default_knobs(base):
     """Each knob once, as a change from vmlaunch's current default (so a default vmlaunch already has is tested by
     taking it away), and `old-default`: the disk and kernel flags before the packed/mitigations defaults."""
     k = ["cpu-qemu64", "cpu-EPYC", "cpu-Skylake-Client",
-         "mitigations-on" if has(base, "mitigations=off") else "mitigations-off",
+         "mitigations-on" if "mitigations=off" in base["append"] else "mitigations-off",
          "poll-0",
-         "packed-off" if has(base, "packed=on") else "packed",
-         "poll-queues-0" if has(base, "virtio_blk.poll_queues=1") else "poll-queues-1",
+         "packed-off" if base["device"].get("packed") == "on" else "packed",
+         "poll-queues-0" if "virtio_blk.poll_queues=1" in base["append"] else "poll-queues-1",
          "nohz-off", "idle-poll", "tcg-single", "no-iothread", "num-queues-1", "ioeventfd-off"]
-    aio = re.search(r"aio=(\w+)", " ".join(base["disk"]))
-    k += ["aio-" + a for a in ("native", "io_uring", "threads") if not aio or aio.group(1) != a]
+    k += ["aio-" + a for a in ("native", "io_uring", "threads") if base["blockdev"].get("aio") != a]
     return k
 
 
 def default_combos(base):
-    undo = [k for k, t in (("mitigations-on", "mitigations=off"), ("packed-off", "packed=on")) if has(base, t)]
+    undo = [k for k, had in (("mitigations-on", "mitigations=off" in base["append"]),
+                             ("packed-off", base["device"].get("packed") == "on")) if had]
     return ["+".join(undo)] if len(undo) > 1 else []
 
 
 def vmlaunch_spec(conf, raw):
-    """vmlaunch's choices for this disk, as a spec a hand-written command line is built from."""
+    """vmlaunch's choices for this disk (its --dry-run argv), as the spec a hand-written command line is built from,
+    on the image RAW itself instead of the fd vmlaunch hands qemu."""
     argv = B.dry_run(conf)
     val = {argv[i]: argv[i + 1] for i in range(len(argv) - 1) if argv[i].startswith("-")}
-    machine = ",".join(p for p in val["-machine"].split(",") if not p.startswith("accel="))
     accel, cpu = B.accel_and_cpu(argv)
-    append = val["-append"].replace("console=ttyS0 panic=-1", "").strip()
-    disk = [re.sub(r"filename=[^,]+", "filename=" + raw, a) for a in B.disk_args_of(argv)]
-    return {"machine": machine, "accel": accel, "cpu": cpu, "kernel": B.VMLINUX, "append": append, "disk": disk,
-            "smp": val["-smp"], "memory": val["-m"], "io_nice": None}
+    append = val["-append"].split()
+    for w in ("console=ttyS0", "panic=-1"):
+        append.remove(w)
+    disk = {}
+    for opt, value in zip(argv, argv[1:]):
+        if opt == "-object" and value.startswith("iothread,"):
+            disk["iothread"] = QemuOpts(value)
+        elif opt == "-blockdev" and "node-name=disk-" in value:
+            disk["blockdev"] = QemuOpts(value).set("filename", raw)
+        elif opt == "-device" and value.startswith("virtio-blk"):
+            disk["device"] = QemuOpts(value)
+    return dict(disk, machine=QemuOpts(val["-machine"]).set("accel", None), accel=QemuOpts(accel),
+                cpu=QemuOpts(cpu), kernel=B.VMLINUX, append=append, smp=val["-smp"], memory=val["-m"], io_nice=None)
+
+
+def disk_argv(s):
+    return ((["-object", str(s["iothread"])] if s["iothread"] else []) +
+            ["-blockdev", str(s["blockdev"]), "-device", str(s["device"])])
 
 
 def spec_argv(s):
-    a = B.base_qemu_argv(machine=s["machine"], accel=s["accel"], cpu=s["cpu"], kernel=s["kernel"])
+    a = B.base_qemu_argv(machine=str(s["machine"]), accel=str(s["accel"]), cpu=str(s["cpu"]), kernel=s["kernel"])
     a[a.index("-smp") + 1] = s["smp"]
-    i = a.index("-append")
-    a[i + 1] = "console=ttyS0 panic=-1 " + s["append"]
-    return a + s["disk"]
+    a[a.index("-append") + 1] = " ".join(["console=ttyS0", "panic=-1"] + s["append"])
+    return a + disk_argv(s)
 
 
 def describe_spec(s):
     kernel = "" if s["kernel"] == B.VMLINUX else " -kernel %s" % s["kernel"]
     smp = "" if s["smp"].isdigit() else " -smp %s" % s["smp"]
     nice = "" if s["io_nice"] is None else "; main loop and iothread at nice %d" % s["io_nice"]
-    return "`-machine %s -accel %s -cpu %s%s%s` append `%s`, `%s`%s" % (s["machine"], s["accel"], s["cpu"], smp, kernel,
-                                                                       s["append"], " ".join(s["disk"]), nice)
+    return "`-machine %s -accel %s -cpu %s%s%s` append `%s`, `%s`%s" % (
+        s["machine"], s["accel"], s["cpu"], smp, kernel, " ".join(s["append"]), " ".join(disk_argv(s)), nice)
 
 
 def main():
@@ -260,7 +316,7 @@ def main():
                      ["-drive", "file=%s,format=raw" % raw]),
                     ("virtio-defaults", "virtio defaults: `-drive file=IMG,if=virtio,format=raw`", "qemu",
                      ["-drive", "file=%s,format=raw,if=virtio" % raw])]
-        words = " ".join(w for w in base["append"].split() if w in GUEST_WORDS)
+        words = " ".join(w for w in base["append"] if w in GUEST_WORDS)
         if words:
             # the same guest kernel command line as vmlaunch's: the ratio to these is the qemu flags' alone
             variants += [("qemu-defaults-guest-words", "qemu defaults, booted with vmlaunch's guest words `%s`" % words,
@@ -270,13 +326,11 @@ def main():
         knobs = args.only.split(",") if args.only else default_knobs(base)
         for k in knobs:
             if k in KNOBS:
-                variants.append((k, KNOBS[k][0], "spec", KNOBS[k][1](base)))
+                variants.append((k, KNOBS[k][0], "spec", changed(base, k)))
         if args.combo is None:
             args.combo = os.environ.get("BENCH_EXPLORE_COMBOS", " ".join(default_combos(base))).split()
         for combo in [c for c in args.combo if c]:
-            s = base
-            for k in combo.split("+"):
-                s = KNOBS[k][1](s)
+            s = changed(base, *combo.split("+"))
             what = " + ".join(KNOBS[k][0] for k in combo.split("+"))
             if combo == "+".join(default_combos(base)):
                 what = "vmlaunch's default before packed=on and mitigations=off: " + what
@@ -314,7 +368,7 @@ def main():
                         if kind == "vmlaunch":
                             out, wall = B.run_vmlaunch_command(conf, gargv, tmo, sets=x)
                         elif kind in ("qemu", "qemu-mo"):  # under vmlaunch's accelerator and CPU model
-                            ref = B.base_qemu_argv(accel=base["accel"], cpu=base["cpu"],
+                            ref = B.base_qemu_argv(accel=str(base["accel"]), cpu=str(base["cpu"]),
                                                    append_extra=words if kind == "qemu-mo" else "")
                             out, wall = B.run_qemu_command(ref + x + qmp_args, gargv, tmo)
                         else:
