@@ -28,7 +28,7 @@ import mdtable
 
 WORK = os.environ.get("BENCH_SHARE_DIR", "/var/tmp/vmlaunch-bench-share")
 DEBIAN = os.path.join(B.BUILD, "images", "debian12.raw")
-EXCLUDE = ("ini.h", "json-c", "libmnl", "liburing", "numa.h", "cap-ng", "/rbd/", "/rados/")
+EXCLUDE = ("ini.h", "json-c", "libmnl", "liburing", "numa.h", "cap-ng", "/rbd/", "/rados/", "/nettle/", "/curl/")
 SMALL_FILES = 10000
 SMALL_SIZE = 4096
 BIG_MIB = 1024
@@ -69,12 +69,16 @@ def sources():
 def prepare():
     """WORK/tree (the sources, headers and a Makefile) and WORK/data (big.bin, small/): readable by qemu's user."""
     tree, data = os.path.join(WORK, "tree"), os.path.join(WORK, "data")
+    srcs = sources()
+    # made once and kept (the data takes a while), but made again when the list of sources is another
     if os.path.exists(os.path.join(WORK, "ready")):
-        return tree, data, json.load(open(os.path.join(WORK, "ready")))
+        with open(os.path.join(WORK, "ready")) as f:
+            meta = json.load(f)
+        if meta.get("files") == srcs:
+            return tree, data, meta
     shutil.rmtree(WORK, ignore_errors=True)
     os.makedirs(tree)
     os.chmod(WORK, 0o755)
-    srcs = sources()
     for d in ("launcher", "storage"):
         os.makedirs(os.path.join(tree, d))
         for f in os.listdir(os.path.join(B.ROOT, d)):
@@ -95,7 +99,7 @@ def prepare():
         os.makedirs(d, exist_ok=True)
         with open(os.path.join(d, "f%05d" % i), "wb") as f:
             f.write(os.urandom(SMALL_SIZE))
-    meta = {"sources": len(srcs), "lines": lines}
+    meta = {"sources": len(srcs), "lines": lines, "files": srcs}
     with open(os.path.join(WORK, "ready"), "w") as f:
         f.write(json.dumps(meta))
     return tree, data, meta
