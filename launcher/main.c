@@ -667,6 +667,8 @@ int main(int argc, char **argv)
 		status = EXIT_VM_OK;
 		goto out;
 	}
+	if (privileges_resolve_groups(&privileges) < 0)
+		goto out;
 	status = launch(&cfg, &plan, targets, &o.command);
 out:
 	qemu_cmdline_free(&cmdline);
