@@ -490,6 +490,7 @@ static int launch(const struct vm_config *cfg, struct plan *plan, struct storage
 	extra = NULL;
 	if (r < 0)
 		goto out;
+	guardian_qemu_started(&guardian);
 	r = pin_threads(&vm.qmp, vm.pid, plan);
 	if (r < 0)
 		goto out;
