@@ -89,7 +89,9 @@ int privileges_drop(const struct privileges *pv)
 			return -errno;
 	}
 	capng_clear(CAPNG_SELECT_ALL);
-	if (capng_apply(pv->switch_user ? CAPNG_SELECT_BOTH : CAPNG_SELECT_ALL) < 0)
+	/* After a switch the bounding set is empty already, and without CAP_SETPCAP libcap-ng would only say so to
+	 * syslog ("dropping bounding set due to not having CAP_SETPCAP") at every launch. */
+	if (capng_apply(pv->switch_user ? CAPNG_SELECT_CAPS : CAPNG_SELECT_ALL) < 0)
 		return -EPERM;
 	if (prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0) < 0 && errno != EINVAL)
 		return -errno;
