@@ -8,6 +8,7 @@ Per round, one after the other:
   vmlaunch  `vmlaunch -v CONF -- true` untraced: the round trip (wall), vmlaunch's own VmRSS/VmHWM sampled every
             20 ms from /proc while it supervises (its guardian's and qemu's too, for scale), and the -v lines
             timestamped as they arrive (qemu started -> guest running (QMP RESUME) -> SHUTDOWN -> exit).
+  plain     `vmlaunch CONF -- true`, nothing watching: the round trip compared with bare's.
   bare      the argv `vmlaunch --dry-run CONF -- true` prints, run by this script without vmlaunch: it hands qemu
             the fds vmlaunch would (socketpairs on fds 3-6 for QMP and the guest's stdout/stderr/status ports, a
             listening unix socket on fd 7), a sparse file of the disk's size on /dev/shm where vmlaunch would mount
@@ -149,7 +150,7 @@ def run_vmlaunch(conf):
 
     th = threading.Thread(target=reader, daemon=True)
     th.start()
-    rss, anon, rfile, hwm, side = [], [], [], 0, {}
+    rss, anon, rfile, hwm, side, guardian = [], [], [], 0, {}, []
     while p.poll() is None:
         if time.monotonic() - t0 > TIMEOUT:
             p.send_signal(signal.SIGTERM)  # power button; a second SIGTERM: quit
@@ -172,6 +173,8 @@ def run_vmlaunch(conf):
                 v = status_kb(cpid, "VmRSS")
                 if v:
                     side[key] = max(side.get(key, 0), v)
+                    if key == "guardian" and "running_s" in phases:  # once qemu runs: the guardian has trimmed
+                        guardian.append(v)
         time.sleep(0.02)
     p.stdout.read()
     th.join(timeout=5)
@@ -180,7 +183,19 @@ def run_vmlaunch(conf):
         raise RuntimeError("vmlaunch exit %d: %s" % (p.returncode, "".join(lines[-20:])))
     phases["exit_s"] = wall
     return {"wall_s": wall, "rss_kb": B.median(rss), "rss_anon_kb": B.median(anon), "rss_file_kb": B.median(rfile), "rss_max_kb": max(rss) if rss else None, "hwm_kb": hwm,
-            "guardian_rss_kb": side.get("guardian"), "qemu_rss_kb": side.get("qemu"), "phases": phases}
+            "guardian_rss_kb": side.get("guardian"), "guardian_rss_running_kb": B.median(guardian), "qemu_rss_kb": side.get("qemu"), "phases": phases}
+
+
+def run_plain(conf):
+    """The round trip alone: `vmlaunch CONF -- true` with nothing watching it (run_vmlaunch's /proc sampler scans
+    every process every 20 ms, CPU the bare run does not have to share)."""
+    t0 = time.monotonic()
+    p = subprocess.run([B.VMLAUNCH, conf, "--", "true"], stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                       stderr=subprocess.PIPE, text=True, timeout=TIMEOUT)
+    wall = time.monotonic() - t0
+    if p.returncode != 0:
+        raise RuntimeError("vmlaunch exit %d: %s" % (p.returncode, B.tail(p.stderr)))
+    return {"wall_s": wall}
 
 
 def qmp_cmd(f, cmd):
@@ -371,12 +386,12 @@ def main():
     argv = B.dry_run(conf, ["true"])
     data = {"host": B.host_info(), "rounds": args.rounds, "started": time.strftime("%Y-%m-%d %H:%M:%S"),
             "argv": argv, "minimal_argv": [a.replace(d, "$TMP") for a in minimal_argv(d, argv)], "disk_mb": DISK_MB,
-            "round_loads": [], "runs": {"strace": [], "vmlaunch": [], "bare": [], "minimal": []}}
+            "round_loads": [], "runs": {"strace": [], "vmlaunch": [], "plain": [], "bare": [], "minimal": []}}
     try:
         for r in range(1, args.rounds + 1):
             data["round_loads"].append(B.before_round(r, args.rounds))
             for kind, fn in (("strace", lambda: run_strace(conf, d)), ("vmlaunch", lambda: run_vmlaunch(conf)),
-                             ("bare", lambda: run_bare(conf, d)), ("minimal", lambda: run_minimal(d, argv))):
+                             ("plain", lambda: run_plain(conf)), ("bare", lambda: run_bare(conf, d)), ("minimal", lambda: run_minimal(d, argv))):
                 run = {"round": r, "load": B.loadavg()}
                 try:
                     run.update(fn())
