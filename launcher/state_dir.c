@@ -5,6 +5,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <linux/openat2.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -12,6 +13,7 @@
 #include <sys/mount.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <sys/un.h>
 #include <unistd.h>
 
@@ -124,6 +126,16 @@ static int mkdir_p(const char *path, mode_t mode)
 	return r ? log_errno(r, "cannot create %s", path) : 0;
 }
 
+/* A subdirectory, never through a symlink and never across a mount: a bind mount from the same filesystem (a
+ * read-only share's view of a host directory) has the same st_dev, and only the kernel's mount check tells it. */
+static int open_below(int dfd, const char *name)
+{
+	struct open_how how = { .flags = O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC,
+				.resolve = RESOLVE_BENEATH | RESOLVE_NO_XDEV | RESOLVE_NO_SYMLINKS };
+
+	return (int)syscall(SYS_openat2, dfd, name, &how, sizeof(how));
+}
+
 /* Empties the directory open as dfd (`path` for messages) and closes dfd: never follows a symlink, never enters
  * another filesystem (a mount still there is EBUSY). Whole trees, not one level: in a state dir that outlived a
  * reboot (/run on disk) are files whose journal records were never made durable (journal.h). */
@@ -140,7 +152,7 @@ static int empty_dir(int dfd, const char *path, dev_t dev, int depth)
 	while ((e = readdir(d))) {
 		struct stat st;
 		char *sub;
-		int fd, one = 0;
+		int fd = -1, one = 0;
 
 		if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, ".."))
 			continue;
@@ -152,19 +164,13 @@ static int empty_dir(int dfd, const char *path, dev_t dev, int depth)
 			continue;
 		}
 		sub = xasprintf("%s/%s", path, e->d_name);
-		fd = -1;
 		if (st.st_dev != dev)
 			one = log_errno(EBUSY, "cannot remove %s", sub); /* a mount point */
 		else if (depth >= 16)
 			one = log_errno(ELOOP, "cannot remove %s", sub);
-		else if ((fd = openat(dirfd(d), e->d_name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)) < 0)
-			one = log_errno(errno, "cannot remove %s", sub);
-		else if (fstat(fd, &st) < 0 || st.st_dev != dev)
-			one = log_errno(EBUSY, "cannot remove %s", sub); /* mounted since the fstatat */
-		if (one < 0) {
-			if (fd >= 0)
-				close(fd);
-		} else {
+		else if ((fd = open_below(dirfd(d), e->d_name)) < 0)
+			one = log_errno(errno == EXDEV ? EBUSY : errno, "cannot remove %s", sub);
+		if (one == 0) {
 			one = empty_dir(fd, sub, dev, depth + 1);
 			if (one == 0 && unlinkat(dirfd(d), e->d_name, AT_REMOVEDIR) < 0)
 				one = log_errno(errno, "cannot remove %s", sub);

@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mount.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <unistd.h>
@@ -127,11 +128,47 @@ static void test_leftover_state_dir_is_emptied_whole(void **state)
 	free(outside);
 }
 
+/* A mount still in a leftover state dir is never entered, even a bind mount from the same filesystem (same
+ * st_dev): the run refuses, and what the mount shows is untouched. */
+static void test_leftover_state_dir_is_not_emptied_through_a_bind_mount(void **state)
+{
+	char *root = temp_dir(), *outside = temp_dir(), *p, *mnt, *cmd;
+	struct state_dir s = { .lock_fd = -1 };
+	struct stat st;
+
+	(void)state;
+	p = xasprintf("%s/vm", root);
+	assert_int_equal(mkdir(p, 0700), 0);
+	free(p);
+	mnt = xasprintf("%s/vm/share", root);
+	assert_int_equal(mkdir(mnt, 0700), 0);
+	p = xasprintf("%s/keep", outside);
+	put(p);
+	free(p);
+	if (mount(outside, mnt, NULL, MS_BIND, NULL) < 0) {
+		free(mnt);
+		skip(); /* not root */
+	}
+	assert_true(state_dir_acquire(&s, root, "vm") < 0);
+	p = xasprintf("%s/keep", outside);
+	assert_int_equal(lstat(p, &st), 0);
+	free(p);
+	state_dir_release(&s);
+	assert_int_equal(umount2(mnt, MNT_DETACH), 0);
+	cmd = xasprintf("rm -rf %s %s", root, outside);
+	assert_int_equal(system(cmd), 0);
+	free(cmd);
+	free(mnt);
+	free(root);
+	free(outside);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_only_durable_records_are_synced),
 		cmocka_unit_test(test_leftover_state_dir_is_emptied_whole),
+		cmocka_unit_test(test_leftover_state_dir_is_not_emptied_through_a_bind_mount),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
