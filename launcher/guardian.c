@@ -19,6 +19,7 @@
 #include "trim.h"
 
 #define GUARDIAN_DONE 'D'
+#define GUARDIAN_QEMU_STARTED 'S'
 
 static void guardian_main(const struct state_dir *state, int pipe_fd, pid_t owner, const struct termios *tty)
 {
@@ -56,12 +57,18 @@ static void guardian_main(const struct state_dir *state, int pipe_fd, pid_t owne
 			syscall(SYS_close_range, lo + 1, hi - 1, 0U);
 		syscall(SYS_close_range, hi + 1, ~0U, 0U);
 	}
-	/* It may wait for days: what it needs in the meantime is one read(). */
-	trim_resident();
-
-	do
+	for (;;) {
 		n = read(pipe_fd, &c, 1);
-	while (n < 0 && errno == EINTR);
+		if (n < 0 && errno == EINTR)
+			continue;
+		/* It may wait for days: what it needs in the meantime is one read(). Trimmed once qemu runs, not
+		 * before: the launch is waiting for the CPU this takes. */
+		if (n == 1 && c == GUARDIAN_QEMU_STARTED) {
+			trim_resident();
+			continue;
+		}
+		break;
+	}
 	if (n == 1 && c == GUARDIAN_DONE)
 		_exit(0);
 
@@ -106,6 +113,16 @@ int guardian_start(struct guardian *g, const struct state_dir *state)
 	return 0;
 }
 
+void guardian_qemu_started(struct guardian *g)
+{
+	char c = GUARDIAN_QEMU_STARTED;
+
+	g->qemu_started = true;
+	/* a guardian that cannot be told only keeps its start-up pages */
+	if (g->pipe_fd >= 0 && write(g->pipe_fd, &c, 1) != 1)
+		log_warn("cannot tell the guardian that qemu runs: %s", strerror(errno));
+}
+
 void guardian_dismiss(struct guardian *g)
 {
 	char c = GUARDIAN_DONE;
@@ -126,6 +143,8 @@ void guardian_dismiss(struct guardian *g)
 
 int guardian_restart(struct guardian *g)
 {
+	int r;
+
 	if (g->pid > 0)
 		waitpid(g->pid, NULL, 0);
 	if (g->pidfd >= 0)
@@ -133,5 +152,8 @@ int guardian_restart(struct guardian *g)
 	if (g->pipe_fd >= 0)
 		close(g->pipe_fd);
 	log_warn("the guardian (pid %d) died; starting another", (int)g->pid);
-	return guardian_start(g, g->state);
+	r = guardian_start(g, g->state);
+	if (r == 0 && g->qemu_started)
+		guardian_qemu_started(g);
+	return r;
 }

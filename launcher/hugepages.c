@@ -168,4 +168,4 @@ static int hugepages_release_undo(const char *arg, const char *state_dir)
 	free(value);
 	return r;
 }
-JOURNAL_UNDO(hugepages, "hugepages", hugepages_release_undo)
+JOURNAL_UNDO_VOLATILE(hugepages, "hugepages", hugepages_release_undo)

@@ -490,6 +490,7 @@ static int launch(const struct vm_config *cfg, struct plan *plan, struct storage
 	extra = NULL;
 	if (r < 0)
 		goto out;
+	guardian_qemu_started(&guardian);
 	r = pin_threads(&vm.qmp, vm.pid, plan);
 	if (r < 0)
 		goto out;
@@ -667,6 +668,8 @@ int main(int argc, char **argv)
 		status = EXIT_VM_OK;
 		goto out;
 	}
+	if (privileges_resolve_groups(&privileges) < 0)
+		goto out;
 	status = launch(&cfg, &plan, targets, &o.command);
 out:
 	qemu_cmdline_free(&cmdline);

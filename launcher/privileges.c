@@ -40,6 +40,30 @@ int privileges_resolve(const char *user, const char *default_user, uid_t euid, s
 	return 0;
 }
 
+int privileges_resolve_groups(struct privileges *pv)
+{
+	int n = 16;
+
+	if (!pv->switch_user || pv->groups)
+		return 0;
+	for (;;) {
+		int want = n;
+
+		pv->groups = xrealloc(pv->groups, (size_t)n * sizeof(gid_t));
+		if (getgrouplist(pv->user, pv->gid, pv->groups, &n) >= 0)
+			break;
+		if (n <= want) /* no larger count to retry with */
+			n = want * 2;
+		if (n > 65536) {
+			free(pv->groups);
+			pv->groups = NULL;
+			return log_errno(E2BIG, "user %s: cannot list its groups", pv->user);
+		}
+	}
+	pv->n_groups = n;
+	return 0;
+}
+
 int privileges_give(const struct privileges *pv, const char *path)
 {
 	if (!pv->switch_user || !path)
@@ -51,19 +75,23 @@ int privileges_give(const struct privileges *pv, const char *path)
 
 int privileges_drop(const struct privileges *pv)
 {
-	/* vmlaunch is single-threaded when it forks, so libcap-ng's and initgroups' allocations are safe here. */
+	/* vmlaunch is single-threaded when it forks, so libcap-ng's (and, for a helper whose groups were not looked up
+	 * first, initgroups') allocations are safe here. */
 	if (pv->switch_user) {
 		/* The bounding set needs CAP_SETPCAP to shrink: do it while still root. Then the user's own groups (kvm
 		 * for /dev/kvm) and ids; leaving uid 0 empties the permitted and effective sets by itself. */
 		capng_clear(CAPNG_SELECT_BOUNDS);
 		if (capng_apply(CAPNG_SELECT_BOUNDS) < 0)
 			return -EPERM;
-		if (initgroups(pv->user, pv->gid) < 0 || setresgid(pv->gid, pv->gid, pv->gid) < 0 ||
+		if ((pv->groups ? setgroups((size_t)pv->n_groups, pv->groups) : initgroups(pv->user, pv->gid)) < 0 ||
+		    setresgid(pv->gid, pv->gid, pv->gid) < 0 ||
 		    setresuid(pv->uid, pv->uid, pv->uid) < 0)
 			return -errno;
 	}
 	capng_clear(CAPNG_SELECT_ALL);
-	if (capng_apply(pv->switch_user ? CAPNG_SELECT_BOTH : CAPNG_SELECT_ALL) < 0)
+	/* After a switch the bounding set is empty already, and without CAP_SETPCAP libcap-ng would only say so to
+	 * syslog ("dropping bounding set due to not having CAP_SETPCAP") at every launch. */
+	if (capng_apply(pv->switch_user ? CAPNG_SELECT_CAPS : CAPNG_SELECT_ALL) < 0)
 		return -EPERM;
 	if (prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0) < 0 && errno != EINVAL)
 		return -errno;
@@ -75,5 +103,6 @@ int privileges_drop(const struct privileges *pv)
 void privileges_free(struct privileges *pv)
 {
 	free(pv->user);
+	free(pv->groups);
 	memset(pv, 0, sizeof(*pv));
 }

@@ -14,12 +14,19 @@ struct privileges {
 	uid_t uid;
 	gid_t gid;
 	char *user;
+	/* the user's supplementary groups, once privileges_resolve_groups ran; until then the child asks NSS itself */
+	gid_t *groups;
+	int n_groups;
 };
 
 /* Resolves [qemu] user before anything is started (never in the child). As root (euid 0): unset means
  * DEFAULT_USER, which must exist; "root" (or any uid 0) keeps qemu root, the one way to ask for it. Not root:
  * qemu runs as vmlaunch's own user unless one is named. */
 int privileges_resolve(const char *user, const char *default_user, uid_t euid, struct privileges *out);
+/* Looks up the user's supplementary groups (getgrouplist) in the parent, for privileges_drop to set: NSS in a forked
+ * child maps libnss_systemd and its libraries page by page into a copy-on-write address space, ~7 ms of the child's
+ * CPU here. Only for a launch: --dry-run needs no groups. No-op without a user switch. */
+int privileges_resolve_groups(struct privileges *pv);
 /* Lets qemu read PATH, a file vmlaunch made in the state dir that qemu opens by name (fw_cfg files, a key): owner
  * root, group qemu's, mode 0640, so qemu's user can read it but neither write nor chmod it. No-op when qemu stays
  * root. Never used on devices or files outside the state dir: those qemu gets as open fds. */

@@ -151,7 +151,7 @@ static int undo_kill(const char *identity, const char *state_dir)
 {
 	return process_kill_identity(identity, state_dir, 10000);
 }
-JOURNAL_UNDO(kill, "kill", undo_kill)
+JOURNAL_UNDO_VOLATILE(kill, "kill", undo_kill)
 
 int process_journal_kill(struct journal *j, pid_t pid)
 {

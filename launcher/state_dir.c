@@ -5,6 +5,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <linux/openat2.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -12,6 +13,7 @@
 #include <sys/mount.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <sys/un.h>
 #include <unistd.h>
 
@@ -65,7 +67,7 @@ static int undo_unlink(const char *path, const char *state_dir)
 		return log_errno(errno, "cannot remove %s", path);
 	return 0;
 }
-JOURNAL_UNDO(unlink, "unlink", undo_unlink)
+JOURNAL_UNDO_VOLATILE(unlink, "unlink", undo_unlink)
 
 static int undo_rmdir(const char *path, const char *state_dir)
 {
@@ -75,7 +77,7 @@ static int undo_rmdir(const char *path, const char *state_dir)
 		return log_errno(errno, "cannot remove directory %s", path);
 	return 0;
 }
-JOURNAL_UNDO(rmdir, "rmdir", undo_rmdir)
+JOURNAL_UNDO_VOLATILE(rmdir, "rmdir", undo_rmdir)
 
 /* Lazy: qemu is gone by now, but a stray open file must not keep a tmpfs's RAM pinned forever. Only a mount point
  * inside the state dir is ever unmounted; EINVAL means nothing was mounted there (the mount never happened, or a
@@ -88,7 +90,7 @@ static int undo_umount(const char *path, const char *state_dir)
 		return log_errno(errno, "cannot unmount %s", path);
 	return 0;
 }
-JOURNAL_UNDO(umount, "umount", undo_umount)
+JOURNAL_UNDO_VOLATILE(umount, "umount", undo_umount)
 
 int state_dir_journal_mount(struct journal *j, const char *path)
 {
@@ -124,34 +126,77 @@ static int mkdir_p(const char *path, mode_t mode)
 	return r ? log_errno(r, "cannot create %s", path) : 0;
 }
 
-/* Empties `dir` one level deep without following symlinks or entering mounts, then removes it. */
-static int remove_dir(const char *dir)
+/* A subdirectory, never through a symlink and never across a mount: a bind mount from the same filesystem (a
+ * read-only share's view of a host directory) has the same st_dev, and only the kernel's mount check tells it. */
+static int open_below(int dfd, const char *name)
 {
-	DIR *d = opendir(dir);
+	struct open_how how = { .flags = O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC,
+				.resolve = RESOLVE_BENEATH | RESOLVE_NO_XDEV | RESOLVE_NO_SYMLINKS };
+
+	return (int)syscall(SYS_openat2, dfd, name, &how, sizeof(how));
+}
+
+/* Empties the directory open as dfd (`path` for messages) and closes dfd: never follows a symlink, never enters
+ * another filesystem (a mount still there is EBUSY). Whole trees, not one level: in a state dir that outlived a
+ * reboot (/run on disk) are files whose journal records were never made durable (journal.h). */
+static int empty_dir(int dfd, const char *path, dev_t dev, int depth)
+{
+	DIR *d = fdopendir(dfd);
 	struct dirent *e;
-	struct stat top;
 	int r = 0;
 
-	if (!d)
-		return errno == ENOENT ? 0 : log_errno(errno, "cannot open %s", dir);
-	if (fstat(dirfd(d), &top) < 0)
-		top.st_dev = 0;
+	if (!d) {
+		close(dfd);
+		return log_errno(errno, "cannot read %s", path);
+	}
 	while ((e = readdir(d))) {
 		struct stat st;
+		char *sub;
+		int fd = -1, one = 0;
 
 		if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, ".."))
 			continue;
 		if (fstatat(dirfd(d), e->d_name, &st, AT_SYMLINK_NOFOLLOW) < 0)
 			continue;
-		if (S_ISDIR(st.st_mode)) {
-			if (st.st_dev != top.st_dev || unlinkat(dirfd(d), e->d_name, AT_REMOVEDIR) < 0)
-				r = log_errno(st.st_dev != top.st_dev ? EBUSY : errno, "cannot remove %s/%s", dir,
-					      e->d_name);
-		} else if (unlinkat(dirfd(d), e->d_name, 0) < 0) {
-			r = log_errno(errno, "cannot remove %s/%s", dir, e->d_name);
+		if (!S_ISDIR(st.st_mode)) {
+			if (unlinkat(dirfd(d), e->d_name, 0) < 0)
+				r = log_errno(errno, "cannot remove %s/%s", path, e->d_name);
+			continue;
 		}
+		sub = xasprintf("%s/%s", path, e->d_name);
+		if (st.st_dev != dev)
+			one = log_errno(EBUSY, "cannot remove %s", sub); /* a mount point */
+		else if (depth >= 16)
+			one = log_errno(ELOOP, "cannot remove %s", sub);
+		else if ((fd = open_below(dirfd(d), e->d_name)) < 0)
+			one = log_errno(errno == EXDEV ? EBUSY : errno, "cannot remove %s", sub);
+		if (one == 0) {
+			one = empty_dir(fd, sub, dev, depth + 1);
+			if (one == 0 && unlinkat(dirfd(d), e->d_name, AT_REMOVEDIR) < 0)
+				one = log_errno(errno, "cannot remove %s", sub);
+		}
+		if (one < 0)
+			r = one;
+		free(sub);
 	}
 	closedir(d);
+	return r;
+}
+
+/* Empties `dir` (whole, without following symlinks or entering mounts), then removes it. */
+static int remove_dir(const char *dir)
+{
+	int fd = open(dir, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC), r;
+	struct stat top;
+
+	if (fd < 0)
+		return errno == ENOENT ? 0 : log_errno(errno, "cannot open %s", dir);
+	if (fstat(fd, &top) < 0) {
+		r = log_errno(errno, "cannot check %s", dir);
+		close(fd);
+		return r;
+	}
+	r = empty_dir(fd, dir, top.st_dev, 0);
 	if (!r && rmdir(dir) < 0 && errno != ENOENT)
 		r = log_errno(errno, "cannot remove %s", dir);
 	return r;

@@ -90,7 +90,7 @@ static int tap_remove_undo(const char *name, const char *state_dir)
 		return log_errno(r, "cannot remove tap %s", name);
 	return 0;
 }
-JOURNAL_UNDO(tap, "tap-remove", tap_remove_undo)
+JOURNAL_UNDO_VOLATILE(tap, "tap-remove", tap_remove_undo)
 
 static int open_queue(const char *name, int *fd)
 {

@@ -172,9 +172,10 @@ def write_argv_file(path, guest_argv):
 
 
 def command_mode_args(workdir, guest_argv):
-    """The guest agent's channels (launcher/guest_protocol.h): stdout and stderr on file-backed virtio-serial ports
-    (qemu writes everything before the guest powers off), an empty stdin port, the status port on a socket that
-    GuestStatus answers, the argv over fw_cfg, the console to a file."""
+    """The guest agent's channels as the initramfs README describes them: file-backed virtio-serial ports for stdout
+    and stderr (qemu writes everything before the guest powers off), an empty stdin port, the status port on a unix
+    socket answered by StatusPort (the guest waits for the host's "ok" before it powers off), the argv over fw_cfg,
+    the console to a file."""
     write_argv_file(os.path.join(workdir, "argv"), guest_argv)
     for n in ("stdout", "stderr", "console"):
         open(os.path.join(workdir, n), "w").close()
@@ -183,51 +184,56 @@ def command_mode_args(workdir, guest_argv):
         a += ["-chardev", "file,id=%s,path=%s" % (n, os.path.join(workdir, n)),
               "-device", "virtserialport,chardev=%s,name=org.vmlaunch.%s" % (n, n)]
     a += ["-chardev", "null,id=stdin", "-device", "virtserialport,chardev=stdin,name=org.vmlaunch.stdin",
-          "-chardev", "socket,id=status,path=%s,server=on,wait=off" % os.path.join(workdir, "status.sock"),
+          "-chardev", "socket,id=status,path=" + os.path.join(workdir, "status.sock"),
           "-device", "virtserialport,chardev=status,name=org.vmlaunch.status"]
     a += ["-fw_cfg", "name=opt/org.vmlaunch/argv,file=" + os.path.join(workdir, "argv")]
     return a
 
 
-class GuestStatus(threading.Thread):
-    """The host's side of the status port: says the command's stdin is empty ("eof=0"), reads the guest's
-    "exit=N out=BYTES err=BYTES" line, and acknowledges it ("ok") once the output files hold that many bytes: the
-    guest powers off only then. The line is in .line ("" if none came)."""
+class StatusPort:
+    """The host side of the guest's status port (launcher/guest_protocol.h), listening before qemu starts: says
+    "eof=0" (the command's stdin is empty), and answers the guest's "exit=N out=BYTES err=BYTES" with "ok" once the
+    stdout and stderr files hold that many bytes, as vmlaunch does; without the "ok" the guest waits 60 s."""
 
-    def __init__(self, workdir, qemu):
-        super().__init__(daemon=True)
-        self.workdir, self.qemu, self.line = workdir, qemu, ""
+    def __init__(self, workdir):
+        self.workdir = workdir
+        self.exit_line = None
+        self.sock = socket.socket(socket.AF_UNIX)
+        self.sock.bind(os.path.join(workdir, "status.sock"))
+        self.sock.listen(1)
+        self.thread = threading.Thread(target=self._serve, daemon=True)
+        self.thread.start()
 
-    def run(self):
-        sock = socket.socket(socket.AF_UNIX)
-        try:
-            while self.qemu.poll() is None:
-                try:
-                    sock.connect(os.path.join(self.workdir, "status.sock"))
-                    break
-                except OSError:
-                    time.sleep(0.02)
-            else:
+    def _serve(self):
+        conn, _ = self.sock.accept()
+        conn.sendall(b"eof=0\n")
+        buf = b""
+        while True:
+            data = conn.recv(4096)
+            if not data:
+                break
+            buf += data
+            m = re.search(rb"^(exit=(\d+) out=(\d+) err=(\d+))\n", buf, re.M)
+            if m and self.exit_line is None:
+                self.exit_line = m.group(1).decode()
+                self._wait_for(("stdout", int(m.group(3))), ("stderr", int(m.group(4))))
+                conn.sendall(b"ok\n")
+        conn.close()
+
+    def _wait_for(self, *files, timeout=10):
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if all(os.path.getsize(os.path.join(self.workdir, n)) >= size for n, size in files):
                 return
-            sock.sendall(b"eof=0\n")
-            for line in sock.makefile("r", errors="replace"):
-                if line.startswith("exit="):
-                    self.line = line.strip()
-                    self._wait_for_output()
-                    sock.sendall(b"ok\n")
-                    return
-        except OSError:
-            pass
-        finally:
-            sock.close()
+            time.sleep(0.01)
 
-    def _wait_for_output(self):
-        want = dict(re.findall(r"(out|err)=(\d+)", self.line))
-        deadline = time.monotonic() + 10
-        for name, key in (("stdout", "out"), ("stderr", "err")):
-            while (os.path.getsize(os.path.join(self.workdir, name)) < int(want.get(key, 0)) and
-                   time.monotonic() < deadline):
-                time.sleep(0.01)
+    def close(self):
+        self.sock.close()
+
+    @property
+    def status(self):
+        """"exit=N" as the guest reported it, or "" when it reported nothing."""
+        return self.exit_line.split()[0] if self.exit_line else ""
 
 
 def read(path):
@@ -252,11 +258,10 @@ def run_qemu_command(argv, guest_argv, timeout, workdir=None, env=None):
     workdir = workdir or tempfile.mkdtemp(prefix="vmbench-q-", dir="/dev/shm")
     try:
         full = argv + command_mode_args(workdir, guest_argv)
+        status_port = StatusPort(workdir)
         t0 = time.monotonic()
         p = subprocess.Popen(full, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                              text=True, env=env, start_new_session=True)
-        status = GuestStatus(workdir, p)
-        status.start()
         try:
             out, err = p.communicate(timeout=timeout)
         except subprocess.TimeoutExpired:
@@ -264,10 +269,12 @@ def run_qemu_command(argv, guest_argv, timeout, workdir=None, env=None):
             p.communicate()
             raise RuntimeError("qemu timed out after %d s; console:\n%s" % (timeout, tail(read(os.path.join(workdir, "console")))))
         wall = time.monotonic() - t0
-        status.join(timeout=5)
-        if p.returncode != 0 or not re.match(r"exit=0\b", status.line):
+        status_port.thread.join(timeout=5)
+        status_port.close()
+        status = status_port.status
+        if p.returncode != 0 or status != "exit=0":
             raise RuntimeError("qemu exit %d, guest %r\nqemu stderr: %s\nguest stderr: %s\nconsole:\n%s" % (
-                p.returncode, status.line, tail(err), tail(read(os.path.join(workdir, "stderr"))),
+                p.returncode, status_port.exit_line, tail(err), tail(read(os.path.join(workdir, "stderr"))),
                 tail(read(os.path.join(workdir, "console")))))
         return read(os.path.join(workdir, "stdout")), wall
     finally:

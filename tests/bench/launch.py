@@ -8,6 +8,7 @@ Per round, one after the other:
   vmlaunch  `vmlaunch -v CONF -- true` untraced: the round trip (wall), vmlaunch's own VmRSS/VmHWM sampled every
             20 ms from /proc while it supervises (its guardian's and qemu's too, for scale), and the -v lines
             timestamped as they arrive (qemu started -> guest running (QMP RESUME) -> SHUTDOWN -> exit).
+  plain     `vmlaunch CONF -- true`, nothing watching: the round trip compared with bare's.
   bare      the argv `vmlaunch --dry-run CONF -- true` prints, run by this script without vmlaunch: it hands qemu
             the fds vmlaunch would (socketpairs on fds 3-6 for QMP and the guest's stdout/stderr/status ports, a
             listening unix socket on fd 7), a sparse file of the disk's size on /dev/shm where vmlaunch would mount
@@ -149,7 +150,7 @@ def run_vmlaunch(conf):
 
     th = threading.Thread(target=reader, daemon=True)
     th.start()
-    rss, anon, rfile, hwm, side = [], [], [], 0, {}
+    rss, anon, rfile, hwm, side, guardian = [], [], [], 0, {}, []
     while p.poll() is None:
         if time.monotonic() - t0 > TIMEOUT:
             p.send_signal(signal.SIGTERM)  # power button; a second SIGTERM: quit
@@ -172,6 +173,8 @@ def run_vmlaunch(conf):
                 v = status_kb(cpid, "VmRSS")
                 if v:
                     side[key] = max(side.get(key, 0), v)
+                    if key == "guardian" and "running_s" in phases:  # once qemu runs: the guardian has trimmed
+                        guardian.append(v)
         time.sleep(0.02)
     p.stdout.read()
     th.join(timeout=5)
@@ -180,7 +183,19 @@ def run_vmlaunch(conf):
         raise RuntimeError("vmlaunch exit %d: %s" % (p.returncode, "".join(lines[-20:])))
     phases["exit_s"] = wall
     return {"wall_s": wall, "rss_kb": B.median(rss), "rss_anon_kb": B.median(anon), "rss_file_kb": B.median(rfile), "rss_max_kb": max(rss) if rss else None, "hwm_kb": hwm,
-            "guardian_rss_kb": side.get("guardian"), "qemu_rss_kb": side.get("qemu"), "phases": phases}
+            "guardian_rss_kb": side.get("guardian"), "guardian_rss_running_kb": B.median(guardian), "qemu_rss_kb": side.get("qemu"), "phases": phases}
+
+
+def run_plain(conf):
+    """The round trip alone: `vmlaunch CONF -- true` with nothing watching it (run_vmlaunch's /proc sampler scans
+    every process every 20 ms, CPU the bare run does not have to share)."""
+    t0 = time.monotonic()
+    p = subprocess.run([B.VMLAUNCH, conf, "--", "true"], stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                       stderr=subprocess.PIPE, text=True, timeout=TIMEOUT)
+    wall = time.monotonic() - t0
+    if p.returncode != 0:
+        raise RuntimeError("vmlaunch exit %d: %s" % (p.returncode, B.tail(p.stderr)))
+    return {"wall_s": wall}
 
 
 def qmp_cmd(f, cmd):
@@ -192,72 +207,106 @@ def qmp_cmd(f, cmd):
             return msg
 
 
+def passed_fds(argv):
+    """What vmlaunch's argv expects on which fd: {fd: chardev id} for `-chardev socket,...,fd=N` and {fd: "disk"} for
+    `-add-fd fd=N` (the disk's file, opened by vmlaunch)."""
+    fds = {}
+    for i, a in enumerate(argv[:-1]):
+        nxt = argv[i + 1]
+        if a == "-chardev" and nxt.startswith("socket,"):
+            m, cid = re.search(r"(?:^|,)fd=(\d+)", nxt), re.search(r"(?:^|,)id=([^,]+)", nxt).group(1)
+            if m:
+                fds[int(m.group(1))] = cid
+        elif a == "-add-fd":
+            fds[int(re.search(r"(?:^|,)fd=(\d+)", nxt).group(1))] = "disk"
+    return fds
+
+
 def run_bare(conf, d):
     """vmlaunch's own argv, fds supplied by this script, no vmlaunch."""
     argv = B.dry_run(conf, ["true"])
     state = "/run/vmlaunch/" + NAME
     wd = os.path.join(d, "bare")
     shutil.rmtree(wd, ignore_errors=True)
+    os.makedirs(wd)
     argv = [a.replace(state, wd) for a in argv]
-    disk = next(re.search(r"filename=([^,]+)", a).group(1) for a in argv if "node-name=disk-" in a)
-    os.makedirs(os.path.dirname(disk), exist_ok=True)
+    B.write_argv_file(os.path.join(wd, "argv"), ["true"])
+    # vmlaunch mounts a tmpfs for the disk and opens its file (O_DIRECT where tmpfs takes it, as the argv's
+    # cache.direct says); here a sparse file of the same size on /dev/shm
+    disk = os.path.join(wd, "disk.raw")
     with open(disk, "wb") as f:
         f.truncate(DISK_MB << 20)
-    B.write_argv_file(os.path.join(wd, "argv"), ["true"])
-    qmp_p, qmp_c = socket.socketpair()
-    ports = [socket.socketpair() for _ in range(3)]  # stdout, stderr, status
-    ext = socket.socket(socket.AF_UNIX)
-    ext.bind(os.path.join(wd, "qmp.sock"))
-    ext.listen(4)
-    src = [qmp_c.fileno()] + [c.fileno() for _, c in ports] + [ext.fileno()]
+    direct = any("cache.direct=on" in a for a in argv)
+    ours = {}  # fd in qemu -> our end (or None: nothing to read)
+    src = {}   # fd in qemu -> the fd the child dup2()s there
+    for fd, what in passed_fds(argv).items():
+        if what == "disk":
+            src[fd] = os.open(disk, os.O_RDWR | (os.O_DIRECT if direct else 0))
+        elif what == "qmp-ext":  # a listening socket qemu accepts on (vmlaunch's STATE/qmp.sock)
+            ext = socket.socket(socket.AF_UNIX)
+            ext.bind(os.path.join(wd, "qmp.sock"))
+            ext.listen(4)
+            src[fd], ours[fd] = ext.detach(), None
+        else:  # qmp, the guest's ports, the console: a socketpair
+            a, b = socket.socketpair()
+            src[fd], ours[fd] = b.detach(), a
+    qmp_fd = next(fd for fd, w in passed_fds(argv).items() if w == "qmp")
+    port_of = {w: fd for fd, w in passed_fds(argv).items()}
     t0 = time.monotonic()
     pid = os.fork()
-    if pid == 0:  # the child: fds 3..7 as vmlaunch's child_exec arranges them, then exec
+    if pid == 0:  # the child: each fd where the argv says, as vmlaunch's child_exec arranges them, then exec
         try:
-            high = [os.dup(s) for s in src]
-            high = [fcntl_dup_high(h) for h in high]
-            for target, h in zip(range(3, 8), high):
+            high = {t: fcntl_dup_high(os.dup(s)) for t, s in src.items()}
+            for target, h in high.items():
                 os.dup2(h, target)
-            os.closerange(8, 4096)
+            os.closerange(max(high) + 1, 4096)
             null = os.open("/dev/null", os.O_RDONLY)
             os.dup2(null, 0)
             os.execvp(argv[0], argv)
         finally:
             os._exit(127)
-    qmp_c.close()
-    for _, c in ports:
-        c.close()
-    ext.close()
-    f = qmp_p.makefile("rw")
+    for s in src.values():
+        os.close(s)
+    f = ours[qmp_fd].makefile("rw")
     json.loads(f.readline())  # greeting
     qmp_cmd(f, "qmp_capabilities")
     qmp_cmd(f, "cont")
-    got = {0: b"", 1: b"", 2: b""}
-    socks = {p.fileno(): i for i, (p, _) in enumerate(ports)}
-    open_fds = set(socks) | {qmp_p.fileno()}
-    while open_fds:
+    status_sock = ours[port_of["guest-status"]]
+    status_sock.sendall(b"eof=0\n")  # the command's stdin is empty
+    reading = {ours[port_of[w]].fileno(): w for w in ("guest-stdout", "guest-stderr", "guest-status", "console")
+               if w in port_of}
+    got = {w: b"" for w in reading.values()}
+    acked = False
+    while reading:
         if time.monotonic() - t0 > TIMEOUT:
             os.kill(pid, signal.SIGKILL)
             os.waitpid(pid, 0)
             raise RuntimeError("bare qemu: no exit after %d s (a guest hang?)" % TIMEOUT)
-        r, _, _ = select.select(list(open_fds), [], [], 1.0)
+        r, _, _ = select.select(list(reading), [], [], 1.0)
         for fd in r:
             data = os.read(fd, 65536)
             if not data:
-                open_fds.discard(fd)
-            elif fd in socks:
-                got[socks[fd]] += data
+                del reading[fd]
+                continue
+            got[reading[fd]] += data
+        m = re.search(rb"^exit=\d+ out=(\d+) err=(\d+)\n", got["guest-status"], re.M)
+        if m and not acked and len(got["guest-stdout"]) >= int(m.group(1)) and \
+                len(got["guest-stderr"]) >= int(m.group(2)):
+            status_sock.sendall(b"ok\n")  # the guest powers off once it has this
+            acked = True
         if not r and os.waitpid(pid, os.WNOHANG)[0]:
             pid = None
             break
     if pid:
         os.waitpid(pid, 0)
     wall = time.monotonic() - t0
-    qmp_p.close()
-    for p, _ in ports:
-        p.close()
-    if got[2].strip() != b"exit=0":
-        raise RuntimeError("bare qemu: guest status %r" % got[2])
+    f.close()
+    for s in ours.values():
+        if s is not None:
+            s.close()
+    status = got["guest-status"].split(b"\n")[0].split(b" ")[0]
+    if status != b"exit=0":
+        raise RuntimeError("bare qemu: guest status %r; console: %s" % (got["guest-status"], got.get("console", b"")[-500:]))
     shutil.rmtree(wd, ignore_errors=True)
     return {"wall_s": wall}
 
@@ -337,12 +386,12 @@ def main():
     argv = B.dry_run(conf, ["true"])
     data = {"host": B.host_info(), "rounds": args.rounds, "started": time.strftime("%Y-%m-%d %H:%M:%S"),
             "argv": argv, "minimal_argv": [a.replace(d, "$TMP") for a in minimal_argv(d, argv)], "disk_mb": DISK_MB,
-            "round_loads": [], "runs": {"strace": [], "vmlaunch": [], "bare": [], "minimal": []}}
+            "round_loads": [], "runs": {"strace": [], "vmlaunch": [], "plain": [], "bare": [], "minimal": []}}
     try:
         for r in range(1, args.rounds + 1):
             data["round_loads"].append(B.before_round(r, args.rounds))
             for kind, fn in (("strace", lambda: run_strace(conf, d)), ("vmlaunch", lambda: run_vmlaunch(conf)),
-                             ("bare", lambda: run_bare(conf, d)), ("minimal", lambda: run_minimal(d, argv))):
+                             ("plain", lambda: run_plain(conf)), ("bare", lambda: run_bare(conf, d)), ("minimal", lambda: run_minimal(d, argv))):
                 run = {"round": r, "load": B.loadavg()}
                 try:
                     run.update(fn())

@@ -74,7 +74,7 @@ def qemu_of(name):
 
 
 def test_qemu_is_unprivileged_by_default_and_gets_fds_not_paths(config, tmp_path, qemu_user):
-    """As root with no [qemu] user, qemu runs as vmlaunch-qemu; it reaches a root-only image in a root-only dir, a zram
+    """As root with no [qemu] user, qemu runs as vmlaunch-qemu with that user's groups; it reaches a root-only image in a root-only dir, a zram
     device, a tmpfs disk, an ephemeral overlay's base and its console log through fds vmlaunch opened, and nothing on
     the host changes owner; the state dir and journal stay root's."""
     qemu = pwd.getpwnam(qemu_user)
@@ -100,6 +100,9 @@ def test_qemu_is_unprivileged_by_default_and_gets_fds_not_paths(config, tmp_path
         assert p.stdout.readline() == "up\n", p.stderr.read() if p.poll() is not None else ""
         pid = qemu_of("hfds")
         assert proc_field(pid, "Uid") == str(qemu.pw_uid)
+        # its own supplementary groups (kvm, for /dev/kvm), looked up by vmlaunch before the fork
+        groups = next(line.split()[1:] for line in open(f"/proc/{pid}/status") if line.startswith("Groups:"))
+        assert sorted(map(int, groups)) == sorted(set(os.getgrouplist(qemu_user, qemu.pw_gid)))
         state = "/run/vmlaunch/hfds"
         st = os.stat(state)
         assert st.st_uid == 0 and (st.st_mode & 0o777) == 0o711
