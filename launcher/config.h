@@ -169,6 +169,8 @@ struct vm_config {
 	unsigned machine_line;
 	char *console_log; /* NULL: the serial console is on stdio */
 	unsigned console_log_line;
+	char *snapshot; /* NULL: the default, CACHE/snapshots/NAME (snapshot.c) */
+	unsigned snapshot_line;
 	unsigned shutdown_timeout; /* seconds between system_powerdown and quit */
 	unsigned shutdown_timeout_line;
 

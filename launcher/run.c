@@ -27,6 +27,7 @@
 #include "journal.h"
 #include "privileges.h"
 #include "ready.h"
+#include "snapshot.h"
 #include "state_dir.h"
 #include "process.h"
 #include "test_hook.h"
@@ -733,6 +734,9 @@ int run_supervise(const struct plan *p, struct vm_process *vm, int sigfd, struct
 			s.probing = true;
 		}
 		test_hook_stop_at("running");
+		/* restored from a snapshot (main.c): the guest waits for its command on the status port */
+		if (p->snapshot && snapshot_send_command(p, vm->status_fd) < 0)
+			escalate(&s), escalate(&s);
 		if (p->agent_mode) {
 			agent_begin(&s.agent, vm->agent_fd, p->command, p->env, p->cfg->command_user,
 				    p->cfg->agent_timeout);

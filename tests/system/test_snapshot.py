@@ -1,0 +1,130 @@
+"""Warm start (issue 23): vmlaunch --snapshot saves the bundled guest at its ready point; command runs restore it.
+
+One save per module (a boot costs seconds); the refusal tests work on copies of it, so none of them can spoil the
+snapshot the restore tests use."""
+import shutil
+import time
+
+import pytest
+
+from conftest import GUEST, ROOT, STATE_ROOT, vmlaunch
+
+NAME = "snap-t"
+
+
+def snap_conf(config, snapshot, name=NAME, file="t.conf"):
+    return config(f"[vm]\nname = {name}\nsnapshot = {snapshot}\n" + GUEST, name=file)
+
+
+@pytest.fixture(scope="module")
+def saved(tmp_path_factory):
+    """A snapshot of the bundled guest: (its directory, a config that restores it)."""
+    tmp = tmp_path_factory.mktemp("snap")
+    snapshot = tmp / "snapshot"
+    conf = tmp / "t.conf"
+    conf.write_text(f"[vm]\nname = {NAME}\nsnapshot = {snapshot}\n" + GUEST.replace("@BUILD@", str(ROOT / "build")))
+    r = vmlaunch("--snapshot", conf, timeout=300)
+    assert r.returncode == 0, r.stderr
+    assert "snapshot saved to" in r.stderr
+    assert sorted(p.name for p in snapshot.iterdir()) == ["manifest", "state"]
+    # nothing of the save is left beside it: no temporary directory, no state dir
+    assert [p.name for p in tmp.iterdir() if p.name.startswith("snapshot.")] == []
+    assert not (STATE_ROOT / NAME).exists()
+    return snapshot, conf, time.time()
+
+
+def test_restored_runs_return_output_and_status_and_never_see_each_other(saved):
+    snapshot, conf, saved_at = saved
+    probe = ("cat /proc/sys/kernel/random/boot_id; test -e /root/mark && echo seen || echo unseen; date +%s; "
+             "head -c 16 /dev/urandom | od -An -tx1")
+    first = vmlaunch("-v", conf, "--", "sh", "-c", probe + "; echo one >/root/mark; echo to-stderr >&2; exit 7")
+    assert first.returncode == 7, first.stderr
+    assert "to-stderr" in first.stderr
+    # a restore, not a boot: qemu was given the saved state
+    assert f"snapshot {snapshot} loaded" in first.stderr
+    # a restored clock left alone would read about the save's time: make that at least 6 s ago
+    time.sleep(max(0.0, saved_at + 6 - time.time()))
+    second = vmlaunch(conf, "--", "sh", "-c", probe + "; exit 0")
+    host_now = time.time()
+    assert second.returncode == 0, second.stderr
+    boot1, mark1, clock1, random1 = first.stdout.splitlines()
+    boot2, mark2, clock2, random2 = second.stdout.splitlines()
+    # the same booted kernel both times (a boot would draw a new boot_id) ...
+    assert boot1 == boot2
+    # ... yet run 2 starts from the saved state, not from what run 1 wrote
+    assert (mark1, mark2) == ("unseen", "unseen")
+    # freshness: the guest's clock is the host's now, not the saved one, and the random streams differ
+    assert abs(int(clock2) - host_now) < 3
+    assert random1 != random2
+    assert not (STATE_ROOT / NAME).exists()
+
+
+def test_restore_under_another_name_uses_the_same_snapshot(saved, config):
+    snapshot = saved[0]
+    conf = snap_conf(config, snapshot, name="snap-t-other", file="other.conf")
+    r = vmlaunch(conf, "--", "echo", "other")
+    assert (r.returncode, r.stdout) == (0, "other\n"), r.stderr
+
+
+@pytest.fixture
+def copy(saved, tmp_path):
+    """A copy of the snapshot that a test may spoil."""
+    snapshot = saved[0]
+    target = tmp_path / "copy"
+    shutil.copytree(snapshot, target)
+    return target
+
+
+def refused(conf, *args):
+    r = vmlaunch(*args, conf, "--", "echo", "ran")
+    assert r.returncode == 2, r.stderr
+    assert "ran" not in r.stdout
+    assert not (STATE_ROOT / NAME).exists()
+    return r.stderr
+
+
+def test_another_qemu_version_is_refused(copy, config):
+    manifest = copy / "manifest"
+    text = manifest.read_text()
+    lines = [("qemu-version 6.2.0 (elsewhere)" if line.startswith("qemu-version ") else line)
+             for line in text.splitlines()]
+    manifest.write_text("\n".join(lines) + "\n")
+    err = refused(snap_conf(config, copy))
+    assert "was saved by qemu 6.2.0 (elsewhere)" in err
+
+
+def test_another_command_line_is_refused(copy, config):
+    err = refused(snap_conf(config, copy), "--set", "vm.memory=256M")
+    assert "another qemu command line" in err and "256M" in err
+
+
+@pytest.mark.parametrize("damage", ["truncate", "flip"])
+def test_corrupt_state_is_refused_not_loaded(copy, config, damage):
+    state = copy / "state"
+    data = bytearray(state.read_bytes())
+    if damage == "truncate":
+        data = data[: len(data) // 2]
+    else:
+        data[len(data) // 3] ^= 0x01
+    state.write_bytes(bytes(data))
+    err = refused(snap_conf(config, copy))
+    assert "is corrupt" in err
+    # refused before qemu started: nothing said it was loaded
+    assert "loaded" not in err
+
+
+def test_incomplete_snapshot_is_refused(copy, config):
+    (copy / "manifest").unlink()
+    err = refused(snap_conf(config, copy))
+    assert "is incomplete" in err
+
+
+def test_snapshot_refuses_a_writable_disk(config, tmp_path):
+    image = tmp_path / "d.img"
+    image.write_bytes(b"\0" * (1 << 20))
+    conf = config(f"[vm]\nname = {NAME}\nsnapshot = {tmp_path}/s\n" + GUEST +
+                  f"[disk data]\nbackend = file\npath = {image}\n")
+    r = vmlaunch("--snapshot", conf)
+    assert r.returncode == 2, r.stderr
+    assert "read-only file disks only" in r.stderr
+    assert not (tmp_path / "s").exists()
