@@ -414,7 +414,6 @@ int snapshot_save(const struct snapshot *s, const struct plan *p, const struct q
 		r = log_errno(errno, "cannot create %s", tmp);
 		goto out;
 	}
-	test_hook_stop_at("snapshot-save");
 	fd = open(state, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
 	if (fd < 0) {
 		r = log_errno(errno, "cannot create %s", state);
@@ -428,6 +427,7 @@ int snapshot_save(const struct snapshot *s, const struct plan *p, const struct q
 		goto out;
 	fstat(fd, &st);
 	log_info("state saved: %lld MiB in %lld ms", (long long)st.st_size >> 20, monotonic_ms() - saved);
+	test_hook_stop_at("snapshot-save"); /* the state complete, no manifest yet: a kill here must leave nothing */
 	qmp_send(&vm->qmp, "quit", NULL);
 	r = snapshot_manifest_write(tmp, p, c, version ? version : "unknown");
 	if (r == 0)
