@@ -482,6 +482,11 @@ static int launch(const struct vm_config *cfg, struct plan *plan, struct storage
 		status = 128 + SIGINT;
 		goto out;
 	}
+	if (snap->save) {
+		r = snapshot_prepare(snap, plan, &journal);
+		if (r < 0)
+			goto out;
+	}
 	/* Built now that the disks exist: some learn their device only when made (/dev/zramN). */
 	qemu_argv_build(plan, &cmdline);
 	if (snap->restore)
@@ -635,10 +640,9 @@ int main(int argc, char **argv)
 	/* a command run of the bundled guest restores from its snapshot when there is one (snapshot.c) */
 	if (o.snapshot || (o.command.n && cfg.kernel && !o.dry_run && !o.explain)) {
 		snap.dir = snapshot_dir(&cfg);
-		snap.save = o.snapshot;
-		snap.restore = !o.snapshot && snapshot_exists(snap.dir);
 		if (o.snapshot && !snap.dir)
 			goto out;
+		snapshot_paths(&snap, &cfg, o.snapshot, !o.snapshot && snapshot_exists(snap.dir));
 		if ((snap.save || snap.restore) && snapshot_supported(&cfg) < 0)
 			goto out;
 	}
@@ -679,6 +683,8 @@ int main(int argc, char **argv)
 		status = r == -EINVAL ? EXIT_BAD_INPUT : EXIT_SETUP_FAILED;
 		goto out;
 	}
+	plan.snapshot_ram = snap.ram;
+	plan.snapshot_ram_share = snap.save;
 	log_info("accelerator: %s", plan.accel_why);
 	log_info("firmware: %s", plan.firmware_why);
 	if (plan.memory_why)

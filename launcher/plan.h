@@ -98,6 +98,8 @@ struct plan {
 	bool accel_warning; /* auto fell back to TCG on a host that has /dev/kvm or wants one: say so once */
 	bool command_mode;  /* vmlaunch CONFIG -- COMMAND */
 	bool snapshot;      /* saved or restored (snapshot.c): the command goes over the status port, not fw_cfg */
+	const char *snapshot_ram; /* snapshot-memory = shared: guest RAM is this file (set by main.c, owned by it) */
+	bool snapshot_ram_share;  /* ... mapped shared while saving, private (copy-on-write) when restored */
 	bool agent_mode;    /* ... in a firmware-booted guest, through its qemu-guest-agent */
 	bool interactive;   /* a terminal on stdin and the console on stdio: the demo guest offers a shell */
 	bool command_tty;   /* command mode in the bundled guest with a terminal on stdin and stdout: a pty there */

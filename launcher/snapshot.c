@@ -63,12 +63,26 @@ int snapshot_supported(const struct vm_config *cfg)
 				 "does not migrate)", cfg->file, cfg->shares[0].name);
 	if (cfg->tpm)
 		return log_error("%s: [boot] tpm: a VM with a TPM cannot be snapshotted yet", cfg->file);
+	if (cfg->snapshot_memory == SNAPSHOT_MEMORY_SHARED && (cfg->hugepages != HUGEPAGES_OFF || cfg->n_tiers))
+		return log_error("%s: snapshot-memory = shared keeps guest RAM in one plain file: not with hugepages or "
+				 "[memory tier]s", config_at(cfg, cfg->snapshot_memory_line));
 	for (size_t i = 0; i < cfg->n_disks; i++)
 		if (!cfg->disks[i].readonly || cfg->disks[i].backend != BACKEND_FILE)
 			return log_error("%s: [disk %s]: snapshots take read-only file disks only so far (readonly = yes); "
 					 "each restored run would need its own writable layer",
 					 config_at(cfg, cfg->disks[i].readonly_line), cfg->disks[i].name);
 	return 0;
+}
+
+void snapshot_paths(struct snapshot *s, const struct vm_config *cfg, bool save, bool restore)
+{
+	s->save = save;
+	s->restore = restore;
+	s->shared = cfg->snapshot_memory == SNAPSHOT_MEMORY_SHARED;
+	if (save)
+		s->tmp = xasprintf("%s.tmp-%d", s->dir, (int)getpid());
+	if (s->shared && (save || restore))
+		s->ram = xasprintf("%s/ram", save ? s->tmp : s->dir);
 }
 
 int snapshot_verify(struct snapshot *s, const struct plan *p, const struct qemu_cmdline *c)
@@ -122,6 +136,19 @@ static int migration_status(struct qmp *q, char **error)
 	return r;
 }
 
+/* x-ignore-shared: RAM blocks mapped shared are left out of the stream (qemu's migration/ram.c, ramblock_is_ignored);
+ * both ends must agree, since the stream then carries each block's address. */
+static int ignore_shared(struct qmp *q)
+{
+	struct json_object *args = json_object_new_object(), *caps = json_object_new_array(), *cap = json_object_new_object();
+
+	json_object_object_add(cap, "capability", json_object_new_string("x-ignore-shared"));
+	json_object_object_add(cap, "state", json_object_new_boolean(1));
+	json_object_array_add(caps, cap);
+	json_object_object_add(args, "capabilities", caps);
+	return qmp_execute(q, "migrate-set-capabilities", args, NULL, QMP_TIMEOUT_MS);
+}
+
 int snapshot_load(const struct snapshot *s, struct qmp *q)
 {
 	long long start = monotonic_ms(), deadline = start + READY_TIMEOUT_MS;
@@ -131,7 +158,11 @@ int snapshot_load(const struct snapshot *s, struct qmp *q)
 
 	json_object_object_add(args, "uri", json_object_new_string(uri));
 	free(uri);
-	r = qmp_execute(q, "migrate-incoming", args, NULL, QMP_TIMEOUT_MS);
+	r = s->shared ? ignore_shared(q) : 0;
+	if (r == 0)
+		r = qmp_execute(q, "migrate-incoming", args, NULL, QMP_TIMEOUT_MS);
+	else
+		json_object_put(args);
 	if (r < 0)
 		return r;
 
@@ -279,11 +310,13 @@ static int wait_ready(const struct plan *p, struct vm_process *vm, int sigfd)
 }
 
 /* Streams the stopped VM's state into the open file `fd` (getfd + migrate fd:), waiting until it completes. */
-static int migrate_to(struct qmp *q, int fd)
+static int migrate_to(struct qmp *q, int fd, bool shared)
 {
 	struct json_object *args;
 	int r;
 
+	if (shared && (r = ignore_shared(q)) < 0)
+		return r;
 	args = json_object_new_object();
 	json_object_object_add(args, "fdname", json_object_new_string("snapshot"));
 	r = qmp_execute_fd(q, "getfd", args, fd, NULL, QMP_TIMEOUT_MS);
@@ -330,6 +363,9 @@ static int undo_partial(const char *dir, const char *state_dir)
 	f = xasprintf("%s/" SNAPSHOT_MANIFEST, dir);
 	unlink(f);
 	free(f);
+	f = xasprintf("%s/ram", dir);
+	unlink(f);
+	free(f);
 	if (rmdir(dir) < 0 && errno != ENOENT)
 		return log_errno(errno, "cannot remove %s", dir);
 	return 0;
@@ -362,6 +398,30 @@ static int fsync_path(const char *path)
 	return r;
 }
 
+int snapshot_prepare(const struct snapshot *s, const struct plan *p, struct journal *journal)
+{
+	const struct privileges *pv = p->privileges;
+	int r = mkdir_parents(s->dir), fd;
+
+	if (r == 0)
+		r = journal_add(journal, "snapshot-partial", s->tmp);
+	if (r < 0)
+		return r;
+	if (mkdir(s->tmp, 0700) < 0)
+		return log_errno(errno, "cannot create %s", s->tmp);
+	if (!s->ram)
+		return 0;
+	/* qemu opens it again through /proc/self/fd read-write (a private mapping too): its user must own it */
+	fd = open(s->ram, O_RDWR | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+	if (fd < 0)
+		return log_errno(errno, "cannot create %s", s->ram);
+	if (ftruncate(fd, (off_t)p->cfg->memory) < 0 ||
+	    (pv && pv->switch_user && fchown(fd, pv->uid, pv->gid) < 0))
+		r = log_errno(errno, "cannot prepare %s for qemu", s->ram);
+	close(fd);
+	return r;
+}
+
 /* tmp → dir, replacing an older snapshot there; each name journaled first, so a kill leaves neither behind. */
 static int install(const char *tmp, const char *dir, struct journal *journal)
 {
@@ -390,7 +450,8 @@ static int install(const char *tmp, const char *dir, struct journal *journal)
 int snapshot_save(const struct snapshot *s, const struct plan *p, const struct qemu_cmdline *c, struct vm_process *vm,
 		  int sigfd, struct journal *journal)
 {
-	char *tmp = xasprintf("%s.tmp-%d", s->dir, (int)getpid()), *state = xasprintf("%s/" SNAPSHOT_STATE, tmp);
+	const char *tmp = s->tmp;
+	char *state = xasprintf("%s/" SNAPSHOT_STATE, tmp);
 	char *version = snapshot_qemu_version(vm->qmp.greeting);
 	long long start = monotonic_ms(), saved;
 	struct stat st;
@@ -405,22 +466,13 @@ int snapshot_save(const struct snapshot *s, const struct plan *p, const struct q
 	r = qmp_execute(&vm->qmp, "stop", NULL, NULL, QMP_TIMEOUT_MS);
 	if (r < 0)
 		goto out;
-	r = mkdir_parents(s->dir);
-	if (r == 0)
-		r = journal_add(journal, "snapshot-partial", tmp);
-	if (r < 0)
-		goto out;
-	if (mkdir(tmp, 0700) < 0) {
-		r = log_errno(errno, "cannot create %s", tmp);
-		goto out;
-	}
 	fd = open(state, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
 	if (fd < 0) {
 		r = log_errno(errno, "cannot create %s", state);
 		goto out;
 	}
 	saved = monotonic_ms();
-	r = migrate_to(&vm->qmp, fd);
+	r = migrate_to(&vm->qmp, fd, s->shared);
 	if (r == 0 && fsync(fd) < 0)
 		r = log_errno(errno, "cannot sync %s", state);
 	if (r < 0)
@@ -429,6 +481,25 @@ int snapshot_save(const struct snapshot *s, const struct plan *p, const struct q
 	log_info("state saved: %lld MiB in %lld ms", (long long)st.st_size >> 20, monotonic_ms() - saved);
 	test_hook_stop_at("snapshot-save"); /* the state complete, no manifest yet: a kill here must leave nothing */
 	qmp_send(&vm->qmp, "quit", NULL);
+	{
+		struct pollfd pf = { vm->pidfd, POLLIN, 0 };
+
+		/* the RAM file (shared memory) is complete once qemu has let go of it */
+		if (poll(&pf, 1, 10000) > 0) {
+			waitpid(vm->pid, NULL, 0);
+			vm->pid = -1;
+		}
+	}
+	if (s->ram) {
+		int ram = open(s->ram, O_RDONLY | O_CLOEXEC);
+
+		if (vm->pid > 0 || ram < 0 || fsync(ram) < 0)
+			r = log_errno(vm->pid > 0 ? ETIMEDOUT : errno, "cannot complete %s", s->ram);
+		if (ram >= 0)
+			close(ram);
+		if (r < 0)
+			goto out;
+	}
 	r = snapshot_manifest_write(tmp, p, c, version ? version : "unknown");
 	if (r == 0)
 		r = fsync_path(tmp);
@@ -450,7 +521,6 @@ out:
 	}
 	free(version);
 	free(state);
-	free(tmp);
 	return r == 0 ? EXIT_VM_OK : r == -EINTR ? 128 + SIGINT : EXIT_SETUP_FAILED;
 }
 
@@ -458,5 +528,7 @@ void snapshot_free(struct snapshot *s)
 {
 	free(s->dir);
 	free(s->qemu_version);
-	s->dir = s->qemu_version = NULL;
+	free(s->tmp);
+	free(s->ram);
+	s->dir = s->qemu_version = s->tmp = s->ram = NULL;
 }

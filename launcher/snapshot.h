@@ -16,6 +16,9 @@ struct snapshot {
 	bool restore;       /* a command run with a snapshot in dir */
 	char *qemu_version; /* restore: the version the manifest names, checked against qemu's greeting */
 	int state_fd;       /* restore: the fd number qemu finds the state file on */
+	char *tmp;          /* save: DIR.tmp-PID, renamed to dir when complete */
+	bool shared;        /* snapshot-memory = shared: guest RAM in the file `ram`, left out of the stream */
+	char *ram;          /* ... that file: tmp/ram while saving, dir/ram when restoring */
 };
 
 /* Where CFG's snapshot lives; NULL (logged) when there is no cache directory to default to. */
@@ -24,6 +27,10 @@ char *snapshot_dir(const struct vm_config *cfg);
 bool snapshot_exists(const char *dir);
 /* What a snapshot cannot hold yet, refused with the reason before anything is touched: -EINVAL. */
 int snapshot_supported(const struct vm_config *cfg);
+/* Fills in where a save or a restore keeps its files (tmp, ram) for the plan. */
+void snapshot_paths(struct snapshot *s, const struct vm_config *cfg, bool save, bool restore);
+/* Save: the temporary directory (journaled first) and, with shared memory, the RAM file qemu maps; before qemu. */
+int snapshot_prepare(const struct snapshot *s, const struct plan *p, struct journal *journal);
 /* Restore: checks the manifest against the machine `c` would start and the state's digest (-EINVAL: exit 2). */
 int snapshot_verify(struct snapshot *s, const struct plan *p, const struct qemu_cmdline *c);
 /* Restore: qemu waits for the saved state (-incoming defer), which snapshot_load hands it on an inherited fd. */

@@ -72,6 +72,14 @@ static char *generic_arg(const struct plan *p, const char *prev, const char *arg
 
 	if (prev && !strcmp(prev, "-name") && !strncmp(arg, p->cfg->name, nl) && (arg[nl] == ',' || !arg[nl]))
 		return xasprintf("@NAME@%s", arg + nl);
+	/* shared memory: mapped shared while saving, privately when restored; the same machine */
+	if (p->snapshot_ram && !strncmp(arg, "memory-backend-file,id=ram0,", 28) && strstr(arg, ",share=off")) {
+		char *copy = xstrdup(arg), *at = strstr(copy, ",share=off");
+
+		memcpy(at, ",share=on,", 10);
+		memmove(at + 9, at + 10, strlen(at + 10) + 1);
+		return copy;
+	}
 	while ((at = strstr(arg, p->state_dir))) {
 		strv_pushf(&out, "%.*s@STATE@", (int)(at - arg), arg);
 		arg = at + sl;
@@ -93,6 +101,18 @@ static void describe(struct strv *lines, const struct plan *p, const struct qemu
 	push_file(lines, "file", p->modules_image);
 	for (size_t i = 0; i < cfg->n_disks; i++)
 		push_file(lines, "file", cfg->disks[i].path);
+	if (p->snapshot_ram) {
+		/* The RAM file by identity, not digest (that would cost what sharing it saves). With its ctime, which no
+		 * one but root can set back: qemu's user owns the file, and any write by it changes the ctime. */
+		struct stat st;
+
+		if (stat(p->snapshot_ram, &st) < 0)
+			strv_push(lines, "ram missing");
+		else
+			strv_pushf(lines, "ram %lld %lld.%09ld %lld.%09ld %llu", (long long)st.st_size,
+				   (long long)st.st_mtim.tv_sec, st.st_mtim.tv_nsec, (long long)st.st_ctim.tv_sec,
+				   st.st_ctim.tv_nsec, (unsigned long long)st.st_ino);
+	}
 	for (size_t i = 0; i < c->argv.n; i++) {
 		char *arg = generic_arg(p, i ? c->argv.v[i - 1] : NULL, c->argv.v[i]), *enc = journal_encode(arg);
 
@@ -225,6 +245,9 @@ static int mismatch(const char *dir, const char *saved, const char *now)
 			  was ? was : "(end of its command line)", is, rebuild);
 		free(was);
 		free(is);
+	} else if (!strncmp(now, "ram ", 4)) {
+		log_error("snapshot %s: its RAM file was changed or replaced since it was saved (%s there, %s now: size, "
+			  "mtime, ctime, inode) (%s)", dir, saved, now, rebuild);
 	} else if (!strncmp(now, "qemu-binary ", 12)) {
 		log_error("snapshot %s was saved by another qemu binary (%s there, %s now) (%s)", dir, saved, now, rebuild);
 	} else {

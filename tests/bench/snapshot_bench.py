@@ -1,12 +1,15 @@
 #!/usr/bin/python3
-"""Warm start (issue 23): `vmlaunch CONF -- true` booted against restored from a snapshot, and 8 concurrent restores.
+"""Warm start (issue 23): `vmlaunch CONF -- true` booted against restored from a snapshot, guest RAM streamed or
+shared, and 8 concurrent restores of each.
 
-The bundled guest, 512 MiB, 1 vCPU, TCG. Per round, in this order (interleaved, so a noisy neighbour hurts both
-alike): a boot, then a restore; each the wall time of the whole vmlaunch run (set-up, qemu, the command, teardown).
-The restore's own steps come from vmlaunch -v: the manifest and state digest check, qemu's load of the state.
-Then 8 restores at once from the same snapshot under 8 names, each guest checking that no sibling's file shows in
-its /root and holding still (sleep) while the host samples every qemu's RSS and PSS (/proc/PID/smaps_rollup) and
-MemAvailable. Writes results/snapshot.json and results/snapshot.md (report.py puts the latter into results.md).
+The bundled guest, 512 MiB, 1 vCPU, TCG, snapshots on /dev/shm. Per round, in this order (interleaved, so a noisy
+neighbour hurts every variant alike): a boot, a restore with `snapshot-memory = stream` (RAM in qemu's migration
+stream), one with `shared` (RAM in a file mapped copy-on-write, x-ignore-shared); each the wall time of the whole
+vmlaunch run (set-up, qemu, the command, teardown). The restore's own steps come from vmlaunch -v: the manifest and
+state digest check, qemu's load of the state. Then, per variant, 8 restores at once from the same snapshot under 8
+names, each guest checking that no sibling's file shows in its /root and holding still (sleep) while the host
+samples every qemu's RSS and PSS (/proc/PID/smaps_rollup) and MemAvailable. Writes results/snapshot.json and
+results/snapshot.md (report.py puts the latter into results.md).
 """
 import argparse
 import json
@@ -28,10 +31,14 @@ append = quiet cryptomgr.notests
 CONCURRENT = 8
 
 
-def conf(workdir, name, snapshot):
-    path = os.path.join(workdir, name + ".conf")
+MODES = ["stream", "shared"]
+
+
+def conf(workdir, name, snapshot, mode="stream"):
+    path = os.path.join(workdir, "%s-%s.conf" % (name, mode))
     with open(path, "w") as f:
-        f.write("[vm]\nname = %s\nsnapshot = %s\n" % (name, snapshot) + GUEST.format(build=B.BUILD))
+        f.write("[vm]\nname = %s\nsnapshot = %s\nsnapshot-memory = %s\n" % (name, snapshot, mode) +
+                GUEST.format(build=B.BUILD))
     return path
 
 
@@ -79,9 +86,9 @@ def mem_available():
     return 0
 
 
-def concurrent(workdir, snapshot):
+def concurrent(workdir, snapshot, mode):
     names = ["bench-snap-%d" % i for i in range(CONCURRENT)]
-    confs = [conf(workdir, n, snapshot) for n in names]
+    confs = [conf(workdir, n, snapshot, mode) for n in names]
     script = ('test -e /root/token && echo "seen $(cat /root/token)"; echo %s >/root/token; sleep 6; '
               'echo "mine $(cat /root/token)"')
     before = mem_available()
@@ -115,30 +122,34 @@ def concurrent(workdir, snapshot):
 
 def render(data):
     L = ["Run on %s, load average %s (1/5/15 min) at the start and %s at the end, on this shared 2-CPU host; the "
-         "bundled guest, 512 MiB, 1 vCPU, TCG; %d interleaved rounds, `vmlaunch CONF -- true` (wall time of the "
-         "whole run)." % (data["date"], data["load_start"], data["load_end"], len(data["boot"])), ""]
-    rows = [["boot", B.fmt_num(B.median(data["boot"]), 2), B.fmt_range(*B.minmax(data["boot"]), 2)],
-            ["restore from the snapshot", B.fmt_num(B.median(data["restore"]), 2),
-             B.fmt_range(*B.minmax(data["restore"]), 2)]]
-    if data["check_ms"]:
-        rows.append(["… of which: manifest + SHA-256 of the state (ms)", B.fmt_num(B.median(data["check_ms"])),
-                     B.fmt_range(*B.minmax(data["check_ms"]))])
-    if data["load_ms"]:
-        rows.append(["… of which: qemu loads the state (ms)", B.fmt_num(B.median(data["load_ms"])),
-                     B.fmt_range(*B.minmax(data["load_ms"]))])
+         "bundled guest, 512 MiB, 1 vCPU, TCG; %d interleaved rounds of a boot and a restore per way of keeping guest "
+         "RAM, `vmlaunch CONF -- true` (wall time of the whole run). Snapshots on /dev/shm. `stream`: guest RAM in "
+         "qemu's migration stream, loaded into each qemu's own memory; `shared`: guest RAM in a file of the snapshot, "
+         "mapped shared while saving and privately (copy-on-write) by each restore, left out of the stream by "
+         "`x-ignore-shared`." % (data["date"], data["load_start"], data["load_end"], len(data["boot"])), ""]
+    rows = [["boot", B.fmt_num(B.median(data["boot"]), 2), B.fmt_range(*B.minmax(data["boot"]), 2)]]
+    for m in MODES:
+        d = data["modes"][m]
+        rows.append(["restore, %s" % m, B.fmt_num(B.median(d["restore"]), 2), B.fmt_range(*B.minmax(d["restore"]), 2)])
+        rows.append(["… of which: manifest + SHA-256 of the state (ms)", B.fmt_num(B.median(d["check_ms"])),
+                     B.fmt_range(*B.minmax(d["check_ms"]))])
+        rows.append(["… of which: qemu loads the state (ms)", B.fmt_num(B.median(d["load_ms"])),
+                     B.fmt_range(*B.minmax(d["load_ms"]))])
     L.append(B.md_table(["`-- true`, seconds unless said", "median", "min–max"], rows, ["---", "---:", "---:"]))
     L.append("")
-    L.append("Save (`vmlaunch --snapshot`, boot to the ready point included): %.1f s; state file %d MiB (qemu's "
-             "stream: zero pages are not written)." % (data["save_s"], data["state_mib"]))
-    c = data.get("concurrent")
-    if c:
-        L.append("")
-        L.append("%d restores at once from one snapshot, each under its own name: %s; isolation (no guest saw a "
-                 "sibling's file, each read back its own): %s; wall time for all %.1f s. Per qemu while the guests "
-                 "idle: RSS median %d MiB, PSS median %d MiB; MemAvailable fell by %d MiB in all, %d MiB per VM. "
-                 "The streamed restore copies the saved RAM into each qemu's own anonymous memory, so PSS ≈ RSS: "
-                 "nothing is shared between siblings." % (
-                     c["vms"], "all exited 0" if c["all_ok"] else "some FAILED", "yes" if c["isolated"] else "NO",
+    for m in MODES:
+        d = data["modes"][m]
+        L.append("- `%s`: save (`vmlaunch --snapshot`, boot to the ready point included) %.1f s; state file %d MiB%s." % (
+            m, d["save_s"], d["state_mib"], ", RAM file %d MiB allocated of 512" % d["ram_mib"] if d.get("ram_mib") else
+            " (zero pages are not written)"))
+    for m in MODES:
+        c = data["modes"][m].get("concurrent")
+        if not c:
+            continue
+        L.append("- `%s`, %d restores at once from one snapshot, each under its own name: %s; isolation (no guest saw "
+                 "a sibling's file, each read back its own): %s; wall time for all %.1f s. Per qemu while the guests "
+                 "idle: RSS median %d MiB, PSS median %d MiB; MemAvailable fell by %d MiB in all, %d MiB per VM." % (
+                     m, c["vms"], "all exited 0" if c["all_ok"] else "some FAILED", "yes" if c["isolated"] else "NO",
                      c["wall"], B.median(c["rss_kib"]) // 1024 if c["rss_kib"] else 0,
                      B.median(c["pss_kib"]) // 1024 if c["pss_kib"] else 0, c["mem_available_drop_kib"] // 1024,
                      c["mem_available_drop_kib"] // 1024 // c["vms"]))
@@ -150,36 +161,44 @@ def main():
     ap.add_argument("--rounds", type=int, default=int(os.environ.get("BENCH_ROUNDS", "5")))
     ap.add_argument("--no-concurrent", action="store_true")
     args = ap.parse_args()
-    workdir = tempfile.mkdtemp(prefix="vmlaunch-bench-snap-")
+    workdir = tempfile.mkdtemp(prefix="vmlaunch-bench-snap-", dir="/dev/shm")
     try:
-        snapshot = os.path.join(workdir, "snapshot")
         boot_conf = conf(workdir, "bench-boot", os.path.join(workdir, "none"))
-        snap_conf = conf(workdir, "bench-snap", snapshot)
-        data = {"date": time.strftime("%Y-%m-%d %H:%M"), "load_start": B.loadavg(), "boot": [], "restore": [],
-                "check_ms": [], "load_ms": []}
-        B.log("saving the snapshot")
-        data["save_s"], r = timed([B.VMLAUNCH, "--snapshot", snap_conf])
-        if r.returncode:
-            raise SystemExit("vmlaunch --snapshot failed:\n" + r.stderr)
-        data["state_mib"] = os.path.getsize(os.path.join(snapshot, "state")) >> 20
+        data = {"date": time.strftime("%Y-%m-%d %H:%M"), "load_start": B.loadavg(), "boot": [], "modes": {}}
+        snaps, confs = {}, {}
+        for m in MODES:
+            snaps[m] = os.path.join(workdir, "snapshot-" + m)
+            confs[m] = conf(workdir, "bench-snap", snaps[m], m)
+            B.log("saving the snapshot (%s)" % m)
+            save_s, r = timed([B.VMLAUNCH, "--snapshot", confs[m]])
+            if r.returncode:
+                raise SystemExit("vmlaunch --snapshot failed:\n" + r.stderr)
+            d = data["modes"][m] = {"save_s": save_s, "restore": [], "check_ms": [], "load_ms": [],
+                                    "state_mib": os.path.getsize(os.path.join(snaps[m], "state")) >> 20}
+            ram = os.path.join(snaps[m], "ram")
+            if os.path.exists(ram):
+                d["ram_mib"] = os.stat(ram).st_blocks * 512 >> 20
         for i in range(args.rounds):
             B.before_round(i + 1, args.rounds)
             t, r = timed([B.VMLAUNCH, boot_conf, "--", "true"])
             if r.returncode:
                 raise SystemExit("boot failed:\n" + r.stderr)
             data["boot"].append(t)
-            t, r = timed([B.VMLAUNCH, "-v", snap_conf, "--", "true"])
-            if r.returncode or "loaded in" not in r.stderr:
-                raise SystemExit("restore failed:\n" + r.stderr)
-            data["restore"].append(t)
-            data["check_ms"].append(ms_from(r"digest checked in (\d+) ms", r.stderr))
-            data["load_ms"].append(ms_from(r"loaded in (\d+) ms", r.stderr))
-            B.log("boot %.2f s, restore %.2f s" % (data["boot"][-1], t))
-        data["check_ms"] = [x for x in data["check_ms"] if x is not None]
-        data["load_ms"] = [x for x in data["load_ms"] if x is not None]
+            line = "boot %.2f s" % t
+            for m in MODES:
+                d = data["modes"][m]
+                t, r = timed([B.VMLAUNCH, "-v", confs[m], "--", "true"])
+                if r.returncode or "loaded in" not in r.stderr:
+                    raise SystemExit("restore failed:\n" + r.stderr)
+                d["restore"].append(t)
+                d["check_ms"].append(ms_from(r"digest checked in (\d+) ms", r.stderr))
+                d["load_ms"].append(ms_from(r"loaded in (\d+) ms", r.stderr))
+                line += ", %s %.2f s" % (m, t)
+            B.log(line)
         if not args.no_concurrent:
-            B.log("%d concurrent restores" % CONCURRENT)
-            data["concurrent"] = concurrent(workdir, snapshot)
+            for m in MODES:
+                B.log("%d concurrent restores (%s)" % (CONCURRENT, m))
+                data["modes"][m]["concurrent"] = concurrent(workdir, snaps[m], m)
         data["load_end"] = B.loadavg()
         os.makedirs(B.RESULTS_DIR, exist_ok=True)
         with open(os.path.join(B.RESULTS_DIR, "snapshot.json"), "w") as f:

@@ -169,7 +169,9 @@ def snapshot_leftovers(directory):
     """A save's temporary or replaced directory, or a snapshot without both of its files."""
     left = [f"snapshot scrap {p}" for p in Path(directory).glob("snap.*")]
     snap = Path(directory) / "snap"
-    if snap.exists() and sorted(p.name for p in snap.iterdir()) != ["manifest", "state"]:
+    # stream: manifest and state; shared (the default): its RAM file too
+    if snap.exists() and sorted(p.name for p in snap.iterdir()) not in (["manifest", "state"],
+                                                                       ["manifest", "ram", "state"]):
         left.append(f"incomplete snapshot {snap}: {sorted(p.name for p in snap.iterdir())}")
     return left
 

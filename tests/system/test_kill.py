@@ -64,7 +64,7 @@ def test_kill_leaves_no_half_snapshot(tmp_path, phase, victim):
     left, what = killmatrix.run_case(tmp_path, f"kill-{phase}-{victim}", phase, victim, relaunch=True)
     assert not left, f"after {what}: {left}"
     if phase == "snapshot-restore":
-        assert sorted(p.name for p in (tmp_path / "snap").iterdir()) == ["manifest", "state"]
+        assert sorted(p.name for p in (tmp_path / "snap").iterdir()) == ["manifest", "ram", "state"]
 
 
 @pytest.mark.parametrize("phase,victim", SAMPLE)

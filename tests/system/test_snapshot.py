@@ -1,7 +1,8 @@
 """Warm start (issue 23): vmlaunch --snapshot saves the bundled guest at its ready point; command runs restore it.
 
-One save per module (a boot costs seconds); the refusal tests work on copies of it, so none of them can spoil the
-snapshot the restore tests use."""
+Two saves per module (a boot costs seconds): the default (guest RAM in a file mapped copy-on-write), which the
+restore tests use and the last test spoils, and one with snapshot-memory = stream, whose copies the refusal tests
+spoil (a copy of a shared snapshot's RAM file is refused for its new identity, before what they test)."""
 import shutil
 import time
 
@@ -12,25 +13,36 @@ from conftest import GUEST, ROOT, STATE_ROOT, vmlaunch
 NAME = "snap-t"
 
 
-def snap_conf(config, snapshot, name=NAME, file="t.conf"):
-    return config(f"[vm]\nname = {name}\nsnapshot = {snapshot}\n" + GUEST, name=file)
+def snap_conf(config, snapshot, name=NAME, file="t.conf", memory=None):
+    return config(f"[vm]\nname = {name}\nsnapshot = {snapshot}\n" +
+                  (f"snapshot-memory = {memory}\n" if memory else "") + GUEST, name=file)
 
 
-@pytest.fixture(scope="module")
-def saved(tmp_path_factory):
-    """A snapshot of the bundled guest: (its directory, a config that restores it)."""
-    tmp = tmp_path_factory.mktemp("snap")
+def save(tmp, memory=None):
+    """A snapshot of the bundled guest: (its directory, a config that restores it, when it was saved)."""
     snapshot = tmp / "snapshot"
     conf = tmp / "t.conf"
-    conf.write_text(f"[vm]\nname = {NAME}\nsnapshot = {snapshot}\n" + GUEST.replace("@BUILD@", str(ROOT / "build")))
+    conf.write_text(f"[vm]\nname = {NAME}\nsnapshot = {snapshot}\n" +
+                    (f"snapshot-memory = {memory}\n" if memory else "") + GUEST.replace("@BUILD@", str(ROOT / "build")))
     r = vmlaunch("--snapshot", conf, timeout=300)
     assert r.returncode == 0, r.stderr
     assert "snapshot saved to" in r.stderr
-    assert sorted(p.name for p in snapshot.iterdir()) == ["manifest", "state"]
+    assert sorted(p.name for p in snapshot.iterdir()) == (["manifest", "state"] if memory == "stream"
+                                                          else ["manifest", "ram", "state"])
     # nothing of the save is left beside it: no temporary directory, no state dir
     assert [p.name for p in tmp.iterdir() if p.name.startswith("snapshot.")] == []
     assert not (STATE_ROOT / NAME).exists()
     return snapshot, conf, time.time()
+
+
+@pytest.fixture(scope="module")
+def saved(tmp_path_factory):
+    return save(tmp_path_factory.mktemp("snap"))
+
+
+@pytest.fixture(scope="module")
+def streamed(tmp_path_factory):
+    return save(tmp_path_factory.mktemp("snap-stream"), "stream")
 
 
 def test_restored_runs_return_output_and_status_and_never_see_each_other(saved):
@@ -67,9 +79,9 @@ def test_restore_under_another_name_uses_the_same_snapshot(saved, config):
 
 
 @pytest.fixture
-def copy(saved, tmp_path):
-    """A copy of the snapshot that a test may spoil."""
-    snapshot = saved[0]
+def copy(streamed, tmp_path):
+    """A copy of the streamed snapshot that a test may spoil."""
+    snapshot = streamed[0]
     target = tmp_path / "copy"
     shutil.copytree(snapshot, target)
     return target
@@ -89,12 +101,12 @@ def test_another_qemu_version_is_refused(copy, config):
     lines = [("qemu-version 6.2.0 (elsewhere)" if line.startswith("qemu-version ") else line)
              for line in text.splitlines()]
     manifest.write_text("\n".join(lines) + "\n")
-    err = refused(snap_conf(config, copy))
+    err = refused(snap_conf(config, copy, memory="stream"))
     assert "was saved by qemu 6.2.0 (elsewhere)" in err
 
 
 def test_another_command_line_is_refused(copy, config):
-    err = refused(snap_conf(config, copy), "--set", "vm.memory=256M")
+    err = refused(snap_conf(config, copy, memory="stream"), "--set", "vm.memory=256M")
     assert "another qemu command line" in err and "256M" in err
 
 
@@ -107,7 +119,7 @@ def test_corrupt_state_is_refused_not_loaded(copy, config, damage):
     else:
         data[len(data) // 3] ^= 0x01
     state.write_bytes(bytes(data))
-    err = refused(snap_conf(config, copy))
+    err = refused(snap_conf(config, copy, memory="stream"))
     assert "is corrupt" in err
     # refused before qemu started: nothing said it was loaded
     assert "loaded" not in err
@@ -115,7 +127,7 @@ def test_corrupt_state_is_refused_not_loaded(copy, config, damage):
 
 def test_incomplete_snapshot_is_refused(copy, config):
     (copy / "manifest").unlink()
-    err = refused(snap_conf(config, copy))
+    err = refused(snap_conf(config, copy, memory="stream"))
     assert "is incomplete" in err
 
 
@@ -128,3 +140,36 @@ def test_snapshot_refuses_a_writable_disk(config, tmp_path):
     assert r.returncode == 2, r.stderr
     assert "read-only file disks only" in r.stderr
     assert not (tmp_path / "s").exists()
+
+
+def test_streamed_snapshot_restores_with_ram_in_the_stream(streamed):
+    """snapshot-memory = stream: guest RAM is in qemu's migration stream (no RAM file), loaded by each restore."""
+    snapshot, conf, _ = streamed
+    assert (snapshot / "state").stat().st_size > (16 << 20)
+    probe = "test -e /root/mark && echo seen || echo unseen; echo x >/root/mark"
+    first = vmlaunch("-v", conf, "--", "sh", "-c", probe)
+    second = vmlaunch(conf, "--", "sh", "-c", probe + "; exit 5")
+    assert (first.returncode, second.returncode) == (0, 5), first.stderr + second.stderr
+    assert f"snapshot {snapshot} loaded" in first.stderr
+    assert (first.stdout, second.stdout) == ("unseen\n", "unseen\n")
+
+
+def test_shared_ram_file_is_mapped_copy_on_write_and_a_changed_one_refused(saved):
+    """Default (shared): the RAM is the snapshot's ram file, not the stream; restores never write it; a file that
+    was written since the save (by anyone, qemu's user included: its ctime moves) is refused. Spoils `saved`: last."""
+    snapshot, conf, _ = saved
+    ram = snapshot / "ram"
+    assert (snapshot / "state").stat().st_size < (4 << 20) < ram.stat().st_blocks * 512
+    before = ram.stat()
+    r = vmlaunch(conf, "--", "sh", "-c", "dd if=/dev/zero of=/root/big bs=1M count=32 2>/dev/null; echo wrote")
+    assert (r.returncode, r.stdout) == (0, "wrote\n"), r.stderr
+    after = ram.stat()
+    assert (after.st_size, after.st_mtime_ns, after.st_ctime_ns) == (before.st_size, before.st_mtime_ns,
+                                                                      before.st_ctime_ns)
+    with open(ram, "r+b") as f:
+        f.seek(1 << 20)
+        byte = f.read(1)
+        f.seek(1 << 20)
+        f.write(byte)  # the same byte: only the file's ctime and mtime tell
+    err = refused(conf)
+    assert "RAM file was changed" in err
