@@ -683,8 +683,7 @@ int main(int argc, char **argv)
 		status = r == -EINVAL ? EXIT_BAD_INPUT : EXIT_SETUP_FAILED;
 		goto out;
 	}
-	plan.snapshot_ram = snap.ram;
-	plan.snapshot_ram_share = snap.save;
+	snapshot_plan(&snap, &plan);
 	log_info("accelerator: %s", plan.accel_why);
 	log_info("firmware: %s", plan.firmware_why);
 	if (plan.memory_why)

@@ -85,6 +85,19 @@ void snapshot_paths(struct snapshot *s, const struct vm_config *cfg, bool save, 
 		s->ram = xasprintf("%s/ram", save ? s->tmp : s->dir);
 }
 
+void snapshot_plan(const struct snapshot *s, struct plan *p)
+{
+	if (!s->ram)
+		return;
+	p->snapshot_ram = s->ram;
+	p->snapshot_ram_share = s->save;
+	free(p->memory_why);
+	p->memory_why = xasprintf("guest RAM %llu MiB in the snapshot's file %s, mapped %s: snapshot-memory = shared "
+				  "(x-ignore-shared leaves it out of the migration stream)",
+				  (unsigned long long)(p->cfg->memory >> 20), s->ram,
+				  s->save ? "shared while saving" : "privately, copy-on-write");
+}
+
 int snapshot_verify(struct snapshot *s, const struct plan *p, const struct qemu_cmdline *c)
 {
 	long long start = monotonic_ms();

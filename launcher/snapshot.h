@@ -29,6 +29,8 @@ bool snapshot_exists(const char *dir);
 int snapshot_supported(const struct vm_config *cfg);
 /* Fills in where a save or a restore keeps its files (tmp, ram) for the plan. */
 void snapshot_paths(struct snapshot *s, const struct vm_config *cfg, bool save, bool restore);
+/* What the plan takes from the snapshot: the RAM file (shared memory), and the reason --explain gives for it. */
+void snapshot_plan(const struct snapshot *s, struct plan *p);
 /* Save: the temporary directory (journaled first) and, with shared memory, the RAM file qemu maps; before qemu. */
 int snapshot_prepare(const struct snapshot *s, const struct plan *p, struct journal *journal);
 /* Restore: checks the manifest against the machine `c` would start and the state's digest (-EINVAL: exit 2). */

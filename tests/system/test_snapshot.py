@@ -131,6 +131,17 @@ def test_incomplete_snapshot_is_refused(copy, config):
     assert "is incomplete" in err
 
 
+def test_snapshot_refuses_what_it_cannot_hold(config, tmp_path):
+    """Refused before anything is made: a firmware-booted guest, and a -- COMMAND given to --snapshot."""
+    conf = config(f"[vm]\nname = {NAME}\nsnapshot = {tmp_path}/s\n")
+    r = vmlaunch("--snapshot", conf)
+    assert r.returncode == 2 and "bundled guest" in r.stderr, r.stderr
+    conf = config(f"[vm]\nname = {NAME}\nsnapshot = {tmp_path}/s\n" + GUEST, name="k.conf")
+    r = vmlaunch("--snapshot", conf, "--", "true")
+    assert r.returncode == 2 and "expected no -- COMMAND" in r.stderr, r.stderr
+    assert not (tmp_path / "s").exists() and not (STATE_ROOT / NAME).exists()
+
+
 def test_snapshot_refuses_a_writable_disk(config, tmp_path):
     image = tmp_path / "d.img"
     image.write_bytes(b"\0" * (1 << 20))
@@ -152,6 +163,14 @@ def test_streamed_snapshot_restores_with_ram_in_the_stream(streamed):
     assert (first.returncode, second.returncode) == (0, 5), first.stderr + second.stderr
     assert f"snapshot {snapshot} loaded" in first.stderr
     assert (first.stdout, second.stdout) == ("unseen\n", "unseen\n")
+    # --snapshot over an existing one rebuilds it in place: a new state, nothing left beside it, still restorable
+    old_inode = (snapshot / "state").stat().st_ino
+    r = vmlaunch("--snapshot", conf, timeout=300)
+    assert r.returncode == 0, r.stderr
+    assert (snapshot / "state").stat().st_ino != old_inode
+    assert [p.name for p in snapshot.parent.iterdir() if p.name.startswith("snapshot.")] == []
+    r = vmlaunch(conf, "--", "echo", "again")
+    assert (r.returncode, r.stdout) == (0, "again\n"), r.stderr
 
 
 def test_shared_ram_file_is_mapped_copy_on_write_and_a_changed_one_refused(saved):
