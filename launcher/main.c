@@ -482,8 +482,8 @@ static int launch(const struct vm_config *cfg, struct plan *plan, struct storage
 		status = 128 + SIGINT;
 		goto out;
 	}
-	if (snap->save) {
-		r = snapshot_prepare(snap, plan, &journal);
+	if (snap->save || snap->restore) {
+		r = snap->save ? snapshot_prepare(snap, plan, &journal) : snapshot_restore_disks(snap, plan);
 		if (r < 0)
 			goto out;
 	}

@@ -67,9 +67,10 @@ int snapshot_supported(const struct vm_config *cfg)
 		return log_error("%s: snapshot-memory = shared keeps guest RAM in one plain file: not with hugepages or "
 				 "[memory tier]s", config_at(cfg, cfg->snapshot_memory_line));
 	for (size_t i = 0; i < cfg->n_disks; i++)
-		if (!cfg->disks[i].readonly || cfg->disks[i].backend != BACKEND_FILE)
-			return log_error("%s: [disk %s]: snapshots take read-only file disks only so far (readonly = yes); "
-					 "each restored run would need its own writable layer",
+		if (cfg->disks[i].backend != BACKEND_FILE || (!cfg->disks[i].readonly && !cfg->disks[i].ephemeral))
+			return log_error("%s: [disk %s]: snapshots take file disks that are read-only or ephemeral only so far "
+					 "(readonly = yes, or ephemeral = yes: each restored run writes to its own copy of the "
+					 "overlay as saved)",
 					 config_at(cfg, cfg->disks[i].readonly_line), cfg->disks[i].name);
 	return 0;
 }
@@ -379,6 +380,20 @@ static int undo_partial(const char *dir, const char *state_dir)
 	f = xasprintf("%s/ram", dir);
 	unlink(f);
 	free(f);
+	{
+		DIR *d = opendir(dir);
+		struct dirent *e;
+
+		/* the frozen disks: disk-NAME.qcow2 */
+		while (d && (e = readdir(d)))
+			if (!strncmp(e->d_name, "disk-", 5) && strstr(e->d_name, ".qcow2")) {
+				f = xasprintf("%s/%s", dir, e->d_name);
+				unlink(f);
+				free(f);
+			}
+		if (d)
+			closedir(d);
+	}
 	if (rmdir(dir) < 0 && errno != ENOENT)
 		return log_errno(errno, "cannot remove %s", dir);
 	return 0;
@@ -433,6 +448,59 @@ int snapshot_prepare(const struct snapshot *s, const struct plan *p, struct jour
 		r = log_errno(errno, "cannot prepare %s for qemu", s->ram);
 	close(fd);
 	return r;
+}
+
+/* Copies FROM to TO (truncated first), sparse where FROM is, and syncs it when asked. */
+static int copy_file(const char *from, const char *to, bool sync)
+{
+	int in = open(from, O_RDONLY | O_CLOEXEC), out = -1, r = 0;
+	off_t at = 0, end, data, hole;
+
+	if (in < 0)
+		return log_errno(errno, "cannot open %s", from);
+	out = open(to, O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC, 0600);
+	if (out < 0) {
+		r = log_errno(errno, "cannot open %s", to);
+		goto out;
+	}
+	end = lseek(in, 0, SEEK_END);
+	/* copy_file_range per data extent: holes stay holes (a qcow2 overlay is mostly unallocated clusters) */
+	while (r == 0 && at < end && (data = lseek(in, at, SEEK_DATA)) >= 0) {
+		hole = lseek(in, data, SEEK_HOLE);
+		for (off_t o = data; r == 0 && o < hole;) {
+			loff_t src = o, dst = o;
+			ssize_t n = copy_file_range(in, &src, out, &dst, (size_t)(hole - o), 0);
+
+			if (n <= 0)
+				r = log_errno(n < 0 ? errno : EIO, "cannot copy %s to %s", from, to);
+			o += n > 0 ? n : 0;
+		}
+		at = hole;
+	}
+	if (r == 0 && (ftruncate(out, end) < 0 || (sync && fsync(out) < 0)))
+		r = log_errno(errno, "cannot write %s", to);
+out:
+	if (out >= 0)
+		close(out);
+	close(in);
+	return r;
+}
+
+int snapshot_restore_disks(const struct snapshot *s, const struct plan *p)
+{
+	for (size_t i = 0; i < p->n_disks; i++) {
+		char *frozen;
+		int r;
+
+		if (!snapshot_disk_frozen(p->disks[i].cfg))
+			continue;
+		frozen = xasprintf("%s/disk-%s.qcow2", s->dir, p->disks[i].cfg->name);
+		r = copy_file(frozen, p->disks[i].target->filename, false);
+		free(frozen);
+		if (r < 0)
+			return r;
+	}
+	return 0;
 }
 
 /* tmp → dir, replacing an older snapshot there; each name journaled first, so a kill leaves neither behind. */
@@ -513,6 +581,21 @@ int snapshot_save(const struct snapshot *s, const struct plan *p, const struct q
 		if (r < 0)
 			goto out;
 	}
+	for (size_t i = 0; i < p->n_disks && r == 0; i++) {
+		char *frozen;
+
+		if (!snapshot_disk_frozen(p->disks[i].cfg))
+			continue;
+		if (vm->pid > 0) { /* qemu must have let go of the overlay: it may still hold writes */
+			r = log_errno(ETIMEDOUT, "qemu did not exit after saving");
+			break;
+		}
+		frozen = xasprintf("%s/disk-%s.qcow2", tmp, p->disks[i].cfg->name);
+		r = copy_file(p->disks[i].target->filename, frozen, true);
+		free(frozen);
+	}
+	if (r < 0)
+		goto out;
 	r = snapshot_manifest_write(tmp, p, c, version ? version : "unknown");
 	if (r == 0)
 		r = fsync_path(tmp);

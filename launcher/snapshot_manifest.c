@@ -90,8 +90,11 @@ static char *generic_arg(const struct plan *p, const char *prev, const char *arg
 	return joined;
 }
 
-/* Everything the saved state depends on besides qemu's version, one line each, in a fixed order. */
-static void describe(struct strv *lines, const struct plan *p, const struct qemu_cmdline *c)
+static int digest_path(const char *path, char hex[2 * SHA256_DIGEST_SIZE + 1], unsigned long long *size);
+
+/* Everything the saved state depends on besides qemu's version, one line each, in a fixed order; `dir` holds the
+ * frozen overlays of ephemeral disks, digested (they are small: what the guest wrote before the ready point). */
+static void describe(struct strv *lines, const struct plan *p, const struct qemu_cmdline *c, const char *dir)
 {
 	const struct vm_config *cfg = p->cfg;
 
@@ -101,6 +104,19 @@ static void describe(struct strv *lines, const struct plan *p, const struct qemu
 	push_file(lines, "file", p->modules_image);
 	for (size_t i = 0; i < cfg->n_disks; i++)
 		push_file(lines, "file", cfg->disks[i].path);
+	for (size_t i = 0; i < p->n_disks; i++) {
+		char hex[2 * SHA256_DIGEST_SIZE + 1], *frozen;
+		unsigned long long size;
+
+		if (!snapshot_disk_frozen(p->disks[i].cfg))
+			continue;
+		frozen = xasprintf("%s/disk-%s.qcow2", dir, p->disks[i].cfg->name);
+		if (digest_path(frozen, hex, &size) < 0)
+			strv_pushf(lines, "disk %s missing", p->disks[i].cfg->name);
+		else
+			strv_pushf(lines, "disk %s %llu %s", p->disks[i].cfg->name, size, hex);
+		free(frozen);
+	}
 	if (p->snapshot_ram) {
 		/* The RAM file by identity, not digest (that would cost what sharing it saves). With its ctime, which no
 		 * one but root can set back: qemu's user owns the file, and any write by it changes the ctime. */
@@ -146,6 +162,11 @@ static int digest_file(int fd, char hex[2 * SHA256_DIGEST_SIZE + 1], unsigned lo
 	return 0;
 }
 
+bool snapshot_disk_frozen(const struct disk_config *d)
+{
+	return d->backend == BACKEND_FILE && d->ephemeral && !d->readonly;
+}
+
 static int digest_path(const char *path, char hex[2 * SHA256_DIGEST_SIZE + 1], unsigned long long *size)
 {
 	int fd = open(path, O_RDONLY | O_CLOEXEC), r;
@@ -174,7 +195,7 @@ int snapshot_manifest_write(const char *dir, const struct plan *p, const struct 
 	}
 	strv_push(&lines, MANIFEST_HEADER);
 	strv_pushf(&lines, "qemu-version %s", qemu_version);
-	describe(&lines, p, c);
+	describe(&lines, p, c, dir);
 	strv_pushf(&lines, "state %llu %s", size, hex);
 	strv_push(&lines, "end"); /* a manifest cut short has no end line */
 	text = strv_join(&lines, "\n");
@@ -245,6 +266,9 @@ static int mismatch(const char *dir, const char *saved, const char *now)
 			  was ? was : "(end of its command line)", is, rebuild);
 		free(was);
 		free(is);
+	} else if (!strncmp(now, "disk ", 5)) {
+		log_error("snapshot %s: a disk's frozen image differs from the one saved (%s there, %s now) (%s)", dir, saved,
+			  now, rebuild);
 	} else if (!strncmp(now, "ram ", 4)) {
 		log_error("snapshot %s: its RAM file was changed or replaced since it was saved (%s there, %s now: size, "
 			  "mtime, ctime, inode) (%s)", dir, saved, now, rebuild);
@@ -281,7 +305,7 @@ int snapshot_manifest_check(const char *dir, const struct plan *p, const struct 
 		goto out;
 	}
 	*qemu_version = xstrdup(saved[1] + 13);
-	describe(&now, p, c);
+	describe(&now, p, c, dir);
 	for (k = 0; k < now.n; k++)
 		if (2 + k >= n - 2 || strcmp(saved[2 + k], now.v[k])) {
 			r = mismatch(dir, 2 + k < n - 2 ? saved[2 + k] : "(nothing)", now.v[k]);
