@@ -471,6 +471,15 @@ static int copy_file(const char *from, const char *to, bool sync)
 			loff_t src = o, dst = o;
 			ssize_t n = copy_file_range(in, &src, out, &dst, (size_t)(hole - o), 0);
 
+			if (n < 0 && (errno == EXDEV || errno == EOPNOTSUPP || errno == ENOSYS)) {
+				/* across filesystems (the state dir on /run, the snapshot elsewhere): through a buffer */
+				static char buf[1 << 16];
+				size_t want = (size_t)(hole - o) < sizeof(buf) ? (size_t)(hole - o) : sizeof(buf);
+
+				n = pread(in, buf, want, o);
+				if (n > 0 && pwrite(out, buf, (size_t)n, o) != n)
+					n = -1;
+			}
 			if (n <= 0)
 				r = log_errno(n < 0 ? errno : EIO, "cannot copy %s to %s", from, to);
 			o += n > 0 ? n : 0;
