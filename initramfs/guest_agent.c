@@ -1120,6 +1120,10 @@ static void entropy_from_host(const char *hex) {
         fd = open("/dev/urandom", O_WRONLY | O_CLOEXEC);
         if (fd < 0 || ioctl(fd, RNDADDENTROPY, &pool.info) < 0)
                 console_error("cannot add the host's seed to the entropy pool: %m");
+        /* the kernel reseeds its generator from the pool on its own schedule (every minute of uptime, and the
+         * restored uptime goes on from the saved one): now, so the command's first random bytes are new */
+        else if (ioctl(fd, RNDRESEEDCRNG) < 0)
+                console_error("cannot reseed the kernel's random generator: %m");
         if (fd >= 0)
                 close(fd);
 }

@@ -640,8 +640,11 @@ int main(int argc, char **argv)
 	/* a command run of the bundled guest restores from its snapshot when there is one (snapshot.c) */
 	if (o.snapshot || (o.command.n && cfg.kernel && !o.dry_run && !o.explain)) {
 		snap.dir = snapshot_dir(&cfg);
-		if (o.snapshot && !snap.dir)
+		if (o.snapshot && !snap.dir) {
+			log_error("%s: no place for the snapshot: set [vm] snapshot = PATH (there is no HOME for the default "
+				  "cache)", cfg.file);
 			goto out;
+		}
 		snapshot_paths(&snap, &cfg, o.snapshot, !o.snapshot && snapshot_exists(snap.dir));
 		if ((snap.save || snap.restore) && snapshot_supported(&cfg) < 0)
 			goto out;

@@ -21,7 +21,7 @@ struct snapshot {
 	char *ram;          /* ... that file: tmp/ram while saving, dir/ram when restoring */
 };
 
-/* Where CFG's snapshot lives; NULL (logged) when there is no cache directory to default to. */
+/* Where CFG's snapshot lives; NULL when there is no cache directory to default to. */
 char *snapshot_dir(const struct vm_config *cfg);
 /* Whether DIR holds a snapshot (complete or not: an incomplete one is refused, never booted over silently). */
 bool snapshot_exists(const char *dir);

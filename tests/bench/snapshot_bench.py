@@ -29,6 +29,7 @@ initrd = {build}/initramfs.cpio.gz
 append = quiet cryptomgr.notests
 """
 CONCURRENT = 8
+DEBIAN = os.path.join(B.BUILD, "images", "debian12.raw")
 
 
 MODES = ["stream", "shared"]
@@ -51,6 +52,32 @@ def timed(argv, **kw):
 def ms_from(pattern, text):
     m = re.search(pattern, text)
     return int(m.group(1)) if m else None
+
+
+def debian(workdir, rounds):
+    """The Debian image's userland on the bundled kernel (root = DISK, an ephemeral overlay), 2 vCPUs, 1 GiB: a boot
+    against a restore (shared memory) of `-- true`, interleaved."""
+    snapshot = os.path.join(workdir, "snapshot-debian")
+    confs = {}
+    for kind, snap in (("boot", os.path.join(workdir, "none")), ("restore", snapshot)):
+        confs[kind] = os.path.join(workdir, "debian-%s.conf" % kind)
+        with open(confs[kind], "w") as f:
+            f.write("[vm]\nname = bench-deb\ncpus = 2\nmemory = 1G\nsnapshot = %s\n" % snap +
+                    GUEST.format(build=B.BUILD) + "root = sys\n[disk sys]\nbackend = file\npath = %s\n"
+                    "format = raw\nephemeral = yes\n" % DEBIAN)
+    save_s, r = timed([B.VMLAUNCH, "--snapshot", confs["restore"]])
+    if r.returncode:
+        raise SystemExit("vmlaunch --snapshot (Debian) failed:\n" + r.stderr)
+    out = {"save_s": save_s, "boot": [], "restore": []}
+    for i in range(rounds):
+        B.before_round(i + 1, rounds)
+        for kind in ("boot", "restore"):
+            t, r = timed([B.VMLAUNCH, confs[kind], "--", "true"])
+            if r.returncode:
+                raise SystemExit("Debian %s failed:\n%s" % (kind, r.stderr))
+            out[kind].append(t)
+        B.log("Debian: boot %.2f s, restore %.2f s" % (out["boot"][-1], out["restore"][-1]))
+    return out
 
 
 def qemu_of(name):
@@ -153,6 +180,13 @@ def render(data):
                      c["wall"], B.median(c["rss_kib"]) // 1024 if c["rss_kib"] else 0,
                      B.median(c["pss_kib"]) // 1024 if c["pss_kib"] else 0, c["mem_available_drop_kib"] // 1024,
                      c["mem_available_drop_kib"] // 1024 // c["vms"]))
+    d = data.get("debian")
+    if d:
+        L.append("- The Debian test image's userland on the bundled kernel (`root = DISK`, an ephemeral overlay, 2 vCPUs, "
+                 "1 GiB, shared memory), `-- true`, %d interleaved rounds: boot %s s (%s), restore %s s (%s); save %.1f s. "
+                 "(Not the image's own systemd: firmware-booted guests cannot be snapshotted yet.)" % (
+                     len(d["boot"]), B.fmt_num(B.median(d["boot"]), 2), B.fmt_range(*B.minmax(d["boot"]), 2),
+                     B.fmt_num(B.median(d["restore"]), 2), B.fmt_range(*B.minmax(d["restore"]), 2), d["save_s"]))
     return "\n".join(L) + "\n"
 
 
@@ -195,6 +229,9 @@ def main():
                 d["load_ms"].append(ms_from(r"loaded in (\d+) ms", r.stderr))
                 line += ", %s %.2f s" % (m, t)
             B.log(line)
+        if os.path.exists(DEBIAN):
+            B.log("the Debian image's userland")
+            data["debian"] = debian(workdir, max(3, args.rounds // 2))
         if not args.no_concurrent:
             for m in MODES:
                 B.log("%d concurrent restores (%s)" % (CONCURRENT, m))
