@@ -75,6 +75,10 @@ def test_restore_under_another_name_uses_the_same_snapshot(saved, config):
     conf = snap_conf(config, snapshot, name="snap-t-other", file="other.conf")
     r = vmlaunch(conf, "--", "echo", "other")
     assert (r.returncode, r.stdout) == (0, "other\n"), r.stderr
+    # what fw_cfg would carry at a boot comes over the status port: the environment, the user, stdin
+    r = vmlaunch("--env", "FOO=bar baz", "--set", "vm.command-user=nobody", conf, "--", "sh", "-c",
+                 'echo "$FOO"; id -un; cat', input="from stdin\n")
+    assert (r.returncode, r.stdout) == (0, "bar baz\nnobody\nfrom stdin\n"), r.stderr
 
 
 @pytest.fixture
