@@ -68,7 +68,7 @@ static void usage(FILE *out)
 	      "                           share host directory DIR with the guest at /mnt/NAME over virtiofs,\n"
 	      "                           read-only unless :rw (repeatable; the same as a [share NAME] section)\n"
 	      "      --env NAME=VALUE     set NAME in -- COMMAND's environment (repeatable)\n"
-	      "      --snapshot           boot the bundled guest to where it waits for a command, save it to\n"
+	      "      --snapshot           boot the guest to where it waits for a command, save it to\n"
 	      "                           [vm] snapshot (default CACHE/snapshots/NAME) and exit; later\n"
 	      "                           vmlaunch CONFIG -- COMMAND runs restore it instead of booting\n"
 	      "      --cleanup [NAME]     undo what a killed run of NAME (default: every VM) left behind; waits for a\n"
@@ -638,7 +638,7 @@ int main(int argc, char **argv)
 		goto out;
 	}
 	/* a command run of the bundled guest restores from its snapshot when there is one (snapshot.c) */
-	if (o.snapshot || (o.command.n && cfg.kernel && !o.dry_run && !o.explain)) {
+	if (o.snapshot || (o.command.n && !o.dry_run && !o.explain)) {
 		snap.dir = snapshot_dir(&cfg);
 		if (o.snapshot && !snap.dir) {
 			log_error("%s: no place for the snapshot: set [vm] snapshot = PATH (there is no HOME for the default "

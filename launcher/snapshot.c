@@ -53,9 +53,10 @@ bool snapshot_exists(const char *dir)
 
 int snapshot_supported(const struct vm_config *cfg)
 {
-	if (!cfg->kernel)
-		return log_error("%s: snapshots need the bundled guest's agent ([boot] kernel =); a firmware-booted guest "
-				 "cannot be snapshotted yet", cfg->file);
+	if (!cfg->kernel && cfg->firmware != FIRMWARE_BIOS)
+		return log_error("%s: a firmware-booted guest can be snapshotted with [boot] firmware = bios only so far "
+				 "(UEFI's variable store would need freezing too), or use the bundled guest ([boot] kernel =)",
+				 cfg->file);
 	if (cfg->n_shares)
 		return log_error("%s: [share %s]: a VM with virtiofs shares cannot be snapshotted (virtiofsd's state "
 				 "does not migrate)", cfg->file, cfg->shares[0].name);
@@ -320,6 +321,56 @@ static int wait_ready(const struct plan *p, struct vm_process *vm, int sigfd)
 	}
 }
 
+/* A firmware-booted guest is ready when its qemu-guest-agent answers guest-sync-delimited (the 0xFF first flushes
+ * whatever a previous client left in the agent's parser). The console is relayed meanwhile. */
+static int wait_agent(const struct plan *p, struct vm_process *vm, int sigfd)
+{
+	long long deadline = monotonic_ms() + (long long)p->cfg->agent_timeout * 1000, next = 0;
+	const char *sync = "\xff{\"execute\":\"guest-sync-delimited\",\"arguments\":{\"id\":2303}}\n";
+	char buf[4096];
+	size_t len = 0;
+
+	for (;;) {
+		struct pollfd fds[4] = { { vm->agent_fd, POLLIN, 0 }, { vm->pidfd, POLLIN, 0 }, { sigfd, POLLIN, 0 },
+					 { vm->console.qemu_fd, POLLIN, 0 } };
+		long long now = monotonic_ms();
+
+		if (now >= deadline)
+			return log_error("no qemu-guest-agent answered in %u s: nothing to snapshot (agent-timeout)",
+					 p->cfg->agent_timeout);
+		if (now >= next) {
+			if (fd_write_all(vm->agent_fd, sync, strlen(sync)) < 0)
+				return log_errno(errno, "cannot write to qemu-guest-agent's port");
+			next = now + 1000;
+		}
+		if (poll(fds, 4, (int)(next - now)) < 0 && errno != EINTR)
+			return log_errno(errno, "poll");
+		if (fds[3].revents)
+			console_from_guest(&vm->console, buf, sizeof(buf));
+		if (fds[2].revents) {
+			struct signalfd_siginfo si;
+
+			if (read(sigfd, &si, sizeof(si)) == sizeof(si))
+				return log_error("interrupted by %s before the snapshot was saved", strsignal((int)si.ssi_signo)),
+				       -EINTR;
+		}
+		if (fds[0].revents) {
+			ssize_t n = read(vm->agent_fd, buf + len, sizeof(buf) - 1 - len);
+
+			if (n > 0) {
+				len += (size_t)n;
+				buf[len] = '\0';
+				if (strstr(buf, "\"return\": 2303") || strstr(buf, "\"return\":2303"))
+					return 0;
+				if (len > sizeof(buf) / 2)
+					len = 0;
+			}
+		}
+		if (fds[1].revents)
+			return log_error("qemu exited before the guest's agent answered");
+	}
+}
+
 /* Streams the stopped VM's state into the open file `fd` (getfd + migrate fd:), waiting until it completes. */
 static int migrate_to(struct qmp *q, int fd, bool shared)
 {
@@ -546,7 +597,7 @@ int snapshot_save(const struct snapshot *s, const struct plan *p, const struct q
 
 	r = qmp_execute(&vm->qmp, "cont", NULL, NULL, QMP_TIMEOUT_MS);
 	if (r == 0)
-		r = wait_ready(p, vm, sigfd);
+		r = p->agent_mode ? wait_agent(p, vm, sigfd) : wait_ready(p, vm, sigfd);
 	if (r < 0)
 		goto out;
 	log_info("the guest is ready after %lld ms; saving it to %s", monotonic_ms() - start, s->dir);

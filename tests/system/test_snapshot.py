@@ -9,7 +9,7 @@ import time
 import pytest
 
 from conftest import GUEST, ROOT, STATE_ROOT, vmlaunch
-from test_guest import debian_conf, debian_image  # noqa: F401 (a fixture)
+from test_guest import debian_conf, debian_image, firmware_conf  # noqa: F401 (a fixture)
 
 NAME = "snap-t"
 
@@ -135,10 +135,13 @@ def test_incomplete_snapshot_is_refused(copy, config):
 
 
 def test_snapshot_refuses_what_it_cannot_hold(config, tmp_path):
-    """Refused before anything is made: a firmware-booted guest, and a -- COMMAND given to --snapshot."""
-    conf = config(f"[vm]\nname = {NAME}\nsnapshot = {tmp_path}/s\n")
+    """Refused before anything is made: a UEFI guest, and a -- COMMAND given to --snapshot."""
+    image = tmp_path / "d.img"
+    image.write_bytes(b"\0" * (1 << 20))
+    conf = config(f"[vm]\nname = {NAME}\nsnapshot = {tmp_path}/s\n[boot]\nfirmware = uefi\n"
+                  f"[disk d]\nbackend = file\npath = {image}\nreadonly = yes\n")
     r = vmlaunch("--snapshot", conf)
-    assert r.returncode == 2 and "bundled guest" in r.stderr, r.stderr
+    assert r.returncode == 2 and "firmware = bios only" in r.stderr, r.stderr
     conf = config(f"[vm]\nname = {NAME}\nsnapshot = {tmp_path}/s\n" + GUEST, name="k.conf")
     r = vmlaunch("--snapshot", conf, "--", "true")
     assert r.returncode == 2 and "expected no -- COMMAND" in r.stderr, r.stderr
@@ -193,6 +196,28 @@ def test_images_userland_restored_with_its_root_mounted(config, tmp_path, debian
         assert r.returncode == 0, r.stderr
         version, mark, user = r.stdout.split()
         assert version.startswith("12.") and mark == "unseen" and user == "root"
+    assert not (STATE_ROOT / NAME).exists()
+
+
+def test_firmware_booted_image_restores_through_its_agent(config, tmp_path, debian_image):  # noqa: F811
+    """The Debian image booted by SeaBIOS with its own systemd: saved once qemu-guest-agent answers, each restored run
+    gets its command through the agent (guest-exec), and is quit, not powered off, when it is done."""
+    conf = firmware_conf(config, NAME, debian_image, f"[boot]\nfirmware = bios\n")
+    conf.write_text(conf.read_text().replace("memory = 1G\n", f"memory = 1G\nsnapshot = {tmp_path}/snap\n", 1))
+    r = vmlaunch("--snapshot", conf, timeout=900)
+    assert r.returncode == 0, r.stderr
+    probe = 'echo "out $WHO"; test -e /root/mark && echo seen || echo unseen; touch /root/mark; exit 3'
+    for who in ("one", "two"):
+        t0 = time.monotonic()
+        r = vmlaunch("-v", "--env", f"WHO={who}", conf, "--", "sh", "-c", probe, timeout=300)
+        assert r.returncode == 3, r.stderr
+        assert r.stdout == f"out {who}\nunseen\n"
+        assert f"snapshot {tmp_path}/snap loaded" in r.stderr
+        assert "asking the guest to power off" not in r.stderr
+        assert time.monotonic() - t0 < 60  # never the power button's 60 s shutdown-timeout
+    uefi = config(conf.read_text().replace("firmware = bios", "firmware = uefi"), name="uefi.conf")
+    r = vmlaunch("--snapshot", uefi)
+    assert r.returncode == 2 and "firmware = bios only" in r.stderr, r.stderr
     assert not (STATE_ROOT / NAME).exists()
 
 
