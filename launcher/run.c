@@ -748,6 +748,7 @@ int run_supervise(const struct plan *p, struct vm_process *vm, int sigfd, struct
 			agent_begin(&s.agent, vm->agent_fd, p->command, p->env, p->cfg->command_user,
 				    p->cfg->agent_timeout);
 			vm->agent_fd = -1; /* the agent's now */
+			s.agent.set_clock = p->snapshot; /* restored: the saved clock is stale */
 			s.agent_running = true;
 			s.agent.input_pending = true;
 			command_input_collect(&s.input, AGENT_INPUT_MAX);

@@ -206,12 +206,15 @@ def test_firmware_booted_image_restores_through_its_agent(config, tmp_path, debi
     conf.write_text(conf.read_text().replace("memory = 1G\n", f"memory = 1G\nsnapshot = {tmp_path}/snap\n", 1))
     r = vmlaunch("--snapshot", conf, timeout=900)
     assert r.returncode == 0, r.stderr
-    probe = 'echo "out $WHO"; test -e /root/mark && echo seen || echo unseen; touch /root/mark; exit 3'
+    probe = 'echo "out $WHO"; test -e /root/mark && echo seen || echo unseen; touch /root/mark; date +%s; exit 3'
+    time.sleep(5)  # a clock left as saved would lag the host's by at least this much
     for who in ("one", "two"):
         t0 = time.monotonic()
         r = vmlaunch("-v", "--env", f"WHO={who}", conf, "--", "sh", "-c", probe, timeout=300)
         assert r.returncode == 3, r.stderr
-        assert r.stdout == f"out {who}\nunseen\n"
+        out, mark, clock = r.stdout.splitlines()
+        assert (out, mark) == (f"out {who}", "unseen")
+        assert abs(int(clock) - time.time()) < 3  # guest-set-time before the command
         assert f"snapshot {tmp_path}/snap loaded" in r.stderr
         assert "asking the guest to power off" not in r.stderr
         assert time.monotonic() - t0 < 60  # never the power button's 60 s shutdown-timeout
