@@ -31,14 +31,19 @@
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
+#include <linux/random.h>
 
 #include "guest_protocol.h"
 
 #define FWCFG_DIR "/sys/firmware/qemu_fw_cfg/by_name/"
-#define ARGV_PATH FWCFG_DIR GUEST_FWCFG_ARGV "/raw"
-#define USER_PATH FWCFG_DIR GUEST_FWCFG_USER "/raw"
-#define ENV_PATH FWCFG_DIR GUEST_FWCFG_ENV "/raw"
-#define TTY_PATH FWCFG_DIR GUEST_FWCFG_TTY "/raw"
+#define WAIT_PATH FWCFG_DIR GUEST_FWCFG_WAIT "/raw"
+/* Where the command's files come from: fw_cfg at boot, or what the host sent over the status port after a
+ * snapshot restore (GUEST_FWCFG_WAIT), kept in RECEIVED_DIR under the same leaf names. */
+#define RECEIVED_DIR "/run/org.vmlaunch"
+static const char *ARGV_PATH = FWCFG_DIR GUEST_FWCFG_ARGV "/raw";
+static const char *USER_PATH = FWCFG_DIR GUEST_FWCFG_USER "/raw";
+static const char *ENV_PATH = FWCFG_DIR GUEST_FWCFG_ENV "/raw";
+static const char *TTY_PATH = FWCFG_DIR GUEST_FWCFG_TTY "/raw";
 #define PORTS_DIR "/sys/class/virtio-ports"
 #define COMMAND_PATH "/sbin:/bin:/usr/sbin:/usr/bin"
 /* A distribution's usual PATH, for commands in a root image. */
@@ -1034,6 +1039,176 @@ static void status_report(int status_fd, int code) {
         }
 }
 
+/* The host's message after a snapshot restore, as bytes read so far from the status port. */
+struct received {
+        char *data;
+        size_t length, allocated;
+};
+
+/* Reads more of the status port into *b; false at EOF or an error (reported). */
+static bool received_more(int fd, struct received *b) {
+        ssize_t n;
+
+        if (b->length == b->allocated) {
+                size_t more = b->allocated ? b->allocated * 2 : 4096;
+                char *bigger = realloc(b->data, more + 1);
+
+                if (!bigger) {
+                        console_error("out of memory");
+                        return false;
+                }
+                b->data = bigger;
+                b->allocated = more;
+        }
+        do
+                n = read(fd, b->data + b->length, b->allocated - b->length);
+        while (n < 0 && errno == EINTR);
+        if (n <= 0) {
+                console_error("port %s closed while waiting for the command: %s", GUEST_PORT_STATUS,
+                              n < 0 ? strerror(errno) : "end of file");
+                return false;
+        }
+        b->length += (size_t) n;
+        return true;
+}
+
+static int file_write(const char *path, const char *data, size_t size) {
+        int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+        bool ok;
+
+        if (fd < 0)
+                return -errno;
+        ok = write(fd, data, size) == (ssize_t) size;
+        close(fd);
+        return ok ? 0 : -EIO;
+}
+
+/* The guest clock is the saved one after a restore: the host's time replaces it. */
+static void clock_from_host(const char *value) {
+        struct timespec now = { 0 };
+        long long seconds;
+        long nanoseconds;
+
+        if (sscanf(value, "%lld %ld", &seconds, &nanoseconds) != 2 || nanoseconds < 0 || nanoseconds > 999999999) {
+                console_error("time from the host: expected \"SECONDS NANOSECONDS\", got \"%s\"", value);
+                return;
+        }
+        now.tv_sec = (time_t) seconds;
+        now.tv_nsec = nanoseconds;
+        if (clock_settime(CLOCK_REALTIME, &now) < 0)
+                console_error("cannot set the clock: %m");
+}
+
+/* Every restored sibling starts with the same entropy pool: the host's random bytes are mixed in and credited
+ * (RNDADDENTROPY) before the command runs, so its /dev/urandom and getrandom() differ per run. */
+static void entropy_from_host(const char *hex) {
+        struct {
+                struct rand_pool_info info;
+                unsigned char bytes[64]; /* info.buf: the ioctl reads the bytes that follow its header */
+        } pool = { 0 };
+        size_t n = 0;
+        int fd;
+
+        while (n < sizeof(pool.bytes) && sscanf(hex + 2 * n, "%2hhx", &pool.bytes[n]) == 1)
+                n++;
+        if (n < 16) {
+                console_error("seed from the host: expected at least 32 hex digits");
+                return;
+        }
+        pool.info.entropy_count = (int) (n * 8);
+        pool.info.buf_size = (int) n;
+        fd = open("/dev/urandom", O_WRONLY | O_CLOEXEC);
+        if (fd < 0 || ioctl(fd, RNDADDENTROPY, &pool.info) < 0)
+                console_error("cannot add the host's seed to the entropy pool: %m");
+        /* the kernel reseeds its generator from the pool on its own schedule (every minute of uptime, and the
+         * restored uptime goes on from the saved one): now, so the command's first random bytes are new */
+        else if (ioctl(fd, RNDRESEEDCRNG) < 0)
+                console_error("cannot reseed the kernel's random generator: %m");
+        if (fd >= 0)
+                close(fd);
+}
+
+/* GUEST_FWCFG_WAIT: the VM was booted to be saved; say "ready" on the status port and wait (in the saved state,
+ * then in every restored copy) for the command as guest_protocol.h describes, then read it from RECEIVED_DIR. */
+static int command_receive(int status_fd) {
+        static char argv_file[] = RECEIVED_DIR "/argv", env_file[] = RECEIVED_DIR "/env",
+                    user_file[] = RECEIVED_DIR "/user", tty_file[] = RECEIVED_DIR "/tty";
+        struct received b = { 0 };
+        size_t at = 0;
+        bool run = false;
+        int r = 0;
+
+        if (status_fd < 0)
+                return -ENODEV;
+        if (mkdir(RECEIVED_DIR, 0700) < 0 && errno != EEXIST) {
+                console_error("cannot create %s: %m", RECEIVED_DIR);
+                return -errno;
+        }
+        if (write(status_fd, "ready\n", 6) != 6) {
+                console_error("cannot write to port %s: %m", GUEST_PORT_STATUS);
+                return -EIO;
+        }
+        while (!run && r == 0) {
+                char *newline = b.data ? memchr(b.data + at, '\n', b.length - at) : NULL;
+                char name[16];
+                size_t size;
+
+                if (!newline) {
+                        if (!received_more(status_fd, &b))
+                                r = -EIO;
+                        continue;
+                }
+                *newline = '\0';
+                if (sscanf(b.data + at, "file %15s %zu", name, &size) == 2) {
+                        size_t start = (size_t) (newline + 1 - b.data);
+                        const char *path = !strcmp(name, "argv") ? argv_file
+                                           : !strcmp(name, "env") ? env_file
+                                           : !strcmp(name, "user") ? user_file
+                                           : !strcmp(name, "tty")  ? tty_file
+                                                                   : NULL;
+
+                        while (r == 0 && b.length - start < size)
+                                if (!received_more(status_fd, &b))
+                                        r = -EIO;
+                        if (r < 0)
+                                break;
+                        if (!path || file_write(path, b.data + start, size) < 0) {
+                                console_error("cannot take the host's file %s", name);
+                                r = -EINVAL;
+                                break;
+                        }
+                        if (path == argv_file)
+                                ARGV_PATH = argv_file;
+                        else if (path == env_file)
+                                ENV_PATH = env_file;
+                        else if (path == user_file)
+                                USER_PATH = user_file;
+                        else
+                                TTY_PATH = tty_file;
+                        at = start + size;
+                        continue;
+                }
+                if (!strncmp(b.data + at, "time ", 5))
+                        clock_from_host(b.data + at + 5);
+                else if (!strncmp(b.data + at, "seed ", 5))
+                        entropy_from_host(b.data + at + 5);
+                else if (!strcmp(b.data + at, "run"))
+                        run = true;
+                else
+                        console_error("unexpected line from the host: \"%s\"", b.data + at);
+                at = (size_t) (newline + 1 - b.data);
+        }
+        /* What follows "run" (an eof= line already) belongs to the lines the command's run reads. */
+        if (r == 0 && b.length > at) {
+                size_t rest = b.length - at < sizeof(host_lines.data) - 1 ? b.length - at : sizeof(host_lines.data) - 1;
+
+                memcpy(host_lines.data, b.data + at, rest);
+                host_lines.length = rest;
+        }
+        free(b.data);
+        return r;
+}
+
 int main(int argc, char **argv) {
         struct port ports[] = {
                 { GUEST_PORT_STDOUT, -1 },
@@ -1076,7 +1251,8 @@ int main(int argc, char **argv) {
         error_port_fd = stderr_port->fd;
         if (failure)
                 console_error("%s", failure);
-        else if (r == 0 && command_read(&command) == 0) {
+        else if (r == 0 && (access(WAIT_PATH, F_OK) != 0 || command_receive(status_port->fd) == 0) &&
+                 command_read(&command) == 0) {
                 loopback_up();
                 code = command_run(&command, stdout_port->fd, stderr_port->fd, stdin_port->fd, status_port->fd);
         }

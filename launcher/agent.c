@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "fdio.h"
@@ -98,6 +99,15 @@ static void send_due(struct agent *a)
 		send_json(a, command("guest-sync-delimited", args), true);
 		a->next_ms = monotonic_ms() + AGENT_SYNC_EVERY_MS;
 		break;
+	case AGENT_CLOCK: {
+		struct timespec now;
+
+		clock_gettime(CLOCK_REALTIME, &now);
+		json_object_object_add(args, "time", json_object_new_int64((int64_t)now.tv_sec * 1000000000 + now.tv_nsec));
+		send_json(a, command("guest-set-time", args), false);
+		a->next_ms = -1; /* until it answers */
+		break;
+	}
 	case AGENT_EXEC:
 		if (a->input_pending) {
 			a->next_ms = -1; /* agent_set_input sends it */
@@ -157,6 +167,12 @@ static void handle(struct agent *a, struct json_object *msg)
 		}
 		if (a->state == AGENT_SYNC)
 			return; /* an answer to a half request from before we connected */
+		if (a->state == AGENT_CLOCK) { /* a guest that keeps its clock to itself still runs the command */
+			log_warn("the restored guest's clock stays as saved: qemu-guest-agent's guest-set-time: %s", d);
+			a->state = AGENT_EXEC;
+			a->next_ms = 0;
+			return;
+		}
 		a->state = AGENT_FAILED;
 		a->failure = xasprintf("the guest agent refused the command: %s", d);
 		return;
@@ -167,9 +183,13 @@ static void handle(struct agent *a, struct json_object *msg)
 	case AGENT_SYNC:
 		if (json_object_is_type(ret, json_type_int) && (unsigned)json_object_get_int64(ret) == a->sync_id) {
 			log_info("qemu-guest-agent answered; running the command");
-			a->state = AGENT_EXEC;
+			a->state = a->set_clock ? AGENT_CLOCK : AGENT_EXEC;
 			a->next_ms = 0;
 		}
+		break;
+	case AGENT_CLOCK:
+		a->state = AGENT_EXEC;
+		a->next_ms = 0;
 		break;
 	case AGENT_EXEC:
 		if (json_object_object_get_ex(ret, "pid", &v)) {
@@ -275,7 +295,8 @@ void agent_tick(struct agent *a, bool readable)
 		a->failure = xasprintf("no qemu-guest-agent answered in %u s ([vm] agent-timeout)", a->timeout_s);
 		return;
 	}
-	if ((a->state == AGENT_SYNC || a->state == AGENT_EXEC || a->state == AGENT_STATUS) && a->next_ms >= 0 &&
+	if ((a->state == AGENT_SYNC || a->state == AGENT_CLOCK || a->state == AGENT_EXEC || a->state == AGENT_STATUS) &&
+	    a->next_ms >= 0 &&
 	    monotonic_ms() >= a->next_ms)
 		send_due(a);
 }

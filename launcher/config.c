@@ -25,6 +25,7 @@
 
 
 static const char *const accel_words[] = { "auto", "kvm", "tcg", NULL };
+static const char *const snapshot_memory_words[] = { "shared", "stream", NULL };
 static const char *const format_words[] = { "raw", "qcow2", NULL };
 static const char *const cache_words[] = { "auto", "safe", "unsafe", NULL };
 static const char *const backend_words[] = { "file", "tmpfs", "zram", "brd", "lvm", "rbd", NULL };
@@ -49,6 +50,8 @@ static const struct key_spec keys[] = {
 	{ SEC_VM, "accel", T_ENUM, VM(accel), accel_words, 0, 0, 0 },
 	{ SEC_VM, "machine", T_STRING, VM(machine), NULL, 0, 0, 0 },
 	{ SEC_VM, "console-log", T_PATH, VM(console_log), NULL, 0, 0, 0 },
+	{ SEC_VM, "snapshot", T_PATH, VM(snapshot), NULL, 0, 0, 0 },
+	{ SEC_VM, "snapshot-memory", T_ENUM, VM(snapshot_memory), snapshot_memory_words, 0, 0, 0 },
 	{ SEC_VM, "shutdown-timeout", T_UINT, VM(shutdown_timeout), NULL, 1, 3600, 0 },
 	{ SEC_BOOT, "kernel", T_PATH, VM(kernel), NULL, 0, 0, 0 },
 	{ SEC_BOOT, "initrd", T_PATH, VM(initrd), NULL, 0, 0, 0 },
@@ -973,6 +976,7 @@ void config_free(struct vm_config *cfg)
 	free(cfg->name);
 	free(cfg->machine);
 	free(cfg->console_log);
+	free(cfg->snapshot);
 	free(cfg->kernel);
 	free(cfg->initrd);
 	free(cfg->append);

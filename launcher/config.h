@@ -10,6 +10,9 @@
 #include "strv.h"
 
 enum accel_choice { ACCEL_AUTO, ACCEL_KVM, ACCEL_TCG };
+/* how a snapshot keeps guest RAM (snapshot.c): as a file mapped copy-on-write (default: faster, shared between
+ * siblings; tests/bench/results.md section 7), or in qemu's migration stream */
+enum snapshot_memory_choice { SNAPSHOT_MEMORY_SHARED, SNAPSHOT_MEMORY_STREAM };
 enum disk_format { FORMAT_RAW, FORMAT_QCOW2 };
 /* auto: the backend's fastest correct default; safe: flushes always honoured; unsafe: flushes ignored. */
 enum cache_choice { CACHE_AUTO, CACHE_SAFE, CACHE_UNSAFE };
@@ -169,6 +172,10 @@ struct vm_config {
 	unsigned machine_line;
 	char *console_log; /* NULL: the serial console is on stdio */
 	unsigned console_log_line;
+	char *snapshot; /* NULL: the default, CACHE/snapshots/NAME (snapshot.c) */
+	unsigned snapshot_line;
+	enum snapshot_memory_choice snapshot_memory;
+	unsigned snapshot_memory_line;
 	unsigned shutdown_timeout; /* seconds between system_powerdown and quit */
 	unsigned shutdown_timeout_line;
 

@@ -77,7 +77,11 @@ int guest_files_write(const struct plan *p, const struct strv *command)
 
 		switch (p->guest_files[i].kind) {
 		case GUEST_FILE_ARGV:
-			append_strv(&buf, &len, command);
+			if (!p->snapshot) /* empty: the command comes over the status port (snapshot.c) */
+				append_strv(&buf, &len, command);
+			break;
+		case GUEST_FILE_WAIT:
+			append(&buf, &len, "1\n", 2);
 			break;
 		case GUEST_FILE_ENV:
 			append_strv(&buf, &len, p->env);

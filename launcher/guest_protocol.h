@@ -31,6 +31,16 @@
  *    and exit=125 (GUEST_EXIT_AGENT_FAILURE) when it could not set up what the command needs: a port missing after
  *    5 s, an empty argv, an unknown user, a malformed env entry, a root disk that does not mount, a share that does
  *    not mount, a pty that cannot be opened. The reason goes to the serial console and to the stderr port.
+ * Snapshot mode (vmlaunch --snapshot, launcher/snapshot.c): the fw_cfg file GUEST_FWCFG_WAIT exists (its content
+ * is not read) and GUEST_FWCFG_ARGV is empty. Once its ports are open the guest writes "ready\n" to
+ * GUEST_PORT_STATUS and waits there for the command; the host saves the VM at that point, and every restored copy
+ * goes on from it. The host sends, in this order:
+ *    "file NAME BYTES\n" + BYTES bytes, for NAME argv, then env, user and tty when they exist, each with the
+ *       content the fw_cfg file of that name would have had;
+ *    "seed HEX\n": 16 to 64 random bytes the guest adds to its entropy pool with RNDADDENTROPY, then reseeds the
+ *       kernel's generator from it (RNDRESEEDCRNG), so restored siblings' random numbers differ;
+ *    "time SECONDS NANOSECONDS\n": the host's CLOCK_REALTIME, which the guest sets (its own is the saved one);
+ *    "run\n": the command runs as in command mode, and everything after (eof=, winsize=, ok) is as there.
  * Without the fw_cfg file the guest runs its demo (initramfs/init), or boots the root image's init (below).
  *
  * Optional fw_cfg files, in command mode and, where it makes sense, without a command:
@@ -81,6 +91,7 @@
 #define GUEST_FWCFG_ENV "opt/org.vmlaunch/env"
 #define GUEST_FWCFG_SHARES "opt/org.vmlaunch/shares"
 #define GUEST_FWCFG_TTY "opt/org.vmlaunch/tty"
+#define GUEST_FWCFG_WAIT "opt/org.vmlaunch/wait"
 #define GUEST_PORT_STDOUT "org.vmlaunch.stdout"
 #define GUEST_PORT_STDERR "org.vmlaunch.stderr"
 #define GUEST_PORT_STATUS "org.vmlaunch.status"

@@ -33,6 +33,7 @@
 #include "notify.h"
 #include "run.h"
 #include "share.h"
+#include "snapshot.h"
 #include "tap.h"
 #include "tpm.h"
 #include "status.h"
@@ -67,6 +68,9 @@ static void usage(FILE *out)
 	      "                           share host directory DIR with the guest at /mnt/NAME over virtiofs,\n"
 	      "                           read-only unless :rw (repeatable; the same as a [share NAME] section)\n"
 	      "      --env NAME=VALUE     set NAME in -- COMMAND's environment (repeatable)\n"
+	      "      --snapshot           boot the guest to where it waits for a command, save it to\n"
+	      "                           [vm] snapshot (default CACHE/snapshots/NAME) and exit; later\n"
+	      "                           vmlaunch CONFIG -- COMMAND runs restore it instead of booting\n"
 	      "      --cleanup [NAME]     undo what a killed run of NAME (default: every VM) left behind; waits for a\n"
 	      "                           running vmlaunch to finish first (up to --wait seconds, default 30)\n"
 	      "      --wait SECONDS       how long --cleanup and --stop wait for a running VM\n"
@@ -102,7 +106,7 @@ struct options {
 	struct strv sets;
 	struct strv env;
 	struct strv command;
-	bool dry_run, explain, cleanup, list, json;
+	bool dry_run, explain, cleanup, list, json, snapshot;
 	const char *status_name, *ssh_name, *stop_name, *console_name;
 	int wait_seconds;
 };
@@ -186,6 +190,9 @@ static int take_option(int c, struct options *o, char **argv, int argc)
 	case 'J':
 		o->json = true;
 		return 0;
+	case 'P':
+		o->snapshot = true;
+		return 0;
 	case 'W': {
 		char *end;
 		long v = strtol(optarg, &end, 10);
@@ -264,6 +271,7 @@ static int parse_options(int argc, char **argv, struct options *o)
 		{ "env", required_argument, NULL, 'E' }, { "share", required_argument, NULL, 'H' },
 		{ "ssh", required_argument, NULL, 'X' },    { "stop", required_argument, NULL, 'T' },
 		{ "json", no_argument, NULL, 'J' },    { "console", required_argument, NULL, 'O' },
+		{ "snapshot", no_argument, NULL, 'P' },
 		{ NULL, 0, NULL, 0 },
 	};
 	int c, dashdash = 1, all = argc;
@@ -385,7 +393,7 @@ static int hand_over(const struct plan *plan, const struct storage_target *targe
 
 /* Acquires, runs and undoes. Returns vmlaunch's exit status. */
 static int launch(const struct vm_config *cfg, struct plan *plan, struct storage_target *targets,
-		  const struct strv *command)
+		  const struct strv *command, struct snapshot *snap)
 {
 	struct qemu_cmdline cmdline = { 0 };
 	struct state_dir state = { .lock_fd = -1 };
@@ -474,8 +482,15 @@ static int launch(const struct vm_config *cfg, struct plan *plan, struct storage
 		status = 128 + SIGINT;
 		goto out;
 	}
+	if (snap->save || snap->restore) {
+		r = snap->save ? snapshot_prepare(snap, plan, &journal) : snapshot_restore_disks(snap, plan);
+		if (r < 0)
+			goto out;
+	}
 	/* Built now that the disks exist: some learn their device only when made (/dev/zramN). */
 	qemu_argv_build(plan, &cmdline);
+	if (snap->restore)
+		snapshot_restore_argv(snap, plan, &cmdline);
 	if (log_verbose) {
 		char *joined = strv_join(&cmdline.argv, " ");
 
@@ -491,6 +506,16 @@ static int launch(const struct vm_config *cfg, struct plan *plan, struct storage
 	if (r < 0)
 		goto out;
 	guardian_qemu_started(&guardian);
+	if (snap->restore) {
+		test_hook_stop_at("snapshot-restore");
+		if (snapshot_check_qemu(snap, &vm.qmp) < 0) {
+			status = EXIT_BAD_INPUT;
+			goto out;
+		}
+		r = snapshot_load(snap, &vm.qmp);
+		if (r < 0)
+			goto out;
+	}
 	r = pin_threads(&vm.qmp, vm.pid, plan);
 	if (r < 0)
 		goto out;
@@ -500,7 +525,8 @@ static int launch(const struct vm_config *cfg, struct plan *plan, struct storage
 	test_hook_stop_at("qemu");
 	log_info("supervising qemu (pid %d): signals, QMP events%s", (int)vm.pid,
 		 plan->command_mode ? ", the command's output and status" : "");
-	status = run_supervise(plan, &vm, sigfd, &guardian);
+	status = snap->save ? snapshot_save(snap, plan, &cmdline, &vm, sigfd, &journal)
+			    : run_supervise(plan, &vm, sigfd, &guardian);
 	log_info("the VM stopped (exit status %d); undoing what was set up, newest first", status);
 out:
 	for (size_t i = 0; extra && i < plan->n_extra_fds; i++)
@@ -575,6 +601,7 @@ int main(int argc, char **argv)
 	struct qemu_cmdline cmdline = { 0 };
 	struct storage_target *targets = NULL;
 	struct privileges privileges = { 0 };
+	struct snapshot snap = { 0 };
 	char *state_dir = NULL, *default_config = NULL;
 	int status = EXIT_BAD_INPUT, r;
 
@@ -607,6 +634,23 @@ int main(int argc, char **argv)
 	log_info("config %s: VM \"%s\", %u vCPU(s), %llu MiB, %zu disk(s)%s", cfg.file, cfg.name, cfg.cpus,
 		 (unsigned long long)(cfg.memory >> 20), cfg.n_disks, o.command.n ? ", running a command" : "");
 
+	if (o.snapshot && o.command.n) {
+		log_error("--snapshot saves the VM before any command: expected no -- COMMAND");
+		goto out;
+	}
+	/* a command run of the bundled guest restores from its snapshot when there is one (snapshot.c) */
+	if (o.snapshot || (o.command.n && !o.dry_run && !o.explain)) {
+		snap.dir = snapshot_dir(&cfg);
+		if (o.snapshot && !snap.dir) {
+			log_error("%s: no place for the snapshot: set [vm] snapshot = PATH (there is no HOME for the default "
+				  "cache)", cfg.file);
+			goto out;
+		}
+		snapshot_paths(&snap, &cfg, o.snapshot, !o.snapshot && snapshot_exists(snap.dir));
+		if ((snap.save || snap.restore) && snapshot_supported(&cfg) < 0)
+			goto out;
+	}
+
 	status = EXIT_SETUP_FAILED;
 	if (host_probe(cfg.qemu_binary,
 		       &(struct host_wants){ .kvm = cfg.accel != ACCEL_TCG,
@@ -637,11 +681,13 @@ int main(int argc, char **argv)
 			goto out;
 		}
 	}
-	r = plan_build(&cfg, &host, targets, &privileges, &(struct run_request){ o.command.n > 0, &o.env, &o.command }, &plan);
+	r = plan_build(&cfg, &host, targets, &privileges, &(struct run_request){ o.command.n > 0 || snap.save, &o.env, &o.command,
+									    snap.save || snap.restore }, &plan);
 	if (r < 0) {
 		status = r == -EINVAL ? EXIT_BAD_INPUT : EXIT_SETUP_FAILED;
 		goto out;
 	}
+	snapshot_plan(&snap, &plan);
 	log_info("accelerator: %s", plan.accel_why);
 	log_info("firmware: %s", plan.firmware_why);
 	if (plan.memory_why)
@@ -668,9 +714,19 @@ int main(int argc, char **argv)
 		status = EXIT_VM_OK;
 		goto out;
 	}
+	if (snap.restore) {
+		/* before anything is made: a snapshot for another machine, or a damaged one, is refused (exit 2) */
+		qemu_argv_build(&plan, &cmdline);
+		r = snapshot_verify(&snap, &plan, &cmdline);
+		qemu_cmdline_free(&cmdline);
+		if (r < 0) {
+			status = r == -EINVAL ? EXIT_BAD_INPUT : EXIT_SETUP_FAILED;
+			goto out;
+		}
+	}
 	if (privileges_resolve_groups(&privileges) < 0)
 		goto out;
-	status = launch(&cfg, &plan, targets, &o.command);
+	status = launch(&cfg, &plan, targets, &o.command, &snap);
 out:
 	qemu_cmdline_free(&cmdline);
 	plan_free(&plan);
@@ -679,6 +735,7 @@ out:
 	free(targets);
 	free(state_dir);
 	free(default_config);
+	snapshot_free(&snap);
 	host_facts_free(&host);
 	privileges_free(&privileges);
 	config_free(&cfg);

@@ -395,10 +395,14 @@ static void plan_guest_files(const struct vm_config *cfg, const struct run_reque
 		const char *name, *leaf;
 	} files[] = {
 		{ p->command_mode && cfg->kernel, GUEST_FILE_ARGV, GUEST_FWCFG_ARGV, STATE_ARGV },
-		{ p->command_mode && cfg->kernel && cfg->command_user, GUEST_FILE_USER, GUEST_FWCFG_USER, "user" },
-		{ p->command_mode && cfg->kernel && req->env && req->env->n, GUEST_FILE_ENV, GUEST_FWCFG_ENV, "env" },
+		{ p->command_mode && cfg->kernel && cfg->command_user && !req->snapshot, GUEST_FILE_USER, GUEST_FWCFG_USER,
+		  "user" },
+		{ p->command_mode && cfg->kernel && req->env && req->env->n && !req->snapshot, GUEST_FILE_ENV,
+		  GUEST_FWCFG_ENV, "env" },
 		{ cfg->kernel && cfg->n_shares > 0, GUEST_FILE_SHARES, GUEST_FWCFG_SHARES, "shares" },
-		{ p->command_tty, GUEST_FILE_TTY, GUEST_FWCFG_TTY, "tty" },
+		{ p->command_tty && !req->snapshot, GUEST_FILE_TTY, GUEST_FWCFG_TTY, "tty" },
+		/* a saved machine must not depend on one run's command: it comes over the status port instead */
+		{ p->command_mode && cfg->kernel && req->snapshot, GUEST_FILE_WAIT, GUEST_FWCFG_WAIT, "wait" },
 	};
 
 	for (size_t i = 0; i < sizeof(files) / sizeof(files[0]); i++)
@@ -514,6 +518,7 @@ int plan_build(const struct vm_config *cfg, const struct host_facts *host, const
 	p->cfg = cfg;
 	p->host = host;
 	p->command_mode = command_mode;
+	p->snapshot = req->snapshot;
 	p->privileges = privileges;
 	r = plan_cpus(cfg, &host->topo, cfg->n_disks, &p->cpus);
 	if (r < 0)

@@ -83,7 +83,7 @@ enum ready_signal {
 };
 
 /* A file the guest reads through fw_cfg: NAME in the guest, PATH in the state dir, written at launch. */
-enum guest_file_kind { GUEST_FILE_ARGV, GUEST_FILE_USER, GUEST_FILE_ENV, GUEST_FILE_SHARES, GUEST_FILE_TTY };
+enum guest_file_kind { GUEST_FILE_ARGV, GUEST_FILE_USER, GUEST_FILE_ENV, GUEST_FILE_SHARES, GUEST_FILE_TTY, GUEST_FILE_WAIT };
 struct guest_file {
 	enum guest_file_kind kind;
 	const char *name;
@@ -97,6 +97,9 @@ struct plan {
 	char *accel_why;
 	bool accel_warning; /* auto fell back to TCG on a host that has /dev/kvm or wants one: say so once */
 	bool command_mode;  /* vmlaunch CONFIG -- COMMAND */
+	bool snapshot;      /* saved or restored (snapshot.c): the command goes over the status port, not fw_cfg */
+	const char *snapshot_ram; /* snapshot-memory = shared: guest RAM is this file (set by main.c, owned by it) */
+	bool snapshot_ram_share;  /* ... mapped shared while saving, private (copy-on-write) when restored */
 	bool agent_mode;    /* ... in a firmware-booted guest, through its qemu-guest-agent */
 	bool interactive;   /* a terminal on stdin and the console on stdio: the demo guest offers a shell */
 	bool command_tty;   /* command mode in the bundled guest with a terminal on stdin and stdout: a pty there */
@@ -129,7 +132,7 @@ struct plan {
 	enum ready_signal ready;
 	char *ready_why;
 	char *seed_why;
-	struct guest_file guest_files[5]; /* argv, user, env, shares, tty: what exists */
+	struct guest_file guest_files[6]; /* argv, user, env, shares, tty, wait: what exists */
 	size_t n_guest_files;
 	const struct strv *env; /* --env NAME=VALUE for the command */
 	const struct strv *command; /* -- COMMAND */
@@ -151,6 +154,7 @@ struct run_request {
 	bool command_mode;      /* vmlaunch CONFIG -- COMMAND */
 	const struct strv *env; /* --env NAME=VALUE for the command, or NULL */
 	const struct strv *command; /* the COMMAND, or NULL */
+	bool snapshot;          /* --snapshot, or a restore: the same machine either way (snapshot.c) */
 };
 
 /* Pure: no I/O. Returns 0, or a negative errno after logging why the config cannot run on this host. */

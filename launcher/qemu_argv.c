@@ -144,7 +144,7 @@ static void push_blockdev(struct qemu_cmdline *c, const struct plan *p, const st
 
 static bool uses_memory_backend(const struct plan *p)
 {
-	return p->hugepages >= 0 || p->bind_memory || p->cfg->n_tiers || p->shared_memory;
+	return p->hugepages >= 0 || p->bind_memory || p->cfg->n_tiers || p->shared_memory || p->snapshot_ram;
 }
 
 static char *host_nodes(bool bind, unsigned node)
@@ -162,7 +162,12 @@ static void push_memory(struct qemu_cmdline *c, const struct plan *p)
 	const char *share = p->shared_memory ? ",share=on" : "";
 
 	strv_push(a, "-object");
-	if (p->hugepages >= 0)
+	if (p->snapshot_ram)
+		/* an fd vmlaunch opened: the file is in a directory qemu's user cannot enter (snapshot.c) */
+		strv_pushf(a, "memory-backend-file,id=ram0,size=%lluM,mem-path=/proc/self/fd/%d,share=%s%s",
+			   (unsigned long long)(cfg->memory >> 20), pass_fd(c, p, p->snapshot_ram, O_RDWR, false),
+			   p->snapshot_ram_share ? "on" : "off", bind);
+	else if (p->hugepages >= 0)
 		strv_pushf(a, "memory-backend-memfd,id=ram0,size=%lluM,hugetlb=on,hugetlbsize=%s,prealloc=on%s%s",
 			   (unsigned long long)(cfg->memory >> 20), hugepage_size_name(p->hugepages), share, bind);
 	else if (p->shared_memory)

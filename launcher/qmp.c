@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -124,7 +125,8 @@ int qmp_connect(struct qmp *q, int fd, qmp_event_fn on_event, void *user, int ti
 	return qmp_execute(q, "qmp_capabilities", NULL, NULL, timeout_ms);
 }
 
-int qmp_send(struct qmp *q, const char *cmd, struct json_object *args)
+/* The line goes out with `fd` attached (SCM_RIGHTS) when fd >= 0: qemu's getfd takes it from the message. */
+static int send_with_fd(struct qmp *q, const char *cmd, struct json_object *args, int fd)
 {
 	struct json_object *msg = json_object_new_object();
 	const char *s;
@@ -137,7 +139,25 @@ int qmp_send(struct qmp *q, const char *cmd, struct json_object *args)
 	json_object_object_add(msg, "id", json_object_new_int((int)q->next_id++));
 	s = json_object_to_json_string_ext(msg, JSON_C_TO_STRING_PLAIN);
 	line = xasprintf("%s\n", s);
-	r = fd_write_all(q->fd, line, strlen(line));
+	if (fd >= 0) {
+		char control[CMSG_SPACE(sizeof(int))] = { 0 };
+		struct iovec iov = { line, strlen(line) };
+		struct msghdr msg = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = control,
+				      .msg_controllen = sizeof(control) };
+		struct cmsghdr *cmsg = CMSG_FIRSTHDR(&msg);
+		ssize_t n;
+
+		cmsg->cmsg_level = SOL_SOCKET;
+		cmsg->cmsg_type = SCM_RIGHTS;
+		cmsg->cmsg_len = CMSG_LEN(sizeof(int));
+		memcpy(CMSG_DATA(cmsg), &fd, sizeof(int));
+		do
+			n = sendmsg(q->fd, &msg, MSG_NOSIGNAL);
+		while (n < 0 && errno == EINTR);
+		r = n < 0 ? -errno : fd_write_all(q->fd, line + n, strlen(line) - (size_t)n);
+	} else {
+		r = fd_write_all(q->fd, line, strlen(line));
+	}
 	free(line);
 	json_object_put(msg);
 	if (r < 0)
@@ -145,7 +165,18 @@ int qmp_send(struct qmp *q, const char *cmd, struct json_object *args)
 	return 0;
 }
 
+int qmp_send(struct qmp *q, const char *cmd, struct json_object *args)
+{
+	return send_with_fd(q, cmd, args, -1);
+}
+
 int qmp_execute(struct qmp *q, const char *cmd, struct json_object *args, struct json_object **ret, int timeout_ms)
+{
+	return qmp_execute_fd(q, cmd, args, -1, ret, timeout_ms);
+}
+
+int qmp_execute_fd(struct qmp *q, const char *cmd, struct json_object *args, int fd, struct json_object **ret,
+		   int timeout_ms)
 {
 	long long deadline = monotonic_ms() + timeout_ms;
 	unsigned id = q->next_id;
@@ -153,7 +184,7 @@ int qmp_execute(struct qmp *q, const char *cmd, struct json_object *args, struct
 
 	if (ret)
 		*ret = NULL;
-	r = qmp_send(q, cmd, args);
+	r = send_with_fd(q, cmd, args, fd);
 	if (r < 0)
 		return r;
 	for (;;) {

@@ -23,6 +23,9 @@ int qmp_connect(struct qmp *q, int fd, qmp_event_fn on_event, void *user, int ti
 /* Runs CMD (args may be NULL; ownership taken) and waits for its answer, dispatching events meanwhile.
  * On success *ret (if non-NULL) holds the "return" value (caller puts it). QMP errors are logged: -EIO. */
 int qmp_execute(struct qmp *q, const char *cmd, struct json_object *args, struct json_object **ret, int timeout_ms);
+/* qmp_execute with `fd` passed along (SCM_RIGHTS), for getfd. */
+int qmp_execute_fd(struct qmp *q, const char *cmd, struct json_object *args, int fd, struct json_object **ret,
+		   int timeout_ms);
 /* Sends CMD without waiting: its answer is read and dropped later by qmp_dispatch. */
 int qmp_send(struct qmp *q, const char *cmd, struct json_object *args);
 /* Reads what is available and dispatches events. -EPIPE once qemu has closed the socket. */

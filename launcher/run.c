@@ -27,6 +27,7 @@
 #include "journal.h"
 #include "privileges.h"
 #include "ready.h"
+#include "snapshot.h"
 #include "state_dir.h"
 #include "process.h"
 #include "term_filter.h"
@@ -668,8 +669,15 @@ static void drive_agent(struct supervisor *s, bool readable)
 		outbuf_append(&s->out[1], a->err ? a->err : "", a->err_len);
 		s->status_len = (size_t)snprintf(s->status, sizeof(s->status), "exit=%d", a->exit_code);
 		s->agent_running = false;
-		if (!s->phase)
+		/* a restored snapshot's disks are ephemeral or read-only and its RAM a private copy: nothing to shut
+		 * down cleanly for, and a guest saved mid-boot may not even heed the power button yet */
+		if (!s->phase && s->p->snapshot && s->vm->qmp.fd >= 0) {
+			qmp_send(&s->vm->qmp, "quit", NULL);
+			s->phase = 2;
+			s->deadline = monotonic_ms() + QUIT_GRACE_MS;
+		} else if (!s->phase) {
 			escalate(s); /* the ACPI power button: the guest shuts down cleanly */
+		}
 	} else if (a->state == AGENT_FAILED) {
 		log_error("%s", a->failure);
 		if (s->p->console_log)
@@ -752,10 +760,14 @@ int run_supervise(const struct plan *p, struct vm_process *vm, int sigfd, struct
 			s.probing = true;
 		}
 		test_hook_stop_at("running");
+		/* restored from a snapshot (main.c): the guest waits for its command on the status port */
+		if (p->snapshot && !p->agent_mode && snapshot_send_command(p, vm->status_fd) < 0)
+			escalate(&s), escalate(&s);
 		if (p->agent_mode) {
 			agent_begin(&s.agent, vm->agent_fd, p->command, p->env, p->cfg->command_user,
 				    p->cfg->agent_timeout);
 			vm->agent_fd = -1; /* the agent's now */
+			s.agent.set_clock = p->snapshot; /* restored: the saved clock is stale */
 			s.agent_running = true;
 			s.agent.input_pending = true;
 			command_input_collect(&s.input, AGENT_INPUT_MAX);

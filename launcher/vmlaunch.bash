@@ -38,7 +38,7 @@ _vmlaunch()
 		;;
 	esac
 	if [[ "$cur" == -* ]]; then
-		COMPREPLY=($(compgen -W "--dry-run --explain --set --share --env --cleanup --wait --list --status --stop --ssh --console --json --verbose --help --version" -- "$cur"))
+		COMPREPLY=($(compgen -W "--dry-run --explain --set --share --env --snapshot --cleanup --wait --list --status --stop --ssh --console --json --verbose --help --version" -- "$cur"))
 		return 0
 	fi
 	COMPREPLY=($(compgen -f -X '!*.conf' -- "$cur") $(compgen -d -- "$cur"))

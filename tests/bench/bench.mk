@@ -28,10 +28,10 @@ BENCH_LIBVIRT_DEPS := libvirt-daemon-system libvirt-clients
 BENCH_NET_DEPS := iperf3 passt
 
 .PHONY: bench bench-populate bench-io bench-explore bench-launch bench-libvirt bench-guest bench-deps bench-report \
-	bench-smoke bench-share bench-net
+	bench-smoke bench-share bench-net bench-snapshot
 # All of it, one VM at a time: at the defaults about 2 h 45 min on this 2-CPU TCG host (io ~70 min, explore ~70 min,
 # launch ~3 min, libvirt ~5 min, populate ~5 min; more when neighbours load the CPUs).
-bench: bench-populate bench-io bench-explore bench-launch bench-libvirt bench-share bench-net
+bench: bench-populate bench-io bench-explore bench-launch bench-libvirt bench-share bench-net bench-snapshot
 
 # Every variant once, briefly (~25 min here): proves the tooling, the numbers mean little.
 bench-smoke:
@@ -102,6 +102,12 @@ bench-share: bench-deps
 bench-net: bench-deps
 	$(MAKE) $(BUILD)/vmlaunch guest debian-image
 	$(BENCH_ENV) $(BENCH_PY) tests/bench/net_bench.py
+	$(BENCH_ENV) $(BENCH_PY) tests/bench/report.py
+
+# Warm start (issue 23): boot against restore from a snapshot, and 8 concurrent restores (~2 min here).
+bench-snapshot:
+	$(MAKE) $(BUILD)/vmlaunch guest
+	$(BENCH_ENV) $(BENCH_PY) tests/bench/snapshot_bench.py
 	$(BENCH_ENV) $(BENCH_PY) tests/bench/report.py
 
 # results.md and guest-io.png from the JSON already in tests/bench/results/

@@ -622,6 +622,8 @@ def main():
                     "`make bench-share`")
     L += md_section("## 6. Guest networking: user, tap, qemu's default, passt; boot to ssh (`make bench-net`)",
                     "net.md", "`make bench-net`")
+    L += md_section("## 7. Warm start: boot against restore from a snapshot (`make bench-snapshot`)", "snapshot.md",
+                    "`make bench-snapshot`")
     with open(OUT + ".tmp", "w") as f:
         f.write("\n".join(L).rstrip() + "\n")
     os.replace(OUT + ".tmp", OUT)

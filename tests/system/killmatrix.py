@@ -15,7 +15,10 @@ from conftest import GUEST, ROOT, STATE_ROOT, VMLAUNCH
 # "convert": inside an acquisition, with qemu-img convert filling a disk (the helper is what stops there); "share":
 # a [share]'s virtiofsd started, qemu not yet; "network": a tap on a bridge made, qemu not yet; "tpm": swtpm started
 # (the config has tpm = yes), qemu not yet
-PHASES = ["state", "hugepages", "disk", "convert", "share", "network", "tpm", "qemu", "running", "teardown"]
+# "snapshot-save": vmlaunch --snapshot with the state written to its temporary directory, no manifest yet;
+# "snapshot-restore": a run restoring a snapshot with qemu started, the state not loaded yet
+PHASES = ["state", "hugepages", "disk", "convert", "share", "network", "tpm", "qemu", "running", "teardown",
+          "snapshot-save", "snapshot-restore"]
 # "parents": vmlaunch and its guardian at once, not qemu: qemu must die by itself (PR_SET_PDEATHSIG, set again after
 # it changed user, which clears it); "virtiofsd": the share's daemon (both of its processes)
 VICTIMS = ["vmlaunch", "qemu", "guardian", "virtiofsd", "group", "parents", "all"]
@@ -154,6 +157,25 @@ def write_config(directory, name, source, hugepages, user=None, tpm=False, featu
     return conf
 
 
+def write_snapshot_config(directory, name):
+    """A VM a snapshot can hold (no writable disks), its snapshot in `directory`/snap."""
+    conf = Path(directory) / f"{name}.conf"
+    conf.write_text(f"[vm]\nname = {name}\nmemory = 256M\nsnapshot = {Path(directory) / 'snap'}\n" +
+                    GUEST.replace("@BUILD@", str(ROOT / "build")))
+    return conf
+
+
+def snapshot_leftovers(directory):
+    """A save's temporary or replaced directory, or a snapshot without both of its files."""
+    left = [f"snapshot scrap {p}" for p in Path(directory).glob("snap.*")]
+    snap = Path(directory) / "snap"
+    # stream: manifest and state; shared (the default): its RAM file too
+    if snap.exists() and sorted(p.name for p in snap.iterdir()) not in (["manifest", "state"],
+                                                                       ["manifest", "ram", "state"]):
+        left.append(f"incomplete snapshot {snap}: {sorted(p.name for p in snap.iterdir())}")
+    return left
+
+
 def make_source(directory):
     src = Path(directory) / "source.raw"
     if not src.exists():
@@ -189,13 +211,22 @@ def run_case(directory, name, phase, victim, timeout=60, user=None, features=(),
 
 def _run_case(directory, name, phase, victim, timeout, user, features, relaunch, netns):
     zram_before, hugepages_before = zram_devices(), hugepages_total()
-    source = make_qcow2_source(directory) if phase == "convert" else make_source(directory)
-    conf = write_config(directory, name, source, hugepages=phase == "hugepages", user=user, tpm=phase == "tpm",
-                        features=features)
+    snapshot = phase.startswith("snapshot-")
+    if snapshot:
+        conf = write_snapshot_config(directory, name)
+        if phase == "snapshot-restore":
+            r = subprocess.run([VMLAUNCH, "--snapshot", str(conf)], stdin=subprocess.DEVNULL, capture_output=True,
+                               text=True, timeout=180)
+            assert r.returncode == 0, r.stderr
+    else:
+        source = make_qcow2_source(directory) if phase == "convert" else make_source(directory)
+        conf = write_config(directory, name, source, hugepages=phase == "hugepages", user=user, tpm=phase == "tpm",
+                            features=features)
     command = ["true"] if phase == "teardown" else ["sh", "-c", "sleep 3"]
+    args = ["--snapshot", str(conf)] if phase == "snapshot-save" else [str(conf), "--", *command]
     env = dict(os.environ, VMLAUNCH_STOP_AT="helper-qemu-img-convert" if phase == "convert" else phase)
     inside = ["ip", "netns", "exec", netns] if netns else []  # `ip netns exec` execs vmlaunch: p.pid is vmlaunch
-    p = subprocess.Popen([*inside, VMLAUNCH, str(conf), "--", *command], env=env, stdin=subprocess.DEVNULL,
+    p = subprocess.Popen([*inside, VMLAUNCH, *args], env=env, stdin=subprocess.DEVNULL,
                          stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True)
     deadline = time.monotonic() + timeout
 
@@ -272,6 +303,8 @@ def _run_case(directory, name, phase, victim, timeout, user, features, relaunch,
     while left and time.monotonic() < deadline:
         time.sleep(0.1)
         left = leftovers(name, zram_before, hugepages_before, netns)
+    if snapshot:
+        left += snapshot_leftovers(directory)
     # the virtiofsd seen at the kill, whatever its command line says: dead (a zombie is the reaper's business)
     left += [f"virtiofsd {v}" for v in virtiofsd if state_of(v) not in (None, "Z")]
     p.stderr.close()
@@ -281,4 +314,6 @@ def _run_case(directory, name, phase, victim, timeout, user, features, relaunch,
         if r.returncode != 0:
             left.append(f"the next launch of {name} failed ({r.returncode}): {r.stderr.strip()[-500:]}")
         left += leftovers(name, zram_before, hugepages_before, netns)
+        if snapshot:
+            left += snapshot_leftovers(directory)
     return left, what
