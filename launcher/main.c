@@ -391,162 +391,216 @@ static int hand_over(const struct plan *plan, const struct storage_target *targe
 	return r;
 }
 
-/* Acquires, runs and undoes. Returns vmlaunch's exit status. */
-static int launch(const struct vm_config *cfg, struct plan *plan, struct storage_target *targets,
-		  const struct strv *command, struct snapshot *snap)
-{
-	struct qemu_cmdline cmdline = { 0 };
-	struct state_dir state = { .lock_fd = -1 };
-	struct journal journal = { .fd = -1 };
-	struct guardian guardian = { .pid = -1, .pidfd = -1, .pipe_fd = -1 };
-	struct vm_process vm = { .pid = -1, .pidfd = -1, .out_fd = -1, .err_fd = -1, .status_fd = -1, .agent_fd = -1,
-				  .in_fd = -1, .console = CONSOLE_INIT };
-	struct termios saved_tty;
-	bool tty_saved = plan->interactive && tcgetattr(0, &saved_tty) == 0;
-	int status = EXIT_SETUP_FAILED, sigfd, r, *extra = NULL;
-	sigset_t set;
+/* One launch's acquisitions, in the order they are made and undone. */
+struct launch_run {
+	const struct vm_config *cfg;
+	struct plan *plan;
+	struct storage_target *targets;
+	struct snapshot *snap;
+	struct state_dir state;
+	struct journal journal;
+	struct guardian guardian;
+	struct vm_process vm;
+	struct qemu_cmdline cmdline;
+	int sigfd;
+	int *extra; /* fds handed to qemu besides the fixed ones (tap queues), -1 where none */
+	bool stopped;      /* a stop signal came before qemu started */
+	bool bad_snapshot; /* the running qemu is not the one the snapshot was made by: exit 2 */
+};
 
-	sigfd = block_signals(&set);
-	if (sigfd < 0)
-		return EXIT_SETUP_FAILED;
-	r = state_dir_acquire(&state, plan->host->state_root, cfg->name);
+/* The state dir, its journal, and the guardian that undoes the journal if vmlaunch is killed. */
+static int begin_run(struct launch_run *l)
+{
+	int r = state_dir_acquire(&l->state, l->plan->host->state_root, l->cfg->name);
+
 	if (r < 0)
-		goto out;
-	log_info("state: %s (locked); every step below is journaled before it acts", state.dir);
+		return r;
+	log_info("state: %s (locked); every step below is journaled before it acts", l->state.dir);
 	/* inherited by every program started from here on: how an undo knows a pid is this VM's (process.c) */
-	if (setenv(PROCESS_STATE_ENV, state.dir, 1) < 0) {
-		r = log_errno(errno, "setenv");
-		goto out;
-	}
-	r = journal_create(&journal, state.dir);
+	if (setenv(PROCESS_STATE_ENV, l->state.dir, 1) < 0)
+		return log_errno(errno, "setenv");
+	r = journal_create(&l->journal, l->state.dir);
 	if (r < 0)
-		goto out;
-	/* From here on, if vmlaunch is killed, the guardian undoes the journal. */
-	r = guardian_start(&guardian, &state);
-	if (r < 0)
-		goto out;
-	test_hook_stop_at("state");
+		return r;
+	r = guardian_start(&l->guardian, &l->state);
+	if (r == 0)
+		test_hook_stop_at("state");
+	return r;
+}
+
+/* Hugepages and disks, in that order; -EINTR when a stop signal came in between. */
+static int make_memory_and_disks(struct launch_run *l)
+{
+	const struct vm_config *cfg = l->cfg;
+	struct plan *plan = l->plan;
+	int r = 0;
+
 	if (plan->hugepages >= 0) {
 		log_info("hugepages: %llu pages for guest RAM", (unsigned long long)plan->hugepages_count);
 		r = hugepages_reserve(plan->host->topo.numa, plan->memory_node, plan->hugepages, plan->hugepages_count,
-				      state.dir, &journal);
+				      l->state.dir, &l->journal);
 		if (r < 0)
-			goto out;
+			return r;
 		test_hook_stop_at("hugepages");
 	}
 	for (size_t i = 0; i < cfg->n_disks && r >= 0; i++) {
-		if (stop_requested(sigfd)) {
-			status = 128 + SIGINT;
-			r = -EINTR;
-			break;
+		if (stop_requested(l->sigfd)) {
+			l->stopped = true;
+			return -EINTR;
 		}
 		log_info("preparing disk \"%s\" (%s)", cfg->disks[i].name, backend_kind_name(cfg->disks[i].backend));
-		r = storage_prepare(&(struct storage_context){ cfg, state.dir, plan->privileges }, &cfg->disks[i], &targets[i],
-				    &journal);
+		r = storage_prepare(&(struct storage_context){ cfg, l->state.dir, plan->privileges }, &cfg->disks[i],
+				    &l->targets[i], &l->journal);
 	}
-	if (r < 0)
-		goto out;
-	r = guest_files_write(plan, command);
-	if (r < 0)
-		goto out;
+	return r;
+}
+
+/* What the guest sees besides its disks: the bundled guest's files, shares, TPM, firmware variables, the seed,
+ * and the taps (whose queue fds go to qemu as extra fds). */
+static int make_guest_devices(struct launch_run *l, const struct strv *command)
+{
+	struct plan *plan = l->plan;
+	int r = guest_files_write(plan, command);
+
 	for (size_t i = 0; i < plan->n_shares && r >= 0; i++)
-		r = share_start(&plan->shares[i], plan->host->virtiofsd, &journal);
+		r = share_start(&plan->shares[i], plan->host->virtiofsd, &l->journal);
 	if (r == 0 && plan->n_shares)
 		test_hook_stop_at("share");
 	if (r == 0 && plan->tpm.wanted)
-		r = tpm_start(&plan->tpm, plan->host->swtpm, plan->privileges, &journal);
+		r = tpm_start(&plan->tpm, plan->host->swtpm, plan->privileges, &l->journal);
 	if (r == 0 && plan->uefi)
-		r = firmware_vars_prepare(plan->uefi->vars_template, plan->uefi_vars, !cfg->nvram, &journal);
+		r = firmware_vars_prepare(plan->uefi->vars_template, plan->uefi_vars, !l->cfg->nvram, &l->journal);
 	if (r == 0 && plan->seed)
-		r = cloud_init_make_seed(plan, &journal);
+		r = cloud_init_make_seed(plan, &l->journal);
 	if (r < 0)
-		goto out;
-	extra = xcalloc(plan->n_extra_fds + 1, sizeof(*extra));
+		return r;
+	l->extra = xcalloc(plan->n_extra_fds + 1, sizeof(*l->extra));
 	for (size_t i = 0; i <= plan->n_extra_fds; i++)
-		extra[i] = -1;
+		l->extra[i] = -1;
 	for (size_t i = 0; i < plan->n_nets && r >= 0; i++) {
 		const struct net_plan *n = &plan->nets[i];
 
 		if (n->cfg->mode == NET_TAP)
-			r = tap_open(n, &journal, &extra[n->fd_base - QEMU_FD_EXTRA],
-				     &extra[n->fd_base - QEMU_FD_EXTRA + n->queues]);
+			r = tap_open(n, &l->journal, &l->extra[n->fd_base - QEMU_FD_EXTRA],
+				     &l->extra[n->fd_base - QEMU_FD_EXTRA + n->queues]);
 	}
 	if (r == 0 && plan->n_nets)
 		test_hook_stop_at("network");
+	return r;
+}
+
+static void close_extra_fds(struct launch_run *l)
+{
+	for (size_t i = 0; l->extra && i < l->plan->n_extra_fds; i++)
+		if (l->extra[i] >= 0)
+			close(l->extra[i]);
+	free(l->extra);
+	l->extra = NULL;
+}
+
+/* The command line, built now that the disks exist (some learn their device only when made: /dev/zramN), and
+ * qemu started on it, paused; with a snapshot to restore, its state loaded. */
+static int start_qemu(struct launch_run *l)
+{
+	struct snapshot *snap = l->snap;
+	int r = 0;
+
+	if (snap->save || snap->restore)
+		r = snap->save ? snapshot_prepare(snap, l->plan, &l->journal) : snapshot_restore_disks(snap, l->plan);
 	if (r < 0)
-		goto out;
-	r = hand_over(plan, targets, &state);
-	if (r < 0)
-		goto out;
-	if (stop_requested(sigfd)) {
-		status = 128 + SIGINT;
-		goto out;
-	}
-	if (snap->save || snap->restore) {
-		r = snap->save ? snapshot_prepare(snap, plan, &journal) : snapshot_restore_disks(snap, plan);
-		if (r < 0)
-			goto out;
-	}
-	/* Built now that the disks exist: some learn their device only when made (/dev/zramN). */
-	qemu_argv_build(plan, &cmdline);
+		return r;
+	qemu_argv_build(l->plan, &l->cmdline);
 	if (snap->restore)
-		snapshot_restore_argv(snap, plan, &cmdline);
+		snapshot_restore_argv(snap, l->plan, &l->cmdline);
 	if (log_verbose) {
-		char *joined = strv_join(&cmdline.argv, " ");
+		char *joined = strv_join(&l->cmdline.argv, " ");
 
 		log_info("starting qemu: %s", joined);
 		free(joined);
 	}
-	r = run_start(plan, &cmdline, extra, &journal, &vm);
-	for (size_t i = 0; i < plan->n_extra_fds; i++)
-		if (extra[i] >= 0)
-			close(extra[i]); /* qemu holds them now: a tap lives as long as its last queue fd */
-	free(extra);
-	extra = NULL;
+	r = run_start(l->plan, &l->cmdline, l->extra, &l->journal, &l->vm);
+	close_extra_fds(l); /* qemu holds them now: a tap lives as long as its last queue fd */
 	if (r < 0)
-		goto out;
-	guardian_qemu_started(&guardian);
-	if (snap->restore) {
-		test_hook_stop_at("snapshot-restore");
-		if (snapshot_check_qemu(snap, &vm.qmp) < 0) {
-			status = EXIT_BAD_INPUT;
-			goto out;
-		}
-		r = snapshot_load(snap, &vm.qmp);
-		if (r < 0)
-			goto out;
-	}
-	r = pin_threads(&vm.qmp, vm.pid, plan);
-	if (r < 0)
-		goto out;
-	r = status_write_info(plan, state.dir);
-	if (r < 0)
-		goto out;
-	test_hook_stop_at("qemu");
-	log_info("supervising qemu (pid %d): signals, QMP events%s", (int)vm.pid,
-		 plan->command_mode ? ", the command's output and status" : "");
-	status = snap->save ? snapshot_save(snap, plan, &cmdline, &vm, sigfd, &journal)
-			    : run_supervise(plan, &vm, sigfd, &guardian);
-	log_info("the VM stopped (exit status %d); undoing what was set up, newest first", status);
-out:
-	for (size_t i = 0; extra && i < plan->n_extra_fds; i++)
-		if (extra[i] >= 0)
-			close(extra[i]);
-	free(extra);
-	run_cleanup(&vm);
-	qemu_cmdline_free(&cmdline);
-	if (tty_saved)
-		tcsetattr(0, TCSANOW, &saved_tty); /* qemu's stdio chardev leaves a raw terminal if it is killed */
-	if (journal.path) {
-		journal_close(&journal);
-		if (journal_replay(state.dir) < 0 && status == EXIT_VM_OK)
+		return r;
+	guardian_qemu_started(&l->guardian);
+	if (!snap->restore)
+		return 0;
+	test_hook_stop_at("snapshot-restore");
+	r = snapshot_check_qemu(snap, &l->vm.qmp);
+	l->bad_snapshot = r < 0;
+	return r < 0 ? r : snapshot_load(snap, &l->vm.qmp);
+}
+
+/* Undoes everything, newest first; the exit status, made a failure when an undo failed after a good run. */
+static int end_run(struct launch_run *l, int status, const struct termios *saved_tty)
+{
+	close_extra_fds(l);
+	run_cleanup(&l->vm);
+	qemu_cmdline_free(&l->cmdline);
+	if (saved_tty)
+		tcsetattr(0, TCSANOW, saved_tty); /* qemu's stdio chardev leaves a raw terminal if it is killed */
+	if (l->journal.path) {
+		journal_close(&l->journal);
+		if (journal_replay(l->state.dir) < 0 && status == EXIT_VM_OK)
 			status = EXIT_SETUP_FAILED;
 	}
-	if (state_dir_release(&state) < 0 && status == EXIT_VM_OK)
+	if (state_dir_release(&l->state) < 0 && status == EXIT_VM_OK)
 		status = EXIT_SETUP_FAILED;
-	guardian_dismiss(&guardian);
+	guardian_dismiss(&l->guardian);
 	notify_systemd("STATUS=stopped");
-	close(sigfd);
+	return status;
+}
+
+/* Acquires, runs and undoes. Returns vmlaunch's exit status. */
+static int launch(const struct vm_config *cfg, struct plan *plan, struct storage_target *targets,
+		  const struct strv *command, struct snapshot *snap)
+{
+	struct launch_run l = {
+		.cfg = cfg, .plan = plan, .targets = targets, .snap = snap,
+		.state = { .lock_fd = -1 }, .journal = { .fd = -1 },
+		.guardian = { .pid = -1, .pidfd = -1, .pipe_fd = -1 },
+		.vm = { .pid = -1, .pidfd = -1, .out_fd = -1, .err_fd = -1, .status_fd = -1, .agent_fd = -1, .in_fd = -1,
+			.console = CONSOLE_INIT },
+	};
+	struct termios saved_tty;
+	bool tty_saved = plan->interactive && tcgetattr(0, &saved_tty) == 0;
+	int status = EXIT_SETUP_FAILED, r;
+	sigset_t set;
+
+	l.sigfd = block_signals(&set);
+	if (l.sigfd < 0)
+		return EXIT_SETUP_FAILED;
+	r = begin_run(&l);
+	if (r == 0)
+		r = make_memory_and_disks(&l);
+	if (r == 0)
+		r = make_guest_devices(&l, command);
+	if (r == 0)
+		r = hand_over(plan, targets, &l.state);
+	if (r == 0 && stop_requested(l.sigfd)) {
+		l.stopped = true;
+		r = -EINTR;
+	}
+	if (r == 0)
+		r = start_qemu(&l);
+	if (r == 0)
+		r = pin_threads(&l.vm.qmp, l.vm.pid, plan);
+	if (r == 0)
+		r = status_write_info(plan, l.state.dir);
+	if (r == 0) {
+		test_hook_stop_at("qemu");
+		log_info("supervising qemu (pid %d): signals, QMP events%s", (int)l.vm.pid,
+			 plan->command_mode ? ", the command's output and status" : "");
+		status = snap->save ? snapshot_save(snap, plan, &l.cmdline, &l.vm, l.sigfd, &l.journal)
+				    : run_supervise(plan, &l.vm, l.sigfd, &l.guardian);
+		log_info("the VM stopped (exit status %d); undoing what was set up, newest first", status);
+	} else if (l.stopped) {
+		status = 128 + SIGINT;
+	} else if (l.bad_snapshot) {
+		status = EXIT_BAD_INPUT;
+	}
+	status = end_run(&l, status, tty_saved ? &saved_tty : NULL);
+	close(l.sigfd);
 	sigprocmask(SIG_UNBLOCK, &set, NULL);
 	return status;
 }
@@ -592,18 +646,165 @@ static int by_name(const struct options *o)
 	return r < 0 ? EXIT_SETUP_FAILED : EXIT_VM_OK;
 }
 
+/* Everything main() learns before anything on the host is touched. */
+struct setup {
+	struct vm_config cfg;
+	struct host_facts host;
+	struct plan plan;
+	struct storage_target *targets;
+	struct privileges privileges;
+	struct snapshot snap;
+	char *state_dir, *default_config;
+};
+
+/* CONFIG, or the embedded default when none is given. 0, or -1 after the error (exit 2). */
+static int load_config(struct options *o, struct setup *s)
+{
+	if (!o->config) {
+		char *looked;
+
+		/* the demo that came with vmlaunch: what `vmlaunch` alone, or `vmlaunch -- CMD`, boots */
+		s->default_config = config_bundled_file(DEFAULT_CONFIG, &looked);
+		if (!s->default_config) {
+			log_error("expected a CONFIG file (vmlaunch [OPTIONS] CONFIG [-- COMMAND...]); without one vmlaunch boots "
+				  "its embedded default, %s, which is not at %s (make builds a checkout's, make install "
+				  "installs it)",
+				  DEFAULT_CONFIG, looked);
+			free(looked);
+			return -1;
+		}
+		fprintf(stderr, "vmlaunch: no CONFIG given: using the embedded default, %s\n", s->default_config);
+		o->config = s->default_config;
+	}
+	if (config_load(o->config, &o->sets, &s->cfg) < 0)
+		return -1;
+	log_info("config %s: VM \"%s\", %u vCPU(s), %llu MiB, %zu disk(s)%s", s->cfg.file, s->cfg.name, s->cfg.cpus,
+		 (unsigned long long)(s->cfg.memory >> 20), s->cfg.n_disks, o->command.n ? ", running a command" : "");
+	return 0;
+}
+
+/* --snapshot saves; a command run restores when a snapshot exists (snapshot.c). 0, or -1 after the error (exit 2). */
+static int choose_snapshot(const struct options *o, struct setup *s)
+{
+	if (o->snapshot && o->command.n) {
+		log_error("--snapshot saves the VM before any command: expected no -- COMMAND");
+		return -1;
+	}
+	if (!o->snapshot && (!o->command.n || o->dry_run || o->explain))
+		return 0;
+	s->snap.dir = snapshot_dir(&s->cfg);
+	if (o->snapshot && !s->snap.dir) {
+		log_error("%s: no place for the snapshot: set [vm] snapshot = PATH (there is no HOME for the default cache)",
+			  s->cfg.file);
+		return -1;
+	}
+	snapshot_paths(&s->snap, &s->cfg, o->snapshot, !o->snapshot && snapshot_exists(s->snap.dir));
+	return (s->snap.save || s->snap.restore) && snapshot_supported(&s->cfg) < 0 ? -1 : 0;
+}
+
+/* The host's facts, qemu's user, downloads, each disk described and the plan: 0, or the exit status to end with. */
+static int prepare(const struct options *o, struct setup *s)
+{
+	const struct vm_config *cfg = &s->cfg;
+	bool run = !o->dry_run && !o->explain;
+	int r;
+
+	if (host_probe(cfg->qemu_binary,
+		       &(struct host_wants){ .kvm = cfg->accel != ACCEL_TCG,
+					     .tcmalloc = cfg->allocator == ALLOCATOR_TCMALLOC,
+					     .virtiofsd = cfg->n_shares > 0,
+					     .swtpm = cfg->tpm,
+					     .firmware = cfg->kernel ? FIRMWARE_BIOS : cfg->firmware,
+					     .vhost_net = has_tap(cfg) },
+		       &s->host) < 0)
+		return EXIT_SETUP_FAILED;
+	if (privileges_resolve(cfg->qemu_user, QEMU_DEFAULT_USER, geteuid(), &s->privileges) < 0)
+		return EXIT_BAD_INPUT;
+	/* images by URL, before anything is set up (a failed download leaves nothing); never for a --dry-run */
+	for (size_t i = 0; run && i < cfg->n_disks; i++)
+		if (storage_download(&cfg->disks[i], isatty(2), &s->privileges) < 0)
+			return EXIT_SETUP_FAILED;
+	s->targets = xcalloc(cfg->n_disks, sizeof(*s->targets));
+	s->state_dir = state_dir_path(s->host.state_root, cfg->name);
+	log_info("host: qemu %s, state in %s", s->host.qemu_path, s->state_dir);
+	for (size_t i = 0; i < cfg->n_disks; i++) {
+		log_info("storage: describing disk \"%s\" (%s); nothing is made yet", cfg->disks[i].name,
+			 backend_kind_name(cfg->disks[i].backend));
+		r = storage_describe(&(struct storage_context){ cfg, s->state_dir, NULL }, &cfg->disks[i], &s->targets[i]);
+		if (r < 0)
+			return r == -EINVAL ? EXIT_BAD_INPUT : EXIT_SETUP_FAILED;
+	}
+	r = plan_build(cfg, &s->host, s->targets, &s->privileges,
+		       &(struct run_request){ o->command.n > 0 || s->snap.save, &o->env, &o->command,
+					      s->snap.save || s->snap.restore },
+		       &s->plan);
+	if (r < 0)
+		return r == -EINVAL ? EXIT_BAD_INPUT : EXIT_SETUP_FAILED;
+	snapshot_plan(&s->snap, &s->plan);
+	log_info("accelerator: %s", s->plan.accel_why);
+	log_info("firmware: %s", s->plan.firmware_why);
+	if (s->plan.memory_why)
+		log_info("memory: %s", s->plan.memory_why);
+	if (s->plan.cpus.why)
+		log_info("CPUs: %s", s->plan.cpus.why);
+	/* a host fact for the run: --dry-run shows the command line wherever the bridge is */
+	if (run && (find_bridges(&s->plan) < 0 || forward_resolve(&s->plan) < 0))
+		return EXIT_SETUP_FAILED;
+	/* said where it matters: a run, not a --dry-run or an --explain, which shows the reason itself */
+	if (s->plan.accel_warning && run)
+		log_warn("%s", s->plan.accel_why);
+	if (cfg->allocator == ALLOCATOR_TCMALLOC && !s->plan.tcmalloc)
+		log_warn("tcmalloc not found in the dynamic loader's cache (install libgoogle-perftools4); qemu uses glibc "
+			 "malloc");
+	return EXIT_VM_OK;
+}
+
+/* --dry-run and --explain: qemu's argv, with nothing on the host touched. */
+static void show_argv(const struct options *o, struct setup *s)
+{
+	struct qemu_cmdline cmdline = { 0 };
+
+	log_info("%s: nothing on the host is touched; qemu's argv follows on stdout", o->dry_run ? "--dry-run" : "--explain");
+	/* Devices that exist only once made (/dev/zramN) show as "?": the real name is known at launch. */
+	qemu_argv_build(&s->plan, &cmdline);
+	if (o->explain)
+		print_explained(&cmdline);
+	else
+		print_argv(&cmdline);
+	qemu_cmdline_free(&cmdline);
+}
+
+/* Before anything is made: a snapshot for another machine, or a damaged one, is refused (exit 2). */
+static int verify_snapshot(struct setup *s)
+{
+	struct qemu_cmdline cmdline = { 0 };
+	int r;
+
+	qemu_argv_build(&s->plan, &cmdline);
+	r = snapshot_verify(&s->snap, &s->plan, &cmdline);
+	qemu_cmdline_free(&cmdline);
+	return r == 0 ? EXIT_VM_OK : r == -EINVAL ? EXIT_BAD_INPUT : EXIT_SETUP_FAILED;
+}
+
+static void setup_free(struct setup *s)
+{
+	plan_free(&s->plan);
+	for (size_t i = 0; s->targets && i < s->cfg.n_disks; i++)
+		storage_target_free(&s->targets[i]);
+	free(s->targets);
+	free(s->state_dir);
+	free(s->default_config);
+	snapshot_free(&s->snap);
+	host_facts_free(&s->host);
+	privileges_free(&s->privileges);
+	config_free(&s->cfg);
+}
+
 int main(int argc, char **argv)
 {
 	struct options o = { .sets = STRV_INIT, .env = STRV_INIT, .command = STRV_INIT, .wait_seconds = 30 };
-	struct vm_config cfg = { 0 };
-	struct host_facts host = { 0 };
-	struct plan plan = { 0 };
-	struct qemu_cmdline cmdline = { 0 };
-	struct storage_target *targets = NULL;
-	struct privileges privileges = { 0 };
-	struct snapshot snap = { 0 };
-	char *state_dir = NULL, *default_config = NULL;
-	int status = EXIT_BAD_INPUT, r;
+	struct setup s = { 0 };
+	int status = EXIT_BAD_INPUT;
 
 	signal(SIGPIPE, SIG_IGN); /* a closed stdout must not kill vmlaunch before it has cleaned up */
 	stdio_keep_open();
@@ -613,132 +814,26 @@ int main(int argc, char **argv)
 		status = by_name(&o);
 		goto out;
 	}
-	if (!o.config) {
-		char *looked;
-
-		/* the demo that came with vmlaunch: what `vmlaunch` alone, or `vmlaunch -- CMD`, boots */
-		default_config = config_bundled_file(DEFAULT_CONFIG, &looked);
-		if (!default_config) {
-			log_error("expected a CONFIG file (vmlaunch [OPTIONS] CONFIG [-- COMMAND...]); without one vmlaunch boots "
-				  "its embedded default, %s, which is not at %s (make builds a checkout's, make install "
-				  "installs it)",
-				  DEFAULT_CONFIG, looked);
-			free(looked);
-			goto out;
-		}
-		fprintf(stderr, "vmlaunch: no CONFIG given: using the embedded default, %s\n", default_config);
-		o.config = default_config;
-	}
-	if (config_load(o.config, &o.sets, &cfg) < 0)
+	if (load_config(&o, &s) < 0 || choose_snapshot(&o, &s) < 0)
 		goto out;
-	log_info("config %s: VM \"%s\", %u vCPU(s), %llu MiB, %zu disk(s)%s", cfg.file, cfg.name, cfg.cpus,
-		 (unsigned long long)(cfg.memory >> 20), cfg.n_disks, o.command.n ? ", running a command" : "");
-
-	if (o.snapshot && o.command.n) {
-		log_error("--snapshot saves the VM before any command: expected no -- COMMAND");
+	status = prepare(&o, &s);
+	if (status != EXIT_VM_OK)
 		goto out;
-	}
-	/* a command run of the bundled guest restores from its snapshot when there is one (snapshot.c) */
-	if (o.snapshot || (o.command.n && !o.dry_run && !o.explain)) {
-		snap.dir = snapshot_dir(&cfg);
-		if (o.snapshot && !snap.dir) {
-			log_error("%s: no place for the snapshot: set [vm] snapshot = PATH (there is no HOME for the default "
-				  "cache)", cfg.file);
-			goto out;
-		}
-		snapshot_paths(&snap, &cfg, o.snapshot, !o.snapshot && snapshot_exists(snap.dir));
-		if ((snap.save || snap.restore) && snapshot_supported(&cfg) < 0)
-			goto out;
-	}
-
-	status = EXIT_SETUP_FAILED;
-	if (host_probe(cfg.qemu_binary,
-		       &(struct host_wants){ .kvm = cfg.accel != ACCEL_TCG,
-					     .tcmalloc = cfg.allocator == ALLOCATOR_TCMALLOC,
-					     .virtiofsd = cfg.n_shares > 0,
-					     .swtpm = cfg.tpm,
-					     .firmware = cfg.kernel ? FIRMWARE_BIOS : cfg.firmware,
-					     .vhost_net = has_tap(&cfg) },
-		       &host) < 0)
-		goto out;
-	if (privileges_resolve(cfg.qemu_user, QEMU_DEFAULT_USER, geteuid(), &privileges) < 0) {
-		status = EXIT_BAD_INPUT;
-		goto out;
-	}
-	/* images by URL, before anything is set up (a failed download leaves nothing); never for a --dry-run */
-	for (size_t i = 0; !o.dry_run && !o.explain && i < cfg.n_disks; i++)
-		if (storage_download(&cfg.disks[i], isatty(2), &privileges) < 0)
-			goto out;
-	targets = xcalloc(cfg.n_disks, sizeof(*targets));
-	state_dir = state_dir_path(host.state_root, cfg.name);
-	log_info("host: qemu %s, state in %s", host.qemu_path, state_dir);
-	for (size_t i = 0; i < cfg.n_disks; i++) {
-		log_info("storage: describing disk \"%s\" (%s); nothing is made yet", cfg.disks[i].name,
-			 backend_kind_name(cfg.disks[i].backend));
-		r = storage_describe(&(struct storage_context){ &cfg, state_dir, NULL }, &cfg.disks[i], &targets[i]);
-		if (r < 0) {
-			status = r == -EINVAL ? EXIT_BAD_INPUT : EXIT_SETUP_FAILED;
-			goto out;
-		}
-	}
-	r = plan_build(&cfg, &host, targets, &privileges, &(struct run_request){ o.command.n > 0 || snap.save, &o.env, &o.command,
-									    snap.save || snap.restore }, &plan);
-	if (r < 0) {
-		status = r == -EINVAL ? EXIT_BAD_INPUT : EXIT_SETUP_FAILED;
-		goto out;
-	}
-	snapshot_plan(&snap, &plan);
-	log_info("accelerator: %s", plan.accel_why);
-	log_info("firmware: %s", plan.firmware_why);
-	if (plan.memory_why)
-		log_info("memory: %s", plan.memory_why);
-	if (plan.cpus.why)
-		log_info("CPUs: %s", plan.cpus.why);
-	/* a host fact for the run: --dry-run shows the command line wherever the bridge is */
-	if (!o.dry_run && !o.explain && (find_bridges(&plan) < 0 || forward_resolve(&plan) < 0))
-		goto out;
-	/* said where it matters: a run, not a --dry-run or an --explain, which shows the reason itself */
-	if (plan.accel_warning && !o.dry_run && !o.explain)
-		log_warn("%s", plan.accel_why);
-	if (cfg.allocator == ALLOCATOR_TCMALLOC && !plan.tcmalloc)
-		log_warn("tcmalloc not found in the dynamic loader's cache (install libgoogle-perftools4); qemu uses glibc "
-			 "malloc");
 	if (o.dry_run || o.explain) {
-		log_info("%s: nothing on the host is touched; qemu's argv follows on stdout", o.dry_run ? "--dry-run" : "--explain");
-		/* Devices that exist only once made (/dev/zramN) show as "?": the real name is known at launch. */
-		qemu_argv_build(&plan, &cmdline);
-		if (o.explain)
-			print_explained(&cmdline);
-		else
-			print_argv(&cmdline);
-		status = EXIT_VM_OK;
+		show_argv(&o, &s);
 		goto out;
 	}
-	if (snap.restore) {
-		/* before anything is made: a snapshot for another machine, or a damaged one, is refused (exit 2) */
-		qemu_argv_build(&plan, &cmdline);
-		r = snapshot_verify(&snap, &plan, &cmdline);
-		qemu_cmdline_free(&cmdline);
-		if (r < 0) {
-			status = r == -EINVAL ? EXIT_BAD_INPUT : EXIT_SETUP_FAILED;
+	if (s.snap.restore) {
+		status = verify_snapshot(&s);
+		if (status != EXIT_VM_OK)
 			goto out;
-		}
 	}
-	if (privileges_resolve_groups(&privileges) < 0)
+	status = EXIT_SETUP_FAILED;
+	if (privileges_resolve_groups(&s.privileges) < 0)
 		goto out;
-	status = launch(&cfg, &plan, targets, &o.command, &snap);
+	status = launch(&s.cfg, &s.plan, s.targets, &o.command, &s.snap);
 out:
-	qemu_cmdline_free(&cmdline);
-	plan_free(&plan);
-	for (size_t i = 0; targets && i < cfg.n_disks; i++)
-		storage_target_free(&targets[i]);
-	free(targets);
-	free(state_dir);
-	free(default_config);
-	snapshot_free(&snap);
-	host_facts_free(&host);
-	privileges_free(&privileges);
-	config_free(&cfg);
+	setup_free(&s);
 	strv_free(&o.sets);
 	strv_free(&o.env);
 	strv_free(&o.command);

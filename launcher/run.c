@@ -175,146 +175,164 @@ static void qemu_environment(const struct plan *p, struct strv *env)
 		strv_pushf(env, "LD_PRELOAD=%s", old);
 }
 
+/* The channels between vmlaunch and qemu while it starts: vmlaunch's ends stay, qemu's go with its exec. */
+struct channels {
+	/* 0 QMP, 1-3 the bundled guest's stdout, stderr and status, 4 qemu-guest-agent, 5 the bundled guest's stdin */
+	int pairs[6][2];
+	int child_ends[QEMU_FD_COUNT]; /* what qemu gets, in QEMU_FD_* order */
+	int listen_fd;                 /* qmp.sock */
+	int errpipe[2];                /* the child's errno when its exec fails; closed by a good exec */
+};
+
+static void close_fd(int *fd)
+{
+	if (*fd >= 0)
+		close(*fd);
+	*fd = -1;
+}
+
+/* Every pair, the QMP listener, the console and the exec check, each only when this plan uses it. */
+static int open_channels(const struct plan *p, struct vm_process *vm, struct channels *ch)
+{
+	int r;
+
+	for (int i = 0; i < 6; i++)
+		if ((i == 0 || (i != 4 && p->command_mode && !p->agent_mode) || (i == 4 && p->agent_mode)) &&
+		    socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, ch->pairs[i]) < 0)
+			return log_errno(errno, "socketpair");
+	if (pipe2(ch->errpipe, O_CLOEXEC) < 0)
+		return log_errno(errno, "pipe");
+	if (p->console_socket) {
+		r = console_open(&vm->console, p->console_socket, p->console_log, p->console_to_stdout,
+				 &ch->child_ends[7]);
+		vm->console.watch_uefi_shell = p->uefi != NULL;
+		if (r == 0 && p->console_on_terminal)
+			r = console_terminal_start(&vm->console, p->cfg->name);
+		if (r < 0)
+			return r;
+	}
+	ch->listen_fd = listen_qmp(p);
+	if (ch->listen_fd < 0)
+		return ch->listen_fd;
+	for (int i = 0; i < 4; i++)
+		ch->child_ends[i] = ch->pairs[i][1];
+	ch->child_ends[4] = ch->listen_fd;
+	ch->child_ends[5] = ch->pairs[4][1];
+	ch->child_ends[6] = ch->pairs[5][1];
+	return 0;
+}
+
+static void close_channels(struct channels *ch)
+{
+	for (int i = 0; i < 6; i++)
+		for (int k = 0; k < 2; k++)
+			close_fd(&ch->pairs[i][k]);
+	close_fd(&ch->listen_fd);
+	close_fd(&ch->child_ends[7]);
+	close_fd(&ch->errpipe[0]);
+	close_fd(&ch->errpipe[1]);
+}
+
+/* After the fork: the kill recorded first, then whether the exec worked (the pipe closes on a good one). */
+static int check_exec(const struct qemu_cmdline *c, struct journal *journal, struct vm_process *vm, struct channels *ch)
+{
+	int child_errno = 0, r;
+	ssize_t n;
+
+	close_fd(&ch->errpipe[1]);
+	/* Recorded before anything else: if vmlaunch dies from here on, the replay kills this qemu (pid + start time,
+	 * never a reused pid) and waits for it to let go of the disks before removing them. */
+	r = process_journal_kill(journal, vm->pid);
+	if (r < 0)
+		return r;
+	do
+		n = read(ch->errpipe[0], &child_errno, sizeof(child_errno));
+	while (n < 0 && errno == EINTR);
+	close_fd(&ch->errpipe[0]);
+	if (n > 0) {
+		waitpid(vm->pid, NULL, 0);
+		vm->pid = -1;
+		return log_errno(child_errno, "cannot start %s", c->argv.v[0]);
+	}
+	return 0;
+}
+
+/* qemu has its ends: vmlaunch keeps its own in vm, and talks QMP. */
+static int take_channels(struct vm_process *vm, struct channels *ch)
+{
+	int r;
+
+	for (int i = 0; i < 6; i++)
+		close_fd(&ch->pairs[i][1]);
+	close_fd(&ch->listen_fd);
+	close_fd(&ch->child_ends[7]);
+	vm->pidfd = pidfd_open_(vm->pid);
+	if (vm->pidfd < 0)
+		return log_errno(errno, "pidfd_open");
+	vm->out_fd = ch->pairs[1][0];
+	vm->err_fd = ch->pairs[2][0];
+	vm->status_fd = ch->pairs[3][0];
+	vm->agent_fd = ch->pairs[4][0];
+	vm->in_fd = ch->pairs[5][0];
+	ch->pairs[1][0] = ch->pairs[2][0] = ch->pairs[3][0] = ch->pairs[4][0] = ch->pairs[5][0] = -1;
+	r = qmp_connect(&vm->qmp, ch->pairs[0][0], NULL, NULL, QMP_TIMEOUT_MS, true);
+	ch->pairs[0][0] = -1; /* owned by vm->qmp now */
+	return r;
+}
+
 int run_start(const struct plan *p, const struct qemu_cmdline *c, const int *extra_fds, struct journal *journal,
 	      struct vm_process *vm)
 {
 	struct strv env = STRV_INIT;
-	/* 0 QMP, 1-3 the bundled guest's stdout, stderr and status, 4 qemu-guest-agent, 5 the bundled guest's stdin */
-	int pairs[6][2], child_ends[QEMU_FD_COUNT], errpipe[2], child_errno = 0, listen_fd = -1, r;
+	struct channels ch = { .listen_fd = -1, .errpipe = { -1, -1 } };
 	/* the devices' fds (the caller's), then what qemu_argv passes instead of paths (ours to open and close) */
 	size_t n_handed = p->n_extra_fds + c->n_fds;
 	int *handed = xcalloc(n_handed + 1, sizeof(int)), *passed = handed + p->n_extra_fds;
 	int *moved = xcalloc(QEMU_FD_COUNT + n_handed, sizeof(int));
 	pid_t parent = getpid();
-	ssize_t n;
+	int r;
 
 	memset(vm, 0, sizeof(*vm));
 	vm->pid = -1;
 	vm->pidfd = vm->qmp.fd = vm->out_fd = vm->err_fd = vm->status_fd = vm->agent_fd = vm->in_fd = -1;
 	vm->console = (struct console)CONSOLE_INIT;
-	child_ends[7] = -1;
+	memset(ch.pairs, -1, sizeof(ch.pairs));
+	ch.child_ends[7] = -1;
 	for (size_t i = 0; i < c->n_fds; i++)
 		passed[i] = -1; /* nothing to close on an early failure */
-	for (int i = 0; i < 6; i++)
-		pairs[i][0] = pairs[i][1] = -1;
-	for (int i = 0; i < 6; i++)
-		if ((i == 0 || (i != 4 && p->command_mode && !p->agent_mode) || (i == 4 && p->agent_mode)) &&
-		    socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, pairs[i]) < 0) {
-			r = log_errno(errno, "socketpair");
-			goto fail;
-		}
 	for (size_t i = 0; i < p->n_extra_fds; i++)
 		handed[i] = extra_fds[i];
 	r = open_passed(c, passed);
+	if (r == 0)
+		r = open_channels(p, vm, &ch);
 	if (r < 0)
 		goto fail;
-	if (pipe2(errpipe, O_CLOEXEC) < 0) {
-		r = log_errno(errno, "pipe");
-		goto fail;
-	}
-	if (p->console_socket) {
-		r = console_open(&vm->console, p->console_socket, p->console_log, p->console_to_stdout, &child_ends[7]);
-		vm->console.watch_uefi_shell = p->uefi != NULL;
-		if (r == 0 && p->console_on_terminal)
-			r = console_terminal_start(&vm->console, p->cfg->name);
-		if (r < 0) {
-			close(errpipe[0]);
-			close(errpipe[1]);
-			goto fail;
-		}
-	}
-	listen_fd = listen_qmp(p);
-	if (listen_fd < 0) {
-		r = listen_fd;
-		close(errpipe[0]);
-		close(errpipe[1]);
-		goto fail;
-	}
-	for (int i = 0; i < 4; i++)
-		child_ends[i] = pairs[i][1];
-	child_ends[4] = listen_fd;
-	child_ends[5] = pairs[4][1];
-	child_ends[6] = pairs[5][1];
-
 	qemu_environment(p, &env);
 	vm->pid = fork();
 	if (vm->pid < 0) {
 		r = log_errno(errno, "cannot fork");
-		close(errpipe[0]);
-		close(errpipe[1]);
 		goto fail;
 	}
 	if (vm->pid == 0)
-		child_exec(p, c, env.v, child_ends, handed, n_handed, moved, errpipe[1], parent);
+		child_exec(p, c, env.v, ch.child_ends, handed, n_handed, moved, ch.errpipe[1], parent);
 	strv_free(&env);
 	close_passed(passed, c->n_fds); /* qemu has its copies; a path vmlaunch opened is never reopened by it */
 	free(handed);
 	handed = passed = NULL;
 	free(moved);
 	moved = NULL;
-
-	close(errpipe[1]);
-	{
-		/* Recorded before anything else: if vmlaunch dies from here on, the replay kills this qemu (pid + start
-		 * time, never a reused pid) and waits for it to let go of the disks before removing them. */
-		r = process_journal_kill(journal, vm->pid);
-		if (r < 0) {
-			close(errpipe[0]);
-			goto fail;
-		}
-	}
-	do
-		n = read(errpipe[0], &child_errno, sizeof(child_errno));
-	while (n < 0 && errno == EINTR);
-	close(errpipe[0]);
-	if (n > 0) {
-		waitpid(vm->pid, NULL, 0);
-		vm->pid = -1;
-		r = log_errno(child_errno, "cannot start %s", c->argv.v[0]);
-		goto fail;
-	}
-	for (int i = 0; i < 6; i++)
-		if (pairs[i][1] >= 0) {
-			close(pairs[i][1]);
-			pairs[i][1] = -1;
-		}
-	close(listen_fd);
-	listen_fd = -1;
-	if (child_ends[7] >= 0) {
-		close(child_ends[7]);
-		child_ends[7] = -1;
-	}
-	vm->pidfd = pidfd_open_(vm->pid);
-	if (vm->pidfd < 0) {
-		r = log_errno(errno, "pidfd_open");
-		goto fail;
-	}
-	vm->out_fd = pairs[1][0];
-	vm->err_fd = pairs[2][0];
-	vm->status_fd = pairs[3][0];
-	vm->agent_fd = pairs[4][0];
-	vm->in_fd = pairs[5][0];
-	pairs[1][0] = pairs[2][0] = pairs[3][0] = pairs[4][0] = pairs[5][0] = -1;
-	r = qmp_connect(&vm->qmp, pairs[0][0], NULL, NULL, QMP_TIMEOUT_MS, true);
-	pairs[0][0] = -1; /* owned by vm->qmp now */
-	if (r < 0)
-		goto fail;
-	return 0;
-
+	r = check_exec(c, journal, vm, &ch);
+	if (r == 0)
+		r = take_channels(vm, &ch);
+	if (r == 0)
+		return 0;
 fail:
 	strv_free(&env);
 	if (handed)
 		close_passed(passed, c->n_fds);
 	free(handed);
 	free(moved);
-	if (listen_fd >= 0)
-		close(listen_fd);
-	if (child_ends[7] >= 0)
-		close(child_ends[7]);
-	for (int i = 0; i < 6; i++)
-		for (int k = 0; k < 2; k++)
-			if (pairs[i][k] >= 0)
-				close(pairs[i][k]);
+	close_channels(&ch);
 	if (vm->pid > 0) {
 		int status;
 
@@ -738,155 +756,174 @@ static int exit_status(struct supervisor *s, int wstatus)
 	return qemu_status;
 }
 
-int run_supervise(const struct plan *p, struct vm_process *vm, int sigfd, struct guardian *guardian)
+/* cont, then what runs beside the guest: READY=1's watch, the restored guest's command, the agent, the stdin. */
+static void start_guest(struct supervisor *s)
 {
-	struct supervisor s = { .p = p, .vm = vm, .guardian = guardian };
-	int wstatus = 0, r;
-	bool exited = false;
+	const struct plan *p = s->p;
+	struct vm_process *vm = s->vm;
 
-	vm->qmp.on_event = on_event;
-	vm->qmp.user = &s;
-	r = qmp_execute(&vm->qmp, "cont", NULL, NULL, QMP_TIMEOUT_MS);
-	if (r < 0)
-		escalate(&s), escalate(&s); /* could not start the guest: quit qemu */
-	else {
-		s.waiting_since = monotonic_ms();
-		if (p->ready == READY_AT_START)
-			mark_ready(&s, "the guest runs");
-		else
-			say_waiting(&s);
-		if (p->ready == READY_SSH) {
-			ready_probe_init(&s.probe, p->ssh_host, p->ssh_port);
-			s.probing = true;
-		}
-		test_hook_stop_at("running");
-		/* restored from a snapshot (main.c): the guest waits for its command on the status port */
-		if (p->snapshot && !p->agent_mode && snapshot_send_command(p, vm->status_fd) < 0)
-			escalate(&s), escalate(&s);
-		if (p->agent_mode) {
-			agent_begin(&s.agent, vm->agent_fd, p->command, p->env, p->cfg->command_user,
-				    p->cfg->agent_timeout);
-			vm->agent_fd = -1; /* the agent's now */
-			s.agent.set_clock = p->snapshot; /* restored: the saved clock is stale */
-			s.agent_running = true;
-			s.agent.input_pending = true;
-			command_input_collect(&s.input, AGENT_INPUT_MAX);
-			s.input_running = true;
-		}
-		if (vm->in_fd >= 0) {
-			command_input_begin(&s.input, vm->in_fd, &vm->status_fd, p->command_tty);
-			vm->in_fd = -1; /* the input's now */
-			s.input_running = true;
-		}
+	if (qmp_execute(&vm->qmp, "cont", NULL, NULL, QMP_TIMEOUT_MS) < 0) {
+		escalate(s), escalate(s); /* could not start the guest: quit qemu */
+		return;
 	}
-	/* Set-up is over: the poll loop below is all vmlaunch runs until the guest stops. */
-	trim_resident();
+	s->waiting_since = monotonic_ms();
+	if (p->ready == READY_AT_START)
+		mark_ready(s, "the guest runs");
+	else
+		say_waiting(s);
+	if (p->ready == READY_SSH) {
+		ready_probe_init(&s->probe, p->ssh_host, p->ssh_port);
+		s->probing = true;
+	}
+	test_hook_stop_at("running");
+	/* restored from a snapshot (main.c): the guest waits for its command on the status port */
+	if (p->snapshot && !p->agent_mode && snapshot_send_command(p, vm->status_fd) < 0)
+		escalate(s), escalate(s);
+	if (p->agent_mode) {
+		agent_begin(&s->agent, vm->agent_fd, p->command, p->env, p->cfg->command_user, p->cfg->agent_timeout);
+		vm->agent_fd = -1; /* the agent's now */
+		s->agent.set_clock = p->snapshot; /* restored: the saved clock is stale */
+		s->agent_running = true;
+		s->agent.input_pending = true;
+		command_input_collect(&s->input, AGENT_INPUT_MAX);
+		s->input_running = true;
+	}
+	if (vm->in_fd >= 0) {
+		command_input_begin(&s->input, vm->in_fd, &vm->status_fd, p->command_tty);
+		vm->in_fd = -1; /* the input's now */
+		s->input_running = true;
+	}
+}
 
-	while (!exited) {
-		struct pollfd fds[14 + COMMAND_INPUT_POLLFDS] = {
-			{ sigfd, POLLIN, 0 },	      { vm->pidfd, POLLIN, 0 },    { vm->qmp.fd, POLLIN, 0 },
-			{ vm->out_fd, POLLIN, 0 },    { vm->err_fd, POLLIN, 0 },   { vm->status_fd, POLLIN, 0 },
-			{ guardian->pidfd, POLLIN, 0 },
-			{ s.out[0].len ? 1 : -1, POLLOUT, 0 }, { s.out[1].len ? 2 : -1, POLLOUT, 0 },
-			{ s.agent_running ? s.agent.fd : -1, POLLIN, 0 },
-			{ vm->console.qemu_fd, POLLIN, 0 }, { vm->console.listen_fd, POLLIN, 0 },
-			{ vm->console.client_fd, POLLIN, 0 },
-			{ s.probing ? s.probe.fd : -1, (short)ready_probe_events(&s.probe), 0 },
-		};
-		int timeout = -1;
+/* The nearest of the escalation deadline, the agent's and the ssh probe's timeouts and the next STATUS= line. */
+static int poll_timeout(const struct supervisor *s)
+{
+	int timeout = -1;
 
-		if (s.deadline) {
-			long long left = s.deadline - monotonic_ms();
+	if (s->deadline) {
+		long long left = s->deadline - monotonic_ms();
 
+		timeout = left > 0 ? (int)left : 0;
+	}
+	if (s->agent_running) {
+		int agent = agent_timeout_ms(&s->agent);
+
+		if (agent >= 0 && (timeout < 0 || agent < timeout))
+			timeout = agent;
+	}
+	if (s->probing) {
+		int probe = ready_probe_timeout_ms(&s->probe);
+
+		if (probe >= 0 && (timeout < 0 || probe < timeout))
+			timeout = probe;
+	}
+	if (!s->ready && !s->phase) {
+		long long left = s->next_status - monotonic_ms();
+
+		if (timeout < 0 || left < timeout)
 			timeout = left > 0 ? (int)left : 0;
-		}
-		if (s.agent_running) {
-			int agent = agent_timeout_ms(&s.agent);
-
-			if (agent >= 0 && (timeout < 0 || agent < timeout))
-				timeout = agent;
-		}
-		if (s.probing) {
-			int probe = ready_probe_timeout_ms(&s.probe);
-
-			if (probe >= 0 && (timeout < 0 || probe < timeout))
-				timeout = probe;
-		}
-		if (!s.ready && !s.phase) {
-			long long left = s.next_status - monotonic_ms();
-
-			if (timeout < 0 || left < timeout)
-				timeout = left > 0 ? (int)left : 0;
-		}
-		for (int i = 14; i < 14 + COMMAND_INPUT_POLLFDS; i++)
-			fds[i].fd = -1;
-		if (s.input_running)
-			command_input_pollfds(&s.input, &fds[14]);
-		if (poll(fds, 14 + COMMAND_INPUT_POLLFDS, timeout) < 0) {
-			if (errno == EINTR)
-				continue;
-			r = log_errno(errno, "poll");
-			break;
-		}
-		if (s.deadline && monotonic_ms() >= s.deadline)
-			escalate(&s);
-		if (fds[0].revents) {
-			struct signalfd_siginfo si;
-
-			if (read(sigfd, &si, sizeof(si)) == sizeof(si)) {
-				if (!s.stop_signal)
-					s.stop_signal = (int)si.ssi_signo;
-				s.stop_requests++;
-				log_info("received %s", strsignal((int)si.ssi_signo));
-				escalate(&s);
-			}
-		}
-		if (fds[2].revents && qmp_dispatch(&vm->qmp) < 0) {
-			close(vm->qmp.fd);
-			vm->qmp.fd = -1; /* qemu closed QMP: it is exiting; the pidfd tells when */
-		}
-		if (s.probing && !s.phase && ready_probe_step(&s.probe, fds[13].revents)) {
-			char *what = xasprintf("ssh answered on %s:%u", p->ssh_host, p->ssh_port);
-
-			mark_ready(&s, what);
-			free(what);
-		}
-		if (!s.phase)
-			say_waiting(&s);
-		if (fds[10].revents)
-			console_relay(&s);
-		if (fds[11].revents)
-			console_accept(&vm->console);
-		if (fds[12].revents)
-			console_from_client(&vm->console);
-		if (fds[3].revents)
-			relay(&s, &vm->out_fd, 0);
-		if (fds[4].revents)
-			relay(&s, &vm->err_fd, 1);
-		if (fds[7].revents)
-			flush_some(&s, 0);
-		if (fds[8].revents)
-			flush_some(&s, 1);
-		if (fds[5].revents)
-			relay(&s, &vm->status_fd, -1);
-		if (fds[3].revents || fds[4].revents || fds[5].revents)
-			acknowledge(&s);
-		if (s.input_running)
-			command_input_handle(&s.input, &fds[14]);
-		if (s.agent_running) {
-			feed_agent_input(&s);
-			drive_agent(&s, fds[9].revents != 0);
-		}
-		if (fds[6].revents && guardian_restart(guardian) < 0)
-			log_warn("running without a guardian: if vmlaunch is killed now, run vmlaunch --cleanup %s",
-				 p->cfg->name);
-		if (fds[1].revents) {
-			while (waitpid(vm->pid, &wstatus, 0) < 0 && errno == EINTR)
-				;
-			vm->pid = -1;
-			exited = true;
-		}
 	}
+	return timeout;
+}
+
+#define SUPERVISOR_POLLFDS 14
+
+static void fill_pollfds(struct supervisor *s, int sigfd, struct pollfd fds[SUPERVISOR_POLLFDS + COMMAND_INPUT_POLLFDS])
+{
+	struct vm_process *vm = s->vm;
+	const struct pollfd fixed[SUPERVISOR_POLLFDS] = {
+		{ sigfd, POLLIN, 0 },	      { vm->pidfd, POLLIN, 0 },	 { vm->qmp.fd, POLLIN, 0 },
+		{ vm->out_fd, POLLIN, 0 },    { vm->err_fd, POLLIN, 0 }, { vm->status_fd, POLLIN, 0 },
+		{ s->guardian->pidfd, POLLIN, 0 },
+		{ s->out[0].len ? 1 : -1, POLLOUT, 0 }, { s->out[1].len ? 2 : -1, POLLOUT, 0 },
+		{ s->agent_running ? s->agent.fd : -1, POLLIN, 0 },
+		{ vm->console.qemu_fd, POLLIN, 0 }, { vm->console.listen_fd, POLLIN, 0 },
+		{ vm->console.client_fd, POLLIN, 0 },
+		{ s->probing ? s->probe.fd : -1, (short)ready_probe_events(&s->probe), 0 },
+	};
+
+	memcpy(fds, fixed, sizeof(fixed));
+	for (int i = SUPERVISOR_POLLFDS; i < SUPERVISOR_POLLFDS + COMMAND_INPUT_POLLFDS; i++)
+		fds[i] = (struct pollfd){ .fd = -1 };
+	if (s->input_running)
+		command_input_pollfds(&s->input, &fds[SUPERVISOR_POLLFDS]);
+}
+
+static void on_signal(struct supervisor *s, int sigfd)
+{
+	struct signalfd_siginfo si;
+
+	if (read(sigfd, &si, sizeof(si)) != sizeof(si))
+		return;
+	if (!s->stop_signal)
+		s->stop_signal = (int)si.ssi_signo;
+	s->stop_requests++;
+	log_info("received %s", strsignal((int)si.ssi_signo));
+	escalate(s);
+}
+
+/* One round of what poll found, in fill_pollfds' order of meaning. True once qemu has exited (*wstatus). */
+static bool handle_events(struct supervisor *s, int sigfd, struct pollfd *fds, int *wstatus)
+{
+	const struct plan *p = s->p;
+	struct vm_process *vm = s->vm;
+
+	if (s->deadline && monotonic_ms() >= s->deadline)
+		escalate(s);
+	if (fds[0].revents)
+		on_signal(s, sigfd);
+	if (fds[2].revents && qmp_dispatch(&vm->qmp) < 0) {
+		close(vm->qmp.fd);
+		vm->qmp.fd = -1; /* qemu closed QMP: it is exiting; the pidfd tells when */
+	}
+	if (s->probing && !s->phase && ready_probe_step(&s->probe, fds[13].revents)) {
+		char *what = xasprintf("ssh answered on %s:%u", p->ssh_host, p->ssh_port);
+
+		mark_ready(s, what);
+		free(what);
+	}
+	if (!s->phase)
+		say_waiting(s);
+	if (fds[10].revents)
+		console_relay(s);
+	if (fds[11].revents)
+		console_accept(&vm->console);
+	if (fds[12].revents)
+		console_from_client(&vm->console);
+	if (fds[3].revents)
+		relay(s, &vm->out_fd, 0);
+	if (fds[4].revents)
+		relay(s, &vm->err_fd, 1);
+	if (fds[7].revents)
+		flush_some(s, 0);
+	if (fds[8].revents)
+		flush_some(s, 1);
+	if (fds[5].revents)
+		relay(s, &vm->status_fd, -1);
+	if (fds[3].revents || fds[4].revents || fds[5].revents)
+		acknowledge(s);
+	if (s->input_running)
+		command_input_handle(&s->input, &fds[SUPERVISOR_POLLFDS]);
+	if (s->agent_running) {
+		feed_agent_input(s);
+		drive_agent(s, fds[9].revents != 0);
+	}
+	if (fds[6].revents && guardian_restart(s->guardian) < 0)
+		log_warn("running without a guardian: if vmlaunch is killed now, run vmlaunch --cleanup %s", p->cfg->name);
+	if (!fds[1].revents)
+		return false;
+	while (waitpid(vm->pid, wstatus, 0) < 0 && errno == EINTR)
+		;
+	vm->pid = -1;
+	return true;
+}
+
+/* qemu is gone (or killed now): its last words read, the terminal given back, the exit status decided. */
+static int finish(struct supervisor *s, int wstatus, bool exited)
+{
+	struct vm_process *vm = s->vm;
+	int r;
+
 	if (!exited) {
 		kill(vm->pid, SIGKILL);
 		waitpid(vm->pid, &wstatus, 0);
@@ -894,20 +931,46 @@ int run_supervise(const struct plan *p, struct vm_process *vm, int sigfd, struct
 	}
 	if (vm->qmp.fd >= 0)
 		qmp_dispatch(&vm->qmp); /* a last SHUTDOWN or GUEST_PANICKED event */
-	drain(&s);
-	if (s.input_running)
-		command_input_end(&s.input); /* the terminal as it was, before any message below */
+	drain(s);
+	if (s->input_running)
+		command_input_end(&s->input); /* the terminal as it was, before any message below */
 	if (vm->console.terminal_pid > 0) {
 		console_close(&vm->console); /* its relay puts the terminal back as it goes */
 		console_terminal_wait(&vm->console);
 	}
-	r = exit_status(&s, wstatus);
-	free(s.shutdown_reason);
-	if (s.probing)
-		ready_probe_close(&s.probe);
-	if (p->agent_mode)
-		agent_free(&s.agent);
+	r = exit_status(s, wstatus);
+	free(s->shutdown_reason);
+	if (s->probing)
+		ready_probe_close(&s->probe);
+	if (s->p->agent_mode)
+		agent_free(&s->agent);
 	return r;
+}
+
+int run_supervise(const struct plan *p, struct vm_process *vm, int sigfd, struct guardian *guardian)
+{
+	struct supervisor s = { .p = p, .vm = vm, .guardian = guardian };
+	int wstatus = 0;
+	bool exited = false;
+
+	vm->qmp.on_event = on_event;
+	vm->qmp.user = &s;
+	start_guest(&s);
+	/* Set-up is over: the poll loop below is all vmlaunch runs until the guest stops. */
+	trim_resident();
+	while (!exited) {
+		struct pollfd fds[SUPERVISOR_POLLFDS + COMMAND_INPUT_POLLFDS];
+
+		fill_pollfds(&s, sigfd, fds);
+		if (poll(fds, SUPERVISOR_POLLFDS + COMMAND_INPUT_POLLFDS, poll_timeout(&s)) < 0) {
+			if (errno == EINTR)
+				continue;
+			log_errno(errno, "poll");
+			break;
+		}
+		exited = handle_events(&s, sigfd, fds, &wstatus);
+	}
+	return finish(&s, wstatus, exited);
 }
 
 void run_cleanup(struct vm_process *vm)

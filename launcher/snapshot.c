@@ -585,93 +585,94 @@ static int install(const char *tmp, const char *dir, struct journal *journal)
 	return r;
 }
 
-int snapshot_save(const struct snapshot *s, const struct plan *p, const struct qemu_cmdline *c, struct vm_process *vm,
-		  int sigfd, struct journal *journal)
+/* The guest stopped and its device state (and RAM, unless shared) written to STATE and synced; *size its size. */
+static int save_state(const struct snapshot *s, struct vm_process *vm, const char *state, off_t *size)
 {
-	const char *tmp = s->tmp;
-	char *state = xasprintf("%s/" SNAPSHOT_STATE, tmp);
-	char *version = snapshot_qemu_version(vm->qmp.greeting);
-	long long start = monotonic_ms(), saved;
+	long long saved;
 	struct stat st;
-	int fd = -1, r;
+	int fd, r = qmp_execute(&vm->qmp, "stop", NULL, NULL, QMP_TIMEOUT_MS);
 
-	r = qmp_execute(&vm->qmp, "cont", NULL, NULL, QMP_TIMEOUT_MS);
-	if (r == 0)
-		r = p->agent_mode ? wait_agent(p, vm, sigfd) : wait_ready(p, vm, sigfd);
 	if (r < 0)
-		goto out;
-	log_info("the guest is ready after %lld ms; saving it to %s", monotonic_ms() - start, s->dir);
-	r = qmp_execute(&vm->qmp, "stop", NULL, NULL, QMP_TIMEOUT_MS);
-	if (r < 0)
-		goto out;
+		return r;
 	fd = open(state, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
-	if (fd < 0) {
-		r = log_errno(errno, "cannot create %s", state);
-		goto out;
-	}
+	if (fd < 0)
+		return log_errno(errno, "cannot create %s", state);
 	saved = monotonic_ms();
 	r = migrate_to(&vm->qmp, fd, s->shared);
 	if (r == 0 && fsync(fd) < 0)
 		r = log_errno(errno, "cannot sync %s", state);
+	if (r == 0 && fstat(fd, &st) < 0)
+		r = log_errno(errno, "cannot check %s", state);
+	close(fd);
 	if (r < 0)
-		goto out;
-	fstat(fd, &st);
+		return r;
+	*size = st.st_size;
 	log_info("state saved: %lld MiB in %lld ms", (long long)st.st_size >> 20, monotonic_ms() - saved);
-	test_hook_stop_at("snapshot-save"); /* the state complete, no manifest yet: a kill here must leave nothing */
-	qmp_send(&vm->qmp, "quit", NULL);
-	{
-		struct pollfd pf = { vm->pidfd, POLLIN, 0 };
+	return 0;
+}
 
-		/* the RAM file (shared memory) is complete once qemu has let go of it */
-		if (poll(&pf, 1, 10000) > 0) {
-			waitpid(vm->pid, NULL, 0);
-			vm->pid = -1;
-		}
+/* qemu quit, so that the RAM file and the overlays hold everything; then each is made durable or copied. */
+static int freeze_files(const struct snapshot *s, const struct plan *p, struct vm_process *vm)
+{
+	struct pollfd pf = { vm->pidfd, POLLIN, 0 };
+	int r = 0;
+
+	qmp_send(&vm->qmp, "quit", NULL);
+	/* the RAM file (shared memory) is complete once qemu has let go of it */
+	if (poll(&pf, 1, 10000) > 0) {
+		waitpid(vm->pid, NULL, 0);
+		vm->pid = -1;
 	}
+	if (vm->pid > 0) /* qemu must have let go of the RAM file and the overlays: it may still hold writes */
+		return log_errno(ETIMEDOUT, "qemu did not exit after saving");
 	if (s->ram) {
 		int ram = open(s->ram, O_RDONLY | O_CLOEXEC);
 
-		if (vm->pid > 0 || ram < 0 || fsync(ram) < 0)
-			r = log_errno(vm->pid > 0 ? ETIMEDOUT : errno, "cannot complete %s", s->ram);
+		if (ram < 0 || fsync(ram) < 0)
+			r = log_errno(errno, "cannot complete %s", s->ram);
 		if (ram >= 0)
 			close(ram);
-		if (r < 0)
-			goto out;
 	}
 	for (size_t i = 0; i < p->n_disks && r == 0; i++) {
 		char *frozen;
 
 		if (!snapshot_disk_frozen(p->disks[i].cfg))
 			continue;
-		if (vm->pid > 0) { /* qemu must have let go of the overlay: it may still hold writes */
-			r = log_errno(ETIMEDOUT, "qemu did not exit after saving");
-			break;
-		}
-		frozen = xasprintf("%s/disk-%s.qcow2", tmp, p->disks[i].cfg->name);
+		frozen = xasprintf("%s/disk-%s.qcow2", s->tmp, p->disks[i].cfg->name);
 		r = copy_file(p->disks[i].target->filename, frozen, true);
 		free(frozen);
 	}
-	if (r < 0)
-		goto out;
-	r = snapshot_manifest_write(tmp, p, c, version ? version : "unknown");
-	if (r == 0)
-		r = fsync_path(tmp);
-	if (r == 0)
-		r = install(tmp, s->dir, journal);
-	if (r == 0)
-		fprintf(stderr, "vmlaunch: snapshot saved to %s (%lld MiB of state)\n", s->dir, (long long)st.st_size >> 20);
-out:
-	if (fd >= 0)
-		close(fd);
-	if (vm->pid > 0) {
-		struct pollfd pf = { vm->pidfd, POLLIN, 0 };
+	return r;
+}
 
-		/* quit was sent on success: give qemu a moment to exit on its own before run_cleanup kills it */
-		if (r == 0 && poll(&pf, 1, 5000) > 0) {
-			waitpid(vm->pid, NULL, 0);
-			vm->pid = -1;
-		}
+int snapshot_save(const struct snapshot *s, const struct plan *p, const struct qemu_cmdline *c, struct vm_process *vm,
+		  int sigfd, struct journal *journal)
+{
+	char *state = xasprintf("%s/" SNAPSHOT_STATE, s->tmp);
+	char *version = snapshot_qemu_version(vm->qmp.greeting);
+	long long start = monotonic_ms();
+	off_t size = 0;
+	int r;
+
+	r = qmp_execute(&vm->qmp, "cont", NULL, NULL, QMP_TIMEOUT_MS);
+	if (r == 0)
+		r = p->agent_mode ? wait_agent(p, vm, sigfd) : wait_ready(p, vm, sigfd);
+	if (r == 0) {
+		log_info("the guest is ready after %lld ms; saving it to %s", monotonic_ms() - start, s->dir);
+		r = save_state(s, vm, state, &size);
 	}
+	if (r == 0) {
+		test_hook_stop_at("snapshot-save"); /* the state complete, no manifest yet: a kill here must leave nothing */
+		r = freeze_files(s, p, vm);
+	}
+	if (r == 0)
+		r = snapshot_manifest_write(s->tmp, p, c, version ? version : "unknown");
+	if (r == 0)
+		r = fsync_path(s->tmp);
+	if (r == 0)
+		r = install(s->tmp, s->dir, journal);
+	if (r == 0)
+		fprintf(stderr, "vmlaunch: snapshot saved to %s (%lld MiB of state)\n", s->dir, (long long)size >> 20);
 	free(version);
 	free(state);
 	return r == 0 ? EXIT_VM_OK : r == -EINTR ? 128 + SIGINT : EXIT_SETUP_FAILED;
