@@ -85,6 +85,18 @@ static void put(const char *path)
 	close(fd);
 }
 
+/* DIR/LEAF made as a directory (dir = 1) or an empty file. */
+static void make_in(const char *dir, const char *leaf, int is_dir)
+{
+	char *p = xasprintf("%s/%s", dir, leaf);
+
+	if (is_dir)
+		assert_int_equal(mkdir(p, 0700), 0);
+	else
+		put(p);
+	free(p);
+}
+
 /* /run on disk after a power loss: a state dir with nested files and no journal lines for them. The next run
  * removes the tree, never what a symlink in it points to. */
 static void test_leftover_state_dir_is_emptied_whole(void **state)
@@ -94,21 +106,11 @@ static void test_leftover_state_dir_is_emptied_whole(void **state)
 	struct stat st;
 
 	(void)state;
-	p = xasprintf("%s/vm", root);
-	assert_int_equal(mkdir(p, 0700), 0);
-	free(p);
-	p = xasprintf("%s/vm/share", root);
-	assert_int_equal(mkdir(p, 0700), 0);
-	free(p);
-	p = xasprintf("%s/vm/share/deeper", root);
-	assert_int_equal(mkdir(p, 0700), 0);
-	free(p);
-	p = xasprintf("%s/vm/share/deeper/file", root);
-	put(p);
-	free(p);
-	p = xasprintf("%s/keep", outside);
-	put(p);
-	free(p);
+	make_in(root, "vm", 1);
+	make_in(root, "vm/share", 1);
+	make_in(root, "vm/share/deeper", 1);
+	make_in(root, "vm/share/deeper/file", 0);
+	make_in(outside, "keep", 0);
 	p = xasprintf("%s/vm/share/link", root);
 	assert_int_equal(symlink(outside, p), 0);
 	free(p);
@@ -137,14 +139,10 @@ static void test_leftover_state_dir_is_not_emptied_through_a_bind_mount(void **s
 	struct stat st;
 
 	(void)state;
-	p = xasprintf("%s/vm", root);
-	assert_int_equal(mkdir(p, 0700), 0);
-	free(p);
+	make_in(root, "vm", 1);
+	make_in(root, "vm/share", 1);
 	mnt = xasprintf("%s/vm/share", root);
-	assert_int_equal(mkdir(mnt, 0700), 0);
-	p = xasprintf("%s/keep", outside);
-	put(p);
-	free(p);
+	make_in(outside, "keep", 0);
 	if (mount(outside, mnt, NULL, MS_BIND, NULL) < 0) {
 		free(mnt);
 		skip(); /* not root */
