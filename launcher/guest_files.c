@@ -1,4 +1,5 @@
-/* Writes the fw_cfg files the bundled guest reads (launcher/guest_protocol.h): no quoting anywhere, NUL-separated. */
+/* Writes the fw_cfg files the bundled guest reads (launcher/guest_protocol.h): no quoting anywhere, NUL-separated;
+ * a guest restored from a snapshot gets the same over its status port. */
 #define _GNU_SOURCE
 #include "guest_files.h"
 
@@ -8,6 +9,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/ioctl.h>
+#include <sys/random.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "fdio.h"
@@ -100,4 +103,62 @@ int guest_files_write(const struct plan *p, const struct strv *command)
 		free(buf);
 	}
 	return r;
+}
+
+/* "file NAME BYTES\n" and the bytes, which may hold NULs. */
+static int send_file(int fd, const char *name, const char *data, size_t len)
+{
+	char *head = xasprintf("file %s %zu\n", name, len);
+	int r = fd_write_all(fd, head, strlen(head));
+
+	free(head);
+	return r < 0 ? r : fd_write_all(fd, data, len);
+}
+
+/* The files the command needs, each as guest_files_write makes it: NULL data for none to send. */
+static int send_files(const struct plan *p, int fd)
+{
+	char *buf = NULL;
+	size_t len = 0;
+	int r;
+
+	append_strv(&buf, &len, p->command);
+	r = send_file(fd, "argv", buf ? buf : "", len);
+	if (r == 0 && p->env && p->env->n) {
+		len = 0;
+		append_strv(&buf, &len, p->env);
+		r = send_file(fd, "env", buf, len);
+	}
+	if (r == 0 && p->cfg->command_user)
+		r = send_file(fd, "user", p->cfg->command_user, strlen(p->cfg->command_user));
+	if (r == 0 && p->command_tty) {
+		len = 0;
+		append_tty(&buf, &len);
+		r = send_file(fd, "tty", buf, len);
+	}
+	free(buf);
+	return r;
+}
+
+int guest_files_send(const struct plan *p, int status_fd)
+{
+	unsigned char seed[32];
+	struct timespec now;
+	char *buf, hex[2 * sizeof(seed) + 1];
+	int r = send_files(p, status_fd);
+
+	if (r < 0)
+		return log_errno(r, "cannot send the command to the restored guest");
+	if (getrandom(seed, sizeof(seed), 0) != (ssize_t)sizeof(seed))
+		return log_errno(errno, "getrandom");
+	for (size_t i = 0; i < sizeof(seed); i++)
+		sprintf(hex + 2 * i, "%02x", seed[i]);
+	/* the time last, as late as possible: the guest sets its clock from it */
+	clock_gettime(CLOCK_REALTIME, &now);
+	buf = xasprintf("seed %s\ntime %lld %ld\nrun\n", hex, (long long)now.tv_sec, now.tv_nsec);
+	r = fd_write_all(status_fd, buf, strlen(buf));
+	free(buf);
+	if (r < 0)
+		return log_errno(r, "cannot send the command to the restored guest");
+	return 0;
 }

@@ -24,10 +24,10 @@
 #include "console.h"
 #include "exit_status.h"
 #include "guardian.h"
+#include "guest_files.h"
 #include "journal.h"
 #include "privileges.h"
 #include "ready.h"
-#include "snapshot.h"
 #include "state_dir.h"
 #include "process.h"
 #include "term_filter.h"
@@ -777,7 +777,7 @@ static void start_guest(struct supervisor *s)
 	}
 	test_hook_stop_at("running");
 	/* restored from a snapshot (main.c): the guest waits for its command on the status port */
-	if (p->snapshot && !p->agent_mode && snapshot_send_command(p, vm->status_fd) < 0)
+	if (p->snapshot && !p->agent_mode && guest_files_send(p, vm->status_fd) < 0)
 		escalate(s), escalate(s);
 	if (p->agent_mode) {
 		agent_begin(&s->agent, vm->agent_fd, p->command, p->env, p->cfg->command_user, p->cfg->agent_timeout);

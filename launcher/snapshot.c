@@ -9,8 +9,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/ioctl.h>
-#include <sys/random.h>
 #include <sys/signalfd.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -191,78 +189,6 @@ int snapshot_load(const struct snapshot *s, struct qmp *q)
 	if (r < 0)
 		return r;
 	log_info("snapshot %s loaded in %lld ms", s->dir, monotonic_ms() - start);
-	return 0;
-}
-
-/* "file NAME BYTES\n" and the bytes, which may hold NULs. */
-static int send_file(int fd, const char *name, const char *data, size_t len)
-{
-	char *head = xasprintf("file %s %zu\n", name, len);
-	int r = fd_write_all(fd, head, strlen(head));
-
-	free(head);
-	return r < 0 ? r : fd_write_all(fd, data, len);
-}
-
-/* NUL-separated, as the fw_cfg files are. */
-static char *nul_list(const struct strv *v, size_t *len)
-{
-	char *buf = NULL;
-
-	*len = 0;
-	for (size_t i = 0; v && i < v->n; i++) {
-		size_t n = strlen(v->v[i]) + 1;
-
-		buf = xrealloc(buf, *len + n);
-		memcpy(buf + *len, v->v[i], n);
-		*len += n;
-	}
-	return buf;
-}
-
-int snapshot_send_command(const struct plan *p, int status_fd)
-{
-	unsigned char seed[32];
-	struct timespec now;
-	char *buf, hex[2 * sizeof(seed) + 1];
-	size_t len;
-	int r;
-
-	buf = nul_list(p->command, &len);
-	r = send_file(status_fd, "argv", buf ? buf : "", len);
-	free(buf);
-	if (r == 0 && p->env && p->env->n) {
-		buf = nul_list(p->env, &len);
-		r = send_file(status_fd, "env", buf, len);
-		free(buf);
-	}
-	if (r == 0 && p->cfg->command_user)
-		r = send_file(status_fd, "user", p->cfg->command_user, strlen(p->cfg->command_user));
-	if (r == 0 && p->command_tty) {
-		struct winsize size = { .ws_row = 24, .ws_col = 80 };
-		const char *term = getenv("TERM");
-
-		if (ioctl(STDOUT_FILENO, TIOCGWINSZ, &size) < 0 || !size.ws_row || !size.ws_col)
-			size = (struct winsize){ .ws_row = 24, .ws_col = 80 };
-		if (!term || !*term || strlen(term) > 63 || strpbrk(term, " \t\n"))
-			term = "dumb";
-		buf = xasprintf("%u %u %s\n", size.ws_row, size.ws_col, term);
-		r = send_file(status_fd, "tty", buf, strlen(buf));
-		free(buf);
-	}
-	if (r < 0)
-		return log_errno(r, "cannot send the command to the restored guest");
-	if (getrandom(seed, sizeof(seed), 0) != (ssize_t)sizeof(seed))
-		return log_errno(errno, "getrandom");
-	for (size_t i = 0; i < sizeof(seed); i++)
-		sprintf(hex + 2 * i, "%02x", seed[i]);
-	/* the time last, as late as possible: the guest sets its clock from it */
-	clock_gettime(CLOCK_REALTIME, &now);
-	buf = xasprintf("seed %s\ntime %lld %ld\nrun\n", hex, (long long)now.tv_sec, now.tv_nsec);
-	r = fd_write_all(status_fd, buf, strlen(buf));
-	free(buf);
-	if (r < 0)
-		return log_errno(r, "cannot send the command to the restored guest");
 	return 0;
 }
 

@@ -44,8 +44,6 @@ int snapshot_check_qemu(const struct snapshot *s, struct qmp *q);
 /* Restore: migrate-incoming from the state file's fd, and waits until qemu has loaded it. The VM was stopped when saved, so it stays paused after the
  * load whatever -S says (qemu restores the saved run state): run_supervise's cont starts it. 0 or -errno. */
 int snapshot_load(const struct snapshot *s, struct qmp *q);
-/* Restore: the command, the clock and a seed over the status port (guest_protocol.h); 0 or -errno. */
-int snapshot_send_command(const struct plan *p, int status_fd);
 /* Save: lets the guest boot to "ready", stops it, streams its state into a temporary directory, writes the manifest
  * and renames the directory into place. Returns vmlaunch's exit status. */
 int snapshot_save(const struct snapshot *s, const struct plan *p, const struct qemu_cmdline *c, struct vm_process *vm,
