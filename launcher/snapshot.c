@@ -64,10 +64,12 @@ int snapshot_supported(const struct vm_config *cfg)
 		return log_error("%s: snapshot-memory = shared keeps guest RAM in one plain file: not with hugepages or "
 				 "[memory tier]s", config_at(cfg, cfg->snapshot_memory_line));
 	for (size_t i = 0; i < cfg->n_disks; i++)
-		if (cfg->disks[i].backend != BACKEND_FILE || (!cfg->disks[i].readonly && !cfg->disks[i].ephemeral))
-			return log_error("%s: [disk %s]: snapshots take file disks that are read-only or ephemeral only so far "
-					 "(readonly = yes, or ephemeral = yes: each restored run writes to its own copy of the "
-					 "overlay as saved)",
+		if (cfg->disks[i].backend != BACKEND_TMPFS &&
+		    (cfg->disks[i].backend != BACKEND_FILE || (!cfg->disks[i].readonly && !cfg->disks[i].ephemeral)))
+			return log_error("%s: [disk %s]: snapshots take tmpfs disks, and file disks that are read-only or "
+					 "ephemeral, only so far (readonly = yes, or ephemeral = yes: each restored run writes "
+					 "to its own copy of the overlay as saved; a tmpfs disk gets its own copy of the image "
+					 "as saved)",
 					 config_at(cfg, cfg->disks[i].readonly_line), cfg->disks[i].name);
 	return 0;
 }
@@ -477,7 +479,7 @@ int snapshot_restore_disks(const struct snapshot *s, const struct plan *p)
 
 		if (!snapshot_disk_frozen(p->disks[i].cfg))
 			continue;
-		frozen = xasprintf("%s/disk-%s.qcow2", s->dir, p->disks[i].cfg->name);
+		frozen = snapshot_frozen_path(s->dir, p->disks[i].cfg);
 		r = copy_file(frozen, p->disks[i].target->filename, false);
 		free(frozen);
 		if (r < 0)
@@ -564,7 +566,7 @@ static int freeze_files(const struct snapshot *s, const struct plan *p, struct v
 
 		if (!snapshot_disk_frozen(p->disks[i].cfg))
 			continue;
-		frozen = xasprintf("%s/disk-%s.qcow2", s->tmp, p->disks[i].cfg->name);
+		frozen = snapshot_frozen_path(s->tmp, p->disks[i].cfg);
 		r = copy_file(p->disks[i].target->filename, frozen, true);
 		free(frozen);
 	}

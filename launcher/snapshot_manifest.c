@@ -107,11 +107,17 @@ static void describe(struct strv *lines, const struct plan *p, const struct qemu
 	for (size_t i = 0; i < p->n_disks; i++) {
 		char hex[2 * SHA256_DIGEST_SIZE + 1], *frozen;
 		unsigned long long size;
+		struct stat st;
 
 		if (!snapshot_disk_frozen(p->disks[i].cfg))
 			continue;
-		frozen = xasprintf("%s/disk-%s.qcow2", dir, p->disks[i].cfg->name);
-		if (digest_path(frozen, hex, &size) < 0)
+		frozen = snapshot_frozen_path(dir, p->disks[i].cfg);
+		/* a RAM disk's image is as large as the disk: by identity, as the RAM file below, not by digest */
+		if (p->disks[i].cfg->backend == BACKEND_TMPFS && stat(frozen, &st) == 0)
+			strv_pushf(lines, "disk %s %lld %lld.%09ld %lld.%09ld %llu", p->disks[i].cfg->name,
+				   (long long)st.st_size, (long long)st.st_mtim.tv_sec, st.st_mtim.tv_nsec,
+				   (long long)st.st_ctim.tv_sec, st.st_ctim.tv_nsec, (unsigned long long)st.st_ino);
+		else if (p->disks[i].cfg->backend == BACKEND_TMPFS || digest_path(frozen, hex, &size) < 0)
 			strv_pushf(lines, "disk %s missing", p->disks[i].cfg->name);
 		else
 			strv_pushf(lines, "disk %s %llu %s", p->disks[i].cfg->name, size, hex);
@@ -162,9 +168,16 @@ static int digest_file(int fd, char hex[2 * SHA256_DIGEST_SIZE + 1], unsigned lo
 	return 0;
 }
 
+/* What a restored run must find as the save left it: an ephemeral file disk's overlay, and a tmpfs disk's whole
+ * image (its source may have changed since; the guest's page cache remembers the saved one). */
 bool snapshot_disk_frozen(const struct disk_config *d)
 {
-	return d->backend == BACKEND_FILE && d->ephemeral && !d->readonly;
+	return (d->backend == BACKEND_FILE && d->ephemeral && !d->readonly) || d->backend == BACKEND_TMPFS;
+}
+
+char *snapshot_frozen_path(const char *dir, const struct disk_config *d)
+{
+	return xasprintf("%s/disk-%s.%s", dir, d->name, d->backend == BACKEND_TMPFS ? "raw" : "qcow2");
 }
 
 static int digest_path(const char *path, char hex[2 * SHA256_DIGEST_SIZE + 1], unsigned long long *size)

@@ -21,8 +21,11 @@ int snapshot_manifest_write(const char *dir, const struct plan *p, const struct 
 int snapshot_manifest_check(const char *dir, const struct plan *p, const struct qemu_cmdline *c, char **qemu_version);
 
 /* An ephemeral file disk: its overlay at the ready point is kept as DIR/disk-NAME.qcow2, and each restored run
- * writes to a copy of it (same path, same chain, so the command line and the device state stay the same). */
+ * writes to a copy of it (same path, same chain, so the command line and the device state stay the same). A tmpfs
+ * disk: its whole image, DIR/disk-NAME.raw, copied onto the run's fresh one. */
 bool snapshot_disk_frozen(const struct disk_config *d);
+/* Where DIR keeps that disk's frozen image (allocated). */
+char *snapshot_frozen_path(const char *dir, const struct disk_config *d);
 
 /* "7.2.22 (Debian 1:7.2+dfsg-7)" from a QMP greeting; NULL when it has none. */
 char *snapshot_qemu_version(struct json_object *greeting);
