@@ -56,6 +56,7 @@ def test_restored_runs_return_output_and_status_and_never_see_each_other(saved):
     assert f"snapshot {snapshot} loaded" in first.stderr
     # a restored clock left alone would read about the save's time: make that at least 6 s ago
     time.sleep(max(0.0, saved_at + 6 - time.time()))
+    started = time.time()
     second = vmlaunch("-v", conf, "--", "sh", "-c", probe + "; exit 0")
     host_now = time.time()
     assert second.returncode == 0, second.stderr
@@ -65,7 +66,7 @@ def test_restored_runs_return_output_and_status_and_never_see_each_other(saved):
     # run 2 starts from the saved state, not from what run 1 wrote
     assert (mark1, mark2) == ("unseen", "unseen")
     # freshness: the guest's clock is the host's now, not the saved one, and the random streams differ
-    assert abs(int(clock2) - host_now) < 3
+    assert started - 1 <= int(clock2) <= host_now + 1  # read during the run: within it, however long it took
     assert random1 != random2
     assert not (STATE_ROOT / NAME).exists()
 
@@ -244,12 +245,12 @@ def test_firmware_booted_image_restores_through_its_agent(config, tmp_path, debi
     probe = 'echo "out $WHO"; test -e /root/mark && echo seen || echo unseen; touch /root/mark; date +%s; exit 3'
     time.sleep(5)  # a clock left as saved would lag the host's by at least this much
     for who in ("one", "two"):
-        t0 = time.monotonic()
+        t0, started = time.monotonic(), time.time()
         r = vmlaunch("-v", "--env", f"WHO={who}", conf, "--", "sh", "-c", probe, timeout=300)
         assert r.returncode == 3, r.stderr
         out, mark, clock = r.stdout.splitlines()
         assert (out, mark) == (f"out {who}", "unseen")
-        assert abs(int(clock) - time.time()) < 3  # guest-set-time before the command
+        assert started - 1 <= int(clock) <= time.time() + 1  # guest-set-time before the command
         assert f"snapshot {tmp_path}/snap loaded" in r.stderr
         assert "asking the guest to power off" not in r.stderr
         assert time.monotonic() - t0 < 60  # never the power button's 60 s shutdown-timeout
