@@ -108,15 +108,16 @@ def datagrams(sock):
 
 def test_ready_only_once_ssh_answers_through_the_forward(config, tmp_path):
     """systemd's READY=1 comes when the guest's port 22 gives an SSH banner through the forward, not when qemu starts;
-    STATUS= lines say what vmlaunch waits for meanwhile. The guest serves the banner only after a pause."""
+    STATUS= lines say what vmlaunch waits for meanwhile. The guest serves the banner only after a pause, then to
+    every connection, as sshd does (a probe attempt given up under load is followed by another)."""
     port = free_port()
     notify = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
     notify.bind(str(tmp_path / "notify"))
     notify.setblocking(False)
     conf = config("[vm]\nname = readyssh\n" + GUEST + f"[net n0]\nforward = tcp:{port}-:22\nrestrict = yes\n")
     p = subprocess.Popen([VMLAUNCH, str(conf), "--", "sh", "-c",
-                          "sleep 4; echo serving; printf 'SSH-2.0-guest\\r\\n' | nc -l -p 22; echo served; "
-                          "exec sleep 600"],
+                          "sleep 4; echo serving; "
+                          "while :; do printf 'SSH-2.0-guest\\r\\n' | nc -l -p 22; echo served; done"],
                          stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                          env={**os.environ, "NOTIFY_SOCKET": str(tmp_path / "notify")})
     try:
