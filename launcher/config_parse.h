@@ -78,11 +78,6 @@ bool config_valid_name(const char *s, size_t max);
 int config_read(struct parse *p, const char *file, const struct strv *sets);
 void config_parse_free(struct parse *p);
 
-/* Sets the value of key K in the section's struct at BASE from VALUE (config_values.c); 0, or -EINVAL once the
- * mistake is reported with its line. */
-int config_set_value(struct parse *p, const struct key_spec *k, void *base, const char *section, const char *value,
-		     unsigned line);
-
 /* Every check on the config as a whole, once all of it was read (config_check.c): each mistake reported. */
 void config_check(struct parse *p);
 
