@@ -149,6 +149,21 @@ def test_snapshot_refuses_what_it_cannot_hold(config, tmp_path):
     assert not (tmp_path / "s").exists() and not (STATE_ROOT / NAME).exists()
 
 
+def each_run_writes_its_own_copy(conf, pattern):
+    """Two restored runs of conf, each reading /dev/vda at 1 MiB (where the run before wrote "mine") and at 2 MiB (where
+    the saved image holds `pattern`), then writing "mine": neither sees the other's write, both see `pattern`."""
+    probe = ("dd if=/dev/vda bs=1 skip=1048576 count=4 2>/dev/null | od -An -c; "
+             f"dd if=/dev/vda bs=1 skip=2097152 count={len(pattern)} 2>/dev/null; echo; "
+             "printf mine | dd of=/dev/vda bs=1 seek=1048576 conv=notrunc 2>/dev/null; sync")
+    for _ in range(2):
+        r = vmlaunch(conf, "--", "sh", "-c", probe)
+        assert r.returncode == 0, r.stderr
+        written, read = r.stdout.splitlines()
+        assert written.split() == ["\\0"] * 4  # the other run's "mine" is not there
+        assert read == pattern
+    assert not (STATE_ROOT / NAME).exists()
+
+
 def test_ephemeral_disk_each_restored_run_writes_its_own_copy(config, tmp_path):
     """An ephemeral file disk: its overlay as saved is kept frozen in the snapshot; each restored run writes to its
     own copy, never to the base image or the frozen overlay, and never sees another run's writes."""
@@ -164,18 +179,9 @@ def test_ephemeral_disk_each_restored_run_writes_its_own_copy(config, tmp_path):
     r = vmlaunch("--snapshot", conf, timeout=300)
     assert r.returncode == 0, r.stderr
     frozen = (snapshot / "disk-data.qcow2").read_bytes()
-    probe = ("dd if=/dev/vda bs=1 skip=1048576 count=4 2>/dev/null | od -An -c; "
-             "dd if=/dev/vda bs=1 skip=2097152 count=12 2>/dev/null; echo; "
-             "printf mine | dd of=/dev/vda bs=1 seek=1048576 conv=notrunc 2>/dev/null; sync")
-    for _ in range(2):
-        r = vmlaunch(conf, "--", "sh", "-c", probe)
-        assert r.returncode == 0, r.stderr
-        written, pattern = r.stdout.splitlines()
-        assert written.split() == ["\\0"] * 4  # the other run's "mine" is not there
-        assert pattern == "base-pattern"
+    each_run_writes_its_own_copy(conf, "base-pattern")
     assert base.read_bytes() == base_bytes
     assert (snapshot / "disk-data.qcow2").read_bytes() == frozen
-    assert not (STATE_ROOT / NAME).exists()
     # the bundled guest writes nothing before its ready point, so a fresh overlay would read the same: what shows
     # that the frozen one is what runs start from is that a changed one is refused
     (snapshot / "disk-data.qcow2").write_bytes(frozen[:-1] + bytes([frozen[-1] ^ 1]))
@@ -200,16 +206,7 @@ def test_tmpfs_disk_restores_as_saved_and_each_run_writes_its_own_copy(config, t
     with open(source, "r+b") as f:  # what a boot would now see, and a restore must not
         f.seek(2 << 20)
         f.write(b"newer-pattern")
-    probe = ("dd if=/dev/vda bs=1 skip=1048576 count=4 2>/dev/null | od -An -c; "
-             "dd if=/dev/vda bs=1 skip=2097152 count=13 2>/dev/null; echo; "
-             "printf mine | dd of=/dev/vda bs=1 seek=1048576 conv=notrunc 2>/dev/null; sync")
-    for _ in range(2):
-        r = vmlaunch(conf, "--", "sh", "-c", probe)
-        assert r.returncode == 0, r.stderr
-        written, pattern = r.stdout.splitlines()
-        assert written.split() == ["\\0"] * 4  # the other run's "mine" is not there
-        assert pattern == "saved-pattern"
-    assert not (STATE_ROOT / NAME).exists()
+    each_run_writes_its_own_copy(conf, "saved-pattern")
     frozen = snapshot / "disk-scratch.raw"
     with open(frozen, "r+b") as f:
         f.seek(2 << 20)
