@@ -52,19 +52,28 @@ static int zram_remove(const char *id)
 	return 0;
 }
 
+/* Reads a small sysfs attribute of /dev/zramID as a number; -1 when it cannot be read. */
+static long long zram_attr(const char *id, const char *attr)
+{
+	char *path = xasprintf("/sys/block/zram%s/%s", id, attr);
+	FILE *f = fopen(path, "re");
+	long long v = -1;
+
+	if (f && fscanf(f, "%lld", &v) != 1)
+		v = -1;
+	if (f)
+		fclose(f);
+	free(path);
+	return v;
+}
+
 /* The device's disk sequence number: unique for the boot, never reused, so a number another device took after ours
  * was removed is not mistaken for ours. "0" on kernels before 5.15, which have none. */
 static void zram_diskseq(const char *id, char *buf, size_t size)
 {
-	char *path = xasprintf("/sys/block/zram%s/diskseq", id);
-	FILE *f = fopen(path, "re");
+	long long seq = zram_attr(id, "diskseq");
 
-	if (!f || !fgets(buf, (int)size, f))
-		snprintf(buf, size, "0");
-	buf[strcspn(buf, "\n")] = '\0';
-	if (f)
-		fclose(f);
-	free(path);
+	snprintf(buf, size, "%lld", seq < 0 ? 0 : seq);
 }
 
 static bool zram_exists(const char *id)
@@ -107,21 +116,6 @@ static int zram_remove_undo(const char *id, const char *state_dir)
 	return r;
 }
 JOURNAL_UNDO(zram, "zram-remove", zram_remove_undo)
-
-/* Reads a small sysfs attribute of /dev/zramID as a number; -1 when it cannot be read. */
-static long long zram_attr(const char *id, const char *attr)
-{
-	char *path = xasprintf("/sys/block/zram%s/%s", id, attr);
-	FILE *f = fopen(path, "re");
-	long long v = -1;
-
-	if (f && fscanf(f, "%lld", &v) != 1)
-		v = -1;
-	if (f)
-		fclose(f);
-	free(path);
-	return v;
-}
 
 /* The highest disk sequence number of the block devices now present: every device made afterwards has a higher one
  * (the kernel's counter only grows). 0 when the kernel has no diskseq (before 5.15). */
