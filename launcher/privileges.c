@@ -10,6 +10,7 @@
 #include <string.h>
 #include <sys/prctl.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 #include "log.h"
@@ -76,7 +77,9 @@ int privileges_give(const struct privileges *pv, const char *path)
 int privileges_drop(const struct privileges *pv)
 {
 	/* vmlaunch is single-threaded when it forks, so libcap-ng's (and, for a helper whose groups were not looked up
-	 * first, initgroups') allocations are safe here. */
+	 * first, initgroups') allocations are safe here. qemu's child is vforked: libcap-ng's state is vmlaunch's and
+	 * may still name an earlier child, so it is pointed at this one first. */
+	capng_setpid((int)syscall(SYS_gettid));
 	if (pv->switch_user) {
 		/* The bounding set needs CAP_SETPCAP to shrink: do it while still root. Then the user's own groups (kvm
 		 * for /dev/kvm) and ids; leaving uid 0 empties the permitted and effective sets by itself. */

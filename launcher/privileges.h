@@ -31,7 +31,7 @@ int privileges_resolve_groups(struct privileges *pv);
  * root, group qemu's, mode 0640, so qemu's user can read it but neither write nor chmod it. No-op when qemu stays
  * root. Never used on devices or files outside the state dir: those qemu gets as open fds. */
 int privileges_give(const struct privileges *pv, const char *path);
-/* In the child between fork and exec: switch user (keeping its groups, e.g. kvm), empty every capability set
+/* In a child between (v)fork and exec: switch user (keeping its groups, e.g. kvm), empty every capability set
  * including the bounding set and ambient caps, set no-new-privileges. Returns 0 or -errno. */
 int privileges_drop(const struct privileges *pv);
 void privileges_free(struct privileges *pv);

@@ -28,6 +28,7 @@
 #include "journal.h"
 #include "privileges.h"
 #include "ready.h"
+#include "signals.h"
 #include "state_dir.h"
 #include "process.h"
 #include "term_filter.h"
@@ -48,27 +49,24 @@ static int pidfd_open_(pid_t pid)
 	return (int)syscall(SYS_pidfd_open, pid, 0);
 }
 
-/* In the child between fork and exec: only async-signal-safe calls. `handed` (n_handed of them: the devices' fds,
+/* In the child between vfork and exec, in vmlaunch's memory (vmlaunch waits meanwhile): it never returns, and writes
+ * nothing of vmlaunch's but libcap-ng's state and the heap (freed again) of its /proc reads. Otherwise only
+ * async-signal-safe calls. `handed` (n_handed of them: the devices' fds,
  * then what qemu_argv passes instead of paths) land on QEMU_FD_EXTRA.., `moved` is scratch space for all of them
- * and the channels, allocated by the parent. */
+ * and the channels, allocated by the parent; `reset`, the signals not at their default. */
 static void child_exec(const struct plan *p, const struct qemu_cmdline *c, char **envp, const int src[QEMU_FD_COUNT],
-		       const int *handed, size_t n_handed, int *moved, int errpipe, pid_t parent)
+		       const int *handed, size_t n_handed, int *moved, int errpipe, pid_t parent, const sigset_t *reset)
 {
 	static const int target[QEMU_FD_COUNT] = { QEMU_FD_QMP,	   QEMU_FD_STDOUT, QEMU_FD_STDERR, QEMU_FD_STATUS,
 						  QEMU_FD_QMP_EXT, QEMU_FD_AGENT,  QEMU_FD_STDIN, QEMU_FD_CONSOLE };
-	struct sigaction dfl = { .sa_handler = SIG_DFL };
 	size_t n = QEMU_FD_COUNT + n_handed;
-	sigset_t none;
 	int e;
 
 	if (prctl(PR_SET_PDEATHSIG, SIGKILL) < 0 || getppid() != parent)
 		goto fail; /* the parent died before we could tie ourselves to it */
 	if (!p->interactive)
 		setpgid(0, 0);
-	for (int s = 1; s < NSIG; s++)
-		sigaction(s, &dfl, NULL);
-	sigemptyset(&none);
-	sigprocmask(SIG_SETMASK, &none, NULL);
+	signals_reset(reset);
 	if (p->command_mode) {
 		int null = open("/dev/null", O_RDONLY);
 
@@ -290,6 +288,7 @@ int run_start(const struct plan *p, const struct qemu_cmdline *c, const int *ext
 	int *handed = xcalloc(n_handed + 1, sizeof(int)), *passed = handed + p->n_extra_fds;
 	int *moved = xcalloc(QEMU_FD_COUNT + n_handed, sizeof(int));
 	pid_t parent = getpid();
+	sigset_t reset;
 	int r;
 
 	memset(vm, 0, sizeof(*vm));
@@ -308,13 +307,16 @@ int run_start(const struct plan *p, const struct qemu_cmdline *c, const int *ext
 	if (r < 0)
 		goto fail;
 	qemu_environment(p, &env);
-	vm->pid = fork();
+	(void)signals_not_default(&reset); /* on failure: all of them */
+	/* vfork: no copy of vmlaunch's page tables and no copy-on-write faults before the exec (fork cost the child
+	 * more than half of its time to the exec here); vmlaunch is single-threaded and waits until the exec. */
+	vm->pid = vfork();
 	if (vm->pid < 0) {
 		r = log_errno(errno, "cannot fork");
 		goto fail;
 	}
 	if (vm->pid == 0)
-		child_exec(p, c, env.v, ch.child_ends, handed, n_handed, moved, ch.errpipe[1], parent);
+		child_exec(p, c, env.v, ch.child_ends, handed, n_handed, moved, ch.errpipe[1], parent, &reset);
 	strv_free(&env);
 	close_passed(passed, c->n_fds); /* qemu has its copies; a path vmlaunch opened is never reopened by it */
 	free(handed);

@@ -76,7 +76,8 @@ def qemu_of(name):
 def test_qemu_is_unprivileged_by_default_and_gets_fds_not_paths(config, tmp_path, qemu_user):
     """As root with no [qemu] user, qemu runs as vmlaunch-qemu with that user's groups; it reaches a root-only image in a root-only dir, a zram
     device, a tmpfs disk, an ephemeral overlay's base and its console log through fds vmlaunch opened, and nothing on
-    the host changes owner; the state dir and journal stay root's."""
+    the host changes owner; the state dir and journal stay root's. Signals vmlaunch inherited as ignored are not
+    ignored in qemu."""
     qemu = pwd.getpwnam(qemu_user)
     img, base = tmp_path / "data.raw", tmp_path / "base.raw"
     for f in (img, base):
@@ -92,10 +93,13 @@ def test_qemu_is_unprivileged_by_default_and_gets_fds_not_paths(config, tmp_path
     assert r.returncode == 0, r.stderr
     assert str(img) not in r.stdout and str(base) not in r.stdout and "/dev/zram" not in r.stdout
     assert "-add-fd" in r.stdout
+    # started with signals ignored (as nohup does for SIGHUP), which an exec keeps; qemu itself catches HUP and INT,
+    # so the check is on two it leaves alone
     p = subprocess.Popen([VMLAUNCH, str(conf), "--", "sh", "-c",
                           "for d in /dev/vd?; do dd if=/dev/zero of=$d bs=4k count=1 conv=fsync 2>/dev/null "
                           "|| exit 9; done; echo up; exec sleep 600"],
-                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                         preexec_fn=lambda: [signal.signal(s, signal.SIG_IGN) for s in (signal.SIGUSR2, signal.SIGXCPU)])
     try:
         assert p.stdout.readline() == "up\n", p.stderr.read() if p.poll() is not None else ""
         pid = qemu_of("hfds")
@@ -103,6 +107,9 @@ def test_qemu_is_unprivileged_by_default_and_gets_fds_not_paths(config, tmp_path
         # its own supplementary groups (kvm, for /dev/kvm), looked up by vmlaunch before the fork
         groups = next(line.split()[1:] for line in open(f"/proc/{pid}/status") if line.startswith("Groups:"))
         assert sorted(map(int, groups)) == sorted(set(os.getgrouplist(qemu_user, qemu.pw_gid)))
+        # vmlaunch's inherited ignored signals are not qemu's: its child set them back to the default before the exec
+        ignored = int(proc_field(pid, "SigIgn"), 16)
+        assert not ignored & (1 << (signal.SIGUSR2 - 1) | 1 << (signal.SIGXCPU - 1)), hex(ignored)
         state = "/run/vmlaunch/hfds"
         st = os.stat(state)
         assert st.st_uid == 0 and (st.st_mode & 0o777) == 0o711
