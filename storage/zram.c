@@ -308,7 +308,10 @@ static int zram_prepare(const struct storage_context *ctx, const struct disk_con
 	free(path);
 	if (r < 0)
 		return log_errno(r, "disk \"%s\": cannot size /dev/zram%s", d->name, id);
-	/* the compressed store never takes more host RAM than the disk's size, whatever the guest writes */
+	/* The compressed store's host RAM is bounded, whatever the guest writes, at twice the disk's size: zram allocates
+	 * an overwrite's new object before it frees the old one, and its pool fragments between compactions, so a limit
+	 * of the size itself refused every overwrite of a disk full of incompressible data (I/O errors in the guest). */
+	snprintf(size, sizeof(size), "%llu", (unsigned long long)d->size * 2);
 	path = xasprintf("/sys/block/zram%s/mem_limit", id);
 	r = write_sysfs(path, size);
 	free(path);

@@ -117,6 +117,16 @@ def test_zram_pattern_visible_from_host_and_device_removed(config):
     assert not (STATE_ROOT / "zramdisk").exists()
 
 
+def test_zram_full_of_incompressible_data_takes_overwrites(config):
+    """A zram disk filled with random data is overwritten whole, twice, without an I/O error: zram allocates an
+    overwrite's new object before it frees the old one, so a memory limit of exactly the disk's size would refuse
+    every overwrite of a full disk."""
+    conf = config("[vm]\nname = zramfull\n" + GUEST + "[disk d]\nbackend = zram\nsize = 16M\n")
+    r = vmlaunch(conf, "--", "sh", "-c", "for i in 1 2 3; do dd if=/dev/urandom of=/dev/vda bs=64k count=256 "
+                 "conv=fsync 2>/dev/null || exit 7; done; echo overwritten", timeout=600)
+    assert r.returncode == 0 and r.stdout.strip() == "overwritten", (r.returncode, r.stdout, r.stderr[-2000:])
+
+
 def make_source(tmp_path):
     """A sparse 48 MiB raw image with data at scattered, unaligned places (and the last byte), plus a qcow2 copy."""
     raw = tmp_path / "base.raw"
