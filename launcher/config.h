@@ -6,12 +6,7 @@
 #include <stdint.h>
 
 #include "config_types.h"
-
-/* source = http://... or https://...: an image vmlaunch downloads (and verifies) rather than a path. */
-static inline bool config_is_url(const char *s)
-{
-	return s && (!__builtin_strncmp(s, "http://", 7) || !__builtin_strncmp(s, "https://", 8));
-}
+#include "config_values.h"
 
 /* "FILE:LINE", or "FILE (from --set)" for a value --set gave: where a message points. Valid until the next four
  * calls (a small ring of buffers, for a message that names two places). */
@@ -22,18 +17,11 @@ const char *config_at(const struct vm_config *cfg, unsigned line);
 int config_load(const char *file, const struct strv *sets, struct vm_config *out);
 void config_free(struct vm_config *cfg);
 
-/* "512M", "2G", "1T", "64K", also "512MiB": bytes. Returns 0 or -EINVAL. Exposed for tests. */
-int config_parse_size(const char *s, uint64_t *out);
-
 const char *backend_kind_name(enum backend_kind b);
 
 /* Every key the parser accepts, from its own table, for the documentation test: "section.key" ("disk.size" for
  * [disk NAME] size), NULL-terminated. */
 const char *const *config_known_keys(void);
-/* The bundled guest's FILE (vmlinux, initramfs.cpio.gz, modules.img) or the embedded default demo.conf, found from
- * vmlaunch's own binary (a build tree, or PREFIX/share/vmlaunch). NULL, with the places looked at in *looked (to
- * free), when it is not there. */
-char *config_bundled_file(const char *file, char **looked);
 /* Whether NAME can name a VM: it becomes /run/vmlaunch/NAME, beside NAME.lock. */
 bool config_vm_name_valid(const char *name);
 /* One forward = (config_forward_parse): HOSTADDR made explicit (127.0.0.1 unless written). */
