@@ -1,5 +1,6 @@
-/* What config.c (reading the INI file), config_check.c (judging the whole config) and config_load.c (both, in
- * order) share: the schema's types and the parser's state. Internal to those three files. */
+/* What config.c (reading the INI file), config_values.c (each value), config_report.c (the mistakes),
+ * config_check.c (judging the whole config) and config_load.c (reading, then judging) share: the schema's types and
+ * the parser's state. Internal to those files. */
 #ifndef VMLAUNCH_CONFIG_PARSE_H
 #define VMLAUNCH_CONFIG_PARSE_H
 
@@ -7,7 +8,7 @@
 #include <stddef.h>
 #include <stdio.h>
 
-/* config.h defines these; this header names them only, so that it sits below config.c rather than beside it. */
+/* config_types.h and strv.h define these; this header names them only. */
 struct strv;
 struct vm_config;
 
@@ -65,8 +66,8 @@ struct parse {
 	size_t n_seen;
 };
 
-/* Reports one mistake (FILE:LINE: MSG, or "(from --set)") and goes on: every mistake is said in one run.
- * Returns -EINVAL. */
+/* Reports one mistake (FILE:LINE: MSG, or "(from --set)") and goes on: every mistake is said in one run
+ * (config_report.c). Returns -EINVAL. */
 int config_fail(struct parse *p, unsigned line, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 /* "a, b or c" (allocated). */
 char *config_choices_list(const char *const *choices);
@@ -77,6 +78,11 @@ bool config_valid_name(const char *s, size_t max);
  * after a mistake, or the negative errno of a file that cannot be read. */
 int config_read(struct parse *p, const char *file, const struct strv *sets);
 void config_parse_free(struct parse *p);
+
+/* Sets the value of key K in the section's struct at BASE from VALUE (config_values.c); 0, or -EINVAL once the
+ * mistake is reported with its line. */
+int config_set_value(struct parse *p, const struct key_spec *k, void *base, const char *section, const char *value,
+		     unsigned line);
 
 /* Every check on the config as a whole, once all of it was read (config_check.c): each mistake reported. */
 void config_check(struct parse *p);

@@ -1,4 +1,4 @@
-/* Whole writes, stdio kept open and a monotonic clock, for the poll loops of qmp.c and run.c. */
+/* Whole writes, stdio kept open and a monotonic clock, for the poll loops of qmp.c and supervise.c. */
 #define _GNU_SOURCE
 #include "fdio.h"
 

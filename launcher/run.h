@@ -13,6 +13,9 @@
 struct journal;
 struct guardian;
 
+/* How long QMP may take to answer: while qemu starts (run.c) and for `cont` (supervise.c). */
+#define QMP_TIMEOUT_MS 30000
+
 struct vm_process {
 	pid_t pid;
 	int pidfd;

@@ -370,7 +370,8 @@ def longer_runs(prefix):
 
 
 def longer_sections():
-    """Sections 1c, 1d, …: the further explore.py checks, then the longer guest_io.py runs, each with its command."""
+    """Sections 1c, 1d, …: the further explore.py checks, then the longer guest_io.py runs, each with its command,
+    then the paired runs of two builds (io_paired.py writes its own section)."""
     L = []
     letters = iter("cdefghijklmnopqrstuvwxyz")
     for ex, name in longer_runs("explore-long"):
@@ -382,6 +383,9 @@ def longer_sections():
             ",".join(io["order"]), io["rounds"], io["seconds"], name)
         L += io_section(io, title="## 1%s. Longer run: %s" % (next(letters), ", ".join(io["order"])), how=how,
                         brief=True)
+    for name in sorted(f for f in os.listdir(B.RESULTS_DIR) if re.fullmatch(r"io-paired.*\.md", f)):
+        L += ["## 1%s. Two vmlaunch builds, paired (`tests/bench/io_paired.py`, results/%s)" % (next(letters), name),
+              "", B.read(os.path.join(B.RESULTS_DIR, name)).strip(), ""]
     return L
 
 
