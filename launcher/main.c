@@ -34,6 +34,7 @@
 #include "run.h"
 #include "share.h"
 #include "snapshot.h"
+#include "snapshot_manifest.h"
 #include "tap.h"
 #include "tpm.h"
 #include "status.h"
@@ -449,6 +450,7 @@ static int make_memory_and_disks(struct launch_run *l)
 			return -EINTR;
 		}
 		log_info("preparing disk \"%s\" (%s)", cfg->disks[i].name, backend_kind_name(cfg->disks[i].backend));
+		l->targets[i].filled_elsewhere = l->snap->restore && snapshot_disk_frozen(&cfg->disks[i]);
 		r = storage_prepare(&(struct storage_context){ cfg, l->state.dir, plan->privileges }, &cfg->disks[i],
 				    &l->targets[i], &l->journal);
 	}
