@@ -450,7 +450,6 @@ static int make_memory_and_disks(struct launch_run *l)
 			return -EINTR;
 		}
 		log_info("preparing disk \"%s\" (%s)", cfg->disks[i].name, backend_kind_name(cfg->disks[i].backend));
-		l->targets[i].filled_elsewhere = l->snap->restore && snapshot_disk_frozen(&cfg->disks[i]);
 		r = storage_prepare(&(struct storage_context){ cfg, l->state.dir, plan->privileges }, &cfg->disks[i],
 				    &l->targets[i], &l->journal);
 	}
@@ -508,7 +507,8 @@ static int start_qemu(struct launch_run *l)
 	int r = 0;
 
 	if (snap->save || snap->restore)
-		r = snap->save ? snapshot_prepare(snap, l->plan, &l->journal) : snapshot_restore_disks(snap, l->plan);
+		r = snap->save ? snapshot_prepare(snap, l->plan, &l->journal)
+			       : snapshot_restore_disks(snap, l->plan, &l->journal);
 	if (r < 0)
 		return r;
 	qemu_argv_build(l->plan, &l->cmdline);
@@ -732,6 +732,8 @@ static int prepare(const struct options *o, struct setup *s)
 	for (size_t i = 0; i < cfg->n_disks; i++) {
 		log_info("storage: describing disk \"%s\" (%s); nothing is made yet", cfg->disks[i].name,
 			 backend_kind_name(cfg->disks[i].backend));
+		/* restored from a snapshot: made from its frozen image, so neither source = nor clone-from = is read */
+		s->targets[i].filled_elsewhere = s->snap.restore && snapshot_disk_frozen(&cfg->disks[i]);
 		r = storage_describe(&(struct storage_context){ cfg, s->state_dir, NULL }, &cfg->disks[i], &s->targets[i]);
 		if (r < 0)
 			return r == -EINVAL ? EXIT_BAD_INPUT : EXIT_SETUP_FAILED;

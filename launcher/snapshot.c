@@ -20,6 +20,7 @@
 #include "fdio.h"
 #include "log.h"
 #include "populate.h"
+#include "rbd_snapshot.h"
 #include "snapshot_manifest.h"
 #include "strv.h"
 #include "test_hook.h"
@@ -67,18 +68,15 @@ int snapshot_supported(const struct vm_config *cfg)
 	for (size_t i = 0; i < cfg->n_disks; i++) {
 		const struct disk_config *d = &cfg->disks[i];
 
-		if (d->backend == BACKEND_RBD)
-			return log_error("%s: [disk %s]: snapshots do not take rbd disks yet", config_at(cfg, d->backend_line),
-					 d->name);
-		if ((d->backend == BACKEND_FILE || d->backend == BACKEND_LVM) && !d->ephemeral &&
-		    (d->backend == BACKEND_LVM || !d->readonly))
+		if ((d->backend == BACKEND_FILE || d->backend == BACKEND_LVM || d->backend == BACKEND_RBD) &&
+		    !d->ephemeral && (d->backend != BACKEND_FILE || !d->readonly))
 			return log_error("%s: [disk %s]: a snapshot cannot take a persistent %sdisk: the saved guest "
 					 "remembers the disk as it was at the save (its page cache, its file system's "
 					 "state), and a restore would meet the disk as it is now, changed by whatever wrote "
 					 "to it since; expected ephemeral = yes (each restored run writes to its own copy "
 					 "of the disk as saved)%s",
 					 config_at(cfg, d->ephemeral_line ? d->ephemeral_line : d->line), d->name,
-					 d->backend == BACKEND_LVM ? "" : "writable ",
+					 d->backend == BACKEND_FILE ? "writable " : "",
 					 d->backend == BACKEND_FILE ? " or readonly = yes" : "");
 	}
 	return 0;
@@ -113,6 +111,14 @@ int snapshot_verify(struct snapshot *s, const struct plan *p, const struct qemu_
 	long long start = monotonic_ms();
 	int r = snapshot_manifest_check(s->dir, p, c, &s->qemu_version);
 
+	/* a frozen RBD image lives on the cluster: it may have been removed there since */
+	for (size_t i = 0; i < p->n_disks && r == 0; i++)
+		if (p->disks[i].cfg->backend == BACKEND_RBD && snapshot_disk_frozen(p->disks[i].cfg)) {
+			char *frozen = snapshot_frozen_path(s->dir, p->disks[i].cfg);
+
+			r = rbd_snapshot_check(frozen, p->disks[i].cfg->name);
+			free(frozen);
+		}
 	if (r == 0)
 		log_info("snapshot %s matches this machine (manifest and state digest checked in %lld ms)", s->dir,
 			 monotonic_ms() - start);
@@ -370,11 +376,13 @@ static int undo_partial(const char *dir, const char *state_dir)
 		DIR *d = opendir(dir);
 		struct dirent *e;
 
-		/* the frozen disks: disk-NAME.qcow2 and disk-NAME.raw */
+		/* the frozen disks: disk-NAME.qcow2, disk-NAME.raw, and disk-NAME.rbd naming a frozen RBD image */
 		while (d && (e = readdir(d)))
 			if (!strncmp(e->d_name, "disk-", 5)) {
 				f = xasprintf("%s/%s", dir, e->d_name);
-				unlink(f);
+				/* a frozen RBD image still cloned by restores stays, with the file that names it */
+				if (!strstr(e->d_name, ".rbd") || rbd_snapshot_drop(f) == 0)
+					unlink(f);
 				free(f);
 			}
 		if (d)
@@ -436,7 +444,7 @@ int snapshot_prepare(const struct snapshot *s, const struct plan *p, struct jour
 	return r;
 }
 
-int snapshot_restore_disks(const struct snapshot *s, const struct plan *p)
+int snapshot_restore_disks(const struct snapshot *s, const struct plan *p, struct journal *journal)
 {
 	for (size_t i = 0; i < p->n_disks; i++) {
 		char *frozen;
@@ -445,6 +453,13 @@ int snapshot_restore_disks(const struct snapshot *s, const struct plan *p)
 		if (!snapshot_disk_frozen(p->disks[i].cfg))
 			continue;
 		frozen = snapshot_frozen_path(s->dir, p->disks[i].cfg);
+		if (p->disks[i].cfg->backend == BACKEND_RBD) {
+			r = rbd_snapshot_clone(p->cfg, p->disks[i].cfg, frozen, journal);
+			free(frozen);
+			if (r < 0)
+				return r;
+			continue;
+		}
 		/* an overlay replaces the run's fresh one; an image fills the run's fresh disk, which was left unfilled
 		 * (storage_prepare skips its source) */
 		r = populate_copy_raw(frozen, p->disks[i].target->filename,
@@ -510,7 +525,7 @@ static int save_state(const struct snapshot *s, struct vm_process *vm, const cha
 }
 
 /* qemu quit, so that the RAM file and the overlays hold everything; then each is made durable or copied. */
-static int freeze_files(const struct snapshot *s, const struct plan *p, struct vm_process *vm)
+static int freeze_files(const struct snapshot *s, const struct plan *p, struct vm_process *vm, struct journal *journal)
 {
 	struct pollfd pf = { vm->pidfd, POLLIN, 0 };
 	int r = 0;
@@ -537,8 +552,16 @@ static int freeze_files(const struct snapshot *s, const struct plan *p, struct v
 		if (!snapshot_disk_frozen(p->disks[i].cfg))
 			continue;
 		frozen = snapshot_frozen_path(s->tmp, p->disks[i].cfg);
-		/* a RAM disk or LV is a block device: its unwritten blocks read as zeros, which stay holes here */
-		r = populate_copy_raw(p->disks[i].target->filename, frozen, POPULATE_RAW_CREATE);
+		if (p->disks[i].cfg->backend == BACKEND_RBD) {
+			/* a copy on the cluster, kept once the snapshot is installed under s->dir */
+			char *keep_if = snapshot_frozen_path(s->dir, p->disks[i].cfg);
+
+			r = rbd_snapshot_freeze(p->cfg, p->disks[i].cfg, frozen, keep_if, journal);
+			free(keep_if);
+		} else {
+			/* a RAM disk or LV is a block device: its unwritten blocks read as zeros, which stay holes here */
+			r = populate_copy_raw(p->disks[i].target->filename, frozen, POPULATE_RAW_CREATE);
+		}
 		free(frozen);
 	}
 	return r;
@@ -562,7 +585,7 @@ int snapshot_save(const struct snapshot *s, const struct plan *p, const struct q
 	}
 	if (r == 0) {
 		test_hook_stop_at("snapshot-save"); /* the state complete, no manifest yet: a kill here must leave nothing */
-		r = freeze_files(s, p, vm);
+		r = freeze_files(s, p, vm, journal);
 	}
 	if (r == 0)
 		r = snapshot_manifest_write(s->tmp, p, c, version ? version : "unknown");

@@ -61,15 +61,15 @@ static void push_file(struct strv *lines, const char *kind, const char *path)
 	free(id);
 }
 
-/* TEXT with every "filename=PATH," (NEEDLE) as "filename=@DISK:NAME@," (allocated). */
-static char *replace_all(const char *text, const char *needle, const char *name)
+/* TEXT with every "KEY=VALUE," (NEEDLE; with a leading comma for image=) as "KEY=@DISK:NAME@," (allocated). */
+static char *replace_all(const char *text, const char *needle, const char *key, const char *name)
 {
 	struct strv out = STRV_INIT;
 	const char *at;
 	char *joined;
 
 	while ((at = strstr(text, needle))) {
-		strv_pushf(&out, "%.*sfilename=@DISK:%s@,", (int)(at - text), text, name);
+		strv_pushf(&out, "%.*s%s%s=@DISK:%s@,", (int)(at - text), text, needle[0] == ',' ? "," : "", key, name);
 		text = at + strlen(needle);
 	}
 	strv_push(&out, text);
@@ -112,10 +112,20 @@ static char *generic_arg(const struct plan *p, const char *prev, const char *arg
 		char *needle = t->filename ? xasprintf("filename=%s,", t->filename) : NULL, *generic;
 
 		if (t->driver == DRIVER_HOST_DEVICE && needle && (strstr(joined, node) || strstr(joined, file))) {
-			generic = replace_all(joined, needle, p->disks[i].cfg->name);
+			generic = replace_all(joined, needle, "filename", p->disks[i].cfg->name);
 			free(joined);
 			joined = generic;
 		}
+		/* an ephemeral RBD image is named for the VM: vmlaunch-NAME-DISK */
+		for (size_t k = 0; t->driver == DRIVER_RBD && strstr(joined, node) && k + 1 < t->driver_opts.n; k += 2)
+			if (!strcmp(t->driver_opts.v[k], "image")) {
+				char *image = xasprintf(",image=%s,", t->driver_opts.v[k + 1]);
+
+				generic = replace_all(joined, image, "image", p->disks[i].cfg->name);
+				free(joined);
+				joined = generic;
+				free(image);
+			}
 		free(node);
 		free(file);
 		free(needle);
@@ -146,11 +156,13 @@ static void describe(struct strv *lines, const struct plan *p, const struct qemu
 			continue;
 		frozen = snapshot_frozen_path(dir, p->disks[i].cfg);
 		/* a RAM disk's image is as large as the disk: by identity, as the RAM file below, not by digest */
-		if (p->disks[i].cfg->backend != BACKEND_FILE && stat(frozen, &st) == 0)
+		bool digested = p->disks[i].cfg->backend == BACKEND_FILE || p->disks[i].cfg->backend == BACKEND_RBD;
+
+		if (!digested && stat(frozen, &st) == 0)
 			strv_pushf(lines, "disk %s %lld %lld.%09ld %lld.%09ld %llu", p->disks[i].cfg->name,
 				   (long long)st.st_size, (long long)st.st_mtim.tv_sec, st.st_mtim.tv_nsec,
 				   (long long)st.st_ctim.tv_sec, st.st_ctim.tv_nsec, (unsigned long long)st.st_ino);
-		else if (p->disks[i].cfg->backend != BACKEND_FILE || digest_path(frozen, hex, &size) < 0)
+		else if (!digested || digest_path(frozen, hex, &size) < 0)
 			strv_pushf(lines, "disk %s missing", p->disks[i].cfg->name);
 		else
 			strv_pushf(lines, "disk %s %llu %s", p->disks[i].cfg->name, size, hex);
@@ -213,6 +225,8 @@ bool snapshot_disk_frozen(const struct disk_config *d)
 	case BACKEND_BRD:
 	case BACKEND_LVM: /* ephemeral only: snapshot_supported refuses a persistent LV */
 		return true;
+	case BACKEND_RBD: /* a copy on the cluster, cloned per run (storage/rbd_snapshot.c) */
+		return d->ephemeral;
 	default:
 		return false;
 	}
@@ -220,7 +234,8 @@ bool snapshot_disk_frozen(const struct disk_config *d)
 
 char *snapshot_frozen_path(const char *dir, const struct disk_config *d)
 {
-	return xasprintf("%s/disk-%s.%s", dir, d->name, d->backend == BACKEND_FILE ? "qcow2" : "raw");
+	return xasprintf("%s/disk-%s.%s", dir, d->name,
+			 d->backend == BACKEND_FILE ? "qcow2" : d->backend == BACKEND_RBD ? "rbd" : "raw");
 }
 
 static int digest_path(const char *path, char hex[2 * SHA256_DIGEST_SIZE + 1], unsigned long long *size)

@@ -26,9 +26,6 @@
 
 /* The watch of a client that died without closing the image lasts osd_client_watch_timeout (30 s). */
 #define RBD_REMOVE_BUSY_SECONDS 45
-#define RBD_FEATURES \
-	(RBD_FEATURE_LAYERING | RBD_FEATURE_EXCLUSIVE_LOCK | RBD_FEATURE_OBJECT_MAP | RBD_FEATURE_FAST_DIFF | \
-	 RBD_FEATURE_DEEP_FLATTEN)
 
 /* What describe decided, for prepare. */
 struct rbd_state {
@@ -49,7 +46,7 @@ static bool valid_rbd_name(const char *s)
 	return *s && !strpbrk(s, "/@") && strlen(s) < 256;
 }
 
-static void spec_from_config(const struct vm_config *cfg, const struct disk_config *d, struct rbd_spec *s)
+void rbd_disk_spec(const struct vm_config *cfg, const struct disk_config *d, struct rbd_spec *s)
 {
 	memset(s, 0, sizeof(*s));
 	s->conf = xstrdup(d->ceph_conf ? d->ceph_conf : RBD_DEFAULT_CONF);
@@ -307,7 +304,9 @@ static int describe_new(const struct storage_context *ctx, const struct disk_con
 	uint64_t parent_bytes = 0;
 	int r;
 
-	if (d->clone_from) {
+	if (t->filled_elsewhere) {
+		/* a snapshot restore clones the snapshot's frozen image instead (rbd_snapshot.c) */
+	} else if (d->clone_from) {
 		r = check_parent(cfg, d, c, &parent_bytes);
 		if (r < 0)
 			return r;
@@ -341,7 +340,7 @@ static int rbd_describe(const struct storage_context *ctx, const struct disk_con
 	int r;
 
 	t->priv = xcalloc(1, sizeof(struct rbd_state));
-	spec_from_config(cfg, d, &s);
+	rbd_disk_spec(cfg, d, &s);
 	name = rbd_image_name(s.pool, s.ns, s.image);
 	describe_target(ctx, d, &s, name, t);
 	r = check_config(cfg, d, &s);
@@ -511,7 +510,7 @@ static int rbd_prepare(const struct storage_context *ctx, const struct disk_conf
 	char *key = NULL, *why = NULL;
 	int r;
 
-	spec_from_config(cfg, d, &s);
+	rbd_disk_spec(cfg, d, &s);
 	if (t->secret_file) {
 		/* Found again rather than kept since describe: the key lives in vmlaunch's memory only this long. */
 		r = rbd_cluster_configure(&s, &c, &what);
@@ -546,8 +545,10 @@ static int rbd_prepare(const struct storage_context *ctx, const struct disk_conf
 			      st->qemu_conf, s.conf);
 		goto out;
 	}
-	if (!st->create && !d->size) {
-		r = 0; /* an existing image, used as it is: qemu needs nothing more */
+	if ((!st->create && !d->size) || t->filled_elsewhere) {
+		/* an existing image, used as it is: qemu needs nothing more; or a restored snapshot's disk, which
+		 * snapshot.c clones from the frozen image instead (rbd_snapshot_clone) */
+		r = 0;
 		goto out;
 	}
 	r = rbd_cluster_connect(&s, &c, &what);

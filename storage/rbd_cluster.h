@@ -8,6 +8,10 @@
 
 #define RBD_DEFAULT_CONF "/etc/ceph/ceph.conf"
 #define RBD_DEFAULT_USER "admin"
+/* What an image vmlaunch creates, clones or copies has: layering for clones, the rest for fast diffs and flattens */
+#define RBD_FEATURES \
+	(RBD_FEATURE_LAYERING | RBD_FEATURE_EXCLUSIVE_LOCK | RBD_FEATURE_OBJECT_MAP | RBD_FEATURE_FAST_DIFF | \
+	 RBD_FEATURE_DEEP_FLATTEN)
 
 /* Everything needed to reach one image; what the rbd-remove undo carries in its one journal argument. */
 struct rbd_spec {
@@ -20,6 +24,8 @@ struct rbd_spec {
 };
 
 void rbd_spec_free(struct rbd_spec *s);
+/* The spec of a [disk] with backend = rbd: its image, or vmlaunch-VM-DISK (rbd.c). */
+void rbd_disk_spec(const struct vm_config *cfg, const struct disk_config *d, struct rbd_spec *s);
 const char *rbd_ms_mode_word(enum ms_mode m);
 /* POOL/IMAGE or POOL/NAMESPACE/IMAGE. */
 char *rbd_image_name(const char *pool, const char *ns, const char *image);

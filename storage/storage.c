@@ -29,7 +29,7 @@ int storage_describe(const struct storage_context *ctx, const struct disk_config
 
 	t->backend = backends[d->backend];
 	r = t->backend->describe(ctx, d, t);
-	if (r < 0 || !d->source)
+	if (r < 0 || !d->source || t->filled_elsewhere)
 		return r;
 	if (config_is_url(d->source)) {
 		/* the cached download (storage_download ran first); not there yet only for --dry-run, which never

@@ -13,6 +13,7 @@ import pytest
 
 from conftest import GUEST, ROOT, STATE_ROOT, vmlaunch
 from test_guest import debian_conf, debian_image, firmware_conf  # noqa: F401 (a fixture)
+from test_rbd import ceph  # noqa: F401 (a fixture: the throwaway Ceph cluster)
 
 NAME = "snap-t"
 
@@ -235,6 +236,7 @@ def frozen_image_restores_as_saved(config, tmp_path, disk):
     assert r.returncode == 0, r.stderr
     assert r.stdout.split() == ["\\0"] * 12, r.stdout
     assert "filling" not in r.stderr
+    source.unlink()  # not even read: a restore needs only the snapshot
     each_run_writes_its_own_copy(conf, "saved-pattern")
     assert zram_ids() == devices  # every run's device removed
     with open(frozen, "r+b") as f:
@@ -279,6 +281,48 @@ def test_ephemeral_lv_restores_as_saved_and_each_run_writes_its_own_copy(config,
     finally:
         subprocess.run(["vgremove", "-f", vg], capture_output=True)
         subprocess.run(["losetup", "-d", loop])
+
+
+def test_ephemeral_rbd_disk_restores_a_frozen_copy_cloned_per_run(config, tmp_path, ceph):  # noqa: F811
+    """An ephemeral RBD disk (clone-from =) on the real throwaway cluster: the save copies the run's image to a frozen
+    image with a protected snapshot (named in disk-NAME.rbd); each restored run gets its own clone of it, removed at
+    exit; the parent the config names is not needed any more; a rebuild replaces the frozen image; one gone from the
+    cluster is refused (exit 2)."""
+    ceph.create("snapbase", 16 << 20)
+    ceph.with_image("snapbase", lambda img: img.write(b"saved-pattern", 2 << 20))
+    ceph.with_image("snapbase", lambda img: (img.create_snap("s"), img.protect_snap("s")))
+    snapshot = tmp_path / "snap"
+    conf = config(f"[vm]\nname = {NAME}\nsnapshot = {snapshot}\n" + GUEST +
+                  f"[disk d]\nbackend = rbd\npool = rbd\nconf = {ceph.conf}\nuser = vmlaunch\n"
+                  "clone-from = rbd/snapbase@s\nephemeral = yes\n")
+    frozen = set()
+
+    def save_frozen():
+        r = vmlaunch("--snapshot", conf, timeout=300)
+        assert r.returncode == 0, r.stderr
+        now = {i for i in ceph.images() if i.startswith("vmlaunch-frozen-")}
+        frozen.update(now)
+        assert len(now) == 1, now  # a rebuild's removed the one before
+        image = now.pop()
+        assert f"image={image}\n" in (snapshot / "disk-d.rbd").read_text()
+        assert ceph.with_image(image, lambda img: img.is_protected_snap("frozen"))
+        assert ceph.images() == {"snapbase", image}  # the save's own clone removed
+        return image
+
+    try:
+        first = save_frozen()
+        image = save_frozen()
+        assert image != first
+        # the restores stand on the frozen copy alone: the config's parent may go
+        ceph.remove("snapbase")
+        each_run_writes_its_own_copy(conf, "saved-pattern")
+        assert ceph.images() == {image}  # every run's clone removed
+        ceph.remove(image)
+        err = refused(conf)
+        assert "is gone from the cluster" in err and image in err
+    finally:
+        for leftover in frozen | {"snapbase"}:
+            ceph.remove(leftover)
 
 
 def test_images_userland_restored_with_its_root_mounted(config, tmp_path, debian_image):  # noqa: F811
@@ -340,6 +384,12 @@ def test_snapshot_refuses_a_writable_disk(config, tmp_path):
     r = vmlaunch("--snapshot", conf)
     assert r.returncode == 2 and "cannot take a persistent disk" in r.stderr, r.stderr
     assert "expected ephemeral = yes" in r.stderr
+    # and a persistent RBD image, refused before any cluster is asked
+    conf = config(f"[vm]\nname = {NAME}\nsnapshot = {tmp_path}/s\n" + GUEST +
+                  "[disk data]\nbackend = rbd\npool = rbd\nimage = data\nconf = /nonexistent/ceph.conf\n",
+                  name="rbd.conf")
+    r = vmlaunch("--snapshot", conf)
+    assert r.returncode == 2 and "cannot take a persistent disk" in r.stderr, r.stderr
     assert not (tmp_path / "s").exists() and not (STATE_ROOT / NAME).exists()
 
 
