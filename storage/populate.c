@@ -343,6 +343,20 @@ static bool all_zeros(const char *buf, size_t len)
 	return len == 0 || (buf[0] == 0 && !memcmp(buf, buf + 1, len - 1));
 }
 
+/* On a target that reads as zeros, the zero blocks at either end of a chunk need not be written either: the write
+ * covers [done, len), both multiples of the target's granule (what O_DIRECT asks of an offset). */
+static void trim_zero_edges(const struct copy *c, struct slot *s)
+{
+	size_t block = c->t->align, start = 0, end = s->len;
+
+	while (start + block <= end && all_zeros(s->buf + start, block))
+		start += block;
+	while (end % block == 0 && end >= start + block && all_zeros(s->buf + end - block, block))
+		end -= block;
+	s->done = start;
+	s->len = end;
+}
+
 /* Called when a read reached its end (or the source's end of file): pads with zeros and turns to writing. */
 static void read_finished(struct slot *s)
 {
@@ -381,6 +395,8 @@ static bool slot_advance(struct copy *c, struct slot *s, int res)
 				c->p->done += s->len;
 				return next_chunk(c, s);
 			}
+			if (c->skip_zeros)
+				trim_zero_edges(c, s);
 		}
 		return true;
 	}
@@ -496,6 +512,8 @@ static int copy_sync(struct copy *c, struct slot *s)
 			c->p->done += s->len;
 			continue;
 		}
+		if (c->skip_zeros)
+			trim_zero_edges(c, s);
 		while (s->done < s->len) {
 			ssize_t n = pwrite(write_fd(c, s), s->buf + s->done, s->len - s->done, (off_t)(s->off + s->done));
 

@@ -224,8 +224,8 @@ def frozen_image_restores_as_saved(config, tmp_path, disk):
     assert r.returncode == 0, r.stderr
     frozen = snapshot / "disk-scratch.raw"
     assert frozen.stat().st_size == 16 << 20
-    # sparse: far less allocated than the disk's 16 MiB (the guest wrote nothing; the source holds 13 bytes)
-    assert frozen.stat().st_blocks * 512 <= 2 << 20, frozen.stat().st_blocks
+    # sparse: the guest wrote nothing, and the source holds 13 bytes: a few blocks, not the disk's 16 MiB
+    assert frozen.stat().st_blocks * 512 <= 64 << 10, frozen.stat().st_blocks
     with open(source, "r+b") as f:  # what a boot would now see, and a restore must not
         f.seek(2 << 20)
         f.write(b"newer-pattern")
