@@ -588,6 +588,8 @@ int snapshot_save(const struct snapshot *s, const struct plan *p, const struct q
 		r = freeze_files(s, p, vm, journal);
 	}
 	if (r == 0)
+		test_hook_stop_at("snapshot-frozen"); /* the disks' frozen images written too, still no manifest */
+	if (r == 0)
 		r = snapshot_manifest_write(s->tmp, p, c, version ? version : "unknown");
 	if (r == 0)
 		r = fsync_path(s->tmp);
