@@ -20,6 +20,7 @@
 #include "plan.h"
 #include "qemu_argv.h"
 #include "snapshot.h"
+#include "snapshot_manifest.h"
 #include "tap.h"
 #include "status.h"
 #include "state_dir.h"
@@ -450,6 +451,8 @@ static int prepare(const struct options *o, struct setup *s)
 	for (size_t i = 0; i < cfg->n_disks; i++) {
 		log_info("storage: describing disk \"%s\" (%s); nothing is made yet", cfg->disks[i].name,
 			 backend_kind_name(cfg->disks[i].backend));
+		/* restored from a snapshot: made from its frozen image, so neither source = nor clone-from = is read */
+		s->targets[i].filled_elsewhere = s->snap.restore && snapshot_disk_frozen(&cfg->disks[i]);
 		r = storage_describe(&(struct storage_context){ cfg, s->state_dir, NULL }, &cfg->disks[i], &s->targets[i]);
 		if (r < 0)
 			return r == -EINVAL ? EXIT_BAD_INPUT : EXIT_SETUP_FAILED;

@@ -19,6 +19,8 @@
 #include "exit_status.h"
 #include "fdio.h"
 #include "log.h"
+#include "populate.h"
+#include "rbd_snapshot.h"
 #include "snapshot_manifest.h"
 #include "strv.h"
 #include "test_hook.h"
@@ -63,14 +65,20 @@ int snapshot_supported(const struct vm_config *cfg)
 	if (cfg->snapshot_memory == SNAPSHOT_MEMORY_SHARED && (cfg->hugepages != HUGEPAGES_OFF || cfg->n_tiers))
 		return log_error("%s: snapshot-memory = shared keeps guest RAM in one plain file: not with hugepages or "
 				 "[memory tier]s", config_at(cfg, cfg->snapshot_memory_line));
-	for (size_t i = 0; i < cfg->n_disks; i++)
-		if (cfg->disks[i].backend != BACKEND_TMPFS &&
-		    (cfg->disks[i].backend != BACKEND_FILE || (!cfg->disks[i].readonly && !cfg->disks[i].ephemeral)))
-			return log_error("%s: [disk %s]: snapshots take tmpfs disks, and file disks that are read-only or "
-					 "ephemeral, only so far (readonly = yes, or ephemeral = yes: each restored run writes "
-					 "to its own copy of the overlay as saved; a tmpfs disk gets its own copy of the image "
-					 "as saved)",
-					 config_at(cfg, cfg->disks[i].readonly_line), cfg->disks[i].name);
+	for (size_t i = 0; i < cfg->n_disks; i++) {
+		const struct disk_config *d = &cfg->disks[i];
+
+		if ((d->backend == BACKEND_FILE || d->backend == BACKEND_LVM || d->backend == BACKEND_RBD) &&
+		    !d->ephemeral && (d->backend != BACKEND_FILE || !d->readonly))
+			return log_error("%s: [disk %s]: a snapshot cannot take a persistent %sdisk: the saved guest "
+					 "remembers the disk as it was at the save (its page cache, its file system's "
+					 "state), and a restore would meet the disk as it is now, changed by whatever wrote "
+					 "to it since; expected ephemeral = yes (each restored run writes to its own copy "
+					 "of the disk as saved)%s",
+					 config_at(cfg, d->ephemeral_line ? d->ephemeral_line : d->line), d->name,
+					 d->backend == BACKEND_FILE ? "writable " : "",
+					 d->backend == BACKEND_FILE ? " or readonly = yes" : "");
+	}
 	return 0;
 }
 
@@ -103,6 +111,14 @@ int snapshot_verify(struct snapshot *s, const struct plan *p, const struct qemu_
 	long long start = monotonic_ms();
 	int r = snapshot_manifest_check(s->dir, p, c, &s->qemu_version);
 
+	/* a frozen RBD image lives on the cluster: it may have been removed there since */
+	for (size_t i = 0; i < p->n_disks && r == 0; i++)
+		if (p->disks[i].cfg->backend == BACKEND_RBD && snapshot_disk_frozen(p->disks[i].cfg)) {
+			char *frozen = snapshot_frozen_path(s->dir, p->disks[i].cfg);
+
+			r = rbd_snapshot_check(frozen, p->disks[i].cfg->name);
+			free(frozen);
+		}
 	if (r == 0)
 		log_info("snapshot %s matches this machine (manifest and state digest checked in %lld ms)", s->dir,
 			 monotonic_ms() - start);
@@ -360,11 +376,13 @@ static int undo_partial(const char *dir, const char *state_dir)
 		DIR *d = opendir(dir);
 		struct dirent *e;
 
-		/* the frozen disks: disk-NAME.qcow2 */
+		/* the frozen disks: disk-NAME.qcow2, disk-NAME.raw, and disk-NAME.rbd naming a frozen RBD image */
 		while (d && (e = readdir(d)))
-			if (!strncmp(e->d_name, "disk-", 5) && strstr(e->d_name, ".qcow2")) {
+			if (!strncmp(e->d_name, "disk-", 5)) {
 				f = xasprintf("%s/%s", dir, e->d_name);
-				unlink(f);
+				/* a frozen RBD image still cloned by restores stays, with the file that names it */
+				if (!strstr(e->d_name, ".rbd") || rbd_snapshot_drop(f) == 0)
+					unlink(f);
 				free(f);
 			}
 		if (d)
@@ -426,52 +444,7 @@ int snapshot_prepare(const struct snapshot *s, const struct plan *p, struct jour
 	return r;
 }
 
-/* Copies FROM to TO (truncated first), sparse where FROM is, and syncs it when asked. */
-static int copy_file(const char *from, const char *to, bool sync)
-{
-	int in = open(from, O_RDONLY | O_CLOEXEC), out = -1, r = 0;
-	off_t at = 0, end, data, hole;
-
-	if (in < 0)
-		return log_errno(errno, "cannot open %s", from);
-	out = open(to, O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC, 0600);
-	if (out < 0) {
-		r = log_errno(errno, "cannot open %s", to);
-		goto out;
-	}
-	end = lseek(in, 0, SEEK_END);
-	/* copy_file_range per data extent: holes stay holes (a qcow2 overlay is mostly unallocated clusters) */
-	while (r == 0 && at < end && (data = lseek(in, at, SEEK_DATA)) >= 0) {
-		hole = lseek(in, data, SEEK_HOLE);
-		for (off_t o = data; r == 0 && o < hole;) {
-			loff_t src = o, dst = o;
-			ssize_t n = copy_file_range(in, &src, out, &dst, (size_t)(hole - o), 0);
-
-			if (n < 0 && (errno == EXDEV || errno == EOPNOTSUPP || errno == ENOSYS)) {
-				/* across filesystems (the state dir on /run, the snapshot elsewhere): through a buffer */
-				static char buf[1 << 16];
-				size_t want = (size_t)(hole - o) < sizeof(buf) ? (size_t)(hole - o) : sizeof(buf);
-
-				n = pread(in, buf, want, o);
-				if (n > 0 && pwrite(out, buf, (size_t)n, o) != n)
-					n = -1;
-			}
-			if (n <= 0)
-				r = log_errno(n < 0 ? errno : EIO, "cannot copy %s to %s", from, to);
-			o += n > 0 ? n : 0;
-		}
-		at = hole;
-	}
-	if (r == 0 && (ftruncate(out, end) < 0 || (sync && fsync(out) < 0)))
-		r = log_errno(errno, "cannot write %s", to);
-out:
-	if (out >= 0)
-		close(out);
-	close(in);
-	return r;
-}
-
-int snapshot_restore_disks(const struct snapshot *s, const struct plan *p)
+int snapshot_restore_disks(const struct snapshot *s, const struct plan *p, struct journal *journal)
 {
 	for (size_t i = 0; i < p->n_disks; i++) {
 		char *frozen;
@@ -480,7 +453,19 @@ int snapshot_restore_disks(const struct snapshot *s, const struct plan *p)
 		if (!snapshot_disk_frozen(p->disks[i].cfg))
 			continue;
 		frozen = snapshot_frozen_path(s->dir, p->disks[i].cfg);
-		r = copy_file(frozen, p->disks[i].target->filename, false);
+		if (p->disks[i].cfg->backend == BACKEND_RBD) {
+			r = rbd_snapshot_clone(p->cfg, p->disks[i].cfg, frozen, journal);
+			free(frozen);
+			if (r < 0)
+				return r;
+			continue;
+		}
+		/* an overlay replaces the run's fresh one; an image fills the run's fresh disk, which was left unfilled
+		 * (storage_prepare skips its source) */
+		r = populate_copy_raw(frozen, p->disks[i].target->filename,
+				      p->disks[i].cfg->backend == BACKEND_FILE ? POPULATE_RAW_CREATE
+				      : p->disks[i].target->zeroed	  ? POPULATE_RAW_ZEROED
+									  : 0);
 		free(frozen);
 		if (r < 0)
 			return r;
@@ -540,7 +525,7 @@ static int save_state(const struct snapshot *s, struct vm_process *vm, const cha
 }
 
 /* qemu quit, so that the RAM file and the overlays hold everything; then each is made durable or copied. */
-static int freeze_files(const struct snapshot *s, const struct plan *p, struct vm_process *vm)
+static int freeze_files(const struct snapshot *s, const struct plan *p, struct vm_process *vm, struct journal *journal)
 {
 	struct pollfd pf = { vm->pidfd, POLLIN, 0 };
 	int r = 0;
@@ -567,7 +552,16 @@ static int freeze_files(const struct snapshot *s, const struct plan *p, struct v
 		if (!snapshot_disk_frozen(p->disks[i].cfg))
 			continue;
 		frozen = snapshot_frozen_path(s->tmp, p->disks[i].cfg);
-		r = copy_file(p->disks[i].target->filename, frozen, true);
+		if (p->disks[i].cfg->backend == BACKEND_RBD) {
+			/* a copy on the cluster, kept once the snapshot is installed under s->dir */
+			char *keep_if = snapshot_frozen_path(s->dir, p->disks[i].cfg);
+
+			r = rbd_snapshot_freeze(p->cfg, p->disks[i].cfg, frozen, keep_if, journal);
+			free(keep_if);
+		} else {
+			/* a RAM disk or LV is a block device: its unwritten blocks read as zeros, which stay holes here */
+			r = populate_copy_raw(p->disks[i].target->filename, frozen, POPULATE_RAW_CREATE);
+		}
 		free(frozen);
 	}
 	return r;
@@ -591,8 +585,10 @@ int snapshot_save(const struct snapshot *s, const struct plan *p, const struct q
 	}
 	if (r == 0) {
 		test_hook_stop_at("snapshot-save"); /* the state complete, no manifest yet: a kill here must leave nothing */
-		r = freeze_files(s, p, vm);
+		r = freeze_files(s, p, vm, journal);
 	}
+	if (r == 0)
+		test_hook_stop_at("snapshot-frozen"); /* the disks' frozen images written too, still no manifest */
 	if (r == 0)
 		r = snapshot_manifest_write(s->tmp, p, c, version ? version : "unknown");
 	if (r == 0)

@@ -61,6 +61,23 @@ static void push_file(struct strv *lines, const char *kind, const char *path)
 	free(id);
 }
 
+/* TEXT with every "KEY=VALUE," (NEEDLE; with a leading comma for image=) as "KEY=@DISK:NAME@," (allocated). */
+static char *replace_all(const char *text, const char *needle, const char *key, const char *name)
+{
+	struct strv out = STRV_INIT;
+	const char *at;
+	char *joined;
+
+	while ((at = strstr(text, needle))) {
+		strv_pushf(&out, "%.*s%s%s=@DISK:%s@,", (int)(at - text), text, needle[0] == ',' ? "," : "", key, name);
+		text = at + strlen(needle);
+	}
+	strv_push(&out, text);
+	joined = strv_join(&out, "");
+	strv_free(&out);
+	return joined;
+}
+
 /* An argument as the manifest keeps it: the run's own parts (its state directory, the VM name qemu shows) replaced
  * by placeholders, so that runs under other names (concurrent ones) restore the same snapshot. */
 static char *generic_arg(const struct plan *p, const char *prev, const char *arg)
@@ -87,6 +104,32 @@ static char *generic_arg(const struct plan *p, const char *prev, const char *arg
 	strv_push(&out, arg);
 	joined = strv_join(&out, "");
 	strv_free(&out);
+	/* a device made per run (/dev/zramN; an LV named for the VM): the same disk under another name, when qemu
+	 * gets it by path rather than as an fd */
+	for (size_t i = 0; i < p->n_disks; i++) {
+		const struct storage_target *t = p->disks[i].target;
+		char *node = xasprintf("node-name=%s,", p->disks[i].node), *file = xasprintf("node-name=%s-file,", p->disks[i].node);
+		char *needle = t->filename ? xasprintf("filename=%s,", t->filename) : NULL, *generic;
+
+		if (t->driver == DRIVER_HOST_DEVICE && needle && (strstr(joined, node) || strstr(joined, file))) {
+			generic = replace_all(joined, needle, "filename", p->disks[i].cfg->name);
+			free(joined);
+			joined = generic;
+		}
+		/* an ephemeral RBD image is named for the VM: vmlaunch-NAME-DISK */
+		for (size_t k = 0; t->driver == DRIVER_RBD && strstr(joined, node) && k + 1 < t->driver_opts.n; k += 2)
+			if (!strcmp(t->driver_opts.v[k], "image")) {
+				char *image = xasprintf(",image=%s,", t->driver_opts.v[k + 1]);
+
+				generic = replace_all(joined, image, "image", p->disks[i].cfg->name);
+				free(joined);
+				joined = generic;
+				free(image);
+			}
+		free(node);
+		free(file);
+		free(needle);
+	}
 	return joined;
 }
 
@@ -113,11 +156,13 @@ static void describe(struct strv *lines, const struct plan *p, const struct qemu
 			continue;
 		frozen = snapshot_frozen_path(dir, p->disks[i].cfg);
 		/* a RAM disk's image is as large as the disk: by identity, as the RAM file below, not by digest */
-		if (p->disks[i].cfg->backend == BACKEND_TMPFS && stat(frozen, &st) == 0)
+		bool digested = p->disks[i].cfg->backend == BACKEND_FILE || p->disks[i].cfg->backend == BACKEND_RBD;
+
+		if (!digested && stat(frozen, &st) == 0)
 			strv_pushf(lines, "disk %s %lld %lld.%09ld %lld.%09ld %llu", p->disks[i].cfg->name,
 				   (long long)st.st_size, (long long)st.st_mtim.tv_sec, st.st_mtim.tv_nsec,
 				   (long long)st.st_ctim.tv_sec, st.st_ctim.tv_nsec, (unsigned long long)st.st_ino);
-		else if (p->disks[i].cfg->backend == BACKEND_TMPFS || digest_path(frozen, hex, &size) < 0)
+		else if (!digested || digest_path(frozen, hex, &size) < 0)
 			strv_pushf(lines, "disk %s missing", p->disks[i].cfg->name);
 		else
 			strv_pushf(lines, "disk %s %llu %s", p->disks[i].cfg->name, size, hex);
@@ -172,12 +217,25 @@ static int digest_file(int fd, char hex[2 * SHA256_DIGEST_SIZE + 1], unsigned lo
  * image (its source may have changed since; the guest's page cache remembers the saved one). */
 bool snapshot_disk_frozen(const struct disk_config *d)
 {
-	return (d->backend == BACKEND_FILE && d->ephemeral && !d->readonly) || d->backend == BACKEND_TMPFS;
+	switch (d->backend) {
+	case BACKEND_FILE:
+		return d->ephemeral && !d->readonly;
+	case BACKEND_TMPFS:
+	case BACKEND_ZRAM:
+	case BACKEND_BRD:
+	case BACKEND_LVM: /* ephemeral only: snapshot_supported refuses a persistent LV */
+		return true;
+	case BACKEND_RBD: /* a copy on the cluster, cloned per run (storage/rbd_snapshot.c) */
+		return d->ephemeral;
+	default:
+		return false;
+	}
 }
 
 char *snapshot_frozen_path(const char *dir, const struct disk_config *d)
 {
-	return xasprintf("%s/disk-%s.%s", dir, d->name, d->backend == BACKEND_TMPFS ? "raw" : "qcow2");
+	return xasprintf("%s/disk-%s.%s", dir, d->name,
+			 d->backend == BACKEND_FILE ? "qcow2" : d->backend == BACKEND_RBD ? "rbd" : "raw");
 }
 
 static int digest_path(const char *path, char hex[2 * SHA256_DIGEST_SIZE + 1], unsigned long long *size)

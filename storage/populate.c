@@ -291,6 +291,7 @@ struct copy {
 	uint64_t next_off;
 	size_t buffer_size;
 	bool direct_failed; /* the target accepted O_DIRECT at open but refused a write */
+	bool skip_zeros;    /* the target reads as zeros: a chunk read as all zeros need not be written */
 	struct progress *p;
 	int err; /* the first error, already logged */
 };
@@ -335,6 +336,27 @@ static int write_fd(struct copy *c, struct slot *s)
 	return s->direct ? c->t->dfd : c->t->fd;
 }
 
+/* A block device has no holes to seek (SEEK_DATA finds it all data): its unwritten blocks read as zeros, and
+ * skipping those keeps a fresh target as sparse as the source really is. */
+static bool all_zeros(const char *buf, size_t len)
+{
+	return len == 0 || (buf[0] == 0 && !memcmp(buf, buf + 1, len - 1));
+}
+
+/* On a target that reads as zeros, the zero blocks at either end of a chunk need not be written either: the write
+ * covers [done, len), both multiples of the target's granule (what O_DIRECT asks of an offset). */
+static void trim_zero_edges(const struct copy *c, struct slot *s)
+{
+	size_t block = c->t->align, start = 0, end = s->len;
+
+	while (start + block <= end && all_zeros(s->buf + start, block))
+		start += block;
+	while (end % block == 0 && end >= start + block && all_zeros(s->buf + end - block, block))
+		end -= block;
+	s->done = start;
+	s->len = end;
+}
+
 /* Called when a read reached its end (or the source's end of file): pads with zeros and turns to writing. */
 static void read_finished(struct slot *s)
 {
@@ -367,8 +389,15 @@ static bool slot_advance(struct copy *c, struct slot *s, int res)
 	}
 	if (!s->writing) {
 		s->done += (size_t)res;
-		if (res == 0 || s->done >= s->rlen) /* 0: the file is shorter than its extents said */
+		if (res == 0 || s->done >= s->rlen) { /* 0: the file is shorter than its extents said */
 			read_finished(s);
+			if (c->skip_zeros && all_zeros(s->buf, s->len)) {
+				c->p->done += s->len;
+				return next_chunk(c, s);
+			}
+			if (c->skip_zeros)
+				trim_zero_edges(c, s);
+		}
 		return true;
 	}
 	s->done += (size_t)res;
@@ -479,6 +508,12 @@ static int copy_sync(struct copy *c, struct slot *s)
 			s->done += (size_t)n;
 		}
 		read_finished(s);
+		if (c->skip_zeros && all_zeros(s->buf, s->len)) {
+			c->p->done += s->len;
+			continue;
+		}
+		if (c->skip_zeros)
+			trim_zero_edges(c, s);
 		while (s->done < s->len) {
 			ssize_t n = pwrite(write_fd(c, s), s->buf + s->done, s->len - s->done, (off_t)(s->off + s->done));
 
@@ -500,13 +535,13 @@ static int copy_sync(struct copy *c, struct slot *s)
 }
 
 static int copy_raw(const struct populate_source *src, struct target *t, int src_fd, struct extents *e,
-		    struct progress *p)
+		    bool skip_zeros, struct progress *p)
 {
 	unsigned depth = populate_tuning.queue_depth ? populate_tuning.queue_depth : 1;
 	size_t buffer_size = align_up(populate_tuning.buffer_size ? populate_tuning.buffer_size : 1 << 20, 4096);
 	struct copy c = {
 		.src_path = src->path, .src_fd = src_fd, .vsize = src->virtual_size, .t = t, .e = e,
-		.buffer_size = buffer_size, .p = p,
+		.buffer_size = buffer_size, .skip_zeros = skip_zeros, .p = p,
 	};
 	bool uring = populate_tuning.engine == POPULATE_ENGINE_URING ||
 		     (populate_tuning.engine == POPULATE_ENGINE_AUTO && !t->tmpfs);
@@ -551,7 +586,7 @@ static int populate_raw(const struct populate_source *src, const struct populate
 	if (!dst->zeroed)
 		r = zero_gaps(t, &e, 0, t->size, p);
 	if (r >= 0)
-		r = copy_raw(src, t, src_fd, &e, p);
+		r = copy_raw(src, t, src_fd, &e, dst->zeroed, p);
 	if (r >= 0)
 		progress_end(p);
 	free(e.v);
@@ -625,4 +660,33 @@ out:
 	target_close(&t);
 	close(src_fd);
 	return r;
+}
+
+int populate_copy_raw(const char *from, const char *to, unsigned flags)
+{
+	struct populate_source src = { .path = (char *)from, .format = (char *)"raw" };
+	struct populate_target dst = { .path = to, .zeroed = flags & (POPULATE_RAW_CREATE | POPULATE_RAW_ZEROED) };
+	struct stat st;
+	int fd = open(from, O_RDONLY | O_CLOEXEC), r = 0;
+
+	if (fd < 0)
+		return log_errno(errno, "cannot open %s", from);
+	if (fstat(fd, &st) < 0)
+		r = log_errno(errno, "cannot stat %s", from);
+	else if (S_ISBLK(st.st_mode) && ioctl(fd, BLKGETSIZE64, &src.virtual_size) < 0)
+		r = log_errno(errno, "cannot read the size of %s", from);
+	else if (!S_ISBLK(st.st_mode))
+		src.virtual_size = (uint64_t)st.st_size;
+	close(fd);
+	if (r < 0)
+		return r;
+	dst.size = src.virtual_size;
+	if (flags & POPULATE_RAW_CREATE) {
+		/* truncated: the copy is exactly the source's length, holes where the source has them or reads zeros */
+		fd = open(to, O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC, 0600);
+		if (fd < 0)
+			return log_errno(errno, "cannot create %s", to);
+		close(fd);
+	}
+	return populate_copy(&src, &dst, &(struct populate_sandbox){ 0 }, false);
 }

@@ -50,6 +50,17 @@ struct populate_sandbox {
 int populate_copy(struct populate_source *src, const struct populate_target *dst, const struct populate_sandbox *sb,
 		  bool progress);
 
+/* A raw copy of FROM (a file or a block device) onto TO, byte for byte, without probing FROM's format (a qcow2
+ * overlay is copied as the file it is): the same sparse-aware copy as populate_copy's raw path, and on a target that
+ * reads as zeros, a block read as all zeros is not written (a block device source has no holes to seek; its unwritten
+ * blocks read as zeros). Flags: */
+enum {
+	POPULATE_RAW_CREATE = 1, /* TO is made anew as a regular file (0600, truncated) of FROM's length */
+	POPULATE_RAW_ZEROED = 2, /* TO exists and reads as zeros (a fresh tmpfs file, zram or brd device): holes and
+				    zero blocks are skipped; without it, what FROM does not cover is zeroed */
+};
+int populate_copy_raw(const char *from, const char *to, unsigned flags);
+
 /* How the raw copy runs. The defaults were chosen with tests/bench/populate_bench (numbers in tests/bench/README.md);
  * the benchmark and the tests change them, nothing else should. */
 enum populate_engine {

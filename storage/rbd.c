@@ -28,9 +28,6 @@
 
 /* The watch of a client that died without closing the image lasts osd_client_watch_timeout (30 s). */
 #define RBD_REMOVE_BUSY_SECONDS 45
-#define RBD_FEATURES \
-	(RBD_FEATURE_LAYERING | RBD_FEATURE_EXCLUSIVE_LOCK | RBD_FEATURE_OBJECT_MAP | RBD_FEATURE_FAST_DIFF | \
-	 RBD_FEATURE_DEEP_FLATTEN)
 
 /* Creates PATH (0600, never through a symlink or over an existing file) holding `len` bytes of `data`. */
 static int write_private_file(const char *path, const char *data, size_t len)
@@ -177,7 +174,7 @@ static int rbd_prepare(const struct storage_context *ctx, const struct disk_conf
 	char *key = NULL, *why = NULL;
 	int r;
 
-	rbd_spec_from_config(cfg, d, &s);
+	rbd_disk_spec(cfg, d, &s);
 	if (t->secret_file) {
 		/* Found again rather than kept since describe: the key lives in vmlaunch's memory only this long. */
 		r = rbd_cluster_configure(&s, &c, &what);
@@ -212,8 +209,10 @@ static int rbd_prepare(const struct storage_context *ctx, const struct disk_conf
 			      st->qemu_conf, s.conf);
 		goto out;
 	}
-	if (!st->create && !d->size) {
-		r = 0; /* an existing image, used as it is: qemu needs nothing more */
+	if ((!st->create && !d->size) || t->filled_elsewhere) {
+		/* an existing image, used as it is: qemu needs nothing more; or a restored snapshot's disk, which
+		 * snapshot.c clones from the frozen image instead (rbd_snapshot_clone) */
+		r = 0;
 		goto out;
 	}
 	r = rbd_cluster_connect(&s, &c, &what);

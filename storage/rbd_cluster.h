@@ -8,6 +8,10 @@
 
 #define RBD_DEFAULT_CONF "/etc/ceph/ceph.conf"
 #define RBD_DEFAULT_USER "admin"
+/* What an image vmlaunch creates, clones or copies has: layering for clones, the rest for fast diffs and flattens */
+#define RBD_FEATURES \
+	(RBD_FEATURE_LAYERING | RBD_FEATURE_EXCLUSIVE_LOCK | RBD_FEATURE_OBJECT_MAP | RBD_FEATURE_FAST_DIFF | \
+	 RBD_FEATURE_DEEP_FLATTEN)
 
 /* Everything needed to reach one image; what the rbd-remove undo carries in its one journal argument. */
 struct rbd_spec {

@@ -27,7 +27,7 @@ static bool valid_rbd_name(const char *s)
 	return *s && !strpbrk(s, "/@") && strlen(s) < 256;
 }
 
-void rbd_spec_from_config(const struct vm_config *cfg, const struct disk_config *d, struct rbd_spec *s)
+void rbd_disk_spec(const struct vm_config *cfg, const struct disk_config *d, struct rbd_spec *s)
 {
 	memset(s, 0, sizeof(*s));
 	s->conf = xstrdup(d->ceph_conf ? d->ceph_conf : RBD_DEFAULT_CONF);
@@ -285,7 +285,9 @@ static int describe_new(const struct storage_context *ctx, const struct disk_con
 	uint64_t parent_bytes = 0;
 	int r;
 
-	if (d->clone_from) {
+	if (t->filled_elsewhere) {
+		/* a snapshot restore clones the snapshot's frozen image instead (rbd_snapshot.c) */
+	} else if (d->clone_from) {
 		r = check_parent(cfg, d, c, &parent_bytes);
 		if (r < 0)
 			return r;
@@ -319,7 +321,7 @@ int rbd_describe(const struct storage_context *ctx, const struct disk_config *d,
 	int r;
 
 	t->priv = xcalloc(1, sizeof(struct rbd_state));
-	rbd_spec_from_config(cfg, d, &s);
+	rbd_disk_spec(cfg, d, &s);
 	name = rbd_image_name(s.pool, s.ns, s.image);
 	describe_target(ctx, d, &s, name, t);
 	r = check_config(cfg, d, &s);

@@ -16,8 +16,10 @@ struct rbd_state {
 
 void rbd_state_free(void *p);
 
-/* The image's spec: the config's values, or the defaults (conf, user, image vmlaunch-VMNAME-DISK). */
-void rbd_spec_from_config(const struct vm_config *cfg, const struct disk_config *d, struct rbd_spec *s);
+/* The spec of a [disk] with backend = rbd: the config's values, or the defaults (conf, user, image
+ * vmlaunch-VMNAME-DISK). */
+void rbd_disk_spec(const struct vm_config *cfg, const struct disk_config *d, struct rbd_spec *s);
+
 
 /* storage_backend.describe: the config's own contradictions refused, then the cluster reached with the key qemu
  * will be handed and the image looked at (its size, other clients, a clone's parent), nothing made. */

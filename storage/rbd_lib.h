@@ -14,7 +14,8 @@
 	X(rbd_open) X(rbd_open_read_only) X(rbd_close) X(rbd_get_size) X(rbd_resize2) X(rbd_create4) X(rbd_clone3)   \
 	X(rbd_remove) X(rbd_snap_set) X(rbd_snap_is_protected) X(rbd_image_options_create)                          \
 	X(rbd_image_options_destroy) X(rbd_image_options_set_uint64) X(rbd_watchers_list)                           \
-	X(rbd_watchers_list_cleanup)
+	X(rbd_watchers_list_cleanup) X(rbd_copy4) X(rbd_snap_create) X(rbd_snap_protect) X(rbd_snap_unprotect)      \
+	X(rbd_snap_remove)
 
 #define RBD_LIB_POINTER(name) __typeof__(name) *name;
 struct rbd_lib {

@@ -29,7 +29,7 @@ int storage_describe(const struct storage_context *ctx, const struct disk_config
 
 	t->backend = backends[d->backend];
 	r = t->backend->describe(ctx, d, t);
-	if (r < 0 || !d->source)
+	if (r < 0 || !d->source || t->filled_elsewhere)
 		return r;
 	if (config_is_url(d->source)) {
 		/* the cached download (storage_download ran first); not there yet only for --dry-run, which never
@@ -87,7 +87,7 @@ int storage_prepare(const struct storage_context *ctx, const struct disk_config 
 	if (r < 0)
 		return r;
 	test_hook_stop_at("disk");
-	if (!t->source || t->keep_contents)
+	if (!t->source || t->keep_contents || t->filled_elsewhere)
 		return 0;
 	dst = (struct populate_target){ .path = t->filename, .size = d->size, .zeroed = t->zeroed };
 	log_info("disk \"%s\": filling %s from %s (%s)", d->name, t->filename, t->source->path, t->source->format);

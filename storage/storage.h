@@ -48,6 +48,8 @@ struct storage_target {
 	bool ram_backed;         /* lives in host RAM: the page cache would only hold a second copy */
 	bool zeroed;             /* a fresh disk that reads as zeros: filling it may skip the source's holes */
 	bool keep_contents;      /* an existing persistent volume: never overwritten from source = */
+	bool filled_elsewhere;   /* set before describe: a snapshot restore makes the disk from its frozen image, so
+				  * source = is neither probed nor copied, and clone-from = not read */
 	struct populate_source *source; /* source = IMAGE, probed before anything is touched */
 	void *priv;              /* the backend's own state from describe to prepare */
 };

@@ -16,9 +16,10 @@ from conftest import GUEST, ROOT, STATE_ROOT, VMLAUNCH
 # a [share]'s virtiofsd started, qemu not yet; "network": a tap on a bridge made, qemu not yet; "tpm": swtpm started
 # (the config has tpm = yes), qemu not yet
 # "snapshot-save": vmlaunch --snapshot with the state written to its temporary directory, no manifest yet;
-# "snapshot-restore": a run restoring a snapshot with qemu started, the state not loaded yet
+# "snapshot-restore": a run restoring a snapshot with qemu started, the state not loaded yet; "snapshot-frozen": a
+# save of a VM with a zram disk, qemu gone, the disk's frozen image written to the temporary directory, no manifest
 PHASES = ["state", "hugepages", "disk", "convert", "share", "network", "tpm", "qemu", "running", "teardown",
-          "snapshot-save", "snapshot-restore"]
+          "snapshot-save", "snapshot-restore", "snapshot-frozen"]
 # "parents": vmlaunch and its guardian at once, not qemu: qemu must die by itself (PR_SET_PDEATHSIG, set again after
 # it changed user, which clears it); "virtiofsd": the share's daemon (both of its processes)
 VICTIMS = ["vmlaunch", "qemu", "guardian", "virtiofsd", "group", "parents", "all"]
@@ -157,11 +158,12 @@ def write_config(directory, name, source, hugepages, user=None, tpm=False, featu
     return conf
 
 
-def write_snapshot_config(directory, name):
-    """A VM a snapshot can hold (no writable disks), its snapshot in `directory`/snap."""
+def write_snapshot_config(directory, name, ram_disk=False):
+    """A VM a snapshot can hold (no writable disks; a zram disk if asked), its snapshot in `directory`/snap."""
     conf = Path(directory) / f"{name}.conf"
     conf.write_text(f"[vm]\nname = {name}\nmemory = 256M\nsnapshot = {Path(directory) / 'snap'}\n" +
-                    GUEST.replace("@BUILD@", str(ROOT / "build")))
+                    GUEST.replace("@BUILD@", str(ROOT / "build")) +
+                    ("[disk scratch]\nbackend = zram\nsize = 16M\n" if ram_disk else ""))
     return conf
 
 
@@ -169,9 +171,9 @@ def snapshot_leftovers(directory):
     """A save's temporary or replaced directory, or a snapshot without both of its files."""
     left = [f"snapshot scrap {p}" for p in Path(directory).glob("snap.*")]
     snap = Path(directory) / "snap"
-    # stream: manifest and state; shared (the default): its RAM file too
-    if snap.exists() and sorted(p.name for p in snap.iterdir()) not in (["manifest", "state"],
-                                                                       ["manifest", "ram", "state"]):
+    # stream: manifest and state; shared (the default): its RAM file too; a zram disk's frozen image
+    if snap.exists() and sorted(p.name for p in snap.iterdir() if p.name != "disk-scratch.raw") not in (
+            ["manifest", "state"], ["manifest", "ram", "state"]):
         left.append(f"incomplete snapshot {snap}: {sorted(p.name for p in snap.iterdir())}")
     return left
 
@@ -213,7 +215,7 @@ def _run_case(directory, name, phase, victim, timeout, user, features, relaunch,
     zram_before, hugepages_before = zram_devices(), hugepages_total()
     snapshot = phase.startswith("snapshot-")
     if snapshot:
-        conf = write_snapshot_config(directory, name)
+        conf = write_snapshot_config(directory, name, ram_disk=phase == "snapshot-frozen")
         if phase == "snapshot-restore":
             r = subprocess.run([VMLAUNCH, "--snapshot", str(conf)], stdin=subprocess.DEVNULL, capture_output=True,
                                text=True, timeout=180)
@@ -223,7 +225,7 @@ def _run_case(directory, name, phase, victim, timeout, user, features, relaunch,
         conf = write_config(directory, name, source, hugepages=phase == "hugepages", user=user, tpm=phase == "tpm",
                             features=features)
     command = ["true"] if phase == "teardown" else ["sh", "-c", "sleep 3"]
-    args = ["--snapshot", str(conf)] if phase == "snapshot-save" else [str(conf), "--", *command]
+    args = ["--snapshot", str(conf)] if phase in ("snapshot-save", "snapshot-frozen") else [str(conf), "--", *command]
     env = dict(os.environ, VMLAUNCH_STOP_AT="helper-qemu-img-convert" if phase == "convert" else phase)
     inside = ["ip", "netns", "exec", netns] if netns else []  # `ip netns exec` execs vmlaunch: p.pid is vmlaunch
     p = subprocess.Popen([*inside, VMLAUNCH, *args], env=env, stdin=subprocess.DEVNULL,

@@ -58,6 +58,8 @@ SAMPLE_SNAPSHOT = [
     ("snapshot-save", "qemu"),  # the state was already complete: the save may finish, but only whole
     ("snapshot-restore", "vmlaunch"),
     ("snapshot-restore", "all"),
+    ("snapshot-frozen", "vmlaunch"),  # a zram disk's frozen image in the temporary directory: removed with it
+    ("snapshot-frozen", "all"),
 ]
 
 
@@ -67,6 +69,8 @@ def test_kill_leaves_no_half_snapshot(tmp_path, phase, victim):
     assert not left, f"after {what}: {left}"
     if phase == "snapshot-restore":
         assert sorted(p.name for p in (tmp_path / "snap").iterdir()) == ["manifest", "ram", "state"]
+    if phase == "snapshot-frozen":
+        assert not (tmp_path / "snap").exists()  # a killed save left no snapshot: the relaunch booted
 
 
 @pytest.mark.parametrize("phase,victim", SAMPLE)

@@ -3,13 +3,17 @@
 Two saves per module (a boot costs seconds): the default (guest RAM in a file mapped copy-on-write), which the
 restore tests use and the last test spoils, and one with snapshot-memory = stream, whose copies the refusal tests
 spoil (a copy of a shared snapshot's RAM file is refused for its new identity, before what they test)."""
+import os
 import shutil
+import subprocess
 import time
+from pathlib import Path
 
 import pytest
 
 from conftest import GUEST, ROOT, STATE_ROOT, vmlaunch
 from test_guest import debian_conf, debian_image, firmware_conf  # noqa: F401 (a fixture)
+from test_rbd import ceph  # noqa: F401 (a fixture: the throwaway Ceph cluster)
 
 NAME = "snap-t"
 
@@ -188,10 +192,25 @@ def test_ephemeral_disk_each_restored_run_writes_its_own_copy(config, tmp_path):
     assert "frozen image differs" in refused(conf)
 
 
-def test_tmpfs_disk_restores_as_saved_and_each_run_writes_its_own_copy(config, tmp_path):
-    """A tmpfs RAM disk (the CI runner's scratch disk): its image as saved is frozen in the snapshot and copied onto
-    each run's fresh tmpfs, so a run reads what the guest saw at the save even after the source changed, and never
-    another run's writes."""
+def zram_ids():
+    return {p.name for p in Path("/sys/block").glob("zram*")}
+
+
+def brd_absent():
+    """Why brd cannot be tested here, or None (vmlaunch loads brd itself, and refuses one someone else loaded)."""
+    if Path("/sys/module/brd").exists():
+        return "brd is already loaded by someone else; vmlaunch refuses to use it"
+    modules = Path(f"/lib/modules/{os.uname().release}")
+    if not (modules.exists() and any(modules.rglob("brd.ko*"))):
+        return "this kernel has no brd module (/sys/module/brd absent, none in /lib/modules): not tested here"
+    return None
+
+
+def frozen_image_restores_as_saved(config, tmp_path, disk):
+    """A disk whose whole image a snapshot keeps (`disk`: its [disk scratch] lines besides size and source): frozen
+    at the save (sparse: a block device's unwritten blocks stay holes) and copied onto each run's fresh disk, which
+    is not filled from its source first; a run reads what the guest saw at the save even after the source changed,
+    and never another run's writes."""
     source = tmp_path / "source.raw"
     with open(source, "wb") as f:
         f.truncate(8 << 20)
@@ -199,19 +218,111 @@ def test_tmpfs_disk_restores_as_saved_and_each_run_writes_its_own_copy(config, t
         f.write(b"saved-pattern")
     snapshot = tmp_path / "snap"
     conf = config(f"[vm]\nname = {NAME}\nsnapshot = {snapshot}\n" + GUEST +
-                  f"[disk scratch]\nbackend = tmpfs\nsize = 16M\nsource = {source}\n")
+                  f"[disk scratch]\n{disk}size = 16M\nsource = {source}\n")
+    devices = zram_ids()
     r = vmlaunch("--snapshot", conf, timeout=300)
     assert r.returncode == 0, r.stderr
-    assert (snapshot / "disk-scratch.raw").stat().st_size == 16 << 20
+    frozen = snapshot / "disk-scratch.raw"
+    assert frozen.stat().st_size == 16 << 20
+    # sparse: the guest wrote nothing, and the source holds 13 bytes: a few blocks, not the disk's 16 MiB
+    assert frozen.stat().st_blocks * 512 <= 64 << 10, frozen.stat().st_blocks
     with open(source, "r+b") as f:  # what a boot would now see, and a restore must not
         f.seek(2 << 20)
         f.write(b"newer-pattern")
+        # where the frozen image has a hole: a fill from the source before the frozen image's copy would show here
+        f.seek(3 << 20)
+        f.write(b"late-pattern")
+    r = vmlaunch("-v", conf, "--", "sh", "-c", "dd if=/dev/vda bs=1 skip=3145728 count=12 2>/dev/null | od -An -c")
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.split() == ["\\0"] * 12, r.stdout
+    assert "filling" not in r.stderr
+    source.unlink()  # not even read: a restore needs only the snapshot
     each_run_writes_its_own_copy(conf, "saved-pattern")
-    frozen = snapshot / "disk-scratch.raw"
+    assert zram_ids() == devices  # every run's device removed
     with open(frozen, "r+b") as f:
         f.seek(2 << 20)
         f.write(b"X")
     assert "frozen image differs" in refused(conf)
+
+
+@pytest.mark.parametrize("backend", ["tmpfs", "zram", "brd"])
+def test_ram_disk_restores_as_saved_and_each_run_writes_its_own_copy(config, tmp_path, backend):
+    """A RAM disk (the CI runner's scratch disk): tmpfs, zram, brd where the kernel has it."""
+    if backend == "brd" and brd_absent():
+        print(brd_absent())
+        pytest.skip(brd_absent())
+    frozen_image_restores_as_saved(config, tmp_path, f"backend = {backend}\n")
+
+
+def lvm_absent():
+    """Why LVM cannot be tested here (the kernel's device-mapper must answer), or None."""
+    r = subprocess.run(["sh", "-c", "command -v lvcreate && dmsetup version"], capture_output=True, text=True)
+    return None if r.returncode == 0 else ("no device-mapper in this kernel (/dev/mapper/control) or no lvm2: "
+                                           "an LVM disk in a snapshot cannot be tested here")
+
+
+def test_ephemeral_lv_restores_as_saved_and_each_run_writes_its_own_copy(config, tmp_path):
+    """An ephemeral LV on a loop-device PV: frozen at the save, a fresh LV per restored run filled from the frozen
+    image (not from its source), removed at exit."""
+    if lvm_absent():
+        print(lvm_absent())
+        pytest.skip(lvm_absent())
+    img = tmp_path / "pv.img"
+    img.write_bytes(b"")
+    os.truncate(img, 256 << 20)
+    loop = subprocess.run(["losetup", "--find", "--show", str(img)], capture_output=True, text=True,
+                          check=True).stdout.strip()
+    vg = f"vmlsnap{os.getpid()}"
+    try:
+        subprocess.run(["vgcreate", "-s", "4M", vg, loop], check=True, capture_output=True)
+        frozen_image_restores_as_saved(config, tmp_path, f"backend = lvm\nvg = {vg}\nephemeral = yes\n")
+        lvs = subprocess.run(["lvs", "--noheadings", vg], capture_output=True, text=True).stdout
+        assert lvs.strip() == "", lvs  # the save's and every run's LV removed
+    finally:
+        subprocess.run(["vgremove", "-f", vg], capture_output=True)
+        subprocess.run(["losetup", "-d", loop])
+
+
+def test_ephemeral_rbd_disk_restores_a_frozen_copy_cloned_per_run(config, tmp_path, ceph):  # noqa: F811
+    """An ephemeral RBD disk (clone-from =) on the real throwaway cluster: the save copies the run's image to a frozen
+    image with a protected snapshot (named in disk-NAME.rbd); each restored run gets its own clone of it, removed at
+    exit; the parent the config names is not needed any more; a rebuild replaces the frozen image; one gone from the
+    cluster is refused (exit 2)."""
+    ceph.create("snapbase", 16 << 20)
+    ceph.with_image("snapbase", lambda img: img.write(b"saved-pattern", 2 << 20))
+    ceph.with_image("snapbase", lambda img: (img.create_snap("s"), img.protect_snap("s")))
+    snapshot = tmp_path / "snap"
+    conf = config(f"[vm]\nname = {NAME}\nsnapshot = {snapshot}\n" + GUEST +
+                  f"[disk d]\nbackend = rbd\npool = rbd\nconf = {ceph.conf}\nuser = vmlaunch\n"
+                  "clone-from = rbd/snapbase@s\nephemeral = yes\n")
+    frozen = set()
+
+    def save_frozen():
+        r = vmlaunch("--snapshot", conf, timeout=300)
+        assert r.returncode == 0, r.stderr
+        now = {i for i in ceph.images() if i.startswith("vmlaunch-frozen-")}
+        frozen.update(now)
+        assert len(now) == 1, now  # a rebuild's removed the one before
+        image = now.pop()
+        assert f"image={image}\n" in (snapshot / "disk-d.rbd").read_text()
+        assert ceph.with_image(image, lambda img: img.is_protected_snap("frozen"))
+        assert ceph.images() == {"snapbase", image}  # the save's own clone removed
+        return image
+
+    try:
+        first = save_frozen()
+        image = save_frozen()
+        assert image != first
+        # the restores stand on the frozen copy alone: the config's parent may go
+        ceph.remove("snapbase")
+        each_run_writes_its_own_copy(conf, "saved-pattern")
+        assert ceph.images() == {image}  # every run's clone removed
+        ceph.remove(image)
+        err = refused(conf)
+        assert "is gone from the cluster" in err and image in err
+    finally:
+        for leftover in frozen | {"snapbase"}:
+            ceph.remove(leftover)
 
 
 def test_images_userland_restored_with_its_root_mounted(config, tmp_path, debian_image):  # noqa: F811
@@ -264,8 +375,22 @@ def test_snapshot_refuses_a_writable_disk(config, tmp_path):
                   f"[disk data]\nbackend = file\npath = {image}\n")
     r = vmlaunch("--snapshot", conf)
     assert r.returncode == 2, r.stderr
-    assert "read-only or ephemeral, only so far" in r.stderr
+    assert "cannot take a persistent writable disk" in r.stderr
+    assert "a restore would meet the disk as it is now" in r.stderr and "readonly = yes" in r.stderr
     assert not (tmp_path / "s").exists()
+    # a persistent LV likewise, refused before LVM is asked anything (no device-mapper needed)
+    conf = config(f"[vm]\nname = {NAME}\nsnapshot = {tmp_path}/s\n" + GUEST +
+                  "[disk data]\nbackend = lvm\nvg = vg0\nlv = data\n", name="lvm.conf")
+    r = vmlaunch("--snapshot", conf)
+    assert r.returncode == 2 and "cannot take a persistent disk" in r.stderr, r.stderr
+    assert "expected ephemeral = yes" in r.stderr
+    # and a persistent RBD image, refused before any cluster is asked
+    conf = config(f"[vm]\nname = {NAME}\nsnapshot = {tmp_path}/s\n" + GUEST +
+                  "[disk data]\nbackend = rbd\npool = rbd\nimage = data\nconf = /nonexistent/ceph.conf\n",
+                  name="rbd.conf")
+    r = vmlaunch("--snapshot", conf)
+    assert r.returncode == 2 and "cannot take a persistent disk" in r.stderr, r.stderr
+    assert not (tmp_path / "s").exists() and not (STATE_ROOT / NAME).exists()
 
 
 def test_streamed_snapshot_restores_with_ram_in_the_stream(streamed):

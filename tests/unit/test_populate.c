@@ -707,6 +707,62 @@ static void test_loop_device_without_write_zeroes(void **state)
 	free(sysfs);
 }
 
+/* populate_copy_raw from a block device (a loop device over the sparse image stands in for zram at a snapshot's
+ * save): SEEK_DATA finds the device all data, yet the copy stays sparse (zero blocks are not written) and is the
+ * device's length; then back onto a fresh file that reads as zeros. A qcow2 file is copied as the bytes it is. */
+static void check_copy_raw_from_a_block_device(struct fixture *f)
+{
+	char *out = NULL, *back = path_in_dir("back.raw");
+	struct stat st;
+
+	if (access("/dev/loop-control", W_OK) < 0 ||
+	    command_run((char *[]){ "losetup", "--find", "--show", "--read-only", raw_image, NULL }, &out, NULL) != 0) {
+		free(out);
+		free(back);
+		print_message("skipping: no loop device could be attached here\n");
+		skip();
+	}
+	out[strcspn(out, "\n")] = '\0';
+	f->loop_device = out;
+	assert_int_equal(populate_copy_raw(f->loop_device, f->target, POPULATE_RAW_CREATE), 0);
+	assert_int_equal(stat(f->target, &st), 0);
+	assert_int_equal((uint64_t)st.st_size, SOURCE_SIZE);
+	assert_same_contents(raw_image, f->target, SOURCE_SIZE);
+	/* as sparse as the image: only the 4 KiB blocks that hold data are written (not their whole 1 MiB chunks) */
+	assert_true(allocated_bytes(f->target) <= allocated_bytes(raw_image));
+	print_message("from %s: %" PRIu64 " KiB allocated of %" PRIu64 " MiB\n", f->loop_device,
+		      allocated_bytes(f->target) >> 10, SOURCE_SIZE / MIB);
+	make_file(back, SOURCE_SIZE, 0);
+	assert_int_equal(populate_copy_raw(f->target, back, POPULATE_RAW_ZEROED), 0);
+	assert_same_contents(raw_image, back, SOURCE_SIZE);
+	assert_true(allocated_bytes(back) <= allocated_bytes(f->target));
+	/* no probe: a qcow2 overlay is copied byte for byte, truncated to its length over a longer old file */
+	make_file(back, SOURCE_SIZE, 0xaa);
+	assert_int_equal(populate_copy_raw(qcow2_image, back, POPULATE_RAW_CREATE), 0);
+	assert_int_equal(stat(qcow2_image, &st), 0);
+	assert_same_contents(qcow2_image, back, (uint64_t)st.st_size);
+	{
+		struct stat bst;
+
+		assert_int_equal(stat(back, &bst), 0);
+		assert_int_equal(bst.st_size, st.st_size);
+	}
+	unlink(back);
+	free(back);
+}
+
+static void test_copy_raw_from_a_block_device_stays_sparse(void **state)
+{
+	check_copy_raw_from_a_block_device(*state);
+}
+
+/* The same through io_uring, whose slots write the trimmed chunks. */
+static void test_copy_raw_from_a_block_device_io_uring(void **state)
+{
+	populate_tuning.engine = POPULATE_ENGINE_URING;
+	check_copy_raw_from_a_block_device(*state);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -726,6 +782,10 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_disk_full_while_populating, fixture_setup, fixture_teardown),
 		cmocka_unit_test_setup_teardown(test_loop_device_with_write_zeroes, fixture_setup, fixture_teardown),
 		cmocka_unit_test_setup_teardown(test_loop_device_without_write_zeroes, fixture_setup, fixture_teardown),
+		cmocka_unit_test_setup_teardown(test_copy_raw_from_a_block_device_stays_sparse, fixture_setup,
+						fixture_teardown),
+		cmocka_unit_test_setup_teardown(test_copy_raw_from_a_block_device_io_uring, fixture_setup,
+						fixture_teardown),
 	};
 
 	return cmocka_run_group_tests(tests, group_setup, group_teardown);

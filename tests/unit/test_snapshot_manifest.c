@@ -6,6 +6,7 @@
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -141,12 +142,74 @@ static void test_manifest_without_its_end_is_incomplete(void **state)
 	free(dir);
 }
 
+/* A machine with a zram disk and an ephemeral RBD disk, as qemu_argv gives them when qemu opens them itself (qemu as
+ * root): the device and the image are each run's own (/dev/zramN; vmlaunch-NAME-DISK). */
+struct disks {
+	struct disk_config disk[2];
+	struct storage_target target[2];
+	struct disk_plan plan[2];
+};
+
+static void with_disks(struct machine *m, struct disks *d, const char *zram, const char *image)
+{
+	memset(d, 0, sizeof(*d));
+	d->disk[0] = (struct disk_config){ .name = "scratch", .backend = BACKEND_ZRAM };
+	d->disk[1] = (struct disk_config){ .name = "d", .backend = BACKEND_RBD, .ephemeral = true };
+	d->target[0] = (struct storage_target){ .driver = DRIVER_HOST_DEVICE, .filename = (char *)zram };
+	d->target[1].driver = DRIVER_RBD;
+	strv_push_many(&d->target[1].driver_opts, "pool", "rbd", "image", image, NULL);
+	for (int i = 0; i < 2; i++) {
+		d->plan[i].cfg = &d->disk[i];
+		d->plan[i].target = &d->target[i];
+		snprintf(d->plan[i].node, sizeof(d->plan[i].node), "disk-%s", d->disk[i].name);
+	}
+	m->cfg.disks = d->disk;
+	m->cfg.n_disks = 2;
+	m->plan.disks = d->plan;
+	m->plan.n_disks = 2;
+	strv_push(&m->c.argv, "-blockdev");
+	strv_pushf(&m->c.argv, "driver=host_device,node-name=disk-scratch,filename=%s,cache.direct=on", zram);
+	strv_push(&m->c.argv, "-blockdev");
+	strv_pushf(&m->c.argv, "driver=rbd,node-name=disk-d,pool=rbd,image=%s,cache.direct=on", image);
+}
+
+static void test_a_run_s_own_device_and_image_match(void **state)
+{
+	char *dir = test_dir(), *snap;
+	struct machine saved, other;
+	struct disks ds, dother;
+	(void)state;
+
+	machine(&saved, dir, "ci", "512M");
+	with_disks(&saved, &ds, "/dev/zram3", "vmlaunch-ci-d");
+	snap = saved_snapshot(dir, &saved);
+	/* checked before the disks are made: zram's number is not known yet */
+	machine(&other, dir, "ci-7", "512M");
+	with_disks(&other, &dother, "/dev/zram?", "vmlaunch-ci-7-d");
+	assert_int_equal(check(snap, &other), 0);
+	strv_free(&dother.target[1].driver_opts);
+	machine_free(&other);
+	/* another image the config names is another disk */
+	machine(&other, dir, "ci", "512M");
+	with_disks(&other, &dother, "/dev/zram?", "vmlaunch-ci-d");
+	free(other.c.argv.v[other.c.argv.n - 1]);
+	other.c.argv.v[other.c.argv.n - 1] = xstrdup("driver=rbd,node-name=disk-d,pool=rbd,image=other,cache.direct=on");
+	assert_int_equal(check(snap, &other), -EINVAL);
+	strv_free(&dother.target[1].driver_opts);
+	machine_free(&other);
+	strv_free(&ds.target[1].driver_opts);
+	machine_free(&saved);
+	free(snap);
+	free(dir);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_same_machine_under_another_name_matches),
 		cmocka_unit_test(test_changed_state_kernel_or_manifest_is_refused),
 		cmocka_unit_test(test_manifest_without_its_end_is_incomplete),
+		cmocka_unit_test(test_a_run_s_own_device_and_image_match),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
