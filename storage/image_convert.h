@@ -5,7 +5,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
-#include "populate.h"
+#include "populate_types.h"
 
 /* What qemu-img convert needs to know about the target beyond populate_target. */
 struct convert_target {

@@ -6,12 +6,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-struct populate_source {
-	char *path;
-	char *format;          /* "raw", "qcow2", ... as qemu-img names it */
-	uint64_t virtual_size; /* bytes the guest sees; 0 until qemu-img info for formats other than raw and qcow2 */
-	bool allow_external;   /* source-backing = allow: qemu-img (as qemu's user) may open the files it names */
-};
+#include "populate_types.h"
 
 /* Read-only, and no parser runs: a raw image's size is its file's; a qcow2's virtual size and whether it names another
  * file (a backing file, an external data file) are read from its header; other formats are learned by qemu-img info,
@@ -20,24 +15,6 @@ struct populate_source {
  * refused unless allow_external. Returns 0 or negative errno after logging. */
 int populate_probe(const char *path, const char *format, bool allow_external, struct populate_source *out);
 void populate_source_free(struct populate_source *s);
-
-struct populate_target {
-	const char *path; /* a regular file (e.g. on tmpfs) or a block device (zram, brd, LVM LV) */
-	uint64_t size;    /* the disk's size */
-	bool zeroed;      /* freshly created and reads as zeros (tmpfs file, new zram/brd): holes can be skipped.
-	                     false (e.g. a new LV that may hold an old volume's data): holes and the tail beyond the
-	                     source are zeroed, so no other volume's data stays visible to the guest */
-};
-
-struct journal;
-struct privileges;
-/* Where filling from a non-raw image runs its helpers (image_convert.c): qemu-nbd's sockets in `dir` (root's: the
- * state dir), every helper's kill and file recorded in `journal`, qemu-img as `as` (qemu's user; NULL: vmlaunch's). */
-struct populate_sandbox {
-	const char *dir;
-	struct journal *journal;
-	const struct privileges *as;
-};
 
 /* Copies source -> target. Refuses (clear error, nothing written) when the source's virtual size exceeds the target,
  * when the target is neither a regular file nor a block device, or when it is the source itself. A block device is
