@@ -35,6 +35,8 @@ void snapshot_plan(const struct snapshot *s, struct plan *p);
 int snapshot_prepare(const struct snapshot *s, const struct plan *p, struct journal *journal);
 /* Restore: every ephemeral file disk's fresh overlay becomes a copy of its frozen one. 0 or -errno. */
 int snapshot_restore_disks(const struct snapshot *s, const struct plan *p);
+/* Restore: a UEFI guest's fresh variable store becomes a copy of the one saved. 0 or -errno. */
+int snapshot_restore_varstore(const struct snapshot *s, const struct plan *p);
 /* Restore: checks the manifest against the machine `c` would start and the state's digest (-EINVAL: exit 2). */
 int snapshot_verify(struct snapshot *s, const struct plan *p, const struct qemu_cmdline *c);
 /* Restore: qemu waits for the saved state (-incoming defer), which snapshot_load hands it on an inherited fd. */
