@@ -281,7 +281,7 @@ def test_firmware_booted_image_restores_through_its_agent(config, tmp_path, debi
         assert r.returncode == 3, r.stderr
         out, mark, clock = r.stdout.splitlines()
         assert (out, mark) == (f"out {who}", "unseen")
-        assert started - 1 <= int(clock) <= time.time() + 1  # guest-set-time before the command
+        assert started - 1 <= int(clock) <= time.time() + 1  # date -s through the agent before the command
         assert f"snapshot {tmp_path}/snap loaded" in r.stderr
         assert "asking the guest to power off" not in r.stderr
         assert time.monotonic() - t0 < 60  # never the power button's 60 s shutdown-timeout
