@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -66,7 +67,12 @@ static void send_json(struct agent *a, struct json_object *msg, bool delimited)
 	const char *s = json_object_to_json_string_ext(msg, JSON_C_TO_STRING_PLAIN);
 	char *line = xasprintf("%s%s\n", delimited ? "\xff" : "", s);
 
-	if (fd_write_all(a->fd, line, strlen(line)) < 0 && a->state != AGENT_SYNC)
+	/* A sync never blocks: until the guest's agent opens its port qemu reads nothing from the socket, which fills
+	 * after a few minutes of syncs; a blocked vmlaunch would stop relaying the console, and qemu's serial output
+	 * would then stall the guest. The syncs already queued do as well (a torn one is cut off by the next 0xFF). */
+	if (delimited)
+		(void)!send(a->fd, line, strlen(line), MSG_DONTWAIT | MSG_NOSIGNAL);
+	else if (fd_write_all(a->fd, line, strlen(line)) < 0)
 		a->state = AGENT_FAILED, a->failure = xstrdup("the guest agent's port closed");
 	free(line);
 	json_object_put(msg);

@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/signalfd.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -275,7 +276,10 @@ static int wait_agent(const struct plan *p, struct vm_process *vm, int sigfd)
 			return log_error("no qemu-guest-agent answered in %u s: nothing to snapshot (agent-timeout)",
 					 p->cfg->agent_timeout);
 		if (now >= next) {
-			if (fd_write_all(vm->agent_fd, sync, strlen(sync)) < 0)
+			/* never blocking: qemu reads nothing from the port until the guest's agent opens it, and a vmlaunch
+			 * stuck here would stop relaying the console, whose backlog then stalls the guest (agent.c) */
+			if (send(vm->agent_fd, sync, strlen(sync), MSG_DONTWAIT | MSG_NOSIGNAL) < 0 && errno != EAGAIN &&
+			    errno != EWOULDBLOCK)
 				return log_errno(errno, "cannot write to qemu-guest-agent's port");
 			next = now + 1000;
 		}
