@@ -1128,6 +1128,12 @@ static void entropy_from_host(const char *hex) {
                 close(fd);
 }
 
+/* Every restored sibling would otherwise share the saved hostname: each run's is its [vm] name. */
+static void hostname_from_host(const char *name) {
+        if (sethostname(name, strlen(name)) < 0)
+                console_error("cannot set the hostname to \"%s\": %m", name);
+}
+
 /* GUEST_FWCFG_WAIT: the VM was booted to be saved; say "ready" on the status port and wait (in the saved state,
  * then in every restored copy) for the command as guest_protocol.h describes, then read it from RECEIVED_DIR. */
 static int command_receive(int status_fd) {
@@ -1192,6 +1198,8 @@ static int command_receive(int status_fd) {
                         clock_from_host(b.data + at + 5);
                 else if (!strncmp(b.data + at, "seed ", 5))
                         entropy_from_host(b.data + at + 5);
+                else if (!strncmp(b.data + at, "hostname ", 9))
+                        hostname_from_host(b.data + at + 9);
                 else if (!strcmp(b.data + at, "run"))
                         run = true;
                 else

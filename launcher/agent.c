@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -17,6 +18,8 @@
 
 #define AGENT_SYNC_EVERY_MS 1000
 #define AGENT_STATUS_EVERY_MS 200
+/* a restored guest's agent is already up, and its command's time is what a warm start is for: ask more often */
+#define AGENT_RESTORED_EVERY_MS 50
 #define AGENT_BUF_MAX (64u << 20) /* guest-exec output is at most 16 MiB per stream, base64 */
 
 long agent_base64_decode(const char *in, char *out)
@@ -64,7 +67,12 @@ static void send_json(struct agent *a, struct json_object *msg, bool delimited)
 	const char *s = json_object_to_json_string_ext(msg, JSON_C_TO_STRING_PLAIN);
 	char *line = xasprintf("%s%s\n", delimited ? "\xff" : "", s);
 
-	if (fd_write_all(a->fd, line, strlen(line)) < 0 && a->state != AGENT_SYNC)
+	/* A sync never blocks: until the guest's agent opens its port qemu reads nothing from the socket, which fills
+	 * after a few minutes of syncs; a blocked vmlaunch would stop relaying the console, and qemu's serial output
+	 * would then stall the guest. The syncs already queued do as well (a torn one is cut off by the next 0xFF). */
+	if (delimited)
+		(void)!send(a->fd, line, strlen(line), MSG_DONTWAIT | MSG_NOSIGNAL);
+	else if (fd_write_all(a->fd, line, strlen(line)) < 0)
 		a->state = AGENT_FAILED, a->failure = xstrdup("the guest agent's port closed");
 	free(line);
 	json_object_put(msg);
@@ -89,6 +97,11 @@ static struct json_object *strings(const struct strv *v, size_t from)
 	return arr;
 }
 
+static long long status_every(const struct agent *a)
+{
+	return a->set_clock ? AGENT_RESTORED_EVERY_MS : AGENT_STATUS_EVERY_MS;
+}
+
 static void send_due(struct agent *a)
 {
 	struct json_object *args = json_object_new_object();
@@ -97,17 +110,30 @@ static void send_due(struct agent *a)
 	case AGENT_SYNC:
 		json_object_object_add(args, "id", json_object_new_int64(++a->sync_id));
 		send_json(a, command("guest-sync-delimited", args), true);
-		a->next_ms = monotonic_ms() + AGENT_SYNC_EVERY_MS;
+		a->next_ms = monotonic_ms() + (a->set_clock ? AGENT_RESTORED_EVERY_MS * 4 : AGENT_SYNC_EVERY_MS);
 		break;
 	case AGENT_CLOCK: {
+		/* `date -s`, not guest-set-time: qemu-guest-agent's guest-set-time also waits for `hwclock -w`, which
+		 * syncs the RTC to a second boundary (qga/commands-posix.c): seconds per restore under TCG here */
 		struct timespec now;
+		struct strv date = STRV_INIT;
 
 		clock_gettime(CLOCK_REALTIME, &now);
-		json_object_object_add(args, "time", json_object_new_int64((int64_t)now.tv_sec * 1000000000 + now.tv_nsec));
-		send_json(a, command("guest-set-time", args), false);
+		strv_push_many(&date, "-u", "-s", NULL);
+		strv_pushf(&date, "@%lld.%09ld", (long long)now.tv_sec, now.tv_nsec);
+		json_object_object_add(args, "path", json_object_new_string("date"));
+		json_object_object_add(args, "arg", strings(&date, 0));
+		json_object_object_add(args, "capture-output", json_object_new_boolean(1));
+		strv_free(&date);
+		send_json(a, command("guest-exec", args), false);
 		a->next_ms = -1; /* until it answers */
 		break;
 	}
+	case AGENT_CLOCK_WAIT:
+		json_object_object_add(args, "pid", json_object_new_int64(a->clock_pid));
+		send_json(a, command("guest-exec-status", args), false);
+		a->next_ms = -1;
+		break;
 	case AGENT_EXEC:
 		if (a->input_pending) {
 			a->next_ms = -1; /* agent_set_input sends it */
@@ -167,8 +193,8 @@ static void handle(struct agent *a, struct json_object *msg)
 		}
 		if (a->state == AGENT_SYNC)
 			return; /* an answer to a half request from before we connected */
-		if (a->state == AGENT_CLOCK) { /* a guest that keeps its clock to itself still runs the command */
-			log_warn("the restored guest's clock stays as saved: qemu-guest-agent's guest-set-time: %s", d);
+		if (a->state == AGENT_CLOCK || a->state == AGENT_CLOCK_WAIT) { /* the command runs all the same */
+			log_warn("the restored guest's clock stays as saved: qemu-guest-agent's guest-exec of date -s: %s", d);
 			a->state = AGENT_EXEC;
 			a->next_ms = 0;
 			return;
@@ -188,6 +214,19 @@ static void handle(struct agent *a, struct json_object *msg)
 		}
 		break;
 	case AGENT_CLOCK:
+		if (json_object_object_get_ex(ret, "pid", &v)) {
+			a->clock_pid = json_object_get_int64(v);
+			a->state = AGENT_CLOCK_WAIT;
+			a->next_ms = monotonic_ms() + AGENT_RESTORED_EVERY_MS;
+		}
+		break;
+	case AGENT_CLOCK_WAIT:
+		if (!json_object_object_get_ex(ret, "exited", &v) || !json_object_get_boolean(v)) {
+			a->next_ms = monotonic_ms() + AGENT_RESTORED_EVERY_MS;
+			break;
+		}
+		if (!json_object_object_get_ex(ret, "exitcode", &v) || json_object_get_int(v) != 0)
+			log_warn("the restored guest's clock stays as saved: date -s failed in the guest");
 		a->state = AGENT_EXEC;
 		a->next_ms = 0;
 		break;
@@ -195,12 +234,12 @@ static void handle(struct agent *a, struct json_object *msg)
 		if (json_object_object_get_ex(ret, "pid", &v)) {
 			a->pid = json_object_get_int64(v);
 			a->state = AGENT_STATUS;
-			a->next_ms = monotonic_ms() + AGENT_STATUS_EVERY_MS;
+			a->next_ms = monotonic_ms() + status_every(a);
 		}
 		break;
 	case AGENT_STATUS:
 		if (!json_object_object_get_ex(ret, "exited", &v) || !json_object_get_boolean(v)) {
-			a->next_ms = monotonic_ms() + AGENT_STATUS_EVERY_MS;
+			a->next_ms = monotonic_ms() + status_every(a);
 			break;
 		}
 		if (json_object_object_get_ex(ret, "exitcode", &v))
@@ -295,7 +334,8 @@ void agent_tick(struct agent *a, bool readable)
 		a->failure = xasprintf("no qemu-guest-agent answered in %u s ([vm] agent-timeout)", a->timeout_s);
 		return;
 	}
-	if ((a->state == AGENT_SYNC || a->state == AGENT_CLOCK || a->state == AGENT_EXEC || a->state == AGENT_STATUS) &&
+	if ((a->state == AGENT_SYNC || a->state == AGENT_CLOCK || a->state == AGENT_CLOCK_WAIT || a->state == AGENT_EXEC ||
+	     a->state == AGENT_STATUS) &&
 	    a->next_ms >= 0 &&
 	    monotonic_ms() >= a->next_ms)
 		send_due(a);

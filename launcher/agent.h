@@ -12,7 +12,7 @@
  * sent in one JSON request, which qemu-guest-agent's parser caps at 64 MiB. */
 #define AGENT_INPUT_MAX (16u << 20)
 
-enum agent_state { AGENT_SYNC, AGENT_CLOCK, AGENT_EXEC, AGENT_STATUS, AGENT_DONE, AGENT_FAILED };
+enum agent_state { AGENT_SYNC, AGENT_CLOCK, AGENT_CLOCK_WAIT, AGENT_EXEC, AGENT_STATUS, AGENT_DONE, AGENT_FAILED };
 
 struct agent {
 	int fd; /* the org.qemu.guest_agent.0 port's socket */
@@ -26,7 +26,8 @@ struct agent {
 	unsigned timeout_s;
 	struct strv argv, env;
 	bool input_pending;        /* guest-exec waits for agent_set_input */
-	bool set_clock;            /* a restored snapshot: guest-set-time to the host's now before the command */
+	bool set_clock;            /* a restored snapshot: the clock set to the host's now before the command */
+	long long clock_pid;       /* AGENT_CLOCK_WAIT: the guest's pid of `date -s` */
 	char *input;               /* the command's stdin, base64, or NULL for none (/dev/null in the guest) */
 	int exit_code;             /* AGENT_DONE: the command's status (128+N for a signal) */
 	char *out, *err;           /* AGENT_DONE: its captured output, decoded */

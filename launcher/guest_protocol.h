@@ -38,7 +38,9 @@
  *    "file NAME BYTES\n" + BYTES bytes, for NAME argv, then env, user and tty when they exist, each with the
  *       content the fw_cfg file of that name would have had;
  *    "seed HEX\n": 16 to 64 random bytes the guest adds to its entropy pool with RNDADDENTROPY, then reseeds the
- *       kernel's generator from it (RNDRESEEDCRNG), so restored siblings' random numbers differ;
+ *       kernel's generator from it (RNDRESEEDCRNG), so restored siblings' random numbers differ (the vmgenid
+ *       device has already made the kernel reseed where it has the driver: this also covers kernels without it);
+ *    "hostname NAME\n": the run's [vm] name, which the guest sets (sethostname): siblings do not share the saved one;
  *    "time SECONDS NANOSECONDS\n": the host's CLOCK_REALTIME, which the guest sets (its own is the saved one);
  *    "run\n": the command runs as in command mode, and everything after (eof=, winsize=, ok) is as there.
  * Without the fw_cfg file the guest runs its demo (initramfs/init), or boots the root image's init (below).

@@ -206,6 +206,8 @@ static int start_qemu(struct launch_run *l)
 	if (snap->save || snap->restore)
 		r = snap->save ? snapshot_prepare(snap, l->plan, &l->journal)
 			       : snapshot_restore_disks(snap, l->plan, &l->journal);
+	if (r == 0 && snap->restore)
+		r = snapshot_restore_varstore(snap, l->plan);
 	if (r < 0)
 		return r;
 	qemu_argv_build(l->plan, &l->cmdline);

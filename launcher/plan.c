@@ -333,6 +333,10 @@ static void plan_firmware(const struct vm_config *cfg, const struct host_facts *
 		p->uefi_vars = cfg->nvram ? xstrdup(cfg->nvram) : state_file(p->state_dir, "uefi-vars.fd");
 		p->firmware_why = xasprintf("UEFI: %s (%s); variables in %s%s", host->ovmf.description, host->ovmf.code,
 					    p->uefi_vars, cfg->nvram ? ", kept across runs" : ", a fresh copy per run");
+	} else if (cfg->kernel && p->snapshot) {
+		p->firmware_why = xstrdup("SeaBIOS, not qboot: the snapshot's vmgenid device needs firmware that tells qemu "
+					  "where the generation ID lives (the ACPI table loader's WRITE_POINTER, which qboot "
+					  "lacks); a restore runs no firmware, so only the save pays for it");
 	} else if (cfg->kernel) {
 		p->firmware_why = xstrdup("qboot, which loads the kernel and nothing else; SeaBIOS would also clear the "
 					  "terminal and turn its autowrap off through the serial console");

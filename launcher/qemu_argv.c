@@ -228,7 +228,7 @@ static void push_machine(struct qemu_cmdline *c, const struct plan *p)
 			strv_push_many(a, "-global", "driver=cfi.pflash01,property=secure,value=on", NULL);
 		free(code);
 		free(vars);
-	} else if (cfg->kernel) {
+	} else if (cfg->kernel && !p->snapshot) {
 		/* qboot: a minimal firmware that loads the kernel and nothing else; SeaBIOS would also clear the terminal
 		 * and turn its autowrap off through the serial console */
 		strv_push_many(a, "-bios", "qboot.rom", NULL);
@@ -545,6 +545,17 @@ static void push_guest_files(struct qemu_cmdline *c, const struct plan *p)
 }
 
 /* -- COMMAND in a firmware-booted guest: qemu-guest-agent's port, on a socket vmlaunch holds. */
+/* guid=auto: a new ID at each qemu start; an incoming migration's post_load writes it into the guest and raises the
+ * ACPI notify (hw/acpi/vmgenid.c), so the restored kernel reseeds its RNG at once (Linux 5.18+: drivers/virt/vmgenid.c) */
+static void push_generation_id(struct qemu_cmdline *c)
+{
+	group_begin(c, "a VM generation ID (vmgenid, guid=auto), new at every restore: the guest kernel's vmgenid driver "
+		       "reseeds its random generator the moment the restored VM runs (Linux 5.18 and later), firmware-booted "
+		       "guests included, so restored siblings never share their random streams");
+	strv_push_many(&c->argv, "-device", "vmgenid,guid=auto", NULL);
+	group_end(c);
+}
+
 static void push_agent_channel(struct qemu_cmdline *c)
 {
 	struct strv *a = &c->argv;
@@ -605,6 +616,8 @@ void qemu_argv_build(const struct plan *p, struct qemu_cmdline *c)
 		push_net(c, &p->nets[i]);
 	if (p->tpm.wanted)
 		push_tpm(c, p);
+	if (p->snapshot)
+		push_generation_id(c);
 	if (p->agent_mode)
 		push_agent_channel(c);
 	else if (p->command_mode)

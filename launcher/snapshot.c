@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/signalfd.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -53,15 +54,23 @@ bool snapshot_exists(const char *dir)
 
 int snapshot_supported(const struct vm_config *cfg)
 {
-	if (!cfg->kernel && cfg->firmware != FIRMWARE_BIOS)
-		return log_error("%s: a firmware-booted guest can be snapshotted with [boot] firmware = bios only so far "
-				 "(UEFI's variable store would need freezing too), or use the bundled guest ([boot] kernel =)",
-				 cfg->file);
+	if (!cfg->kernel && cfg->firmware != FIRMWARE_BIOS && cfg->nvram)
+		return log_error("%s: [boot] nvram: a snapshot gives every restored run the UEFI variable store as saved "
+				 "(qemu writes the saved flash back to the file when a restored VM runs), so a store kept "
+				 "across runs would be overwritten by each: leave nvram unset",
+				 config_at(cfg, cfg->nvram_line));
+	/* qemu 7.2 declares vhost-user-fs unmigratable (hw/virtio/vhost-user-fs.c); later ones can carry virtiofsd's
+	 * state in the stream (a vhost-user-fs-backend subsection), when virtiofsd has a migration mode */
 	if (cfg->n_shares)
-		return log_error("%s: [share %s]: a VM with virtiofs shares cannot be snapshotted (virtiofsd's state "
-				 "does not migrate)", cfg->file, cfg->shares[0].name);
+		return log_error("%s: [share %s]: a VM with virtiofs shares cannot be snapshotted: qemu's vhost-user-fs "
+				 "device blocks migration (unmigratable in qemu 7.2), and the guest's open files "
+				 "live in virtiofsd, whose state a save does not hold", cfg->file, cfg->shares[0].name);
+	/* qemu's tpm-emulator does migrate (swtpm's state blobs ride in the stream); what is missing is a restore's
+	 * swtpm started empty to receive them */
 	if (cfg->tpm)
-		return log_error("%s: [boot] tpm: a VM with a TPM cannot be snapshotted yet", cfg->file);
+		return log_error("%s: [boot] tpm: a VM with a TPM cannot be snapshotted yet: qemu would carry swtpm's "
+				 "state in the snapshot, but vmlaunch does not yet give each restored run a fresh swtpm to "
+				 "load it into", cfg->file);
 	if (cfg->snapshot_memory == SNAPSHOT_MEMORY_SHARED && (cfg->hugepages != HUGEPAGES_OFF || cfg->n_tiers))
 		return log_error("%s: snapshot-memory = shared keeps guest RAM in one plain file: not with hugepages or "
 				 "[memory tier]s", config_at(cfg, cfg->snapshot_memory_line));
@@ -283,7 +292,10 @@ static int wait_agent(const struct plan *p, struct vm_process *vm, int sigfd)
 			return log_error("no qemu-guest-agent answered in %u s: nothing to snapshot (agent-timeout)",
 					 p->cfg->agent_timeout);
 		if (now >= next) {
-			if (fd_write_all(vm->agent_fd, sync, strlen(sync)) < 0)
+			/* never blocking: qemu reads nothing from the port until the guest's agent opens it, and a vmlaunch
+			 * stuck here would stop relaying the console, whose backlog then stalls the guest (agent.c) */
+			if (send(vm->agent_fd, sync, strlen(sync), MSG_DONTWAIT | MSG_NOSIGNAL) < 0 && errno != EAGAIN &&
+			    errno != EWOULDBLOCK)
 				return log_errno(errno, "cannot write to qemu-guest-agent's port");
 			next = now + 1000;
 		}
@@ -370,6 +382,9 @@ static int undo_partial(const char *dir, const char *state_dir)
 	unlink(f);
 	free(f);
 	f = xasprintf("%s/ram", dir);
+	unlink(f);
+	free(f);
+	f = xasprintf("%s/" SNAPSHOT_UEFI_VARS, dir);
 	unlink(f);
 	free(f);
 	{
@@ -473,6 +488,21 @@ int snapshot_restore_disks(const struct snapshot *s, const struct plan *p, struc
 	return 0;
 }
 
+/* The UEFI variable store as saved, over the fresh copy this run made (firmware_vars_prepare): the file then agrees
+ * with the flash content in the state, which qemu writes back to it once the restored VM runs. */
+int snapshot_restore_varstore(const struct snapshot *s, const struct plan *p)
+{
+	char *frozen;
+	int r;
+
+	if (!p->uefi)
+		return 0;
+	frozen = xasprintf("%s/" SNAPSHOT_UEFI_VARS, s->dir);
+	r = populate_copy_raw(frozen, p->uefi_vars, POPULATE_RAW_CREATE);
+	free(frozen);
+	return r;
+}
+
 /* tmp → dir, replacing an older snapshot there; each name journaled first, so a kill leaves neither behind. */
 static int install(const char *tmp, const char *dir, struct journal *journal)
 {
@@ -567,6 +597,20 @@ static int freeze_files(const struct snapshot *s, const struct plan *p, struct v
 	return r;
 }
 
+/* After qemu quit: the store holds every variable the firmware and the guest wrote before the save. */
+static int freeze_varstore(const struct snapshot *s, const struct plan *p)
+{
+	char *frozen;
+	int r;
+
+	if (!p->uefi)
+		return 0;
+	frozen = xasprintf("%s/" SNAPSHOT_UEFI_VARS, s->tmp);
+	r = populate_copy_raw(p->uefi_vars, frozen, POPULATE_RAW_CREATE);
+	free(frozen);
+	return r;
+}
+
 int snapshot_save(const struct snapshot *s, const struct plan *p, const struct qemu_cmdline *c, struct vm_process *vm,
 		  int sigfd, struct journal *journal)
 {
@@ -587,6 +631,8 @@ int snapshot_save(const struct snapshot *s, const struct plan *p, const struct q
 		test_hook_stop_at("snapshot-save"); /* the state complete, no manifest yet: a kill here must leave nothing */
 		r = freeze_files(s, p, vm, journal);
 	}
+	if (r == 0)
+		r = freeze_varstore(s, p);
 	if (r == 0)
 		test_hook_stop_at("snapshot-frozen"); /* the disks' frozen images written too, still no manifest */
 	if (r == 0)

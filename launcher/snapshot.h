@@ -36,6 +36,8 @@ int snapshot_prepare(const struct snapshot *s, const struct plan *p, struct jour
 /* Restore: every ephemeral file disk's fresh overlay becomes a copy of its frozen one, every RAM disk or LV is filled
  * from its frozen image, every ephemeral RBD disk is made as a clone of its frozen image (journaled). 0 or -errno. */
 int snapshot_restore_disks(const struct snapshot *s, const struct plan *p, struct journal *journal);
+/* Restore: a UEFI guest's fresh variable store becomes a copy of the one saved. 0 or -errno. */
+int snapshot_restore_varstore(const struct snapshot *s, const struct plan *p);
 /* Restore: checks the manifest against the machine `c` would start and the state's digest (-EINVAL: exit 2). */
 int snapshot_verify(struct snapshot *s, const struct plan *p, const struct qemu_cmdline *c);
 /* Restore: qemu waits for the saved state (-incoming defer), which snapshot_load hands it on an inherited fd. */

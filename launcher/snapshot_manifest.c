@@ -145,6 +145,17 @@ static void describe(struct strv *lines, const struct plan *p, const struct qemu
 	push_file(lines, "file", cfg->kernel);
 	push_file(lines, "file", cfg->initrd);
 	push_file(lines, "file", p->modules_image);
+	if (p->uefi) {
+		char hex[2 * SHA256_DIGEST_SIZE + 1], *vars = xasprintf("%s/" SNAPSHOT_UEFI_VARS, dir);
+		unsigned long long size;
+
+		push_file(lines, "file", p->uefi->code);
+		if (digest_path(vars, hex, &size) < 0)
+			strv_push(lines, "uefi-vars missing");
+		else
+			strv_pushf(lines, "uefi-vars %llu %s", size, hex);
+		free(vars);
+	}
 	for (size_t i = 0; i < cfg->n_disks; i++)
 		push_file(lines, "file", cfg->disks[i].path);
 	for (size_t i = 0; i < p->n_disks; i++) {
@@ -340,6 +351,9 @@ static int mismatch(const char *dir, const char *saved, const char *now)
 	} else if (!strncmp(now, "disk ", 5)) {
 		log_error("snapshot %s: a disk's frozen image differs from the one saved (%s there, %s now) (%s)", dir, saved,
 			  now, rebuild);
+	} else if (!strncmp(now, "uefi-vars ", 10)) {
+		log_error("snapshot %s: its UEFI variable store (%s) differs from the one saved (%s there, %s now) (%s)", dir,
+			  SNAPSHOT_UEFI_VARS, saved, now, rebuild);
 	} else if (!strncmp(now, "ram ", 4)) {
 		log_error("snapshot %s: its RAM file was changed or replaced since it was saved (%s there, %s now: size, "
 			  "mtime, ctime, inode) (%s)", dir, saved, now, rebuild);

@@ -9,6 +9,9 @@
 
 #define SNAPSHOT_MANIFEST "manifest"
 #define SNAPSHOT_STATE "state" /* qemu's migration stream */
+/* A UEFI guest's variable store as it was at the save: each restore writes to its own copy at the path the command
+ * line names (qemu also writes the saved flash back there when the restored VM runs: hw/block/pflash_cfi01.c) */
+#define SNAPSHOT_UEFI_VARS "uefi-vars.fd"
 
 /* Writes DIR/manifest for the machine `c` (qemu_version from its QMP greeting; the state file DIR/state complete
  * and synced), fsynced. 0 or -errno (logged). */

@@ -37,3 +37,10 @@ void test_hook_stop_helper(char *const argv[])
 	if (!strcmp(want, phase))
 		raise(SIGSTOP);
 }
+
+bool test_hook_withhold(const char *what)
+{
+	const char *want = getenv("VMLAUNCH_TEST_WITHHOLD");
+
+	return want && !strcmp(want, what);
+}

@@ -517,6 +517,14 @@ def lean_section():
     return ["## 2b. Lean start: before and after (farm-bench)", "", B.read(p).strip(), ""]
 
 
+def snapshot_profile_section():
+    """Section 7b: where a restore's time goes, hand-measured (strace, farm-bench; results/snapshot-profile.md)."""
+    p = os.path.join(B.RESULTS_DIR, "snapshot-profile.md")
+    if not os.path.exists(p):
+        return []
+    return ["## 7b. Warm start: where a restore's time goes (strace, paired runs)", "", B.read(p).strip(), ""]
+
+
 def populate_section():
     L = ["## 3. Disk population (`make bench-populate`)", ""]
     p = os.path.join(B.RESULTS_DIR, "populate.md")
@@ -628,6 +636,7 @@ def main():
                     "net.md", "`make bench-net`")
     L += md_section("## 7. Warm start: boot against restore from a snapshot (`make bench-snapshot`)", "snapshot.md",
                     "`make bench-snapshot`")
+    L += snapshot_profile_section()
     with open(OUT + ".tmp", "w") as f:
         f.write("\n".join(L).rstrip() + "\n")
     os.replace(OUT + ".tmp", OUT)

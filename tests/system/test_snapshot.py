@@ -86,6 +86,32 @@ def test_restore_under_another_name_uses_the_same_snapshot(saved, config):
     assert (r.returncode, r.stdout) == (0, "bar baz\nnobody\nfrom stdin\n"), r.stderr
 
 
+def test_restored_kernel_reseeds_from_a_new_generation_id(saved):
+    """The vmgenid device: each restore gets a new generation ID, and the guest kernel's driver reseeds its random
+    generator the moment the VM runs. The host's seed is withheld here (VMLAUNCH_TEST_WITHHOLD=seed), so nothing
+    else makes the restored generators differ: without the device both runs read the same bytes (its saved state)."""
+    conf = saved[1]
+    probe = ("cat /sys/firmware/acpi/interrupts/gpe05; readlink /sys/bus/acpi/devices/QEMUVGID:00/driver || echo none; "
+             "head -c 16 /dev/urandom | od -An -tx1")
+    env = dict(os.environ, VMLAUNCH_TEST_WITHHOLD="seed")
+    outputs = []
+    for _ in range(2):
+        r = vmlaunch(conf, "--", "sh", "-c", probe, env=env)
+        assert r.returncode == 0, r.stderr
+        gpe, driver, random = r.stdout.splitlines()
+        # the ACPI notify (GPE 5, hw/acpi/vmgenid.c) came once, at the restore, to the kernel's vmgenid driver
+        assert int(gpe.split()[0]) >= 1 and driver.endswith("/drivers/vmgenid"), r.stdout
+        outputs.append(random)
+    assert outputs[0] != outputs[1]
+
+
+def test_each_restored_run_has_its_own_hostname(saved, config):
+    """The saved guest's hostname would be every sibling's: each restore sets its [vm] name."""
+    for name in ("snap-t-one", "snap-t-two"):
+        r = vmlaunch(snap_conf(config, saved[0], name=name, file=f"{name}.conf"), "--", "hostname")
+        assert (r.returncode, r.stdout) == (0, f"{name}\n"), r.stderr
+
+
 @pytest.fixture
 def copy(streamed, tmp_path):
     """A copy of the streamed snapshot that a test may spoil."""
@@ -140,13 +166,20 @@ def test_incomplete_snapshot_is_refused(copy, config):
 
 
 def test_snapshot_refuses_what_it_cannot_hold(config, tmp_path):
-    """Refused before anything is made: a UEFI guest, and a -- COMMAND given to --snapshot."""
+    """Refused before anything is made: a UEFI guest whose variable store is kept across runs, and a -- COMMAND given
+    to --snapshot."""
     image = tmp_path / "d.img"
     image.write_bytes(b"\0" * (1 << 20))
-    conf = config(f"[vm]\nname = {NAME}\nsnapshot = {tmp_path}/s\n[boot]\nfirmware = uefi\n"
+    conf = config(f"[vm]\nname = {NAME}\nsnapshot = {tmp_path}/s\n[boot]\nfirmware = uefi\nnvram = {tmp_path}/v.fd\n"
                   f"[disk d]\nbackend = file\npath = {image}\nreadonly = yes\n")
     r = vmlaunch("--snapshot", conf)
-    assert r.returncode == 2 and "firmware = bios only" in r.stderr, r.stderr
+    assert r.returncode == 2 and "would be overwritten by each" in r.stderr, r.stderr
+    # a share and a TPM, each with the reason
+    for extra, reason in ((f"[share data]\npath = {tmp_path}\n", "vhost-user-fs device blocks migration"),
+                          ("tpm = yes\n", "fresh swtpm to load it into")):  # GUEST ends in [boot]
+        conf = config(f"[vm]\nname = {NAME}\nsnapshot = {tmp_path}/s\n" + GUEST + extra, name="x.conf")
+        r = vmlaunch("--snapshot", conf)
+        assert r.returncode == 2 and reason in r.stderr, r.stderr
     conf = config(f"[vm]\nname = {NAME}\nsnapshot = {tmp_path}/s\n" + GUEST, name="k.conf")
     r = vmlaunch("--snapshot", conf, "--", "true")
     assert r.returncode == 2 and "expected no -- COMMAND" in r.stderr, r.stderr
@@ -358,13 +391,43 @@ def test_firmware_booted_image_restores_through_its_agent(config, tmp_path, debi
         assert r.returncode == 3, r.stderr
         out, mark, clock = r.stdout.splitlines()
         assert (out, mark) == (f"out {who}", "unseen")
-        assert started - 1 <= int(clock) <= time.time() + 1  # guest-set-time before the command
+        assert started - 1 <= int(clock) <= time.time() + 1  # date -s through the agent before the command
         assert f"snapshot {tmp_path}/snap loaded" in r.stderr
         assert "asking the guest to power off" not in r.stderr
         assert time.monotonic() - t0 < 60  # never the power button's 60 s shutdown-timeout
-    uefi = config(conf.read_text().replace("firmware = bios", "firmware = uefi"), name="uefi.conf")
-    r = vmlaunch("--snapshot", uefi)
-    assert r.returncode == 2 and "firmware = bios only" in r.stderr, r.stderr
+    assert not (STATE_ROOT / NAME).exists()
+
+
+def test_uefi_guest_restores_with_its_variable_store_as_saved(config, tmp_path, debian_image):  # noqa: F811
+    """The Debian image booted by OVMF: its variable store is frozen in the snapshot (by digest in the manifest) and
+    each restored run writes to its own copy of it, so a variable one run sets is not there in the next. The restored
+    kernel also met the vmgenid device: a Debian kernel has the driver (CONFIG_VMGENID=y)."""
+    snapshot = tmp_path / "snap"
+    conf = firmware_conf(config, NAME, debian_image)
+    conf.write_text(conf.read_text().replace("memory = 1G\n", f"memory = 1G\nsnapshot = {snapshot}\n", 1))
+    r = vmlaunch("--snapshot", conf, timeout=900)
+    assert r.returncode == 0, r.stderr
+    assert (snapshot / "uefi-vars.fd").stat().st_size > 0
+    assert any(line.startswith("uefi-vars ") for line in (snapshot / "manifest").read_text().splitlines())
+    var = "/sys/firmware/efi/efivars/VmlaunchTest-6f0b7c1e-2d4a-4e43-9a3b-5c1d2e3f4a5b"
+    probe = (f"test -d /sys/firmware/efi && echo uefi; test -e {var} && echo seen || echo unseen; "
+             f"printf '\\007\\000\\000\\000x' >{var}; test -e {var} && echo set; "
+             "readlink /sys/bus/acpi/devices/QEMUVGID:00/driver || echo none; cat /sys/firmware/acpi/interrupts/gpe05")
+    for _ in range(2):
+        r = vmlaunch(conf, "--", "sh", "-c", probe, timeout=300)
+        assert r.returncode == 0, r.stderr
+        firmware, seen, written, driver, gpe = r.stdout.splitlines()
+        assert (firmware, seen, written) == ("uefi", "unseen", "set")
+        assert driver.endswith("/drivers/vmgenid") and int(gpe.split()[0]) >= 1, r.stdout
+    vars_fd = snapshot / "uefi-vars.fd"
+    data = bytearray(vars_fd.read_bytes())
+    data[len(data) // 2] ^= 0x01
+    vars_fd.write_bytes(bytes(data))
+    assert "UEFI variable store" in refused(conf)
+    # a store kept across runs would be overwritten by every restore: refused before anything is made
+    kept = config(conf.read_text() + f"[boot]\nnvram = {tmp_path}/vars.fd\n", name="kept.conf")
+    r = vmlaunch("--snapshot", kept)
+    assert r.returncode == 2 and "[boot] nvram: a snapshot gives every restored run" in r.stderr, r.stderr
     assert not (STATE_ROOT / NAME).exists()
 
 
