@@ -7,7 +7,7 @@ single runs, a pair run minutes apart says more than two full runs an hour apart
         [--b build/vmlaunch] [--b-initrd build/bench/initramfs-fio.cpio] [--seconds 10] [--rounds 3] [--only ID,ID]
 
 Each build boots the bench guest built from its own tree (the guest's protocol is the launcher's), on the same
-kernel (build/vmlinux). Writes tests/bench/results/io-paired.json and io-paired.md (report.py puts the latter in
+kernel (build/vmlinux). Writes tests/bench/results/io-paired.json and io-paired.md, or the --json name (report.py puts every io-paired*.md in
 results.md). Environment as for guest_io.py (BENCH_DISK_MB, BENCH_DISK_DIR; RBD only with CEPH_DIR).
 """
 import argparse
