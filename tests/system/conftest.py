@@ -142,3 +142,10 @@ kernel = @BUILD@/vmlinux
 initrd = @BUILD@/initramfs.cpio.gz
 append = quiet cryptomgr.notests
 """
+
+
+@pytest.fixture(scope="session")
+def ceph():
+    """The throwaway Ceph cluster (ceph_cluster.py), started once per session for every module that asks for it."""
+    import ceph_cluster  # noqa: PLC0415 (rados is imported only by sessions that need a cluster)
+    yield from ceph_cluster.cluster()

@@ -21,84 +21,9 @@ from conftest import GUEST, QMP, ROOT, STATE_ROOT, read_until, start, vmlaunch
 import rados
 import rbd
 
-CEPH = ROOT / "tests" / "ceph"
 PATTERN = b"vmlaunch-pattern"
 PATTERN_LEN = len(PATTERN) << 12  # 64 KiB
 FEATURES = {"layering", "exclusive-lock", "object-map", "fast-diff", "deep-flatten"}
-
-
-class Cluster:
-    def __init__(self, path):
-        self.dir = path
-        self.conf = path / "ceph.conf"
-        self.keyring = path / "ceph.client.vmlaunch.keyring"
-        self.key = re.search(r"key = (\S+)", self.keyring.read_text()).group(1)
-
-    def connect(self):
-        """An admin connection and the ioctx of pool rbd; the caller shuts it down."""
-        c = rados.Rados(conffile=str(self.conf), rados_id="admin")
-        c.connect(timeout=30)
-        return c, c.open_ioctx("rbd")
-
-    def images(self):
-        c, io = self.connect()
-        try:
-            return set(rbd.RBD().list(io))
-        finally:
-            io.close()
-            c.shutdown()
-
-    def with_image(self, name, fn):
-        c, io = self.connect()
-        try:
-            with rbd.Image(io, name) as img:
-                return fn(img)
-        finally:
-            io.close()
-            c.shutdown()
-
-    def create(self, name, size, data=b""):
-        c, io = self.connect()
-        try:
-            rbd.RBD().create(io, name, size, old_format=False, features=rbd.RBD_FEATURE_LAYERING)
-            if data:
-                with rbd.Image(io, name) as img:
-                    img.write(data, 0)
-        finally:
-            io.close()
-            c.shutdown()
-
-    def remove(self, name):
-        """Removes an image the test made, with its snapshots (unprotecting them)."""
-        c, io = self.connect()
-        try:
-            try:
-                with rbd.Image(io, name) as img:
-                    for s in list(img.list_snaps()):
-                        if img.is_protected_snap(s["name"]):
-                            img.unprotect_snap(s["name"])
-                        img.remove_snap(s["name"])
-            except rbd.ImageNotFound:
-                return
-            rbd.RBD().remove(io, name)
-        finally:
-            io.close()
-            c.shutdown()
-
-
-@pytest.fixture(scope="session")
-def ceph():
-    r = subprocess.run(["bash", str(CEPH / "install.sh")], capture_output=True, text=True, timeout=900)
-    assert r.returncode == 0, f"tests/ceph/install.sh failed:\n{r.stdout}{r.stderr}"
-    # short: the daemons' admin sockets live here, and a unix socket path holds 107 bytes
-    path = Path(tempfile.mkdtemp(prefix="vc-", dir="/tmp"))
-    try:
-        r = subprocess.run(["bash", str(CEPH / "start.sh"), str(path)], capture_output=True, text=True, timeout=300)
-        assert r.returncode == 0, f"tests/ceph/start.sh failed:\n{r.stdout}{r.stderr}"
-        yield Cluster(path)
-    finally:
-        subprocess.run(["bash", str(CEPH / "stop.sh"), str(path)], capture_output=True, timeout=120)
-        shutil.rmtree(path, ignore_errors=True)
 
 
 def rbd_config(config, ceph, vm, disk, name="t.conf"):

@@ -13,7 +13,6 @@ import pytest
 
 from conftest import GUEST, ROOT, STATE_ROOT, vmlaunch
 from test_guest import debian_conf, debian_image, firmware_conf  # noqa: F401 (a fixture)
-from test_rbd import ceph  # noqa: F401 (a fixture: the throwaway Ceph cluster)
 
 NAME = "snap-t"
 
