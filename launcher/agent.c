@@ -114,14 +114,19 @@ static void send_due(struct agent *a)
 		break;
 	case AGENT_CLOCK: {
 		/* `date -s`, not guest-set-time: qemu-guest-agent's guest-set-time also waits for `hwclock -w`, which
-		 * syncs the RTC to a second boundary (qga/commands-posix.c): seconds per restore under TCG here */
+		 * syncs the RTC to a second boundary (qga/commands-posix.c): seconds per restore under TCG here. Then
+		 * the run's own hostname, which the saved guest would otherwise share with every sibling. */
 		struct timespec now;
 		struct strv date = STRV_INIT;
 
-		clock_gettime(CLOCK_REALTIME, &now);
-		strv_push_many(&date, "-u", "-s", NULL);
-		strv_pushf(&date, "@%lld.%09ld", (long long)now.tv_sec, now.tv_nsec);
-		json_object_object_add(args, "path", json_object_new_string("date"));
+		if (a->fixup == 0) {
+			clock_gettime(CLOCK_REALTIME, &now);
+			strv_push_many(&date, "-u", "-s", NULL);
+			strv_pushf(&date, "@%lld.%09ld", (long long)now.tv_sec, now.tv_nsec);
+		} else {
+			strv_push(&date, a->hostname);
+		}
+		json_object_object_add(args, "path", json_object_new_string(a->fixup == 0 ? "date" : "hostname"));
 		json_object_object_add(args, "arg", strings(&date, 0));
 		json_object_object_add(args, "capture-output", json_object_new_boolean(1));
 		strv_free(&date);
@@ -174,6 +179,14 @@ static bool decode_into(struct json_object *ret, const char *key, char **data, s
 	return n >= 0;
 }
 
+/* A restored guest's next fix-up (date -s, then hostname when there is one), or the command. */
+static void next_fixup(struct agent *a)
+{
+	a->fixup++;
+	a->state = a->fixup == 1 && a->hostname ? AGENT_CLOCK : AGENT_EXEC;
+	a->next_ms = 0;
+}
+
 /* One answer. Anything not for the current step (a late sync answer) is ignored. */
 static void handle(struct agent *a, struct json_object *msg)
 {
@@ -194,9 +207,9 @@ static void handle(struct agent *a, struct json_object *msg)
 		if (a->state == AGENT_SYNC)
 			return; /* an answer to a half request from before we connected */
 		if (a->state == AGENT_CLOCK || a->state == AGENT_CLOCK_WAIT) { /* the command runs all the same */
-			log_warn("the restored guest's clock stays as saved: qemu-guest-agent's guest-exec of date -s: %s", d);
-			a->state = AGENT_EXEC;
-			a->next_ms = 0;
+			log_warn("the restored guest's %s stays as saved: qemu-guest-agent's guest-exec of %s: %s",
+				 a->fixup == 0 ? "clock" : "hostname", a->fixup == 0 ? "date -s" : "hostname", d);
+			next_fixup(a);
 			return;
 		}
 		a->state = AGENT_FAILED;
@@ -226,9 +239,9 @@ static void handle(struct agent *a, struct json_object *msg)
 			break;
 		}
 		if (!json_object_object_get_ex(ret, "exitcode", &v) || json_object_get_int(v) != 0)
-			log_warn("the restored guest's clock stays as saved: date -s failed in the guest");
-		a->state = AGENT_EXEC;
-		a->next_ms = 0;
+			log_warn("the restored guest's %s stays as saved: %s failed in the guest",
+				 a->fixup == 0 ? "clock" : "hostname", a->fixup == 0 ? "date -s" : "hostname");
+		next_fixup(a);
 		break;
 	case AGENT_EXEC:
 		if (json_object_object_get_ex(ret, "pid", &v)) {

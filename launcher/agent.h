@@ -27,7 +27,9 @@ struct agent {
 	struct strv argv, env;
 	bool input_pending;        /* guest-exec waits for agent_set_input */
 	bool set_clock;            /* a restored snapshot: the clock set to the host's now before the command */
-	long long clock_pid;       /* AGENT_CLOCK_WAIT: the guest's pid of `date -s` */
+	const char *hostname;      /* ... and then its hostname (the run's [vm] name), or NULL */
+	int fixup;                 /* AGENT_CLOCK*: which of those runs now (0: date -s, 1: hostname) */
+	long long clock_pid;       /* AGENT_CLOCK_WAIT: the guest's pid of `date -s` or `hostname` */
 	char *input;               /* the command's stdin, base64, or NULL for none (/dev/null in the guest) */
 	int exit_code;             /* AGENT_DONE: the command's status (128+N for a signal) */
 	char *out, *err;           /* AGENT_DONE: its captured output, decoded */

@@ -473,6 +473,7 @@ static void start_guest(struct supervisor *s)
 		agent_begin(&s->agent, vm->agent_fd, p->command, p->env, p->cfg->command_user, p->cfg->agent_timeout);
 		vm->agent_fd = -1; /* the agent's now */
 		s->agent.set_clock = p->snapshot; /* restored: the saved clock is stale */
+		s->agent.hostname = p->snapshot ? p->cfg->name : NULL; /* and its hostname every sibling's */
 		s->agent_running = true;
 		s->agent.input_pending = true;
 		command_input_collect(&s->input, AGENT_INPUT_MAX);

@@ -377,23 +377,27 @@ def test_images_userland_restored_with_its_root_mounted(config, tmp_path, debian
 
 def test_firmware_booted_image_restores_through_its_agent(config, tmp_path, debian_image):  # noqa: F811
     """The Debian image booted by SeaBIOS with its own systemd: saved once qemu-guest-agent answers, each restored run
-    gets its command through the agent (guest-exec), and is quit, not powered off, when it is done."""
+    gets its clock, its own hostname (its [vm] name) and its command through the agent (guest-exec), and is quit, not
+    powered off, when it is done."""
     conf = firmware_conf(config, NAME, debian_image, f"[boot]\nfirmware = bios\n")
     conf.write_text(conf.read_text().replace("memory = 1G\n", f"memory = 1G\nsnapshot = {tmp_path}/snap\n", 1))
     r = vmlaunch("--snapshot", conf, timeout=900)
     assert r.returncode == 0, r.stderr
-    probe = 'echo "out $WHO"; test -e /root/mark && echo seen || echo unseen; touch /root/mark; date +%s; exit 3'
+    probe = ('echo "out $WHO"; test -e /root/mark && echo seen || echo unseen; touch /root/mark; date +%s; hostname; '
+             'exit 3')
     time.sleep(5)  # a clock left as saved would lag the host's by at least this much
     for who in ("one", "two"):
         t0, started = time.monotonic(), time.time()
-        r = vmlaunch("-v", "--env", f"WHO={who}", conf, "--", "sh", "-c", probe, timeout=300)
+        r = vmlaunch("-v", "--env", f"WHO={who}", "--set", f"vm.name={NAME}-{who}", conf, "--", "sh", "-c", probe,
+                     timeout=300)
         assert r.returncode == 3, r.stderr
-        out, mark, clock = r.stdout.splitlines()
-        assert (out, mark) == (f"out {who}", "unseen")
+        out, mark, clock, hostname = r.stdout.splitlines()
+        assert (out, mark, hostname) == (f"out {who}", "unseen", f"{NAME}-{who}")
         assert started - 1 <= int(clock) <= time.time() + 1  # date -s through the agent before the command
         assert f"snapshot {tmp_path}/snap loaded" in r.stderr
         assert "asking the guest to power off" not in r.stderr
         assert time.monotonic() - t0 < 60  # never the power button's 60 s shutdown-timeout
+        assert not (STATE_ROOT / f"{NAME}-{who}").exists()
     assert not (STATE_ROOT / NAME).exists()
 
 
