@@ -109,28 +109,23 @@ static int create_image(const struct disk_config *d, const struct rbd_spec *s, r
 			return r;
 		}
 	}
-	rbd_lib.rbd_image_options_create(&opts);
-	rbd_lib.rbd_image_options_set_uint64(opts, RBD_IMAGE_OPTION_FEATURES, RBD_FEATURES);
 	if (d->clone_from) {
 		struct rbd_parent p;
-		rados_ioctx_t pio;
 
 		rbd_parent_parse(d->clone_from, &p);
-		r = rbd_open_pool(c, p.pool, p.ns, &pio);
-		if (r >= 0) {
-			r = rbd_lib.rbd_clone3(pio, p.image, p.snap, io, s->image, opts);
-			rbd_lib.rados_ioctx_destroy(pio);
-		}
+		r = rbd_clone_parent(c, &p, io, s->image);
 		rbd_parent_free(&p);
 		if (r < 0)
 			r = log_errno(r, "disk \"%s\": cannot clone %s into %s", d->name, d->clone_from, name);
 	} else {
+		rbd_lib.rbd_image_options_create(&opts);
+		rbd_lib.rbd_image_options_set_uint64(opts, RBD_IMAGE_OPTION_FEATURES, RBD_FEATURES);
 		r = rbd_lib.rbd_create4(io, s->image, d->size, opts);
+		rbd_lib.rbd_image_options_destroy(opts);
 		if (r < 0)
 			r = log_errno(r, "disk \"%s\": cannot create image %s (%llu bytes)", d->name, name,
 				      (unsigned long long)d->size);
 	}
-	rbd_lib.rbd_image_options_destroy(opts);
 	free(name);
 	return r;
 }

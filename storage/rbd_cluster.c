@@ -316,6 +316,22 @@ int rbd_open_pool(rados_t c, const char *pool, const char *ns, rados_ioctx_t *io
 	return 0;
 }
 
+int rbd_clone_parent(rados_t c, const struct rbd_parent *parent, rados_ioctx_t io, const char *image)
+{
+	rados_ioctx_t pio;
+	rbd_image_options_t opts;
+	int r = rbd_open_pool(c, parent->pool, parent->ns, &pio);
+
+	if (r < 0)
+		return r;
+	rbd_lib.rbd_image_options_create(&opts);
+	rbd_lib.rbd_image_options_set_uint64(opts, RBD_IMAGE_OPTION_FEATURES, RBD_FEATURES);
+	r = rbd_lib.rbd_clone3(pio, parent->image, parent->snap, io, image, opts);
+	rbd_lib.rbd_image_options_destroy(opts);
+	rbd_lib.rados_ioctx_destroy(pio);
+	return r;
+}
+
 void rbd_parent_free(struct rbd_parent *p)
 {
 	free(p->pool);

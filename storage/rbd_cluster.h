@@ -47,5 +47,8 @@ struct rbd_parent {
 
 void rbd_parent_free(struct rbd_parent *p);
 int rbd_parent_parse(const char *text, struct rbd_parent *p);
+/* Clones parent (its protected snapshot) into `image` in io's pool, with vmlaunch's features. 0 or -errno (not
+ * logged: the caller says which disk). */
+int rbd_clone_parent(rados_t c, const struct rbd_parent *parent, rados_ioctx_t io, const char *image);
 
 #endif

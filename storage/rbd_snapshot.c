@@ -21,7 +21,7 @@
 /* rbd_copy4's sparse_size: aligned runs of zeros this long are not written, so the copy stays sparse */
 #define SPARSE_SIZE 4096
 
-/* The spec a frozen-image file holds (what rbd_spec_encode wrote), or -errno. */
+/* The text of a frozen-image file (what write_spec wrote) and, unless s is NULL, the spec it holds; or -errno. */
 static int read_spec(const char *file, struct rbd_spec *s, char **text)
 {
 	FILE *f = fopen(file, "re");
@@ -35,7 +35,7 @@ static int read_spec(const char *file, struct rbd_spec *s, char **text)
 	fclose(f);
 	buf[n] = '\0';
 	*text = xstrdup(buf);
-	return rbd_spec_decode(buf, s) < 0 ? -EBADMSG : 0;
+	return s && rbd_spec_decode(buf, s) < 0 ? -EBADMSG : 0;
 }
 
 /* Connects as the spec says and opens its pool; *c and *io NULL on failure (logged). */
@@ -122,12 +122,7 @@ static int undo_frozen(const char *text, const char *state_dir)
 	if (!keep || rbd_spec_decode(text, &s) < 0)
 		return log_errno(EBADMSG, "journal: rbd-frozen \"%s\": expected an image's spec and keep-if=", text);
 	spec_text = xasprintf("%.*s\n", (int)(keep - text), text);
-	{
-		struct rbd_spec installed;
-
-		if (read_spec(keep + 9, &installed, &now) == 0)
-			rbd_spec_free(&installed);
-	}
+	read_spec(keep + 9, NULL, &now);
 	r = now && !strcmp(now, spec_text) ? 0 : remove_frozen(&s);
 	free(now);
 	free(spec_text);
@@ -257,8 +252,7 @@ int rbd_snapshot_clone(const struct vm_config *cfg, const struct disk_config *d,
 	struct rbd_spec run, frozen;
 	char *text, *undo, *name = NULL, *parent = NULL;
 	rados_t c = NULL;
-	rados_ioctx_t io = NULL, pio = NULL;
-	rbd_image_options_t opts;
+	rados_ioctx_t io = NULL;
 	int r = read_spec(file, &frozen, &text);
 
 	free(text);
@@ -273,21 +267,16 @@ int rbd_snapshot_clone(const struct vm_config *cfg, const struct disk_config *d,
 	free(undo);
 	if (r == 0 && (r = connect_pool(&run, &c, &io)) < 0)
 		log_errno(r, "disk \"%s\": cannot open pool \"%s\"", d->name, run.pool);
-	if (r == 0 && (r = rbd_open_pool(c, frozen.pool, frozen.ns, &pio)) < 0)
-		log_errno(r, "disk \"%s\": cannot open pool \"%s\"", d->name, frozen.pool);
 	if (r == 0) {
-		rbd_lib.rbd_image_options_create(&opts);
-		rbd_lib.rbd_image_options_set_uint64(opts, RBD_IMAGE_OPTION_FEATURES, RBD_FEATURES);
-		r = rbd_lib.rbd_clone3(pio, frozen.image, RBD_FROZEN_SNAP, io, run.image, opts);
-		rbd_lib.rbd_image_options_destroy(opts);
+		struct rbd_parent p = { frozen.pool, frozen.ns, frozen.image, (char *)RBD_FROZEN_SNAP };
+
+		r = rbd_clone_parent(c, &p, io, run.image);
 		if (r < 0)
 			log_errno(r, "disk \"%s\": cannot clone the snapshot's frozen image %s@%s into %s", d->name, parent,
 				  RBD_FROZEN_SNAP, name);
 		else
 			log_info("disk \"%s\": %s cloned from %s@%s", d->name, name, parent, RBD_FROZEN_SNAP);
 	}
-	if (pio)
-		rbd_lib.rados_ioctx_destroy(pio);
 	disconnect(c, io);
 	free(name);
 	free(parent);
