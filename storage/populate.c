@@ -357,6 +357,20 @@ static void trim_zero_edges(const struct copy *c, struct slot *s)
 	s->len = end;
 }
 
+/* After a chunk's read, on a target that reads as zeros: true when the whole chunk is zeros (counted as done, nothing
+ * to write), else its zero edges trimmed from the write. */
+static bool skip_zero_chunk(struct copy *c, struct slot *s)
+{
+	if (!c->skip_zeros)
+		return false;
+	if (all_zeros(s->buf, s->len)) {
+		c->p->done += s->len;
+		return true;
+	}
+	trim_zero_edges(c, s);
+	return false;
+}
+
 /* Called when a read reached its end (or the source's end of file): pads with zeros and turns to writing. */
 static void read_finished(struct slot *s)
 {
@@ -391,12 +405,8 @@ static bool slot_advance(struct copy *c, struct slot *s, int res)
 		s->done += (size_t)res;
 		if (res == 0 || s->done >= s->rlen) { /* 0: the file is shorter than its extents said */
 			read_finished(s);
-			if (c->skip_zeros && all_zeros(s->buf, s->len)) {
-				c->p->done += s->len;
+			if (skip_zero_chunk(c, s))
 				return next_chunk(c, s);
-			}
-			if (c->skip_zeros)
-				trim_zero_edges(c, s);
 		}
 		return true;
 	}
@@ -508,12 +518,8 @@ static int copy_sync(struct copy *c, struct slot *s)
 			s->done += (size_t)n;
 		}
 		read_finished(s);
-		if (c->skip_zeros && all_zeros(s->buf, s->len)) {
-			c->p->done += s->len;
+		if (skip_zero_chunk(c, s))
 			continue;
-		}
-		if (c->skip_zeros)
-			trim_zero_edges(c, s);
 		while (s->done < s->len) {
 			ssize_t n = pwrite(write_fd(c, s), s->buf + s->done, s->len - s->done, (off_t)(s->off + s->done));
 
