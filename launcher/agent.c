@@ -117,19 +117,19 @@ static void send_due(struct agent *a)
 		 * syncs the RTC to a second boundary (qga/commands-posix.c): seconds per restore under TCG here. Then
 		 * the run's own hostname, which the saved guest would otherwise share with every sibling. */
 		struct timespec now;
-		struct strv date = STRV_INIT;
+		struct strv cmd = STRV_INIT;
 
 		if (a->fixup == 0) {
 			clock_gettime(CLOCK_REALTIME, &now);
-			strv_push_many(&date, "-u", "-s", NULL);
-			strv_pushf(&date, "@%lld.%09ld", (long long)now.tv_sec, now.tv_nsec);
+			strv_push_many(&cmd, "-u", "-s", NULL);
+			strv_pushf(&cmd, "@%lld.%09ld", (long long)now.tv_sec, now.tv_nsec);
 		} else {
-			strv_push(&date, a->hostname);
+			strv_push(&cmd, a->hostname);
 		}
 		json_object_object_add(args, "path", json_object_new_string(a->fixup == 0 ? "date" : "hostname"));
-		json_object_object_add(args, "arg", strings(&date, 0));
+		json_object_object_add(args, "arg", strings(&cmd, 0));
 		json_object_object_add(args, "capture-output", json_object_new_boolean(1));
-		strv_free(&date);
+		strv_free(&cmd);
 		send_json(a, command("guest-exec", args), false);
 		a->next_ms = -1; /* until it answers */
 		break;

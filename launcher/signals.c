@@ -1,5 +1,5 @@
-/* Signal dispositions for a child about to exec: every syscall is dear on a nested host (tens of µs each under
- * PVM), and resetting all 64 signals one by one was most of qemu's child's time before its exec. */
+/* Signal dispositions for a child about to exec: one read of /proc/self/status in the parent tells which signals
+ * need resetting, instead of a sigaction per signal in the child. */
 #define _GNU_SOURCE
 #include "signals.h"
 
