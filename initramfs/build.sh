@@ -15,7 +15,7 @@ set -euo pipefail
 umask 022
 export LC_ALL=C
 
-GUEST_MODULES=${GUEST_MODULES:-virtio_pci virtio_blk virtio_console qemu_fw_cfg button evdev pvpanic_pci}
+GUEST_MODULES=${GUEST_MODULES:-virtio_pci virtio_blk virtio_console virtio_rng qemu_fw_cfg button evdev pvpanic_pci}
 # ext4 asks the crypto API for crc32c when it mounts a metadata_csum filesystem; the kernel would run modprobe for
 # it, which finds nothing before the modules disk is mounted.
 GUEST_MODULES_EXT4=${GUEST_MODULES_EXT4:-crc32c_generic ext4}

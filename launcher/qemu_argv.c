@@ -544,7 +544,16 @@ static void push_guest_files(struct qemu_cmdline *c, const struct plan *p)
 	group_end(c);
 }
 
-/* -- COMMAND in a firmware-booted guest: qemu-guest-agent's port, on a socket vmlaunch holds. */
+/* rng-builtin: qemu's own getrandom(), so the sandboxed qemu opens no file for it and never blocks on the host's pool */
+static void push_rng(struct qemu_cmdline *c)
+{
+	group_begin(c, "a virtio-rng device fed by the host's getrandom() (rng-builtin): the guest kernel's hwrng "
+		       "(virtio_rng) has entropy from its first second, and a restored guest draws from its own new qemu, "
+		       "not from the state it was saved with");
+	strv_push_many(&c->argv, "-object", "rng-builtin,id=rng", "-device", "virtio-rng-pci,id=rng0,rng=rng", NULL);
+	group_end(c);
+}
+
 /* guid=auto: a new ID at each qemu start; an incoming migration's post_load writes it into the guest and raises the
  * ACPI notify (hw/acpi/vmgenid.c), so the restored kernel reseeds its RNG at once (Linux 5.18+: drivers/virt/vmgenid.c) */
 static void push_generation_id(struct qemu_cmdline *c)
@@ -556,6 +565,7 @@ static void push_generation_id(struct qemu_cmdline *c)
 	group_end(c);
 }
 
+/* -- COMMAND in a firmware-booted guest: qemu-guest-agent's port, on a socket vmlaunch holds. */
 static void push_agent_channel(struct qemu_cmdline *c)
 {
 	struct strv *a = &c->argv;
@@ -616,6 +626,7 @@ void qemu_argv_build(const struct plan *p, struct qemu_cmdline *c)
 		push_net(c, &p->nets[i]);
 	if (p->tpm.wanted)
 		push_tpm(c, p);
+	push_rng(c);
 	if (p->snapshot)
 		push_generation_id(c);
 	if (p->agent_mode)

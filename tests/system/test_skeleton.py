@@ -43,6 +43,24 @@ def test_command_exit_status_and_output(config):
     assert not (STATE_ROOT / "exit7").exists()
 
 
+HWRNG_PROBE = ("cat /sys/class/misc/hw_random/rng_current; "
+               "head -c 32 /dev/hwrng | od -An -tx1 | tr -d ' \\n'; echo")
+
+
+def test_guest_kernel_draws_entropy_from_the_virtio_rng(config):
+    """Every VM has a virtio-rng (rng-builtin: the host's getrandom()), and the guest kernel uses it as its hwrng."""
+    conf = config("[vm]\nname = rng\n" + GUEST)
+    seen = []
+    for _ in range(2):
+        r = vmlaunch(conf, "--", "sh", "-c", HWRNG_PROBE)
+        assert r.returncode == 0, r.stderr
+        current, data = r.stdout.splitlines()
+        assert current == "virtio_rng.0", r.stdout
+        assert len(data) == 64 and data != "0" * 64, r.stdout
+        seen.append(data)
+    assert seen[0] != seen[1]
+
+
 def test_command_arguments_arrive_unquoted(config):
     """argv goes over fw_cfg, NUL-separated: spaces, quotes and $ reach the guest exactly."""
     conf = config("[vm]\nname = argv\n" + GUEST)
