@@ -1128,6 +1128,22 @@ static void entropy_from_host(const char *hex) {
                 close(fd);
 }
 
+/* The bytes the hwrng core (rng_buffer) and the virtio_rng driver (its data[]) had buffered at the save, at most
+ * 64 each with 64-byte cache lines, are the same in every restored sibling: read past them before the command can.
+ * O_NONBLOCK: the buffered bytes come at once, then EAGAIN until the new qemu answers; never a wait. */
+static void hwrng_drop_saved_bytes(void) {
+        unsigned char buf[128];
+        size_t n = 0;
+        ssize_t got;
+        int fd = open("/dev/hwrng", O_RDONLY | O_NONBLOCK | O_CLOEXEC);
+
+        if (fd < 0)
+                return; /* no hwrng in this guest: nothing buffered */
+        while (n < sizeof(buf) && (got = read(fd, buf, sizeof(buf) - n)) > 0)
+                n += (size_t) got;
+        close(fd);
+}
+
 /* Every restored sibling would otherwise share the saved hostname: each run's is its [vm] name. */
 static void hostname_from_host(const char *name) {
         if (sethostname(name, strlen(name)) < 0)
@@ -1200,8 +1216,10 @@ static int command_receive(int status_fd) {
                         entropy_from_host(b.data + at + 5);
                 else if (!strncmp(b.data + at, "hostname ", 9))
                         hostname_from_host(b.data + at + 9);
-                else if (!strcmp(b.data + at, "run"))
+                else if (!strcmp(b.data + at, "run")) {
+                        hwrng_drop_saved_bytes();
                         run = true;
+                }
                 else
                         console_error("unexpected line from the host: \"%s\"", b.data + at);
                 at = (size_t) (newline + 1 - b.data);

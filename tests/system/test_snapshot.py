@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from conftest import GUEST, ROOT, STATE_ROOT, vmlaunch
+from test_skeleton import HWRNG_PROBE
 from test_guest import debian_conf, debian_image, firmware_conf  # noqa: F401 (a fixture)
 
 NAME = "snap-t"
@@ -88,20 +89,24 @@ def test_restore_under_another_name_uses_the_same_snapshot(saved, config):
 def test_restored_kernel_reseeds_from_a_new_generation_id(saved):
     """The vmgenid device: each restore gets a new generation ID, and the guest kernel's driver reseeds its random
     generator the moment the VM runs. The host's seed is withheld here (VMLAUNCH_TEST_WITHHOLD=seed), so nothing
-    else makes the restored generators differ: without the device both runs read the same bytes (its saved state)."""
+    else makes the restored generators differ: without the device both runs read the same bytes (its saved state).
+    The virtio-rng came through the restore working: the kernel's hwrng still reads it, from the new qemu."""
     conf = saved[1]
     probe = ("cat /sys/firmware/acpi/interrupts/gpe05; readlink /sys/bus/acpi/devices/QEMUVGID:00/driver || echo none; "
-             "head -c 16 /dev/urandom | od -An -tx1")
+             "head -c 16 /dev/urandom | od -An -tx1; " + HWRNG_PROBE)
     env = dict(os.environ, VMLAUNCH_TEST_WITHHOLD="seed")
-    outputs = []
+    outputs, hwrng = [], []
     for _ in range(2):
         r = vmlaunch(conf, "--", "sh", "-c", probe, env=env)
         assert r.returncode == 0, r.stderr
-        gpe, driver, random = r.stdout.splitlines()
+        gpe, driver, random, current, data = r.stdout.splitlines()
         # the ACPI notify (GPE 5, hw/acpi/vmgenid.c) came once, at the restore, to the kernel's vmgenid driver
         assert int(gpe.split()[0]) >= 1 and driver.endswith("/drivers/vmgenid"), r.stdout
+        assert current == "virtio_rng.0" and len(data) == 64, r.stdout
         outputs.append(random)
+        hwrng.append(data)
     assert outputs[0] != outputs[1]
+    assert hwrng[0] != hwrng[1]
 
 
 def test_each_restored_run_has_its_own_hostname(saved, config):
@@ -384,15 +389,16 @@ def test_firmware_booted_image_restores_through_its_agent(config, tmp_path, debi
     r = vmlaunch("--snapshot", conf, timeout=900)
     assert r.returncode == 0, r.stderr
     probe = ('echo "out $WHO"; test -e /root/mark && echo seen || echo unseen; touch /root/mark; date +%s; hostname; '
-             'exit 3')
+             'cat /sys/class/misc/hw_random/rng_current; exit 3')
     time.sleep(5)  # a clock left as saved would lag the host's by at least this much
     for who in ("one", "two"):
         t0, started = time.monotonic(), time.time()
         r = vmlaunch("-v", "--env", f"WHO={who}", "--set", f"vm.name={NAME}-{who}", conf, "--", "sh", "-c", probe,
                      timeout=300)
         assert r.returncode == 3, r.stderr
-        out, mark, clock, hostname = r.stdout.splitlines()
-        assert (out, mark, hostname) == (f"out {who}", "unseen", f"{NAME}-{who}")
+        out, mark, clock, hostname, hwrng = r.stdout.splitlines()
+        # the hwrng is the virtio-rng (Debian's udev loads virtio_rng for it)
+        assert (out, mark, hostname, hwrng) == (f"out {who}", "unseen", f"{NAME}-{who}", "virtio_rng.0")
         assert started - 1 <= int(clock) <= time.time() + 1  # date -s through the agent before the command
         assert f"snapshot {tmp_path}/snap loaded" in r.stderr
         assert "asking the guest to power off" not in r.stderr
