@@ -42,7 +42,9 @@
  *       device has already made the kernel reseed where it has the driver: this also covers kernels without it);
  *    "hostname NAME\n": the run's [vm] name, which the guest sets (sethostname): siblings do not share the saved one;
  *    "time SECONDS NANOSECONDS\n": the host's CLOCK_REALTIME, which the guest sets (its own is the saved one);
- *    "run\n": the command runs as in command mode, and everything after (eof=, winsize=, ok) is as there.
+ *    "run\n": the guest first reads past what its /dev/hwrng had buffered at the save (the same bytes in every
+ *       sibling; non-blocking), then the command runs as in command mode, and everything after (eof=, winsize=, ok)
+ *       is as there.
  * Without the fw_cfg file the guest runs its demo (initramfs/init), or boots the root image's init (below).
  *
  * Optional fw_cfg files, in command mode and, where it makes sense, without a command:

@@ -55,6 +55,9 @@ struct supervisor {
 	struct command_input input; /* command mode in the bundled guest: its stdin */
 	bool input_running;
 	bool agent_running, agent_failed;
+	/* command mode in the bundled guest: its agent opened the ports (QMP VSERPORT_CHANGE), or vmlaunch gave up
+	 * waiting after [vm] agent-timeout (a boot that hangs would otherwise hold a CI job until its own timeout) */
+	bool ports_open, ports_gave_up;
 	/* The guest's stdout/stderr, read as soon as qemu passes them on and written out as fd 1/2 can take them:
 	 * qemu drops what it still holds when the guest powers off, so vmlaunch must never stop reading because its
 	 * own stdout is slow (a pipe to a slow consumer). */
@@ -79,15 +82,38 @@ static bool firmware_found_nothing(const struct plan *p)
 	return found;
 }
 
-/* The firmware found nothing to boot: there is no guest to power off. */
-static void stop_nothing_to_boot(struct supervisor *s)
+/* Nothing in the guest would answer a power button: quit qemu. */
+static void quit_now(struct supervisor *s)
 {
-	s->nothing_to_boot = true;
 	if (s->phase < 2 && s->vm->qmp.fd >= 0) {
 		qmp_send(&s->vm->qmp, "quit", NULL);
 		s->phase = 2;
 		s->deadline = monotonic_ms() + QUIT_GRACE_MS;
 	}
+}
+
+/* The firmware found nothing to boot: there is no guest to power off. */
+static void stop_nothing_to_boot(struct supervisor *s)
+{
+	s->nothing_to_boot = true;
+	quit_now(s);
+}
+
+/* When the bundled guest's agent must have opened its ports: [vm] agent-timeout after the guest started running. */
+static long long ports_deadline(const struct supervisor *s)
+{
+	return s->waiting_since + (long long)s->p->cfg->agent_timeout * 1000;
+}
+
+static void check_ports(struct supervisor *s)
+{
+	if (s->ports_open || s->ports_gave_up || s->phase || monotonic_ms() < ports_deadline(s))
+		return;
+	log_error("the bundled guest did not open its ports within %u s of starting ([vm] agent-timeout): its boot "
+		  "hung, or is far slower than that here; stopping qemu",
+		  s->p->cfg->agent_timeout);
+	s->ports_gave_up = true;
+	quit_now(s);
 }
 
 /* systemd hears READY=1 once the guest answers the way the plan chose (plan_ready), with what answered. */
@@ -135,9 +161,11 @@ static void on_event(void *user, const char *event, struct json_object *data)
 	struct json_object *reason, *open;
 
 	log_info("QMP event %s", event);
-	if (!strcmp(event, "VSERPORT_CHANGE") && s->p->ready == READY_GUEST_PORT && data &&
-	    json_object_object_get_ex(data, "open", &open) && json_object_get_boolean(open)) {
-		mark_ready(s, "the bundled guest opened its ports");
+	if (!strcmp(event, "VSERPORT_CHANGE") && data && json_object_object_get_ex(data, "open", &open) &&
+	    json_object_get_boolean(open)) {
+		s->ports_open = true;
+		if (s->p->ready == READY_GUEST_PORT)
+			mark_ready(s, "the bundled guest opened its ports");
 	} else if (!strcmp(event, "GUEST_PANICKED")) {
 		s->panicked = true;
 	} else if (!strcmp(event, "RESET") && !s->nothing_to_boot && firmware_found_nothing(s->p)) {
@@ -429,6 +457,10 @@ static int exit_status(struct supervisor *s, int wstatus)
 			return 128 + s->stop_signal;
 		if (s->agent_failed)
 			return EXIT_NO_STATUS; /* said when it failed */
+		if (s->ports_gave_up) {
+			print_console_tail(p->console_log);
+			return EXIT_NO_STATUS;
+		}
 		if (s->shutdown_reason)
 			log_error("the guest stopped without reporting the command's exit status (shutdown reason: %s)",
 				  s->shutdown_reason);
@@ -457,6 +489,8 @@ static void start_guest(struct supervisor *s)
 		return;
 	}
 	s->waiting_since = monotonic_ms();
+	/* a restored guest's ports were open at the save: no VSERPORT_CHANGE comes */
+	s->ports_open = !p->command_mode || p->agent_mode || p->snapshot;
 	if (p->ready == READY_AT_START)
 		mark_ready(s, "the guest runs");
 	else
@@ -510,6 +544,12 @@ static int poll_timeout(const struct supervisor *s)
 	}
 	if (!s->ready && !s->phase) {
 		long long left = s->next_status - monotonic_ms();
+
+		if (timeout < 0 || left < timeout)
+			timeout = left > 0 ? (int)left : 0;
+	}
+	if (!s->ports_open && !s->ports_gave_up && !s->phase) {
+		long long left = ports_deadline(s) - monotonic_ms();
 
 		if (timeout < 0 || left < timeout)
 			timeout = left > 0 ? (int)left : 0;
@@ -575,6 +615,7 @@ static bool handle_events(struct supervisor *s, int sigfd, struct pollfd *fds, i
 	}
 	if (!s->phase)
 		say_waiting(s);
+	check_ports(s);
 	if (fds[10].revents)
 		console_relay(s);
 	if (fds[11].revents)

@@ -215,6 +215,20 @@ def test_guest_panic_is_status_125(config):
     assert not (STATE_ROOT / "panic").exists()
 
 
+def test_guest_whose_boot_never_reaches_its_agent_is_stopped_after_agent_timeout(config):
+    """A boot that hangs (here: a shell as the initramfs's init, waiting on the console forever) must not hold a CI
+    job until the job's own timeout: no ports opened within [vm] agent-timeout is status 125, qemu quit, all undone."""
+    conf = config("[vm]\nname = hung\nagent-timeout = 3\n" +
+                  GUEST.replace("cryptomgr.notests", "cryptomgr.notests rdinit=/bin/sh"))
+    t0 = time.monotonic()
+    r = vmlaunch(conf, "--", "echo", "never")
+    assert r.returncode == 125, r.stderr
+    assert "did not open its ports within 3 s" in r.stderr and "console's last lines" in r.stderr
+    assert "never" not in r.stdout
+    assert time.monotonic() - t0 < 30  # not the 60 s shutdown-timeout of a power button nobody answers
+    assert not (STATE_ROOT / "hung").exists()
+
+
 def test_guest_that_never_reports_is_status_125(config):
     conf = config("[vm]\nname = silent\n" + GUEST)
     r = vmlaunch(conf, "--", "poweroff", "-f")
