@@ -88,6 +88,7 @@ bench-explore: bench-guest
 bench-launch: bench-deps
 	$(MAKE) $(BUILD)/vmlaunch guest
 	$(BENCH_ENV) $(BENCH_PY) tests/bench/launch.py
+	$(BENCH_ENV) $(BENCH_PY) tests/bench/start_floor.py
 
 bench-libvirt: bench-deps
 	$(MAKE) $(BUILD)/vmlaunch guest
