@@ -139,12 +139,12 @@ static int plan_host_memory(const struct vm_config *cfg, const struct host_facts
 
 static int plan_pci_slots(const struct vm_config *cfg, const struct host_facts *host, const struct plan *p)
 {
-	size_t devices = 1 /* virtio-rng */ + cfg->n_disks + (p->modules_image ? 1 : 0) + (p->seed ? 1 : 0) + cfg->n_shares + cfg->n_nets +
-			 (p->command_mode ? 1 : 0) + (host->pvpanic_pci ? 1 : 0);
+	size_t devices = cfg->n_disks + (p->modules_image ? 1 : 0) + (p->seed ? 1 : 0) + cfg->n_shares + cfg->n_nets +
+			 (p->command_mode ? 1 : 0) + (host->pvpanic_pci ? 1 : 0) + 1 /* virtio-rng */;
 
 	if (devices > Q35_FREE_PCI_SLOTS)
-		return log_error("%s: %zu PCI devices (%zu disks%s, %zu shares, %zu NICs%s%s, virtio-rng), but q35's root bus has %d free "
-				 "slots; expected fewer disks, shares or NICs",
+		return log_error("%s: %zu PCI devices (%zu disks%s, %zu shares, %zu NICs%s%s, virtio-rng), but q35's root "
+				 "bus has %d free slots; expected fewer disks, shares or NICs",
 				 cfg->file, devices, cfg->n_disks,
 				 p->modules_image ? " + the modules disk" : p->seed ? " + the cloud-init seed" : "",
 				 cfg->n_shares, cfg->n_nets, p->command_mode ? ", the command's virtio-serial" : "",

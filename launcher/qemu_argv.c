@@ -544,7 +544,7 @@ static void push_guest_files(struct qemu_cmdline *c, const struct plan *p)
 	group_end(c);
 }
 
-/* rng-builtin: qemu's own getrandom(), so the sandboxed qemu opens no file for it and never blocks on the host's pool */
+/* rng-builtin: qemu's own getrandom(): the sandboxed qemu opens no file for it, never blocks on the host's pool */
 static void push_rng(struct qemu_cmdline *c)
 {
 	group_begin(c, "a virtio-rng device fed by the host's getrandom() (rng-builtin): the guest kernel's hwrng "

@@ -484,13 +484,13 @@ static void start_guest(struct supervisor *s)
 	const struct plan *p = s->p;
 	struct vm_process *vm = s->vm;
 
+	/* a restored guest's ports were open at the save: no VSERPORT_CHANGE comes */
+	s->ports_open = !p->command_mode || p->agent_mode || p->snapshot;
 	if (qmp_execute(&vm->qmp, "cont", NULL, NULL, QMP_TIMEOUT_MS) < 0) {
 		escalate(s), escalate(s); /* could not start the guest: quit qemu */
 		return;
 	}
 	s->waiting_since = monotonic_ms();
-	/* a restored guest's ports were open at the save: no VSERPORT_CHANGE comes */
-	s->ports_open = !p->command_mode || p->agent_mode || p->snapshot;
 	if (p->ready == READY_AT_START)
 		mark_ready(s, "the guest runs");
 	else
