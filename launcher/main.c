@@ -79,7 +79,8 @@ static void usage(FILE *out)
 	      "           was undone\n"
 	      "  2        bad command line or config (a file it names that does not exist included); nothing on\n"
 	      "           the host was touched\n"
-	      "  125      -- COMMAND: the guest panicked or stopped without reporting the command's status\n"
+	      "  125      -- COMMAND: the guest panicked, stopped without reporting the command's status, or did\n"
+	      "           not reach its agent within [vm] agent-timeout\n"
 	      "  128+N    stopped by signal N before the VM finished (a graceful powerdown after SIGINT/SIGTERM\n"
 	      "           without -- COMMAND exits 0)\n"
 	      "With -- COMMAND, statuses 1, 2 and 125 can also be the command's own; vmlaunch then says which on stderr.\n",
