@@ -548,8 +548,8 @@ static void push_guest_files(struct qemu_cmdline *c, const struct plan *p)
 static void push_rng(struct qemu_cmdline *c)
 {
 	group_begin(c, "a virtio-rng device fed by the host's getrandom() (rng-builtin): the guest kernel's hwrng "
-		       "(virtio_rng) has entropy from its first second, and a restored guest draws from its own new qemu, "
-		       "not from the state it was saved with");
+		       "(virtio_rng) has entropy from its first second; restored from a snapshot, the device draws from the "
+		       "new qemu (what the guest had buffered at the save, the bundled guest's agent reads past)");
 	strv_push_many(&c->argv, "-object", "rng-builtin,id=rng", "-device", "virtio-rng-pci,id=rng0,rng=rng", NULL);
 	group_end(c);
 }
