@@ -102,6 +102,11 @@ static long long status_every(const struct agent *a)
 	return a->set_clock ? AGENT_RESTORED_EVERY_MS : AGENT_STATUS_EVERY_MS;
 }
 
+/* A restored guest's fix-ups, by agent.fixup: what each sets, the program that does it, and how messages name it. */
+static const struct {
+	const char *what, *program, *shown;
+} FIXUPS[] = { { "clock", "date", "date -s" }, { "hostname", "hostname", "hostname" } };
+
 static void send_due(struct agent *a)
 {
 	struct json_object *args = json_object_new_object();
@@ -126,7 +131,7 @@ static void send_due(struct agent *a)
 		} else {
 			strv_push(&cmd, a->hostname);
 		}
-		json_object_object_add(args, "path", json_object_new_string(a->fixup == 0 ? "date" : "hostname"));
+		json_object_object_add(args, "path", json_object_new_string(FIXUPS[a->fixup].program));
 		json_object_object_add(args, "arg", strings(&cmd, 0));
 		json_object_object_add(args, "capture-output", json_object_new_boolean(1));
 		strv_free(&cmd);
@@ -134,11 +139,6 @@ static void send_due(struct agent *a)
 		a->next_ms = -1; /* until it answers */
 		break;
 	}
-	case AGENT_CLOCK_WAIT:
-		json_object_object_add(args, "pid", json_object_new_int64(a->clock_pid));
-		send_json(a, command("guest-exec-status", args), false);
-		a->next_ms = -1;
-		break;
 	case AGENT_EXEC:
 		if (a->input_pending) {
 			a->next_ms = -1; /* agent_set_input sends it */
@@ -155,6 +155,7 @@ static void send_due(struct agent *a)
 		send_json(a, command("guest-exec", args), false);
 		a->next_ms = -1; /* until it answers */
 		break;
+	case AGENT_CLOCK_WAIT:
 	case AGENT_STATUS:
 		json_object_object_add(args, "pid", json_object_new_int64(a->pid));
 		send_json(a, command("guest-exec-status", args), false);
@@ -208,7 +209,7 @@ static void handle(struct agent *a, struct json_object *msg)
 			return; /* an answer to a half request from before we connected */
 		if (a->state == AGENT_CLOCK || a->state == AGENT_CLOCK_WAIT) { /* the command runs all the same */
 			log_warn("the restored guest's %s stays as saved: qemu-guest-agent's guest-exec of %s: %s",
-				 a->fixup == 0 ? "clock" : "hostname", a->fixup == 0 ? "date -s" : "hostname", d);
+				 FIXUPS[a->fixup].what, FIXUPS[a->fixup].shown, d);
 			next_fixup(a);
 			return;
 		}
@@ -228,7 +229,7 @@ static void handle(struct agent *a, struct json_object *msg)
 		break;
 	case AGENT_CLOCK:
 		if (json_object_object_get_ex(ret, "pid", &v)) {
-			a->clock_pid = json_object_get_int64(v);
+			a->pid = json_object_get_int64(v);
 			a->state = AGENT_CLOCK_WAIT;
 			a->next_ms = monotonic_ms() + AGENT_RESTORED_EVERY_MS;
 		}
@@ -239,8 +240,8 @@ static void handle(struct agent *a, struct json_object *msg)
 			break;
 		}
 		if (!json_object_object_get_ex(ret, "exitcode", &v) || json_object_get_int(v) != 0)
-			log_warn("the restored guest's %s stays as saved: %s failed in the guest",
-				 a->fixup == 0 ? "clock" : "hostname", a->fixup == 0 ? "date -s" : "hostname");
+			log_warn("the restored guest's %s stays as saved: %s failed in the guest", FIXUPS[a->fixup].what,
+				 FIXUPS[a->fixup].shown);
 		next_fixup(a);
 		break;
 	case AGENT_EXEC:

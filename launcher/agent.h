@@ -20,7 +20,7 @@ struct agent {
 	char *buf;
 	size_t len, cap;
 	unsigned sync_id;
-	long long pid;             /* the guest's pid of the command */
+	long long pid;             /* the guest's pid of the command (AGENT_CLOCK_WAIT: of the fix-up running now) */
 	long long next_ms;         /* when to send the next request */
 	long long deadline_ms;     /* AGENT_SYNC: when to give up */
 	unsigned timeout_s;
@@ -29,7 +29,6 @@ struct agent {
 	bool set_clock;            /* a restored snapshot: the clock set to the host's now before the command */
 	const char *hostname;      /* ... and then its hostname (the run's [vm] name), or NULL */
 	int fixup;                 /* AGENT_CLOCK*: which of those runs now (0: date -s, 1: hostname) */
-	long long clock_pid;       /* AGENT_CLOCK_WAIT: the guest's pid of `date -s` or `hostname` */
 	char *input;               /* the command's stdin, base64, or NULL for none (/dev/null in the guest) */
 	int exit_code;             /* AGENT_DONE: the command's status (128+N for a signal) */
 	char *out, *err;           /* AGENT_DONE: its captured output, decoded */
