@@ -520,40 +520,34 @@ static void start_guest(struct supervisor *s)
 	}
 }
 
-/* The nearest of the escalation deadline, the agent's and the ssh probe's timeouts and the next STATUS= line. */
+/* Milliseconds until `when` on the monotonic clock, 0 once it has passed. */
+static int ms_until(long long when)
+{
+	long long left = when - monotonic_ms();
+
+	return left > 0 ? (int)left : 0;
+}
+
+/* The nearer of two poll timeouts, -1 meaning none. */
+static int nearer(int timeout, int ms)
+{
+	return ms >= 0 && (timeout < 0 || ms < timeout) ? ms : timeout;
+}
+
+/* The nearest of the escalation deadline, the agent's and the ssh probe's timeouts, the next STATUS= line and the
+ * bundled guest's ports deadline. */
 static int poll_timeout(const struct supervisor *s)
 {
-	int timeout = -1;
+	int timeout = s->deadline ? ms_until(s->deadline) : -1;
 
-	if (s->deadline) {
-		long long left = s->deadline - monotonic_ms();
-
-		timeout = left > 0 ? (int)left : 0;
-	}
-	if (s->agent_running) {
-		int agent = agent_timeout_ms(&s->agent);
-
-		if (agent >= 0 && (timeout < 0 || agent < timeout))
-			timeout = agent;
-	}
-	if (s->probing) {
-		int probe = ready_probe_timeout_ms(&s->probe);
-
-		if (probe >= 0 && (timeout < 0 || probe < timeout))
-			timeout = probe;
-	}
-	if (!s->ready && !s->phase) {
-		long long left = s->next_status - monotonic_ms();
-
-		if (timeout < 0 || left < timeout)
-			timeout = left > 0 ? (int)left : 0;
-	}
-	if (!s->ports_open && !s->ports_gave_up && !s->phase) {
-		long long left = ports_deadline(s) - monotonic_ms();
-
-		if (timeout < 0 || left < timeout)
-			timeout = left > 0 ? (int)left : 0;
-	}
+	if (s->agent_running)
+		timeout = nearer(timeout, agent_timeout_ms(&s->agent));
+	if (s->probing)
+		timeout = nearer(timeout, ready_probe_timeout_ms(&s->probe));
+	if (!s->ready && !s->phase)
+		timeout = nearer(timeout, ms_until(s->next_status));
+	if (!s->ports_open && !s->ports_gave_up && !s->phase)
+		timeout = nearer(timeout, ms_until(ports_deadline(s)));
 	return timeout;
 }
 
