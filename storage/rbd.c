@@ -228,10 +228,7 @@ static int rbd_prepare(const struct storage_context *ctx, const struct disk_conf
 	if (d->size)
 		r = grow_image(d, &s, io, d->size);
 out:
-	if (io)
-		rbd_lib.rados_ioctx_destroy(io);
-	if (c)
-		rbd_lib.rados_shutdown(c);
+	rbd_disconnect(c, io);
 	if (key) {
 		explicit_bzero(key, strlen(key));
 		free(key);
@@ -277,10 +274,7 @@ static int rbd_remove_undo(const char *text, const char *state_dir)
 	if (r < 0)
 		r = log_errno(r, "cannot remove RBD image %s", name);
 out:
-	if (io)
-		rbd_lib.rados_ioctx_destroy(io);
-	if (c)
-		rbd_lib.rados_shutdown(c);
+	rbd_disconnect(c, io);
 	free(name);
 	rbd_spec_free(&s);
 	return r;

@@ -332,6 +332,14 @@ int rbd_clone_parent(rados_t c, const struct rbd_parent *parent, rados_ioctx_t i
 	return r;
 }
 
+void rbd_disconnect(rados_t c, rados_ioctx_t io)
+{
+	if (io)
+		rbd_lib.rados_ioctx_destroy(io);
+	if (c)
+		rbd_lib.rados_shutdown(c);
+}
+
 void rbd_parent_free(struct rbd_parent *p)
 {
 	free(p->pool);

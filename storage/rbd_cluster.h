@@ -45,6 +45,8 @@ struct rbd_parent {
 	char *pool, *ns, *image, *snap;
 };
 
+/* The pool's context and the cluster connection, each when there is one (NULL: none). */
+void rbd_disconnect(rados_t c, rados_ioctx_t io);
 void rbd_parent_free(struct rbd_parent *p);
 int rbd_parent_parse(const char *text, struct rbd_parent *p);
 /* Clones parent (its protected snapshot) into `image` in io's pool, with vmlaunch's features. 0 or -errno (not

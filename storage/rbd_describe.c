@@ -118,8 +118,7 @@ static int check_parent(const struct vm_config *cfg, const struct disk_config *d
 out:
 	if (img)
 		rbd_lib.rbd_close(img);
-	if (io)
-		rbd_lib.rados_ioctx_destroy(io);
+	rbd_disconnect(NULL, io);
 	free(name);
 	rbd_parent_free(&p);
 	return r;
@@ -337,10 +336,7 @@ int rbd_describe(const struct storage_context *ctx, const struct disk_config *d,
 		else
 			r = describe_new(ctx, d, &s, name, c, t);
 	}
-	if (io)
-		rbd_lib.rados_ioctx_destroy(io);
-	if (c)
-		rbd_lib.rados_shutdown(c);
+	rbd_disconnect(c, io);
 	free(name);
 	rbd_spec_free(&s);
 	return r;

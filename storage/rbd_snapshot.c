@@ -59,14 +59,6 @@ static int connect_pool(const struct rbd_spec *s, rados_t *c, rados_ioctx_t *io)
 	return 0;
 }
 
-static void disconnect(rados_t c, rados_ioctx_t io)
-{
-	if (io)
-		rbd_lib.rados_ioctx_destroy(io);
-	if (c)
-		rbd_lib.rados_shutdown(c);
-}
-
 /* The frozen image's snapshot unprotected and removed, then the image. Gone already: 0. Still cloned: -EBUSY. */
 static int remove_frozen(const struct rbd_spec *s)
 {
@@ -105,7 +97,7 @@ static int remove_frozen(const struct rbd_spec *s)
 	else if (r < 0)
 		log_errno(r, "cannot remove the frozen RBD image %s", name);
 out:
-	disconnect(c, io);
+	rbd_disconnect(c, io);
 	free(name);
 	return r;
 }
@@ -204,7 +196,7 @@ int rbd_snapshot_freeze(const struct vm_config *cfg, const struct disk_config *d
 	if (r == 0)
 		log_info("disk \"%s\": %s frozen as %s@%s", d->name, from, name, RBD_FROZEN_SNAP);
 out:
-	disconnect(c, io);
+	rbd_disconnect(c, io);
 	free(enc);
 	free(record);
 	free(name);
@@ -241,7 +233,7 @@ int rbd_snapshot_check(const char *file, const char *disk)
 			      disk, name, RBD_FROZEN_SNAP);
 	else if (r < 0)
 		r = log_errno(r, "disk \"%s\": cannot check the snapshot's frozen RBD image %s", disk, name);
-	disconnect(c, io);
+	rbd_disconnect(c, io);
 	free(name);
 	rbd_spec_free(&s);
 	return r;
@@ -277,7 +269,7 @@ int rbd_snapshot_clone(const struct vm_config *cfg, const struct disk_config *d,
 		else
 			log_info("disk \"%s\": %s cloned from %s@%s", d->name, name, parent, RBD_FROZEN_SNAP);
 	}
-	disconnect(c, io);
+	rbd_disconnect(c, io);
 	free(name);
 	free(parent);
 	rbd_spec_free(&run);
