@@ -488,19 +488,27 @@ int snapshot_restore_disks(const struct snapshot *s, const struct plan *p, struc
 	return 0;
 }
 
-/* The UEFI variable store as saved, over the fresh copy this run made (firmware_vars_prepare): the file then agrees
- * with the flash content in the state, which qemu writes back to it once the restored VM runs. */
-int snapshot_restore_varstore(const struct snapshot *s, const struct plan *p)
+/* A UEFI guest's variable store between this run's file and the snapshot directory `dir`: frozen there after a
+ * save's qemu quit (it then holds every variable written before the save), or copied back over a restore's fresh
+ * store (firmware_vars_prepare's), so the file agrees with the flash content in the state, which qemu writes back
+ * to it once the restored VM runs. */
+static int copy_varstore(const struct plan *p, const char *dir, bool freeze)
 {
 	char *frozen;
 	int r;
 
 	if (!p->uefi)
 		return 0;
-	frozen = xasprintf("%s/" SNAPSHOT_UEFI_VARS, s->dir);
-	r = populate_copy_raw(frozen, p->uefi_vars, POPULATE_RAW_CREATE);
+	frozen = xasprintf("%s/" SNAPSHOT_UEFI_VARS, dir);
+	r = freeze ? populate_copy_raw(p->uefi_vars, frozen, POPULATE_RAW_CREATE)
+		   : populate_copy_raw(frozen, p->uefi_vars, POPULATE_RAW_CREATE);
 	free(frozen);
 	return r;
+}
+
+int snapshot_restore_varstore(const struct snapshot *s, const struct plan *p)
+{
+	return copy_varstore(p, s->dir, false);
 }
 
 /* tmp → dir, replacing an older snapshot there; each name journaled first, so a kill leaves neither behind. */
@@ -597,20 +605,6 @@ static int freeze_files(const struct snapshot *s, const struct plan *p, struct v
 	return r;
 }
 
-/* After qemu quit: the store holds every variable the firmware and the guest wrote before the save. */
-static int freeze_varstore(const struct snapshot *s, const struct plan *p)
-{
-	char *frozen;
-	int r;
-
-	if (!p->uefi)
-		return 0;
-	frozen = xasprintf("%s/" SNAPSHOT_UEFI_VARS, s->tmp);
-	r = populate_copy_raw(p->uefi_vars, frozen, POPULATE_RAW_CREATE);
-	free(frozen);
-	return r;
-}
-
 int snapshot_save(const struct snapshot *s, const struct plan *p, const struct qemu_cmdline *c, struct vm_process *vm,
 		  int sigfd, struct journal *journal)
 {
@@ -632,7 +626,7 @@ int snapshot_save(const struct snapshot *s, const struct plan *p, const struct q
 		r = freeze_files(s, p, vm, journal);
 	}
 	if (r == 0)
-		r = freeze_varstore(s, p);
+		r = copy_varstore(p, s->tmp, true);
 	if (r == 0)
 		test_hook_stop_at("snapshot-frozen"); /* the disks' frozen images written too, still no manifest */
 	if (r == 0)
