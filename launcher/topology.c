@@ -1,9 +1,8 @@
-/* Reads the host's CPU and memory topology through libnuma and sysfs; read-only. */
+/* Reads the host's CPU and memory topology through sysfs, and libnuma where there is more than one node; read-only. */
 #define _GNU_SOURCE
 #include "topology.h"
 
 #include <errno.h>
-#include <numa.h>
 #include <sched.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -11,6 +10,7 @@
 #include <unistd.h>
 
 #include "log.h"
+#include "numa_lib.h"
 #include "strv.h"
 
 const char *hugepage_size_name(int size)
@@ -73,7 +73,38 @@ static unsigned sibling_core(unsigned cpu)
 	return core;
 }
 
+/* More than one node online. A kernel without NUMA has no such file; one node reads "0". */
+static bool several_nodes(void)
+{
+	char buf[64] = "";
+	FILE *f = fopen("/sys/devices/system/node/online", "re");
+	bool several;
+
+	if (!f)
+		return false;
+	several = fgets(buf, sizeof(buf), f) && strcmp(buf, "0\n") != 0;
+	fclose(f);
+	return several;
+}
+
+/* libnuma works (loaded, and the kernel answers its calls); a host that should have it and cannot load it is said. */
+static bool libnuma_usable(void)
+{
+	const char *why;
+
+	if (numa_lib_load(&why) < 0) {
+		log_warn("%s; CPUs and memory are placed as if the host had one NUMA node", why);
+		return false;
+	}
+	return numa_lib.numa_available() >= 0;
+}
+
 int topology_probe(struct topology *t)
+{
+	return topology_probe_using(t, several_nodes());
+}
+
+int topology_probe_using(struct topology *t, bool libnuma)
 {
 	cpu_set_t allowed;
 	long ncpu = sysconf(_SC_NPROCESSORS_CONF);
@@ -87,17 +118,18 @@ int topology_probe(struct topology *t)
 	for (unsigned c = 0; c <= t->max_cpu; c++)
 		t->core_of[c] = sibling_core(c);
 
-	t->numa = numa_available() >= 0;
-	max_node = t->numa ? numa_max_node() : 0;
+	t->numa = libnuma && libnuma_usable();
+	max_node = t->numa ? numa_lib.numa_max_node() : 0;
 	t->nodes = xcalloc((size_t)max_node + 1, sizeof(*t->nodes));
 	for (int node = 0; node <= max_node; node++) {
 		struct topology_node *n = &t->nodes[t->n_nodes];
-		struct bitmask *mask = t->numa ? numa_allocate_cpumask() : NULL;
+		struct bitmask *mask = t->numa ? numa_lib.numa_allocate_cpumask() : NULL;
 		long long free_bytes = 0;
 
 		n->id = (unsigned)node;
-		if (t->numa && (numa_node_to_cpus(node, mask) < 0 || numa_node_size64(node, &free_bytes) < 0)) {
-			numa_free_cpumask(mask);
+		if (t->numa && (numa_lib.numa_node_to_cpus(node, mask) < 0 ||
+				numa_lib.numa_node_size64(node, &free_bytes) < 0)) {
+			numa_lib.numa_bitmask_free(mask);
 			continue; /* a hole in the node numbering */
 		}
 		n->mem_free = free_bytes > 0 ? (uint64_t)free_bytes : 0;
@@ -107,12 +139,12 @@ int topology_probe(struct topology *t)
 			n->mem_free = pages > 0 && size > 0 ? (uint64_t)pages * (uint64_t)size : 0;
 		}
 		for (unsigned c = 0; c <= t->max_cpu && c < CPU_SETSIZE; c++)
-			if (CPU_ISSET(c, &allowed) && (!mask || numa_bitmask_isbitset(mask, c))) {
+			if (CPU_ISSET(c, &allowed) && (!mask || numa_lib.numa_bitmask_isbitset(mask, c))) {
 				n->cpus.cpu = xrealloc(n->cpus.cpu, (n->cpus.n + 1) * sizeof(unsigned));
 				n->cpus.cpu[n->cpus.n++] = c;
 			}
 		if (mask)
-			numa_free_cpumask(mask);
+			numa_lib.numa_bitmask_free(mask);
 		read_hugepages(n, t->numa);
 		t->n_nodes++;
 	}

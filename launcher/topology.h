@@ -18,14 +18,18 @@ struct topology_node {
 };
 
 struct topology {
-	bool numa; /* libnuma works: nodes are real; otherwise one pseudo-node 0 and the global hugepage pool */
+	bool numa; /* libnuma is used: nodes are real; otherwise one pseudo-node 0 and the global hugepage pool */
 	struct topology_node *nodes;
 	size_t n_nodes;
 	unsigned *core_of; /* core_of[cpu]: the lowest CPU among its SMT siblings; indexed up to max_cpu */
 	unsigned max_cpu;
 };
 
+/* libnuma is loaded only where more than one node is online; with one node (or a kernel without NUMA) the host is
+ * one pseudo-node 0 with the global hugepage pool, which is that node's. */
 int topology_probe(struct topology *t);
+/* The same with the choice made by the caller: LIBNUMA asks libnuma even on one node (a test compares both). */
+int topology_probe_using(struct topology *t, bool libnuma);
 void topology_free(struct topology *t);
 const char *hugepage_size_name(int size); /* "2M", "1G" */
 unsigned long hugepage_size_kib(int size);

@@ -7,21 +7,21 @@
 #define CURL_DISABLE_TYPECHECK
 #include <curl/curl.h>
 
+#include "dl_lib.h"
+
 /* Every libcurl function vmlaunch calls; the header still gives their types. */
 #define CURL_LIB_FUNCTIONS(X)                                                                                          \
 	X(curl_global_init) X(curl_easy_init) X(curl_easy_setopt) X(curl_easy_perform) X(curl_easy_getinfo)           \
 	X(curl_easy_cleanup) X(curl_easy_strerror)
 
-#define CURL_LIB_POINTER(name) __typeof__(name) *name;
 struct curl_lib {
-	CURL_LIB_FUNCTIONS(CURL_LIB_POINTER)
+	CURL_LIB_FUNCTIONS(DL_LIB_POINTER)
 };
-#undef CURL_LIB_POINTER
 
 /* Filled by curl_lib_load(); call through it only after that returned 0. */
 extern struct curl_lib curl_lib;
 
-/* dlopens libcurl, resolves the table and runs curl_global_init, once per process. Returns 0, or -ELIBACC with *why
+/* Loads libcurl, resolves the table and runs curl_global_init, once per process. Returns 0, or -ELIBACC with *why
  * saying what is missing (static text, for the caller's one message). */
 int curl_lib_load(const char **why);
 

@@ -6,6 +6,8 @@
 #include <rados/librados.h>
 #include <rbd/librbd.h>
 
+#include "dl_lib.h"
+
 /* Every librados/librbd function vmlaunch calls; the headers still give their types. */
 #define RBD_LIB_RADOS_FUNCTIONS(X)                                                                                     \
 	X(rados_create2) X(rados_conf_read_file) X(rados_conf_set) X(rados_conf_get) X(rados_connect)                 \
@@ -17,17 +19,15 @@
 	X(rbd_watchers_list_cleanup) X(rbd_copy4) X(rbd_snap_create) X(rbd_snap_protect) X(rbd_snap_unprotect)      \
 	X(rbd_snap_remove)
 
-#define RBD_LIB_POINTER(name) __typeof__(name) *name;
 struct rbd_lib {
-	RBD_LIB_RADOS_FUNCTIONS(RBD_LIB_POINTER)
-	RBD_LIB_RBD_FUNCTIONS(RBD_LIB_POINTER)
+	RBD_LIB_RADOS_FUNCTIONS(DL_LIB_POINTER)
+	RBD_LIB_RBD_FUNCTIONS(DL_LIB_POINTER)
 };
-#undef RBD_LIB_POINTER
 
 /* Filled by rbd_lib_load(); call through it only after that returned 0. */
 extern struct rbd_lib rbd_lib;
 
-/* dlopens both libraries and resolves the table, once per process. Returns 0, or -ELIBACC with *why saying what is
+/* Loads both libraries and resolves the table, once per process. Returns 0, or -ELIBACC with *why saying what is
  * missing (static text, for the caller's one message). */
 int rbd_lib_load(const char **why);
 
