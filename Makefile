@@ -7,7 +7,8 @@ VERSION := $(shell git describe --always --dirty 2>/dev/null || echo 0.1)
 DEPS_BUILD := gcc make pkg-config libinih-dev libjson-c-dev liburing-dev librbd-dev libnuma-dev \
 	libgoogle-perftools-dev libcap-ng-dev libcmocka-dev libmnl-dev \
 	libcurl4-openssl-dev nettle-dev
-DEPS_RUN := qemu-system-x86 qemu-utils busybox-static linux-image-amd64 cpio xz-utils kmod swtpm libcurl4 libnuma1
+DEPS_RUN := qemu-system-x86 qemu-utils busybox-static linux-image-amd64 cpio xz-utils kmod swtpm libcurl4 libnuma1 \
+	libmnl0
 DEPS_TEST := python3 python3-pytest python3-rados python3-rbd iproute2 iputils-ping
 include tests/images/images.mk
 DEPS := $(DEPS_BUILD) $(DEPS_RUN) $(DEPS_TEST) $(DEPS_IMAGES)
@@ -15,13 +16,13 @@ DEPS := $(DEPS_BUILD) $(DEPS_RUN) $(DEPS_TEST) $(DEPS_IMAGES)
 PKG_CFLAGS := $(shell pkg-config --cflags inih json-c liburing 2>/dev/null)
 # librbd and librados are not linked: storage/rbd_lib.c dlopens them for configs with an RBD disk (dlopen is in libc
 # since glibc 2.34, Debian 12 has 2.36: no -ldl). librbd-dev stays a build dependency for their headers. Likewise
-# libcurl (storage/curl_lib.c), for a source = URL, and libnuma (launcher/numa_lib.c), on a host with more than one
-# NUMA node (its constructor reads /proc and sysfs at every start); nettle's SHA-256 is linked in from its .a.
-# The small libraries every run needs are linked in from their -dev packages' .a files, libc stays shared: each
-# shared one cost every start a loader lookup, mmaps and relocations (~3 ms of CPU for five of them here). Debian
-# ships libmnl (taps' netlink) as a shared library only.
+# libcurl (storage/curl_lib.c), for a source = URL; libnuma (launcher/numa_lib.c), on a host with more than one NUMA
+# node (its constructor reads /proc and sysfs at every start); libmnl (launcher/mnl_lib.c), for a tap, since Debian
+# ships it as a shared library only. The small libraries every run needs are linked in from their -dev packages' .a
+# files (nettle for SHA-256 too), libc stays shared: each shared one cost every start a loader lookup, mmaps and
+# relocations (~3 ms of CPU for five of them here). `ldd build/vmlaunch` shows libc alone.
 PKG_LIBS := -Wl,-Bstatic $(shell pkg-config --libs inih json-c liburing 2>/dev/null || echo -linih -ljson-c -luring) \
-	-lcap-ng -lnettle -Wl,-Bdynamic -lmnl
+	-lcap-ng -lnettle -Wl,-Bdynamic
 WARN := -std=gnu11 -Wall -Wextra -Werror
 CPPFLAGS += -Ilauncher -Istorage -DVMLAUNCH_VERSION='"$(VERSION)"'
 CFLAGS ?= -O2 -g

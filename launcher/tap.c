@@ -5,7 +5,6 @@
 
 #include <errno.h>
 #include <fcntl.h>
-#include <libmnl/libmnl.h>
 #include <linux/if_tun.h>
 #include <linux/rtnetlink.h>
 #include <net/if.h>
@@ -19,6 +18,7 @@
 
 #include "journal.h"
 #include "log.h"
+#include "mnl_lib.h"
 #include "strv.h"
 
 unsigned tap_bridge_index(const char *bridge)
@@ -30,12 +30,12 @@ unsigned tap_bridge_index(const char *bridge)
 	return index;
 }
 
-/* One RTM_NEWLINK/RTM_DELLINK request on NAME, acknowledged. */
+/* One RTM_NEWLINK/RTM_DELLINK request on NAME, acknowledged; libmnl is loaded (mnl_lib_load). */
 static int link_request(uint16_t type, const char *name, unsigned master, bool up)
 {
 	char buf[MNL_SOCKET_BUFFER_SIZE];
-	struct mnl_socket *nl = mnl_socket_open(NETLINK_ROUTE);
-	struct nlmsghdr *nlh = mnl_nlmsg_put_header(buf);
+	struct mnl_socket *nl = mnl_lib.mnl_socket_open(NETLINK_ROUTE);
+	struct nlmsghdr *nlh = mnl_lib.mnl_nlmsg_put_header(buf);
 	struct ifinfomsg *ifm;
 	unsigned seq = (unsigned)time(NULL), portid;
 	int r = 0;
@@ -46,33 +46,35 @@ static int link_request(uint16_t type, const char *name, unsigned master, bool u
 	nlh->nlmsg_type = type;
 	nlh->nlmsg_flags = NLM_F_REQUEST | NLM_F_ACK;
 	nlh->nlmsg_seq = seq;
-	ifm = mnl_nlmsg_put_extra_header(nlh, sizeof(*ifm));
+	ifm = mnl_lib.mnl_nlmsg_put_extra_header(nlh, sizeof(*ifm));
 	ifm->ifi_family = AF_UNSPEC;
 	if (up) {
 		ifm->ifi_change = IFF_UP;
 		ifm->ifi_flags = IFF_UP;
 	}
-	mnl_attr_put_strz(nlh, IFLA_IFNAME, name);
+	mnl_lib.mnl_attr_put_strz(nlh, IFLA_IFNAME, name);
 	if (master)
-		mnl_attr_put_u32(nlh, IFLA_MASTER, master);
-	if (mnl_socket_bind(nl, 0, MNL_SOCKET_AUTOPID) < 0 || mnl_socket_sendto(nl, nlh, nlh->nlmsg_len) < 0) {
+		mnl_lib.mnl_attr_put_u32(nlh, IFLA_MASTER, master);
+	if (mnl_lib.mnl_socket_bind(nl, 0, MNL_SOCKET_AUTOPID) < 0 ||
+	    mnl_lib.mnl_socket_sendto(nl, nlh, nlh->nlmsg_len) < 0) {
 		r = -errno;
 		goto out;
 	}
-	portid = mnl_socket_get_portid(nl);
-	n = mnl_socket_recvfrom(nl, buf, sizeof(buf));
+	portid = mnl_lib.mnl_socket_get_portid(nl);
+	n = mnl_lib.mnl_socket_recvfrom(nl, buf, sizeof(buf));
 	if (n < 0)
 		r = -errno;
-	else if (mnl_cb_run(buf, (size_t)n, seq, portid, NULL, NULL) < 0)
+	else if (mnl_lib.mnl_cb_run(buf, (size_t)n, seq, portid, NULL, NULL) < 0)
 		r = -errno; /* the kernel's answer to the request */
 out:
-	mnl_socket_close(nl);
+	mnl_lib.mnl_socket_close(nl);
 	return r;
 }
 
 /* Only a tun/tap device is ever deleted: what the journal names must be one vmlaunch could have made. */
 static int tap_remove_undo(const char *name, const char *state_dir)
 {
+	const char *why;
 	char *flags;
 	bool is_tap;
 	int r;
@@ -85,6 +87,10 @@ static int tap_remove_undo(const char *name, const char *state_dir)
 	free(flags);
 	if (!is_tap)
 		return 0; /* gone with its last fd, or never made */
+	if (mnl_lib_load(&why) < 0) {
+		log_error("cannot remove tap %s: %s", name, why);
+		return -ELIBACC;
+	}
 	r = link_request(RTM_DELLINK, name, 0, false);
 	if (r < 0 && r != -ENODEV)
 		return log_errno(r, "cannot remove tap %s", name);
@@ -113,7 +119,7 @@ static int open_queue(const char *name, int *fd)
 
 int tap_open(const struct net_plan *n, struct journal *j, int *fds, int *vhost_fds)
 {
-	const char *name = n->tap;
+	const char *name = n->tap, *why;
 	int r;
 
 	/* vhost_fds has room only when vhost is on */
@@ -121,6 +127,10 @@ int tap_open(const struct net_plan *n, struct journal *j, int *fds, int *vhost_f
 		fds[i] = -1;
 		if (n->vhost)
 			vhost_fds[i] = -1;
+	}
+	if (mnl_lib_load(&why) < 0) {
+		log_error("net \"%s\": tap %s: %s", n->cfg->name, name, why);
+		return -ELIBACC;
 	}
 	if (if_nametoindex(name))
 		return log_errno(EEXIST, "net \"%s\": interface %s exists already (another VM's tap, or tap = names one in "

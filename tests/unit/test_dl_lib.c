@@ -10,6 +10,7 @@
 
 #include "curl_lib.h"
 #include "dl_lib.h"
+#include "mnl_lib.h"
 #include "plan.h"
 #include "rbd_lib.h"
 #include "storage.h"
@@ -70,6 +71,20 @@ static void test_curl_loaded_only_when_used(void **state)
 	assert_int_equal(curl_lib_load(&why), 0);
 }
 
+static void test_mnl_loaded_only_for_a_tap(void **state)
+{
+	const char *why = NULL;
+	(void)state;
+
+	plan_maps_nothing(PLAIN "[net user]\nmode = user\n", "libmnl.so");
+	/* what tap_open and the tap-remove undo do first */
+	assert_int_equal(mnl_lib_load(&why), 0);
+	assert_true(library_mapped("libmnl.so"));
+	assert_non_null(mnl_lib.mnl_socket_open);
+	assert_non_null(mnl_lib.mnl_cb_run);
+	assert_int_equal(mnl_lib_load(&why), 0);
+}
+
 /* A library that is not there, or lacks a function: -ELIBACC, a message naming it and its package, and no table
  * marked ready (the next call tries again rather than call through a half-filled one). */
 static void test_load_failures_are_said_and_retried(void **state)
@@ -101,6 +116,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_rbd_loaded_only_when_used),
 		cmocka_unit_test(test_curl_loaded_only_when_used),
+		cmocka_unit_test(test_mnl_loaded_only_for_a_tap),
 		cmocka_unit_test(test_load_failures_are_said_and_retried),
 	};
 
