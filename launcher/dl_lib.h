@@ -1,5 +1,5 @@
-/* A shared library vmlaunch loads on first use (libnuma, libcurl, librados, librbd): opened once, its functions
- * resolved by name into the caller's table of typed pointers. What needs none of them never maps them. */
+/* A shared library vmlaunch loads on first use (libnuma, libmnl, libcurl, librados, librbd): opened once, its
+ * functions resolved by name into the caller's table of typed pointers. What needs none of them never maps them. */
 #ifndef VMLAUNCH_DL_LIB_H
 #define VMLAUNCH_DL_LIB_H
 

@@ -1,6 +1,8 @@
 /* The one owner of libmnl: loaded on first use (dl_lib.h), its functions resolved into struct mnl_lib. */
 #include "mnl_lib.h"
 
+#include "dl_lib.h"
+
 struct mnl_lib mnl_lib;
 
 int mnl_lib_load(const char **why)
