@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import GUEST, VMLAUNCH, vmlaunch
+from conftest import GUEST, ROOT, VMLAUNCH, vmlaunch
 
 
 def as_nobody_with_root(base):
@@ -497,3 +497,22 @@ def test_forged_lvm_record_removes_no_volume_without_the_vms_tag(tmp_path):
     finally:
         subprocess.run(["vgremove", "-f", vg], capture_output=True)
         subprocess.run(["losetup", "-d", loop])
+
+
+def test_release_binary_is_built_hardened():
+    """build/vmlaunch (what `make install` installs; it runs as root) has Debian's hardening: the GOT read-only once
+    started (RELRO, bind now), a non-executable stack, stack canaries and fortified libc calls (imported _chk
+    functions), and it needs no shared library but libc and its loader."""
+    binary = ROOT / "build" / "vmlaunch"
+    dynamic = subprocess.run(["readelf", "-dW", binary], capture_output=True, text=True, check=True).stdout
+    segments = subprocess.run(["readelf", "-lW", binary], capture_output=True, text=True, check=True).stdout
+    symbols = subprocess.run(["nm", "-D", "--undefined-only", binary], capture_output=True, text=True,
+                             check=True).stdout
+    assert "BIND_NOW" in dynamic and "PIE" in dynamic, dynamic
+    assert "GNU_RELRO" in segments, segments
+    stack = [line for line in segments.splitlines() if "GNU_STACK" in line]
+    assert stack and stack[0].split()[-2] == "RW", segments
+    assert "__stack_chk_fail" in symbols, symbols
+    assert "__snprintf_chk" in symbols, symbols
+    needed = [line.split("[")[1].rstrip("]") for line in dynamic.splitlines() if "(NEEDED)" in line]
+    assert set(needed) <= {"libc.so.6", "ld-linux-x86-64.so.2"}, needed
