@@ -28,9 +28,10 @@ CPPFLAGS += -Ilauncher -Istorage -DVMLAUNCH_VERSION='"$(VERSION)"'
 CFLAGS ?= -O2 -g
 # The release binary runs as root: built with what `DEB_BUILD_MAINT_OPTIONS=hardening=+all dpkg-buildflags` gives on
 # Debian 12 (fortified libc calls, stack canaries, a GOT read-only once started), at no start time measurable here
-# (results.md 2b). The sanitized build has its own checks.
-HARDEN := -D_FORTIFY_SOURCE=2 -fstack-protector-strong -Wformat -Werror=format-security
-HARDEN_LD := -Wl,-z,relro -Wl,-z,now
+# (results.md 2b). The sanitized build has its own checks. For a debugger: `make HARDEN= CFLAGS='-O0 -g'` (fortifying
+# needs -O).
+HARDEN ?= -D_FORTIFY_SOURCE=2 -fstack-protector-strong -Wformat -Werror=format-security
+HARDEN_LD ?= -Wl,-z,relro -Wl,-z,now
 SAN := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
 
 SRC := $(wildcard launcher/*.c storage/*.c)
@@ -61,15 +62,16 @@ $(BUILD)/san/%.o: %.c
 $(BUILD)/version: FORCE
 	@mkdir -p $(BUILD); echo '$(VERSION)' | cmp -s - $@ || echo '$(VERSION)' > $@
 $(BUILD)/obj/launcher/main.o $(BUILD)/san/launcher/main.o: $(BUILD)/version
-# Likewise every release object when its flags change (make tracks files, not the command lines that made them).
+# Likewise the release objects and binary when their flags change (make tracks files, not the commands that made them).
+RELEASE_FLAGS := $(CC) $(WARN) $(CFLAGS) $(HARDEN) $(HARDEN_LD)
 $(BUILD)/cflags: FORCE
-	@mkdir -p $(BUILD); echo '$(CC) $(WARN) $(CFLAGS) $(HARDEN)' | cmp -s - $@ || echo '$(CC) $(WARN) $(CFLAGS) $(HARDEN)' > $@
+	@mkdir -p $(BUILD); echo '$(RELEASE_FLAGS)' | cmp -s - $@ || echo '$(RELEASE_FLAGS)' > $@
 $(OBJ): $(BUILD)/cflags
 .PHONY: FORCE
 FORCE:
 
-$(BUILD)/vmlaunch: $(OBJ)
-	$(CC) $(CFLAGS) $(HARDEN_LD) -o $@ $^ $(PKG_LIBS)
+$(BUILD)/vmlaunch: $(OBJ) $(BUILD)/cflags
+	$(CC) $(CFLAGS) $(HARDEN_LD) -o $@ $(OBJ) $(PKG_LIBS)
 
 # The sanitized build the system tests run.
 $(BUILD)/vmlaunch-san: $(SAN_OBJ)
