@@ -13,15 +13,6 @@
 	X(mnl_socket_close) X(mnl_nlmsg_put_header) X(mnl_nlmsg_put_extra_header) X(mnl_attr_put_strz)               \
 	X(mnl_attr_put_u32) X(mnl_cb_run)
 
-struct mnl_lib {
-	MNL_LIB_FUNCTIONS(DL_LIB_POINTER)
-};
-
-/* Filled by mnl_lib_load(); call through it only after that returned 0. */
-extern struct mnl_lib mnl_lib;
-
-/* Loads libmnl and resolves the table, once per process. Returns 0, or -ELIBACC with *why saying what is missing
- * (static text, for the caller's one message). */
-int mnl_lib_load(const char **why);
+DL_LIB_DECLARE(mnl, MNL_LIB_FUNCTIONS)
 
 #endif

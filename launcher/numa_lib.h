@@ -13,15 +13,6 @@
 	X(numa_available) X(numa_max_node) X(numa_allocate_cpumask) X(numa_bitmask_free) X(numa_node_to_cpus)         \
 	X(numa_node_size64) X(numa_bitmask_isbitset)
 
-struct numa_lib {
-	NUMA_LIB_FUNCTIONS(DL_LIB_POINTER)
-};
-
-/* Filled by numa_lib_load(); call through it only after that returned 0. */
-extern struct numa_lib numa_lib;
-
-/* Loads libnuma and resolves the table, once per process. Returns 0, or -ELIBACC with *why saying what is missing
- * (static text, for the caller's one message). */
-int numa_lib_load(const char **why);
+DL_LIB_DECLARE(numa, NUMA_LIB_FUNCTIONS)
 
 #endif

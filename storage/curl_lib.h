@@ -14,15 +14,7 @@
 	X(curl_global_init) X(curl_easy_init) X(curl_easy_setopt) X(curl_easy_perform) X(curl_easy_getinfo)           \
 	X(curl_easy_cleanup) X(curl_easy_strerror)
 
-struct curl_lib {
-	CURL_LIB_FUNCTIONS(DL_LIB_POINTER)
-};
-
-/* Filled by curl_lib_load(); call through it only after that returned 0. */
-extern struct curl_lib curl_lib;
-
-/* Loads libcurl, resolves the table and runs curl_global_init, once per process. Returns 0, or -ELIBACC with *why
- * saying what is missing (static text, for the caller's one message). */
-int curl_lib_load(const char **why);
+/* curl_lib_load runs curl_global_init too, once. */
+DL_LIB_DECLARE(curl, CURL_LIB_FUNCTIONS)
 
 #endif

@@ -19,16 +19,9 @@
 	X(rbd_watchers_list_cleanup) X(rbd_copy4) X(rbd_snap_create) X(rbd_snap_protect) X(rbd_snap_unprotect)      \
 	X(rbd_snap_remove)
 
-struct rbd_lib {
-	RBD_LIB_RADOS_FUNCTIONS(DL_LIB_POINTER)
-	RBD_LIB_RBD_FUNCTIONS(DL_LIB_POINTER)
-};
+#define RBD_LIB_FUNCTIONS(X) RBD_LIB_RADOS_FUNCTIONS(X) RBD_LIB_RBD_FUNCTIONS(X)
 
-/* Filled by rbd_lib_load(); call through it only after that returned 0. */
-extern struct rbd_lib rbd_lib;
-
-/* Loads both libraries and resolves the table, once per process. Returns 0, or -ELIBACC with *why saying what is
- * missing (static text, for the caller's one message). */
-int rbd_lib_load(const char **why);
+/* rbd_lib_load loads both, librados first. */
+DL_LIB_DECLARE(rbd, RBD_LIB_FUNCTIONS)
 
 #endif
