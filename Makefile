@@ -113,7 +113,7 @@ run: deps
 unit: $(UNIT_BIN)
 	@set -e; for t in $(UNIT_BIN); do echo "== $$t"; $$t; done
 
-system: $(BUILD)/vmlaunch-san guest
+system: $(BUILD)/vmlaunch $(BUILD)/vmlaunch-san guest
 	VMLAUNCH=$(abspath $(BUILD)/vmlaunch-san) /usr/bin/python3 -m pytest -v tests/system
 
 # The full randomized kill matrix (not part of check): ITERATIONS=200 by default; prints the number of leaks.
