@@ -105,9 +105,15 @@ static long long ports_deadline(const struct supervisor *s)
 	return s->waiting_since + (long long)s->p->cfg->agent_timeout * 1000;
 }
 
+/* The ports are still awaited: not open yet, not given up on, and the VM not being stopped. */
+static bool watching_ports(const struct supervisor *s)
+{
+	return !s->ports_open && !s->ports_gave_up && !s->phase;
+}
+
 static void check_ports(struct supervisor *s)
 {
-	if (s->ports_open || s->ports_gave_up || s->phase || monotonic_ms() < ports_deadline(s))
+	if (!watching_ports(s) || monotonic_ms() < ports_deadline(s))
 		return;
 	log_error("the bundled guest did not open its ports within %u s of starting ([vm] agent-timeout): its boot "
 		  "hung, or is far slower than that here; stopping qemu",
@@ -546,7 +552,7 @@ static int poll_timeout(const struct supervisor *s)
 		timeout = nearer(timeout, ready_probe_timeout_ms(&s->probe));
 	if (!s->ready && !s->phase)
 		timeout = nearer(timeout, ms_until(s->next_status));
-	if (!s->ports_open && !s->ports_gave_up && !s->phase)
+	if (watching_ports(s))
 		timeout = nearer(timeout, ms_until(ports_deadline(s)));
 	return timeout;
 }
