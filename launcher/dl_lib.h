@@ -13,7 +13,7 @@ struct dl_lib {
 	bool ready;
 };
 
-/* For a table's X-macro list of function names: their names, and pointers to the table's fields. */
+/* For a table's X-macro list of function names: their names, and the table's fields (a typed pointer each). */
 #define DL_LIB_NAME(name) #name,
 #define DL_LIB_POINTER(name) __typeof__(name) *name;
 
@@ -28,10 +28,12 @@ struct dl_lib {
 	extern struct name##_lib name##_lib;                                                                           \
 	int name##_lib_load(const char **why);
 
+/* For the same list: the address of each field of the table a local `dl_lib_table` points at, for dl_lib_load. */
+#define DL_LIB_SLOT(name) (void **)&dl_lib_table->name,
+
 /* Defines what DL_LIB_DECLARE declared, for a library that needs nothing but its table loaded: SONAME is dlopened,
  * PACKAGE named when it is missing. libcurl (an init call after loading) and Ceph's (two libraries, in order) write
- * their own NAME_lib_load with dl_lib_load. */
-#define DL_LIB_SLOT(name) (void **)&dl_lib_table->name,
+ * their own NAME_lib_load with dl_lib_load and DL_LIB_SLOT. */
 #define DL_LIB_DEFINE(name, soname_, package_, LIST)                                                                   \
 	struct name##_lib name##_lib;                                                                                  \
 	int name##_lib_load(const char **why)                                                                          \

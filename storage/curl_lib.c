@@ -11,8 +11,8 @@ int curl_lib_load(const char **why)
 {
 	static struct dl_lib lib = { .soname = "libcurl.so.4", .package = "libcurl4" };
 	static const char *const names[] = { CURL_LIB_FUNCTIONS(DL_LIB_NAME) };
-#define CURL_LIB_SLOT(name) (void **)&curl_lib.name,
-	static void **const slots[] = { CURL_LIB_FUNCTIONS(CURL_LIB_SLOT) };
+	struct curl_lib *const dl_lib_table = &curl_lib;
+	void **const slots[] = { CURL_LIB_FUNCTIONS(DL_LIB_SLOT) };
 	static int ready;
 	int r;
 

@@ -13,9 +13,9 @@ int rbd_lib_load(const char **why)
 			     rbd = { .soname = "librbd.so.1", .package = "librbd1" };
 	static const char *const rados_names[] = { RBD_LIB_RADOS_FUNCTIONS(DL_LIB_NAME) },
 				 *const rbd_names[] = { RBD_LIB_RBD_FUNCTIONS(DL_LIB_NAME) };
-#define RBD_LIB_SLOT(name) (void **)&rbd_lib.name,
-	static void **const rados_slots[] = { RBD_LIB_RADOS_FUNCTIONS(RBD_LIB_SLOT) },
-		    **const rbd_slots[] = { RBD_LIB_RBD_FUNCTIONS(RBD_LIB_SLOT) };
+	struct rbd_lib *const dl_lib_table = &rbd_lib;
+	void **const rados_slots[] = { RBD_LIB_RADOS_FUNCTIONS(DL_LIB_SLOT) },
+	     **const rbd_slots[] = { RBD_LIB_RBD_FUNCTIONS(DL_LIB_SLOT) };
 	int r = dl_lib_load(&rados, rados_names, rados_slots, sizeof(rados_names) / sizeof(*rados_names), why);
 
 	return r < 0 ? r : dl_lib_load(&rbd, rbd_names, rbd_slots, sizeof(rbd_names) / sizeof(*rbd_names), why);
