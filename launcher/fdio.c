@@ -1,10 +1,11 @@
-/* Whole writes, stdio kept open and a monotonic clock, for the poll loops of qmp.c and supervise.c. */
+/* Whole writes, stdio kept open, a monotonic clock, and a small file's first line. */
 #define _GNU_SOURCE
 #include "fdio.h"
 
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
+#include <stdio.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -52,4 +53,16 @@ long long monotonic_ms(void)
 
 	clock_gettime(CLOCK_MONOTONIC, &ts);
 	return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+bool read_first_line(const char *path, char *buf, size_t size)
+{
+	FILE *f = fopen(path, "re");
+	bool read = f && fgets(buf, (int)size, f);
+
+	if (!read)
+		buf[0] = '\0';
+	if (f)
+		fclose(f);
+	return read;
 }

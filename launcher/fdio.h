@@ -1,8 +1,9 @@
-/* Small I/O helpers shared by the QMP client and the supervisor: whole writes on (non-)blocking fds, and the one
- * monotonic clock (timeouts, progress lines). */
+/* Small I/O helpers: whole writes on (non-)blocking fds, the one monotonic clock (timeouts, progress lines), and the
+ * first line of a small /proc or sysfs file. */
 #ifndef VMLAUNCH_FDIO_H
 #define VMLAUNCH_FDIO_H
 
+#include <stdbool.h>
 #include <stddef.h>
 
 /* Writes all of buf, waiting for POLLOUT on a non-blocking fd. 0 or -errno. */
@@ -12,5 +13,8 @@ int fd_write_all(int fd, const void *buf, size_t len);
 void stdio_keep_open(void);
 /* CLOCK_MONOTONIC in milliseconds. */
 long long monotonic_ms(void);
+/* The first line of PATH into buf, its newline kept (as fgets keeps it); false, with buf "", when the file cannot be
+ * opened or is empty. */
+bool read_first_line(const char *path, char *buf, size_t size);
 
 #endif

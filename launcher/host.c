@@ -10,6 +10,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "fdio.h"
 #include "ldcache.h"
 #include "log.h"
 #include "qemu_caps.h"
@@ -44,14 +45,9 @@ char *host_find_program(const char *name)
 /* The host kernel switches away from the TSC when it finds it unstable or out of sync between CPUs. */
 static bool probe_tsc_clocksource(void)
 {
-	char buf[32] = "";
-	FILE *f = fopen("/sys/devices/system/clocksource/clocksource0/current_clocksource", "re");
+	char buf[32];
 
-	if (!f)
-		return false;
-	if (!fgets(buf, sizeof(buf), f))
-		buf[0] = 0;
-	fclose(f);
+	read_first_line("/sys/devices/system/clocksource/clocksource0/current_clocksource", buf, sizeof(buf));
 	return !strcmp(buf, "tsc\n");
 }
 

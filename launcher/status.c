@@ -14,6 +14,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "fdio.h"
 #include "log.h"
 #include "plan.h"
 #include "process.h"
@@ -333,7 +334,7 @@ out:
 /* NAME's vmlaunch, from its pid file, if that pid still is a vmlaunch (a pid file can outlive its process). */
 static pid_t vmlaunch_pid(const char *root, const char *name)
 {
-	char *dir = state_dir_path(root, name), *pidfile = state_file(dir, STATE_PID), *comm_path, comm[32] = "";
+	char *dir = state_dir_path(root, name), *pidfile = state_file(dir, STATE_PID), *comm_path, comm[32];
 	FILE *f = fopen(pidfile, "re");
 	int pid = 0;
 
@@ -347,13 +348,8 @@ static pid_t vmlaunch_pid(const char *root, const char *name)
 	if (pid <= 0)
 		return -1;
 	comm_path = xasprintf("/proc/%d/comm", pid);
-	f = fopen(comm_path, "re");
+	read_first_line(comm_path, comm, sizeof(comm));
 	free(comm_path);
-	if (f) {
-		if (!fgets(comm, sizeof(comm), f))
-			comm[0] = '\0';
-		fclose(f);
-	}
 	return !strncmp(comm, "vmlaunch", 8) ? pid : -1;
 }
 

@@ -9,6 +9,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "fdio.h"
 #include "log.h"
 #include "numa_lib.h"
 #include "strv.h"
@@ -55,36 +56,26 @@ static void read_hugepages(struct topology_node *n, bool numa)
 static unsigned sibling_core(unsigned cpu)
 {
 	char *path = xasprintf("/sys/devices/system/cpu/cpu%u/topology/thread_siblings_list", cpu);
-	char buf[256] = "";
-	FILE *f = fopen(path, "re");
+	char buf[256];
 	struct cpulist l;
 	unsigned core = cpu;
 
-	free(path);
-	if (f) {
-		if (fgets(buf, sizeof(buf), f) && cpulist_parse(buf, &l) == 0) {
-			for (size_t i = 0; i < l.n; i++)
-				if (l.cpu[i] < core)
-					core = l.cpu[i];
-			cpulist_free(&l);
-		}
-		fclose(f);
+	if (read_first_line(path, buf, sizeof(buf)) && cpulist_parse(buf, &l) == 0) {
+		for (size_t i = 0; i < l.n; i++)
+			if (l.cpu[i] < core)
+				core = l.cpu[i];
+		cpulist_free(&l);
 	}
+	free(path);
 	return core;
 }
 
 /* More than one node online. A kernel without NUMA has no such file; one node reads "0". */
 static bool several_nodes(void)
 {
-	char buf[64] = "";
-	FILE *f = fopen("/sys/devices/system/node/online", "re");
-	bool several;
+	char buf[64];
 
-	if (!f)
-		return false;
-	several = fgets(buf, sizeof(buf), f) && strcmp(buf, "0\n") != 0;
-	fclose(f);
-	return several;
+	return read_first_line("/sys/devices/system/node/online", buf, sizeof(buf)) && strcmp(buf, "0\n") != 0;
 }
 
 /* libnuma works (loaded, and the kernel answers its calls); a host that should have it and cannot load it is said. */

@@ -12,7 +12,7 @@ FUZZ_SANITIZE := -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undef
 # (topology.c is here for hugepage_size_name). A file elsewhere being mid-change cannot break this build; an
 # "undefined reference" means one more file belongs here. --as-needed keeps what it does not call out of the binary.
 FUZZ_LIB_SRC := launcher/config.c launcher/config_check.c launcher/config_load.c launcher/config_report.c launcher/config_values.c launcher/plan.c launcher/plan_cpus.c launcher/qemu_argv.c launcher/cpulist.c \
-	launcher/topology.c launcher/numa_lib.c launcher/dl_lib.c launcher/strv.c launcher/log.c launcher/credentials.c
+	launcher/topology.c launcher/numa_lib.c launcher/dl_lib.c launcher/fdio.c launcher/strv.c launcher/log.c launcher/credentials.c
 FUZZ_SRC := tests/fuzz/fuzz_config.c $(FUZZ_LIB_SRC)
 FUZZ_DICT := tests/fuzz/config.dict
 FUZZ_CORPUS := $(BUILD)/fuzz/corpus
